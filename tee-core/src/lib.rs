@@ -1,0 +1,32 @@
+#![no_std]
+#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
+)]
+
+#[cfg(test)]
+extern crate std;
+
+mod fmt;
+mod sink;
+
+pub mod abi;
+pub mod action;
+pub mod codec;
+pub mod eip712;
+pub mod error;
+pub mod limits;
+pub mod primitives;
+pub mod rlp;
+pub mod signer;
+pub mod tx;
+
+#[cfg(feature = "hazmat")]
+pub mod hazmat;
+
+pub use action::{Action, ActionKind};
+pub use error::{Error, Result};
+pub use primitives::{Address, B256, U256};
+pub use signer::{Signature, Signed, SigningKey};

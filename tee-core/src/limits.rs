@@ -1,0 +1,117 @@
+//! Every size bound of tee-core, in one place.
+//!
+//! The signer runs on microcontrollers with a few KiB of RAM, so every field
+//! of every action has a fixed upper bound, enforced when an action is built
+//! or decoded ([`crate::Error::TooLong`]). The bounds are generous for what
+//! ERC-8004 agents send (URIs are `ipfs://` or `https://` links, tags are
+//! short labels); an agent that needs more must change them here, and the
+//! derived maxima below follow.
+
+/// `agentURI`, `newURI`, `endpoint`, `feedbackURI`, `responseURI`, `requestURI`.
+pub const MAX_URI_LEN: usize = 256;
+/// `tag1`, `tag2` (reputation) and `tag` (validation).
+pub const MAX_TAG_LEN: usize = 64;
+/// `metadataKey` in `setMetadata` and `register(string,(string,bytes)[])`.
+pub const MAX_METADATA_KEY_LEN: usize = 64;
+/// `metadataValue` in `setMetadata` and `register(string,(string,bytes)[])`.
+pub const MAX_METADATA_VALUE_LEN: usize = 256;
+/// Entries in `register(string,(string,bytes)[])`.
+pub const MAX_METADATA_ENTRIES: usize = 4;
+/// The `signature` argument of `setAgentWallet` (65 bytes for an EOA; ERC-1271
+/// wallets may need more).
+pub const MAX_WALLET_SIGNATURE_LEN: usize = 256;
+/// Calldata of a generic (blind) EIP-1559 transaction.
+pub const MAX_CALLDATA_LEN: usize = 1024;
+/// Message of an EIP-191 `personal_sign` action.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+
+/// Upper bound of the canonical (postcard) encoding of any [`crate::Action`].
+/// A test builds the largest action of every kind and checks this bound is
+/// reached exactly.
+pub const MAX_ACTION_LEN: usize = 1 + max(
+    max(AGENT_WALLET_SET_LEN, REGISTRY_TX_LEN),
+    max(GENERIC_TX_LEN, max(PERSONAL_MESSAGE_LEN, EIP712_PREHASHED_LEN)),
+);
+
+/// Upper bound of the ABI calldata of any registry call.
+pub const MAX_REGISTRY_CALLDATA_LEN: usize = max(
+    // register(string,(string,bytes)[])
+    4 + 2 * 32
+        + abi_tail(MAX_URI_LEN)
+        + 32
+        + MAX_METADATA_ENTRIES
+            * (32 + 2 * 32 + abi_tail(MAX_METADATA_KEY_LEN) + abi_tail(MAX_METADATA_VALUE_LEN)),
+    // giveFeedback: eight head words, four strings
+    4 + 8 * 32 + 2 * abi_tail(MAX_TAG_LEN) + 2 * abi_tail(MAX_URI_LEN),
+);
+
+/// Upper bound of the calldata of any transaction action.
+pub const MAX_TX_CALLDATA_LEN: usize = max(MAX_REGISTRY_CALLDATA_LEN, MAX_CALLDATA_LEN);
+
+/// Upper bound of a signed EIP-1559 transaction: type byte, list header and
+/// the twelve fields at their largest.
+pub const MAX_SIGNED_TX_LEN: usize = 1 + rlp_header(SIGNED_TX_PAYLOAD_LEN) + SIGNED_TX_PAYLOAD_LEN;
+
+const SIGNED_TX_PAYLOAD_LEN: usize = 3 * 9 // chain id, nonce, gas limit
+    + 2 * 17 // fees
+    + 21 // to
+    + 33 // value
+    + rlp_header(MAX_TX_CALLDATA_LEN) + MAX_TX_CALLDATA_LEN
+    + 1 // empty access list
+    + 1 // y parity
+    + 2 * 33; // r, s
+
+// postcard sizes: u64 varint <= 10 bytes, u128/i128 varint <= 19, length
+// prefixes are varints.
+const TX_PARAMS_LEN: usize = 3 * 10 + 2 * 19;
+const AGENT_WALLET_SET_LEN: usize = 10 + 20 + 32 + 20 + 20 + 10;
+const REGISTRY_TX_LEN: usize =
+    TX_PARAMS_LEN + 20 + 1 + max(REGISTER_WITH_METADATA_LEN, GIVE_FEEDBACK_LEN);
+const REGISTER_WITH_METADATA_LEN: usize = pc_bytes(MAX_URI_LEN)
+    + varint_len(MAX_METADATA_ENTRIES)
+    + MAX_METADATA_ENTRIES * (pc_bytes(MAX_METADATA_KEY_LEN) + pc_bytes(MAX_METADATA_VALUE_LEN));
+const GIVE_FEEDBACK_LEN: usize =
+    32 + 19 + 1 + 2 * pc_bytes(MAX_TAG_LEN) + 2 * pc_bytes(MAX_URI_LEN) + 32;
+const GENERIC_TX_LEN: usize = TX_PARAMS_LEN + 20 + 32 + pc_bytes(MAX_CALLDATA_LEN);
+const PERSONAL_MESSAGE_LEN: usize = pc_bytes(MAX_MESSAGE_LEN);
+const EIP712_PREHASHED_LEN: usize = 64;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// Length of a postcard varint.
+const fn varint_len(n: usize) -> usize {
+    let mut len = 1;
+    let mut v = n >> 7;
+    while v > 0 {
+        len += 1;
+        v >>= 7;
+    }
+    len
+}
+
+/// Postcard length-prefixed byte string of at most `n` bytes.
+const fn pc_bytes(n: usize) -> usize {
+    varint_len(n) + n
+}
+
+/// ABI tail of a dynamic `bytes`/`string`: length word plus padded data.
+pub(crate) const fn abi_tail(len: usize) -> usize {
+    32 + len.div_ceil(32) * 32
+}
+
+/// RLP header length for a payload of `len` bytes (string or list).
+pub(crate) const fn rlp_header(len: usize) -> usize {
+    if len < 56 {
+        1
+    } else {
+        let mut n = 1;
+        let mut v = len >> 8;
+        while v > 0 {
+            n += 1;
+            v >>= 8;
+        }
+        1 + n
+    }
+}

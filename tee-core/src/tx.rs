@@ -1,0 +1,276 @@
+//! EIP-1559 transactions: signing hash, signed encoding, and a strict
+//! decoder.
+//!
+//! `0x02 ‖ rlp([chainId, nonce, maxPriorityFeePerGas, maxFeePerGas, gasLimit,
+//! to, value, data, accessList])` is hashed for signing; the signed form
+//! appends `yParity, r, s`. Access lists are always empty and contract
+//! creation is not supported (see [`crate::action::TxParams`]).
+
+use sha3::{Digest, Keccak256};
+
+use crate::action::{Action, GenericTx, RegistryCall, RegistryTx, TxParams};
+use crate::error::{Error, Result};
+use crate::primitives::{Address, B256, U256};
+use crate::rlp::{self, Reader};
+use crate::signer::Signature;
+use crate::sink::{Sink, SliceWriter};
+
+/// The EIP-2718 type byte of EIP-1559 transactions.
+pub const TX_TYPE_EIP1559: u8 = 0x02;
+
+/// Calldata: raw bytes, or a registry call encoded on the fly.
+#[derive(Clone, Copy)]
+pub(crate) enum CallData<'a> {
+    Raw(&'a [u8]),
+    Registry(&'a RegistryCall),
+}
+
+/// The fields of a transaction action, borrowed.
+#[derive(Clone, Copy)]
+pub(crate) struct TxView<'a> {
+    params: &'a TxParams,
+    to: &'a Address,
+    value: U256,
+    data: CallData<'a>,
+}
+
+impl<'a> TxView<'a> {
+    pub(crate) fn registry(t: &'a RegistryTx) -> Self {
+        TxView {
+            params: &t.tx,
+            to: &t.registry,
+            value: U256::ZERO,
+            data: CallData::Registry(&t.call),
+        }
+    }
+
+    pub(crate) fn generic(t: &'a GenericTx) -> Self {
+        TxView { params: &t.tx, to: &t.to, value: t.value, data: CallData::Raw(&t.data) }
+    }
+
+    fn of(action: &'a Action) -> Result<Self> {
+        match action {
+            Action::RegistryTx(t) => Ok(TxView::registry(t)),
+            Action::GenericTx(t) => Ok(TxView::generic(t)),
+            _ => Err(Error::NotATransaction),
+        }
+    }
+
+    fn data_field_len(&self) -> usize {
+        match self.data {
+            CallData::Raw(b) => rlp::bytes_len(b),
+            // Registry calldata is at least a 4-byte selector, never one byte.
+            CallData::Registry(c) => {
+                let n = c.calldata_len();
+                rlp::header_len(n) + n
+            }
+        }
+    }
+
+    fn put_data<S: Sink>(&self, s: &mut S) {
+        match self.data {
+            CallData::Raw(b) => rlp::put_bytes(s, b),
+            CallData::Registry(c) => {
+                rlp::put_string_header(s, c.calldata_len());
+                c.write_calldata(s);
+            }
+        }
+    }
+
+    fn payload_len(&self, sig: Option<&Signature>) -> usize {
+        let p = self.params;
+        let mut n = rlp::uint_len(&p.chain_id.to_be_bytes())
+            + rlp::uint_len(&p.nonce.to_be_bytes())
+            + rlp::uint_len(&p.max_priority_fee_per_gas.to_be_bytes())
+            + rlp::uint_len(&p.max_fee_per_gas.to_be_bytes())
+            + rlp::uint_len(&p.gas_limit.to_be_bytes())
+            + 21
+            + rlp::uint_len(&self.value.0)
+            + self.data_field_len()
+            + 1;
+        if let Some(sig) = sig {
+            n += 1 + rlp::uint_len(&sig.r) + rlp::uint_len(&sig.s);
+        }
+        n
+    }
+
+    fn write<S: Sink>(&self, s: &mut S, sig: Option<&Signature>) {
+        let p = self.params;
+        s.put_byte(TX_TYPE_EIP1559);
+        rlp::put_list_header(s, self.payload_len(sig));
+        rlp::put_uint(s, &p.chain_id.to_be_bytes());
+        rlp::put_uint(s, &p.nonce.to_be_bytes());
+        rlp::put_uint(s, &p.max_priority_fee_per_gas.to_be_bytes());
+        rlp::put_uint(s, &p.max_fee_per_gas.to_be_bytes());
+        rlp::put_uint(s, &p.gas_limit.to_be_bytes());
+        rlp::put_bytes(s, &self.to.0);
+        rlp::put_uint(s, &self.value.0);
+        self.put_data(s);
+        rlp::put_list_header(s, 0);
+        if let Some(sig) = sig {
+            rlp::put_uint(s, &[u8::from(sig.y_parity)]);
+            rlp::put_uint(s, &sig.r);
+            rlp::put_uint(s, &sig.s);
+        }
+    }
+
+    fn encoded_len(&self, sig: Option<&Signature>) -> usize {
+        let payload = self.payload_len(sig);
+        1 + rlp::header_len(payload) + payload
+    }
+}
+
+/// The EIP-1559 signing hash.
+pub(crate) fn signing_hash(view: &TxView<'_>) -> B256 {
+    let mut h = Keccak256::new();
+    view.write(&mut h, None);
+    B256(h.finalize().into())
+}
+
+/// The unsigned transaction (`0x02 ‖ rlp(fields)`), whose keccak is the
+/// signing hash. Fails with [`Error::NotATransaction`] for other actions.
+pub fn encode_unsigned<'b>(action: &Action, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
+    let view = TxView::of(action)?;
+    let mut w = SliceWriter::new(buf);
+    view.write(&mut w, None);
+    w.finish()
+}
+
+/// The signed transaction, ready for `eth_sendRawTransaction` (at most
+/// [`crate::limits::MAX_SIGNED_TX_LEN`] bytes).
+pub fn encode_signed<'b>(
+    action: &Action,
+    sig: &Signature,
+    buf: &'b mut [u8],
+) -> Result<&'b mut [u8]> {
+    let view = TxView::of(action)?;
+    let mut w = SliceWriter::new(buf);
+    view.write(&mut w, Some(sig));
+    w.finish()
+}
+
+/// Length of [`encode_signed`]'s output.
+pub fn signed_len(action: &Action, sig: &Signature) -> Result<usize> {
+    Ok(TxView::of(action)?.encoded_len(Some(sig)))
+}
+
+/// The transaction hash: keccak-256 of the signed encoding.
+pub fn tx_hash(action: &Action, sig: &Signature) -> Result<B256> {
+    let view = TxView::of(action)?;
+    let mut h = Keccak256::new();
+    view.write(&mut h, Some(sig));
+    Ok(B256(h.finalize().into()))
+}
+
+impl GenericTx {
+    /// Decodes an unsigned EIP-1559 transaction, strictly.
+    pub fn decode_unsigned(bytes: &[u8]) -> Result<GenericTx> {
+        let (tx, fields) = decode_common(bytes)?;
+        if !fields.is_empty() {
+            return Err(Error::Malformed);
+        }
+        Ok(tx)
+    }
+
+    /// Decodes a signed EIP-1559 transaction, strictly; the signature must
+    /// be in range and low-S, as Ethereum requires.
+    pub fn decode_signed(bytes: &[u8]) -> Result<(GenericTx, Signature)> {
+        let (tx, mut fields) = decode_common(bytes)?;
+        let y_parity = match fields.u64()? {
+            0 => false,
+            1 => true,
+            _ => return Err(Error::InvalidSignature),
+        };
+        let r = fields.u256()?.0;
+        let s = fields.u256()?.0;
+        if !fields.is_empty() {
+            return Err(Error::Malformed);
+        }
+        let mut rsv = [0u8; 65];
+        rsv.get_mut(..32).ok_or(Error::Malformed)?.copy_from_slice(&r);
+        rsv.get_mut(32..64).ok_or(Error::Malformed)?.copy_from_slice(&s);
+        if let Some(v) = rsv.get_mut(64) {
+            *v = u8::from(y_parity);
+        }
+        let sig = Signature::from_bytes(&rsv)?;
+        Ok((tx, sig))
+    }
+}
+
+/// The nine fields every EIP-1559 transaction has; returns the reader
+/// positioned after the access list.
+fn decode_common(bytes: &[u8]) -> Result<(GenericTx, Reader<'_>)> {
+    let (&ty, rest) = bytes.split_first().ok_or(Error::Truncated)?;
+    if ty != TX_TYPE_EIP1559 {
+        return Err(Error::Unsupported);
+    }
+    let mut outer = Reader::new(rest);
+    let mut f = outer.list()?;
+    if !outer.is_empty() {
+        return Err(Error::TrailingBytes);
+    }
+    let tx = TxParams {
+        chain_id: f.u64()?,
+        nonce: f.u64()?,
+        max_priority_fee_per_gas: f.u128()?,
+        max_fee_per_gas: f.u128()?,
+        gas_limit: f.u64()?,
+    };
+    let to = match f.bytes()? {
+        [] => return Err(Error::Unsupported),
+        b => Address(b.try_into().map_err(|_| Error::Malformed)?),
+    };
+    let value = f.u256()?;
+    let data = heapless::Vec::from_slice(f.bytes()?).map_err(|_| Error::TooLong)?;
+    if !f.list()?.is_empty() {
+        return Err(Error::Unsupported);
+    }
+    Ok((GenericTx { tx, to, value, data }, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::bytes;
+
+    fn sample() -> Action {
+        Action::GenericTx(GenericTx {
+            tx: TxParams {
+                chain_id: 1,
+                nonce: 0,
+                max_priority_fee_per_gas: 2_000_000_000,
+                max_fee_per_gas: 100_000_000_000,
+                gas_limit: 21_000,
+            },
+            to: Address([0x35; 20]),
+            value: U256::from_u64(1_000_000_000_000_000_000),
+            data: bytes(&[]).unwrap(),
+        })
+    }
+
+    #[test]
+    fn unsigned_round_trip_and_hash() {
+        let a = sample();
+        let mut buf = [0u8; 512];
+        let enc = encode_unsigned(&a, &mut buf).unwrap().to_vec();
+        assert_eq!(crate::primitives::keccak256(&enc), a.digest());
+        let Action::GenericTx(g) = &a else { unreachable!() };
+        assert_eq!(&GenericTx::decode_unsigned(&enc).unwrap(), g);
+        // Trailing byte after the list, and a wrong type byte.
+        let mut t = enc.clone();
+        t.push(0);
+        assert_eq!(GenericTx::decode_unsigned(&t), Err(Error::TrailingBytes));
+        t = enc.clone();
+        t[0] = 0x01;
+        assert_eq!(GenericTx::decode_unsigned(&t), Err(Error::Unsupported));
+        assert_eq!(GenericTx::decode_unsigned(&[]), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn not_a_transaction() {
+        let a = Action::PersonalMessage(crate::action::PersonalMessage {
+            message: bytes(b"hi").unwrap(),
+        });
+        assert_eq!(encode_unsigned(&a, &mut [0u8; 64]), Err(Error::NotATransaction));
+    }
+}
