@@ -74,8 +74,10 @@ impl From<postcard::Error> for Error {
             P::DeserializeUnexpectedEnd => Error::Truncated,
             P::DeserializeBadEnum => Error::UnknownVariant,
             P::DeserializeBadUtf8 => Error::InvalidUtf8,
-            // heapless reports capacity overflow through serde's
-            // `invalid_length`, the only custom error our types raise.
+            // A serde custom error: heapless raises it for capacity overflow,
+            // and serde's derive for an unknown enum tag. Decoders of types
+            // with enums read the tags first (`Action::decode`), so what
+            // reaches here is an over-long field.
             P::SerdeDeCustom => Error::TooLong,
             P::SerializeBufferFull => Error::BufferTooSmall,
             _ => Error::Malformed,

@@ -26,6 +26,9 @@ pub mod tx;
 #[cfg(feature = "hazmat")]
 pub mod hazmat;
 
+/// Re-exported: action fields are `heapless` strings and vectors.
+pub use heapless;
+
 pub use action::{Action, ActionKind};
 pub use error::{Error, Result};
 pub use primitives::{Address, B256, U256};

@@ -1,1 +1,523 @@
-//! placeholder
+//! Shared pieces of the end-to-end and conformance tests: proptest
+//! strategies that generate every action kind (boundary sizes included), and
+//! an independent reference for each action's calldata and digest, built on
+//! alloy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use alloy_primitives as ap;
+use alloy_sol_types::{SolCall, SolStruct, eip712_domain, sol};
+use proptest::prelude::*;
+use tee_core::action::{
+    AgentWalletSet, Eip712Prehashed, GenericTx, MetadataEntry, PersonalMessage, RegistryCall,
+    RegistryTx, TxParams,
+};
+use tee_core::heapless;
+use tee_core::limits::*;
+use tee_core::{Action, ActionKind, Address, B256, U256};
+
+sol! {
+    /// The ERC-8004 v2.0.0 registry functions, as their Solidity sources declare them.
+    interface IIdentityRegistry {
+        struct MetadataEntry { string metadataKey; bytes metadataValue; }
+        function register() external returns (uint256 agentId);
+        function register(string agentURI) external returns (uint256 agentId);
+        function register(string agentURI, MetadataEntry[] metadata) external returns (uint256 agentId);
+        function setAgentURI(uint256 agentId, string newURI) external;
+        function setMetadata(uint256 agentId, string metadataKey, bytes metadataValue) external;
+        function setAgentWallet(uint256 agentId, address newWallet, uint256 deadline, bytes signature) external;
+        function unsetAgentWallet(uint256 agentId) external;
+    }
+    interface IReputationRegistry {
+        function giveFeedback(uint256 agentId, int128 value, uint8 valueDecimals, string tag1, string tag2, string endpoint, string feedbackURI, bytes32 feedbackHash) external;
+        function revokeFeedback(uint256 agentId, uint64 feedbackIndex) external;
+        function appendResponse(uint256 agentId, address clientAddress, uint64 feedbackIndex, string responseURI, bytes32 responseHash) external;
+    }
+    interface IValidationRegistry {
+        function validationRequest(address validatorAddress, uint256 agentId, string requestURI, bytes32 requestHash) external;
+        function validationResponse(bytes32 requestHash, uint8 response, string responseURI, bytes32 responseHash, string tag) external;
+    }
+}
+
+/// The identity registry's typed struct; its name is part of the EIP-712
+/// type hash, so it lives in its own module to keep it.
+pub mod typed {
+    alloy_sol_types::sol! {
+        struct AgentWalletSet { uint256 agentId; address newWallet; address owner; uint256 deadline; }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tee-core -> alloy conversions
+
+pub fn addr(a: &Address) -> ap::Address {
+    ap::Address::from(a.0)
+}
+pub fn u256(v: &U256) -> ap::U256 {
+    ap::U256::from_be_bytes(v.0)
+}
+pub fn b256(v: &B256) -> ap::B256 {
+    ap::B256::from(v.0)
+}
+fn s(t: &str) -> String {
+    t.to_owned()
+}
+fn b(v: &[u8]) -> ap::Bytes {
+    ap::Bytes::copy_from_slice(v)
+}
+
+/// alloy's ABI encoding of a registry call.
+pub fn alloy_calldata(call: &RegistryCall) -> Vec<u8> {
+    use IIdentityRegistry as I;
+    use IReputationRegistry as R;
+    use IValidationRegistry as V;
+    use RegistryCall as C;
+    match call {
+        C::Register => I::register_0Call {}.abi_encode(),
+        C::RegisterWithUri { agent_uri } => {
+            I::register_1Call { agentURI: s(agent_uri) }.abi_encode()
+        }
+        C::RegisterWithMetadata { agent_uri, metadata } => I::register_2Call {
+            agentURI: s(agent_uri),
+            metadata: metadata
+                .iter()
+                .map(|e| I::MetadataEntry { metadataKey: s(&e.key), metadataValue: b(&e.value) })
+                .collect(),
+        }
+        .abi_encode(),
+        C::SetAgentUri { agent_id, new_uri } => {
+            I::setAgentURICall { agentId: u256(agent_id), newURI: s(new_uri) }.abi_encode()
+        }
+        C::SetMetadata { agent_id, key, value } => I::setMetadataCall {
+            agentId: u256(agent_id),
+            metadataKey: s(key),
+            metadataValue: b(value),
+        }
+        .abi_encode(),
+        C::SetAgentWallet { agent_id, new_wallet, deadline, signature } => I::setAgentWalletCall {
+            agentId: u256(agent_id),
+            newWallet: addr(new_wallet),
+            deadline: ap::U256::from(*deadline),
+            signature: b(signature),
+        }
+        .abi_encode(),
+        C::UnsetAgentWallet { agent_id } => {
+            I::unsetAgentWalletCall { agentId: u256(agent_id) }.abi_encode()
+        }
+        C::GiveFeedback {
+            agent_id,
+            value,
+            value_decimals,
+            tag1,
+            tag2,
+            endpoint,
+            feedback_uri,
+            feedback_hash,
+        } => R::giveFeedbackCall {
+            agentId: u256(agent_id),
+            value: *value,
+            valueDecimals: *value_decimals,
+            tag1: s(tag1),
+            tag2: s(tag2),
+            endpoint: s(endpoint),
+            feedbackURI: s(feedback_uri),
+            feedbackHash: b256(feedback_hash),
+        }
+        .abi_encode(),
+        C::RevokeFeedback { agent_id, feedback_index } => {
+            R::revokeFeedbackCall { agentId: u256(agent_id), feedbackIndex: *feedback_index }
+                .abi_encode()
+        }
+        C::AppendResponse {
+            agent_id,
+            client_address,
+            feedback_index,
+            response_uri,
+            response_hash,
+        } => R::appendResponseCall {
+            agentId: u256(agent_id),
+            clientAddress: addr(client_address),
+            feedbackIndex: *feedback_index,
+            responseURI: s(response_uri),
+            responseHash: b256(response_hash),
+        }
+        .abi_encode(),
+        C::ValidationRequest { validator_address, agent_id, request_uri, request_hash } => {
+            V::validationRequestCall {
+                validatorAddress: addr(validator_address),
+                agentId: u256(agent_id),
+                requestURI: s(request_uri),
+                requestHash: b256(request_hash),
+            }
+            .abi_encode()
+        }
+        C::ValidationResponse { request_hash, response, response_uri, response_hash, tag } => {
+            V::validationResponseCall {
+                requestHash: b256(request_hash),
+                response: *response,
+                responseURI: s(response_uri),
+                responseHash: b256(response_hash),
+                tag: s(tag),
+            }
+            .abi_encode()
+        }
+    }
+}
+
+/// alloy's EIP-1559 transaction for a transaction action.
+pub fn alloy_tx(action: &Action) -> Option<alloy_consensus::TxEip1559> {
+    let (p, to, value, input) = match action {
+        Action::RegistryTx(t) => (&t.tx, &t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
+        Action::GenericTx(t) => (&t.tx, &t.to, u256(&t.value), t.data.to_vec()),
+        _ => return None,
+    };
+    Some(alloy_consensus::TxEip1559 {
+        chain_id: p.chain_id,
+        nonce: p.nonce,
+        gas_limit: p.gas_limit,
+        max_fee_per_gas: p.max_fee_per_gas,
+        max_priority_fee_per_gas: p.max_priority_fee_per_gas,
+        to: ap::TxKind::Call(addr(to)),
+        value,
+        access_list: Default::default(),
+        input: input.into(),
+    })
+}
+
+/// The digest alloy computes for `action`.
+pub fn alloy_digest(action: &Action) -> ap::B256 {
+    use alloy_consensus::SignableTransaction;
+    match action {
+        Action::AgentWalletSet(w) => {
+            let domain = eip712_domain! {
+                name: "ERC8004IdentityRegistry",
+                version: "1",
+                chain_id: w.chain_id,
+                verifying_contract: addr(&w.identity_registry),
+            };
+            typed::AgentWalletSet {
+                agentId: u256(&w.agent_id),
+                newWallet: addr(&w.new_wallet),
+                owner: addr(&w.owner),
+                deadline: ap::U256::from(w.deadline),
+            }
+            .eip712_signing_hash(&domain)
+        }
+        Action::RegistryTx(_) | Action::GenericTx(_) => alloy_tx(action).unwrap().signature_hash(),
+        Action::PersonalMessage(m) => ap::eip191_hash_message(&m.message),
+        Action::Eip712Prehashed(p) => {
+            ap::keccak256([&[0x19, 0x01][..], &p.domain_separator.0, &p.struct_hash.0].concat())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// proptest strategies
+
+fn arb_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0u64), 1..128u64, Just(u64::MAX), any::<u64>()]
+}
+
+fn arb_u128() -> impl Strategy<Value = u128> {
+    prop_oneof![Just(0u128), 1..128u128, any::<u64>().prop_map(u128::from), any::<u128>()]
+}
+
+pub fn arb_u256() -> impl Strategy<Value = U256> {
+    prop_oneof![
+        arb_u64().prop_map(U256::from_u64),
+        any::<[u8; 32]>().prop_map(U256),
+        Just(U256([0xff; 32])),
+    ]
+}
+
+pub fn arb_address() -> impl Strategy<Value = Address> {
+    prop_oneof![any::<[u8; 20]>().prop_map(Address), Just(Address::ZERO)]
+}
+
+pub fn arb_b256() -> impl Strategy<Value = B256> {
+    any::<[u8; 32]>().prop_map(B256)
+}
+
+/// UTF-8 text of at most `N` bytes, often at exactly `N` (the boundary).
+pub fn arb_text<const N: usize>() -> impl Strategy<Value = heapless::String<N>> {
+    let random = proptest::collection::vec(any::<char>(), 0..=N).prop_map(|chars| {
+        let mut out = heapless::String::<N>::new();
+        for c in chars {
+            if out.push(c).is_err() {
+                break;
+            }
+        }
+        out
+    });
+    let full = proptest::char::range('!', '~').prop_map(|c| {
+        let mut out = heapless::String::<N>::new();
+        while out.push(c).is_ok() {}
+        out
+    });
+    prop_oneof![4 => random, 1 => full]
+}
+
+/// Bytes of at most `N`, often exactly `N` or a single byte (RLP's special case).
+pub fn arb_bytes<const N: usize>() -> impl Strategy<Value = heapless::Vec<u8, N>> {
+    prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..=N),
+        1 => proptest::collection::vec(any::<u8>(), N..=N),
+        1 => proptest::collection::vec(any::<u8>(), 1..=1),
+    ]
+    .prop_map(|v| heapless::Vec::from_slice(&v).unwrap())
+}
+
+pub fn arb_tx_params() -> impl Strategy<Value = TxParams> {
+    (arb_u64(), arb_u64(), arb_u128(), arb_u128(), arb_u64()).prop_map(
+        |(chain_id, nonce, max_priority_fee_per_gas, max_fee_per_gas, gas_limit)| TxParams {
+            chain_id,
+            nonce,
+            max_priority_fee_per_gas,
+            max_fee_per_gas,
+            gas_limit,
+        },
+    )
+}
+
+fn arb_metadata() -> impl Strategy<Value = heapless::Vec<MetadataEntry, MAX_METADATA_ENTRIES>> {
+    proptest::collection::vec(
+        (arb_text::<MAX_METADATA_KEY_LEN>(), arb_bytes::<MAX_METADATA_VALUE_LEN>())
+            .prop_map(|(key, value)| MetadataEntry { key, value }),
+        0..=MAX_METADATA_ENTRIES,
+    )
+    .prop_map(|v| heapless::Vec::from_slice(&v).unwrap())
+}
+
+fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall> {
+    use ActionKind as K;
+    use RegistryCall as C;
+    match kind {
+        K::Register => Just(C::Register).boxed(),
+        K::RegisterWithUri => {
+            arb_text().prop_map(|agent_uri| C::RegisterWithUri { agent_uri }).boxed()
+        }
+        K::RegisterWithMetadata => (arb_text(), arb_metadata())
+            .prop_map(|(agent_uri, metadata)| C::RegisterWithMetadata { agent_uri, metadata })
+            .boxed(),
+        K::SetAgentUri => (arb_u256(), arb_text())
+            .prop_map(|(agent_id, new_uri)| C::SetAgentUri { agent_id, new_uri })
+            .boxed(),
+        K::SetMetadata => (arb_u256(), arb_text(), arb_bytes())
+            .prop_map(|(agent_id, key, value)| C::SetMetadata { agent_id, key, value })
+            .boxed(),
+        K::SetAgentWallet => (arb_u256(), arb_address(), arb_u64(), arb_bytes())
+            .prop_map(|(agent_id, new_wallet, deadline, signature)| C::SetAgentWallet {
+                agent_id,
+                new_wallet,
+                deadline,
+                signature,
+            })
+            .boxed(),
+        K::UnsetAgentWallet => {
+            arb_u256().prop_map(|agent_id| C::UnsetAgentWallet { agent_id }).boxed()
+        }
+        K::GiveFeedback => (
+            arb_u256(),
+            prop_oneof![any::<i128>(), -100i128..100, Just(i128::MIN), Just(i128::MAX)],
+            any::<u8>(),
+            (arb_text(), arb_text(), arb_text(), arb_text()),
+            arb_b256(),
+        )
+            .prop_map(
+                |(
+                    agent_id,
+                    value,
+                    value_decimals,
+                    (tag1, tag2, endpoint, feedback_uri),
+                    feedback_hash,
+                )| {
+                    C::GiveFeedback {
+                        agent_id,
+                        value,
+                        value_decimals,
+                        tag1,
+                        tag2,
+                        endpoint,
+                        feedback_uri,
+                        feedback_hash,
+                    }
+                },
+            )
+            .boxed(),
+        K::RevokeFeedback => (arb_u256(), arb_u64())
+            .prop_map(|(agent_id, feedback_index)| C::RevokeFeedback { agent_id, feedback_index })
+            .boxed(),
+        K::AppendResponse => (arb_u256(), arb_address(), arb_u64(), arb_text(), arb_b256())
+            .prop_map(|(agent_id, client_address, feedback_index, response_uri, response_hash)| {
+                C::AppendResponse {
+                    agent_id,
+                    client_address,
+                    feedback_index,
+                    response_uri,
+                    response_hash,
+                }
+            })
+            .boxed(),
+        K::ValidationRequest => (arb_address(), arb_u256(), arb_text(), arb_b256())
+            .prop_map(|(validator_address, agent_id, request_uri, request_hash)| {
+                C::ValidationRequest { validator_address, agent_id, request_uri, request_hash }
+            })
+            .boxed(),
+        K::ValidationResponse => (arb_b256(), any::<u8>(), arb_text(), arb_b256(), arb_text())
+            .prop_map(|(request_hash, response, response_uri, response_hash, tag)| {
+                C::ValidationResponse { request_hash, response, response_uri, response_hash, tag }
+            })
+            .boxed(),
+        K::AgentWalletSet | K::GenericTx | K::PersonalMessage | K::Eip712Prehashed => {
+            panic!("{kind} is not a registry call")
+        }
+    }
+}
+
+/// Actions of one kind.
+pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action> {
+    use ActionKind as K;
+    match kind {
+        K::AgentWalletSet => {
+            (arb_u64(), arb_address(), arb_u256(), arb_address(), arb_address(), arb_u64())
+                .prop_map(|(chain_id, identity_registry, agent_id, new_wallet, owner, deadline)| {
+                    Action::AgentWalletSet(AgentWalletSet {
+                        chain_id,
+                        identity_registry,
+                        agent_id,
+                        new_wallet,
+                        owner,
+                        deadline,
+                    })
+                })
+                .boxed()
+        }
+        K::GenericTx => (arb_tx_params(), arb_address(), arb_u256(), arb_bytes())
+            .prop_map(|(tx, to, value, data)| Action::GenericTx(GenericTx { tx, to, value, data }))
+            .boxed(),
+        K::PersonalMessage => arb_bytes()
+            .prop_map(|message| Action::PersonalMessage(PersonalMessage { message }))
+            .boxed(),
+        K::Eip712Prehashed => (arb_b256(), arb_b256())
+            .prop_map(|(domain_separator, struct_hash)| {
+                Action::Eip712Prehashed(Eip712Prehashed { domain_separator, struct_hash })
+            })
+            .boxed(),
+        call => (arb_tx_params(), arb_address(), arb_call(call))
+            .prop_map(|(tx, registry, call)| Action::RegistryTx(RegistryTx { tx, registry, call }))
+            .boxed(),
+    }
+}
+
+/// Actions of any kind.
+pub fn arb_action() -> BoxedStrategy<Action> {
+    proptest::sample::select(ActionKind::ALL.to_vec()).prop_flat_map(arb_action_of).boxed()
+}
+
+/// A valid secp256k1 secret key.
+pub fn arb_secret() -> impl Strategy<Value = [u8; 32]> {
+    any::<[u8; 32]>().prop_filter("valid scalar", |k| tee_core::SigningKey::from_bytes(k).is_ok())
+}
+
+// ---------------------------------------------------------------------------
+// The largest action of each kind, for checking the bounds in tee_core::limits.
+
+fn full_text<const N: usize>() -> heapless::String<N> {
+    let mut s = heapless::String::new();
+    while s.push('x').is_ok() {}
+    s
+}
+
+fn full_bytes<const N: usize>() -> heapless::Vec<u8, N> {
+    let mut v = heapless::Vec::new();
+    while v.push(0xab).is_ok() {}
+    v
+}
+
+/// The action of `kind` whose every field is at its largest encoding.
+pub fn max_action(kind: ActionKind) -> Action {
+    use ActionKind as K;
+    use RegistryCall as C;
+    let tx = TxParams {
+        chain_id: u64::MAX,
+        nonce: u64::MAX,
+        max_priority_fee_per_gas: u128::MAX,
+        max_fee_per_gas: u128::MAX,
+        gas_limit: u64::MAX,
+    };
+    let id = U256([0xff; 32]);
+    let a = Address([0xff; 20]);
+    let h = B256([0xff; 32]);
+    let call = match kind {
+        K::AgentWalletSet => {
+            return Action::AgentWalletSet(AgentWalletSet {
+                chain_id: u64::MAX,
+                identity_registry: a,
+                agent_id: id,
+                new_wallet: a,
+                owner: a,
+                deadline: u64::MAX,
+            });
+        }
+        K::GenericTx => {
+            return Action::GenericTx(GenericTx { tx, to: a, value: id, data: full_bytes() });
+        }
+        K::PersonalMessage => {
+            return Action::PersonalMessage(PersonalMessage { message: full_bytes() });
+        }
+        K::Eip712Prehashed => {
+            return Action::Eip712Prehashed(Eip712Prehashed {
+                domain_separator: h,
+                struct_hash: h,
+            });
+        }
+        K::Register => C::Register,
+        K::RegisterWithUri => C::RegisterWithUri { agent_uri: full_text() },
+        K::RegisterWithMetadata => {
+            let e = MetadataEntry { key: full_text(), value: full_bytes() };
+            let mut metadata = heapless::Vec::new();
+            while metadata.push(e.clone()).is_ok() {}
+            C::RegisterWithMetadata { agent_uri: full_text(), metadata }
+        }
+        K::SetAgentUri => C::SetAgentUri { agent_id: id, new_uri: full_text() },
+        K::SetMetadata => C::SetMetadata { agent_id: id, key: full_text(), value: full_bytes() },
+        K::SetAgentWallet => C::SetAgentWallet {
+            agent_id: id,
+            new_wallet: a,
+            deadline: u64::MAX,
+            signature: full_bytes(),
+        },
+        K::UnsetAgentWallet => C::UnsetAgentWallet { agent_id: id },
+        K::GiveFeedback => C::GiveFeedback {
+            agent_id: id,
+            value: i128::MIN,
+            value_decimals: u8::MAX,
+            tag1: full_text(),
+            tag2: full_text(),
+            endpoint: full_text(),
+            feedback_uri: full_text(),
+            feedback_hash: h,
+        },
+        K::RevokeFeedback => C::RevokeFeedback { agent_id: id, feedback_index: u64::MAX },
+        K::AppendResponse => C::AppendResponse {
+            agent_id: id,
+            client_address: a,
+            feedback_index: u64::MAX,
+            response_uri: full_text(),
+            response_hash: h,
+        },
+        K::ValidationRequest => C::ValidationRequest {
+            validator_address: a,
+            agent_id: id,
+            request_uri: full_text(),
+            request_hash: h,
+        },
+        K::ValidationResponse => C::ValidationResponse {
+            request_hash: h,
+            response: u8::MAX,
+            response_uri: full_text(),
+            response_hash: h,
+            tag: full_text(),
+        },
+    };
+    Action::RegistryTx(RegistryTx { tx, registry: a, call })
+}
