@@ -20,6 +20,7 @@ pub mod error;
 pub mod limits;
 pub mod primitives;
 pub mod rlp;
+pub mod sample;
 pub mod signer;
 pub mod tx;
 

@@ -1,0 +1,22 @@
+//! Canonical action decoding: never panics, and whatever it accepts is the
+//! one encoding of what it returns, with a digest and (for transactions) a
+//! transaction encoding.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tee_core::limits::{MAX_ACTION_LEN, MAX_SIGNED_TX_LEN};
+use tee_core::{Action, tx};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(action) = Action::decode(data) else { return };
+    let mut buf = [0u8; MAX_ACTION_LEN];
+    let enc = action.encode(&mut buf).expect("a decoded action re-encodes");
+    assert_eq!(&enc[..], data, "accepted a non-canonical encoding");
+    let _ = action.digest();
+    let _ = action.to_string();
+    let mut txbuf = [0u8; MAX_SIGNED_TX_LEN];
+    match tx::encode_unsigned(&action, &mut txbuf) {
+        Ok(_) => assert!(action.tx_params().is_some()),
+        Err(e) => assert_eq!(e, tee_core::Error::NotATransaction),
+    }
+});

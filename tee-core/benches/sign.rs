@@ -1,0 +1,130 @@
+//! Signing an action end to end (canonical decode, digest, sign) against raw
+//! k256 `sign_prehash_recoverable` and libsecp256k1 on the same digest, for
+//! every action kind, printed as ratios measured in the same run.
+//!
+//! ```text
+//! cargo bench -p tee-core --bench sign
+//! cargo bench -p tee-core --bench sign --features precomputed-tables
+//! ```
+//! The second line enables k256's basepoint tables (std side only).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::Criterion;
+use tee_core::limits::MAX_ACTION_LEN;
+use tee_core::{Action, ActionKind, SigningKey, sample};
+
+/// anvil account 0: a well-known test key.
+const KEY: [u8; 32] =
+    hex_literal::hex!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+
+fn id(kind: ActionKind) -> String {
+    format!("{kind:?}")
+}
+
+fn encoded(kind: ActionKind) -> Vec<u8> {
+    let mut buf = [0u8; MAX_ACTION_LEN];
+    sample::action(kind).encode(&mut buf).unwrap().to_vec()
+}
+
+fn benches(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&KEY).unwrap();
+    let raw = k256::ecdsa::SigningKey::from_bytes(&KEY.into()).unwrap();
+    let secp = secp256k1::Secp256k1::signing_only();
+    let secp_key = secp256k1::SecretKey::from_byte_array(KEY).unwrap();
+    let digest = sample::action(ActionKind::AgentWalletSet).digest().0;
+
+    let mut g = c.benchmark_group("baseline");
+    g.bench_function("k256_raw", |b| b.iter(|| raw.sign_prehash_recoverable(black_box(&digest))));
+    g.bench_function("libsecp256k1", |b| {
+        b.iter(|| {
+            let msg = secp256k1::Message::from_digest(*black_box(&digest));
+            secp.sign_ecdsa_recoverable(msg, &secp_key)
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("core_sign");
+    for kind in ActionKind::ALL {
+        let enc = encoded(kind);
+        g.bench_function(id(kind), |b| b.iter(|| key.sign_encoded(black_box(&enc)).unwrap()));
+    }
+    g.finish();
+
+    // What the core adds, measured on its own: the 10 % target is about this.
+    let mut g = c.benchmark_group("core_overhead");
+    for kind in ActionKind::ALL {
+        let enc = encoded(kind);
+        g.bench_function(id(kind), |b| {
+            b.iter(|| Action::decode(black_box(&enc)).unwrap().digest())
+        });
+    }
+    g.finish();
+}
+
+/// Where criterion wrote its estimates: `$CRITERION_HOME`, else
+/// `<target>/criterion` (this binary lives in `<target>/<profile>/deps`).
+fn criterion_dir() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return Some(home.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.parent()?.join("criterion"))
+}
+
+/// Median time in ns of one benchmark of this run.
+fn median(group: &str, id: &str) -> Option<f64> {
+    let path = criterion_dir()?.join(group).join(id).join("new/estimates.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v.pointer("/median/point_estimate")?.as_f64()
+}
+
+fn report() {
+    let (Some(raw), Some(secp)) =
+        (median("baseline", "k256_raw"), median("baseline", "libsecp256k1"))
+    else {
+        println!("no estimates found (run with `cargo bench`, not `--test`)");
+        return;
+    };
+    let tables = cfg!(feature = "precomputed-tables");
+    println!("\nk256 precomputed tables: {}", if tables { "on" } else { "off" });
+    println!("k256 sign_prehash_recoverable: {:.1} us", raw / 1e3);
+    println!("libsecp256k1 sign_ecdsa_recoverable: {:.1} us", secp / 1e3);
+    println!("k256 / libsecp256k1: {:.2}x\n", raw / secp);
+    println!(
+        "| action kind | bytes | core sign (us) | core / k256 | decode+digest (us) | overhead vs k256 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut worst: f64 = 0.0;
+    for kind in ActionKind::ALL {
+        let (Some(sign), Some(over)) =
+            (median("core_sign", &id(kind)), median("core_overhead", &id(kind)))
+        else {
+            continue;
+        };
+        worst = worst.max(over / raw);
+        println!(
+            "| {} | {} | {:.1} | {:.3} | {:.2} | {:.1} % |",
+            kind.name(),
+            encoded(kind).len(),
+            sign / 1e3,
+            sign / raw,
+            over / 1e3,
+            100.0 * over / raw
+        );
+    }
+    println!(
+        "\nworst overhead: {:.1} % of raw k256 signing (target <= 10 %): {}",
+        100.0 * worst,
+        if worst <= 0.10 { "met" } else { "NOT met" }
+    );
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    report();
+}
