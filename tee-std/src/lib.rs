@@ -1,1 +1,4 @@
-//! placeholder
+#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+
+pub mod demo;
