@@ -9,8 +9,11 @@ use core::fmt;
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// Everything that can go wrong in tee-core.
+///
+/// It also travels on the wire (inside `DeviceError::Malformed`), so
+/// variants are only appended, never reordered.
 #[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Error {
     /// The input ended before the value was complete.

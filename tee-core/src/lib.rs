@@ -14,13 +14,18 @@ mod sink;
 
 pub mod abi;
 pub mod action;
+pub mod binding;
 pub mod codec;
+pub mod device;
 pub mod eip712;
 pub mod error;
+pub mod frame;
 pub mod limits;
 pub mod primitives;
+pub mod protocol;
 pub mod rlp;
 pub mod sample;
+pub mod serve;
 pub mod signer;
 pub mod tx;
 

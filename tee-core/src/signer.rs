@@ -10,6 +10,7 @@ use core::fmt;
 use k256::ecdsa::{self, RecoveryId, VerifyingKey};
 use k256::elliptic_curve::scalar::IsHigh;
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::action::Action;
 use crate::error::{Error, Result};
@@ -59,6 +60,15 @@ impl SigningKey {
         let action = Action::decode(encoded_action)?;
         let signed = self.sign(&action)?;
         Ok((action, signed))
+    }
+
+    /// The secret scalar's bytes, for the device to persist a generated key.
+    pub(crate) fn to_secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        let mut bytes = self.inner.to_bytes();
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&bytes);
+        bytes.as_mut_slice().zeroize();
+        out
     }
 
     /// Signs a digest. Crate-private: outside callers go through actions or

@@ -1,0 +1,79 @@
+//! Admin authorization: an EIP-712 signature by the device's admin key over
+//! the command, bound to one device and one counter value.
+//!
+//! ```text
+//! domain  = EIP712Domain(string name,string version,bytes32 salt)
+//!           name "ERC8004TeeSigner", version "1", salt = device id
+//! message = AdminCommand(uint8 command,uint64 counter,bytes32 payload)
+//!           payload = keccak256(the command's body up to its `auth` field)
+//! ```
+//! Any Ethereum wallet that signs EIP-712 can act as admin; the device only
+//! stores the admin's address. The counter must rise with every admin command
+//! (the device keeps the last one durably), so a recorded admin request cannot
+//! be replayed, and the salt stops it being replayed to another device.
+
+use serde::{Deserialize, Serialize};
+use sha3::{Digest, Keccak256};
+
+use crate::action::{Action, Eip712Prehashed};
+use crate::eip712::typed_data_digest;
+use crate::primitives::{B256, U256, keccak256};
+use crate::signer::Signature;
+
+/// The admin domain's name.
+pub const ADMIN_DOMAIN_NAME: &str = "ERC8004TeeSigner";
+/// The admin domain's version.
+pub const ADMIN_DOMAIN_VERSION: &str = "1";
+const ADMIN_DOMAIN_TYPE: &[u8] = b"EIP712Domain(string name,string version,bytes32 salt)";
+const ADMIN_COMMAND_TYPE: &[u8] = b"AdminCommand(uint8 command,uint64 counter,bytes32 payload)";
+
+/// The authorization an admin command carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AdminAuth {
+    /// Above every counter the device has accepted before.
+    pub counter: u64,
+    /// The admin's signature over [`admin_digest`].
+    pub signature: Signature,
+}
+
+/// The admin EIP-712 domain separator of the device `device_id`.
+#[must_use]
+pub fn admin_domain_separator(device_id: &B256) -> B256 {
+    let mut h = Keccak256::new();
+    h.update(keccak256(ADMIN_DOMAIN_TYPE).0);
+    h.update(keccak256(ADMIN_DOMAIN_NAME.as_bytes()).0);
+    h.update(keccak256(ADMIN_DOMAIN_VERSION.as_bytes()).0);
+    h.update(device_id.0);
+    B256(h.finalize().into())
+}
+
+/// `hashStruct(AdminCommand)`.
+#[must_use]
+pub fn admin_struct_hash(command: u8, counter: u64, payload: &B256) -> B256 {
+    let mut h = Keccak256::new();
+    h.update(keccak256(ADMIN_COMMAND_TYPE).0);
+    h.update(U256::from_u64(u64::from(command)).0);
+    h.update(U256::from_u64(counter).0);
+    h.update(payload.0);
+    B256(h.finalize().into())
+}
+
+/// The admin's message as an action any signer can sign: an
+/// [`Eip712Prehashed`] over the admin domain (no raw-digest signing needed).
+#[must_use]
+pub fn admin_action(device_id: &B256, command: u8, counter: u64, payload: &B256) -> Action {
+    Action::Eip712Prehashed(Eip712Prehashed {
+        domain_separator: admin_domain_separator(device_id),
+        struct_hash: admin_struct_hash(command, counter, payload),
+    })
+}
+
+/// The digest the admin signs for `command` with `counter` over `payload`.
+#[must_use]
+pub fn admin_digest(device_id: &B256, command: u8, counter: u64, payload: &B256) -> B256 {
+    typed_data_digest(
+        &admin_domain_separator(device_id),
+        &admin_struct_hash(command, counter, payload),
+    )
+}

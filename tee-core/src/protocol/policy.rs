@@ -1,0 +1,200 @@
+//! Per-slot signing policy: deny by default, and only the admin changes it.
+//!
+//! The default policy refuses everything. An admin allows action kinds
+//! (blind kinds only by naming them), chains, contracts and agents by list
+//! or explicitly as `Any`, and caps value, gas, fees, how far ahead an
+//! `AgentWalletSet` deadline may lie, and how many signatures a time window
+//! may see.
+
+use heapless::Vec;
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, ActionKind, RegistryCall};
+use crate::primitives::{Address, U256};
+
+/// Entries in a policy's chain list.
+pub const MAX_POLICY_CHAINS: usize = 4;
+/// Entries in a policy's contract list.
+pub const MAX_POLICY_CONTRACTS: usize = 8;
+/// Entries in a policy's agent list.
+pub const MAX_POLICY_AGENTS: usize = 4;
+
+/// A set of [`ActionKind`]s, one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct KindSet(pub u32);
+
+impl KindSet {
+    /// No kind.
+    pub const NONE: KindSet = KindSet(0);
+
+    /// Every typed kind: the blind ones must still be named.
+    #[must_use]
+    pub fn typed() -> KindSet {
+        ActionKind::ALL.iter().filter(|k| !k.is_blind()).fold(KindSet::NONE, |s, &k| s.with(k))
+    }
+
+    /// This set and `kind`.
+    #[must_use]
+    pub const fn with(self, kind: ActionKind) -> KindSet {
+        KindSet(self.0 | kind.bit())
+    }
+
+    /// Whether `kind` is in the set.
+    #[must_use]
+    pub const fn contains(self, kind: ActionKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+}
+
+/// An allow-list, or an explicit "anything".
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Allow<T, const N: usize> {
+    /// Only these (empty: nothing).
+    Only(Vec<T, N>),
+    /// Anything.
+    Any,
+}
+
+impl<T, const N: usize> Default for Allow<T, N> {
+    fn default() -> Self {
+        Allow::Only(Vec::new())
+    }
+}
+
+impl<T: PartialEq, const N: usize> Allow<T, N> {
+    /// Whether `v` is allowed.
+    pub fn permits(&self, v: &T) -> bool {
+        match self {
+            Allow::Any => true,
+            Allow::Only(list) => list.contains(v),
+        }
+    }
+}
+
+/// At most `max` signatures per `window_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RateLimit {
+    /// Signatures allowed per window.
+    pub max: u32,
+    /// Window length in seconds.
+    pub window_secs: u32,
+}
+
+/// A slot's policy. `Policy::default()` refuses everything.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Policy {
+    /// Allowed action kinds.
+    pub kinds: KindSet,
+    /// Allowed chain ids (transactions, `AgentWalletSet`).
+    pub chains: Allow<u64, MAX_POLICY_CHAINS>,
+    /// Allowed contracts: a transaction's recipient, an `AgentWalletSet`'s
+    /// verifying contract.
+    pub contracts: Allow<Address, MAX_POLICY_CONTRACTS>,
+    /// Allowed agent ids, for actions that name one.
+    pub agents: Allow<U256, MAX_POLICY_AGENTS>,
+    /// Largest value (wei) a transaction may carry.
+    pub max_value: U256,
+    /// Largest gas limit.
+    pub max_gas_limit: u64,
+    /// Largest `maxFeePerGas` (wei).
+    pub max_fee_per_gas: u128,
+    /// How far in the future an `AgentWalletSet` or `setAgentWallet`
+    /// deadline may lie (the registry itself allows 300 s).
+    pub max_deadline_ahead_secs: u64,
+    /// Optional rate limit over all signatures of the slot.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Why a policy refused an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PolicyViolation {
+    /// The action kind is not allowed.
+    KindNotAllowed,
+    /// The chain is not allowed.
+    ChainNotAllowed,
+    /// The contract is not allowed.
+    ContractNotAllowed,
+    /// The agent is not allowed.
+    AgentNotAllowed,
+    /// The value is above `max_value`.
+    ValueTooHigh,
+    /// The gas limit is above `max_gas_limit`.
+    GasLimitTooHigh,
+    /// `maxFeePerGas` is above `max_fee_per_gas`.
+    FeeTooHigh,
+    /// The deadline has passed.
+    DeadlineExpired,
+    /// The deadline is further ahead than `max_deadline_ahead_secs`.
+    DeadlineTooFar,
+    /// An `AgentWalletSet` names another wallet than this slot's address:
+    /// its signature could not set that wallet, only confuse.
+    WalletIsNotSigner,
+    /// The rate limit is used up for this window.
+    RateLimited,
+    /// The rule needs the time and the device has no clock.
+    NoClock,
+}
+
+impl Policy {
+    /// Checks `action`, to be signed by `signer`, at unix time `now`. The
+    /// rate limit is the device's to count; everything else is here.
+    pub fn check(
+        &self,
+        action: &Action,
+        signer: &Address,
+        now: Option<u64>,
+    ) -> Result<(), PolicyViolation> {
+        use PolicyViolation as V;
+        if !self.kinds.contains(action.kind()) {
+            return Err(V::KindNotAllowed);
+        }
+        if action.chain_id().is_some_and(|c| !self.chains.permits(&c)) {
+            return Err(V::ChainNotAllowed);
+        }
+        if action.contract().is_some_and(|a| !self.contracts.permits(a)) {
+            return Err(V::ContractNotAllowed);
+        }
+        if action.agent_id().is_some_and(|id| !self.agents.permits(id)) {
+            return Err(V::AgentNotAllowed);
+        }
+        if let Some(tx) = action.tx_params() {
+            if action.value() > self.max_value {
+                return Err(V::ValueTooHigh);
+            }
+            if tx.gas_limit > self.max_gas_limit {
+                return Err(V::GasLimitTooHigh);
+            }
+            if tx.max_fee_per_gas > self.max_fee_per_gas {
+                return Err(V::FeeTooHigh);
+            }
+        }
+        let deadline = match action {
+            Action::AgentWalletSet(w) => {
+                if w.new_wallet != *signer {
+                    return Err(V::WalletIsNotSigner);
+                }
+                Some(w.deadline)
+            }
+            Action::RegistryTx(t) => match &t.call {
+                RegistryCall::SetAgentWallet { deadline, .. } => Some(*deadline),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(deadline) = deadline {
+            let now = now.ok_or(V::NoClock)?;
+            if deadline < now {
+                return Err(V::DeadlineExpired);
+            }
+            if deadline - now > self.max_deadline_ahead_secs {
+                return Err(V::DeadlineTooFar);
+            }
+        }
+        Ok(())
+    }
+}
