@@ -3,9 +3,12 @@
 //! writes a response frame. It touches no I/O: the outside world is the small
 //! traits below, which a [`Backend`] implements.
 //!
-//! Anti-replay: each slot has a high-water mark `(sequence, digest)`. A
-//! `Sign` at or below the mark is refused, except an exact retry (same
-//! sequence, same digest), which RFC 6979 answers with the same signature.
+//! Anti-replay: each slot has a high-water mark: a sequence and a commitment
+//! to the signing key's address and the action digest signed at it. A `Sign`
+//! at or below the mark is refused, except an exact retry (same sequence,
+//! same action, same key), which RFC 6979 answers with the same signature.
+//! The key is in the commitment because an admin may put a new key into a
+//! slot: the mark stays, and a retry must not be re-signed by the new key.
 //! The new mark is committed through [`CounterStore::commit_counter`] before
 //! the signature is computed, so whatever crashes where, no two different
 //! signatures exist for one (slot, sequence).
@@ -25,7 +28,7 @@ use crate::protocol::{
     DeriveKey, DeviceError, DeviceInfo, DeviceInfoResponse, Echo, FixedBytes, GenerateKey,
     GetAuditLog, GetPolicy, GetPublicKey, KeyOrigin, MAX_PATH_LEN, MAX_REQUEST_FRAME, NUM_SLOTS,
     Outcome, PROTOCOL_VERSION, Policy, PolicySet, PolicyViolation, PublicKeyResponse, SetPolicy,
-    Sign, SignResponse,
+    Sign, SignResponse, admin_payload_hash,
 };
 use crate::signer::SigningKey;
 
@@ -77,14 +80,24 @@ pub enum CounterId {
     Admin,
 }
 
-/// A durable counter value with the digest it was committed for.
+/// A durable counter value with what it was committed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HighWater {
     /// The sequence (or admin counter).
     pub value: u64,
-    /// The action digest (or admin payload hash) committed with it.
+    /// For a slot, [`retry_commitment`] of the signer and the action
+    /// digest; for the admin counter, the command's payload hash.
     pub digest: B256,
+}
+
+/// What a slot's high-water mark commits to: `keccak256(address ‖ digest)`.
+#[must_use]
+pub fn retry_commitment(signer: &Address, digest: &B256) -> B256 {
+    let mut h = Keccak256::new();
+    h.update(signer.0);
+    h.update(digest.0);
+    B256(h.finalize().into())
 }
 
 /// Durable, monotonic counters.
@@ -327,6 +340,12 @@ impl<B: Backend> Device<B> {
         &mut self.backend
     }
 
+    /// Closes the device, returning its backend (what survives a restart
+    /// is whatever the backend made durable).
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
     /// Handles one received frame (or the reason it could not be read) and
     /// writes the response frame into `out`. Returns the response length; 0
     /// only if `out` cannot hold even an error response.
@@ -426,7 +445,7 @@ impl<B: Backend> Device<B> {
         body: &[u8],
     ) -> Result<(), DeviceError> {
         let r = self.check_admin(cmd, body);
-        let (counter, payload) = (cmd.auth().counter, admin_payload_hash(cmd, body));
+        let (counter, payload) = (cmd.auth().counter, admin_payload_hash(body, cmd));
         if let Err(e) = r {
             self.audit.append(C::CODE, slot, counter, payload, Outcome::Refused(e));
         }
@@ -435,7 +454,7 @@ impl<B: Backend> Device<B> {
 
     fn check_admin<C: AdminCommand>(&mut self, cmd: &C, body: &[u8]) -> Result<(), DeviceError> {
         let auth = cmd.auth();
-        let payload = admin_payload_hash(cmd, body);
+        let payload = admin_payload_hash(body, cmd);
         let digest =
             crate::protocol::admin_digest(&self.config.device_id, C::CODE, auth.counter, &payload);
         match auth.signature.recover_address(&digest) {
@@ -561,7 +580,7 @@ impl<B: Backend> Device<B> {
             Ok(_) => Outcome::Ok,
             Err(e) => Outcome::Refused(*e),
         };
-        let payload = admin_payload_hash(cmd, body);
+        let payload = admin_payload_hash(body, cmd);
         self.audit.append(C::CODE, slot, cmd.auth().counter, payload, outcome);
     }
 
@@ -591,10 +610,11 @@ impl<B: Backend> Device<B> {
             let signature = key.sign_digest(digest).map_err(|_| DeviceError::SigningFailed)?;
             Ok(SignResponse { signature, digest: *digest, sequence: req.sequence })
         };
+        let commitment = retry_commitment(&loaded.key.address(), digest);
         if let Some(hw) = slot.high_water {
-            if req.sequence == hw.value && hw.digest == *digest {
-                // The exact action already signed at this sequence: its
-                // signature is deterministic, so this releases nothing new.
+            if req.sequence == hw.value && hw.digest == commitment {
+                // The exact action this key already signed at this sequence:
+                // the signature is deterministic, so this releases nothing new.
                 return Ok((respond(&loaded.key)?, true));
             }
             if req.sequence <= hw.value {
@@ -615,7 +635,7 @@ impl<B: Backend> Device<B> {
             }
             slot.window = (start, count + 1);
         }
-        let mark = HighWater { value: req.sequence, digest: *digest };
+        let mark = HighWater { value: req.sequence, digest: commitment };
         backend
             .commit_counter(CounterId::Slot(req.slot), &mark)
             .map_err(|_| DeviceError::Storage)?;
@@ -637,13 +657,6 @@ impl<B: Backend> Device<B> {
         audit.append(Attest::CODE, req.slot, 0, req.challenge, outcome);
         Ok(AttestResponse { address, report_data: FixedBytes(report_data), quote: quote? })
     }
-}
-
-/// keccak-256 of an admin command's body up to its `auth` field: what the
-/// admin's signature covers.
-pub fn admin_payload_hash<C: AdminCommand>(cmd: &C, body: &[u8]) -> B256 {
-    let auth_len = codec::encoded_len(cmd.auth()).unwrap_or(0);
-    keccak256(body.get(..body.len().saturating_sub(auth_len)).unwrap_or(&[]))
 }
 
 fn decode<C: Command>(body: &[u8]) -> Result<C, DeviceError> {

@@ -189,6 +189,15 @@ pub fn encode<'o, T: Serialize + ?Sized>(
     Ok(postcard::serialize_with_flavor(&(header.to_bytes(), body), flavor)?)
 }
 
+/// Writes one frame whose body is `body` as is (already encoded), into
+/// `out`, delimiter included.
+pub fn encode_raw<'o>(header: &Header, body: &[u8], out: &'o mut [u8]) -> Result<&'o mut [u8]> {
+    let mut flavor = CrcCobs { crc: CRC32.digest(), cobs: Cobs::try_new(Slice::new(out))? };
+    flavor.try_extend(&header.to_bytes())?;
+    flavor.try_extend(body)?;
+    Ok(flavor.finalize()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,9 @@ pub mod tx;
 #[cfg(feature = "hazmat")]
 pub mod hazmat;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 /// Re-exported: action fields are `heapless` strings and vectors.
 pub use heapless;
 

@@ -43,6 +43,8 @@ sol! {
 pub mod typed {
     alloy_sol_types::sol! {
         struct AgentWalletSet { uint256 agentId; address newWallet; address owner; uint256 deadline; }
+        /// The device's admin authorization message.
+        struct AdminCommand { uint8 command; uint64 counter; bytes32 payload; }
     }
 }
 

@@ -71,6 +71,32 @@ pub trait Command: Serialize + for<'de> Deserialize<'de> {
 pub trait AdminCommand: Command {
     /// The authorization.
     fn auth(&self) -> &AdminAuth;
+    /// The authorization, to fill in ([`authorize`]).
+    fn auth_mut(&mut self) -> &mut AdminAuth;
+}
+
+/// keccak-256 of an admin command's encoding up to its `auth` field: what
+/// the admin's signature covers.
+pub fn admin_payload_hash<C: AdminCommand>(body: &[u8], cmd: &C) -> B256 {
+    let auth_len = codec::encoded_len(cmd.auth()).unwrap_or(0);
+    crate::primitives::keccak256(body.get(..body.len().saturating_sub(auth_len)).unwrap_or(&[]))
+}
+
+/// Fills in `cmd`'s authorization: `counter`, and the admin's signature
+/// for the device `device_id`. The client side of admin commands.
+pub fn authorize<C: AdminCommand>(
+    cmd: &mut C,
+    admin: &crate::signer::SigningKey,
+    device_id: &B256,
+    counter: u64,
+) -> Result<()> {
+    cmd.auth_mut().counter = counter;
+    let mut buf = [0u8; MAX_REQUEST_BODY];
+    let body = codec::encode(cmd, &mut buf)?;
+    let payload = admin_payload_hash(body, cmd);
+    let action = admin_action(device_id, C::CODE, counter, &payload);
+    cmd.auth_mut().signature = admin.sign(&action)?.signature;
+    Ok(())
 }
 
 /// Which backend a device runs on.
@@ -231,6 +257,9 @@ impl AdminCommand for GenerateKey {
     fn auth(&self) -> &AdminAuth {
         &self.auth
     }
+    fn auth_mut(&mut self) -> &mut AdminAuth {
+        &mut self.auth
+    }
 }
 
 /// `0x04` DeriveKey (admin): the backend's key for `path` in a slot.
@@ -252,6 +281,9 @@ impl Command for DeriveKey {
 impl AdminCommand for DeriveKey {
     fn auth(&self) -> &AdminAuth {
         &self.auth
+    }
+    fn auth_mut(&mut self) -> &mut AdminAuth {
+        &mut self.auth
     }
 }
 
@@ -283,6 +315,9 @@ impl Command for SetPolicy {
 impl AdminCommand for SetPolicy {
     fn auth(&self) -> &AdminAuth {
         &self.auth
+    }
+    fn auth_mut(&mut self) -> &mut AdminAuth {
+        &mut self.auth
     }
 }
 

@@ -1,0 +1,367 @@
+//! Test doubles and a host/device pair (feature `testkit`, needs std).
+//!
+//! [`MemBackend`] keeps durable state in memory and can lose power at any
+//! write step, before or after the write took effect; [`Pair`] drives a
+//! [`Device`] through real frames (COBS, CRC, the accumulator, optionally one
+//! byte at a time), as quinn-proto's test `Pair` drives a connection.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test support: a broken test setup should fail loudly"
+)]
+
+extern crate std;
+
+use std::vec;
+use std::vec::Vec;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::codec;
+use crate::device::{
+    Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, HighWater,
+    KeyStore, QuoteSource, Rng,
+};
+use crate::frame::{Accumulator, Header};
+use crate::primitives::{B256, keccak256};
+use crate::protocol::{
+    AdminAuth, AdminCommand, BackendKind, Command, DeviceError, MAX_REQUEST_FRAME,
+    MAX_RESPONSE_FRAME, NUM_SLOTS, authorize, capability,
+};
+use crate::signer::{Signature, SigningKey};
+
+/// When a power loss strikes a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerLoss {
+    /// The write never reaches storage.
+    BeforeWrite,
+    /// The write is durable, but power fails before the call returns.
+    AfterWrite,
+}
+
+/// An in-memory backend with fault injection.
+#[derive(Debug, Clone)]
+pub struct MemBackend {
+    kind: BackendKind,
+    slots: [Option<Vec<u8>>; NUM_SLOTS],
+    counters: [Option<HighWater>; NUM_SLOTS + 1],
+    seed: [u8; 32],
+    draws: u64,
+    quote_buf: Vec<u8>,
+    /// Unix time the clock reports (`None`: no clock).
+    pub now: Option<u64>,
+    /// Root for `derive_key` (`None`: derivation unsupported).
+    pub derive_root: Option<[u8; 32]>,
+    /// Whether `quote` produces (fake) quotes.
+    pub quotes: bool,
+    /// Whether the RNG fails.
+    pub rng_fails: bool,
+    /// Write steps attempted so far (slot stores and counter commits).
+    pub write_steps: u64,
+    /// Lose power at this write step.
+    pub power_loss: Option<(u64, PowerLoss)>,
+    /// Power is lost: every operation fails until [`MemBackend::restart`].
+    pub dead: bool,
+}
+
+impl MemBackend {
+    /// A simulated-TEE backend: clock, key derivation, fake quotes.
+    #[must_use]
+    pub fn new(seed: u8) -> Self {
+        MemBackend {
+            kind: BackendKind::Simulated,
+            slots: Default::default(),
+            counters: [None; NUM_SLOTS + 1],
+            seed: [seed; 32],
+            draws: 0,
+            quote_buf: Vec::new(),
+            now: Some(1_767_225_000),
+            derive_root: Some([0x5e; 32]),
+            quotes: true,
+            rng_fails: false,
+            write_steps: 0,
+            power_loss: None,
+            dead: false,
+        }
+    }
+
+    /// A microcontroller-like backend: no clock, no derivation, no quotes.
+    #[must_use]
+    pub fn mcu(seed: u8) -> Self {
+        MemBackend {
+            kind: BackendKind::Mcu,
+            now: None,
+            derive_root: None,
+            quotes: false,
+            ..MemBackend::new(seed)
+        }
+    }
+
+    /// Power comes back: durable state stays, the fault is cleared.
+    pub fn restart(&mut self) {
+        self.dead = false;
+        self.power_loss = None;
+    }
+
+    /// A durable counter, as storage holds it.
+    #[must_use]
+    pub fn counter(&self, id: CounterId) -> Option<HighWater> {
+        let i = match id {
+            CounterId::Slot(n) => usize::from(n),
+            CounterId::Admin => NUM_SLOTS,
+        };
+        self.counters.get(i).copied().flatten()
+    }
+
+    /// Decides the fate of one write: `Ok(true)` apply and return, `Ok(false)`
+    /// apply then fail, `Err` fail without applying.
+    fn write_step(&mut self) -> Result<bool, BackendError> {
+        if self.dead {
+            return Err(BackendError::Failed);
+        }
+        let step = self.write_steps;
+        self.write_steps += 1;
+        match self.power_loss {
+            Some((at, mode)) if at == step => {
+                self.dead = true;
+                match mode {
+                    PowerLoss::BeforeWrite => Err(BackendError::Failed),
+                    PowerLoss::AfterWrite => Ok(false),
+                }
+            }
+            _ => Ok(true),
+        }
+    }
+}
+
+impl Rng for MemBackend {
+    fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {
+        if self.rng_fails || self.dead {
+            return Err(BackendError::Failed);
+        }
+        for chunk in buf.chunks_mut(32) {
+            let mut input = [0u8; 40];
+            input[..32].copy_from_slice(&self.seed);
+            input[32..].copy_from_slice(&self.draws.to_le_bytes());
+            self.draws += 1;
+            let block = keccak256(&input);
+            chunk.copy_from_slice(&block.0[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+impl Clock for MemBackend {
+    fn now(&mut self) -> Option<u64> {
+        self.now
+    }
+}
+
+impl KeyStore for MemBackend {
+    fn load_slot(&mut self, slot: u8, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
+        if self.dead {
+            return Err(BackendError::Failed);
+        }
+        match self.slots.get(usize::from(slot)).ok_or(BackendError::Failed)? {
+            None => Ok(None),
+            Some(r) => {
+                buf.get_mut(..r.len()).ok_or(BackendError::Failed)?.copy_from_slice(r);
+                Ok(Some(r.len()))
+            }
+        }
+    }
+
+    fn store_slot(&mut self, slot: u8, record: &[u8]) -> Result<(), BackendError> {
+        let returns = self.write_step()?;
+        *self.slots.get_mut(usize::from(slot)).ok_or(BackendError::Failed)? = Some(record.to_vec());
+        if returns { Ok(()) } else { Err(BackendError::Failed) }
+    }
+
+    fn derive_key(&mut self, path: &str) -> Result<Zeroizing<[u8; 32]>, BackendError> {
+        let root = self.derive_root.ok_or(BackendError::Unsupported)?;
+        let mut input = root.to_vec();
+        input.extend_from_slice(path.as_bytes());
+        Ok(Zeroizing::new(keccak256(&input).0))
+    }
+}
+
+impl CounterStore for MemBackend {
+    fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError> {
+        if self.dead {
+            return Err(BackendError::Failed);
+        }
+        Ok(self.counter(id))
+    }
+
+    fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError> {
+        let i = match id {
+            CounterId::Slot(n) => usize::from(n),
+            CounterId::Admin => NUM_SLOTS,
+        };
+        let returns = self.write_step()?;
+        *self.counters.get_mut(i).ok_or(BackendError::Failed)? = Some(*value);
+        if returns { Ok(()) } else { Err(BackendError::Failed) }
+    }
+}
+
+impl QuoteSource for MemBackend {
+    /// A stand-in "quote": `SIMQUOTE` and the report data. Not a TDX quote.
+    fn quote(&mut self, report_data: &[u8; 64]) -> Result<&[u8], BackendError> {
+        if !self.quotes {
+            return Err(BackendError::Unsupported);
+        }
+        self.quote_buf = [&b"SIMQUOTE"[..], report_data].concat();
+        Ok(&self.quote_buf)
+    }
+}
+
+impl Backend for MemBackend {
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    fn capabilities(&self) -> u32 {
+        let mut c = capability::GENERATE;
+        if self.quotes {
+            c |= capability::ATTEST;
+        }
+        if self.derive_root.is_some() {
+            c |= capability::DERIVE;
+        }
+        if self.now.is_some() {
+            c |= capability::CLOCK;
+        }
+        c
+    }
+}
+
+/// An `embedded_io::Write` into a vector.
+#[derive(Debug, Default)]
+pub struct VecWriter(pub Vec<u8>);
+
+impl embedded_io::ErrorType for VecWriter {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Write for VecWriter {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// The admin key of test devices.
+pub const ADMIN_SECRET: [u8; 32] = [0xad; 32];
+/// The device id of test devices.
+pub const DEVICE_ID: B256 = B256([0xd1; 32]);
+
+/// The test devices' configuration: [`DEVICE_ID`], admin = [`ADMIN_SECRET`]'s address.
+#[must_use]
+pub fn config() -> DeviceConfig {
+    let admin = SigningKey::from_bytes(&ADMIN_SECRET).map(|k| k.address()).unwrap_or_default();
+    DeviceConfig { device_id: DEVICE_ID, admin }
+}
+
+/// A placeholder authorization, filled in by [`Pair::admin`].
+#[must_use]
+pub fn no_auth() -> AdminAuth {
+    AdminAuth { counter: 0, signature: Signature { r: [0; 32], s: [0; 32], y_parity: false } }
+}
+
+/// A host talking to a device through frames.
+#[derive(Debug)]
+pub struct Pair<B: Backend> {
+    /// The device.
+    pub device: Device<B>,
+    rx: Accumulator<MAX_REQUEST_FRAME>,
+    tx: Vec<u8>,
+    host_rx: Accumulator<MAX_RESPONSE_FRAME>,
+    next_id: u32,
+    /// Bytes per chunk fed to the device (1: a byte at a time).
+    pub chunk: usize,
+    /// The next admin counter [`Pair::admin`] uses.
+    pub admin_counter: u64,
+}
+
+impl<B: Backend> Pair<B> {
+    /// A pair around `device`.
+    pub fn new(device: Device<B>) -> Self {
+        Pair {
+            device,
+            rx: Accumulator::new(),
+            tx: vec![0; MAX_RESPONSE_FRAME],
+            host_rx: Accumulator::new(),
+            next_id: 1,
+            chunk: usize::MAX,
+            admin_counter: 1,
+        }
+    }
+
+    /// Sends raw bytes; returns the payloads of the response frames.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut wire = VecWriter::default();
+        for piece in bytes.chunks(self.chunk.max(1)) {
+            let Ok(()) =
+                crate::serve::feed(&mut wire, &mut self.device, &mut self.rx, &mut self.tx, piece);
+        }
+        let mut out = Vec::new();
+        let mut input = &wire.0[..];
+        while !input.is_empty() {
+            let (frame, rest) = self.host_rx.feed(input);
+            input = rest;
+            if let Some(frame) = frame {
+                out.push(frame.map(<[u8]>::to_vec).expect("the device's frames are well-formed"));
+            }
+        }
+        out
+    }
+
+    /// Sends `cmd`; returns the response payload (header and body).
+    pub fn request<C: Command>(&mut self, cmd: &C) -> Vec<u8> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut buf = vec![0u8; MAX_REQUEST_FRAME + 1];
+        let frame =
+            crate::device::encode_request(id, cmd, &mut buf).expect("request encodes").to_vec();
+        let mut responses = self.send_raw(&frame);
+        assert_eq!(responses.len(), 1, "one request, one response");
+        let payload = responses.pop().unwrap_or_default();
+        let (h, _) = Header::split(&payload).expect("response header");
+        assert_eq!((h.request_id, h.command), (id, C::CODE), "response matches the request");
+        payload
+    }
+
+    /// Sends `cmd` and decodes its response.
+    pub fn call<C: Command>(&mut self, cmd: &C) -> Result<C::Response<'static>, DeviceError>
+    where
+        C::Response<'static>: DeserializeOwned + Serialize,
+    {
+        let payload = self.request(cmd);
+        let (_, body) = Header::split(&payload).expect("response header");
+        codec::decode::<Result<C::Response<'static>, DeviceError>>(body)
+            .expect("canonical response")
+    }
+
+    /// Authorizes `cmd` with the test admin key and the next counter, then
+    /// calls it.
+    pub fn admin<C: AdminCommand>(
+        &mut self,
+        mut cmd: C,
+    ) -> Result<C::Response<'static>, DeviceError>
+    where
+        C::Response<'static>: DeserializeOwned + Serialize,
+    {
+        let admin = SigningKey::from_bytes(&ADMIN_SECRET).expect("admin key");
+        authorize(&mut cmd, &admin, &DEVICE_ID, self.admin_counter).expect("authorize");
+        self.admin_counter += 1;
+        self.call(&cmd)
+    }
+}

@@ -1,0 +1,560 @@
+//! The device through real frames: every command, every error path, every
+//! policy rule (allowed and refused), admin authorization, anti-replay,
+//! the audit log, and persistence across restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use tee_core::action::{AgentWalletSet, RegistryCall};
+use tee_core::binding::{self, Purpose};
+use tee_core::device::{CounterId, Device, audit_chain_hash, decode_response};
+use tee_core::frame::{self, FrameError, Header};
+use tee_core::protocol::*;
+use tee_core::testkit::{self, DEVICE_ID, MemBackend, Pair, no_auth};
+use tee_core::{Action, ActionKind, Address, B256, Error, SigningKey, U256, codec, sample};
+
+const NOW: u64 = 1_767_225_000;
+
+fn open(backend: MemBackend) -> Pair<MemBackend> {
+    Pair::new(Device::open(backend, testkit::config()).unwrap())
+}
+
+/// A policy allowing every sample action (blind kinds included).
+fn permissive() -> Policy {
+    let mut kinds = KindSet::NONE;
+    for k in ActionKind::ALL {
+        kinds = kinds.with(k);
+    }
+    Policy {
+        kinds,
+        chains: Allow::Any,
+        contracts: Allow::Any,
+        agents: Allow::Any,
+        max_value: U256([0xff; 32]),
+        max_gas_limit: u64::MAX,
+        max_fee_per_gas: u128::MAX,
+        max_deadline_ahead_secs: 300,
+        rate_limit: None,
+    }
+}
+
+/// A device with a generated key in slot 0 under `policy`.
+fn ready(policy: Policy) -> (Pair<MemBackend>, Address) {
+    let mut p = open(MemBackend::new(1));
+    let pk = p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy, auth: no_auth() }).unwrap();
+    (p, pk.address)
+}
+
+/// The sample AgentWalletSet, made valid for `wallet` at NOW.
+fn wallet_set(wallet: Address) -> Action {
+    let Action::AgentWalletSet(mut w) = sample::action(ActionKind::AgentWalletSet) else {
+        unreachable!()
+    };
+    w.new_wallet = wallet;
+    w.deadline = NOW + 120;
+    Action::AgentWalletSet(w)
+}
+
+fn sign(
+    p: &mut Pair<MemBackend>,
+    sequence: u64,
+    action: Action,
+) -> Result<SignResponse, DeviceError> {
+    p.call(&Sign { slot: 0, sequence, action })
+}
+
+#[test]
+fn device_info_and_echo() {
+    let mut p = open(MemBackend::new(1));
+    let info = p.call(&DeviceInfo).unwrap();
+    assert_eq!(info.protocol_version, PROTOCOL_VERSION);
+    assert_eq!(info.backend, BackendKind::Simulated);
+    assert_eq!(info.slots as usize, NUM_SLOTS);
+    assert_eq!(info.device_id, DEVICE_ID);
+    assert_eq!(info.admin, testkit::config().admin);
+    assert_ne!(info.capabilities & capability::ATTEST, 0);
+    let data = tee_core::heapless::Vec::from_slice(b"ping\x00pong").unwrap();
+    assert_eq!(p.call(&Echo { data: data.clone() }).unwrap(), Echo { data });
+    let mcu = open(MemBackend::mcu(1)).call(&DeviceInfo).unwrap();
+    assert_eq!(mcu.backend, BackendKind::Mcu);
+    assert_eq!(mcu.capabilities, capability::GENERATE);
+}
+
+#[test]
+fn every_sample_action_signs_and_recovers() {
+    let (mut p, address) = ready(permissive());
+    for (i, kind) in ActionKind::ALL.into_iter().enumerate() {
+        let action = match kind {
+            ActionKind::AgentWalletSet => wallet_set(address),
+            ActionKind::SetAgentWallet => {
+                let Action::RegistryTx(mut t) = sample::action(kind) else { unreachable!() };
+                if let RegistryCall::SetAgentWallet { deadline, .. } = &mut t.call {
+                    *deadline = NOW + 60;
+                }
+                Action::RegistryTx(t)
+            }
+            _ => sample::action(kind),
+        };
+        let r = sign(&mut p, i as u64, action.clone()).unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        assert_eq!(r.digest, action.digest());
+        assert_eq!(r.sequence, i as u64);
+        assert_eq!(r.signature.recover_address(&r.digest).unwrap(), address);
+    }
+}
+
+#[test]
+fn slot_errors() {
+    let mut p = open(MemBackend::new(1));
+    assert_eq!(p.call(&GetPublicKey { slot: 0 }), Err(DeviceError::SlotEmpty));
+    assert_eq!(p.call(&GetPublicKey { slot: NUM_SLOTS as u8 }), Err(DeviceError::NoSuchSlot));
+    let action = sample::action(ActionKind::Register);
+    assert_eq!(
+        p.call(&Sign { slot: 0, sequence: 1, action: action.clone() }),
+        Err(DeviceError::SlotEmpty)
+    );
+    assert_eq!(p.call(&Sign { slot: 200, sequence: 1, action }), Err(DeviceError::NoSuchSlot));
+    assert_eq!(p.call(&GetPolicy { slot: 9 }), Err(DeviceError::NoSuchSlot));
+    assert_eq!(p.admin(GenerateKey { slot: 8, auth: no_auth() }), Err(DeviceError::NoSuchSlot));
+    assert_eq!(
+        p.admin(SetPolicy { slot: 3, policy: permissive(), auth: no_auth() }),
+        Err(DeviceError::SlotEmpty)
+    );
+    let challenge = B256([1; 32]);
+    let payload = p.request(&Attest { slot: 2, challenge });
+    assert_eq!(decode_response::<Attest>(&payload).unwrap().1, Err(DeviceError::SlotEmpty));
+}
+
+#[test]
+fn fresh_key_is_deny_all_and_policy_reads_back() {
+    let mut p = open(MemBackend::new(1));
+    let pk = p.admin(GenerateKey { slot: 4, auth: no_auth() }).unwrap();
+    assert_eq!(pk.origin, KeyOrigin::Generated);
+    assert_eq!(pk.high_water, None);
+    assert_eq!(p.call(&GetPublicKey { slot: 4 }).unwrap(), pk);
+    // The public key and address agree.
+    let k = tee_core::signer::PublicKey::from_sec1_bytes(&pk.public_key.0).unwrap();
+    assert_eq!(k.address(), pk.address);
+    assert_eq!(p.call(&GetPolicy { slot: 4 }).unwrap(), Policy::default());
+    let r = p.call(&Sign { slot: 4, sequence: 0, action: sample::action(ActionKind::Register) });
+    assert_eq!(r, Err(DeviceError::Denied(PolicyViolation::KindNotAllowed)));
+    let set = p.admin(SetPolicy { slot: 4, policy: permissive(), auth: no_auth() }).unwrap();
+    let mut buf = [0u8; 1024];
+    assert_eq!(
+        set.policy_hash,
+        tee_core::primitives::keccak256(codec::encode(&permissive(), &mut buf).unwrap())
+    );
+    assert_eq!(p.call(&GetPolicy { slot: 4 }).unwrap(), permissive());
+}
+
+#[test]
+fn derived_keys_and_unsupported_backends() {
+    let mut p = open(MemBackend::new(1));
+    let path = tee_core::heapless::String::try_from("agents/42/wallet").unwrap();
+    let a = p.admin(DeriveKey { slot: 1, path: path.clone(), auth: no_auth() }).unwrap();
+    assert_eq!(a.origin, KeyOrigin::Derived(path.clone()));
+    // Same path, same key; the slot survives a restart by derivation.
+    let b = p.admin(DeriveKey { slot: 2, path, auth: no_auth() }).unwrap();
+    assert_eq!(a.address, b.address);
+    let mut p2 = open(p.device.into_backend());
+    assert_eq!(p2.call(&GetPublicKey { slot: 1 }).unwrap().address, a.address);
+
+    let mut mcu = open(MemBackend::mcu(1));
+    let path = tee_core::heapless::String::try_from("x").unwrap();
+    assert_eq!(
+        mcu.admin(DeriveKey { slot: 0, path, auth: no_auth() }),
+        Err(DeviceError::Unsupported)
+    );
+    mcu.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    let payload = mcu.request(&Attest { slot: 0, challenge: B256::ZERO });
+    assert_eq!(decode_response::<Attest>(&payload).unwrap().1, Err(DeviceError::Unsupported));
+}
+
+#[test]
+fn entropy_failure_is_typed_and_changes_nothing() {
+    let mut backend = MemBackend::new(1);
+    backend.rng_fails = true;
+    let mut p = open(backend);
+    assert_eq!(p.admin(GenerateKey { slot: 0, auth: no_auth() }), Err(DeviceError::Entropy));
+    assert_eq!(p.call(&GetPublicKey { slot: 0 }), Err(DeviceError::SlotEmpty));
+}
+
+#[test]
+fn attest_binds_the_slot_address_and_challenge() {
+    let (mut p, address) = ready(permissive());
+    let challenge = B256([0x77; 32]);
+    let payload = p.request(&Attest { slot: 0, challenge });
+    let (_, r) = decode_response::<Attest>(&payload).unwrap();
+    let r = r.unwrap();
+    assert_eq!(r.address, address);
+    assert_eq!(
+        binding::check_binding(&r.report_data.0, &address, Purpose::Challenge, &challenge),
+        Ok(())
+    );
+    assert_eq!(&r.quote[..8], b"SIMQUOTE");
+    assert_eq!(&r.quote[8..], &r.report_data.0[..]);
+}
+
+#[test]
+fn admin_authorization() {
+    let mut p = open(MemBackend::new(1));
+    let stranger = SigningKey::from_bytes(&[0x99; 32]).unwrap();
+
+    // Signed by someone else.
+    let mut cmd = GenerateKey { slot: 0, auth: no_auth() };
+    authorize(&mut cmd, &stranger, &DEVICE_ID, 1).unwrap();
+    assert_eq!(p.call(&cmd), Err(DeviceError::Unauthorized));
+
+    // Signed by the admin for another device.
+    let admin = SigningKey::from_bytes(&testkit::ADMIN_SECRET).unwrap();
+    authorize(&mut cmd, &admin, &B256([0xee; 32]), 1).unwrap();
+    assert_eq!(p.call(&cmd), Err(DeviceError::Unauthorized));
+
+    // Properly signed, then the payload altered (another slot).
+    authorize(&mut cmd, &admin, &DEVICE_ID, 1).unwrap();
+    let mut moved = cmd.clone();
+    moved.slot = 1;
+    assert_eq!(p.call(&moved), Err(DeviceError::Unauthorized));
+    // Signed for another command code with the same body prefix.
+    let mut derive = DeriveKey { slot: 0, path: Default::default(), auth: no_auth() };
+    authorize(&mut derive, &admin, &DEVICE_ID, 1).unwrap();
+    let forged = GenerateKey { slot: 0, auth: derive.auth };
+    assert_eq!(p.call(&forged), Err(DeviceError::Unauthorized));
+
+    // The genuine request works once; replaying it is refused.
+    assert!(p.call(&cmd).is_ok());
+    assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 1 }));
+    // A lower counter too; a higher one works.
+    authorize(&mut cmd, &admin, &DEVICE_ID, 0).unwrap();
+    assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 1 }));
+    authorize(&mut cmd, &admin, &DEVICE_ID, 7).unwrap();
+    assert!(p.call(&cmd).is_ok());
+    // The counter survives a restart.
+    let mut p = open(p.device.into_backend());
+    assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 7 }));
+    assert_eq!(p.device.backend().counter(CounterId::Admin).unwrap().value, 7);
+    // A request-only client cannot widen its own policy.
+    let mut widen = SetPolicy { slot: 0, policy: permissive(), auth: no_auth() };
+    authorize(&mut widen, &stranger, &DEVICE_ID, 100).unwrap();
+    assert_eq!(p.call(&widen), Err(DeviceError::Unauthorized));
+    assert_eq!(p.call(&GetPolicy { slot: 0 }).unwrap(), Policy::default());
+}
+
+#[test]
+fn anti_replay() {
+    let (mut p, _) = ready(permissive());
+    let a = sample::action(ActionKind::SetAgentUri);
+    let b = sample::action(ActionKind::GiveFeedback);
+    let first = sign(&mut p, 10, a.clone()).unwrap();
+    // Exact retry: same signature, nothing new committed.
+    assert_eq!(sign(&mut p, 10, a.clone()).unwrap(), first);
+    // Same sequence, different action.
+    assert_eq!(sign(&mut p, 10, b.clone()), Err(DeviceError::Replay { high_water: 10 }));
+    // Lower sequence, even with the same action.
+    assert_eq!(sign(&mut p, 9, a.clone()), Err(DeviceError::Replay { high_water: 10 }));
+    assert_eq!(sign(&mut p, 0, b.clone()), Err(DeviceError::Replay { high_water: 10 }));
+    // Gaps are fine.
+    let second = sign(&mut p, 1000, b.clone()).unwrap();
+    // The old retry is no longer the last signed action.
+    assert_eq!(sign(&mut p, 10, a.clone()), Err(DeviceError::Replay { high_water: 1000 }));
+    assert_eq!(p.call(&GetPublicKey { slot: 0 }).unwrap().high_water, Some(1000));
+    // After a restart: the mark holds, and the exact retry still works.
+    let mut p = open(p.device.into_backend());
+    assert_eq!(sign(&mut p, 1000, b.clone()).unwrap(), second);
+    assert_eq!(sign(&mut p, 999, a), Err(DeviceError::Replay { high_water: 1000 }));
+    // A new key in the slot keeps the mark: (slot, sequence) stays unique.
+    // (The device remembers the admin counter across the restart.)
+    p.admin_counter = 3;
+    p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: permissive(), auth: no_auth() }).unwrap();
+    assert_eq!(sign(&mut p, 1000, b), Err(DeviceError::Replay { high_water: 1000 }));
+}
+
+#[test]
+fn policy_rules_each_allowed_and_refused() {
+    use PolicyViolation as V;
+    let base = || Policy {
+        kinds: KindSet::typed(),
+        chains: Allow::Only(tee_core::heapless::Vec::from_slice(&[sample::CHAIN_ID]).unwrap()),
+        contracts: Allow::Only(
+            tee_core::heapless::Vec::from_slice(&[
+                sample::IDENTITY_REGISTRY,
+                sample::REPUTATION_REGISTRY,
+                sample::VALIDATION_REGISTRY,
+            ])
+            .unwrap(),
+        ),
+        agents: Allow::Only(
+            tee_core::heapless::Vec::from_slice(&[U256::from_u64(sample::AGENT_ID)]).unwrap(),
+        ),
+        max_value: U256::ZERO,
+        max_gas_limit: 300_000,
+        max_fee_per_gas: 3_000_000_000,
+        max_deadline_ahead_secs: 300,
+        rate_limit: None,
+    };
+    let mut seq = 0;
+    let mut check = |policy: Policy, action: Action, expect: Result<(), V>| {
+        let (mut p, _) = ready(policy);
+        seq += 1;
+        let got = sign(&mut p, seq, action.clone()).map(|_| ()).map_err(|e| match e {
+            DeviceError::Denied(v) => v,
+            other => panic!("{other:?}"),
+        });
+        assert_eq!(got, expect, "{action}");
+    };
+    let set_uri = sample::action(ActionKind::SetAgentUri);
+    check(base(), set_uri.clone(), Ok(()));
+
+    // Kinds: blind kinds need naming even when every typed kind is allowed.
+    for blind in [ActionKind::GenericTx, ActionKind::PersonalMessage, ActionKind::Eip712Prehashed] {
+        check(base(), sample::action(blind), Err(V::KindNotAllowed));
+        let mut p = base();
+        p.kinds = p.kinds.with(blind);
+        p.contracts = Allow::Any;
+        p.max_value = U256([0xff; 32]);
+        check(p, sample::action(blind), Ok(()));
+    }
+    let mut p = base();
+    p.kinds = KindSet::NONE.with(ActionKind::GiveFeedback);
+    check(p, set_uri.clone(), Err(V::KindNotAllowed));
+
+    // Chains.
+    let other_chain = |a: &Action| {
+        let Action::RegistryTx(mut t) = a.clone() else { unreachable!() };
+        t.tx.chain_id = 1;
+        Action::RegistryTx(t)
+    };
+    check(base(), other_chain(&set_uri), Err(V::ChainNotAllowed));
+    let mut p = base();
+    p.chains = Allow::Any;
+    check(p, other_chain(&set_uri), Ok(()));
+
+    // Contracts.
+    let mut to_other = set_uri.clone();
+    if let Action::RegistryTx(t) = &mut to_other {
+        t.registry = Address([0x42; 20]);
+    }
+    check(base(), to_other.clone(), Err(V::ContractNotAllowed));
+    let mut p = base();
+    p.contracts = Allow::Any;
+    check(p, to_other, Ok(()));
+
+    // Agents.
+    let mut other_agent = set_uri.clone();
+    if let Action::RegistryTx(t) = &mut other_agent
+        && let RegistryCall::SetAgentUri { agent_id, .. } = &mut t.call
+    {
+        *agent_id = U256::from_u64(43);
+    }
+    check(base(), other_agent.clone(), Err(V::AgentNotAllowed));
+    let mut p = base();
+    p.agents = Allow::Any;
+    check(p, other_agent, Ok(()));
+    // register() names no agent: the agent list does not apply.
+    check(base(), sample::action(ActionKind::Register), Ok(()));
+
+    // Value, gas, fee.
+    let mut generic = base();
+    generic.kinds = generic.kinds.with(ActionKind::GenericTx);
+    generic.contracts = Allow::Any;
+    check(generic.clone(), sample::action(ActionKind::GenericTx), Err(V::ValueTooHigh));
+    generic.max_value = sample::action(ActionKind::GenericTx).value();
+    check(generic, sample::action(ActionKind::GenericTx), Ok(()));
+    let mut p = base();
+    p.max_gas_limit = 249_999;
+    check(p, set_uri.clone(), Err(V::GasLimitTooHigh));
+    let mut p = base();
+    p.max_gas_limit = 250_000;
+    check(p, set_uri.clone(), Ok(()));
+    let mut p = base();
+    p.max_fee_per_gas = 1_999_999_999;
+    check(p, set_uri.clone(), Err(V::FeeTooHigh));
+
+    // AgentWalletSet: wallet must be the signer, deadline inside the window.
+    let (mut p, me) = ready(base());
+    assert!(sign(&mut p, 1, wallet_set(me)).is_ok());
+    let mut stranger = wallet_set(me);
+    if let Action::AgentWalletSet(AgentWalletSet { new_wallet, .. }) = &mut stranger {
+        *new_wallet = Address([0x42; 20]);
+    }
+    assert_eq!(sign(&mut p, 2, stranger), Err(DeviceError::Denied(V::WalletIsNotSigner)));
+    let with_deadline = |d: u64| {
+        let mut a = wallet_set(me);
+        if let Action::AgentWalletSet(w) = &mut a {
+            w.deadline = d;
+        }
+        a
+    };
+    assert_eq!(
+        sign(&mut p, 3, with_deadline(NOW - 1)),
+        Err(DeviceError::Denied(V::DeadlineExpired))
+    );
+    assert_eq!(
+        sign(&mut p, 4, with_deadline(NOW + 301)),
+        Err(DeviceError::Denied(V::DeadlineTooFar))
+    );
+    assert!(sign(&mut p, 5, with_deadline(NOW + 300)).is_ok());
+    assert!(sign(&mut p, 6, with_deadline(NOW)).is_ok());
+    // setAgentWallet transactions carry a deadline too.
+    assert_eq!(
+        sign(&mut p, 7, sample::action(ActionKind::SetAgentWallet)),
+        Err(DeviceError::Denied(V::DeadlineTooFar))
+    );
+    // Without a clock, deadline rules refuse.
+    let mut backend = MemBackend::new(1);
+    backend.now = None;
+    let mut p = open(backend);
+    let pk = p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: base(), auth: no_auth() }).unwrap();
+    assert_eq!(sign(&mut p, 1, wallet_set(pk.address)), Err(DeviceError::Denied(V::NoClock)));
+}
+
+#[test]
+fn rate_limit() {
+    let mut policy = permissive();
+    policy.rate_limit = Some(RateLimit { max: 2, window_secs: 60 });
+    let (mut p, _) = ready(policy);
+    let a = |n: u8| {
+        let Action::RegistryTx(mut t) = sample::action(ActionKind::RevokeFeedback) else {
+            unreachable!()
+        };
+        t.tx.nonce = u64::from(n);
+        Action::RegistryTx(t)
+    };
+    assert!(sign(&mut p, 1, a(1)).is_ok());
+    assert!(sign(&mut p, 2, a(2)).is_ok());
+    assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::RateLimited)));
+    // A refused request does not burn its sequence.
+    p.device.backend_mut().now = Some(NOW + 59);
+    assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::RateLimited)));
+    p.device.backend_mut().now = Some(NOW + 60);
+    assert!(sign(&mut p, 3, a(3)).is_ok());
+    // Exact retries do not count against the limit.
+    assert!(sign(&mut p, 3, a(3)).is_ok());
+    assert!(sign(&mut p, 4, a(4)).is_ok());
+}
+
+#[test]
+fn audit_log_is_a_verifiable_chain() {
+    let (mut p, _) = ready(permissive());
+    let a = sample::action(ActionKind::RevokeFeedback);
+    sign(&mut p, 1, a.clone()).unwrap();
+    sign(&mut p, 1, a.clone()).unwrap();
+    let _ = sign(&mut p, 0, a.clone());
+    let log = p.call(&GetAuditLog { from: 0 }).unwrap();
+    // boot, generate, set policy, sign, retry, replay refused.
+    let outcomes: Vec<_> = log.entries.iter().map(|e| (e.command, e.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (0, Outcome::Ok),
+            (GenerateKey::CODE, Outcome::Ok),
+            (SetPolicy::CODE, Outcome::Ok),
+            (Sign::CODE, Outcome::Ok),
+            (Sign::CODE, Outcome::Retry),
+            (Sign::CODE, Outcome::Refused(DeviceError::Replay { high_water: 1 })),
+        ]
+    );
+    assert_eq!(log.entries[3].digest, a.digest());
+    let folded = log.entries.iter().fold(log.prev_hash, |h, e| audit_chain_hash(&h, e));
+    assert_eq!(folded, log.head_hash);
+    assert_eq!(log.prev_hash, B256::ZERO);
+    // An edited entry breaks the chain.
+    let mut edited = log.entries.clone();
+    edited[3].sequence = 2;
+    assert_ne!(edited.iter().fold(log.prev_hash, |h, e| audit_chain_hash(&h, e)), log.head_hash);
+
+    // Fill past the ring: overwritten-unread entries are counted, and
+    // consecutive batches join.
+    for s in 2..40 {
+        sign(&mut p, s, a.clone()).unwrap();
+    }
+    let first = p.call(&GetAuditLog { from: 0 }).unwrap();
+    assert!(first.overwritten_unread > 0);
+    assert!(first.entries[0].index > 6, "old entries are gone");
+    let mut hash = first.entries.iter().fold(first.prev_hash, |h, e| audit_chain_hash(&h, e));
+    let mut next = first.entries.last().unwrap().index + 1;
+    while next < first.next_index {
+        let batch = p.call(&GetAuditLog { from: next }).unwrap();
+        assert_eq!(batch.prev_hash, hash, "batches join");
+        hash = batch.entries.iter().fold(hash, |h, e| audit_chain_hash(&h, e));
+        next = batch.entries.last().unwrap().index + 1;
+    }
+    assert_eq!(hash, first.head_hash);
+    // Reading everything stops the overwritten counter from growing.
+    let before = p.call(&GetAuditLog { from: u64::MAX }).unwrap().overwritten_unread;
+    assert_eq!(p.call(&GetAuditLog { from: u64::MAX }).unwrap().entries.len(), 0);
+    sign(&mut p, 100, a).unwrap();
+    assert_eq!(p.call(&GetAuditLog { from: u64::MAX }).unwrap().overwritten_unread, before);
+}
+
+#[test]
+fn malformed_requests_get_typed_errors_with_the_request_id() {
+    let (mut p, _) = ready(permissive());
+    let send = |p: &mut Pair<MemBackend>, header: Header, body: &[u8]| {
+        let mut out = [0u8; 4096];
+        let f = frame::encode_raw(&header, body, &mut out).unwrap().to_vec();
+        let mut r = p.send_raw(&f);
+        assert_eq!(r.len(), 1);
+        r.pop().unwrap()
+    };
+    let h = |command: u8| Header { version: PROTOCOL_VERSION, command, request_id: 77 };
+    let err = |payload: &[u8]| -> (Header, DeviceError) {
+        let (h, body) = Header::split(payload).unwrap();
+        (h, codec::decode::<Result<(), DeviceError>>(body).unwrap().unwrap_err())
+    };
+    // Unknown command.
+    let (rh, e) = err(&send(&mut p, h(0xee), &[]));
+    assert_eq!((rh.request_id, rh.command, e), (77, 0xee, DeviceError::UnknownCommand));
+    // Wrong version: answered in this device's version.
+    let (rh, e) = err(&send(&mut p, Header { version: 9, ..h(DeviceInfo::CODE) }, &[]));
+    assert_eq!(
+        (rh.version, e),
+        (PROTOCOL_VERSION, DeviceError::UnsupportedVersion { supported: 1 })
+    );
+    // Trailing bytes, truncation, non-minimal varint, unknown action tag, over-long echo.
+    assert_eq!(
+        err(&send(&mut p, h(DeviceInfo::CODE), &[0])).1,
+        DeviceError::Malformed(Error::TrailingBytes)
+    );
+    assert_eq!(
+        err(&send(&mut p, h(GetPublicKey::CODE), &[])).1,
+        DeviceError::Malformed(Error::Truncated)
+    );
+    assert_eq!(
+        err(&send(&mut p, h(GetAuditLog::CODE), &[0x80, 0x00])).1,
+        DeviceError::Malformed(Error::NonCanonical)
+    );
+    assert_eq!(
+        err(&send(&mut p, h(Sign::CODE), &[0, 1, 0x09])).1,
+        DeviceError::Malformed(Error::UnknownVariant)
+    );
+    assert_eq!(
+        err(&send(&mut p, h(Sign::CODE), &[0, 0x81, 0x00, 0x03, 0x00])).1,
+        DeviceError::Malformed(Error::NonCanonical)
+    );
+    let mut long = vec![0x81, 0x02];
+    long.extend_from_slice(&[1; 257]);
+    assert_eq!(err(&send(&mut p, h(Echo::CODE), &long)).1, DeviceError::Malformed(Error::TooLong));
+    // Nothing above changed the device.
+    assert_eq!(p.call(&GetPublicKey { slot: 0 }).unwrap().high_water, None);
+}
+
+#[test]
+fn frame_errors_are_answered_with_request_id_zero() {
+    let mut p = open(MemBackend::new(1));
+    let mut buf = [0u8; 256];
+    let good = tee_core::device::encode_request(5, &DeviceInfo, &mut buf).unwrap().to_vec();
+    let mut bad = good.clone();
+    bad[3] ^= 0x01;
+    let r = p.send_raw(&bad);
+    assert_eq!(r.len(), 1);
+    let (h, body) = Header::split(&r[0]).unwrap();
+    assert_eq!((h.request_id, h.command), (0, 0));
+    let e = codec::decode::<Result<(), DeviceError>>(body).unwrap();
+    assert!(
+        matches!(e, Err(DeviceError::Frame(FrameError::BadCrc | FrameError::BadCobs))),
+        "{e:?}"
+    );
+    // The next good frame is answered normally.
+    assert_eq!(p.send_raw(&good).len(), 1);
+}
