@@ -3,13 +3,14 @@
 //! the stream.
 //!
 //! ```text
-//! frame   = COBS(payload ‖ crc32(payload) as little-endian) ‖ 0x00
+//! frame   = 0x00 ‖ COBS(payload ‖ crc32(payload) as little-endian) ‖ 0x00
 //! payload = header (6 bytes) ‖ body (postcard)
 //! header  = version: u8 ‖ command: u8 ‖ request_id: u32 little-endian
 //! ```
 //! CRC-32 is the common IEEE one (`CRC_32_ISO_HDLC`: zlib, Ethernet, PNG),
-//! from the `crc` crate. An empty frame (two delimiters in a row) is ignored,
-//! so a peer may send `0x00` at any time to resynchronise.
+//! from the `crc` crate. Every frame starts with a delimiter too, so it ends
+//! whatever partial frame line noise left behind instead of merging with it;
+//! an empty frame (two delimiters in a row) is ignored.
 
 use postcard::ser_flavors::{Cobs, Flavor, Slice};
 use serde::Serialize;
@@ -26,10 +27,18 @@ pub const CRC_LEN: usize = 4;
 /// The frame delimiter.
 pub const DELIMITER: u8 = 0x00;
 
-/// Largest COBS-encoded frame, delimiter included, for a payload of `payload_len` bytes.
+/// Largest COBS-encoded frame for a payload of `payload_len` bytes,
+/// delimiters excluded: what an [`Accumulator`] must hold.
 #[must_use]
 pub const fn encoded_len_bound(payload_len: usize) -> usize {
-    cobs::max_encoding_length(payload_len + CRC_LEN) + 1
+    cobs::max_encoding_length(payload_len + CRC_LEN)
+}
+
+/// Largest frame on the wire for a payload of `payload_len` bytes, both
+/// delimiters included: what an output buffer must hold.
+#[must_use]
+pub const fn wire_len_bound(payload_len: usize) -> usize {
+    encoded_len_bound(payload_len) + 2
 }
 
 /// The fixed header of every request and response.
@@ -178,24 +187,36 @@ impl<'a> Flavor for CrcCobs<'a> {
     }
 }
 
+/// Writes the leading delimiter, then whatever `write` puts through a
+/// CRC+COBS flavor (which appends the CRC and the closing delimiter).
+fn frame_into(
+    out: &mut [u8],
+    write: impl FnOnce(CrcCobs<'_>) -> postcard::Result<usize>,
+) -> Result<&mut [u8]> {
+    let (lead, rest) = out.split_first_mut().ok_or(Error::BufferTooSmall)?;
+    *lead = DELIMITER;
+    let len = write(CrcCobs { crc: CRC32.digest(), cobs: Cobs::try_new(Slice::new(rest))? })?;
+    out.get_mut(..1 + len).ok_or(Error::BufferTooSmall)
+}
+
 /// Writes one complete frame (`header`, then `body` in postcard) into `out`
-/// and returns it, delimiter included.
+/// and returns it, both delimiters included.
 pub fn encode<'o, T: Serialize + ?Sized>(
     header: &Header,
     body: &T,
     out: &'o mut [u8],
 ) -> Result<&'o mut [u8]> {
-    let flavor = CrcCobs { crc: CRC32.digest(), cobs: Cobs::try_new(Slice::new(out))? };
-    Ok(postcard::serialize_with_flavor(&(header.to_bytes(), body), flavor)?)
+    frame_into(out, |f| Ok(postcard::serialize_with_flavor(&(header.to_bytes(), body), f)?.len()))
 }
 
 /// Writes one frame whose body is `body` as is (already encoded), into
-/// `out`, delimiter included.
+/// `out`, both delimiters included.
 pub fn encode_raw<'o>(header: &Header, body: &[u8], out: &'o mut [u8]) -> Result<&'o mut [u8]> {
-    let mut flavor = CrcCobs { crc: CRC32.digest(), cobs: Cobs::try_new(Slice::new(out))? };
-    flavor.try_extend(&header.to_bytes())?;
-    flavor.try_extend(body)?;
-    Ok(flavor.finalize()?)
+    frame_into(out, |mut f| {
+        f.try_extend(&header.to_bytes())?;
+        f.try_extend(body)?;
+        Ok(f.finalize()?.len())
+    })
 }
 
 #[cfg(test)]
@@ -229,8 +250,8 @@ mod tests {
     #[test]
     fn round_trip_whole_and_byte_by_byte() {
         let f = frame(&[0, 1, 2, 0, 0]);
-        assert_eq!(*f.last().unwrap(), 0);
-        assert!(!f[..f.len() - 1].contains(&0), "COBS leaves no zero inside a frame");
+        assert_eq!((f[0], *f.last().unwrap()), (0, 0));
+        assert!(!f[1..f.len() - 1].contains(&0), "COBS leaves no zero inside a frame");
         let mut acc = Accumulator::<64>::new();
         let got = feed_all(&mut acc, &f);
         let payload = got[0].clone().unwrap();
@@ -257,7 +278,7 @@ mod tests {
         assert_eq!(got[0], Err(FrameError::TooLong));
         assert!(got[1].is_ok());
         // A flipped bit fails the CRC (or COBS), never yields a payload.
-        for i in 0..good.len() - 1 {
+        for i in 1..good.len() - 1 {
             for bit in 0..8 {
                 let mut bad = good.clone();
                 bad[i] ^= 1 << bit;
@@ -279,7 +300,7 @@ mod tests {
     fn frame_exactly_at_the_limit() {
         // 6 header + 21 body + 4 CRC = 31 bytes, plus one COBS byte.
         let f = frame(&[7u8; 20]);
-        assert_eq!(f.len() - 1, 32);
+        assert_eq!(f.len() - 2, 32);
         assert!(feed_all(&mut Accumulator::<32>::new(), &f)[0].is_ok());
         assert_eq!(feed_all(&mut Accumulator::<31>::new(), &f)[0], Err(FrameError::TooLong));
         assert_eq!(encode(&H, &[0u8; 64][..], &mut [0u8; 16]).err(), Some(Error::BufferTooSmall));

@@ -16,7 +16,7 @@ fn pair() -> Pair<MemBackend> {
 }
 
 fn echo_frame(id: u32, data: &[u8]) -> Vec<u8> {
-    let mut buf = vec![0u8; MAX_REQUEST_FRAME + 1];
+    let mut buf = vec![0u8; MAX_REQUEST_WIRE];
     let cmd = Echo { data: tee_core::heapless::Vec::from_slice(data).unwrap() };
     encode_request(id, &cmd, &mut buf).unwrap().to_vec()
 }
@@ -75,7 +75,7 @@ proptest! {
 fn every_bit_flip_is_caught() {
     let mut p = pair();
     let f = echo_frame(9, b"flip me");
-    for i in 0..f.len() - 1 {
+    for i in 1..f.len() - 1 {
         for bit in 0..8 {
             let mut bad = f.clone();
             bad[i] ^= 1 << bit;
@@ -111,7 +111,7 @@ fn frames_at_and_over_the_limit() {
     let (exact, over) = (1..MAX_REQUEST_FRAME)
         .find_map(|len| {
             let body = vec![0x11u8; len];
-            let n = frame::encode_raw(&h, &body, &mut out).unwrap().len() - 1;
+            let n = frame::encode_raw(&h, &body, &mut out).unwrap().len() - 2;
             (n == MAX_REQUEST_FRAME).then(|| {
                 let exact = frame::encode_raw(&h, &body, &mut out).unwrap().to_vec();
                 let over =
@@ -120,8 +120,8 @@ fn frames_at_and_over_the_limit() {
             })
         })
         .expect("some body length hits the limit exactly");
-    assert_eq!(exact.len() - 1, MAX_REQUEST_FRAME);
-    assert!(over.len() - 1 > MAX_REQUEST_FRAME);
+    assert_eq!(exact.len() - 2, MAX_REQUEST_FRAME);
+    assert!(over.len() - 2 > MAX_REQUEST_FRAME);
     let mut p = pair();
     // At the limit: read, and answered for its id. (The body is 0x11 bytes:
     // a 17-byte Echo followed by trailing bytes.)

@@ -47,11 +47,16 @@ pub const AUDIT_BATCH: usize = 8;
 pub const MAX_REQUEST_BODY: usize = 1 + 10 + MAX_ACTION_LEN;
 /// Upper bound of any response body (the largest is `Attest`).
 pub const MAX_RESPONSE_BODY: usize = MAX_QUOTE_LEN + 256;
-/// Buffer a device needs to receive any request frame (COBS, CRC, no delimiter).
+/// Accumulator a device needs to receive any request frame (COBS-encoded,
+/// delimiters excluded).
 pub const MAX_REQUEST_FRAME: usize = crate::frame::encoded_len_bound(HEADER_LEN + MAX_REQUEST_BODY);
-/// Buffer a client needs to receive any response frame.
+/// Accumulator a client needs to receive any response frame.
 pub const MAX_RESPONSE_FRAME: usize =
     crate::frame::encoded_len_bound(HEADER_LEN + MAX_RESPONSE_BODY);
+/// Buffer that holds any request frame on the wire, delimiters included.
+pub const MAX_REQUEST_WIRE: usize = crate::frame::wire_len_bound(HEADER_LEN + MAX_REQUEST_BODY);
+/// Buffer that holds any response frame on the wire, delimiters included.
+pub const MAX_RESPONSE_WIRE: usize = crate::frame::wire_len_bound(HEADER_LEN + MAX_RESPONSE_BODY);
 
 /// A request type: its stable code and its response type.
 pub trait Command: Serialize + for<'de> Deserialize<'de> {

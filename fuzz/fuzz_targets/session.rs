@@ -1,0 +1,127 @@
+//! Whole device sessions: the input is read as a sequence of operations
+//! (admin-signed key and policy changes, signing requests with colliding
+//! sequences, raw frames, attestations, clock moves, power losses), all
+//! through real frames. After every response: no two different signatures
+//! for one (slot, sequence), and every signature verifies for its slot.
+#![no_main]
+
+use std::collections::HashMap;
+
+use libfuzzer_sys::fuzz_target;
+use tee_core::device::{Device, decode_response};
+use tee_core::protocol::*;
+use tee_core::testkit::{self, MemBackend, Pair, PowerLoss, no_auth};
+use tee_core::{Action, ActionKind, Signature, sample};
+
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn bytes(&mut self, n: usize) -> &[u8] {
+        let (a, b) = self.0.split_at(n.min(self.0.len()));
+        self.0 = b;
+        a
+    }
+}
+
+fn policy(mask: u32) -> Policy {
+    Policy {
+        kinds: KindSet(mask),
+        chains: Allow::Any,
+        contracts: Allow::Any,
+        agents: Allow::Any,
+        max_value: tee_core::U256([0xff; 32]),
+        max_gas_limit: u64::MAX,
+        max_fee_per_gas: u128::MAX,
+        max_deadline_ahead_secs: 300,
+        rate_limit: if mask & 1 == 1 { Some(RateLimit { max: 3, window_secs: 10 }) } else { None },
+    }
+}
+
+fn action(kind: u8, variant: u8) -> Action {
+    let mut a = sample::action(ActionKind::ALL[usize::from(kind) % ActionKind::ALL.len()]);
+    match &mut a {
+        Action::RegistryTx(t) => t.tx.nonce = u64::from(variant),
+        Action::GenericTx(t) => t.tx.nonce = u64::from(variant),
+        Action::AgentWalletSet(w) => w.deadline = 1_767_225_000 + u64::from(variant),
+        Action::PersonalMessage(m) => {
+            let _ = m.message.push(variant);
+        }
+        Action::Eip712Prehashed(p) => p.struct_hash.0[0] = variant,
+    }
+    a
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = Input(data);
+    let mut p = Pair::new(Device::open(MemBackend::new(9), testkit::config()).unwrap());
+    let mut released: HashMap<(u8, u64), Signature> = HashMap::new();
+    while let Some(op) = input.byte() {
+        let arg = input.byte().unwrap_or(0);
+        match op % 9 {
+            0 => {
+                let n = usize::from(arg);
+                let raw = input.bytes(n).to_vec();
+                p.send_raw(&raw);
+            }
+            1 => {
+                let _ = p.admin(GenerateKey { slot: arg % 9, auth: no_auth() });
+            }
+            2 => {
+                let mask = u32::from_le_bytes([
+                    arg,
+                    input.byte().unwrap_or(0),
+                    input.byte().unwrap_or(0),
+                    0,
+                ]);
+                let _ = p.admin(SetPolicy { slot: arg % 9, policy: policy(mask), auth: no_auth() });
+            }
+            3 | 4 => {
+                let slot = arg % 3;
+                let sequence = u64::from(input.byte().unwrap_or(0) % 8);
+                let kind = input.byte().unwrap_or(0);
+                let variant = input.byte().unwrap_or(0) % 4;
+                let r = p.call(&Sign { slot, sequence, action: action(kind, variant) });
+                if let Ok(r) = r {
+                    if let Some(prev) = released.insert((slot, sequence), r.signature) {
+                        assert_eq!(prev, r.signature, "two signatures for ({slot}, {sequence})");
+                    }
+                    let address = p.call(&GetPublicKey { slot }).unwrap().address;
+                    assert_eq!(r.signature.recover_address(&r.digest).unwrap(), address);
+                }
+            }
+            5 => {
+                let payload =
+                    p.request(&Attest { slot: arg % 9, challenge: tee_core::B256([arg; 32]) });
+                let (_, attested) =
+                    decode_response::<Attest>(&payload).expect("a well-formed response");
+                if let Ok(a) = attested {
+                    assert_eq!(a.report_data.0[..20], a.address.0);
+                }
+            }
+            6 => {
+                let log = p.call(&GetAuditLog { from: u64::from(arg) }).unwrap();
+                assert!(log.entries.len() <= AUDIT_BATCH);
+            }
+            7 => p.device.backend_mut().now = Some(1_767_225_000 + u64::from(arg) * 7),
+            _ => {
+                // Power fails at the next write (or the one after).
+                let mode =
+                    if arg & 1 == 0 { PowerLoss::BeforeWrite } else { PowerLoss::AfterWrite };
+                let at = p.device.backend().write_steps + u64::from(arg >> 7);
+                p.device.backend_mut().power_loss = Some((at, mode));
+            }
+        }
+        if p.device.backend().dead {
+            let counter = p.admin_counter;
+            let mut backend = p.device.into_backend();
+            backend.restart();
+            p = Pair::new(Device::open(backend, testkit::config()).expect("the device comes back"));
+            p.admin_counter = counter;
+        }
+    }
+});
