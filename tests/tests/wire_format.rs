@@ -1,0 +1,291 @@
+//! `docs/wire-format.md`'s generated section (hex examples of every message
+//! and the error-code table) comes from here; this test fails if the
+//! document says anything else. To regenerate after a deliberate change:
+//! `UPDATE_WIRE_DOC=1 cargo test -p tee-tests --test wire_format`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use tee_core::device::{Device, encode_request};
+use tee_core::frame::{self, FrameError, Header};
+use tee_core::heapless;
+use tee_core::protocol::*;
+use tee_core::testkit::{self, MemBackend, Pair, no_auth};
+use tee_core::{ActionKind, B256, Error, U256, codec, sample};
+
+const BEGIN: &str = "<!-- BEGIN GENERATED: tests/tests/wire_format.rs -->";
+const END: &str = "<!-- END GENERATED -->";
+
+fn hex_block(out: &mut String, label: &str, bytes: &[u8]) {
+    let _ = writeln!(out, "{label} ({} bytes):", bytes.len());
+    for line in bytes.chunks(32) {
+        let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+        let _ = writeln!(out, "    {}", hex.join(" "));
+    }
+}
+
+struct Doc {
+    out: String,
+    pair: Pair<MemBackend>,
+    next_id: u32,
+}
+
+impl Doc {
+    /// One request and its response: header, body and whole frame of each.
+    fn example<C: Command>(&mut self, title: &str, what: &str, cmd: &C) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut buf = vec![0u8; MAX_RESPONSE_WIRE];
+        let request = encode_request(id, cmd, &mut buf).unwrap().to_vec();
+        let responses = self.pair.send_raw(&request);
+        let payload = responses.last().unwrap().clone();
+        let (h, body) = Header::split(&payload).unwrap();
+        assert_eq!(h.request_id, id);
+        let response = frame::encode_raw(&h, body, &mut buf).unwrap().to_vec();
+        let mut req_body = vec![0u8; MAX_REQUEST_BODY];
+        let req_body = codec::encode(cmd, &mut req_body).unwrap().to_vec();
+
+        let o = &mut self.out;
+        let _ = writeln!(o, "### `{:#04x}` {title}\n", C::CODE);
+        let _ = writeln!(o, "{what}\n\n```text");
+        hex_block(
+            o,
+            "request header",
+            &Header { version: PROTOCOL_VERSION, command: C::CODE, request_id: id }.to_bytes(),
+        );
+        hex_block(o, "request body", &req_body);
+        hex_block(o, "request frame", &request);
+        hex_block(o, "response header", &h.to_bytes());
+        hex_block(o, "response body", body);
+        hex_block(o, "response frame", &response);
+        let _ = writeln!(o, "```\n");
+    }
+}
+
+fn encoded<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    codec::encode(v, &mut buf).unwrap().to_vec()
+}
+
+/// The Sign request body, field by field; the fields' separate encodings
+/// must concatenate to the body itself.
+fn walk_through(out: &mut String, sign: &Sign) {
+    use tee_core::Action;
+    use tee_core::action::RegistryCall;
+    let Action::RegistryTx(t) = &sign.action else { unreachable!() };
+    let RegistryCall::SetAgentUri { agent_id, new_uri } = &t.call else { unreachable!() };
+    let rows: Vec<(Vec<u8>, String)> = vec![
+        (encoded(&sign.slot), "slot 0".into()),
+        (encoded(&sign.sequence), "sequence 1".into()),
+        (vec![1], "action variant 1: RegistryTx".into()),
+        (encoded(&t.tx.chain_id), format!("chain id {}", t.tx.chain_id)),
+        (encoded(&t.tx.nonce), format!("nonce {}", t.tx.nonce)),
+        (
+            encoded(&t.tx.max_priority_fee_per_gas),
+            format!("max priority fee {} wei", t.tx.max_priority_fee_per_gas),
+        ),
+        (encoded(&t.tx.max_fee_per_gas), format!("max fee {} wei", t.tx.max_fee_per_gas)),
+        (encoded(&t.tx.gas_limit), format!("gas limit {}", t.tx.gas_limit)),
+        (encoded(&t.registry), format!("registry {}", t.registry)),
+        (vec![3], "registry call variant 3: setAgentURI".into()),
+        (encoded(agent_id), format!("agent id {agent_id}")),
+        (encoded(new_uri), format!("new URI, {} bytes of UTF-8 after the length", new_uri.len())),
+    ];
+    let mut buf = vec![0u8; MAX_REQUEST_BODY];
+    let body = codec::encode(sign, &mut buf).unwrap().to_vec();
+    assert_eq!(rows.iter().flat_map(|(b, _)| b.clone()).collect::<Vec<u8>>(), body);
+    let _ = writeln!(out, "Walk-through of that request body:\n\n| bytes | meaning |\n|---|---|");
+    for (bytes, meaning) in rows {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = if hex.len() > 8 {
+            format!(
+                "{} … {} ({} bytes)",
+                hex[..3].join(" "),
+                hex[hex.len() - 2..].join(" "),
+                hex.len()
+            )
+        } else {
+            hex.join(" ")
+        };
+        let _ = writeln!(out, "| `{hex}` | {meaning} |");
+    }
+    let _ = writeln!(out);
+}
+
+fn generated() -> String {
+    let device = Device::open(MemBackend::new(1), testkit::config()).unwrap();
+    let mut d = Doc { out: String::new(), pair: Pair::new(device), next_id: 1 };
+    let _ = writeln!(
+        d.out,
+        "Generated from a simulated device (`testkit::MemBackend::new(1)`, device id `0xd1…d1`, \
+         admin key `0xad…ad`, clock at 1767225000), in this order, so each response reflects \
+         the requests before it.\n"
+    );
+    d.example("DeviceInfo", "No body.", &DeviceInfo);
+    let mut generate = GenerateKey { slot: 0, auth: no_auth() };
+    let admin = tee_core::SigningKey::from_bytes(&testkit::ADMIN_SECRET).unwrap();
+    authorize(&mut generate, &admin, &testkit::DEVICE_ID, 1).unwrap();
+    d.example("GenerateKey", "Slot 0, admin counter 1.", &generate);
+    d.example("GetPublicKey", "Slot 0.", &GetPublicKey { slot: 0 });
+    let policy = Policy {
+        kinds: KindSet::typed(),
+        chains: Allow::Only(heapless::Vec::from_slice(&[sample::CHAIN_ID]).unwrap()),
+        contracts: Allow::Only(heapless::Vec::from_slice(&[sample::IDENTITY_REGISTRY]).unwrap()),
+        agents: Allow::Any,
+        max_value: U256::ZERO,
+        max_gas_limit: 500_000,
+        max_fee_per_gas: 50_000_000_000,
+        max_deadline_ahead_secs: 300,
+        rate_limit: Some(RateLimit { max: 60, window_secs: 3600 }),
+    };
+    let mut set = SetPolicy { slot: 0, policy, auth: no_auth() };
+    authorize(&mut set, &admin, &testkit::DEVICE_ID, 2).unwrap();
+    d.example(
+        "SetPolicy",
+        "Slot 0: every typed kind, Base only, the identity registry only, any agent, no value, \
+         gas up to 500000, fees up to 50 gwei, deadlines up to 300 s ahead, 60 signatures an \
+         hour; admin counter 2.",
+        &set,
+    );
+    d.example("GetPolicy", "Slot 0.", &GetPolicy { slot: 0 });
+    let sign = Sign { slot: 0, sequence: 1, action: sample::action(ActionKind::SetAgentUri) };
+    d.example(
+        "Sign",
+        "Slot 0, sequence 1, the sample `setAgentURI(42, \"ipfs://…\")` transaction on Base.",
+        &sign,
+    );
+    walk_through(&mut d.out, &sign);
+    d.example("Sign (exact retry)", "The same request again: the same signature.", &sign);
+    let replay = Sign { slot: 0, sequence: 1, action: sample::action(ActionKind::Register) };
+    d.example("Sign (replay refused)", "Another action at sequence 1.", &replay);
+    let denied = Sign { slot: 0, sequence: 2, action: sample::action(ActionKind::GiveFeedback) };
+    d.example(
+        "Sign (policy refusal)",
+        "`giveFeedback` goes to the reputation registry, which the policy does not list.",
+        &denied,
+    );
+    d.example(
+        "Attest",
+        "Slot 0 with challenge `0x77…77`. The simulated backend's stand-in quote is `SIMQUOTE` \
+         followed by the report data; a dstack backend returns a TDX quote.",
+        &Attest { slot: 0, challenge: B256([0x77; 32]) },
+    );
+    d.example("GetAuditLog", "From index 0.", &GetAuditLog { from: 0 });
+    d.example(
+        "Echo",
+        "Four bytes, two of them zero.",
+        &Echo { data: heapless::Vec::from_slice(&[0, 1, 0, 2]).unwrap() },
+    );
+
+    // A frame that cannot be read.
+    let mut buf = [0u8; 64];
+    let mut bad = encode_request(99, &DeviceInfo, &mut buf).unwrap().to_vec();
+    bad[4] ^= 0x40;
+    let responses = d.pair.send_raw(&bad);
+    let (h, body) = Header::split(&responses[0]).unwrap();
+    let response = frame::encode_raw(&h, body, &mut buf).unwrap().to_vec();
+    let o = &mut d.out;
+    let _ = writeln!(
+        o,
+        "### A damaged frame\n\nThe DeviceInfo request with one bit flipped: answered with request id 0 and command 0.\n\n```text"
+    );
+    hex_block(o, "request frame", &bad);
+    hex_block(o, "response frame", &response);
+    let _ = writeln!(o, "```\n");
+
+    // The error codes, from their encodings.
+    let _ = writeln!(
+        o,
+        "### Error codes\n\nA failed command's body is `01` followed by one of these (the variant index is the first byte):\n"
+    );
+    let _ = writeln!(o, "| encoding | error |\n|---|---|");
+    let errors: Vec<(DeviceError, &str)> = vec![
+        (
+            DeviceError::Frame(FrameError::TooLong),
+            "the frame could not be read (here: too long; `00 00..03` = TooLong, BadCobs, TooShort, BadCrc)",
+        ),
+        (
+            DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION },
+            "wrong protocol version; carries the device's",
+        ),
+        (DeviceError::UnknownCommand, "no command has this code"),
+        (
+            DeviceError::Malformed(Error::NonCanonical),
+            "the body is not the command's canonical encoding; carries why (tee-core `Error`)",
+        ),
+        (DeviceError::NoSuchSlot, "slot number out of range"),
+        (DeviceError::SlotEmpty, "the slot has no key"),
+        (
+            DeviceError::Denied(PolicyViolation::KindNotAllowed),
+            "the policy refuses; carries the rule (`PolicyViolation`)",
+        ),
+        (
+            DeviceError::Replay { high_water: 7 },
+            "sequence at or below the high-water mark (here 7)",
+        ),
+        (DeviceError::Unauthorized, "admin signature wrong for this device or command"),
+        (DeviceError::AdminReplay { last: 7 }, "admin counter not above the last (here 7)"),
+        (DeviceError::Unsupported, "the backend lacks this capability"),
+        (DeviceError::Storage, "durable storage failed; nothing changed"),
+        (DeviceError::Entropy, "the RNG failed"),
+        (DeviceError::SigningFailed, "signing failed (no detail, by design)"),
+        (DeviceError::Backend, "other backend failure"),
+        (DeviceError::ResponseTooLarge, "the response does not fit the device's buffer"),
+    ];
+    for (e, what) in errors {
+        let hex: Vec<String> = encoded(&e).iter().map(|b| format!("{b:02x}")).collect();
+        let _ = writeln!(o, "| `{}` | {what} |", hex.join(" "));
+    }
+    let _ = writeln!(
+        o,
+        "\n`PolicyViolation` indices: 0 KindNotAllowed, 1 ChainNotAllowed, 2 ContractNotAllowed, 3 AgentNotAllowed, 4 ValueTooHigh, 5 GasLimitTooHigh, 6 FeeTooHigh, 7 DeadlineExpired, 8 DeadlineTooFar, 9 WalletIsNotSigner, 10 RateLimited, 11 NoClock."
+    );
+    for (i, v) in [
+        PolicyViolation::KindNotAllowed,
+        PolicyViolation::ChainNotAllowed,
+        PolicyViolation::ContractNotAllowed,
+        PolicyViolation::AgentNotAllowed,
+        PolicyViolation::ValueTooHigh,
+        PolicyViolation::GasLimitTooHigh,
+        PolicyViolation::FeeTooHigh,
+        PolicyViolation::DeadlineExpired,
+        PolicyViolation::DeadlineTooFar,
+        PolicyViolation::WalletIsNotSigner,
+        PolicyViolation::RateLimited,
+        PolicyViolation::NoClock,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(encoded(&v), [i as u8], "the listed index of {v:?}");
+    }
+    d.out
+}
+
+#[test]
+fn wire_format_doc_matches_the_bytes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/wire-format.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/wire-format.md exists");
+    let (head, rest) = doc.split_once(BEGIN).expect("the document has the BEGIN marker");
+    let (_, tail) = rest.split_once(END).expect("the document has the END marker");
+    // The limits quoted in the hand-written part.
+    for quoted in [
+        format!("`MAX_REQUEST_FRAME` = {MAX_REQUEST_FRAME}"),
+        format!("`MAX_RESPONSE_FRAME` = {MAX_RESPONSE_FRAME}"),
+        format!("(now **{PROTOCOL_VERSION}**)"),
+    ] {
+        assert!(doc.contains(&quoted), "docs/wire-format.md should say {quoted}");
+    }
+    let want = generated();
+    let fresh = format!("{head}{BEGIN}\n\n{want}{END}{tail}");
+    if std::env::var_os("UPDATE_WIRE_DOC").is_some() {
+        std::fs::write(&path, fresh).unwrap();
+        return;
+    }
+    assert!(
+        doc == fresh,
+        "docs/wire-format.md differs from the bytes; rerun with UPDATE_WIRE_DOC=1 and review the diff"
+    );
+}
