@@ -135,3 +135,64 @@ fn frames_at_and_over_the_limit() {
     // And the stream carries on.
     assert!(answered(&p.send_raw(&echo_frame(4, b"still here")), 4, b"still here"));
 }
+
+/// A duplex pipe: reads come from `input` (a few bytes at a time, as a UART
+/// delivers them), writes go to `output`.
+struct Pipe {
+    input: Vec<u8>,
+    pos: usize,
+    output: Vec<u8>,
+}
+
+impl embedded_io::ErrorType for Pipe {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let n = buf.len().min(7).min(self.input.len() - self.pos);
+        buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl embedded_io::Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+#[test]
+fn serve_loop_until_end_of_stream() {
+    let mut input = Vec::new();
+    input.extend(echo_frame(1, b"one"));
+    input.extend([0x55; 10]); // noise
+    input.extend(echo_frame(2, b"two"));
+    input.extend(&echo_frame(3, b"cut")[..5]); // a partial frame at the end
+    let mut pipe = Pipe { input, pos: 0, output: Vec::new() };
+    let mut device = Device::open(MemBackend::new(1), testkit::config()).unwrap();
+    let mut rx = tee_core::frame::Accumulator::<MAX_REQUEST_FRAME>::new();
+    let mut tx = vec![0u8; MAX_RESPONSE_WIRE];
+    tee_core::serve::serve(&mut pipe, &mut device, &mut rx, &mut tx).unwrap();
+    // Read back what the device wrote.
+    let mut host = tee_core::frame::Accumulator::<MAX_RESPONSE_FRAME>::new();
+    let mut responses = Vec::new();
+    let mut rest = &pipe.output[..];
+    while !rest.is_empty() {
+        let (f, r) = host.feed(rest);
+        rest = r;
+        if let Some(f) = f {
+            responses.push(f.unwrap().to_vec());
+        }
+    }
+    assert!(answered(&responses, 1, b"one"));
+    assert!(answered(&responses, 2, b"two"));
+    // The noise earned one frame error; the partial frame, nothing yet.
+    assert_eq!(responses.len(), 3);
+    assert_eq!(error_of(&responses[1]).unwrap().1, DeviceError::Frame(FrameError::BadCobs));
+}
