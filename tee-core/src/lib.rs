@@ -23,6 +23,7 @@ pub mod frame;
 pub mod limits;
 pub mod primitives;
 pub mod protocol;
+pub mod quote;
 pub mod rlp;
 pub mod sample;
 pub mod serve;

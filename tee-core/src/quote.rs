@@ -11,11 +11,18 @@
 //! ```
 //! All integers little-endian. Every field is a borrowed slice of the input;
 //! nothing is copied or allocated. Every length is checked: input that ends
-//! early is [`Error::Truncated`], bytes after a structure (after the quote,
-//! after the auth data or the certification data within their declared
-//! sizes) are [`Error::TrailingBytes`], a declared size that does not match
-//! its type is [`Error::Malformed`], and SGX quotes, other versions, body
-//! types and attestation key types are [`Error::Unsupported`].
+//! early is [`Error::Truncated`], bytes after a structure (inside the auth
+//! data or the certification data beyond what their declared contents use,
+//! or after the quote) are [`Error::TrailingBytes`], a declared size that
+//! does not match its type is [`Error::Malformed`], and SGX quotes, other
+//! versions, body types and attestation key types are [`Error::Unsupported`].
+//!
+//! One exception: zero bytes after the quote are accepted as padding. Quote
+//! generation services hand quotes out in fixed-size buffers (dcap-qvl's v4
+//! sample, from dstack's tappd, carries 70 zero bytes); the zeros carry no
+//! information and no signature covers them. [`Quote::raw`] excludes them, so
+//! the quote has one byte string to hash. A non-zero byte after the quote is
+//! [`Error::TrailingBytes`].
 //!
 //! This is stricter than dcap-qvl's parser, which ignores trailing bytes and
 //! the certification data type; the differential test names each difference.
@@ -151,8 +158,10 @@ pub struct Quote<'a> {
     pub auth: AuthData<'a>,
     /// The bytes the attestation key signed: header (and v5 body header) and report.
     pub signed: &'a [u8],
-    /// The whole quote.
+    /// The quote, without any zero padding that followed it.
     pub raw: &'a [u8],
+    /// Zero bytes of padding that followed the quote.
+    pub padding: usize,
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -232,7 +241,11 @@ impl<'a> Quote<'a> {
 
         let auth_len = len32(c.u32()?)?;
         let mut a = c.part(auth_len)?;
-        c.end()?;
+        let padding = c.0.len();
+        if c.0.iter().any(|&b| b != 0) {
+            return Err(Error::TrailingBytes);
+        }
+        let raw = bytes.get(..bytes.len() - padding).ok_or(Error::Truncated)?;
         let ecdsa_signature = a.array()?;
         let attestation_key = a.array()?;
         if a.u16()? != CERT_TYPE_QE_REPORT {
@@ -263,7 +276,8 @@ impl<'a> Quote<'a> {
                 cert_data,
             },
             signed,
-            raw: bytes,
+            raw,
+            padding,
         })
     }
 
