@@ -49,6 +49,18 @@ pub enum Mismatch {
     WrongValue,
 }
 
+impl core::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Mismatch::NotABinding => f.write_str("not an erc8004tee binding (wrong tag)"),
+            Mismatch::UnknownVersion(v) => write!(f, "unknown binding version {v}"),
+            Mismatch::WrongPurpose => f.write_str("bound for another purpose"),
+            Mismatch::WrongAddress => f.write_str("bound to another address"),
+            Mismatch::WrongValue => f.write_str("bound to another challenge or digest"),
+        }
+    }
+}
+
 fn commitment(address: &Address, purpose: Purpose, value: &B256) -> [u8; 32] {
     let mut h = Keccak256::new();
     h.update(TAG);

@@ -2,3 +2,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod demo;
+pub mod eventlog;
+pub mod hexser;
+pub mod sim;
+pub mod verify;

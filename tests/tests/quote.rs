@@ -90,7 +90,9 @@ fn assert_same(ours: &Quote<'_>, theirs: &DcapQuote) {
     assert_eq!(ours.auth.cert_type, q.certification_data.cert_type);
     assert_eq!(ours.auth.cert_data, &q.certification_data.body.data[..]);
     assert_eq!(ours.signed.len(), theirs.signed_length());
-    assert_eq!(ours.auth.cert_data, theirs.raw_cert_chain().unwrap());
+    if ours.auth.cert_type == 5 {
+        assert_eq!(ours.auth.cert_data, theirs.raw_cert_chain().unwrap());
+    }
     assert_eq!(ours.raw, &theirs.encode()[..], "raw is the quote without padding");
 }
 

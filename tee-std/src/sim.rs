@@ -1,0 +1,161 @@
+//! A simulated dstack: a KMS that derives keys and signs their chains exactly
+//! as dstack's does, an event log, and quotes. It has no hardware: its quotes
+//! are Intel's sample TDX quote with `report_data` and RTMR3 patched in (as
+//! dstack's own simulator patches `report_data`), so their measurements and
+//! binding check out but their DCAP signature never does. A verifier says so.
+//!
+//! Key derivation (dstack `kms/src/crypto.rs`, `guest-agent/src/rpc_service.rs`,
+//! `ra-tls/src/kdf.rs`):
+//! `app_key = HKDF-SHA256(salt "RATLS", ikm = KMS root, info = app_id ‖ "app-key")`,
+//! `key(path) = HKDF-SHA256(salt "RATLS", ikm = app_key, info = path)`;
+//! the chain is `[app key's signature over keccak256("{purpose}:{hex(key)}"),
+//! KMS root's signature over keccak256("dstack-kms-issued:" ‖ app_id ‖ app key)]`,
+//! public keys SEC1 compressed, signatures `r ‖ s ‖ recovery id (0/1)`.
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use tee_core::hazmat;
+use tee_core::primitives::keccak256;
+use tee_core::{B256, SigningKey};
+use zeroize::Zeroizing;
+
+use crate::eventlog::{self, Event};
+use crate::hexser::HexBytes;
+use crate::verify::KeyChain;
+
+/// Intel's sample TDX quote v4 (from dcap-qvl 0.7.1, `tests/data/dcap-qvl`).
+pub const SAMPLE_QUOTE: &[u8] = include_bytes!("../../tests/data/dcap-qvl/tdx_quote");
+
+/// Offsets in a v4 quote: header (48) then the TD report.
+const RTMR3_AT: usize = 48 + 472;
+const REPORT_DATA_AT: usize = 48 + 520;
+
+/// A simulated KMS and app.
+pub struct SimDstack {
+    kms_root: SigningKey,
+    app_id: [u8; 20],
+    app_key: Zeroizing<[u8; 32]>,
+    compose_hash: [u8; 32],
+}
+
+impl std::fmt::Debug for SimDstack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimDstack")
+            .field("kms_root", &self.kms_root.address())
+            .field("app_id", &hex::encode(self.app_id))
+            .finish_non_exhaustive()
+    }
+}
+
+fn hkdf(ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    let info = info.concat();
+    // 32 bytes is far below HKDF-SHA256's limit of 255 * 32.
+    let _ = Hkdf::<Sha256>::new(Some(b"RATLS"), ikm).expand(&info, &mut out[..]);
+    out
+}
+
+impl SimDstack {
+    /// A simulated KMS with root secret `kms_root`, serving the app
+    /// `app_id` whose compose file hashes to `compose_hash`.
+    pub fn new(
+        kms_root: &[u8; 32],
+        app_id: [u8; 20],
+        compose_hash: [u8; 32],
+    ) -> Result<Self, tee_core::Error> {
+        let root = SigningKey::from_bytes(kms_root)?;
+        let app_key = hkdf(kms_root, &[&app_id, b"app-key"]);
+        SigningKey::from_bytes(&app_key)?;
+        Ok(SimDstack { kms_root: root, app_id, app_key, compose_hash })
+    }
+
+    /// The KMS root's address (what a verifier's policy names).
+    #[must_use]
+    pub fn kms_root(&self) -> tee_core::Address {
+        self.kms_root.address()
+    }
+
+    /// The app id.
+    #[must_use]
+    pub fn app_id(&self) -> [u8; 20] {
+        self.app_id
+    }
+
+    /// The compose hash.
+    #[must_use]
+    pub fn compose_hash(&self) -> [u8; 32] {
+        self.compose_hash
+    }
+
+    /// dstack `GetKey(path, purpose)`: the key and its signature chain.
+    pub fn get_key(
+        &self,
+        path: &str,
+        purpose: &str,
+    ) -> Result<(Zeroizing<[u8; 32]>, KeyChain), tee_core::Error> {
+        let secret = hkdf(&self.app_key[..], &[path.as_bytes()]);
+        let key = SigningKey::from_bytes(&secret)?;
+        let app = SigningKey::from_bytes(&self.app_key)?;
+        let public = key.public_key().to_compressed();
+        let msg = format!("{purpose}:{}", hex::encode(public));
+        let app_signature = hazmat::sign_prehash(&app, &keccak256(msg.as_bytes()))?;
+        let issued =
+            [&b"dstack-kms-issued:"[..], &self.app_id, &app.public_key().to_compressed()].concat();
+        let kms_signature = hazmat::sign_prehash(&self.kms_root, &keccak256(&issued))?;
+        let raw = |s: tee_core::Signature| {
+            let mut b = s.to_bytes();
+            b[64] = u8::from(s.y_parity);
+            HexBytes(b)
+        };
+        let chain = KeyChain {
+            purpose: purpose.to_owned(),
+            public_key: HexBytes(public),
+            app_signature: raw(app_signature),
+            kms_signature: raw(kms_signature),
+        };
+        Ok((secret, chain))
+    }
+
+    /// The runtime events dstack measures into RTMR3 at boot.
+    #[must_use]
+    pub fn event_log(&self) -> Vec<Event> {
+        vec![
+            Event::runtime("system-preparing", &[]),
+            Event::runtime("app-id", &self.app_id),
+            Event::runtime("compose-hash", &self.compose_hash),
+            Event::runtime("instance-id", &keccak256(&self.app_id).0[..20]),
+            Event::runtime("boot-mr-done", &[]),
+            Event::runtime("key-provider", br#"{"type":"kms","id":"simulated"}"#),
+            Event::runtime("system-ready", &[]),
+        ]
+    }
+
+    /// dstack `GetQuote(report_data)`: the sample quote with `report_data`
+    /// and the event log's RTMR3 patched in, and the event log.
+    #[must_use]
+    pub fn get_quote(&self, report_data: &[u8; 64]) -> (Vec<u8>, Vec<Event>) {
+        let log = self.event_log();
+        let rtmr3 = eventlog::replay(&log, 3).unwrap_or([0; 48]);
+        (patched_quote(report_data, &rtmr3), log)
+    }
+}
+
+/// The sample quote with `report_data` and `rtmr3` written into its TD report.
+#[must_use]
+pub fn patched_quote(report_data: &[u8; 64], rtmr3: &[u8; 48]) -> Vec<u8> {
+    let mut q = SAMPLE_QUOTE.to_vec();
+    if let Some(dst) = q.get_mut(RTMR3_AT..RTMR3_AT + 48) {
+        dst.copy_from_slice(rtmr3);
+    }
+    if let Some(dst) = q.get_mut(REPORT_DATA_AT..REPORT_DATA_AT + 64) {
+        dst.copy_from_slice(report_data);
+    }
+    q
+}
+
+/// A fresh random 32-byte challenge (what a verifier sends to `Attest`).
+pub fn random_challenge() -> Result<B256, getrandom::Error> {
+    let mut c = [0u8; 32];
+    getrandom::fill(&mut c)?;
+    Ok(B256(c))
+}

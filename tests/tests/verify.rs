@@ -1,0 +1,352 @@
+//! The attestation verifier: each rejection the issue names comes with its
+//! own reason, and each check passes where it should.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use dcap_qvl::QuoteCollateralV3;
+use tee_core::binding::{self, Mismatch, Purpose};
+use tee_core::{Address, B256, SigningKey};
+use tee_std::hexser::HexBytes;
+use tee_std::sim::{SAMPLE_QUOTE, SimDstack};
+use tee_std::verify::*;
+
+const V4_COLLATERAL: &str = include_str!("../data/dcap-qvl/tdx_quote_collateral.json");
+const V5_OUTDATED: &[u8] = include_bytes!("../data/dcap-qvl/tdx_quote_outdated");
+const V5_OUTDATED_COLLATERAL: &str =
+    include_str!("../data/dcap-qvl/tdx_quote_outdated_collateral.json");
+const V5_EX: &[u8] = include_bytes!("../data/dcap-qvl/tdx_quote_td15ex");
+const V5_EX_COLLATERAL: &str = include_str!("../data/dcap-qvl/tdx_quote_td15ex_collateral.json");
+
+/// Inside the v4 sample collateral's validity window (2025-06-19 .. 2025-07-19).
+const NOW: u64 = 1_750_809_600; // 2025-06-25T00:00:00Z
+
+/// A day after a collateral's TCB info was issued: inside its window.
+fn inside(json: &str) -> u64 {
+    let c = collateral(json);
+    let tcb: serde_json::Value = serde_json::from_str(&c.tcb_info).unwrap();
+    let issued = tcb["issueDate"].as_str().unwrap();
+    let t = chrono::DateTime::parse_from_rfc3339(issued).unwrap().timestamp() as u64;
+    t + 86_400
+}
+
+fn collateral(json: &str) -> QuoteCollateralV3 {
+    serde_json::from_str(json).unwrap()
+}
+
+fn verifier(json: &str) -> Verifier {
+    Verifier { policy: Policy::default(), collateral: Some(collateral(json)) }
+}
+
+fn evidence(quote: &[u8]) -> Evidence<'_> {
+    Evidence { quote, event_log: None, key_chain: None }
+}
+
+#[test]
+fn intel_samples_pass_dcap_offline() {
+    for (quote, json) in [(SAMPLE_QUOTE, V4_COLLATERAL), (V5_EX, V5_EX_COLLATERAL)] {
+        let r = verifier(json).verify(
+            &evidence(quote),
+            &Address::ZERO,
+            &Expected::Challenge(B256::ZERO),
+            inside(json),
+        );
+        assert!(matches!(r.status(Check::Collateral), Some(Status::Passed(_))), "{r}");
+        assert!(matches!(r.status(Check::Dcap), Some(Status::Passed(_))), "{r}");
+        assert_eq!(r.status(Check::TcbStatus), Some(&Status::Passed("UpToDate".into())), "{r}");
+        // The samples bind no key of ours: the binding check says so.
+        assert!(matches!(r.status(Check::Binding), Some(Status::Failed(Failure::Binding(_)))));
+        assert!(!r.verified());
+    }
+}
+
+/// dcap-qvl's "outdated" fixture has no TCB level matching its platform
+/// (dcap-qvl's own test verifies it only with a deliberate TCB override).
+#[test]
+fn a_quote_without_a_matching_tcb_level_fails_dcap() {
+    let now = inside(V5_OUTDATED_COLLATERAL);
+    let r = verifier(V5_OUTDATED_COLLATERAL).verify(
+        &evidence(V5_OUTDATED),
+        &Address::ZERO,
+        &Expected::Challenge(B256::ZERO),
+        now,
+    );
+    assert!(
+        matches!(r.status(Check::Dcap), Some(Status::Failed(Failure::Dcap(why))) if why.contains("TCB level")),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_tcb_status_outside_the_policy_is_refused() {
+    let mut v = verifier(V4_COLLATERAL);
+    v.policy.tcb_status = vec!["SWHardeningNeeded".into()];
+    let r =
+        v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+    assert!(
+        matches!(r.status(Check::TcbStatus), Some(Status::Failed(Failure::TcbStatus { status, .. })) if status == "UpToDate"),
+        "{r}"
+    );
+}
+
+#[test]
+fn expired_and_not_yet_valid_collateral() {
+    let later = NOW + 60 * 86_400;
+    let r = verifier(V4_COLLATERAL).verify(
+        &evidence(SAMPLE_QUOTE),
+        &Address::ZERO,
+        &Expected::Challenge(B256::ZERO),
+        later,
+    );
+    assert!(
+        matches!(
+            r.status(Check::Collateral),
+            Some(Status::Failed(Failure::CollateralExpired { .. }))
+        ),
+        "{r}"
+    );
+    assert!(matches!(r.status(Check::Dcap), Some(Status::Skipped(_))));
+    let earlier = NOW - 60 * 86_400;
+    let r = verifier(V4_COLLATERAL).verify(
+        &evidence(SAMPLE_QUOTE),
+        &Address::ZERO,
+        &Expected::Challenge(B256::ZERO),
+        earlier,
+    );
+    assert!(
+        matches!(
+            r.status(Check::Collateral),
+            Some(Status::Failed(Failure::CollateralNotYetValid { .. }))
+        ),
+        "{r}"
+    );
+    let none = Verifier::default().verify(
+        &evidence(SAMPLE_QUOTE),
+        &Address::ZERO,
+        &Expected::Challenge(B256::ZERO),
+        NOW,
+    );
+    assert!(matches!(
+        none.status(Check::Collateral),
+        Some(Status::Failed(Failure::Missing("collateral")))
+    ));
+}
+
+#[test]
+fn every_flipped_byte_of_report_body_or_signature_fails_dcap() {
+    let quote = tee_core::quote::Quote::parse(SAMPLE_QUOTE).unwrap();
+    let body = 48..quote.signed.len();
+    let sig_at = quote.signed.len() + 4;
+    let signature = sig_at..sig_at + 64;
+    let v = verifier(V4_COLLATERAL);
+    let mut checked = 0;
+    for i in body.chain(signature) {
+        let mut bad = SAMPLE_QUOTE.to_vec();
+        bad[i] ^= 0x01;
+        let r = v.verify(&evidence(&bad), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+        match r.status(Check::Dcap) {
+            Some(Status::Failed(Failure::Dcap(why))) => assert!(!why.is_empty()),
+            other => panic!("byte {i}: DCAP {other:?}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 584 + 64);
+}
+
+#[test]
+fn binding_wrong_address_stale_challenge_and_purpose() {
+    let sim = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc0; 32]).unwrap();
+    let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
+    let challenge = B256([0x33; 32]);
+    let (quote, log) =
+        sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &challenge));
+    let ev = Evidence { quote: &quote, event_log: Some(&log), key_chain: None };
+    let v = Verifier { policy: Policy::default(), collateral: Some(collateral(V4_COLLATERAL)) };
+
+    let ok = v.verify(&ev, &key.address(), &Expected::Challenge(challenge), NOW);
+    assert!(matches!(ok.status(Check::Binding), Some(Status::Passed(_))), "{ok}");
+    assert!(matches!(ok.status(Check::EventLog), Some(Status::Passed(_))), "{ok}");
+    // A simulated quote is Intel's sample with report_data and RTMR3 patched:
+    // its DCAP signature no longer verifies, and the verifier says so.
+    assert!(matches!(ok.status(Check::Dcap), Some(Status::Failed(Failure::Dcap(_)))), "{ok}");
+    assert!(!ok.verified());
+
+    let other = SigningKey::from_bytes(&[0x43; 32]).unwrap().address();
+    let r = v.verify(&ev, &other, &Expected::Challenge(challenge), NOW);
+    assert_eq!(
+        r.status(Check::Binding),
+        Some(&Status::Failed(Failure::Binding(Mismatch::WrongAddress)))
+    );
+    let stale = B256([0x34; 32]);
+    let r = v.verify(&ev, &key.address(), &Expected::Challenge(stale), NOW);
+    assert_eq!(
+        r.status(Check::Binding),
+        Some(&Status::Failed(Failure::Binding(Mismatch::WrongValue)))
+    );
+    let r = v.verify(&ev, &key.address(), &Expected::ActionDigest(challenge), NOW);
+    assert_eq!(
+        r.status(Check::Binding),
+        Some(&Status::Failed(Failure::Binding(Mismatch::WrongPurpose)))
+    );
+}
+
+#[test]
+fn measurements_outside_the_policy() {
+    let q = tee_core::quote::Quote::parse(SAMPLE_QUOTE).unwrap();
+    let mrtd = HexBytes(*q.report.mr_td);
+    let mut v = verifier(V4_COLLATERAL);
+    v.policy.mrtd = Some(vec![mrtd]);
+    v.policy.rtmr1 = Some(vec![HexBytes(*q.report.rtmr[1])]);
+    let r =
+        v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+    assert!(matches!(r.status(Check::Mrtd), Some(Status::Passed(_))));
+    assert!(matches!(r.status(Check::Rtmr(1)), Some(Status::Passed(_))));
+    assert!(matches!(r.status(Check::Rtmr(0)), Some(Status::Skipped(_))));
+    v.policy.mrtd = Some(vec![HexBytes([0; 48])]);
+    v.policy.rtmr2 = Some(vec![HexBytes([0; 48])]);
+    let r =
+        v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+    assert!(
+        matches!(r.status(Check::Mrtd), Some(Status::Failed(Failure::NotAllowed { value })) if *value == hex::encode(mrtd.0))
+    );
+    assert!(matches!(r.status(Check::Rtmr(2)), Some(Status::Failed(Failure::NotAllowed { .. }))));
+}
+
+#[test]
+fn event_log_compose_hash_and_app_id() {
+    let sim = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc0; 32]).unwrap();
+    let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
+    let c = B256([9; 32]);
+    let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
+    let mut v = Verifier { policy: Policy::default(), collateral: None };
+    v.policy.compose_hash = Some(vec![HexBytes([0xc0; 32])]);
+    v.policy.app_id = Some(vec![HexBytes([0xa1; 20])]);
+    let check = |v: &Verifier, log: Option<&[tee_std::eventlog::Event]>| {
+        v.verify(
+            &Evidence { quote: &quote, event_log: log, key_chain: None },
+            &key.address(),
+            &Expected::Challenge(c),
+            NOW,
+        )
+    };
+    let r = check(&v, Some(&log));
+    assert!(matches!(r.status(Check::ComposeHash), Some(Status::Passed(_))), "{r}");
+    assert!(matches!(r.status(Check::AppId), Some(Status::Passed(_))), "{r}");
+    // Another compose hash than allowed.
+    v.policy.compose_hash = Some(vec![HexBytes([0xc1; 32])]);
+    let r = check(&v, Some(&log));
+    assert!(
+        matches!(r.status(Check::ComposeHash), Some(Status::Failed(Failure::NotAllowed { .. }))),
+        "{r}"
+    );
+    // A forged event: its digest no longer matches.
+    let mut forged = log.clone();
+    forged[2].event_payload = vec![0xc1; 32];
+    let r = check(&v, Some(&forged));
+    assert!(matches!(r.status(Check::EventLog), Some(Status::Failed(Failure::EventLog(_)))), "{r}");
+    // A consistent but different log: does not replay to the quote's RTMR3.
+    let other = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc1; 32]).unwrap().event_log();
+    let r = check(&v, Some(&other));
+    assert!(
+        matches!(r.status(Check::EventLog), Some(Status::Failed(Failure::Rtmr3Mismatch { .. }))),
+        "{r}"
+    );
+    assert!(matches!(r.status(Check::ComposeHash), Some(Status::Skipped(_))), "{r}");
+    // No log when the policy needs one.
+    let r = check(&v, None);
+    assert_eq!(r.status(Check::EventLog), Some(&Status::Failed(Failure::Missing("event log"))));
+}
+
+#[test]
+fn dstack_key_chain_up_to_the_kms_root() {
+    let sim = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc0; 32]).unwrap();
+    let (secret, chain) = sim.get_key("agents/42", "ethereum").unwrap();
+    let key = SigningKey::from_bytes(&secret).unwrap();
+    let c = B256([5; 32]);
+    let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
+    let mut v = Verifier { policy: Policy::default(), collateral: None };
+    v.policy.kms_root = Some(HexBytes(sim.kms_root().0));
+    let run = |v: &Verifier, chain: Option<&KeyChain>, log: Option<&[tee_std::eventlog::Event]>| {
+        v.verify(
+            &Evidence { quote: &quote, event_log: log, key_chain: chain },
+            &key.address(),
+            &Expected::Challenge(c),
+            NOW,
+        )
+    };
+    let r = run(&v, Some(&chain), Some(&log));
+    assert!(matches!(r.status(Check::KeyChain), Some(Status::Passed(_))), "{r}");
+    // Another KMS root.
+    v.policy.kms_root = Some(HexBytes([0x99; 20]));
+    assert!(matches!(
+        run(&v, Some(&chain), Some(&log)).status(Check::KeyChain),
+        Some(Status::Failed(Failure::KeyChain(_)))
+    ));
+    v.policy.kms_root = Some(HexBytes(sim.kms_root().0));
+    // Another purpose than the one signed.
+    let mut wrong = chain.clone();
+    wrong.purpose = "signing".into();
+    assert!(matches!(
+        run(&v, Some(&wrong), Some(&log)).status(Check::KeyChain),
+        Some(Status::Failed(Failure::KeyChain(_)))
+    ));
+    // Another app's log (another app id).
+    let other = SimDstack::new(&[0x11; 32], [0xa2; 20], [0xc0; 32]).unwrap();
+    assert!(matches!(
+        run(&v, Some(&chain), Some(&other.event_log())).status(Check::KeyChain),
+        Some(Status::Failed(_))
+    ));
+    // No chain at all.
+    assert_eq!(
+        run(&v, None, Some(&log)).status(Check::KeyChain),
+        Some(&Status::Failed(Failure::Missing("key signature chain")))
+    );
+    // The chain matches what tee-std's own chain verifier computes directly.
+    assert!(verify_key_chain(&chain, &key.address(), Some(&sim.app_id()), &sim.kms_root()).is_ok());
+}
+
+#[test]
+fn policy_files_in_toml_and_json() {
+    let dir = std::env::temp_dir().join(format!("tee-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let q = tee_core::quote::Quote::parse(SAMPLE_QUOTE).unwrap();
+    let toml = format!(
+        "mrtd = [\"0x{}\"]\ncompose_hash = [\"{}\"]\ntcb_status = [\"UpToDate\", \"SWHardeningNeeded\"]\nkms_root = \"0x52d3CF51c8A37A2CCfC79bBb98c7810d7Dd4CE51\"\n",
+        hex::encode(q.report.mr_td),
+        "c0".repeat(32)
+    );
+    std::fs::write(dir.join("p.toml"), &toml).unwrap();
+    let p = Policy::load(&dir.join("p.toml")).unwrap();
+    assert_eq!(p.mrtd, Some(vec![HexBytes(*q.report.mr_td)]));
+    assert_eq!(p.compose_hash, Some(vec![HexBytes([0xc0; 32])]));
+    std::fs::write(dir.join("p.json"), serde_json::to_string(&p).unwrap()).unwrap();
+    assert_eq!(Policy::load(&dir.join("p.json")).unwrap(), p);
+    // Typos are errors, not silently ignored rules.
+    std::fs::write(dir.join("bad.toml"), "mrdt = []\n").unwrap();
+    assert!(matches!(Policy::load(&dir.join("bad.toml")), Err(PolicyError::Invalid { .. })));
+    std::fs::write(dir.join("short.toml"), "mrtd = [\"abcd\"]\n").unwrap();
+    assert!(matches!(Policy::load(&dir.join("short.toml")), Err(PolicyError::Invalid { .. })));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unparsable_quote_and_debug_td() {
+    let r = Verifier::default().verify(
+        &evidence(&SAMPLE_QUOTE[..100]),
+        &Address::ZERO,
+        &Expected::Challenge(B256::ZERO),
+        NOW,
+    );
+    assert_eq!(
+        r.status(Check::Quote),
+        Some(&Status::Failed(Failure::Quote(tee_core::Error::Truncated)))
+    );
+    assert_eq!(r.checks.len(), 1);
+    let mut debug = SAMPLE_QUOTE.to_vec();
+    debug[48 + 120] |= 1; // td_attributes bit 0
+    let r = Verifier::default().verify(
+        &evidence(&debug),
+        &Address::ZERO,
+        &Expected::Challenge(B256::ZERO),
+        NOW,
+    );
+    assert_eq!(r.status(Check::Debug), Some(&Status::Failed(Failure::DebugTd)));
+}
