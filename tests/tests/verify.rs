@@ -350,3 +350,17 @@ fn unparsable_quote_and_debug_td() {
     );
     assert_eq!(r.status(Check::Debug), Some(&Status::Failed(Failure::DebugTd)));
 }
+
+/// docs/attestation.md shows this example; keep them in step.
+#[test]
+fn binding_example_in_the_docs() {
+    let address = Address(hex_literal::hex!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+    let rd = binding::bind(&address, Purpose::Challenge, &B256([0x77; 32]));
+    let doc = include_str!("../../docs/attestation.md");
+    assert!(doc.contains(&format!(
+        "{} {}\n{}",
+        hex::encode(&rd[..20]),
+        hex::encode(&rd[20..32]),
+        hex::encode(&rd[32..])
+    )));
+}
