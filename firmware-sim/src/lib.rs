@@ -1,1 +1,17 @@
-//! placeholder
+#![no_std]
+#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod fmt;
+
+pub mod backend;
+pub mod board;
+pub mod entropy;
+pub mod flash;
+pub mod store;
+
+#[cfg(feature = "std")]
+pub mod host;

@@ -1,0 +1,145 @@
+//! The host side of the protocol over any byte stream (unix socket, TCP,
+//! serial port): send a command, wait for the response with its request id.
+//!
+//! Responses to other ids are skipped, including the frame-error answers
+//! (request id 0) that line noise earns; if the stream stays silent past its
+//! read timeout, the call fails with [`ClientError::Timeout`].
+
+use std::io::{self, Read, Write};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tee_core::codec;
+use tee_core::device::encode_request;
+use tee_core::frame::{Accumulator, Header};
+use tee_core::protocol::{
+    AdminCommand, Command, DeviceError, MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, authorize,
+};
+use tee_core::{B256, SigningKey};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The stream failed.
+    #[error("I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The stream ended.
+    #[error("the device closed the connection")]
+    Closed,
+    /// No response in time.
+    #[error("no response before the read timeout")]
+    Timeout,
+    /// The device refused, with a typed reason.
+    #[error("device refused: {0:?}")]
+    Device(DeviceError),
+    /// The response could not be read.
+    #[error("malformed response: {0}")]
+    Malformed(tee_core::Error),
+    /// The request could not be encoded.
+    #[error("cannot encode the request: {0}")]
+    Encode(tee_core::Error),
+}
+
+/// A client over `S`.
+pub struct Client<S> {
+    stream: S,
+    rx: Box<Accumulator<MAX_RESPONSE_FRAME>>,
+    /// Bytes read but not yet fed.
+    pending: Vec<u8>,
+    next_id: u32,
+}
+
+impl<S> std::fmt::Debug for Client<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("next_id", &self.next_id).finish_non_exhaustive()
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    /// A client on `stream` (set its read timeout first if it has one).
+    pub fn new(stream: S) -> Self {
+        Client { stream, rx: Box::new(Accumulator::new()), pending: Vec::new(), next_id: 1 }
+    }
+
+    /// The stream.
+    pub fn stream(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Writes raw bytes (tests use it to put garbage on the line).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Sends `cmd` and returns the response payload (header and body).
+    pub fn request<C: Command>(&mut self, cmd: &C) -> Result<Vec<u8>, ClientError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let mut buf = vec![0u8; MAX_REQUEST_WIRE];
+        let frame = encode_request(id, cmd, &mut buf).map_err(ClientError::Encode)?;
+        self.stream.write_all(frame)?;
+        self.stream.flush()?;
+        self.wait_for(id, C::CODE)
+    }
+
+    fn wait_for(&mut self, id: u32, command: u8) -> Result<Vec<u8>, ClientError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            // Frames already buffered first.
+            while !self.pending.is_empty() {
+                let input = std::mem::take(&mut self.pending);
+                let (frame, rest) = self.rx.feed(&input);
+                self.pending = rest.to_vec();
+                if let Some(Ok(payload)) = frame
+                    && let Ok((h, _)) = Header::split(payload)
+                    && h.request_id == id
+                    && h.command == command
+                {
+                    return Ok(payload.to_vec());
+                }
+            }
+            let n = match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(ClientError::Closed),
+                Ok(n) => n,
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    return Err(ClientError::Timeout);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.pending.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        }
+    }
+
+    /// Sends `cmd` and decodes its response.
+    pub fn call<C: Command>(&mut self, cmd: &C) -> Result<C::Response<'static>, ClientError>
+    where
+        C::Response<'static>: DeserializeOwned + Serialize,
+    {
+        let payload = self.request(cmd)?;
+        let (_, body) = Header::split(&payload).map_err(ClientError::Malformed)?;
+        codec::decode::<Result<C::Response<'static>, DeviceError>>(body)
+            .map_err(ClientError::Malformed)?
+            .map_err(ClientError::Device)
+    }
+
+    /// Authorizes `cmd` with the admin key for device `device_id` at
+    /// `counter`, then calls it.
+    pub fn admin<C: AdminCommand>(
+        &mut self,
+        mut cmd: C,
+        admin: &SigningKey,
+        device_id: &B256,
+        counter: u64,
+    ) -> Result<C::Response<'static>, ClientError>
+    where
+        C::Response<'static>: DeserializeOwned + Serialize,
+    {
+        authorize(&mut cmd, admin, device_id, counter).map_err(ClientError::Encode)?;
+        self.call(&cmd)
+    }
+}

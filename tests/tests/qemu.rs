@@ -1,0 +1,197 @@
+//! The firmware on a Cortex-M4 under QEMU (`mps2-an386`), driven over its
+//! emulated serial line by tee-std's client: device info, key generation,
+//! signatures recovered by alloy to the device's address, a policy refusal,
+//! replay refusals, and garbage on the line followed by a good request.
+//!
+//! Needs `qemu-system-arm` and the `thumbv7em-none-eabihf` target (`.ci/run`
+//! installs both); it builds the image itself.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tee_core::protocol::*;
+use tee_core::testkit::{ADMIN_SECRET, DEVICE_ID, no_auth};
+use tee_core::{Action, ActionKind, B256, SigningKey, U256, sample};
+use tee_std::client::{Client, ClientError};
+use tee_tests::alloy_digest;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Builds the firmware image, in its own target directory so this never
+/// waits on the lock of the build running the tests.
+fn image() -> PathBuf {
+    let target_dir = workspace().join("target/firmware");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace())
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["build", "--release", "--locked", "-p", "firmware-sim", "--bin", "firmware"])
+        .args(["--features", "qemu", "--target", "thumbv7em-none-eabihf"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the firmware image builds");
+    target_dir.join("thumbv7em-none-eabihf/release/firmware")
+}
+
+/// A running QEMU, killed on drop.
+struct Qemu {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn boot() -> (Qemu, Client<UnixStream>) {
+    let image = image();
+    let dir = std::env::temp_dir().join(format!("tee-qemu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("uart.sock");
+    let child = Command::new("qemu-system-arm")
+        .args([
+            "-machine",
+            "mps2-an386",
+            "-cpu",
+            "cortex-m4",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+        ])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .arg("-serial")
+        .arg(format!("unix:{},server=on,wait=off", sock.display()))
+        .arg("-kernel")
+        .arg(&image)
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("qemu-system-arm runs (apt-get install qemu-system-arm)");
+    let qemu = Qemu { child, dir };
+    let start = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(_) if start.elapsed() < Duration::from_secs(30) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("QEMU's serial socket: {e}"),
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    (qemu, Client::new(stream))
+}
+
+fn policy() -> Policy {
+    Policy {
+        kinds: KindSet::typed(),
+        chains: Allow::Any,
+        contracts: Allow::Any,
+        agents: Allow::Any,
+        max_value: U256::ZERO,
+        max_gas_limit: u64::MAX,
+        max_fee_per_gas: u128::MAX,
+        max_deadline_ahead_secs: 300,
+        rate_limit: None,
+    }
+}
+
+fn recover_with_alloy(r: &SignResponse) -> [u8; 20] {
+    let sig = alloy_primitives::Signature::from_raw_array(&r.signature.to_bytes()).unwrap();
+    sig.recover_address_from_prehash(&alloy_primitives::B256::from(r.digest.0)).unwrap().0.0
+}
+
+#[test]
+fn firmware_over_the_emulated_uart() {
+    let (_qemu, mut c) = boot();
+    let admin = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
+
+    let info = c.call(&DeviceInfo).unwrap();
+    assert_eq!(info.backend, BackendKind::Mcu);
+    assert_eq!(info.device_id, DEVICE_ID);
+    assert_eq!(info.admin, admin.address());
+    assert_eq!(info.capabilities, capability::GENERATE);
+
+    let key = c.admin(GenerateKey { slot: 0, auth: no_auth() }, &admin, &DEVICE_ID, 1).unwrap();
+    assert_eq!(c.call(&GetPublicKey { slot: 0 }).unwrap(), key);
+
+    // Deny by default: a fresh key signs nothing.
+    let register = sample::action(ActionKind::Register);
+    let r = c.call(&Sign { slot: 0, sequence: 1, action: register.clone() });
+    assert!(
+        matches!(r, Err(ClientError::Device(DeviceError::Denied(PolicyViolation::KindNotAllowed)))),
+        "{r:?}"
+    );
+
+    c.admin(SetPolicy { slot: 0, policy: policy(), auth: no_auth() }, &admin, &DEVICE_ID, 2)
+        .unwrap();
+    let mut signed = Vec::new();
+    for (sequence, kind) in
+        [(1, ActionKind::Register), (2, ActionKind::SetAgentUri), (3, ActionKind::GiveFeedback)]
+    {
+        let action = sample::action(kind);
+        let r = c.call(&Sign { slot: 0, sequence, action: action.clone() }).unwrap();
+        assert_eq!(r.digest.0, alloy_digest(&action).0, "{kind}: the device's digest is alloy's");
+        assert_eq!(
+            recover_with_alloy(&r),
+            key.address.0,
+            "{kind}: alloy recovers the device's address"
+        );
+        signed.push((sequence, action, r));
+    }
+
+    // Replays: another action at a used sequence, a lower sequence.
+    let r = c.call(&Sign { slot: 0, sequence: 3, action: register.clone() });
+    assert!(matches!(r, Err(ClientError::Device(DeviceError::Replay { high_water: 3 }))), "{r:?}");
+    let r = c.call(&Sign { slot: 0, sequence: 2, action: signed[1].1.clone() });
+    assert!(matches!(r, Err(ClientError::Device(DeviceError::Replay { high_water: 3 }))), "{r:?}");
+    // The exact retry of the last one: the same signature.
+    let (seq, action, first) = &signed[2];
+    assert_eq!(&c.call(&Sign { slot: 0, sequence: *seq, action: action.clone() }).unwrap(), first);
+
+    // A policy refusal: a blind kind the policy does not name, and a
+    // deadline rule on a board without a clock.
+    let r = c.call(&Sign {
+        slot: 0,
+        sequence: 10,
+        action: sample::action(ActionKind::PersonalMessage),
+    });
+    assert!(
+        matches!(r, Err(ClientError::Device(DeviceError::Denied(PolicyViolation::KindNotAllowed)))),
+        "{r:?}"
+    );
+    let Action::AgentWalletSet(mut w) = sample::action(ActionKind::AgentWalletSet) else {
+        unreachable!()
+    };
+    w.new_wallet = key.address;
+    let r = c.call(&Sign { slot: 0, sequence: 11, action: Action::AgentWalletSet(w) });
+    assert!(
+        matches!(r, Err(ClientError::Device(DeviceError::Denied(PolicyViolation::NoClock)))),
+        "{r:?}"
+    );
+
+    // Garbage on the line, then a good request.
+    let garbage: Vec<u8> = (1..=200u8).map(|b| b.wrapping_mul(37) | 1).collect();
+    c.send_raw(&garbage).unwrap();
+    let r = c
+        .call(&Sign { slot: 0, sequence: 12, action: sample::action(ActionKind::RevokeFeedback) })
+        .unwrap();
+    assert_eq!(recover_with_alloy(&r), key.address.0);
+
+    // No attestation on a microcontroller; the audit trail is there.
+    let payload = c.request(&Attest { slot: 0, challenge: B256::ZERO }).unwrap();
+    let (_, attest) = tee_core::device::decode_response::<Attest>(&payload).unwrap();
+    assert_eq!(attest, Err(DeviceError::Unsupported));
+    let log = c.call(&GetAuditLog { from: 0 }).unwrap();
+    assert!(log.next_index >= 10);
+}
