@@ -5,12 +5,11 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
-mod fmt;
-
 pub mod backend;
 pub mod board;
 pub mod entropy;
 pub mod flash;
+pub mod log;
 pub mod store;
 
 #[cfg(feature = "std")]

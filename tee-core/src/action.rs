@@ -560,6 +560,7 @@ impl Action {
     /// Errors are typed: [`Error::UnknownVariant`] for an action or registry
     /// call tag this version does not know, [`Error::TooLong`] for a field over
     /// its bound, and the others of [`codec::decode`].
+    #[inline(never)]
     pub fn decode(bytes: &[u8]) -> Result<Action> {
         if bytes.len() > crate::limits::MAX_ACTION_LEN {
             return Err(Error::TooLong);

@@ -267,15 +267,19 @@ impl AuditLog {
 }
 
 /// The device. See the module documentation.
-pub struct Device<B: Backend> {
+///
+/// `SLOTS` is how many key slots it has, at most the protocol's
+/// [`NUM_SLOTS`] (the default); a microcontroller may offer fewer to save
+/// RAM (a slot is about 800 bytes). `DeviceInfo` reports the number.
+pub struct Device<B: Backend, const SLOTS: usize = NUM_SLOTS> {
     backend: B,
     config: DeviceConfig,
-    slots: [Slot; NUM_SLOTS],
+    slots: [Slot; SLOTS],
     admin_counter: Option<u64>,
     audit: AuditLog,
 }
 
-impl<B: Backend> core::fmt::Debug for Device<B> {
+impl<B: Backend, const SLOTS: usize> core::fmt::Debug for Device<B, SLOTS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Device")
             .field("config", &self.config)
@@ -291,14 +295,40 @@ fn map_backend(e: BackendError) -> DeviceError {
     }
 }
 
-impl<B: Backend> Device<B> {
-    /// Opens a device over `backend`'s durable state. Fails closed: a slot
-    /// record or counter that cannot be read is [`DeviceError::Storage`],
-    /// since anti-replay cannot be promised without it.
-    pub fn open(mut backend: B, config: DeviceConfig) -> Result<Self, DeviceError> {
-        let mut slots: [Slot; NUM_SLOTS] = Default::default();
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// Opens a device over `backend`'s durable state: [`Device::new`] then
+    /// [`Device::load`]. Fails closed: a slot record or counter that cannot
+    /// be read is [`DeviceError::Storage`], since anti-replay cannot be
+    /// promised without it.
+    pub fn open(backend: B, config: DeviceConfig) -> Result<Self, DeviceError> {
+        let mut device = Device::new(backend, config);
+        device.load()?;
+        Ok(device)
+    }
+
+    /// A device with every slot empty and nothing loaded yet. Infallible, so
+    /// a caller can build the (several KiB) device in place and then
+    /// [`Device::load`] it, where RAM is scarce.
+    #[inline(never)]
+    pub fn new(backend: B, config: DeviceConfig) -> Self {
+        const { assert!(SLOTS >= 1 && SLOTS <= NUM_SLOTS, "1 to NUM_SLOTS slots") };
+        Device {
+            backend,
+            config,
+            slots: core::array::from_fn(|_| Slot::default()),
+            admin_counter: None,
+            audit: AuditLog::new(),
+        }
+    }
+
+    /// Loads the slots and counters from the backend's durable state, and
+    /// starts the audit log with a boot entry. Fails closed (see [`Device::open`]);
+    /// on failure the device must not be used.
+    pub fn load(&mut self) -> Result<(), DeviceError> {
         let mut buf = Zeroizing::new([0u8; MAX_SLOT_RECORD]);
+        let Device { backend, slots, .. } = self;
         for (n, slot) in (0u8..).zip(slots.iter_mut()) {
+            *slot = Slot::default();
             slot.high_water =
                 backend.load_counter(CounterId::Slot(n)).map_err(|_| DeviceError::Storage)?;
             let Some(len) = backend.load_slot(n, &mut buf[..]).map_err(|_| DeviceError::Storage)?
@@ -321,13 +351,14 @@ impl<B: Backend> Device<B> {
             slot.key = Some(LoadedKey { key, origin });
             slot.policy = record.policy.clone();
         }
-        let admin_counter = backend
+        self.admin_counter = self
+            .backend
             .load_counter(CounterId::Admin)
             .map_err(|_| DeviceError::Storage)?
             .map(|h| h.value);
-        let mut audit = AuditLog::new();
-        audit.append(0, 0, 0, config.device_id, Outcome::Ok);
-        Ok(Device { backend, config, slots, admin_counter, audit })
+        self.audit = AuditLog::new();
+        self.audit.append(0, 0, 0, self.config.device_id, Outcome::Ok);
+        Ok(())
     }
 
     /// The backend (for the adapter that owns the device).
@@ -363,47 +394,79 @@ impl<B: Backend> Device<B> {
             let e = DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION };
             return respond::<()>(&h, Err(e), out);
         }
+        // Each command runs in its own (not inlined) function, so only the
+        // running command's frame is on the stack: on a microcontroller the
+        // sum of all of them would not fit.
         match h.command {
-            DeviceInfo::CODE => respond(&h, decode::<DeviceInfo>(body).map(|_| self.info()), out),
-            GetPublicKey::CODE => {
-                let r = decode::<GetPublicKey>(body).and_then(|c| self.public_key(c.slot));
-                respond(&h, r, out)
-            }
-            GenerateKey::CODE => {
-                let r = decode::<GenerateKey>(body).and_then(|c| self.generate_key(&c, body));
-                respond(&h, r, out)
-            }
-            DeriveKey::CODE => {
-                let r = decode::<DeriveKey>(body).and_then(|c| self.derive_key(&c, body));
-                respond(&h, r, out)
-            }
-            SetPolicy::CODE => {
-                let r = decode::<SetPolicy>(body).and_then(|c| self.set_policy(&c, body));
-                respond(&h, r, out)
-            }
-            Sign::CODE => {
-                let r = decode::<Sign>(body).and_then(|c| self.sign(&c));
-                respond(&h, r, out)
-            }
-            Attest::CODE => match decode::<Attest>(body) {
-                Ok(c) => {
-                    let r = self.attest(&c);
-                    respond(&h, r, out)
-                }
-                Err(e) => respond::<()>(&h, Err(e), out),
-            },
-            GetAuditLog::CODE => {
-                let r = decode::<GetAuditLog>(body).map(|c| self.audit.read(c.from));
-                respond(&h, r, out)
-            }
-            Echo::CODE => respond(&h, decode::<Echo>(body), out),
-            GetPolicy::CODE => {
-                let r =
-                    decode::<GetPolicy>(body).and_then(|c| Ok(self.slot(c.slot)?.policy.clone()));
-                respond(&h, r, out)
-            }
+            DeviceInfo::CODE => self.on_device_info(&h, body, out),
+            GetPublicKey::CODE => self.on_get_public_key(&h, body, out),
+            GenerateKey::CODE => self.on_generate_key(&h, body, out),
+            DeriveKey::CODE => self.on_derive_key(&h, body, out),
+            SetPolicy::CODE => self.on_set_policy(&h, body, out),
+            Sign::CODE => self.on_sign(&h, body, out),
+            Attest::CODE => self.on_attest(&h, body, out),
+            GetAuditLog::CODE => self.on_get_audit_log(&h, body, out),
+            Echo::CODE => on_echo(&h, body, out),
+            GetPolicy::CODE => self.on_get_policy(&h, body, out),
             _ => respond::<()>(&h, Err(DeviceError::UnknownCommand), out),
         }
+    }
+
+    #[inline(never)]
+    fn on_device_info(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        respond(h, decode::<DeviceInfo>(body).map(|_| self.info()), out)
+    }
+
+    #[inline(never)]
+    fn on_get_public_key(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        let r = decode::<GetPublicKey>(body).and_then(|c| self.public_key(c.slot));
+        respond(h, r, out)
+    }
+
+    #[inline(never)]
+    fn on_generate_key(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        let r = decode::<GenerateKey>(body).and_then(|c| self.generate_key(&c, body));
+        respond(h, r, out)
+    }
+
+    #[inline(never)]
+    fn on_derive_key(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        let r = decode::<DeriveKey>(body).and_then(|c| self.derive_key(&c, body));
+        respond(h, r, out)
+    }
+
+    #[inline(never)]
+    fn on_set_policy(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        let r = decode::<SetPolicy>(body).and_then(|c| self.set_policy(&c, body));
+        respond(h, r, out)
+    }
+
+    #[inline(never)]
+    fn on_sign(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        let r = decode::<Sign>(body).and_then(|c| self.sign(&c));
+        respond(h, r, out)
+    }
+
+    #[inline(never)]
+    fn on_attest(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        match decode::<Attest>(body) {
+            Ok(c) => {
+                let r = self.attest(&c);
+                respond(h, r, out)
+            }
+            Err(e) => respond::<()>(h, Err(e), out),
+        }
+    }
+
+    #[inline(never)]
+    fn on_get_audit_log(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        respond(h, decode::<GetAuditLog>(body).map(|c| self.audit.read(c.from)), out)
+    }
+
+    #[inline(never)]
+    fn on_get_policy(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        let r = decode::<GetPolicy>(body).and_then(|c| Ok(self.slot(c.slot)?.policy.clone()));
+        respond(h, r, out)
     }
 
     fn slot(&self, n: u8) -> Result<&Slot, DeviceError> {
@@ -418,7 +481,7 @@ impl<B: Backend> Device<B> {
             firmware,
             backend: self.backend.kind(),
             capabilities: self.backend.capabilities(),
-            slots: NUM_SLOTS as u8,
+            slots: SLOTS as u8,
             max_request_frame: MAX_REQUEST_FRAME as u32,
             device_id: self.config.device_id,
             admin: self.config.admin,
@@ -584,6 +647,7 @@ impl<B: Backend> Device<B> {
         self.audit.append(C::CODE, slot, cmd.auth().counter, payload, outcome);
     }
 
+    #[inline(never)]
     fn sign(&mut self, req: &Sign) -> Result<SignResponse, DeviceError> {
         let digest = req.action.digest();
         let result = self.sign_inner(req, &digest);
@@ -661,6 +725,11 @@ impl<B: Backend> Device<B> {
 
 fn decode<C: Command>(body: &[u8]) -> Result<C, DeviceError> {
     C::decode(body).map_err(DeviceError::Malformed)
+}
+
+#[inline(never)]
+fn on_echo(h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+    respond(h, decode::<Echo>(body), out)
 }
 
 /// Encodes a response frame; falls back to a `ResponseTooLarge` error when

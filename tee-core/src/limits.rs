@@ -2,10 +2,12 @@
 //!
 //! The signer runs on microcontrollers with a few KiB of RAM, so every field
 //! of every action has a fixed upper bound, enforced when an action is built
-//! or decoded ([`crate::Error::TooLong`]). The bounds are generous for what
-//! ERC-8004 agents send (URIs are `ipfs://` or `https://` links, tags are
-//! short labels); an agent that needs more must change them here, and the
-//! derived maxima below follow.
+//! or decoded ([`crate::Error::TooLong`]). The bounds cover what ERC-8004
+//! agents send (URIs are `ipfs://` or `https://` links, tags and metadata are
+//! short); an agent that needs more must change them here, and the derived
+//! maxima below follow. They are also what keeps the Cortex-M4 image within
+//! 24 KiB of RAM: decoding an action needs several action-sized temporaries
+//! on the stack (docs/performance.md).
 
 /// `agentURI`, `newURI`, `endpoint`, `feedbackURI`, `responseURI`, `requestURI`.
 pub const MAX_URI_LEN: usize = 256;
@@ -14,16 +16,18 @@ pub const MAX_TAG_LEN: usize = 64;
 /// `metadataKey` in `setMetadata` and `register(string,(string,bytes)[])`.
 pub const MAX_METADATA_KEY_LEN: usize = 64;
 /// `metadataValue` in `setMetadata` and `register(string,(string,bytes)[])`.
-pub const MAX_METADATA_VALUE_LEN: usize = 256;
+pub const MAX_METADATA_VALUE_LEN: usize = 128;
 /// Entries in `register(string,(string,bytes)[])`.
 pub const MAX_METADATA_ENTRIES: usize = 4;
 /// The `signature` argument of `setAgentWallet` (65 bytes for an EOA; ERC-1271
 /// wallets may need more).
 pub const MAX_WALLET_SIGNATURE_LEN: usize = 256;
-/// Calldata of a generic (blind) EIP-1559 transaction.
-pub const MAX_CALLDATA_LEN: usize = 1024;
-/// Message of an EIP-191 `personal_sign` action.
-pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Calldata of a generic (blind) EIP-1559 transaction (an ERC-20 transfer
+/// is 68 bytes, a registry call a few hundred).
+pub const MAX_CALLDATA_LEN: usize = 512;
+/// Message of an EIP-191 `personal_sign` action (a sign-in message is a few
+/// hundred bytes).
+pub const MAX_MESSAGE_LEN: usize = 512;
 
 /// Upper bound of the canonical (postcard) encoding of any [`crate::Action`].
 /// A test builds the largest action of every kind and checks this bound is

@@ -11,9 +11,9 @@ use crate::frame::Accumulator;
 /// bytes) or an I/O error. Bad frames are answered with typed errors (or
 /// dropped) and never end the loop. `rx` holds partial frames between reads;
 /// `tx` must hold the largest response this device sends.
-pub fn serve<IO, B, const N: usize>(
+pub fn serve<IO, B, const N: usize, const SLOTS: usize>(
     io: &mut IO,
-    device: &mut Device<B>,
+    device: &mut Device<B, SLOTS>,
     rx: &mut Accumulator<N>,
     tx: &mut [u8],
 ) -> Result<(), IO::Error>
@@ -33,9 +33,9 @@ where
 
 /// Feeds `input` to the accumulator and answers every frame it completes:
 /// the body of [`serve`], for callers that own their read loop.
-pub fn feed<W, B, const N: usize>(
+pub fn feed<W, B, const N: usize, const SLOTS: usize>(
     out: &mut W,
-    device: &mut Device<B>,
+    device: &mut Device<B, SLOTS>,
     rx: &mut Accumulator<N>,
     tx: &mut [u8],
     mut input: &[u8],

@@ -2,7 +2,10 @@
 //! strategies that generate every action kind (boundary sizes included), and
 //! an independent reference for each action's calldata and digest, built on
 //! alloy.
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+pub mod qemu;
 
 use alloy_primitives as ap;
 use alloy_sol_types::{SolCall, SolStruct, eip712_domain, sol};

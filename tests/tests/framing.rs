@@ -175,7 +175,7 @@ fn serve_loop_until_end_of_stream() {
     input.extend(echo_frame(2, b"two"));
     input.extend(&echo_frame(3, b"cut")[..5]); // a partial frame at the end
     let mut pipe = Pipe { input, pos: 0, output: Vec::new() };
-    let mut device = Device::open(MemBackend::new(1), testkit::config()).unwrap();
+    let mut device: Device<_> = Device::open(MemBackend::new(1), testkit::config()).unwrap();
     let mut rx = tee_core::frame::Accumulator::<MAX_REQUEST_FRAME>::new();
     let mut tx = vec![0u8; MAX_RESPONSE_WIRE];
     tee_core::serve::serve(&mut pipe, &mut device, &mut rx, &mut tx).unwrap();

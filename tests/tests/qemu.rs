@@ -7,90 +7,12 @@
 //! installs both); it builds the image itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use tee_core::protocol::*;
 use tee_core::testkit::{ADMIN_SECRET, DEVICE_ID, no_auth};
 use tee_core::{Action, ActionKind, B256, SigningKey, U256, sample};
-use tee_std::client::{Client, ClientError};
+use tee_std::client::ClientError;
 use tee_tests::alloy_digest;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// Builds the firmware image, in its own target directory so this never
-/// waits on the lock of the build running the tests.
-fn image() -> PathBuf {
-    let target_dir = workspace().join("target/firmware");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace())
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "--release", "--locked", "-p", "firmware-sim", "--bin", "firmware"])
-        .args(["--features", "qemu", "--target", "thumbv7em-none-eabihf"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "the firmware image builds");
-    target_dir.join("thumbv7em-none-eabihf/release/firmware")
-}
-
-/// A running QEMU, killed on drop.
-struct Qemu {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn boot() -> (Qemu, Client<UnixStream>) {
-    let image = image();
-    let dir = std::env::temp_dir().join(format!("tee-qemu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("uart.sock");
-    let child = Command::new("qemu-system-arm")
-        .args([
-            "-machine",
-            "mps2-an386",
-            "-cpu",
-            "cortex-m4",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-        ])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .arg("-serial")
-        .arg(format!("unix:{},server=on,wait=off", sock.display()))
-        .arg("-kernel")
-        .arg(&image)
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("qemu-system-arm runs (apt-get install qemu-system-arm)");
-    let qemu = Qemu { child, dir };
-    let start = Instant::now();
-    let stream = loop {
-        match UnixStream::connect(&sock) {
-            Ok(s) => break s,
-            Err(_) if start.elapsed() < Duration::from_secs(30) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            Err(e) => panic!("QEMU's serial socket: {e}"),
-        }
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    (qemu, Client::new(stream))
-}
+use tee_tests::qemu::{Options, Qemu, image};
 
 fn policy() -> Policy {
     Policy {
@@ -113,7 +35,7 @@ fn recover_with_alloy(r: &SignResponse) -> [u8; 20] {
 
 #[test]
 fn firmware_over_the_emulated_uart() {
-    let (_qemu, mut c) = boot();
+    let (_qemu, mut c) = Qemu::boot(&image(), Options::default());
     let admin = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
 
     let info = c.call(&DeviceInfo).unwrap();

@@ -275,6 +275,10 @@ fn wire_format_doc_matches_the_bytes() {
         format!("`MAX_REQUEST_FRAME` = {MAX_REQUEST_FRAME}"),
         format!("`MAX_RESPONSE_FRAME` = {MAX_RESPONSE_FRAME}"),
         format!("(now **{PROTOCOL_VERSION}**)"),
+        format!("`data` (bytes ≤ {})", tee_core::limits::MAX_CALLDATA_LEN),
+        format!("`message` (bytes ≤ {})", tee_core::limits::MAX_MESSAGE_LEN),
+        format!("`value` (bytes ≤ {})", tee_core::limits::MAX_METADATA_VALUE_LEN),
+        format!("`agent_uri` (string ≤ {})", tee_core::limits::MAX_URI_LEN),
     ] {
         assert!(doc.contains(&quoted), "docs/wire-format.md should say {quoted}");
     }

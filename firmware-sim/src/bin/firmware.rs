@@ -5,7 +5,7 @@
 //! ```text
 //! qemu-system-arm -machine mps2-an386 -cpu cortex-m4 -display none -monitor none \
 //!   -semihosting-config enable=on,target=native -serial unix:/tmp/uart.sock,server=on,wait=off \
-//!   -kernel target/thumbv7em-none-eabihf/release/firmware
+//!   -kernel target/thumbv7em-none-eabihf/firmware/firmware
 //! ```
 //!
 //! Simulation only, and plainly so: mps2 has neither a TRNG nor writable
@@ -21,10 +21,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::{debug, hprintln};
-use firmware_sim::board::{Board, Ticks};
+use cortex_m_semihosting::debug;
+use firmware_sim::board::{Board, Halt, Ticks};
 use firmware_sim::entropy::ChaChaEntropy;
 use firmware_sim::flash::SimFlash;
+use firmware_sim::log::{Part, line};
 use tee_core::device::DeviceConfig;
 use tee_core::{Address, B256};
 
@@ -157,6 +158,8 @@ impl Board for QemuBoard {
 
 /// Power-on self-test: the EIP-712 specification's `Mail` signature (key
 /// keccak256("cow"), v 28). Returns the SysTick ticks one signature took.
+/// Not inlined: its action would otherwise sit in `main`'s frame for good.
+#[inline(never)]
 fn self_test(ticks: &mut SysTicks) -> Result<u64, &'static str> {
     use tee_core::action::{Action, Eip712Prehashed};
     let key = tee_core::SigningKey::from_bytes(&tee_core::primitives::keccak256(b"cow").0)
@@ -192,7 +195,11 @@ fn main() -> ! {
     let mut ticks = SysTicks(syst);
 
     match self_test(&mut ticks) {
-        Ok(t) => hprintln!("self-test ok: one signature took {} SysTick ticks", t),
+        Ok(t) => line(&[
+            Part::Str("self-test ok: one signature took "),
+            Part::Num(u32::try_from(t).unwrap_or(u32::MAX)),
+            Part::Str(" SysTick ticks"),
+        ]),
         Err(e) => halt(e),
     }
 
@@ -202,14 +209,19 @@ fn main() -> ! {
         halt("flash taken")
     };
     let board = QemuBoard { flash, ticks };
-    let halted =
-        firmware_sim::board::run(board, DeviceConfig { device_id: DEVICE_ID, admin: ADMIN });
-    hprintln!("halted: {:?}", halted);
-    halt("serve loop ended")
+    // Static messages only: formatting derived `Debug` impls would cost
+    // kilobytes of flash.
+    let config = DeviceConfig { device_id: DEVICE_ID, admin: ADMIN };
+    halt(match firmware_sim::board::run(board, config) {
+        Halt::Store(_) => "the flash store cannot be opened",
+        Halt::Device(_) => "the device cannot be opened from the stored state",
+        Halt::Uart(_) => "UART failure",
+        Halt::EndOfStream => "UART closed",
+    })
 }
 
 fn halt(why: &str) -> ! {
-    hprintln!("halt: {}", why);
+    line(&[Part::Str("halt: "), Part::Str(why)]);
     debug::exit(debug::EXIT_FAILURE);
     loop {
         cortex_m::asm::wfi();
@@ -218,7 +230,16 @@ fn halt(why: &str) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    hprintln!("panic: {}", info);
+    // The location, not the message: formatting messages costs flash.
+    match info.location() {
+        Some(l) => line(&[
+            Part::Str("panic at "),
+            Part::Str(l.file()),
+            Part::Str(":"),
+            Part::Num(l.line()),
+        ]),
+        None => line(&[Part::Str("panic")]),
+    }
     debug::exit(debug::EXIT_FAILURE);
     loop {
         cortex_m::asm::wfi();
