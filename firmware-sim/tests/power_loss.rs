@@ -18,7 +18,7 @@ use firmware_sim::flash::SimFlash;
 use tee_core::device::{CounterId, CounterStore, Device};
 use tee_core::protocol::*;
 use tee_core::testkit::{self, Pair, no_auth};
-use tee_core::{Action, ActionKind, Signature, U256, sample};
+use tee_core::{Action, ActionKind, Signature, sample};
 
 /// Small pages, so the script compacts several times.
 type Flash = SimFlash<Vec<u8>, 1024, 4>;
@@ -47,20 +47,6 @@ fn script() -> Vec<Op> {
     s.push(Sign(0, 12, K::SetAgentUri, 12)); // not a retry for the new key
     s.push(Sign(0, 13, K::RevokeFeedback, 13));
     s
-}
-
-fn permissive() -> Policy {
-    Policy {
-        kinds: KindSet::typed(),
-        chains: Allow::Any,
-        contracts: Allow::Any,
-        agents: Allow::Any,
-        max_value: U256::ZERO,
-        max_gas_limit: u64::MAX,
-        max_fee_per_gas: u128::MAX,
-        max_deadline_ahead_secs: 300,
-        rate_limit: None,
-    }
 }
 
 fn action(kind: ActionKind, nonce: u64) -> Action {
@@ -152,7 +138,11 @@ fn run(cut: Option<u64>, seen: &mut Seen) -> (u64, u32) {
                     let _ = p.admin(GenerateKey { slot, auth: no_auth() });
                 }
                 Op::Permit(slot) => {
-                    let _ = p.admin(SetPolicy { slot, policy: permissive(), auth: no_auth() });
+                    let _ = p.admin(SetPolicy {
+                        slot,
+                        policy: testkit::typed_policy(),
+                        auth: no_auth(),
+                    });
                 }
                 Op::Sign(slot, sequence, kind, nonce) => {
                     if let Ok(r) = p.call(&Sign { slot, sequence, action: action(kind, nonce) }) {

@@ -98,19 +98,7 @@ pub fn personal_message_digest(message: &[u8]) -> B256 {
     let mut h = Keccak256::new();
     h.update(b"\x19Ethereum Signed Message:\n");
     let mut digits = [0u8; 20];
-    let mut n = message.len();
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    h.update(digits.get(i..).unwrap_or(&[]));
+    h.update(crate::primitives::decimal(message.len(), &mut digits));
     h.update(message);
     B256(h.finalize().into())
 }

@@ -158,6 +158,22 @@ impl U256 {
     }
 }
 
+/// `n` in decimal ASCII, written at the end of `buf`; returns the digits.
+pub fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    buf.get(i..).unwrap_or(&[])
+}
+
 /// `bytes` without its leading zero bytes.
 pub(crate) fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
@@ -266,5 +282,9 @@ mod tests {
         assert_eq!(U256([0xff; 32]).to_u128(), None);
         assert_eq!(U256::from_u64(0x0102).trimmed(), &[1, 2]);
         assert_eq!(format!("{}", Hex(&[0xab, 0x01])), "0xab01");
+        let mut b = [0u8; 20];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(1_234_567, &mut b), b"1234567");
+        assert_eq!(decimal(usize::MAX, &mut b), usize::MAX.to_string().as_bytes());
     }
 }

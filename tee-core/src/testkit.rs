@@ -30,8 +30,9 @@ use crate::device::{
 use crate::frame::{Accumulator, Header};
 use crate::primitives::{B256, keccak256};
 use crate::protocol::{
-    AdminAuth, AdminCommand, BackendKind, Command, DeviceError, MAX_REQUEST_FRAME,
-    MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS, authorize, capability,
+    AdminAuth, AdminCommand, Allow, BackendKind, Command, DeviceError, KindSet, MAX_REQUEST_FRAME,
+    MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS, Policy, authorize,
+    capability,
 };
 use crate::signer::{Signature, SigningKey};
 
@@ -268,6 +269,24 @@ pub const DEVICE_ID: B256 = B256([0xd1; 32]);
 pub fn config() -> DeviceConfig {
     let admin = SigningKey::from_bytes(&ADMIN_SECRET).map(|k| k.address()).unwrap_or_default();
     DeviceConfig { device_id: DEVICE_ID, admin }
+}
+
+/// A policy allowing every typed action kind on any chain, contract and
+/// agent, with no value and no gas or fee cap: what session tests use once
+/// policy itself is not the subject.
+#[must_use]
+pub fn typed_policy() -> Policy {
+    Policy {
+        kinds: KindSet::typed(),
+        chains: Allow::Any,
+        contracts: Allow::Any,
+        agents: Allow::Any,
+        max_value: crate::primitives::U256::ZERO,
+        max_gas_limit: u64::MAX,
+        max_fee_per_gas: u128::MAX,
+        max_deadline_ahead_secs: 300,
+        rate_limit: None,
+    }
 }
 
 /// A placeholder authorization, filled in by [`Pair::admin`].

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use tee_core::device::{CounterId, Device};
 use tee_core::protocol::*;
 use tee_core::testkit::{self, MemBackend, Pair, PowerLoss, no_auth};
-use tee_core::{Action, ActionKind, B256, U256, sample};
+use tee_core::{Action, ActionKind, B256, sample};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -45,20 +45,6 @@ fn script() -> Vec<Op> {
         Sign(0, 4, K::SetAgentUri),
         Sign(1, 5, K::ValidationResponse),
     ]
-}
-
-fn permissive() -> Policy {
-    Policy {
-        kinds: KindSet::typed(),
-        chains: Allow::Any,
-        contracts: Allow::Any,
-        agents: Allow::Any,
-        max_value: U256::ZERO,
-        max_gas_limit: u64::MAX,
-        max_fee_per_gas: u128::MAX,
-        max_deadline_ahead_secs: 300,
-        rate_limit: None,
-    }
 }
 
 /// What the world has seen: every signature released, per (slot, sequence).
@@ -123,8 +109,11 @@ fn run(fault: Option<(u64, PowerLoss)>, seen: &mut Observed) -> u64 {
                     let _ = p.admin(GenerateKey { slot: *slot, auth: no_auth() });
                 }
                 Op::Permit(slot) => {
-                    let _ =
-                        p.admin(SetPolicy { slot: *slot, policy: permissive(), auth: no_auth() });
+                    let _ = p.admin(SetPolicy {
+                        slot: *slot,
+                        policy: testkit::typed_policy(),
+                        auth: no_auth(),
+                    });
                 }
                 Op::Sign(slot, sequence, kind) => {
                     let r =

@@ -72,20 +72,7 @@ fn arb_text<const N: usize>() -> impl Strategy<Value = heapless::String<N>> {
 
 fn arb_device_error() -> impl Strategy<Value = DeviceError> {
     use DeviceError as D;
-    let violations = [
-        PolicyViolation::KindNotAllowed,
-        PolicyViolation::ChainNotAllowed,
-        PolicyViolation::ContractNotAllowed,
-        PolicyViolation::AgentNotAllowed,
-        PolicyViolation::ValueTooHigh,
-        PolicyViolation::GasLimitTooHigh,
-        PolicyViolation::FeeTooHigh,
-        PolicyViolation::DeadlineExpired,
-        PolicyViolation::DeadlineTooFar,
-        PolicyViolation::WalletIsNotSigner,
-        PolicyViolation::RateLimited,
-        PolicyViolation::NoClock,
-    ];
+    let violations = PolicyViolation::ALL;
     let decode = [
         Error::Truncated,
         Error::TrailingBytes,

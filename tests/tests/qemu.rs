@@ -8,25 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use tee_core::protocol::*;
-use tee_core::testkit::{ADMIN_SECRET, DEVICE_ID, no_auth};
-use tee_core::{Action, ActionKind, B256, SigningKey, U256, sample};
+use tee_core::testkit::{self, ADMIN_SECRET, DEVICE_ID, no_auth};
+use tee_core::{Action, ActionKind, B256, SigningKey, sample};
 use tee_std::client::ClientError;
 use tee_tests::alloy_digest;
 use tee_tests::qemu::{Options, Qemu, image};
-
-fn policy() -> Policy {
-    Policy {
-        kinds: KindSet::typed(),
-        chains: Allow::Any,
-        contracts: Allow::Any,
-        agents: Allow::Any,
-        max_value: U256::ZERO,
-        max_gas_limit: u64::MAX,
-        max_fee_per_gas: u128::MAX,
-        max_deadline_ahead_secs: 300,
-        rate_limit: None,
-    }
-}
 
 fn recover_with_alloy(r: &SignResponse) -> [u8; 20] {
     let sig = alloy_primitives::Signature::from_raw_array(&r.signature.to_bytes()).unwrap();
@@ -55,8 +41,13 @@ fn firmware_over_the_emulated_uart() {
         "{r:?}"
     );
 
-    c.admin(SetPolicy { slot: 0, policy: policy(), auth: no_auth() }, &admin, &DEVICE_ID, 2)
-        .unwrap();
+    c.admin(
+        SetPolicy { slot: 0, policy: testkit::typed_policy(), auth: no_auth() },
+        &admin,
+        &DEVICE_ID,
+        2,
+    )
+    .unwrap();
     let mut signed = Vec::new();
     for (sequence, kind) in
         [(1, ActionKind::Register), (2, ActionKind::SetAgentUri), (3, ActionKind::GiveFeedback)]

@@ -242,23 +242,7 @@ fn generated() -> String {
         o,
         "\n`PolicyViolation` indices: 0 KindNotAllowed, 1 ChainNotAllowed, 2 ContractNotAllowed, 3 AgentNotAllowed, 4 ValueTooHigh, 5 GasLimitTooHigh, 6 FeeTooHigh, 7 DeadlineExpired, 8 DeadlineTooFar, 9 WalletIsNotSigner, 10 RateLimited, 11 NoClock."
     );
-    for (i, v) in [
-        PolicyViolation::KindNotAllowed,
-        PolicyViolation::ChainNotAllowed,
-        PolicyViolation::ContractNotAllowed,
-        PolicyViolation::AgentNotAllowed,
-        PolicyViolation::ValueTooHigh,
-        PolicyViolation::GasLimitTooHigh,
-        PolicyViolation::FeeTooHigh,
-        PolicyViolation::DeadlineExpired,
-        PolicyViolation::DeadlineTooFar,
-        PolicyViolation::WalletIsNotSigner,
-        PolicyViolation::RateLimited,
-        PolicyViolation::NoClock,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, v) in PolicyViolation::ALL.into_iter().enumerate() {
         assert_eq!(encoded(&v), [i as u8], "the listed index of {v:?}");
     }
     d.out

@@ -140,6 +140,24 @@ pub enum PolicyViolation {
     NoClock,
 }
 
+impl PolicyViolation {
+    /// Every violation, in wire order.
+    pub const ALL: [PolicyViolation; 12] = [
+        PolicyViolation::KindNotAllowed,
+        PolicyViolation::ChainNotAllowed,
+        PolicyViolation::ContractNotAllowed,
+        PolicyViolation::AgentNotAllowed,
+        PolicyViolation::ValueTooHigh,
+        PolicyViolation::GasLimitTooHigh,
+        PolicyViolation::FeeTooHigh,
+        PolicyViolation::DeadlineExpired,
+        PolicyViolation::DeadlineTooFar,
+        PolicyViolation::WalletIsNotSigner,
+        PolicyViolation::RateLimited,
+        PolicyViolation::NoClock,
+    ];
+}
+
 impl Policy {
     /// Checks `action`, to be signed by `signer`, at unix time `now`. The
     /// rate limit is the device's to count; everything else is here.
