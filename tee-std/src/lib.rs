@@ -5,5 +5,6 @@ pub mod client;
 pub mod demo;
 pub mod eventlog;
 pub mod hexser;
+pub mod pccs;
 pub mod sim;
 pub mod verify;

@@ -15,7 +15,8 @@
 //! 5. the event log's runtime events have the digests their content gives
 //!    and replay to the quote's RTMR3; the app's compose hash and app id in
 //!    it are allowed;
-//! 6. the collateral is within its validity window at `now`;
+//! 6. the collateral (given, or fetched from a PCCS the caller configured)
+//!    is within its validity window at `now`;
 //! 7. DCAP (dcap-qvl): the quote's signature, the QE report, the PCK chain to
 //!    Intel's root, the CRLs; and the TCB status is one the policy accepts;
 //! 8. for a dstack-derived key: the app key's signature over the key and the
@@ -33,6 +34,7 @@ use tee_core::{Address, B256, Signature};
 
 use crate::eventlog::{self, Event, EventLogError};
 use crate::hexser::HexBytes;
+use crate::pccs::Pccs;
 
 /// What a verifier accepts. Every measurement list is optional: absent means
 /// not checked (the report says so), present means the value must be one of
@@ -251,6 +253,9 @@ pub enum Failure {
     /// Collateral that cannot be read.
     #[error("collateral unreadable: {0}")]
     CollateralInvalid(String),
+    /// Collateral could not be fetched from the configured PCCS.
+    #[error("collateral not fetched: {0}")]
+    CollateralFetch(String),
     /// DCAP verification failed (dcap-qvl's reason).
     #[error("DCAP verification failed: {0}")]
     Dcap(String),
@@ -340,6 +345,9 @@ pub struct Verifier {
     pub policy: Policy,
     /// Collateral for offline DCAP verification (dcap-qvl's JSON format).
     pub collateral: Option<QuoteCollateralV3>,
+    /// Where to fetch collateral when none is given: a PCCS the user
+    /// configured. Never consulted when `collateral` is set.
+    pub pccs: Option<Pccs>,
 }
 
 fn allowed<const N: usize>(list: Option<&Vec<HexBytes<N>>>, value: &[u8; N]) -> Status {
@@ -405,9 +413,29 @@ impl Verifier {
         }
 
         self.event_log_checks(&mut r, evidence.event_log, report.rtmr[3]);
-        let collateral_ok = self.collateral_check(&mut r, now);
-        if collateral_ok {
-            self.dcap_checks(&mut r, evidence.quote, report.report_data, now);
+        let fetched;
+        let collateral = match (&self.collateral, &self.pccs) {
+            (Some(c), _) => Some(c),
+            (None, Some(pccs)) => match pccs.collateral(evidence.quote) {
+                Ok(c) => {
+                    fetched = c;
+                    Some(&fetched)
+                }
+                Err(e) => {
+                    r.push(
+                        Check::Collateral,
+                        Status::Failed(Failure::CollateralFetch(e.to_string())),
+                    );
+                    None
+                }
+            },
+            (None, None) => {
+                r.push(Check::Collateral, Status::Failed(Failure::Missing("collateral")));
+                None
+            }
+        };
+        if let Some(c) = collateral.filter(|c| Self::collateral_check(&mut r, c, now)) {
+            self.dcap_checks(&mut r, c, evidence.quote, report.report_data, now);
         } else {
             r.push(Check::Dcap, Status::Skipped("no valid collateral".into()));
             r.push(Check::TcbStatus, Status::Skipped("no valid collateral".into()));
@@ -486,11 +514,7 @@ impl Verifier {
     }
 
     /// Checks the TCB info and QE identity windows; returns whether DCAP can run.
-    fn collateral_check(&self, r: &mut Report, now: u64) -> bool {
-        let Some(c) = &self.collateral else {
-            r.push(Check::Collateral, Status::Failed(Failure::Missing("collateral")));
-            return false;
-        };
+    fn collateral_check(r: &mut Report, c: &QuoteCollateralV3, now: u64) -> bool {
         let window = |what: &'static str, json: &str| -> Result<(String, String), Failure> {
             let v: serde_json::Value = serde_json::from_str(json)
                 .map_err(|e| Failure::CollateralInvalid(format!("{what}: {e}")))?;
@@ -545,8 +569,14 @@ impl Verifier {
         true
     }
 
-    fn dcap_checks(&self, r: &mut Report, raw: &[u8], report_data: &[u8; 64], now: u64) {
-        let Some(c) = &self.collateral else { return };
+    fn dcap_checks(
+        &self,
+        r: &mut Report,
+        c: &QuoteCollateralV3,
+        raw: &[u8],
+        report_data: &[u8; 64],
+        now: u64,
+    ) {
         match dcap_qvl::verify::verify(raw, c, now) {
             Ok(v) => {
                 // The report dcap-qvl verified is the one we read.

@@ -33,7 +33,7 @@ fn collateral(json: &str) -> QuoteCollateralV3 {
 }
 
 fn verifier(json: &str) -> Verifier {
-    Verifier { policy: Policy::default(), collateral: Some(collateral(json)) }
+    Verifier { policy: Policy::default(), collateral: Some(collateral(json)), pccs: None }
 }
 
 fn evidence(quote: &[u8]) -> Evidence<'_> {
@@ -159,7 +159,11 @@ fn binding_wrong_address_stale_challenge_and_purpose() {
     let (quote, log) =
         sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &challenge));
     let ev = Evidence { quote: &quote, event_log: Some(&log), key_chain: None };
-    let v = Verifier { policy: Policy::default(), collateral: Some(collateral(V4_COLLATERAL)) };
+    let v = Verifier {
+        policy: Policy::default(),
+        collateral: Some(collateral(V4_COLLATERAL)),
+        pccs: None,
+    };
 
     let ok = v.verify(&ev, &key.address(), &Expected::Challenge(challenge), NOW);
     assert!(matches!(ok.status(Check::Binding), Some(Status::Passed(_))), "{ok}");
@@ -216,7 +220,7 @@ fn event_log_compose_hash_and_app_id() {
     let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
     let c = B256([9; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
-    let mut v = Verifier { policy: Policy::default(), collateral: None };
+    let mut v = Verifier { policy: Policy::default(), collateral: None, pccs: None };
     v.policy.compose_hash = Some(vec![HexBytes([0xc0; 32])]);
     v.policy.app_id = Some(vec![HexBytes([0xa1; 20])]);
     let check = |v: &Verifier, log: Option<&[tee_std::eventlog::Event]>| {
@@ -262,7 +266,7 @@ fn dstack_key_chain_up_to_the_kms_root() {
     let key = SigningKey::from_bytes(&secret).unwrap();
     let c = B256([5; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
-    let mut v = Verifier { policy: Policy::default(), collateral: None };
+    let mut v = Verifier { policy: Policy::default(), collateral: None, pccs: None };
     v.policy.kms_root = Some(HexBytes(sim.kms_root().0));
     let run = |v: &Verifier, chain: Option<&KeyChain>, log: Option<&[tee_std::eventlog::Event]>| {
         v.verify(

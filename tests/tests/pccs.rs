@@ -1,0 +1,222 @@
+//! Collateral from a PCCS: a local fake PCCS (a thread on 127.0.0.1 serving
+//! the PCCS API v4 responses built from dcap-qvl's sample collateral) is
+//! fetched from, and the sample quote verifies with what came back. Nothing
+//! here reaches beyond loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use dcap_qvl::QuoteCollateralV3;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use tee_core::{Address, B256};
+use tee_std::pccs::{Pccs, PccsError};
+use tee_std::sim::SAMPLE_QUOTE;
+use tee_std::verify::*;
+
+const V4_COLLATERAL: &str = include_str!("../data/dcap-qvl/tdx_quote_collateral.json");
+/// Inside the v4 sample collateral's validity window.
+const NOW: u64 = 1_750_809_600; // 2025-06-25T00:00:00Z
+
+/// What the fake serves differently from a well-behaved PCCS.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// `tcb` answers 404.
+    NoTcb,
+    /// `tcb` is served without its issuer chain header.
+    NoChainHeader,
+    /// One character of the signed TCB info changed.
+    TamperedTcb,
+    /// The TCB info body is not JSON.
+    GarbageTcb,
+}
+
+struct FakePccs {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+fn respond(stream: &mut impl Write, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+}
+
+fn spawn_pccs(c: QuoteCollateralV3, fault: Fault) -> FakePccs {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut h = String::new();
+            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            log.lock().unwrap().push(target.clone());
+            let chain = |pem: &str| utf8_percent_encode(pem, NON_ALPHANUMERIC).to_string();
+            let path = target.split('?').next().unwrap_or("");
+            match path {
+                "/sgx/certification/v4/pckcrl" => respond(
+                    &mut stream,
+                    "200 OK",
+                    &[("SGX-PCK-CRL-Issuer-Chain", chain(&c.pck_crl_issuer_chain))],
+                    &c.pck_crl,
+                ),
+                "/tdx/certification/v4/tcb" if fault == Fault::NoTcb => {
+                    respond(&mut stream, "404 Not Found", &[], b"")
+                }
+                "/tdx/certification/v4/tcb" => {
+                    let tcb_info = match fault {
+                        Fault::TamperedTcb => c.tcb_info.replacen("UpToDate", "UpToDatE", 1),
+                        _ => c.tcb_info.clone(),
+                    };
+                    let body = if fault == Fault::GarbageTcb {
+                        "<html>maintenance</html>".to_owned()
+                    } else {
+                        format!(
+                            r#"{{"tcbInfo":{tcb_info},"signature":"{}"}}"#,
+                            hex::encode(&c.tcb_info_signature)
+                        )
+                    };
+                    let headers = if fault == Fault::NoChainHeader {
+                        vec![]
+                    } else {
+                        vec![("TCB-Info-Issuer-Chain", chain(&c.tcb_info_issuer_chain))]
+                    };
+                    respond(&mut stream, "200 OK", &headers, body.as_bytes())
+                }
+                "/tdx/certification/v4/qe/identity" => respond(
+                    &mut stream,
+                    "200 OK",
+                    &[("SGX-Enclave-Identity-Issuer-Chain", chain(&c.qe_identity_issuer_chain))],
+                    format!(
+                        r#"{{"enclaveIdentity":{},"signature":"{}"}}"#,
+                        c.qe_identity,
+                        hex::encode(&c.qe_identity_signature)
+                    )
+                    .as_bytes(),
+                ),
+                "/sgx/certification/v4/rootcacrl" => {
+                    respond(&mut stream, "200 OK", &[], hex::encode(&c.root_ca_crl).as_bytes())
+                }
+                _ => respond(&mut stream, "404 Not Found", &[], b""),
+            }
+        }
+    });
+    FakePccs { url, requests }
+}
+
+fn sample_collateral() -> QuoteCollateralV3 {
+    serde_json::from_str(V4_COLLATERAL).unwrap()
+}
+
+fn verify_with(pccs: Pccs) -> Report {
+    let v = Verifier { policy: Policy::default(), collateral: None, pccs: Some(pccs) };
+    let evidence = Evidence { quote: SAMPLE_QUOTE, event_log: None, key_chain: None };
+    v.verify(&evidence, &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW)
+}
+
+#[test]
+fn fetched_collateral_is_the_served_one_and_verifies_the_sample() {
+    let stored = sample_collateral();
+    let fake = spawn_pccs(stored.clone(), Fault::None);
+    // The `/sgx/certification/v4` suffix a PCCS URL is often given with is accepted.
+    let pccs = Pccs::new(&format!("{}/sgx/certification/v4/", fake.url), None).unwrap();
+    let fetched = pccs.collateral(SAMPLE_QUOTE).unwrap();
+
+    assert_eq!(fetched.pck_crl_issuer_chain, stored.pck_crl_issuer_chain);
+    assert_eq!(fetched.pck_crl, stored.pck_crl);
+    assert_eq!(fetched.root_ca_crl, stored.root_ca_crl);
+    assert_eq!(fetched.tcb_info_issuer_chain, stored.tcb_info_issuer_chain);
+    // The signed JSON is taken byte for byte, never re-serialised.
+    assert_eq!(fetched.tcb_info, stored.tcb_info);
+    assert_eq!(fetched.tcb_info_signature, stored.tcb_info_signature);
+    assert_eq!(fetched.qe_identity, stored.qe_identity);
+    assert_eq!(fetched.qe_identity_signature, stored.qe_identity_signature);
+    assert!(fetched.pck_certificate_chain.as_deref().unwrap().contains("BEGIN CERTIFICATE"));
+
+    // The requests name the quote's FMSPC and PCK CA, as dcap-qvl reads them.
+    let dcap = dcap_qvl::quote::Quote::parse(SAMPLE_QUOTE).unwrap();
+    let fmspc = hex::encode_upper(dcap_qvl::intel::quote_fmspc(&dcap).unwrap());
+    let ca = dcap_qvl::intel::quote_ca(&dcap).unwrap().as_id_str();
+    let requests = fake.requests.lock().unwrap().clone();
+    assert!(requests.contains(&format!("/tdx/certification/v4/tcb?fmspc={fmspc}")), "{requests:?}");
+    assert!(
+        requests.contains(&format!("/sgx/certification/v4/pckcrl?ca={ca}&encoding=der")),
+        "{requests:?}"
+    );
+
+    let r = verify_with(Pccs::new(&fake.url, None).unwrap());
+    assert!(matches!(r.status(Check::Collateral), Some(Status::Passed(_))), "{r}");
+    assert!(matches!(r.status(Check::Dcap), Some(Status::Passed(_))), "{r}");
+    assert_eq!(r.status(Check::TcbStatus), Some(&Status::Passed("UpToDate".into())), "{r}");
+}
+
+#[test]
+fn pccs_faults_are_reported_with_their_reason() {
+    let stored = sample_collateral();
+
+    let fake = spawn_pccs(stored.clone(), Fault::NoTcb);
+    let err = Pccs::new(&fake.url, None).unwrap().collateral(SAMPLE_QUOTE).unwrap_err();
+    assert!(
+        matches!(&err, PccsError::Http { url, message } if url.contains("/tcb?fmspc=") && message.contains("404")),
+        "{err}"
+    );
+    let r = verify_with(Pccs::new(&fake.url, None).unwrap());
+    assert!(
+        matches!(r.status(Check::Collateral), Some(Status::Failed(Failure::CollateralFetch(m))) if m.contains("404")),
+        "{r}"
+    );
+    assert!(matches!(r.status(Check::Dcap), Some(Status::Skipped(_))), "{r}");
+    assert!(!r.verified());
+
+    let fake = spawn_pccs(stored.clone(), Fault::NoChainHeader);
+    let err = Pccs::new(&fake.url, None).unwrap().collateral(SAMPLE_QUOTE).unwrap_err();
+    assert!(
+        matches!(&err, PccsError::Response { message, .. } if message.contains("issuer chain")),
+        "{err}"
+    );
+
+    let fake = spawn_pccs(stored.clone(), Fault::GarbageTcb);
+    let err = Pccs::new(&fake.url, None).unwrap().collateral(SAMPLE_QUOTE).unwrap_err();
+    assert!(
+        matches!(&err, PccsError::Response { message, .. } if message.contains("not JSON")),
+        "{err}"
+    );
+
+    // A PCCS that alters the signed TCB info is caught by DCAP, not trusted.
+    let fake = spawn_pccs(stored, Fault::TamperedTcb);
+    let r = verify_with(Pccs::new(&fake.url, None).unwrap());
+    assert!(matches!(r.status(Check::Dcap), Some(Status::Failed(Failure::Dcap(_)))), "{r}");
+    assert!(!r.verified());
+
+    // Nobody listening: a typed error, not a hang.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let err = Pccs::new(&url, None).unwrap().collateral(SAMPLE_QUOTE).unwrap_err();
+    assert!(matches!(err, PccsError::Http { .. }), "{err}");
+
+    // A quote that is not one cannot name its collateral.
+    let err = Pccs::new(&url, None).unwrap().collateral(&SAMPLE_QUOTE[..100]).unwrap_err();
+    assert!(matches!(err, PccsError::Quote(_)), "{err}");
+
+    // A CA file with no certificate is refused up front.
+    let err = Pccs::new(&url, Some(b"not a pem")).unwrap_err();
+    assert!(matches!(err, PccsError::Config(_)), "{err}");
+}
