@@ -3,7 +3,7 @@
 //! `FIRMWARE_LOG` is set). Formatting machinery would cost the firmware
 //! kilobytes of flash for a handful of lines.
 
-#[allow(unused_imports)]
+#[cfg(any(feature = "semihosting", feature = "std"))]
 use tee_core::primitives::decimal;
 
 /// A piece of a log line.
