@@ -46,6 +46,11 @@ pub enum StoreError {
     TooManyKeys,
     /// Fewer than two pages, or pages too small for a record.
     Geometry,
+    /// The page epoch is at its maximum. Honest use never gets here (it
+    /// takes 2^32 compactions, far past any flash's endurance); a store whose
+    /// flash says otherwise refuses to write rather than wrap the epoch,
+    /// which would make the next boot pick the older page.
+    Exhausted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +334,7 @@ impl<F: NorFlash> FlashStore<F> {
         if PAGE_HEADER + live > self.page {
             return Err(StoreError::Full);
         }
+        let epoch = self.epoch.checked_add(1).ok_or(StoreError::Exhausted)?;
         let target = (self.active + 1) % self.pages;
         self.erase_page(target)?;
         let mut at = PAGE_HEADER as u32;
@@ -347,9 +353,9 @@ impl<F: NorFlash> FlashStore<F> {
         let _ = moved.push(Entry { kind, id, at, len: payload.len() as u16 });
         at += record_size(payload.len()) as u32;
         // The commit point.
-        self.write_page_header(target, self.epoch.wrapping_add(1))?;
+        self.write_page_header(target, epoch)?;
         self.active = target;
-        self.epoch = self.epoch.wrapping_add(1);
+        self.epoch = epoch;
         self.index = moved;
         self.write_at = Some(at);
         Ok(())
@@ -437,6 +443,30 @@ mod tests {
         // spread over every page in turn.
         let (_, epoch) = s.position();
         assert!(epoch > 4, "pages rotated {epoch} times");
+    }
+
+    #[test]
+    fn an_exhausted_epoch_refuses_to_wrap() {
+        // A page claiming the last epoch, as no honest store ever writes.
+        let mut mem = [0xffu8; 2048];
+        let body = [b'T', b'S', b'F', b'1', 0xff, 0xff, 0xff, 0xff];
+        mem[..8].copy_from_slice(&body);
+        mem[8..12].copy_from_slice(&CRC32.checksum(&body).to_le_bytes());
+        let mut s = FlashStore::open(SimFlash::<_, 512, 4>::new(mem)).map_err(|(e, _)| e).unwrap();
+        assert_eq!(s.position(), (0, u32::MAX));
+        // Appends fit in the page; the compaction that would wrap is refused.
+        let mut n = 0u32;
+        let err = loop {
+            match s.put(2, 0, &n.to_le_bytes()) {
+                Ok(()) => n += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err, StoreError::Exhausted);
+        assert!(n > 0);
+        let mut s = reopen(s);
+        assert_eq!(s.position(), (0, u32::MAX));
+        assert_eq!(get(&mut s, 2, 0), Some((n - 1).to_le_bytes().to_vec()));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Writes the fuzz targets' seed corpus (`fuzz/corpus/<target>/seed-*`):
 //! a typical and the largest action of every kind, the signed and unsigned
-//! transactions of every transaction kind, request frames and bodies, and
-//! a few device sessions.
+//! transactions of every transaction kind, request frames and bodies,
+//! response payloads from a real session, a few device sessions, and flash
+//! patches for the boot target.
 //!
 //! `cargo run -p tee-tests --example fuzz_seeds`
 #![allow(clippy::unwrap_used)]
@@ -9,15 +10,22 @@
 use std::fs;
 use std::path::Path;
 
+use tee_core::device::Device;
 use tee_core::limits::{MAX_ACTION_LEN, MAX_SIGNED_TX_LEN};
-use tee_core::protocol::{Command, DeviceInfo, Echo, GetAuditLog, MAX_REQUEST_WIRE, Sign};
+use tee_core::protocol::{
+    Command, DeviceInfo, Echo, GenerateKey, GetAuditLog, GetPolicy, GetPublicKey, MAX_REQUEST_WIRE,
+    SetPolicy, Sign,
+};
+use tee_core::testkit::{self, MemBackend, Pair, no_auth};
 use tee_core::{ActionKind, SigningKey, codec, device, sample, tx};
 use tee_tests::max_action;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
     requests(&root);
+    responses(&root);
     sessions(&root);
+    flash(&root);
     let key = SigningKey::from_bytes(&[7; 32]).unwrap();
     for kind in ActionKind::ALL {
         for (label, a) in [("max", max_action(kind)), ("typ", sample::action(kind))] {
@@ -60,6 +68,43 @@ fn requests(root: &Path) {
     body.extend_from_slice(codec::encode(&GetAuditLog { from: 300 }, &mut buf).unwrap());
     write(&root.join("request_decode"), "seed-audit", &body);
     let _ = Sign::CODE;
+}
+
+/// Response payloads (header and body) of a real session, each prefixed
+/// with the decoder index the response_decode target uses.
+fn responses(root: &Path) {
+    let mut p = Pair::new(Device::open(MemBackend::new(1), testkit::config()).unwrap());
+    p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: testkit::typed_policy(), auth: no_auth() }).unwrap();
+    let sign = Sign { slot: 0, sequence: 1, action: sample::action(ActionKind::SetAgentUri) };
+    let seeds: [(&str, u8, Vec<u8>); 7] = [
+        ("info", 0, p.request(&DeviceInfo)),
+        ("key", 1, p.request(&GetPublicKey { slot: 0 })),
+        ("empty-slot", 1, p.request(&GetPublicKey { slot: 5 })),
+        ("sign", 5, p.request(&sign)),
+        (
+            "replay",
+            5,
+            p.request(&Sign { action: sample::action(ActionKind::GiveFeedback), ..sign.clone() }),
+        ),
+        ("audit", 7, p.request(&GetAuditLog { from: 0 })),
+        ("policy", 9, p.request(&GetPolicy { slot: 0 })),
+    ];
+    for (name, index, payload) in seeds {
+        let mut input = vec![index];
+        input.extend_from_slice(&payload);
+        write(&root.join("response_decode"), &format!("seed-{name}"), &input);
+    }
+}
+
+/// Inputs of the flash_boot target: the good image as it is, one byte
+/// overwritten in a page header and in a record, a page erased.
+fn flash(root: &Path) {
+    let dir = root.join("flash_boot");
+    write(&dir, "seed-good", &[0]);
+    write(&dir, "seed-header", &[0, 0x04, 0x00, 0x00]);
+    write(&dir, "seed-record", &[0, 0x18, 0x04, 0x5a]);
+    write(&dir, "seed-erased", &[2, 1]);
 }
 
 /// Session scripts in the session target's operation language.
