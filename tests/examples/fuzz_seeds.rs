@@ -26,6 +26,7 @@ fn main() {
     responses(&root);
     sessions(&root);
     flash(&root);
+    evidence(&root);
     let key = SigningKey::from_bytes(&[7; 32]).unwrap();
     for kind in ActionKind::ALL {
         for (label, a) in [("max", max_action(kind)), ("typ", sample::action(kind))] {
@@ -105,6 +106,22 @@ fn flash(root: &Path) {
     write(&dir, "seed-header", &[0, 0x04, 0x00, 0x00]);
     write(&dir, "seed-record", &[0, 0x18, 0x04, 0x5a]);
     write(&dir, "seed-erased", &[2, 1]);
+}
+
+/// Inputs of the evidence target: the sample quote untouched and with a
+/// report byte changed, each with a dstack-style event log.
+fn evidence(root: &Path) {
+    use tee_std::eventlog::Event;
+    let log = vec![
+        Event::runtime("app-id", &[0x11; 20]),
+        Event::runtime("compose-hash", &[0x22; 32]),
+        Event::runtime("key-provider", b"{\"name\":\"kms\"}"),
+    ];
+    let json = serde_json::to_vec(&log).unwrap();
+    let dir = root.join("evidence");
+    write(&dir, "seed-clean", &[[0u8].as_slice(), &json].concat());
+    write(&dir, "seed-report-byte", &[[1u8, 0x00, 0x01, 0x5a].as_slice(), &json].concat());
+    write(&dir, "seed-no-log", &[0]);
 }
 
 /// Session scripts in the session target's operation language.
