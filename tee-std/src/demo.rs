@@ -13,12 +13,7 @@ pub const DEMO_KEY: [u8; 32] = [
     0x4b, 0xac, 0xb4, 0x78, 0xcb, 0xed, 0x5e, 0xfc, 0xae, 0x78, 0x4d, 0x7b, 0xf4, 0xf2, 0xff, 0x80,
 ];
 
-/// Finds an action kind by its name (`setAgentURI`, `AgentWalletSet`, ...).
-pub fn kind_by_name(name: &str) -> Option<ActionKind> {
-    ActionKind::ALL.into_iter().find(|k| {
-        k.name().eq_ignore_ascii_case(name) || format!("{k:?}").eq_ignore_ascii_case(name)
-    })
-}
+pub use crate::policyfile::kind_by_name;
 
 /// Signs the sample action of `kind` with the demo key; returns the report.
 pub fn run(kind: ActionKind) -> Result<String, tee_core::Error> {

@@ -1,0 +1,252 @@
+//! A slot policy as an operator writes it (TOML or JSON), turned into the
+//! device's [`Policy`]. Every field must be given: a policy file that
+//! forgets a cap does not silently get one.
+//!
+//! ```toml
+//! kinds = ["AgentWalletSet", "setAgentURI", "giveFeedback"]  # blind kinds only by name
+//! chains = [8453]                 # or "any"
+//! contracts = ["0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"]  # or "any"
+//! agents = [42]                   # or "any"
+//! max_value_wei = "0"
+//! max_gas_limit = 500000
+//! max_fee_per_gas_wei = "100000000000"
+//! max_deadline_ahead_secs = 300
+//! rate_limit = { max = 10, window_secs = 60 }   # optional
+//! ```
+
+use serde::{Deserialize, Serialize};
+use tee_core::heapless;
+use tee_core::protocol::{Allow, KindSet, Policy, RateLimit};
+use tee_core::{ActionKind, Address, U256};
+
+use crate::hexser::HexBytes;
+
+/// A list, or the word `"any"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ListOrAny<T> {
+    /// `"any"`.
+    Any(AnyWord),
+    /// Only these.
+    List(Vec<T>),
+}
+
+/// The word `any`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnyWord {
+    /// `"any"`.
+    Any,
+}
+
+/// An agent id, as a number or a decimal string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AgentId {
+    /// A number.
+    Number(u64),
+    /// A decimal string (for ids above 2^64).
+    Text(#[serde(with = "dec")] u128),
+}
+
+mod dec {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let s = String::deserialize(d)?;
+        s.trim().parse().map_err(|_| serde::de::Error::custom(format!("{s:?} is not a decimal")))
+    }
+}
+
+/// The operator's policy file. See the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Action kind names (`ActionKind::name`), e.g. `setAgentURI`.
+    pub kinds: Vec<String>,
+    /// Chain ids.
+    pub chains: ListOrAny<u64>,
+    /// Contract addresses.
+    pub contracts: ListOrAny<HexBytes<20>>,
+    /// Agent ids.
+    pub agents: ListOrAny<AgentId>,
+    /// Largest transaction value in wei (decimal).
+    #[serde(with = "dec")]
+    pub max_value_wei: u128,
+    /// Largest gas limit.
+    pub max_gas_limit: u64,
+    /// Largest `maxFeePerGas` in wei (decimal).
+    #[serde(with = "dec")]
+    pub max_fee_per_gas_wei: u128,
+    /// How far ahead a wallet-binding deadline may be.
+    pub max_deadline_ahead_secs: u64,
+    /// Optional rate limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitFile>,
+}
+
+/// `{ max, window_secs }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    /// Signatures per window.
+    pub max: u32,
+    /// Window in seconds.
+    pub window_secs: u32,
+}
+
+/// Why a policy file does not make a policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyFileError {
+    /// Not TOML or JSON of this shape.
+    #[error("policy file: {0}")]
+    Syntax(String),
+    /// An action kind name nobody knows.
+    #[error("unknown action kind {0:?} (`tee-signer demo --kind list` lists them)")]
+    UnknownKind(String),
+    /// A list longer than the device holds.
+    #[error("{field}: at most {max} entries")]
+    TooMany {
+        /// The field.
+        field: &'static str,
+        /// Its bound.
+        max: usize,
+    },
+    /// A rate limit that allows nothing or has no window.
+    #[error("rate_limit: max and window_secs must be at least 1")]
+    BadRateLimit,
+}
+
+/// Finds an action kind by its name (`setAgentURI`) or its Rust name
+/// (`SetAgentUri`), case-insensitively.
+#[must_use]
+pub fn kind_by_name(name: &str) -> Option<ActionKind> {
+    ActionKind::ALL.into_iter().find(|k| {
+        k.name().eq_ignore_ascii_case(name) || format!("{k:?}").eq_ignore_ascii_case(name)
+    })
+}
+
+fn list<T: Clone, U, const N: usize>(
+    field: &'static str,
+    v: &ListOrAny<T>,
+    f: impl Fn(&T) -> U,
+) -> Result<Allow<U, N>, PolicyFileError> {
+    match v {
+        ListOrAny::Any(_) => Ok(Allow::Any),
+        ListOrAny::List(items) => {
+            let mut out = heapless::Vec::new();
+            for i in items {
+                out.push(f(i)).map_err(|_| PolicyFileError::TooMany { field, max: N })?;
+            }
+            Ok(Allow::Only(out))
+        }
+    }
+}
+
+impl PolicyFile {
+    /// Parses TOML (or JSON, if it starts with `{`).
+    pub fn parse(text: &str) -> Result<PolicyFile, PolicyFileError> {
+        let r = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(text).map_err(|e| e.to_string())
+        };
+        r.map_err(PolicyFileError::Syntax)
+    }
+
+    /// The device policy.
+    pub fn to_policy(&self) -> Result<Policy, PolicyFileError> {
+        let mut kinds = KindSet::NONE;
+        for name in &self.kinds {
+            kinds = kinds.with(
+                kind_by_name(name).ok_or_else(|| PolicyFileError::UnknownKind(name.clone()))?,
+            );
+        }
+        let rate_limit = match self.rate_limit {
+            None => None,
+            Some(r) if r.max == 0 || r.window_secs == 0 => {
+                return Err(PolicyFileError::BadRateLimit);
+            }
+            Some(r) => Some(RateLimit { max: r.max, window_secs: r.window_secs }),
+        };
+        Ok(Policy {
+            kinds,
+            chains: list("chains", &self.chains, |c| *c)?,
+            contracts: list("contracts", &self.contracts, |a| Address(a.0))?,
+            agents: list("agents", &self.agents, |a| match *a {
+                AgentId::Number(n) => U256::from_u64(n),
+                AgentId::Text(n) => U256::from_u128(n),
+            })?,
+            max_value: U256::from_u128(self.max_value_wei),
+            max_gas_limit: self.max_gas_limit,
+            max_fee_per_gas: self.max_fee_per_gas_wei,
+            max_deadline_ahead_secs: self.max_deadline_ahead_secs,
+            rate_limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+kinds = ["AgentWalletSet", "setAgentURI", "giveFeedback", "personal_sign"]
+chains = [8453, 84532]
+contracts = ["0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"]
+agents = "any"
+max_value_wei = "0"
+max_gas_limit = 500000
+max_fee_per_gas_wei = "100000000000"
+max_deadline_ahead_secs = 300
+rate_limit = { max = 10, window_secs = 60 }
+"#;
+
+    #[test]
+    fn the_documented_example_makes_the_policy_it_says() {
+        let p = PolicyFile::parse(EXAMPLE).unwrap().to_policy().unwrap();
+        for k in ActionKind::ALL {
+            let want = matches!(
+                k,
+                ActionKind::AgentWalletSet
+                    | ActionKind::SetAgentUri
+                    | ActionKind::GiveFeedback
+                    | ActionKind::PersonalMessage
+            );
+            assert_eq!(p.kinds.contains(k), want, "{k}");
+        }
+        assert_eq!(p.chains, Allow::Only(heapless::Vec::from_slice(&[8453, 84532]).unwrap()));
+        assert!(
+            p.contracts
+                .permits(&Address(hex_literal::hex!("8004A169FB4a3325136EB29fA0ceB6D2e539a432")))
+        );
+        assert!(!p.contracts.permits(&Address([1; 20])));
+        assert_eq!(p.agents, Allow::Any);
+        assert_eq!(p.max_fee_per_gas, 100_000_000_000);
+        assert_eq!(p.rate_limit, Some(RateLimit { max: 10, window_secs: 60 }));
+        // The same policy as JSON.
+        let json = serde_json::to_string(&PolicyFile::parse(EXAMPLE).unwrap()).unwrap();
+        assert_eq!(PolicyFile::parse(&json).unwrap().to_policy().unwrap(), p);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_a_reason() {
+        let with = |from: &str, to: &str| PolicyFile::parse(&EXAMPLE.replace(from, to));
+        let e = with("\"setAgentURI\"", "\"setAgentUrl\"").unwrap().to_policy().unwrap_err();
+        assert_eq!(e, PolicyFileError::UnknownKind("setAgentUrl".into()));
+        assert!(matches!(with("max_gas_limit = 500000\n", ""), Err(PolicyFileError::Syntax(_))));
+        assert!(matches!(
+            with("agents = \"any\"", "agents = \"all\""),
+            Err(PolicyFileError::Syntax(_))
+        ));
+        assert!(matches!(with("chains = [", "chain = ["), Err(PolicyFileError::Syntax(_))));
+        let e = with("[8453, 84532]", "[1, 2, 3, 4, 5]").unwrap().to_policy().unwrap_err();
+        assert_eq!(e, PolicyFileError::TooMany { field: "chains", max: 4 });
+        let e = with("max = 10", "max = 0").unwrap().to_policy().unwrap_err();
+        assert_eq!(e, PolicyFileError::BadRateLimit);
+    }
+}

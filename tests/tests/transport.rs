@@ -1,0 +1,203 @@
+//! One signer process serving one device over a unix socket, TCP and a
+//! serial line (a pty) at once, with dstack simulated behind its HTTP API:
+//! every transport answers, clients interleave, a client that floods garbage,
+//! stalls mid-frame or vanishes costs nobody else anything, the connection
+//! cap holds, and a restart from the state directory keeps keys, policies
+//! and high-water marks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::io::{Read, Write};
+
+use serialport::SerialPort;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tee_core::protocol::*;
+use tee_core::testkit::{self, ADMIN_SECRET, no_auth};
+use tee_core::{ActionKind, SigningKey, sample};
+use tee_std::backend::{SignerConfig, open_device};
+use tee_std::client::{Client, ClientError};
+use tee_std::endpoint::{Endpoint, Stream, connect};
+use tee_std::server::{Limits, serve};
+use tee_std::sim::SimDstack;
+use tee_std::simd::{Listen, SimServer};
+use tee_tests::alloy_digest;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn sim_dstack(dir: &std::path::Path) -> SimServer {
+    let sim = SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
+    SimServer::start(sim, &Listen::Unix(dir.join("dstack.sock"))).unwrap()
+}
+
+fn config(dir: &std::path::Path, dstack: &SimServer) -> SignerConfig {
+    SignerConfig {
+        state: dir.join("state"),
+        dstack: Some(dstack.endpoint().to_owned()),
+        kind: BackendKind::Simulated,
+        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+    }
+}
+
+fn client(e: &Endpoint) -> Client<Box<dyn Stream>> {
+    Client::new(connect(e, TIMEOUT).unwrap())
+}
+
+#[test]
+fn one_device_over_unix_tcp_and_serial_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = sim_dstack(dir.path());
+    let device = open_device(&config(dir.path(), &dstack)).unwrap();
+    let info = device.backend().dstack().map(|d| d.endpoint().to_owned());
+    assert_eq!(info.as_deref(), Some(dstack.endpoint()));
+    let device = Arc::new(Mutex::new(device));
+
+    let (master, slave) = serialport::TTYPort::pair().unwrap();
+    let slave_path = slave.name().unwrap();
+    let endpoints = [
+        Endpoint::Unix(dir.path().join("signer.sock")),
+        Endpoint::Tcp("127.0.0.1:0".into()),
+        Endpoint::Serial { path: slave_path.into(), baud: 115_200 },
+    ];
+    let server = serve(device.clone(), &endpoints, Limits::default()).unwrap();
+    let bound = server.endpoints().to_vec();
+    assert!(matches!(&bound[1], Endpoint::Tcp(a) if !a.ends_with(":0")));
+
+    let mut unix = client(&bound[0]);
+    let mut tcp = client(&bound[1]);
+    let mut master = master;
+    master.set_timeout(TIMEOUT).unwrap();
+    let mut serial = Client::new(Box::new(master) as Box<dyn Stream>);
+
+    let admin = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
+    let info = unix.call(&DeviceInfo).unwrap();
+    assert_eq!(info.backend, BackendKind::Simulated);
+    assert_eq!(
+        info.capabilities,
+        capability::ATTEST | capability::DERIVE | capability::GENERATE | capability::CLOCK
+    );
+    assert_eq!(tcp.call(&DeviceInfo).unwrap(), info);
+    assert_eq!(serial.call(&DeviceInfo).unwrap(), info);
+
+    // The admin derives a dstack key over TCP and sets its policy over serial.
+    let path = heapless_path("erc8004/agent-1");
+    let key = tcp
+        .admin(DeriveKey { slot: 0, path, auth: no_auth() }, &admin, &info.device_id, 1)
+        .unwrap();
+    serial
+        .admin(
+            SetPolicy { slot: 0, policy: testkit::typed_policy(), auth: no_auth() },
+            &admin,
+            &info.device_id,
+            2,
+        )
+        .unwrap();
+    // The replayed admin counter is refused on another transport.
+    let r = unix.admin(GenerateKey { slot: 1, auth: no_auth() }, &admin, &info.device_id, 2);
+    assert!(matches!(r, Err(ClientError::Device(DeviceError::AdminReplay { last: 2 }))), "{r:?}");
+
+    // Signing interleaved over all three; the sequences are one slot's.
+    let clients: [&mut Client<Box<dyn Stream>>; 3] = [&mut unix, &mut tcp, &mut serial];
+    let kinds = [ActionKind::Register, ActionKind::SetAgentUri, ActionKind::GiveFeedback];
+    for (i, c) in clients.into_iter().enumerate() {
+        let action = sample::action(kinds[i]);
+        let r = c.call(&Sign { slot: 0, sequence: i as u64 + 1, action: action.clone() }).unwrap();
+        assert_eq!(r.digest.0, alloy_digest(&action).0);
+        assert_eq!(r.signature.recover_address(&r.digest).unwrap(), key.address);
+    }
+    let r = unix.call(&Sign { slot: 0, sequence: 2, action: sample::action(ActionKind::Register) });
+    assert!(matches!(r, Err(ClientError::Device(DeviceError::Replay { high_water: 3 }))), "{r:?}");
+
+    // A client that floods garbage, one that stops mid-frame, one that
+    // connects and leaves: the others are served throughout.
+    let mut flood = connect(&bound[1], TIMEOUT).unwrap();
+    let garbage: Vec<u8> =
+        (0..64 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    flood.write_all(&garbage).unwrap();
+    let mut stalled = connect(&bound[0], TIMEOUT).unwrap();
+    let mut frame = vec![0u8; MAX_REQUEST_WIRE];
+    let partial = tee_core::device::encode_request(
+        99,
+        &Sign { slot: 0, sequence: 50, action: sample::action(ActionKind::Register) },
+        &mut frame,
+    )
+    .unwrap()
+    .to_vec();
+    stalled.write_all(&partial[..partial.len() / 2]).unwrap();
+    drop(connect(&bound[0], TIMEOUT).unwrap());
+    for (seq, c) in [(4, &mut unix), (5, &mut tcp), (6, &mut serial)] {
+        let r = c.call(&Sign {
+            slot: 0,
+            sequence: seq,
+            action: sample::action(ActionKind::RevokeFeedback),
+        });
+        assert_eq!(r.unwrap().sequence, seq);
+    }
+    // The flood got typed frame errors back, not a hang-up.
+    let mut back = [0u8; 256];
+    let n = flood.read(&mut back).unwrap();
+    assert!(n > 0);
+    // The stalled half frame was never handled: sequence 50 is free.
+    drop(stalled);
+    assert_eq!(unix.call(&GetPublicKey { slot: 0 }).unwrap().high_water, Some(6));
+
+    // Attestation through dstack's GetQuote.
+    let challenge = tee_core::B256([5; 32]);
+    let payload = tcp.request(&Attest { slot: 0, challenge }).unwrap();
+    let (_, r) = tee_core::device::decode_response::<Attest>(&payload).unwrap();
+    let r = r.unwrap();
+    assert_eq!(r.address, key.address);
+    let quote = tee_core::quote::Quote::parse(r.quote).unwrap();
+    assert_eq!(quote.report.report_data, &r.report_data.0);
+
+    drop((unix, tcp, serial, flood));
+    server.stop();
+
+    // Restart from the state directory: same key (derived again), same
+    // policy, same high-water mark; a second signer on it is refused.
+    let device2 = open_device(&config(dir.path(), &dstack));
+    assert!(device2.is_err(), "the first signer still holds the state");
+    drop(Arc::try_unwrap(device).unwrap());
+    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
+    let server =
+        serve(device, &[Endpoint::Unix(dir.path().join("signer.sock"))], Limits::default())
+            .unwrap();
+    let mut c = client(&server.endpoints()[0]);
+    let again = c.call(&GetPublicKey { slot: 0 }).unwrap();
+    assert_eq!((again.address, again.high_water), (key.address, Some(6)));
+    assert_eq!(c.call(&GetPolicy { slot: 0 }).unwrap(), testkit::typed_policy());
+    let r = c.call(&Sign { slot: 0, sequence: 6, action: sample::action(ActionKind::Register) });
+    assert!(matches!(r, Err(ClientError::Device(DeviceError::Replay { high_water: 6 }))), "{r:?}");
+}
+
+#[test]
+fn connections_over_the_cap_are_closed_and_idle_ones_time_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = sim_dstack(dir.path());
+    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
+    let limits = Limits {
+        max_connections: 2,
+        idle_timeout: Duration::from_millis(300),
+        write_timeout: Duration::from_secs(1),
+    };
+    let server = serve(device, &[Endpoint::Tcp("127.0.0.1:0".into())], limits).unwrap();
+    let e = server.endpoints()[0].clone();
+    let mut a = client(&e);
+    let mut b = client(&e);
+    a.call(&DeviceInfo).unwrap();
+    b.call(&DeviceInfo).unwrap();
+    // The third is closed at once.
+    let mut c = client(&e);
+    let r = c.call(&DeviceInfo);
+    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    // Idle connections are closed after the timeout, freeing places.
+    std::thread::sleep(Duration::from_millis(800));
+    let r = a.call(&DeviceInfo);
+    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    let mut d = client(&e);
+    d.call(&DeviceInfo).unwrap();
+}
+
+fn heapless_path(p: &str) -> tee_core::heapless::String<MAX_PATH_LEN> {
+    tee_core::heapless::String::try_from(p).unwrap()
+}
