@@ -16,7 +16,7 @@ fn check<C: Command>(body: &[u8]) {
 
 fuzz_target!(|input: (u8, &[u8])| {
     let (code, body) = input;
-    match code % 10 {
+    match code % 12 {
         0 => check::<DeviceInfo>(body),
         1 => check::<GetPublicKey>(body),
         2 => check::<GenerateKey>(body),
@@ -26,6 +26,8 @@ fuzz_target!(|input: (u8, &[u8])| {
         6 => check::<Attest>(body),
         7 => check::<GetAuditLog>(body),
         8 => check::<Echo>(body),
-        _ => check::<GetPolicy>(body),
+        9 => check::<GetPolicy>(body),
+        10 => check::<AttestAction>(body),
+        _ => check::<GetEvidence>(body),
     }
 });

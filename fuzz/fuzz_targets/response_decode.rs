@@ -21,7 +21,7 @@ fn check<C: Command>(payload: &[u8]) {
 
 fuzz_target!(|input: (u8, &[u8])| {
     let (code, payload) = input;
-    match code % 10 {
+    match code % 12 {
         0 => check::<DeviceInfo>(payload),
         1 => check::<GetPublicKey>(payload),
         2 => check::<GenerateKey>(payload),
@@ -31,6 +31,8 @@ fuzz_target!(|input: (u8, &[u8])| {
         6 => check::<Attest>(payload),
         7 => check::<GetAuditLog>(payload),
         8 => check::<Echo>(payload),
-        _ => check::<GetPolicy>(payload),
+        9 => check::<GetPolicy>(payload),
+        10 => check::<AttestAction>(payload),
+        _ => check::<GetEvidence>(payload),
     }
 });

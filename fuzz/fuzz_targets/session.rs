@@ -5,7 +5,7 @@
 //! for one (slot, sequence), and every signature verifies for its slot.
 #![no_main]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use libfuzzer_sys::fuzz_target;
 use tee_core::device::{Device, decode_response};
@@ -59,7 +59,10 @@ fn action(kind: u8, variant: u8) -> Action {
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let mut p = Pair::new(Device::open(MemBackend::new(9), testkit::config()).unwrap());
-    let mut released: HashMap<(u8, u64), Signature> = HashMap::new();
+    let mut released: HashMap<(u8, u64), (Signature, tee_core::B256)> = HashMap::new();
+    // Every (slot, sequence, digest) ever asked to be signed: a power cut
+    // may leave one committed that was never released.
+    let mut requested: HashSet<(u8, u64, tee_core::B256)> = HashSet::new();
     while let Some(op) = input.byte() {
         let arg = input.byte().unwrap_or(0);
         match op % 9 {
@@ -85,13 +88,43 @@ fuzz_target!(|data: &[u8]| {
                 let sequence = u64::from(input.byte().unwrap_or(0) % 8);
                 let kind = input.byte().unwrap_or(0);
                 let variant = input.byte().unwrap_or(0) % 4;
-                let r = p.call(&Sign { slot, sequence, action: action(kind, variant) });
+                let action = action(kind, variant);
+                requested.insert((slot, sequence, action.digest()));
+                let r = p.call(&Sign { slot, sequence, action });
                 if let Ok(r) = r {
-                    if let Some(prev) = released.insert((slot, sequence), r.signature) {
+                    if let Some((prev, _)) =
+                        released.insert((slot, sequence), (r.signature, r.digest))
+                    {
                         assert_eq!(prev, r.signature, "two signatures for ({slot}, {sequence})");
                     }
                     let address = p.call(&GetPublicKey { slot }).unwrap().address;
                     assert_eq!(r.signature.recover_address(&r.digest).unwrap(), address);
+                }
+            }
+            5 if arg & 0x80 != 0 => {
+                // A per-action attestation: only ever for a digest signed there.
+                let (slot, sequence) = (arg % 3, u64::from(input.byte().unwrap_or(0) % 8));
+                let digest = match released.get(&(slot, sequence)) {
+                    Some((_, d)) if arg & 0x40 == 0 => *d,
+                    _ => tee_core::B256([arg; 32]),
+                };
+                let payload = p.request(&AttestAction { slot, sequence, digest });
+                let (_, attested) =
+                    decode_response::<AttestAction>(&payload).expect("a well-formed response");
+                if let Ok(a) = attested {
+                    assert!(
+                        requested.contains(&(slot, sequence, digest)),
+                        "attested an unsigned digest"
+                    );
+                    assert_eq!(a.report_data.0[..20], a.address.0);
+                }
+                let part =
+                    if arg & 1 == 0 { EvidencePart::EventLog } else { EvidencePart::KeyChain };
+                let payload = p.request(&GetEvidence { slot, part, offset: u32::from(arg & 0x0f) });
+                let (_, chunk) =
+                    decode_response::<GetEvidence>(&payload).expect("a well-formed response");
+                if let Ok(c) = chunk {
+                    assert!(c.data.len() <= MAX_EVIDENCE_CHUNK);
                 }
             }
             5 => {

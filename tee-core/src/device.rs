@@ -24,11 +24,12 @@ use crate::error::Error;
 use crate::frame::{self, FrameError, Header};
 use crate::primitives::{Address, B256, keccak256};
 use crate::protocol::{
-    AdminCommand, Attest, AttestResponse, AuditEntry, AuditLogResponse, BackendKind, Command,
-    DeriveKey, DeviceError, DeviceInfo, DeviceInfoResponse, Echo, FixedBytes, GenerateKey,
-    GetAuditLog, GetPolicy, GetPublicKey, KeyOrigin, MAX_PATH_LEN, MAX_REQUEST_FRAME, NUM_SLOTS,
-    Outcome, PROTOCOL_VERSION, Policy, PolicySet, PolicyViolation, PublicKeyResponse, SetPolicy,
-    Sign, SignResponse, admin_payload_hash,
+    AdminCommand, Attest, AttestAction, AttestResponse, AuditEntry, AuditLogResponse, BackendKind,
+    Command, DeriveKey, DeviceError, DeviceInfo, DeviceInfoResponse, Echo, EvidenceChunk,
+    EvidencePart, FixedBytes, GenerateKey, GetAuditLog, GetEvidence, GetPolicy, GetPublicKey,
+    KeyOrigin, MAX_EVIDENCE_CHUNK, MAX_PATH_LEN, MAX_REQUEST_FRAME, NUM_SLOTS, Outcome,
+    PROTOCOL_VERSION, Policy, PolicySet, PolicyViolation, PublicKeyResponse, SetPolicy, Sign,
+    SignResponse, admin_payload_hash,
 };
 use crate::signer::SigningKey;
 
@@ -110,11 +111,28 @@ pub trait CounterStore {
     fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError>;
 }
 
+/// Which evidence a backend is asked for ([`QuoteSource::evidence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum EvidenceRef<'a> {
+    /// The event log of the last quote.
+    EventLog,
+    /// The signature chain of the key derived at this path.
+    KeyChain(&'a str),
+}
+
 /// TDX quotes (or none).
 pub trait QuoteSource {
     /// A quote over `report_data`, borrowed from the backend;
     /// `Unsupported` where there is no TEE.
     fn quote(&mut self, report_data: &[u8; 64]) -> Result<&[u8], BackendError>;
+
+    /// The whole of a piece of evidence, serialized as the backend keeps it
+    /// (the device pages it out); `Unsupported` where there is none.
+    fn evidence(&mut self, which: EvidenceRef<'_>) -> Result<&[u8], BackendError> {
+        let _ = which;
+        Err(BackendError::Unsupported)
+    }
 }
 
 /// Everything a device needs from the world it runs in.
@@ -408,6 +426,8 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             GetAuditLog::CODE => self.on_get_audit_log(&h, body, out),
             Echo::CODE => on_echo(&h, body, out),
             GetPolicy::CODE => self.on_get_policy(&h, body, out),
+            AttestAction::CODE => self.on_attest_action(&h, body, out),
+            GetEvidence::CODE => self.on_get_evidence(&h, body, out),
             _ => respond::<()>(&h, Err(DeviceError::UnknownCommand), out),
         }
     }
@@ -452,6 +472,28 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         match decode::<Attest>(body) {
             Ok(c) => {
                 let r = self.attest(&c);
+                respond(h, r, out)
+            }
+            Err(e) => respond::<()>(h, Err(e), out),
+        }
+    }
+
+    #[inline(never)]
+    fn on_attest_action(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        match decode::<AttestAction>(body) {
+            Ok(c) => {
+                let r = self.attest_action(&c);
+                respond(h, r, out)
+            }
+            Err(e) => respond::<()>(h, Err(e), out),
+        }
+    }
+
+    #[inline(never)]
+    fn on_get_evidence(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+        match decode::<GetEvidence>(body) {
+            Ok(c) => {
+                let r = self.evidence(&c);
                 respond(h, r, out)
             }
             Err(e) => respond::<()>(h, Err(e), out),
@@ -714,12 +756,76 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             .as_ref()
             .map(|k| k.key.address())
             .ok_or(DeviceError::SlotEmpty)?;
-        let report_data = binding::bind(&address, Purpose::Challenge, &req.challenge);
+        self.quote_for(Attest::CODE, req.slot, 0, address, Purpose::Challenge, &req.challenge)
+    }
+
+    fn attest_action(&mut self, req: &AttestAction) -> Result<AttestResponse<'_>, DeviceError> {
+        let checked = (|| {
+            let slot = self.slot(req.slot)?;
+            let address =
+                slot.key.as_ref().map(|k| k.key.address()).ok_or(DeviceError::SlotEmpty)?;
+            match slot.high_water {
+                Some(hw)
+                    if hw.value == req.sequence
+                        && hw.digest == retry_commitment(&address, &req.digest) =>
+                {
+                    Ok(address)
+                }
+                _ => Err(DeviceError::NotLastSigned),
+            }
+        })();
+        let address = match checked {
+            Ok(a) => a,
+            Err(e) => {
+                let outcome = Outcome::Refused(e);
+                self.audit.append(AttestAction::CODE, req.slot, req.sequence, req.digest, outcome);
+                return Err(e);
+            }
+        };
+        let (code, slot, seq) = (AttestAction::CODE, req.slot, req.sequence);
+        self.quote_for(code, slot, seq, address, Purpose::ActionDigest, &req.digest)
+    }
+
+    /// A quote binding `address` to `value` for `purpose`; audited.
+    fn quote_for(
+        &mut self,
+        code: u8,
+        slot: u8,
+        sequence: u64,
+        address: Address,
+        purpose: Purpose,
+        value: &B256,
+    ) -> Result<AttestResponse<'_>, DeviceError> {
+        let report_data = binding::bind(&address, purpose, value);
         let Device { backend, audit, .. } = self;
         let quote = backend.quote(&report_data).map_err(map_backend);
         let outcome = quote.as_ref().map_or_else(|e| Outcome::Refused(*e), |_| Outcome::Ok);
-        audit.append(Attest::CODE, req.slot, 0, req.challenge, outcome);
+        audit.append(code, slot, sequence, *value, outcome);
         Ok(AttestResponse { address, report_data: FixedBytes(report_data), quote: quote? })
+    }
+
+    fn evidence(&mut self, req: &GetEvidence) -> Result<EvidenceChunk<'_>, DeviceError> {
+        let Device { backend, slots, .. } = self;
+        let slot = slots.get(usize::from(req.slot)).ok_or(DeviceError::NoSuchSlot)?;
+        let which = match req.part {
+            EvidencePart::EventLog => EvidenceRef::EventLog,
+            EvidencePart::KeyChain => match &slot.key {
+                None => return Err(DeviceError::SlotEmpty),
+                // A generated key has no chain.
+                Some(LoadedKey { origin: KeyOrigin::Generated, .. }) => {
+                    return Err(DeviceError::Unsupported);
+                }
+                Some(LoadedKey { origin: KeyOrigin::Derived(path), .. }) => {
+                    EvidenceRef::KeyChain(path.as_str())
+                }
+            },
+        };
+        let all = backend.evidence(which).map_err(map_backend)?;
+        let total = u32::try_from(all.len()).map_err(|_| DeviceError::Backend)?;
+        let start = usize::try_from(req.offset).unwrap_or(usize::MAX).min(all.len());
+        let data = all.get(start..).unwrap_or(&[]);
+        let data = data.get(..MAX_EVIDENCE_CHUNK).unwrap_or(data);
+        Ok(EvidenceChunk { total, data })
     }
 }
 

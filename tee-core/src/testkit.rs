@@ -24,8 +24,8 @@ use zeroize::Zeroizing;
 
 use crate::codec;
 use crate::device::{
-    Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, HighWater,
-    KeyStore, QuoteSource, Rng,
+    Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, EvidenceRef,
+    HighWater, KeyStore, QuoteSource, Rng,
 };
 use crate::frame::{Accumulator, Header};
 use crate::primitives::{B256, keccak256};
@@ -54,6 +54,7 @@ pub struct MemBackend {
     seed: [u8; 32],
     draws: u64,
     quote_buf: Vec<u8>,
+    evidence_buf: Vec<u8>,
     /// Unix time the clock reports (`None`: no clock).
     pub now: Option<u64>,
     /// Root for `derive_key` (`None`: derivation unsupported).
@@ -81,6 +82,7 @@ impl MemBackend {
             seed: [seed; 32],
             draws: 0,
             quote_buf: Vec::new(),
+            evidence_buf: Vec::new(),
             now: Some(1_767_225_000),
             derive_root: Some([0x5e; 32]),
             quotes: true,
@@ -218,6 +220,22 @@ impl QuoteSource for MemBackend {
         }
         self.quote_buf = [&b"SIMQUOTE"[..], report_data].concat();
         Ok(&self.quote_buf)
+    }
+
+    /// Stand-in evidence: `EVENTLOG` (after a quote, else a failure) and
+    /// `CHAIN:` with the path.
+    fn evidence(&mut self, which: EvidenceRef<'_>) -> Result<&[u8], BackendError> {
+        if !self.quotes {
+            return Err(BackendError::Unsupported);
+        }
+        self.evidence_buf = match which {
+            EvidenceRef::EventLog if self.quote_buf.is_empty() => {
+                return Err(BackendError::Failed);
+            }
+            EvidenceRef::EventLog => b"EVENTLOG".to_vec(),
+            EvidenceRef::KeyChain(path) => [&b"CHAIN:"[..], path.as_bytes()].concat(),
+        };
+        Ok(&self.evidence_buf)
     }
 }
 

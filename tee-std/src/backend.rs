@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tee_core::device::{
-    Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, HighWater,
-    KeyStore, QuoteSource, Rng,
+    Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, EvidenceRef,
+    HighWater, KeyStore, QuoteSource, Rng,
 };
 use tee_core::protocol::{BackendKind, DeviceError, capability};
 use tee_core::{Address, B256};
@@ -43,6 +43,7 @@ pub struct HostBackend {
     quote: Vec<u8>,
     event_log: Vec<Event>,
     key_chains: BTreeMap<String, KeyChain>,
+    evidence: Vec<u8>,
 }
 
 impl std::fmt::Debug for HostBackend {
@@ -121,6 +122,7 @@ impl HostBackend {
             quote: Vec::new(),
             event_log: Vec::new(),
             key_chains: BTreeMap::new(),
+            evidence: Vec::new(),
         })
     }
 
@@ -200,6 +202,22 @@ impl QuoteSource for HostBackend {
         self.quote = evidence.quote;
         self.event_log = evidence.event_log;
         Ok(&self.quote)
+    }
+
+    /// Evidence as JSON: the event log in dstack's format, a key chain as
+    /// [`KeyChain`].
+    fn evidence(&mut self, which: EvidenceRef<'_>) -> Result<&[u8], BackendError> {
+        self.dstack.as_ref().ok_or(BackendError::Unsupported)?;
+        let json = match which {
+            // Nothing to show before the first quote.
+            EvidenceRef::EventLog if self.quote.is_empty() => return Err(BackendError::Failed),
+            EvidenceRef::EventLog => serde_json::to_vec(&self.event_log),
+            EvidenceRef::KeyChain(path) => {
+                serde_json::to_vec(self.key_chains.get(path).ok_or(BackendError::Failed)?)
+            }
+        };
+        self.evidence = json.map_err(|_| BackendError::Failed)?;
+        Ok(&self.evidence)
     }
 }
 

@@ -142,4 +142,27 @@ impl<S: Read + Write> Client<S> {
         authorize(&mut cmd, admin, device_id, counter).map_err(ClientError::Encode)?;
         self.call(&cmd)
     }
+
+    /// Calls admin command `cmd` with a fresh counter: the time in
+    /// milliseconds, or one above the device's last counter if that is
+    /// higher (a clock that went back, or another admin's client).
+    pub fn admin_now<C: AdminCommand + Clone>(
+        &mut self,
+        cmd: C,
+        admin: &SigningKey,
+        device_id: &B256,
+    ) -> Result<C::Response<'static>, ClientError>
+    where
+        C::Response<'static>: DeserializeOwned + Serialize,
+    {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        match self.admin(cmd.clone(), admin, device_id, millis) {
+            Err(ClientError::Device(DeviceError::AdminReplay { last })) => {
+                self.admin(cmd, admin, device_id, last.saturating_add(1))
+            }
+            r => r,
+        }
+    }
 }

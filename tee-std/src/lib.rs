@@ -14,6 +14,8 @@ pub mod hexser;
 pub mod pccs;
 pub mod policyfile;
 #[cfg(feature = "service")]
+pub mod provider;
+#[cfg(feature = "service")]
 pub mod server;
 pub mod sim;
 #[cfg(feature = "service")]

@@ -26,6 +26,21 @@ use crate::verify::KeyChain;
 /// Intel's sample TDX quote v4 (from dcap-qvl 0.7.1, `tests/data/dcap-qvl`).
 pub const SAMPLE_QUOTE: &[u8] = include_bytes!("../../tests/data/dcap-qvl/tdx_quote");
 
+/// The sample quote's collateral (dcap-qvl 0.7.1, `tests/data/dcap-qvl`), in
+/// dcap-qvl's JSON format: with it a verifier checks the simulated quotes'
+/// DCAP signature offline, and sees it fail.
+pub const SAMPLE_COLLATERAL: &str =
+    include_str!("../../tests/data/dcap-qvl/tdx_quote_collateral.json");
+
+/// A time inside [`SAMPLE_COLLATERAL`]'s validity window (2025-06-25), at
+/// which a verifier can check the simulated quotes against it.
+pub const SAMPLE_COLLATERAL_TIME: u64 = 1_750_809_600;
+
+/// [`SAMPLE_COLLATERAL`], parsed.
+pub fn sample_collateral() -> Result<dcap_qvl::QuoteCollateralV3, serde_json::Error> {
+    serde_json::from_str(SAMPLE_COLLATERAL)
+}
+
 /// Offsets in a v4 quote: header (48) then the TD report.
 const RTMR3_AT: usize = 48 + 472;
 const REPORT_DATA_AT: usize = 48 + 520;

@@ -181,6 +181,9 @@ pub enum Check {
     TcbStatus,
     /// dstack key signature chain.
     KeyChain,
+    /// The signature recovers to the attested address (a signed action's
+    /// attestation, [`Verifier::verify_signature`]).
+    Signature,
 }
 
 impl fmt::Display for Check {
@@ -198,6 +201,7 @@ impl fmt::Display for Check {
             Check::Dcap => f.write_str("DCAP"),
             Check::TcbStatus => f.write_str("TCB status"),
             Check::KeyChain => f.write_str("key chain"),
+            Check::Signature => f.write_str("signature"),
         }
     }
 }
@@ -270,6 +274,14 @@ pub enum Failure {
     /// The key signature chain does not verify.
     #[error("key chain: {0}")]
     KeyChain(String),
+    /// The signature does not recover to the attested address.
+    #[error("the signature is not by {address} over {digest}")]
+    Signature {
+        /// The attested address.
+        address: String,
+        /// The digest.
+        digest: String,
+    },
 }
 
 fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -315,12 +327,29 @@ impl Report {
 
     /// Verified: nothing failed, and the checks no policy can waive (quote,
     /// binding, collateral, DCAP, TCB status) passed.
+    ///
+    /// A simulated TEE's quotes never pass DCAP, so they are never verified;
+    /// [`Report::verified_but_dcap`] says whether everything else passed.
     #[must_use]
     pub fn verified(&self) -> bool {
         let mandatory =
             [Check::Quote, Check::Binding, Check::Collateral, Check::Dcap, Check::TcbStatus];
         self.failures().next().is_none()
             && mandatory.iter().all(|c| matches!(self.status(*c), Some(Status::Passed(_))))
+    }
+}
+
+impl Report {
+    /// Everything but the hardware's signature checks out: no failure other
+    /// than DCAP and the TCB status it decides, and quote and binding
+    /// passed. What a simulated TEE can reach at best; never a reason to
+    /// trust a key.
+    #[must_use]
+    pub fn verified_but_dcap(&self) -> bool {
+        self.failures().all(|(c, _)| matches!(c, Check::Dcap | Check::TcbStatus))
+            && [Check::Quote, Check::Binding]
+                .iter()
+                .all(|c| matches!(self.status(*c), Some(Status::Passed(_))))
     }
 }
 
@@ -637,6 +666,35 @@ impl Verifier {
                 Err(f) => Status::Failed(f),
             },
         );
+    }
+}
+
+impl Verifier {
+    /// Verifies a signed action's attestation: `signature` over `digest`
+    /// recovers to `address`, and `evidence` is a per-action attestation of
+    /// `digest` by `address` ([`Expected::ActionDigest`]) passing every
+    /// check of [`Verifier::verify`].
+    #[must_use]
+    pub fn verify_signature(
+        &self,
+        evidence: &Evidence<'_>,
+        address: &Address,
+        digest: &B256,
+        signature: &Signature,
+        now: u64,
+    ) -> Report {
+        let mut r = self.verify(evidence, address, &Expected::ActionDigest(*digest), now);
+        r.push(
+            Check::Signature,
+            match signature.recover_address(digest) {
+                Ok(a) if a == *address => Status::Passed(format!("by {address} over {digest}")),
+                _ => Status::Failed(Failure::Signature {
+                    address: address.to_string(),
+                    digest: digest.to_string(),
+                }),
+            },
+        );
+        r
     }
 }
 

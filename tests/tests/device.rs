@@ -194,6 +194,74 @@ fn attest_binds_the_slot_address_and_challenge() {
 }
 
 #[test]
+fn attest_action_binds_only_the_last_signed_digest() {
+    let (mut p, address) = ready(permissive());
+    let attest = |p: &mut Pair<MemBackend>, sequence, digest| {
+        let payload = p.request(&AttestAction { slot: 0, sequence, digest });
+        let (_, r) = decode_response::<AttestAction>(&payload).unwrap();
+        r.map(|r| (r.address, r.report_data.0))
+    };
+    // Nothing signed yet: nothing to attest.
+    assert_eq!(attest(&mut p, 0, B256::ZERO), Err(DeviceError::NotLastSigned));
+    let first = sign(&mut p, 1, sample::action(ActionKind::Register)).unwrap();
+    let (a, rd) = attest(&mut p, 1, first.digest).unwrap();
+    assert_eq!(a, address);
+    assert_eq!(binding::check_binding(&rd, &address, Purpose::ActionDigest, &first.digest), Ok(()));
+    // A quote for an action is no challenge answer, and the other way round.
+    assert!(binding::check_binding(&rd, &address, Purpose::Challenge, &first.digest).is_err());
+    // A digest it did not sign, a wrong sequence, an older signature.
+    assert_eq!(attest(&mut p, 1, B256([1; 32])), Err(DeviceError::NotLastSigned));
+    assert_eq!(attest(&mut p, 2, first.digest), Err(DeviceError::NotLastSigned));
+    let second = sign(&mut p, 2, sample::action(ActionKind::SetAgentUri)).unwrap();
+    assert_eq!(attest(&mut p, 1, first.digest), Err(DeviceError::NotLastSigned));
+    assert!(attest(&mut p, 2, second.digest).is_ok());
+    // A new key in the slot keeps the mark but did not sign that digest.
+    p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    assert_eq!(attest(&mut p, 2, second.digest), Err(DeviceError::NotLastSigned));
+    // Refusals are audited.
+    let log = p.call(&GetAuditLog { from: 0 }).unwrap();
+    let refused = log
+        .entries
+        .iter()
+        .filter(|e| e.command == AttestAction::CODE)
+        .filter(|e| e.outcome == Outcome::Refused(DeviceError::NotLastSigned))
+        .count();
+    assert!(refused >= 1);
+    let payload = p.request(&AttestAction { slot: 9, sequence: 0, digest: B256::ZERO });
+    let (_, r) = decode_response::<AttestAction>(&payload).unwrap();
+    assert_eq!(r.map(|_| ()), Err(DeviceError::NoSuchSlot));
+}
+
+#[test]
+fn evidence_is_paged_from_the_backend() {
+    let mut p = open(MemBackend::new(1));
+    let path = tee_core::heapless::String::try_from("agents/42/wallet").unwrap();
+    p.admin(DeriveKey { slot: 1, path, auth: no_auth() }).unwrap();
+    p.admin(GenerateKey { slot: 2, auth: no_auth() }).unwrap();
+    let evidence = |p: &mut Pair<MemBackend>, slot, part, offset| {
+        let payload = p.request(&GetEvidence { slot, part, offset });
+        let (_, r) = decode_response::<GetEvidence>(&payload).unwrap();
+        r.map(|c| (c.total, c.data.to_vec()))
+    };
+    let chain = b"CHAIN:agents/42/wallet".to_vec();
+    assert_eq!(evidence(&mut p, 1, EvidencePart::KeyChain, 0), Ok((22, chain.clone())));
+    assert_eq!(evidence(&mut p, 1, EvidencePart::KeyChain, 6), Ok((22, chain[6..].to_vec())));
+    assert_eq!(evidence(&mut p, 1, EvidencePart::KeyChain, 22), Ok((22, vec![])));
+    assert_eq!(evidence(&mut p, 1, EvidencePart::KeyChain, u32::MAX), Ok((22, vec![])));
+    // A generated key has no chain; an empty slot has nothing.
+    assert_eq!(evidence(&mut p, 2, EvidencePart::KeyChain, 0), Err(DeviceError::Unsupported));
+    assert_eq!(evidence(&mut p, 3, EvidencePart::KeyChain, 0), Err(DeviceError::SlotEmpty));
+    assert_eq!(evidence(&mut p, 99, EvidencePart::EventLog, 0), Err(DeviceError::NoSuchSlot));
+    // The event log comes with a quote.
+    assert_eq!(evidence(&mut p, 1, EvidencePart::EventLog, 0), Err(DeviceError::Backend));
+    p.request(&Attest { slot: 1, challenge: B256::ZERO });
+    assert_eq!(evidence(&mut p, 1, EvidencePart::EventLog, 0), Ok((8, b"EVENTLOG".to_vec())));
+    let mut mcu = open(MemBackend::mcu(1));
+    mcu.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    assert_eq!(evidence(&mut mcu, 0, EvidencePart::EventLog, 0), Err(DeviceError::Unsupported));
+}
+
+#[test]
 fn admin_authorization() {
     let mut p = open(MemBackend::new(1));
     let stranger = SigningKey::from_bytes(&[0x99; 32]).unwrap();

@@ -102,6 +102,7 @@ fn arb_device_error() -> impl Strategy<Value = DeviceError> {
             D::SigningFailed,
             D::Backend,
             D::ResponseTooLarge,
+            D::NotLastSigned,
         ]),
     ]
 }
@@ -159,6 +160,10 @@ proptest! {
         request_round_trip(&GetAuditLog { from: sequence })?;
         request_round_trip(&Echo { data: heapless::Vec::from_slice(&data).unwrap() })?;
         request_round_trip(&GetPolicy { slot })?;
+        request_round_trip(&AttestAction { slot, sequence, digest: challenge })?;
+        for part in [EvidencePart::EventLog, EvidencePart::KeyChain] {
+            request_round_trip(&GetEvidence { slot, part, offset: sequence as u32 })?;
+        }
     }
 
     #[test]
@@ -223,6 +228,11 @@ proptest! {
         let mut buf = vec![0u8; MAX_RESPONSE_BODY];
         let enc = codec::encode(&r, &mut buf).unwrap().to_vec();
         prop_assert_eq!(codec::decode::<AttestResponse<'_>>(&enc).unwrap(), r);
+        // The borrowed evidence chunk, up to its largest.
+        let data = vec![0x5au8; (n as usize) % (MAX_EVIDENCE_CHUNK + 1)];
+        let c = EvidenceChunk { total: (n >> 32) as u32, data: &data };
+        let enc = codec::encode(&c, &mut buf).unwrap().to_vec();
+        prop_assert_eq!(codec::decode::<EvidenceChunk<'_>>(&enc).unwrap(), c);
     }
 
     /// The admin message is standard EIP-712: alloy computes the same digest.
@@ -241,5 +251,5 @@ proptest! {
 
 #[test]
 fn command_codes_are_unique_and_stable() {
-    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
 }

@@ -178,6 +178,18 @@ fn generated() -> String {
         "Four bytes, two of them zero.",
         &Echo { data: heapless::Vec::from_slice(&[0, 1, 0, 2]).unwrap() },
     );
+    d.example(
+        "AttestAction",
+        "Slot 0, sequence 1, the digest of the `setAgentURI` signed above: the slot's last \
+         signature, so the quote binds that digest (purpose `02`).",
+        &AttestAction { slot: 0, sequence: 1, digest: sign.action.digest() },
+    );
+    d.example(
+        "GetEvidence",
+        "Slot 0, the event log of the last quote, from offset 0. The simulated backend's \
+         stand-in is `EVENTLOG`; a dstack backend returns dstack's JSON event log.",
+        &GetEvidence { slot: 0, part: EvidencePart::EventLog, offset: 0 },
+    );
 
     // A frame that cannot be read.
     let mut buf = [0u8; 64];
@@ -233,6 +245,10 @@ fn generated() -> String {
         (DeviceError::SigningFailed, "signing failed (no detail, by design)"),
         (DeviceError::Backend, "other backend failure"),
         (DeviceError::ResponseTooLarge, "the response does not fit the device's buffer"),
+        (
+            DeviceError::NotLastSigned,
+            "`AttestAction`: not the slot's last signature (digest, sequence or key differ)",
+        ),
     ];
     for (e, what) in errors {
         let hex: Vec<String> = encoded(&e).iter().map(|b| format!("{b:02x}")).collect();

@@ -174,6 +174,9 @@ pub enum DeviceError {
     Backend,
     /// The response does not fit the device's transmit buffer.
     ResponseTooLarge,
+    /// `AttestAction`: the slot's last signature (at its high-water mark)
+    /// is not of this digest at this sequence by this slot's key.
+    NotLastSigned,
 }
 
 /// `0x01` DeviceInfo: what the device is and can do.
@@ -476,8 +479,71 @@ impl Command for GetPolicy {
     type Response<'a> = Policy;
 }
 
+/// `0x0B` AttestAction: a TDX quote whose `report_data` binds the slot's
+/// address to the digest of the action it signed last, as a per-action
+/// attestation ([`crate::binding::Purpose::ActionDigest`]). Only the action
+/// at the slot's high-water mark can be attested this way, and only if this
+/// slot's key signed it: the device never binds a digest it did not sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestAction {
+    /// Slot number.
+    pub slot: u8,
+    /// The sequence the action was signed at (the slot's high-water mark).
+    pub sequence: u64,
+    /// The signed action's digest.
+    pub digest: B256,
+}
+
+impl Command for AttestAction {
+    const CODE: u8 = 0x0B;
+    type Response<'a> = AttestResponse<'a>;
+}
+
+/// What a verifier needs besides the quote, from the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum EvidencePart {
+    /// The event log that came with the backend's last quote (dstack's
+    /// JSON event log): it replays to RTMR3 and names the app and its
+    /// compose hash.
+    EventLog,
+    /// The slot's derived key's signature chain from the backend's KMS
+    /// (JSON), up to the KMS root.
+    KeyChain,
+}
+
+/// `0x0C` GetEvidence: a chunk of evidence, from byte `offset`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetEvidence {
+    /// Slot number.
+    pub slot: u8,
+    /// Which evidence.
+    pub part: EvidencePart,
+    /// First byte wanted.
+    pub offset: u32,
+}
+
+/// Response to [`GetEvidence`]: up to [`MAX_EVIDENCE_CHUNK`] bytes from the
+/// offset; an offset at or past `total` gets none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceChunk<'a> {
+    /// The evidence's whole length.
+    pub total: u32,
+    /// The bytes from the offset.
+    #[serde(borrow)]
+    pub data: &'a [u8],
+}
+
+/// Largest chunk a [`GetEvidence`] response carries.
+pub const MAX_EVIDENCE_CHUNK: usize = MAX_QUOTE_LEN;
+
+impl Command for GetEvidence {
+    const CODE: u8 = 0x0C;
+    type Response<'a> = EvidenceChunk<'a>;
+}
+
 /// Every command code, in order.
-pub const COMMAND_CODES: [u8; 10] = [
+pub const COMMAND_CODES: [u8; 12] = [
     DeviceInfo::CODE,
     GetPublicKey::CODE,
     GenerateKey::CODE,
@@ -488,4 +554,6 @@ pub const COMMAND_CODES: [u8; 10] = [
     GetAuditLog::CODE,
     Echo::CODE,
     GetPolicy::CODE,
+    AttestAction::CODE,
+    GetEvidence::CODE,
 ];

@@ -1,0 +1,199 @@
+//! The `phala-dstack` TEE provider an agent SDK calls, against a signer
+//! serving over a unix socket with dstack simulated behind its HTTP API:
+//! generate_key, sign with a per-action attestation, verify_attestation
+//! (every check, and which ones fail when anything is swapped or edited),
+//! get_attestation_report, JSON for other languages, and alloy agreeing on
+//! the signature.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::sync::{Arc, Mutex};
+
+use tee_core::protocol::{BackendKind, DeviceError, PolicyViolation};
+use tee_core::testkit::{self, ADMIN_SECRET};
+use tee_core::{ActionKind, B256, SigningKey, sample};
+use tee_std::backend::{SignerConfig, open_device};
+use tee_std::endpoint::Endpoint;
+use tee_std::hexser::HexBytes;
+use tee_std::provider::{
+    Bound, PhalaDstackProvider, ProviderError, TeeSignature, verify_signature,
+};
+use tee_std::server::{Limits, ServerHandle, serve};
+use tee_std::sim::{SAMPLE_COLLATERAL_TIME, SimDstack, sample_collateral};
+use tee_std::simd::{Listen, SimServer};
+use tee_std::verify::{Check, Policy, Status, Verifier};
+
+const KMS_ROOT: [u8; 32] = [0x11; 32];
+const APP_ID: [u8; 20] = [0x22; 20];
+const COMPOSE: [u8; 32] = [0x33; 32];
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    _dstack: SimServer,
+    server: ServerHandle,
+    kms_root: tee_core::Address,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimDstack::new(&KMS_ROOT, APP_ID, COMPOSE).unwrap();
+    let kms_root = sim.kms_root();
+    let dstack = SimServer::start(sim, &Listen::Unix(dir.path().join("dstack.sock"))).unwrap();
+    let device = open_device(&SignerConfig {
+        state: dir.path().join("state"),
+        dstack: Some(dstack.endpoint().to_owned()),
+        kind: BackendKind::Simulated,
+        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+    })
+    .unwrap();
+    let server = serve(
+        Arc::new(Mutex::new(device)),
+        &[Endpoint::Unix(dir.path().join("signer.sock"))],
+        Limits::default(),
+    )
+    .unwrap();
+    Setup { _dir: dir, _dstack: dstack, server, kms_root }
+}
+
+/// What a validator of this agent accepts: the app, its compose file, the
+/// KMS root; and the sample collateral, so DCAP runs (and fails: simulated).
+fn verifier(kms_root: tee_core::Address) -> Verifier {
+    Verifier {
+        policy: Policy {
+            compose_hash: Some(vec![HexBytes(COMPOSE)]),
+            app_id: Some(vec![HexBytes(APP_ID)]),
+            kms_root: Some(HexBytes(kms_root.0)),
+            ..Policy::default()
+        },
+        collateral: Some(sample_collateral().unwrap()),
+        pccs: None,
+    }
+}
+
+fn passed(r: &tee_std::verify::Report, c: Check) -> bool {
+    matches!(r.status(c), Some(Status::Passed(_)))
+}
+
+#[test]
+fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
+    let s = setup();
+    let endpoint = s.server.endpoints()[0].clone();
+    let agent = PhalaDstackProvider::new(endpoint.clone(), verifier(s.kms_root));
+    assert_eq!(agent.provider_name(), "phala-dstack");
+    assert!(agent.is_available());
+    let nobody = PhalaDstackProvider::new(
+        Endpoint::Unix("/nonexistent/signer.sock".into()),
+        Verifier::default(),
+    );
+    assert!(!nobody.is_available());
+
+    // Only the admin provisions keys.
+    let r = agent.generate_key(0, "erc8004/agent-42", &testkit::typed_policy());
+    assert!(matches!(r, Err(ProviderError::NotAdmin)), "{r:?}");
+    let admin = PhalaDstackProvider::new(endpoint, verifier(s.kms_root))
+        .with_admin(SigningKey::from_bytes(&ADMIN_SECRET).unwrap());
+    let key = admin.generate_key(0, "erc8004/agent-42", &testkit::typed_policy()).unwrap();
+    assert_eq!(key.path.as_deref(), Some("erc8004/agent-42"));
+    assert!(key.attestation.key_chain.is_some());
+
+    // The key's attestation: everything but the hardware's signature.
+    let v = verifier(s.kms_root);
+    let Bound::Challenge(c) = key.attestation.bound else { panic!("bound to a challenge") };
+    let report = v.verify(
+        &key.attestation.evidence(),
+        &tee_core::Address(key.address.0),
+        &tee_std::verify::Expected::Challenge(B256(c.0)),
+        SAMPLE_COLLATERAL_TIME,
+    );
+    for check in [
+        Check::Quote,
+        Check::Binding,
+        Check::EventLog,
+        Check::ComposeHash,
+        Check::AppId,
+        Check::Collateral,
+        Check::KeyChain,
+    ] {
+        assert!(passed(&report, check), "{check}: {report}");
+    }
+    assert!(matches!(report.status(Check::Dcap), Some(Status::Failed(_))), "{report}");
+    assert!(!report.verified() && report.verified_but_dcap(), "{report}");
+
+    // The agent signs; the signature carries a quote bound to its digest.
+    let action = sample::action(ActionKind::SetAgentUri);
+    let signed = agent.sign(&key, &action).unwrap();
+    assert_eq!(signed.sequence, 1);
+    assert_eq!(signed.digest.0, action.digest().0);
+    assert_eq!(signed.attestation.bound, Bound::ActionDigest(signed.digest));
+    let sig = alloy_primitives::Signature::from_raw_array(&signed.signature.0).unwrap();
+    let by =
+        sig.recover_address_from_prehash(&alloy_primitives::B256::from(signed.digest.0)).unwrap();
+    assert_eq!(by.0.0, key.address.0, "alloy recovers the key's address");
+    let report = agent.verify_attestation(&signed, Some(SAMPLE_COLLATERAL_TIME));
+    assert!(passed(&report, Check::Signature) && passed(&report, Check::Binding), "{report}");
+    assert!(report.verified_but_dcap() && !report.verified(), "{report}");
+
+    // Next signature, next sequence.
+    let second = agent.sign(&key, &sample::action(ActionKind::GiveFeedback)).unwrap();
+    assert_eq!(second.sequence, 2);
+
+    // JSON for other languages, and back.
+    let json = serde_json::to_string(&signed).unwrap();
+    let back: TeeSignature = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, signed);
+    assert!(verify_signature(&v, &back, SAMPLE_COLLATERAL_TIME).verified_but_dcap());
+
+    // Edits: another digest, another signature's attestation, a
+    // signature by someone else.
+    let mut edited = signed.clone();
+    edited.digest = second.digest;
+    let r = verify_signature(&v, &edited, SAMPLE_COLLATERAL_TIME);
+    assert!(!passed(&r, Check::Binding) && !passed(&r, Check::Signature), "{r}");
+    let mut swapped = signed.clone();
+    swapped.attestation = second.attestation.clone();
+    let r = verify_signature(&v, &swapped, SAMPLE_COLLATERAL_TIME);
+    assert!(!passed(&r, Check::Binding), "{r}");
+    let mut forged = signed.clone();
+    let other = SigningKey::from_bytes(&[0x42; 32]).unwrap().sign(&action).unwrap().signature;
+    forged.signature = HexBytes(other.to_bytes());
+    let r = verify_signature(&v, &forged, SAMPLE_COLLATERAL_TIME);
+    assert!(!passed(&r, Check::Signature) && passed(&r, Check::Binding), "{r}");
+    // A key chain from another KMS.
+    let r =
+        verify_signature(&verifier(tee_core::Address([9; 20])), &signed, SAMPLE_COLLATERAL_TIME);
+    assert!(!passed(&r, Check::KeyChain), "{r}");
+
+    // The policy holds through the provider: blind kinds are not allowed.
+    let r = agent.sign(&key, &sample::action(ActionKind::PersonalMessage));
+    assert!(
+        matches!(
+            r,
+            Err(ProviderError::Refused(DeviceError::Denied(PolicyViolation::KindNotAllowed)))
+        ),
+        "{r:?}"
+    );
+
+    // get_attestation_report for a validator's challenge.
+    let challenge = B256([0xcc; 32]);
+    let a = agent.get_attestation_report(0, challenge).unwrap();
+    assert_eq!(a.bound, Bound::Challenge(HexBytes(challenge.0)));
+    let addr = tee_core::Address(a.address.0);
+    let ok = v.verify(
+        &a.evidence(),
+        &addr,
+        &tee_std::verify::Expected::Challenge(challenge),
+        SAMPLE_COLLATERAL_TIME,
+    );
+    assert!(ok.verified_but_dcap(), "{ok}");
+    let stale = v.verify(
+        &a.evidence(),
+        &addr,
+        &tee_std::verify::Expected::Challenge(B256([0xcd; 32])),
+        SAMPLE_COLLATERAL_TIME,
+    );
+    assert!(!passed(&stale, Check::Binding), "{stale}");
+    // An empty slot.
+    assert!(matches!(
+        agent.get_attestation_report(5, challenge),
+        Err(ProviderError::Refused(DeviceError::SlotEmpty))
+    ));
+}
