@@ -4,6 +4,7 @@
 #[cfg(feature = "service")]
 pub mod backend;
 pub mod client;
+#[cfg(feature = "service")]
 pub mod demo;
 #[cfg(feature = "service")]
 pub mod dstack;

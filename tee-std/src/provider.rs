@@ -253,29 +253,33 @@ impl PhalaDstackProvider {
     /// `sign`: signs `action` with `key`'s slot at the next sequence and
     /// attests the signature (a quote bound to its digest).
     pub fn sign(&self, key: &TeeKey, action: &Action) -> Result<TeeSignature, ProviderError> {
+        self.sign_slot(key.slot, action)
+    }
+
+    /// [`PhalaDstackProvider::sign`] by slot number.
+    pub fn sign_slot(&self, slot: u8, action: &Action) -> Result<TeeSignature, ProviderError> {
         let mut c = self.client()?;
         // Another process may take the sequence first: then take the next.
         let mut tries = 0;
         let signed = loop {
-            let pk = c.call(&GetPublicKey { slot: key.slot }).map_err(|e| self.err(e))?;
+            let pk = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
             let sequence = pk.high_water.map_or(1, |h| h + 1);
-            match c.call(&Sign { slot: key.slot, sequence, action: action.clone() }) {
+            match c.call(&Sign { slot, sequence, action: action.clone() }) {
                 Err(ClientError::Device(DeviceError::Replay { .. })) if tries < 3 => tries += 1,
                 r => break r.map_err(|e| self.err(e))?,
             }
         };
-        let request =
-            AttestAction { slot: key.slot, sequence: signed.sequence, digest: signed.digest };
+        let request = AttestAction { slot, sequence: signed.sequence, digest: signed.digest };
         let payload = c.request(&request).map_err(|e| self.err(e))?;
         let (_, response) = decode_response::<AttestAction>(&payload)
             .map_err(|e| self.err(ClientError::Malformed(e)))?;
         let bound = Bound::ActionDigest(HexBytes(signed.digest.0));
-        let attestation = self.attestation(&mut c, key.slot, response, bound)?;
+        let attestation = self.attestation(&mut c, slot, response, bound)?;
         let mut signature = signed.signature.to_bytes();
         signature[64] = 27 + u8::from(signed.signature.y_parity);
         Ok(TeeSignature {
             provider: PROVIDER_NAME.to_owned(),
-            slot: key.slot,
+            slot,
             sequence: signed.sequence,
             digest: HexBytes(signed.digest.0),
             signature: HexBytes(signature),

@@ -1,0 +1,215 @@
+//! The `tee-signer` binary as an operator uses it: `serve --simulated` on a
+//! state directory, the admin deriving a key and setting a policy from a
+//! file, the agent signing with an attestation, a validator verifying the
+//! JSON it printed, and the mistakes an operator makes refused with reasons.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tee-signer");
+const ADMIN_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const ADMIN: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+const COLLATERAL: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/dcap-qvl/tdx_quote_collateral.json");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(!o.status.success(), "{args:?} should fail");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(state: &Path, socket: &Path, admin: Option<&str>) -> Server {
+    let mut args = vec!["serve", "--simulated", "--state", state.to_str().unwrap()];
+    let listen = format!("unix:{}", socket.display());
+    args.extend(["--listen", &listen]);
+    if let Some(a) = admin {
+        args.extend(["--admin", a]);
+    }
+    let child = Command::new(BIN).args(&args).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the signer did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server(child)
+}
+
+#[test]
+fn operator_admin_agent_and_validator_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let socket = dir.path().join("signer.sock");
+    let conn = format!("unix:{}", socket.display());
+    let key_file = dir.path().join("admin.key");
+    std::fs::write(&key_file, format!("0x{ADMIN_KEY}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+
+    // A new state directory needs its admin.
+    let e = fails(&["serve", "--simulated", "--state", state.to_str().unwrap(), "--listen", &conn]);
+    assert!(e.contains("give the admin address"), "{e}");
+    let server = serve(&state, &socket, Some(ADMIN));
+    let info = ok(&["info", "-c", &conn]);
+    assert!(info.contains("Simulated") && info.contains(ADMIN), "{info}");
+
+    let derived =
+        ok(&["derive-key", "-c", &conn, "--admin-key-file", key_file, "--path", "erc8004/agent"]);
+    let address = derived.split_whitespace().nth(2).unwrap().to_owned();
+    assert!(address.starts_with("0x") && address.len() == 42, "{derived}");
+
+    // Deny-all until the policy is set.
+    let e = fails(&["sign", "-c", &conn, "--sample", "setAgentURI"]);
+    assert!(e.contains("KindNotAllowed"), "{e}");
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+kinds = ["AgentWalletSet", "setAgentURI"]
+chains = [8453]
+contracts = ["0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"]
+agents = [42]
+max_value_wei = "0"
+max_gas_limit = 500000
+max_fee_per_gas_wei = "100000000000"
+max_deadline_ahead_secs = 300
+"#,
+    )
+    .unwrap();
+    ok(&[
+        "set-policy",
+        "-c",
+        &conn,
+        "--admin-key-file",
+        key_file,
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    // A policy file with a typo is refused before anything is sent.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&policy).unwrap().replace("setAgentURI", "setAgentUrl"),
+    )
+    .unwrap();
+    let e = fails(&[
+        "set-policy",
+        "-c",
+        &conn,
+        "--admin-key-file",
+        key_file,
+        "--policy",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(e.contains("unknown action kind \"setAgentUrl\""), "{e}");
+    // A wrong admin key is refused by the signer.
+    let wrong = dir.path().join("wrong.key");
+    std::fs::write(&wrong, "11".repeat(32)).unwrap();
+    let e = fails(&[
+        "generate-key",
+        "-c",
+        &conn,
+        "--admin-key-file",
+        wrong.to_str().unwrap(),
+        "--slot",
+        "1",
+    ]);
+    assert!(e.contains("Unauthorized"), "{e}");
+
+    // The agent signs; the JSON verifies but for DCAP (simulated).
+    let signed = ok(&["sign", "-c", &conn, "--sample", "setAgentURI"]);
+    let json: serde_json::Value = serde_json::from_str(&signed).unwrap();
+    assert_eq!(json["provider"], "phala-dstack");
+    assert_eq!(json["sequence"], 1);
+    let sig_file = dir.path().join("sig.json");
+    std::fs::write(&sig_file, &signed).unwrap();
+    let args =
+        ["verify", sig_file.to_str().unwrap(), "--collateral", COLLATERAL, "--now", "1750809600"];
+    let o = run(&args);
+    let report = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(1), "not verified: {report}");
+    for line in [
+        "pass  binding",
+        "pass  event log",
+        "pass  signature",
+        "pass  collateral",
+        "FAIL  DCAP",
+        "NOT VERIFIED",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
+    // The policy bites: a kind it does not list.
+    let e = fails(&["sign", "-c", &conn, "--sample", "giveFeedback"]);
+    assert!(e.contains("KindNotAllowed"), "{e}");
+
+    // An attestation for a validator's challenge, checked against it.
+    let challenge = format!("0x{}", "ab".repeat(32));
+    let att = ok(&["attest", "-c", &conn, "--challenge", &challenge]);
+    let att_file = dir.path().join("att.json");
+    std::fs::write(&att_file, att).unwrap();
+    let report = String::from_utf8(
+        run(&["verify", att_file.to_str().unwrap(), "--challenge", &challenge]).stdout,
+    )
+    .unwrap();
+    assert!(report.contains("pass  binding"), "{report}");
+    let other = format!("0x{}", "cd".repeat(32));
+    let report = String::from_utf8(
+        run(&["verify", att_file.to_str().unwrap(), "--challenge", &other]).stdout,
+    )
+    .unwrap();
+    assert!(report.contains("FAIL  binding"), "{report}");
+    let e = fails(&["verify", att_file.to_str().unwrap()]);
+    assert!(e.contains("--challenge"), "{e}");
+
+    // One signer per state directory; a restart keeps the key and the mark.
+    let e = fails(&[
+        "serve",
+        "--simulated",
+        "--state",
+        state.to_str().unwrap(),
+        "--listen",
+        &format!("unix:{}", dir.path().join("second.sock").display()),
+    ]);
+    assert!(e.contains("in use by another signer"), "{e}");
+    drop(server);
+    let _ = std::fs::remove_file(&socket);
+    let e = fails(&[
+        "serve",
+        "--simulated",
+        "--state",
+        state.to_str().unwrap(),
+        "--listen",
+        &conn,
+        "--admin",
+        "0x0000000000000000000000000000000000000001",
+    ]);
+    assert!(e.contains("the admin is fixed at provisioning"), "{e}");
+    let _server = serve(&state, &socket, None);
+    let pk = ok(&["pubkey", "-c", &conn]);
+    assert!(pk.contains(&address) && pk.contains("Some(1)"), "{pk}");
+    let audit = ok(&["audit", "-c", &conn]);
+    assert!(audit.starts_with("next index"), "{audit}");
+    let e = fails(&["info", "-c", "unix:/nonexistent/signer.sock"]);
+    assert!(e.contains("/nonexistent/signer.sock"), "{e}");
+    let e = fails(&["info", "-c", "http://x"]);
+    assert!(e.contains("expected unix:PATH"), "{e}");
+}
