@@ -21,6 +21,5 @@ pub mod server;
 pub mod sim;
 #[cfg(feature = "service")]
 pub mod simd;
-#[cfg(feature = "service")]
 pub mod store;
 pub mod verify;

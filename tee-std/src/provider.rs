@@ -252,6 +252,13 @@ impl PhalaDstackProvider {
 
     /// `sign`: signs `action` with `key`'s slot at the next sequence and
     /// attests the signature (a quote bound to its digest).
+    ///
+    /// The sequence is the slot's high-water mark plus one; if another
+    /// client takes it first, the next is tried. Only the slot's last
+    /// signature can be attested, so with several clients signing on one
+    /// slot at once, another's signature may land between this one and its
+    /// attestation: the call then fails with `Refused(NotLastSigned)`. Give
+    /// each agent process its own slot.
     pub fn sign(&self, key: &TeeKey, action: &Action) -> Result<TeeSignature, ProviderError> {
         self.sign_slot(key.slot, action)
     }

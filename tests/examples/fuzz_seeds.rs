@@ -27,6 +27,7 @@ fn main() {
     sessions(&root);
     flash(&root);
     evidence(&root);
+    state(&root);
     let key = SigningKey::from_bytes(&[7; 32]).unwrap();
     for kind in ActionKind::ALL {
         for (label, a) in [("max", max_action(kind)), ("typ", sample::action(kind))] {
@@ -124,6 +125,23 @@ fn evidence(root: &Path) {
     write(&dir, "seed-no-log", &[0]);
 }
 
+/// Inputs of the state_file target: a counter file and a slot record as
+/// the store writes them (split byte, counter file, slot file).
+fn state(root: &Path) {
+    use tee_core::device::{CounterId, HighWater};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = tee_std::store::FileStore::open(dir.path()).unwrap();
+    let mark = HighWater { value: 7, digest: tee_core::B256([0x5a; 32]) };
+    store.commit_counter(CounterId::Slot(1), &mark).unwrap();
+    store.store_slot(1, b"a slot record").unwrap();
+    let counter = fs::read(dir.path().join("counter-1.rec")).unwrap();
+    let slot = fs::read(dir.path().join("slot-1.rec")).unwrap();
+    let split = u8::try_from(counter.len()).unwrap();
+    let out = root.join("state_file");
+    write(&out, "seed-good", &[[split].as_slice(), &counter, &slot].concat());
+    write(&out, "seed-empty", &[0]);
+}
+
 /// Session scripts in the session target's operation language.
 fn sessions(root: &Path) {
     // generate slot 0, allow all typed kinds, sign twice at colliding
@@ -135,6 +153,7 @@ fn sessions(root: &Path) {
         3, 0, 1, 4, 0, // exact retry
         3, 0, 1, 8, 1, // other action, same sequence
         5, 0, // Attest slot 0
+        5, 0x84, 1, // AttestAction slot 0 seq 1 (the digest signed), event log
         6, 0, // audit log
         8, 1, // power loss after the next write
         3, 0, 2, 9, 2, // sign seq 2
