@@ -245,16 +245,19 @@ where
         }
         let c = ctx.clone();
         let spawned = spawn("conn", move || {
-            if let Err(e) =
-                conn.set_blocking().and_then(|()| conn.set_timeouts(POLL, c.limits.write_timeout))
-            {
-                tracing::warn!(error = %e, "cannot configure connection");
-            } else {
-                let mut conn = conn;
-                let r = serve_stream(&c, &mut conn, Some(c.limits.idle_timeout));
-                tracing::debug!(result = ?r, "connection closed");
+            let mut conn = conn;
+            let configured =
+                conn.set_blocking().and_then(|()| conn.set_timeouts(POLL, c.limits.write_timeout));
+            match configured {
+                Err(e) => tracing::warn!(error = %e, "cannot configure connection"),
+                Ok(()) => {
+                    let r = serve_stream(&c, &mut conn, Some(c.limits.idle_timeout));
+                    tracing::debug!(result = ?r, "connection closed");
+                }
             }
+            // The place is free before the peer sees the close.
             c.live.fetch_sub(1, Ordering::SeqCst);
+            drop(conn);
         });
         if spawned.is_err() {
             ctx.live.fetch_sub(1, Ordering::SeqCst);
