@@ -53,6 +53,9 @@ pub enum ProviderError {
     /// A derivation path longer than the signer takes.
     #[error("derivation path is longer than {MAX_PATH_LEN} bytes")]
     PathTooLong,
+    /// A message longer than a `personal_sign` action takes.
+    #[error("message is longer than {} bytes", tee_core::limits::MAX_MESSAGE_LEN)]
+    MessageTooLong,
     /// Evidence that does not parse.
     #[error("the signer's {what} does not parse: {message}")]
     Evidence {
@@ -261,6 +264,22 @@ impl PhalaDstackProvider {
     /// each agent process its own slot.
     pub fn sign(&self, key: &TeeKey, action: &Action) -> Result<TeeSignature, ProviderError> {
         self.sign_slot(key.slot, action)
+    }
+
+    /// `sign` for SDKs that hand over message bytes: an EIP-191
+    /// `personal_sign` of `message` (at most
+    /// [`tee_core::limits::MAX_MESSAGE_LEN`] bytes). It is a blind kind: the
+    /// slot's policy must name `personal_sign`. Raw 32-byte digests are
+    /// never signed this way; build the typed action instead.
+    pub fn sign_message(
+        &self,
+        key: &TeeKey,
+        message: &[u8],
+    ) -> Result<TeeSignature, ProviderError> {
+        let message =
+            heapless::Vec::from_slice(message).map_err(|_| ProviderError::MessageTooLong)?;
+        let action = Action::PersonalMessage(tee_core::action::PersonalMessage { message });
+        self.sign_slot(key.slot, &action)
     }
 
     /// [`PhalaDstackProvider::sign`] by slot number.

@@ -172,6 +172,28 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
         "{r:?}"
     );
 
+    // Message bytes, as SDKs hand them over: EIP-191, refused until the
+    // policy names personal_sign, then signed and attested like any action.
+    let r = agent.sign_message(&key, b"hello from agent 42");
+    assert!(
+        matches!(
+            r,
+            Err(ProviderError::Refused(DeviceError::Denied(PolicyViolation::KindNotAllowed)))
+        ),
+        "{r:?}"
+    );
+    let mut policy = testkit::typed_policy();
+    policy.kinds = policy.kinds.with(ActionKind::PersonalMessage);
+    admin.generate_key(1, "erc8004/agent-42-messages", &policy).unwrap();
+    let key1 = agent.key(1).unwrap();
+    let m = agent.sign_message(&key1, b"hello from agent 42").unwrap();
+    let sig = alloy_primitives::Signature::from_raw_array(&m.signature.0).unwrap();
+    let by = sig.recover_address_from_msg(b"hello from agent 42").unwrap();
+    assert_eq!(by.0.0, key1.address.0, "alloy's EIP-191 recovers the key");
+    assert!(agent.verify_attestation(&m, Some(SAMPLE_COLLATERAL_TIME)).verified_but_dcap());
+    let r = agent.sign_message(&key1, &[0u8; tee_core::limits::MAX_MESSAGE_LEN + 1]);
+    assert!(matches!(r, Err(ProviderError::MessageTooLong)), "{r:?}");
+
     // get_attestation_report for a validator's challenge.
     let challenge = B256([0xcc; 32]);
     let a = agent.get_attestation_report(0, challenge).unwrap();

@@ -43,6 +43,15 @@ struct Conn {
 }
 
 #[derive(Args)]
+struct At {
+    #[command(flatten)]
+    conn: Conn,
+    /// The key slot.
+    #[arg(long, default_value_t = 0)]
+    slot: u8,
+}
+
+#[derive(Args)]
 struct Admin {
     /// File holding the admin's secret key (hex), readable by you only.
     #[arg(long)]
@@ -95,57 +104,39 @@ enum Command {
     /// What the signer is.
     Info(Conn),
     /// A slot's public key, address and high-water mark.
-    Pubkey {
-        #[command(flatten)]
-        conn: Conn,
-        #[arg(long, default_value_t = 0)]
-        slot: u8,
-    },
+    Pubkey(At),
     /// (admin) Put dstack's key for PATH in a slot.
     DeriveKey {
         #[command(flatten)]
-        conn: Conn,
+        at: At,
         #[command(flatten)]
         admin: Admin,
-        #[arg(long, default_value_t = 0)]
-        slot: u8,
         #[arg(long)]
         path: String,
     },
     /// (admin) Put a fresh random key in a slot.
     GenerateKey {
         #[command(flatten)]
-        conn: Conn,
+        at: At,
         #[command(flatten)]
         admin: Admin,
-        #[arg(long, default_value_t = 0)]
-        slot: u8,
     },
     /// (admin) Set a slot's policy from a TOML or JSON policy file.
     SetPolicy {
         #[command(flatten)]
-        conn: Conn,
+        at: At,
         #[command(flatten)]
         admin: Admin,
-        #[arg(long, default_value_t = 0)]
-        slot: u8,
         #[arg(long)]
         policy: PathBuf,
     },
     /// A slot's policy.
-    GetPolicy {
-        #[command(flatten)]
-        conn: Conn,
-        #[arg(long, default_value_t = 0)]
-        slot: u8,
-    },
+    GetPolicy(At),
     /// Sign an action (its canonical encoding in hex, or a sample kind) at
     /// the next sequence, with a per-action attestation; prints JSON.
     Sign {
         #[command(flatten)]
-        conn: Conn,
-        #[arg(long, default_value_t = 0)]
-        slot: u8,
+        at: At,
         /// The action's canonical (postcard) encoding, hex.
         #[arg(long, conflicts_with = "sample")]
         action: Option<String>,
@@ -159,9 +150,7 @@ enum Command {
     /// A quote binding a slot's key to a challenge, with its evidence; prints JSON.
     Attest {
         #[command(flatten)]
-        conn: Conn,
-        #[arg(long, default_value_t = 0)]
-        slot: u8,
+        at: At,
         /// The verifier's challenge (32 bytes hex); random if absent.
         #[arg(long)]
         challenge: Option<HexBytes<32>>,
@@ -324,7 +313,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             println!("device id     {}", i.device_id);
             println!("admin         {}", i.admin);
         }
-        Command::Pubkey { conn, slot } => {
+        Command::Pubkey(At { conn, slot }) => {
             let k = client(&conn)?.call(&GetPublicKey { slot })?;
             println!("slot          {}", k.slot);
             println!("address       {}", k.address);
@@ -332,7 +321,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             println!("origin        {:?}", k.origin);
             println!("high water    {:?}", k.high_water);
         }
-        Command::DeriveKey { conn, admin, slot, path } => {
+        Command::DeriveKey { at: At { conn, slot }, admin, path } => {
             let admin = read_admin(&admin)?;
             let mut c = client(&conn)?;
             let info = c.call(&DeviceInfo)?;
@@ -341,14 +330,14 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 c.admin_now(DeriveKey { slot, path, auth: no_auth() }, &admin, &info.device_id)?;
             println!("slot {slot}: {} (derived; policy is deny-all until set-policy)", k.address);
         }
-        Command::GenerateKey { conn, admin, slot } => {
+        Command::GenerateKey { at: At { conn, slot }, admin } => {
             let admin = read_admin(&admin)?;
             let mut c = client(&conn)?;
             let info = c.call(&DeviceInfo)?;
             let k = c.admin_now(GenerateKey { slot, auth: no_auth() }, &admin, &info.device_id)?;
             println!("slot {slot}: {} (generated; policy is deny-all until set-policy)", k.address);
         }
-        Command::SetPolicy { conn, admin, slot, policy } => {
+        Command::SetPolicy { at: At { conn, slot }, admin, policy } => {
             let admin = read_admin(&admin)?;
             let text = std::fs::read_to_string(&policy)
                 .map_err(|e| format!("{}: {e}", policy.display()))?;
@@ -359,10 +348,10 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 c.admin_now(SetPolicy { slot, policy, auth: no_auth() }, &admin, &info.device_id)?;
             println!("slot {slot}: policy {} set", r.policy_hash);
         }
-        Command::GetPolicy { conn, slot } => {
+        Command::GetPolicy(At { conn, slot }) => {
             println!("{:#?}", client(&conn)?.call(&GetPolicy { slot })?);
         }
-        Command::Sign { conn, slot, action, sample, no_attest } => {
+        Command::Sign { at: At { conn, slot }, action, sample, no_attest } => {
             let action = match (action, sample) {
                 (Some(hex), _) => {
                     let bytes = hex::decode(hex.trim().trim_start_matches("0x"))?;
@@ -392,7 +381,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 json(&p.sign_slot(slot, &action)?)?;
             }
         }
-        Command::Attest { conn, slot, challenge } => {
+        Command::Attest { at: At { conn, slot }, challenge } => {
             let challenge = match challenge {
                 Some(c) => B256(c.0),
                 None => tee_std::sim::random_challenge()?,
