@@ -34,7 +34,7 @@ use crate::protocol::{
     MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS, Policy, authorize,
     capability,
 };
-use crate::signer::{Signature, SigningKey};
+use crate::signer::SigningKey;
 
 /// When a power loss strikes a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,7 +310,7 @@ pub fn typed_policy() -> Policy {
 /// A placeholder authorization, filled in by [`Pair::admin`].
 #[must_use]
 pub fn no_auth() -> AdminAuth {
-    AdminAuth { counter: 0, signature: Signature { r: [0; 32], s: [0; 32], y_parity: false } }
+    AdminAuth::UNSIGNED
 }
 
 /// A host talking to a device through frames.

@@ -230,10 +230,7 @@ impl PhalaDstackProvider {
         let path = heapless::String::try_from(path).map_err(|_| ProviderError::PathTooLong)?;
         let mut c = self.client()?;
         let info = c.call(&DeviceInfo).map_err(|e| self.err(e))?;
-        let auth = tee_core::protocol::AdminAuth {
-            counter: 0,
-            signature: Signature { r: [0; 32], s: [0; 32], y_parity: false },
-        };
+        let auth = tee_core::protocol::AdminAuth::UNSIGNED;
         c.admin_now(DeriveKey { slot, path, auth }, admin, &info.device_id)
             .map_err(|e| self.err(e))?;
         let set = SetPolicy { slot, policy: policy.clone(), auth };

@@ -37,6 +37,13 @@ pub struct AdminAuth {
     pub signature: Signature,
 }
 
+impl AdminAuth {
+    /// A placeholder for a command about to be authorized
+    /// ([`crate::protocol::authorize`] fills it in); the device refuses it.
+    pub const UNSIGNED: AdminAuth =
+        AdminAuth { counter: 0, signature: Signature { r: [0; 32], s: [0; 32], y_parity: false } };
+}
+
 /// The admin EIP-712 domain separator of the device `device_id`.
 #[must_use]
 pub fn admin_domain_separator(device_id: &B256) -> B256 {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use tee_core::protocol::{
-    BackendKind, DeriveKey, DeviceInfo, GenerateKey, GetAuditLog, GetPolicy, GetPublicKey,
-    SetPolicy, Sign,
+    AdminAuth, BackendKind, DeriveKey, DeviceInfo, GenerateKey, GetAuditLog, GetPolicy,
+    GetPublicKey, SetPolicy, Sign,
 };
 use tee_core::{Action, ActionKind, Address, B256, SigningKey, heapless};
 use tee_std::backend::{SignerConfig, open_device};
@@ -326,15 +326,22 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let mut c = client(&conn)?;
             let info = c.call(&DeviceInfo)?;
             let path = heapless::String::try_from(path.as_str()).map_err(|_| "path too long")?;
-            let k =
-                c.admin_now(DeriveKey { slot, path, auth: no_auth() }, &admin, &info.device_id)?;
+            let k = c.admin_now(
+                DeriveKey { slot, path, auth: AdminAuth::UNSIGNED },
+                &admin,
+                &info.device_id,
+            )?;
             println!("slot {slot}: {} (derived; policy is deny-all until set-policy)", k.address);
         }
         Command::GenerateKey { at: At { conn, slot }, admin } => {
             let admin = read_admin(&admin)?;
             let mut c = client(&conn)?;
             let info = c.call(&DeviceInfo)?;
-            let k = c.admin_now(GenerateKey { slot, auth: no_auth() }, &admin, &info.device_id)?;
+            let k = c.admin_now(
+                GenerateKey { slot, auth: AdminAuth::UNSIGNED },
+                &admin,
+                &info.device_id,
+            )?;
             println!("slot {slot}: {} (generated; policy is deny-all until set-policy)", k.address);
         }
         Command::SetPolicy { at: At { conn, slot }, admin, policy } => {
@@ -344,8 +351,11 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let policy = PolicyFile::parse(&text)?.to_policy()?;
             let mut c = client(&conn)?;
             let info = c.call(&DeviceInfo)?;
-            let r =
-                c.admin_now(SetPolicy { slot, policy, auth: no_auth() }, &admin, &info.device_id)?;
+            let r = c.admin_now(
+                SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED },
+                &admin,
+                &info.device_id,
+            )?;
             println!("slot {slot}: policy {} set", r.policy_hash);
         }
         Command::GetPolicy(At { conn, slot }) => {
@@ -450,11 +460,4 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
 
 fn read(p: &Path) -> Result<String, Failure> {
     Ok(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?)
-}
-
-fn no_auth() -> tee_core::protocol::AdminAuth {
-    tee_core::protocol::AdminAuth {
-        counter: 0,
-        signature: tee_core::Signature { r: [0; 32], s: [0; 32], y_parity: false },
-    }
 }
