@@ -10,7 +10,6 @@ use tee_core::device::{
 use tee_core::protocol::{BackendKind, capability};
 use zeroize::Zeroizing;
 
-use crate::board::Entropy;
 use crate::store::{FlashStore, StoreError};
 
 /// Record kinds in the store.
@@ -26,7 +25,7 @@ pub struct McuBackend<F, E> {
     entropy: E,
 }
 
-impl<F: NorFlash, E: Entropy> McuBackend<F, E> {
+impl<F: NorFlash, E: Rng> McuBackend<F, E> {
     /// Opens the store on `flash` (formatting it if it holds no state). On
     /// failure the flash and entropy source are handed back.
     pub fn open(flash: F, entropy: E) -> Result<Self, (StoreError, F, E)> {
@@ -54,7 +53,7 @@ fn counter_id(id: CounterId) -> u8 {
     }
 }
 
-impl<F: NorFlash, E: Entropy> KeyStore for McuBackend<F, E> {
+impl<F: NorFlash, E: Rng> KeyStore for McuBackend<F, E> {
     fn load_slot(&mut self, slot: u8, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
         self.store.get(KIND_SLOT, slot, buf).map_err(|_| BackendError::Failed)
     }
@@ -68,7 +67,7 @@ impl<F: NorFlash, E: Entropy> KeyStore for McuBackend<F, E> {
     }
 }
 
-impl<F: NorFlash, E: Entropy> CounterStore for McuBackend<F, E> {
+impl<F: NorFlash, E: Rng> CounterStore for McuBackend<F, E> {
     fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError> {
         let mut buf = [0u8; 40];
         match self.store.get(KIND_COUNTER, counter_id(id), &mut buf) {
@@ -92,9 +91,9 @@ impl<F: NorFlash, E: Entropy> CounterStore for McuBackend<F, E> {
     }
 }
 
-impl<F, E: Entropy> Rng for McuBackend<F, E> {
+impl<F, E: Rng> Rng for McuBackend<F, E> {
     fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {
-        self.entropy.fill(buf)
+        self.entropy.fill_bytes(buf)
     }
 }
 
@@ -112,7 +111,7 @@ impl<F, E> QuoteSource for McuBackend<F, E> {
     }
 }
 
-impl<F: NorFlash, E: Entropy> Backend for McuBackend<F, E> {
+impl<F: NorFlash, E: Rng> Backend for McuBackend<F, E> {
     fn kind(&self) -> BackendKind {
         BackendKind::Mcu
     }

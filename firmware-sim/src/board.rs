@@ -5,19 +5,13 @@
 use embedded_io::{Read, Write};
 
 use embedded_storage::nor_flash::NorFlash;
-use tee_core::device::{BackendError, Device, DeviceConfig};
+use tee_core::device::{Device, DeviceConfig, Rng};
 use tee_core::frame::Accumulator;
 use tee_core::protocol::{DeviceError, MAX_REQUEST_FRAME};
 
 use crate::backend::McuBackend;
 use crate::log::Part;
 use crate::store::StoreError;
-
-/// A source of random bytes (a TRNG, or a DRBG seeded from one).
-pub trait Entropy {
-    /// Fills `buf`.
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), BackendError>;
-}
 
 /// A monotonic tick source.
 pub trait Ticks {
@@ -33,8 +27,9 @@ pub trait Board {
     type Uart: Read + Write;
     /// Flash for slots and counters.
     type Flash: NorFlash;
-    /// Randomness.
-    type Entropy: Entropy;
+    /// Randomness (a TRNG, or a DRBG seeded from one): tee-core's own
+    /// [`Rng`] trait.
+    type Entropy: Rng;
     /// Time since boot.
     type Ticks: Ticks;
 

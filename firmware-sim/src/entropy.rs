@@ -3,10 +3,8 @@
 //! build-time value, and say so: their keys are predictable.
 
 use rand_chacha::ChaCha20Rng;
-use rand_core::{Rng, SeedableRng};
-use tee_core::device::BackendError;
-
-use crate::board::Entropy;
+use rand_core::{Rng as _, SeedableRng};
+use tee_core::device::{BackendError, Rng};
 
 /// ChaCha20 seeded once.
 #[derive(Debug, Clone)]
@@ -20,8 +18,8 @@ impl ChaChaEntropy {
     }
 }
 
-impl Entropy for ChaChaEntropy {
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {
+impl Rng for ChaChaEntropy {
+    fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {
         self.0.fill_bytes(buf);
         Ok(())
     }

@@ -19,6 +19,7 @@
 //! so nothing is ever programmed over the remains of a torn write.
 
 use embedded_storage::nor_flash::NorFlash;
+use tee_core::primitives::CRC32;
 
 const MAGIC: [u8; 4] = *b"TSF1";
 const PAGE_HEADER: usize = 16;
@@ -28,8 +29,6 @@ const CRC_LEN: usize = 4;
 pub const MAX_PAYLOAD: usize = 1024;
 /// Most distinct (kind, id) keys the store tracks.
 pub const MAX_KEYS: usize = 24;
-
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Store errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

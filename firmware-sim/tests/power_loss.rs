@@ -17,8 +17,9 @@ use firmware_sim::entropy::ChaChaEntropy;
 use firmware_sim::flash::SimFlash;
 use tee_core::device::{CounterId, CounterStore, Device};
 use tee_core::protocol::*;
-use tee_core::testkit::{self, Pair, no_auth};
-use tee_core::{Action, ActionKind, Signature, sample};
+use tee_core::{Action, ActionKind, Signature};
+use tee_testkit::Pair;
+use tee_testkit::sample;
 
 /// Small pages, so the script compacts several times.
 type Flash = SimFlash<Vec<u8>, 1024, 4>;
@@ -63,7 +64,7 @@ fn boot(mut flash: Flash, reboots: &mut u32) -> Pair<Backend> {
         match McuBackend::open(flash, ChaChaEntropy::from_seed(seed)) {
             Ok(backend) => {
                 let device =
-                    Device::open(backend, testkit::config()).expect("the device comes back");
+                    Device::open(backend, tee_testkit::config()).expect("the device comes back");
                 return Pair::new(device);
             }
             Err((e, mut back, _)) => {
@@ -135,13 +136,13 @@ fn run(cut: Option<u64>, seen: &mut Seen) -> (u64, u32) {
         loop {
             match op {
                 Op::Generate(slot) => {
-                    let _ = p.admin(GenerateKey { slot, auth: no_auth() });
+                    let _ = p.admin(GenerateKey { slot, auth: AdminAuth::UNSIGNED });
                 }
                 Op::Permit(slot) => {
                     let _ = p.admin(SetPolicy {
                         slot,
-                        policy: testkit::typed_policy(),
-                        auth: no_auth(),
+                        policy: tee_testkit::typed_policy(),
+                        auth: AdminAuth::UNSIGNED,
                     });
                 }
                 Op::Sign(slot, sequence, kind, nonce) => {

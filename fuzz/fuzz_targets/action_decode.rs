@@ -4,8 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tee_core::Action;
+use tee_core::action::tx;
 use tee_core::limits::{MAX_ACTION_LEN, MAX_SIGNED_TX_LEN};
-use tee_core::{Action, tx};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(action) = Action::decode(data) else { return };

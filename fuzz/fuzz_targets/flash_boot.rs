@@ -22,8 +22,9 @@ use firmware_sim::flash::SimFlash;
 use libfuzzer_sys::fuzz_target;
 use tee_core::device::{CounterId, CounterStore, Device};
 use tee_core::protocol::*;
-use tee_core::testkit::{self, Pair, no_auth};
-use tee_core::{Action, ActionKind, sample};
+use tee_core::{Action, ActionKind};
+use tee_testkit::Pair;
+use tee_testkit::sample;
 
 const PAGE: usize = 1024;
 const PAGES: usize = 4;
@@ -40,7 +41,7 @@ fn action(nonce: u64) -> Action {
 
 fn open(flash: Flash) -> Option<Pair<Backend>> {
     let backend = McuBackend::open(flash, ChaChaEntropy::from_seed([3; 32])).ok()?;
-    Device::open(backend, testkit::config()).ok().map(Pair::new)
+    Device::open(backend, tee_testkit::config()).ok().map(Pair::new)
 }
 
 /// Slots 0 to 2 with keys, 0 and 1 allowed to sign, 20 signatures: the
@@ -48,10 +49,10 @@ fn open(flash: Flash) -> Option<Pair<Backend>> {
 static GOOD_IMAGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let mut p = open(SimFlash::new(vec![0xff; PAGE * PAGES])).expect("blank flash boots");
     for slot in 0..3 {
-        p.admin(GenerateKey { slot, auth: no_auth() }).expect("key");
+        p.admin(GenerateKey { slot, auth: AdminAuth::UNSIGNED }).expect("key");
     }
     for slot in 0..2 {
-        p.admin(SetPolicy { slot, policy: testkit::typed_policy(), auth: no_auth() })
+        p.admin(SetPolicy { slot, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED })
             .expect("policy");
     }
     for sequence in 1..=20u64 {

@@ -3,9 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tee_core::Action;
 use tee_core::action::GenericTx;
+use tee_core::action::tx;
 use tee_core::limits::MAX_SIGNED_TX_LEN;
-use tee_core::{Action, tx};
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = [0u8; MAX_SIGNED_TX_LEN];

@@ -8,10 +8,12 @@
 use std::collections::{HashMap, HashSet};
 
 use libfuzzer_sys::fuzz_target;
-use tee_core::device::{Device, decode_response};
+use tee_core::client::decode_response;
+use tee_core::device::Device;
 use tee_core::protocol::*;
-use tee_core::testkit::{self, MemBackend, Pair, PowerLoss, no_auth};
-use tee_core::{Action, ActionKind, Signature, sample};
+use tee_core::{Action, ActionKind, Signature};
+use tee_testkit::sample;
+use tee_testkit::{MemBackend, Pair, PowerLoss};
 
 struct Input<'a>(&'a [u8]);
 
@@ -58,7 +60,7 @@ fn action(kind: u8, variant: u8) -> Action {
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
-    let mut p = Pair::new(Device::open(MemBackend::new(9), testkit::config()).unwrap());
+    let mut p = Pair::new(Device::open(MemBackend::new(9), tee_testkit::config()).unwrap());
     let mut released: HashMap<(u8, u64), (Signature, tee_core::B256)> = HashMap::new();
     // Every (slot, sequence, digest) ever asked to be signed: a power cut
     // may leave one committed that was never released.
@@ -72,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
                 p.send_raw(&raw);
             }
             1 => {
-                let _ = p.admin(GenerateKey { slot: arg % 9, auth: no_auth() });
+                let _ = p.admin(GenerateKey { slot: arg % 9, auth: AdminAuth::UNSIGNED });
             }
             2 => {
                 let mask = u32::from_le_bytes([
@@ -81,7 +83,11 @@ fuzz_target!(|data: &[u8]| {
                     input.byte().unwrap_or(0),
                     0,
                 ]);
-                let _ = p.admin(SetPolicy { slot: arg % 9, policy: policy(mask), auth: no_auth() });
+                let _ = p.admin(SetPolicy {
+                    slot: arg % 9,
+                    policy: policy(mask),
+                    auth: AdminAuth::UNSIGNED,
+                });
             }
             3 | 4 => {
                 let slot = arg % 3;
@@ -153,7 +159,9 @@ fuzz_target!(|data: &[u8]| {
             let counter = p.admin_counter;
             let mut backend = p.device.into_backend();
             backend.restart();
-            p = Pair::new(Device::open(backend, testkit::config()).expect("the device comes back"));
+            p = Pair::new(
+                Device::open(backend, tee_testkit::config()).expect("the device comes back"),
+            );
             p.admin_counter = counter;
         }
     }

@@ -1,9 +1,10 @@
-//! EIP-712 typed-data digests and EIP-191 message digests.
+//! EIP-712 typed-data digests and EIP-191 message digests: the hashing
+//! primitives; [`crate::action`] applies them to actions.
 
 use sha3::{Digest, Keccak256};
 
-use crate::action::AgentWalletSet;
-use crate::primitives::{Address, B256, U256};
+use crate::abi::word;
+use crate::primitives::{Address, B256};
 
 /// `keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")`
 pub const DOMAIN_TYPEHASH: B256 =
@@ -26,14 +27,6 @@ const IDENTITY_REGISTRY_NAME_HASH: B256 =
 const IDENTITY_REGISTRY_VERSION_HASH: B256 =
     B256(hex_literal::hex!("c89efdaa54c0f20c7adf612882df0950f5a951637e0307cdcb4c672f298b8bc6"));
 
-fn address_word(a: &Address) -> [u8; 32] {
-    let mut w = [0u8; 32];
-    if let Some(dst) = w.get_mut(12..) {
-        dst.copy_from_slice(&a.0);
-    }
-    w
-}
-
 /// `hashStruct(EIP712Domain)` for a domain with exactly the fields name,
 /// version, chainId and verifyingContract (OpenZeppelin's `EIP712`).
 #[must_use]
@@ -53,8 +46,8 @@ fn domain_separator_hashed(name: &B256, version: &B256, chain_id: u64, contract:
     h.update(DOMAIN_TYPEHASH.0);
     h.update(name.0);
     h.update(version.0);
-    h.update(U256::from_u64(chain_id).0);
-    h.update(address_word(contract));
+    h.update(word::uint(chain_id));
+    h.update(word::address(contract));
     B256(h.finalize().into())
 }
 
@@ -67,18 +60,6 @@ pub fn identity_registry_domain(chain_id: u64, registry: &Address) -> B256 {
         chain_id,
         registry,
     )
-}
-
-/// `hashStruct(AgentWalletSet)`, as `IdentityRegistry.setAgentWallet` computes it.
-#[must_use]
-pub fn agent_wallet_set_struct_hash(a: &AgentWalletSet) -> B256 {
-    let mut h = Keccak256::new();
-    h.update(AGENT_WALLET_SET_TYPEHASH.0);
-    h.update(a.agent_id.0);
-    h.update(address_word(&a.new_wallet));
-    h.update(address_word(&a.owner));
-    h.update(U256::from_u64(a.deadline).0);
-    B256(h.finalize().into())
 }
 
 /// `keccak256("\x19\x01" ‖ domainSeparator ‖ structHash)`.
@@ -146,7 +127,7 @@ mod tests {
             let mut h = Keccak256::new();
             h.update(person.0);
             h.update(keccak256(name).0);
-            h.update(address_word(&Address(wallet)));
+            h.update(word::address(&Address(wallet)));
             B256(h.finalize().into())
         };
         let mut h = Keccak256::new();

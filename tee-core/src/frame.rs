@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The CRC of a frame's payload.
-pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+pub use crate::primitives::CRC32;
 
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 6;

@@ -9,32 +9,28 @@
 #[cfg(test)]
 extern crate std;
 
-mod fmt;
 mod sink;
 
 pub mod abi;
 pub mod action;
 pub mod binding;
+pub mod client;
 pub mod codec;
 pub mod device;
 pub mod eip712;
 pub mod error;
 pub mod frame;
 pub mod limits;
+pub mod policy;
 pub mod primitives;
 pub mod protocol;
 pub mod quote;
 pub mod rlp;
-pub mod sample;
 pub mod serve;
 pub mod signer;
-pub mod tx;
 
 #[cfg(feature = "hazmat")]
 pub mod hazmat;
-
-#[cfg(feature = "testkit")]
-pub mod testkit;
 
 /// Re-exported: action fields are `heapless` strings and vectors.
 pub use heapless;

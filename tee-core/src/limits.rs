@@ -9,6 +9,8 @@
 //! 24 KiB of RAM: decoding an action needs several action-sized temporaries
 //! on the stack (docs/performance.md).
 
+use crate::frame::{HEADER_LEN, encoded_len_bound, wire_len_bound};
+
 /// `agentURI`, `newURI`, `endpoint`, `feedbackURI`, `responseURI`, `requestURI`.
 pub const MAX_URI_LEN: usize = 256;
 /// `tag1`, `tag2` (reputation) and `tag` (validation).
@@ -28,6 +30,50 @@ pub const MAX_CALLDATA_LEN: usize = 512;
 /// Message of an EIP-191 `personal_sign` action (a sign-in message is a few
 /// hundred bytes).
 pub const MAX_MESSAGE_LEN: usize = 512;
+
+// ---- the device and its protocol ----
+
+/// Key slots of a device (the most a device may offer; a microcontroller
+/// may offer fewer).
+pub const NUM_SLOTS: usize = 8;
+/// Longest key-derivation path of `DeriveKey`.
+pub const MAX_PATH_LEN: usize = 64;
+/// Longest `Echo` payload.
+pub const MAX_ECHO_LEN: usize = 256;
+/// Longest TDX quote an `Attest` response carries.
+pub const MAX_QUOTE_LEN: usize = 8192;
+/// Largest chunk a `GetEvidence` response carries.
+pub const MAX_EVIDENCE_CHUNK: usize = MAX_QUOTE_LEN;
+/// Entries per `GetAuditLog` response.
+pub const AUDIT_BATCH: usize = 8;
+/// Entries the device's audit ring holds.
+pub const AUDIT_CAPACITY: usize = 16;
+/// Entries in a policy's chain list.
+pub const MAX_POLICY_CHAINS: usize = 4;
+/// Entries in a policy's contract list.
+pub const MAX_POLICY_CONTRACTS: usize = 8;
+/// Entries in a policy's agent list.
+pub const MAX_POLICY_AGENTS: usize = 4;
+/// Upper bound of an encoded slot record (key and policy), as the device
+/// stores it through its key store.
+pub const MAX_SLOT_RECORD: usize = 640;
+
+/// Upper bound of any request body (the largest is `Sign`: slot, sequence,
+/// action).
+pub const MAX_REQUEST_BODY: usize = 1 + 10 + MAX_ACTION_LEN;
+/// Upper bound of any response body (the largest is `Attest`).
+pub const MAX_RESPONSE_BODY: usize = MAX_QUOTE_LEN + 256;
+/// Accumulator a device needs to receive any request frame (COBS-encoded,
+/// delimiters excluded).
+pub const MAX_REQUEST_FRAME: usize = encoded_len_bound(HEADER_LEN + MAX_REQUEST_BODY);
+/// Accumulator a client needs to receive any response frame.
+pub const MAX_RESPONSE_FRAME: usize = encoded_len_bound(HEADER_LEN + MAX_RESPONSE_BODY);
+/// Buffer that holds any request frame on the wire, delimiters included.
+pub const MAX_REQUEST_WIRE: usize = wire_len_bound(HEADER_LEN + MAX_REQUEST_BODY);
+/// Buffer that holds any response frame on the wire, delimiters included.
+pub const MAX_RESPONSE_WIRE: usize = wire_len_bound(HEADER_LEN + MAX_RESPONSE_BODY);
+
+// ---- actions ----
 
 /// Upper bound of the canonical (postcard) encoding of any [`crate::Action`].
 /// A test builds the largest action of every kind and checks this bound is

@@ -8,6 +8,12 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 
+/// The one CRC-32 of the project: the common IEEE one (`CRC_32_ISO_HDLC`:
+/// zlib, Ethernet, PNG). Frames, the flash store and the state directory
+/// use it to catch torn and corrupted bytes; it is no defence against a
+/// writer who means harm.
+pub const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
 /// keccak-256 of `data`.
 #[must_use]
 pub fn keccak256(data: &[u8]) -> B256 {

@@ -2,8 +2,9 @@
 //! ECDSA (k256), low-S, a recovery bit, 65-byte `r ‖ s ‖ v`, and addresses
 //! from public keys.
 //!
-//! Only actions are signed here; a raw 32-byte digest can be signed only
-//! through [`crate::hazmat`] (feature `hazmat`).
+//! Actions are signed through `SigningKey::sign` ([`crate::action`]); a raw
+//! 32-byte digest can be signed only through [`crate::hazmat`] (feature
+//! `hazmat`).
 
 use core::fmt;
 
@@ -12,7 +13,6 @@ use k256::elliptic_curve::scalar::IsHigh;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::action::Action;
 use crate::error::{Error, Result};
 use crate::primitives::{Address, B256, keccak256};
 
@@ -45,21 +45,6 @@ impl SigningKey {
     #[must_use]
     pub fn public_key(&self) -> PublicKey {
         PublicKey(*self.inner.verifying_key())
-    }
-
-    /// Signs `action`'s digest.
-    pub fn sign(&self, action: &Action) -> Result<Signed> {
-        let digest = action.digest();
-        let signature = self.sign_digest(&digest)?;
-        Ok(Signed { digest, signature })
-    }
-
-    /// Decodes the canonical encoding of an action, then signs it: the path
-    /// every request to the device takes.
-    pub fn sign_encoded(&self, encoded_action: &[u8]) -> Result<(Action, Signed)> {
-        let action = Action::decode(encoded_action)?;
-        let signed = self.sign(&action)?;
-        Ok((action, signed))
     }
 
     /// The secret scalar's bytes, for the device to persist a generated key.
@@ -239,20 +224,6 @@ pub struct Signed {
     pub digest: B256,
     /// The signature.
     pub signature: Signature,
-}
-
-/// Decodes an action and checks that `signature` over its digest comes from
-/// `expected`; what a verifier of a signed action does.
-pub fn verify_encoded(
-    encoded_action: &[u8],
-    signature: &Signature,
-    expected: &Address,
-) -> Result<Action> {
-    let action = Action::decode(encoded_action)?;
-    if signature.recover_address(&action.digest())? != *expected {
-        return Err(Error::InvalidSignature);
-    }
-    Ok(action)
 }
 
 #[cfg(test)]

@@ -16,10 +16,11 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use hex_literal::hex;
+use tee_core::action::tx;
 use tee_core::action::{
     AgentWalletSet, GenericTx, PersonalMessage, RegistryCall, RegistryTx, TxParams, bytes, text,
 };
-use tee_core::{Action, Address, SigningKey, U256, tx};
+use tee_core::{Action, Address, SigningKey, U256};
 
 const ANVIL0_KEY: [u8; 32] =
     hex!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");

@@ -18,27 +18,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use criterion::Criterion;
-use tee_core::device::{Backend, Device, encode_request};
+use tee_core::ActionKind;
+use tee_core::client::encode_request;
+use tee_core::device::{Backend, Device};
 use tee_core::frame::Accumulator;
 use tee_core::protocol::{
-    BackendKind, GenerateKey, GetPublicKey, MAX_REQUEST_FRAME, MAX_REQUEST_WIRE, MAX_RESPONSE_WIRE,
-    SetPolicy, Sign,
+    AdminAuth, BackendKind, GenerateKey, GetPublicKey, MAX_REQUEST_FRAME, MAX_REQUEST_WIRE,
+    MAX_RESPONSE_WIRE, SetPolicy, Sign,
 };
-use tee_core::testkit::{self, MemBackend, Pair, VecWriter, no_auth};
-use tee_core::{ActionKind, sample};
 use tee_std::backend::HostBackend;
 use tee_std::client::Client;
 use tee_std::endpoint::{Endpoint, connect};
 use tee_std::server::{Limits, serve};
 use tee_std::store::FileStore;
+use tee_testkit::{MemBackend, Pair, sample};
 
 const GROUP: &str = "sign_request";
 
 /// A device with a generated key in slot 0 under the typed policy.
 fn ready<B: Backend>(backend: B) -> Device<B> {
-    let mut p = Pair::new(Device::open(backend, testkit::config()).unwrap());
-    p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
-    p.admin(SetPolicy { slot: 0, policy: testkit::typed_policy(), auth: no_auth() }).unwrap();
+    let mut p = Pair::new(Device::open(backend, tee_testkit::config()).unwrap());
+    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED })
+        .unwrap();
     p.device
 }
 
@@ -56,10 +58,10 @@ fn in_process<B: Backend>(c: &mut Criterion, name: &str, mut device: Device<B>) 
     c.benchmark_group(GROUP).sample_size(20).bench_function(name, |b| {
         b.iter(|| {
             sequence += 1;
-            let mut out = VecWriter::default();
+            let mut out = Vec::new();
             let Ok(()) =
                 tee_core::serve::feed(&mut out, &mut device, &mut rx, &mut tx, &request(sequence));
-            assert!(!out.0.is_empty());
+            assert!(!out.is_empty());
         })
     });
 }

@@ -9,8 +9,8 @@ use std::io::{self, Read, Write};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tee_core::client::encode_request;
 use tee_core::codec;
-use tee_core::device::encode_request;
 use tee_core::frame::{Accumulator, Header};
 use tee_core::protocol::{
     AdminCommand, Command, DeviceError, MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, authorize,

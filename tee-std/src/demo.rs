@@ -11,12 +11,12 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
+use tee_core::action::tx;
 use tee_core::limits::MAX_SIGNED_TX_LEN;
 use tee_core::primitives::Hex;
 use tee_core::protocol::{Allow, BackendKind, GetAuditLog, KindSet, Outcome, Policy, Sign};
-use tee_core::{
-    Action, ActionKind, Address, B256, Signature, SigningKey, U256, heapless, sample, tx,
-};
+use tee_core::{Action, ActionKind, Address, B256, Signature, SigningKey, U256, heapless};
+use tee_testkit::sample;
 
 use crate::backend::{SignerConfig, open_device};
 use crate::client::Client;
@@ -228,7 +228,8 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     let replay = c.call(&Sign { slot: 0, sequence: signed.sequence, action: other });
     let _ = writeln!(out, "\nreplay at sequence {}: {}", signed.sequence, refusal(replay));
     let blind = ActionKind::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .find(|k| k.is_blind() && *k != kind)
         .unwrap_or(ActionKind::PersonalMessage);
     let refused =
@@ -267,7 +268,7 @@ mod tests {
 
     #[test]
     fn demo_runs_end_to_end_for_every_kind() {
-        for kind in ActionKind::ALL {
+        for &kind in ActionKind::ALL {
             let report = run(kind).unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert!(
                 report.contains("everything but the hardware signature checks out"),

@@ -124,7 +124,7 @@ pub enum PolicyFileError {
 /// (`SetAgentUri`), case-insensitively.
 #[must_use]
 pub fn kind_by_name(name: &str) -> Option<ActionKind> {
-    ActionKind::ALL.into_iter().find(|k| {
+    ActionKind::ALL.iter().copied().find(|k| {
         k.name().eq_ignore_ascii_case(name) || format!("{k:?}").eq_ignore_ascii_case(name)
     })
 }
@@ -209,7 +209,7 @@ rate_limit = { max = 10, window_secs = 60 }
     #[test]
     fn the_documented_example_makes_the_policy_it_says() {
         let p = PolicyFile::parse(EXAMPLE).unwrap().to_policy().unwrap();
-        for k in ActionKind::ALL {
+        for &k in ActionKind::ALL {
             let want = matches!(
                 k,
                 ActionKind::AgentWalletSet

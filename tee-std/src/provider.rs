@@ -15,7 +15,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tee_core::device::decode_response;
+use tee_core::client::decode_response;
 use tee_core::protocol::{
     Attest, AttestAction, AttestResponse, BackendKind, DeriveKey, DeviceError, DeviceInfo,
     DeviceInfoResponse, EvidencePart, GetEvidence, GetPublicKey, KeyOrigin, MAX_PATH_LEN, Policy,

@@ -281,24 +281,6 @@ enum End {
     DeviceUnavailable,
 }
 
-/// An `embedded_io::Write` into a vector: a connection's responses are
-/// collected under the device lock and written after it is released.
-struct Out(Vec<u8>);
-
-impl embedded_io::ErrorType for Out {
-    type Error = core::convert::Infallible;
-}
-
-impl embedded_io::Write for Out {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
 /// Serves one stream whose reads time out every [`POLL`].
 fn serve_stream<B: Backend, S: Read + Write>(
     ctx: &Ctx<B>,
@@ -307,7 +289,9 @@ fn serve_stream<B: Backend, S: Read + Write>(
 ) -> End {
     let mut rx = Box::new(Accumulator::<MAX_REQUEST_FRAME>::new());
     let mut tx = vec![0u8; MAX_RESPONSE_WIRE];
-    let mut out = Out(Vec::new());
+    // A connection's responses are collected under the device lock and
+    // written after it is released.
+    let mut out: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
     let mut last = Instant::now();
     loop {
@@ -343,9 +327,9 @@ fn serve_stream<B: Backend, S: Read + Write>(
             let Ok(mut device) = ctx.device.lock() else { return End::DeviceUnavailable };
             let Ok(()) = tee_core::serve::feed(&mut out, &mut device, &mut rx, &mut tx, input);
         }
-        if !out.0.is_empty() {
-            let r = io.write_all(&out.0).and_then(|()| io.flush());
-            out.0.clear();
+        if !out.is_empty() {
+            let r = io.write_all(&out).and_then(|()| io.flush());
+            out.clear();
             if let Err(e) = r {
                 tracing::debug!(error = %e, "write failed (peer gone or not reading)");
                 return End::Io;

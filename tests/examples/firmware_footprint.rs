@@ -13,8 +13,9 @@
 
 use object::{Object, ObjectSection, ObjectSymbol};
 use tee_core::protocol::*;
-use tee_core::testkit::{ADMIN_SECRET, DEVICE_ID, no_auth};
-use tee_core::{ActionKind, Address, SigningKey, U256, heapless, sample};
+use tee_core::{ActionKind, Address, SigningKey, U256, heapless};
+use tee_testkit::sample;
+use tee_testkit::{ADMIN_SECRET, DEVICE_ID};
 use tee_tests::max_action;
 use tee_tests::qemu::{Options, Qemu, image};
 
@@ -91,11 +92,11 @@ fn main() {
         c.call(&DeviceInfo).unwrap();
     });
     timed(&mut c, "GenerateKey (admin signature check, keygen, flash write)".into(), &mut |c| {
-        c.admin(GenerateKey { slot: 0, auth: no_auth() }, &admin, &DEVICE_ID, 1).unwrap();
+        c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();
     });
     timed(&mut c, "SetPolicy, largest policy".into(), &mut |c| {
         c.admin(
-            SetPolicy { slot: 0, policy: max_policy(), auth: no_auth() },
+            SetPolicy { slot: 0, policy: max_policy(), auth: AdminAuth::UNSIGNED },
             &admin,
             &DEVICE_ID,
             2,
@@ -104,7 +105,7 @@ fn main() {
     });
     let mut sequence = 0;
     let mut sign_costs = Vec::new();
-    for kind in ActionKind::ALL {
+    for &kind in ActionKind::ALL {
         for (label, action) in [("typical", sample::action(kind)), ("largest", max_action(kind))] {
             sequence += 1;
             let before = qemu.log().len();

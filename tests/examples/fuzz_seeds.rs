@@ -10,14 +10,17 @@
 use std::fs;
 use std::path::Path;
 
+use tee_core::action::tx;
 use tee_core::device::Device;
 use tee_core::limits::{MAX_ACTION_LEN, MAX_SIGNED_TX_LEN};
+use tee_core::protocol::AdminAuth;
 use tee_core::protocol::{
     Command, DeviceInfo, Echo, GenerateKey, GetAuditLog, GetPolicy, GetPublicKey, MAX_REQUEST_WIRE,
     SetPolicy, Sign,
 };
-use tee_core::testkit::{self, MemBackend, Pair, no_auth};
-use tee_core::{ActionKind, SigningKey, codec, device, sample, tx};
+use tee_core::{ActionKind, SigningKey, codec};
+use tee_testkit::sample;
+use tee_testkit::{MemBackend, Pair};
 use tee_tests::max_action;
 
 fn main() {
@@ -29,7 +32,7 @@ fn main() {
     evidence(&root);
     state(&root);
     let key = SigningKey::from_bytes(&[7; 32]).unwrap();
-    for kind in ActionKind::ALL {
+    for &kind in ActionKind::ALL {
         for (label, a) in [("max", max_action(kind)), ("typ", sample::action(kind))] {
             let name = |what: &str| format!("seed-{what}{label}-{:02}", kind as u8);
             let mut buf = [0u8; MAX_ACTION_LEN];
@@ -54,9 +57,9 @@ fn requests(root: &Path) {
     let echo = Echo { data: tee_core::heapless::Vec::from_slice(b"\x00hello\x00").unwrap() };
     let mut buf = vec![0u8; MAX_REQUEST_WIRE];
     let mut stream = Vec::new();
-    stream.extend_from_slice(device::encode_request(1, &sign, &mut buf).unwrap());
-    stream.extend_from_slice(device::encode_request(2, &echo, &mut buf).unwrap());
-    stream.extend_from_slice(device::encode_request(3, &DeviceInfo, &mut buf).unwrap());
+    stream.extend_from_slice(tee_core::client::encode_request(1, &sign, &mut buf).unwrap());
+    stream.extend_from_slice(tee_core::client::encode_request(2, &echo, &mut buf).unwrap());
+    stream.extend_from_slice(tee_core::client::encode_request(3, &DeviceInfo, &mut buf).unwrap());
     // (chunk size, bytes) as the target reads its input.
     let mut input = vec![3u8];
     input.extend_from_slice(&(stream.len() as u64).to_le_bytes());
@@ -75,9 +78,10 @@ fn requests(root: &Path) {
 /// Response payloads (header and body) of a real session, each prefixed
 /// with the decoder index the response_decode target uses.
 fn responses(root: &Path) {
-    let mut p = Pair::new(Device::open(MemBackend::new(1), testkit::config()).unwrap());
-    p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
-    p.admin(SetPolicy { slot: 0, policy: testkit::typed_policy(), auth: no_auth() }).unwrap();
+    let mut p = Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap());
+    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED })
+        .unwrap();
     let sign = Sign { slot: 0, sequence: 1, action: sample::action(ActionKind::SetAgentUri) };
     let seeds: [(&str, u8, Vec<u8>); 7] = [
         ("info", 0, p.request(&DeviceInfo)),

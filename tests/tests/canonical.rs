@@ -2,11 +2,12 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use proptest::prelude::*;
+use tee_core::action::tx;
 use tee_core::action::{GenericTx, PersonalMessage, bytes};
 use tee_core::limits::{
     MAX_ACTION_LEN, MAX_MESSAGE_LEN, MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN,
 };
-use tee_core::{Action, ActionKind, Error, SigningKey, codec, tx};
+use tee_core::{Action, ActionKind, Error, SigningKey, codec};
 use tee_tests::{arb_action, arb_action_of, arb_secret, max_action};
 
 fn encode(a: &Action) -> Vec<u8> {
@@ -112,7 +113,7 @@ proptest! {
 #[test]
 fn limits_are_tight() {
     let mut largest = 0;
-    for kind in ActionKind::ALL {
+    for &kind in ActionKind::ALL {
         let a = max_action(kind);
         assert_eq!(a.kind(), kind);
         let enc = encode(&a);

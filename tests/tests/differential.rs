@@ -15,8 +15,9 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use proptest::prelude::*;
 use tee_core::action::GenericTx;
+use tee_core::action::tx;
 use tee_core::limits::{MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN};
-use tee_core::{Action, ActionKind, SigningKey, tx};
+use tee_core::{Action, ActionKind, SigningKey};
 use tee_tests::{alloy_calldata, alloy_digest, alloy_tx, arb_action_of, arb_secret};
 
 fn check(action: &Action, secret: &[u8; 32]) -> Result<(), TestCaseError> {

@@ -9,7 +9,7 @@ use alloy_sol_types::{SolStruct, eip712_domain};
 use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tee_core::device::encode_request;
+use tee_core::client::encode_request;
 use tee_core::frame::{Accumulator, FrameError, Header};
 use tee_core::heapless;
 use tee_core::protocol::*;

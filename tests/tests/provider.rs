@@ -9,8 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use tee_core::protocol::{BackendKind, DeviceError, PolicyViolation};
-use tee_core::testkit::{self, ADMIN_SECRET};
-use tee_core::{ActionKind, B256, SigningKey, sample};
+use tee_core::{ActionKind, B256, SigningKey};
 use tee_std::backend::{SignerConfig, open_device};
 use tee_std::endpoint::Endpoint;
 use tee_std::hexser::HexBytes;
@@ -21,6 +20,8 @@ use tee_std::server::{Limits, ServerHandle, serve};
 use tee_std::sim::{SAMPLE_COLLATERAL_TIME, SimDstack, sample_collateral};
 use tee_std::simd::{Listen, SimServer};
 use tee_std::verify::{Check, Policy, Status, Verifier};
+use tee_testkit::ADMIN_SECRET;
+use tee_testkit::sample;
 
 const KMS_ROOT: [u8; 32] = [0x11; 32];
 const APP_ID: [u8; 20] = [0x22; 20];
@@ -87,11 +88,11 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     assert!(!nobody.is_available());
 
     // Only the admin provisions keys.
-    let r = agent.generate_key(0, "erc8004/agent-42", &testkit::typed_policy());
+    let r = agent.generate_key(0, "erc8004/agent-42", &tee_testkit::typed_policy());
     assert!(matches!(r, Err(ProviderError::NotAdmin)), "{r:?}");
     let admin = PhalaDstackProvider::new(endpoint, verifier(s.kms_root))
         .with_admin(SigningKey::from_bytes(&ADMIN_SECRET).unwrap());
-    let key = admin.generate_key(0, "erc8004/agent-42", &testkit::typed_policy()).unwrap();
+    let key = admin.generate_key(0, "erc8004/agent-42", &tee_testkit::typed_policy()).unwrap();
     assert_eq!(key.path.as_deref(), Some("erc8004/agent-42"));
     assert!(key.attestation.key_chain.is_some());
 
@@ -182,7 +183,7 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
         ),
         "{r:?}"
     );
-    let mut policy = testkit::typed_policy();
+    let mut policy = tee_testkit::typed_policy();
     policy.kinds = policy.kinds.with(ActionKind::PersonalMessage);
     admin.generate_key(1, "erc8004/agent-42-messages", &policy).unwrap();
     let key1 = agent.key(1).unwrap();

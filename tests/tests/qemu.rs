@@ -8,9 +8,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use tee_core::protocol::*;
-use tee_core::testkit::{self, ADMIN_SECRET, DEVICE_ID, no_auth};
-use tee_core::{Action, ActionKind, B256, SigningKey, sample};
+use tee_core::{Action, ActionKind, B256, SigningKey};
 use tee_std::client::ClientError;
+use tee_testkit::sample;
+use tee_testkit::{ADMIN_SECRET, DEVICE_ID};
 use tee_tests::alloy_digest;
 use tee_tests::qemu::{Options, Qemu, image};
 
@@ -30,7 +31,8 @@ fn firmware_over_the_emulated_uart() {
     assert_eq!(info.admin, admin.address());
     assert_eq!(info.capabilities, capability::GENERATE);
 
-    let key = c.admin(GenerateKey { slot: 0, auth: no_auth() }, &admin, &DEVICE_ID, 1).unwrap();
+    let key =
+        c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();
     assert_eq!(c.call(&GetPublicKey { slot: 0 }).unwrap(), key);
 
     // Deny by default: a fresh key signs nothing.
@@ -42,7 +44,7 @@ fn firmware_over_the_emulated_uart() {
     );
 
     c.admin(
-        SetPolicy { slot: 0, policy: testkit::typed_policy(), auth: no_auth() },
+        SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED },
         &admin,
         &DEVICE_ID,
         2,
@@ -103,7 +105,7 @@ fn firmware_over_the_emulated_uart() {
 
     // No attestation on a microcontroller; the audit trail is there.
     let payload = c.request(&Attest { slot: 0, challenge: B256::ZERO }).unwrap();
-    let (_, attest) = tee_core::device::decode_response::<Attest>(&payload).unwrap();
+    let (_, attest) = tee_core::client::decode_response::<Attest>(&payload).unwrap();
     assert_eq!(attest, Err(DeviceError::Unsupported));
     let log = c.call(&GetAuditLog { from: 0 }).unwrap();
     assert!(log.next_index >= 10);

@@ -13,14 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tee_core::protocol::*;
-use tee_core::testkit::{self, ADMIN_SECRET, no_auth};
-use tee_core::{ActionKind, SigningKey, sample};
+use tee_core::{ActionKind, SigningKey};
 use tee_std::backend::{SignerConfig, open_device};
 use tee_std::client::{Client, ClientError};
 use tee_std::endpoint::{Endpoint, Stream, connect};
 use tee_std::server::{Limits, serve};
 use tee_std::sim::SimDstack;
 use tee_std::simd::{Listen, SimServer};
+use tee_testkit::ADMIN_SECRET;
+use tee_testkit::sample;
 use tee_tests::alloy_digest;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,18 +83,19 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
     // The admin derives a dstack key over TCP and sets its policy over serial.
     let path = heapless_path("erc8004/agent-1");
     let key = tcp
-        .admin(DeriveKey { slot: 0, path, auth: no_auth() }, &admin, &info.device_id, 1)
+        .admin(DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED }, &admin, &info.device_id, 1)
         .unwrap();
     serial
         .admin(
-            SetPolicy { slot: 0, policy: testkit::typed_policy(), auth: no_auth() },
+            SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED },
             &admin,
             &info.device_id,
             2,
         )
         .unwrap();
     // The replayed admin counter is refused on another transport.
-    let r = unix.admin(GenerateKey { slot: 1, auth: no_auth() }, &admin, &info.device_id, 2);
+    let r =
+        unix.admin(GenerateKey { slot: 1, auth: AdminAuth::UNSIGNED }, &admin, &info.device_id, 2);
     assert!(matches!(r, Err(ClientError::Device(DeviceError::AdminReplay { last: 2 }))), "{r:?}");
 
     // Signing interleaved over all three; the sequences are one slot's.
@@ -116,7 +118,7 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
     flood.write_all(&garbage).unwrap();
     let mut stalled = connect(&bound[0], TIMEOUT).unwrap();
     let mut frame = vec![0u8; MAX_REQUEST_WIRE];
-    let partial = tee_core::device::encode_request(
+    let partial = tee_core::client::encode_request(
         99,
         &Sign { slot: 0, sequence: 50, action: sample::action(ActionKind::Register) },
         &mut frame,
@@ -144,7 +146,7 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
     // Attestation through dstack's GetQuote.
     let challenge = tee_core::B256([5; 32]);
     let payload = tcp.request(&Attest { slot: 0, challenge }).unwrap();
-    let (_, r) = tee_core::device::decode_response::<Attest>(&payload).unwrap();
+    let (_, r) = tee_core::client::decode_response::<Attest>(&payload).unwrap();
     let r = r.unwrap();
     assert_eq!(r.address, key.address);
     let quote = tee_core::quote::Quote::parse(r.quote).unwrap();
@@ -165,7 +167,7 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
     let mut c = client(&server.endpoints()[0]);
     let again = c.call(&GetPublicKey { slot: 0 }).unwrap();
     assert_eq!((again.address, again.high_water), (key.address, Some(6)));
-    assert_eq!(c.call(&GetPolicy { slot: 0 }).unwrap(), testkit::typed_policy());
+    assert_eq!(c.call(&GetPolicy { slot: 0 }).unwrap(), tee_testkit::typed_policy());
     let r = c.call(&Sign { slot: 0, sequence: 6, action: sample::action(ActionKind::Register) });
     assert!(matches!(r, Err(ClientError::Device(DeviceError::Replay { high_water: 6 }))), "{r:?}");
 }

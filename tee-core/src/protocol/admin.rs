@@ -15,10 +15,15 @@
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 
+use super::Command;
+use crate::abi::word;
 use crate::action::{Action, Eip712Prehashed};
+use crate::codec;
 use crate::eip712::typed_data_digest;
-use crate::primitives::{B256, U256, keccak256};
-use crate::signer::Signature;
+use crate::error::Result;
+use crate::limits::MAX_REQUEST_BODY;
+use crate::primitives::{B256, keccak256};
+use crate::signer::{Signature, SigningKey};
 
 /// The admin domain's name.
 pub const ADMIN_DOMAIN_NAME: &str = "ERC8004TeeSigner";
@@ -39,7 +44,7 @@ pub struct AdminAuth {
 
 impl AdminAuth {
     /// A placeholder for a command about to be authorized
-    /// ([`crate::protocol::authorize`] fills it in); the device refuses it.
+    /// ([`authorize`] fills it in); the device refuses it.
     pub const UNSIGNED: AdminAuth =
         AdminAuth { counter: 0, signature: Signature { r: [0; 32], s: [0; 32], y_parity: false } };
 }
@@ -60,8 +65,8 @@ pub fn admin_domain_separator(device_id: &B256) -> B256 {
 pub fn admin_struct_hash(command: u8, counter: u64, payload: &B256) -> B256 {
     let mut h = Keccak256::new();
     h.update(keccak256(ADMIN_COMMAND_TYPE).0);
-    h.update(U256::from_u64(u64::from(command)).0);
-    h.update(U256::from_u64(counter).0);
+    h.update(word::uint(u64::from(command)));
+    h.update(word::uint(counter));
     h.update(payload.0);
     B256(h.finalize().into())
 }
@@ -83,4 +88,58 @@ pub fn admin_digest(device_id: &B256, command: u8, counter: u64, payload: &B256)
         &admin_domain_separator(device_id),
         &admin_struct_hash(command, counter, payload),
     )
+}
+
+/// Commands that change a slot: they carry the admin's authorization last,
+/// over the encoding of everything before it.
+pub trait AdminCommand: Command {
+    /// The slot it changes.
+    fn slot(&self) -> u8;
+    /// The authorization.
+    fn auth(&self) -> &AdminAuth;
+    /// The authorization, to fill in ([`authorize`]).
+    fn auth_mut(&mut self) -> &mut AdminAuth;
+}
+
+/// Implements [`AdminCommand`] for a command with a `slot` field and, last,
+/// an `auth` field.
+macro_rules! admin_command {
+    ($t:ty) => {
+        impl $crate::protocol::AdminCommand for $t {
+            fn slot(&self) -> u8 {
+                self.slot
+            }
+            fn auth(&self) -> &$crate::protocol::AdminAuth {
+                &self.auth
+            }
+            fn auth_mut(&mut self) -> &mut $crate::protocol::AdminAuth {
+                &mut self.auth
+            }
+        }
+    };
+}
+pub(crate) use admin_command;
+
+/// keccak-256 of an admin command's encoding up to its `auth` field: what
+/// the admin's signature covers.
+pub fn admin_payload_hash<C: AdminCommand>(body: &[u8], cmd: &C) -> B256 {
+    let auth_len = codec::encoded_len(cmd.auth()).unwrap_or(0);
+    keccak256(body.get(..body.len().saturating_sub(auth_len)).unwrap_or(&[]))
+}
+
+/// Fills in `cmd`'s authorization: `counter`, and the admin's signature
+/// for the device `device_id`. The client side of admin commands.
+pub fn authorize<C: AdminCommand>(
+    cmd: &mut C,
+    admin: &SigningKey,
+    device_id: &B256,
+    counter: u64,
+) -> Result<()> {
+    cmd.auth_mut().counter = counter;
+    let mut buf = [0u8; MAX_REQUEST_BODY];
+    let body = codec::encode(cmd, &mut buf)?;
+    let payload = admin_payload_hash(body, cmd);
+    let action = admin_action(device_id, C::CODE, counter, &payload);
+    cmd.auth_mut().signature = admin.sign(&action)?.signature;
+    Ok(())
 }

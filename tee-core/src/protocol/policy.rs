@@ -1,4 +1,5 @@
-//! Per-slot signing policy: deny by default, and only the admin changes it.
+//! Per-slot signing policy, as it travels and is stored: deny by default,
+//! and only the admin changes it. The decisions are [`crate::policy`]'s.
 //!
 //! The default policy refuses everything. An admin allows action kinds
 //! (blind kinds only by naming them), chains, contracts and agents by list
@@ -9,15 +10,11 @@
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, ActionKind, RegistryCall};
-use crate::primitives::{Address, U256};
+use strum::VariantArray;
 
-/// Entries in a policy's chain list.
-pub const MAX_POLICY_CHAINS: usize = 4;
-/// Entries in a policy's contract list.
-pub const MAX_POLICY_CONTRACTS: usize = 8;
-/// Entries in a policy's agent list.
-pub const MAX_POLICY_AGENTS: usize = 4;
+use crate::action::ActionKind;
+use crate::limits::{MAX_POLICY_AGENTS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS};
+use crate::primitives::{Address, U256};
 
 /// A set of [`ActionKind`]s, one bit each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -110,7 +107,7 @@ pub struct Policy {
 }
 
 /// Why a policy refused an action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, VariantArray)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PolicyViolation {
     /// The action kind is not allowed.
@@ -141,78 +138,6 @@ pub enum PolicyViolation {
 }
 
 impl PolicyViolation {
-    /// Every violation, in wire order.
-    pub const ALL: [PolicyViolation; 12] = [
-        PolicyViolation::KindNotAllowed,
-        PolicyViolation::ChainNotAllowed,
-        PolicyViolation::ContractNotAllowed,
-        PolicyViolation::AgentNotAllowed,
-        PolicyViolation::ValueTooHigh,
-        PolicyViolation::GasLimitTooHigh,
-        PolicyViolation::FeeTooHigh,
-        PolicyViolation::DeadlineExpired,
-        PolicyViolation::DeadlineTooFar,
-        PolicyViolation::WalletIsNotSigner,
-        PolicyViolation::RateLimited,
-        PolicyViolation::NoClock,
-    ];
-}
-
-impl Policy {
-    /// Checks `action`, to be signed by `signer`, at unix time `now`. The
-    /// rate limit is the device's to count; everything else is here.
-    pub fn check(
-        &self,
-        action: &Action,
-        signer: &Address,
-        now: Option<u64>,
-    ) -> Result<(), PolicyViolation> {
-        use PolicyViolation as V;
-        if !self.kinds.contains(action.kind()) {
-            return Err(V::KindNotAllowed);
-        }
-        if action.chain_id().is_some_and(|c| !self.chains.permits(&c)) {
-            return Err(V::ChainNotAllowed);
-        }
-        if action.contract().is_some_and(|a| !self.contracts.permits(a)) {
-            return Err(V::ContractNotAllowed);
-        }
-        if action.agent_id().is_some_and(|id| !self.agents.permits(id)) {
-            return Err(V::AgentNotAllowed);
-        }
-        if let Some(tx) = action.tx_params() {
-            if action.value() > self.max_value {
-                return Err(V::ValueTooHigh);
-            }
-            if tx.gas_limit > self.max_gas_limit {
-                return Err(V::GasLimitTooHigh);
-            }
-            if tx.max_fee_per_gas > self.max_fee_per_gas {
-                return Err(V::FeeTooHigh);
-            }
-        }
-        let deadline = match action {
-            Action::AgentWalletSet(w) => {
-                if w.new_wallet != *signer {
-                    return Err(V::WalletIsNotSigner);
-                }
-                Some(w.deadline)
-            }
-            Action::RegistryTx(t) => match &t.call {
-                RegistryCall::SetAgentWallet { deadline, .. } => Some(*deadline),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(deadline) = deadline {
-            let now = now.ok_or(V::NoClock)?;
-            if deadline < now {
-                return Err(V::DeadlineExpired);
-            }
-            if deadline - now > self.max_deadline_ahead_secs {
-                return Err(V::DeadlineTooFar);
-            }
-        }
-        Ok(())
-    }
+    /// Every violation, in wire order (generated from the enum).
+    pub const ALL: &'static [PolicyViolation] = <PolicyViolation as VariantArray>::VARIANTS;
 }

@@ -233,7 +233,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Demo { kind } => {
             if kind == "list" {
-                for k in ActionKind::ALL {
+                for &k in ActionKind::ALL {
                     println!("{:<36} {}", k.name(), if k.is_blind() { "blind" } else { "typed" });
                 }
                 return Ok(ExitCode::SUCCESS);

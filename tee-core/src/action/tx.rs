@@ -8,7 +8,7 @@
 
 use sha3::{Digest, Keccak256};
 
-use crate::action::{Action, GenericTx, RegistryCall, RegistryTx, TxParams};
+use super::types::{Action, GenericTx, RegistryCall, RegistryTx, TxParams};
 use crate::error::{Error, Result};
 use crate::primitives::{Address, B256, U256};
 use crate::rlp::{self, Reader};

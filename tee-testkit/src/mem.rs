@@ -1,4 +1,4 @@
-//! Test doubles and a host/device pair (feature `testkit`, needs std).
+//! Test doubles and a host/device pair (feature `std`).
 //!
 //! [`MemBackend`] keeps durable state in memory and can lose power at any
 //! write step, before or after the write took effect; [`Pair`] drives a
@@ -13,8 +13,6 @@
     reason = "test support: a broken test setup should fail loudly"
 )]
 
-extern crate std;
-
 use std::vec;
 use std::vec::Vec;
 
@@ -22,19 +20,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use crate::codec;
-use crate::device::{
+use tee_core::codec;
+use tee_core::device::{
     Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, EvidenceRef,
     HighWater, KeyStore, QuoteSource, Rng,
 };
-use crate::frame::{Accumulator, Header};
-use crate::primitives::{B256, keccak256};
-use crate::protocol::{
-    AdminAuth, AdminCommand, Allow, BackendKind, Command, DeviceError, KindSet, MAX_REQUEST_FRAME,
+use tee_core::frame::{Accumulator, Header};
+use tee_core::primitives::{B256, keccak256};
+use tee_core::protocol::{
+    AdminCommand, Allow, BackendKind, Command, DeviceError, KindSet, MAX_REQUEST_FRAME,
     MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS, Policy, authorize,
     capability,
 };
-use crate::signer::SigningKey;
+use tee_core::signer::SigningKey;
 
 /// When a power loss strikes a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,24 +257,6 @@ impl Backend for MemBackend {
     }
 }
 
-/// An `embedded_io::Write` into a vector.
-#[derive(Debug, Default)]
-pub struct VecWriter(pub Vec<u8>);
-
-impl embedded_io::ErrorType for VecWriter {
-    type Error = core::convert::Infallible;
-}
-
-impl embedded_io::Write for VecWriter {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
 /// The admin key of test devices.
 pub const ADMIN_SECRET: [u8; 32] = [0xad; 32];
 /// The device id of test devices.
@@ -299,18 +279,12 @@ pub fn typed_policy() -> Policy {
         chains: Allow::Any,
         contracts: Allow::Any,
         agents: Allow::Any,
-        max_value: crate::primitives::U256::ZERO,
+        max_value: tee_core::U256::ZERO,
         max_gas_limit: u64::MAX,
         max_fee_per_gas: u128::MAX,
         max_deadline_ahead_secs: 300,
         rate_limit: None,
     }
-}
-
-/// A placeholder authorization, filled in by [`Pair::admin`].
-#[must_use]
-pub fn no_auth() -> AdminAuth {
-    AdminAuth::UNSIGNED
 }
 
 /// A host talking to a device through frames.
@@ -344,13 +318,18 @@ impl<B: Backend> Pair<B> {
 
     /// Sends raw bytes; returns the payloads of the response frames.
     pub fn send_raw(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
-        let mut wire = VecWriter::default();
+        let mut wire = Vec::new();
         for piece in bytes.chunks(self.chunk.max(1)) {
-            let Ok(()) =
-                crate::serve::feed(&mut wire, &mut self.device, &mut self.rx, &mut self.tx, piece);
+            let Ok(()) = tee_core::serve::feed(
+                &mut wire,
+                &mut self.device,
+                &mut self.rx,
+                &mut self.tx,
+                piece,
+            );
         }
         let mut out = Vec::new();
-        let mut input = &wire.0[..];
+        let mut input = &wire[..];
         while !input.is_empty() {
             let (frame, rest) = self.host_rx.feed(input);
             input = rest;
@@ -369,7 +348,7 @@ impl<B: Backend> Pair<B> {
         self.next_id += 1;
         let mut buf = vec![0u8; MAX_REQUEST_WIRE];
         let frame =
-            crate::device::encode_request(id, cmd, &mut buf).expect("request encodes").to_vec();
+            tee_core::client::encode_request(id, cmd, &mut buf).expect("request encodes").to_vec();
         let mut responses = self.send_raw(&frame);
         assert!((1..=2).contains(&responses.len()), "one response, after at most one error");
         let payload = responses.pop().unwrap_or_default();

@@ -5,14 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use proptest::prelude::*;
-use tee_core::device::{Device, decode_response, encode_request};
+use tee_core::client::{decode_response, encode_request};
+use tee_core::device::Device;
 use tee_core::frame::{self, FrameError, Header};
 use tee_core::protocol::*;
-use tee_core::testkit::{self, MemBackend, Pair};
-use tee_core::{ActionKind, codec, sample};
+use tee_core::{ActionKind, codec};
+use tee_testkit::sample;
+use tee_testkit::{MemBackend, Pair};
 
 fn pair() -> Pair<MemBackend> {
-    Pair::new(Device::open(MemBackend::new(1), testkit::config()).unwrap())
+    Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap())
 }
 
 fn echo_frame(id: u32, data: &[u8]) -> Vec<u8> {
@@ -96,7 +98,7 @@ fn every_bit_flip_is_caught() {
 fn one_byte_at_a_time_session() {
     let mut p = pair();
     p.chunk = 1;
-    p.admin(GenerateKey { slot: 0, auth: testkit::no_auth() }).unwrap();
+    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
     let info = p.call(&DeviceInfo).unwrap();
     assert_eq!(info.slots as usize, NUM_SLOTS);
     let r = p.call(&Sign { slot: 0, sequence: 1, action: sample::action(ActionKind::Register) });
@@ -175,7 +177,7 @@ fn serve_loop_until_end_of_stream() {
     input.extend(echo_frame(2, b"two"));
     input.extend(&echo_frame(3, b"cut")[..5]); // a partial frame at the end
     let mut pipe = Pipe { input, pos: 0, output: Vec::new() };
-    let mut device: Device<_> = Device::open(MemBackend::new(1), testkit::config()).unwrap();
+    let mut device: Device<_> = Device::open(MemBackend::new(1), tee_testkit::config()).unwrap();
     let mut rx = tee_core::frame::Accumulator::<MAX_REQUEST_FRAME>::new();
     let mut tx = vec![0u8; MAX_RESPONSE_WIRE];
     tee_core::serve::serve(&mut pipe, &mut device, &mut rx, &mut tx).unwrap();

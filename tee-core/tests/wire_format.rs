@@ -1,21 +1,23 @@
 //! `docs/wire-format.md`'s generated section (hex examples of every message
 //! and the error-code table) comes from here; this test fails if the
 //! document says anything else. To regenerate after a deliberate change:
-//! `UPDATE_WIRE_DOC=1 cargo test -p tee-tests --test wire_format`.
+//! `UPDATE_WIRE_DOC=1 cargo test -p tee-core --test wire_format`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use tee_core::device::{Device, encode_request};
+use tee_core::client::encode_request;
+use tee_core::device::Device;
 use tee_core::frame::{self, FrameError, Header};
 use tee_core::heapless;
 use tee_core::protocol::*;
-use tee_core::testkit::{self, MemBackend, Pair, no_auth};
-use tee_core::{ActionKind, B256, Error, U256, codec, sample};
+use tee_core::{ActionKind, B256, Error, U256, codec};
+use tee_testkit::sample;
+use tee_testkit::{MemBackend, Pair};
 
-const BEGIN: &str = "<!-- BEGIN GENERATED: tests/tests/wire_format.rs -->";
+const BEGIN: &str = "<!-- BEGIN GENERATED: tee-core/tests/wire_format.rs -->";
 const END: &str = "<!-- END GENERATED -->";
 
 fn hex_block(out: &mut String, label: &str, bytes: &[u8]) {
@@ -115,18 +117,18 @@ fn walk_through(out: &mut String, sign: &Sign) {
 }
 
 fn generated() -> String {
-    let device = Device::open(MemBackend::new(1), testkit::config()).unwrap();
+    let device = Device::open(MemBackend::new(1), tee_testkit::config()).unwrap();
     let mut d = Doc { out: String::new(), pair: Pair::new(device), next_id: 1 };
     let _ = writeln!(
         d.out,
-        "Generated from a simulated device (`testkit::MemBackend::new(1)`, device id `0xd1…d1`, \
+        "Generated from a simulated device (`tee_testkit::MemBackend::new(1)`, device id `0xd1…d1`, \
          admin key `0xad…ad`, clock at 1767225000), in this order, so each response reflects \
          the requests before it.\n"
     );
     d.example("DeviceInfo", "No body.", &DeviceInfo);
-    let mut generate = GenerateKey { slot: 0, auth: no_auth() };
-    let admin = tee_core::SigningKey::from_bytes(&testkit::ADMIN_SECRET).unwrap();
-    authorize(&mut generate, &admin, &testkit::DEVICE_ID, 1).unwrap();
+    let mut generate = GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED };
+    let admin = tee_core::SigningKey::from_bytes(&tee_testkit::ADMIN_SECRET).unwrap();
+    authorize(&mut generate, &admin, &tee_testkit::DEVICE_ID, 1).unwrap();
     d.example("GenerateKey", "Slot 0, admin counter 1.", &generate);
     d.example("GetPublicKey", "Slot 0.", &GetPublicKey { slot: 0 });
     let policy = Policy {
@@ -140,8 +142,8 @@ fn generated() -> String {
         max_deadline_ahead_secs: 300,
         rate_limit: Some(RateLimit { max: 60, window_secs: 3600 }),
     };
-    let mut set = SetPolicy { slot: 0, policy, auth: no_auth() };
-    authorize(&mut set, &admin, &testkit::DEVICE_ID, 2).unwrap();
+    let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
+    authorize(&mut set, &admin, &tee_testkit::DEVICE_ID, 2).unwrap();
     d.example(
         "SetPolicy",
         "Slot 0: every typed kind, Base only, the identity registry only, any agent, no value, \
@@ -258,7 +260,7 @@ fn generated() -> String {
         o,
         "\n`PolicyViolation` indices: 0 KindNotAllowed, 1 ChainNotAllowed, 2 ContractNotAllowed, 3 AgentNotAllowed, 4 ValueTooHigh, 5 GasLimitTooHigh, 6 FeeTooHigh, 7 DeadlineExpired, 8 DeadlineTooFar, 9 WalletIsNotSigner, 10 RateLimited, 11 NoClock."
     );
-    for (i, v) in PolicyViolation::ALL.into_iter().enumerate() {
+    for (i, v) in PolicyViolation::ALL.iter().copied().enumerate() {
         assert_eq!(encoded(&v), [i as u8], "the listed index of {v:?}");
     }
     d.out

@@ -5,22 +5,24 @@
 
 use tee_core::action::{AgentWalletSet, RegistryCall};
 use tee_core::binding::{self, Purpose};
-use tee_core::device::{CounterId, Device, audit_chain_hash, decode_response};
+use tee_core::client::decode_response;
+use tee_core::device::{CounterId, Device, audit_chain_hash};
 use tee_core::frame::{self, FrameError, Header};
 use tee_core::protocol::*;
-use tee_core::testkit::{self, DEVICE_ID, MemBackend, Pair, no_auth};
-use tee_core::{Action, ActionKind, Address, B256, Error, SigningKey, U256, codec, sample};
+use tee_core::{Action, ActionKind, Address, B256, Error, SigningKey, U256, codec};
+use tee_testkit::sample;
+use tee_testkit::{DEVICE_ID, MemBackend, Pair};
 
 const NOW: u64 = 1_767_225_000;
 
 fn open(backend: MemBackend) -> Pair<MemBackend> {
-    Pair::new(Device::open(backend, testkit::config()).unwrap())
+    Pair::new(Device::open(backend, tee_testkit::config()).unwrap())
 }
 
 /// A policy allowing every sample action (blind kinds included).
 fn permissive() -> Policy {
     let mut kinds = KindSet::NONE;
-    for k in ActionKind::ALL {
+    for &k in ActionKind::ALL {
         kinds = kinds.with(k);
     }
     Policy {
@@ -39,8 +41,8 @@ fn permissive() -> Policy {
 /// A device with a generated key in slot 0 under `policy`.
 fn ready(policy: Policy) -> (Pair<MemBackend>, Address) {
     let mut p = open(MemBackend::new(1));
-    let pk = p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
-    p.admin(SetPolicy { slot: 0, policy, auth: no_auth() }).unwrap();
+    let pk = p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED }).unwrap();
     (p, pk.address)
 }
 
@@ -70,7 +72,7 @@ fn device_info_and_echo() {
     assert_eq!(info.backend, BackendKind::Simulated);
     assert_eq!(info.slots as usize, NUM_SLOTS);
     assert_eq!(info.device_id, DEVICE_ID);
-    assert_eq!(info.admin, testkit::config().admin);
+    assert_eq!(info.admin, tee_testkit::config().admin);
     assert_ne!(info.capabilities & capability::ATTEST, 0);
     let data = tee_core::heapless::Vec::from_slice(b"ping\x00pong").unwrap();
     assert_eq!(p.call(&Echo { data: data.clone() }).unwrap(), Echo { data });
@@ -82,7 +84,7 @@ fn device_info_and_echo() {
 #[test]
 fn every_sample_action_signs_and_recovers() {
     let (mut p, address) = ready(permissive());
-    for (i, kind) in ActionKind::ALL.into_iter().enumerate() {
+    for (i, kind) in ActionKind::ALL.iter().copied().enumerate() {
         let action = match kind {
             ActionKind::AgentWalletSet => wallet_set(address),
             ActionKind::SetAgentWallet => {
@@ -113,9 +115,12 @@ fn slot_errors() {
     );
     assert_eq!(p.call(&Sign { slot: 200, sequence: 1, action }), Err(DeviceError::NoSuchSlot));
     assert_eq!(p.call(&GetPolicy { slot: 9 }), Err(DeviceError::NoSuchSlot));
-    assert_eq!(p.admin(GenerateKey { slot: 8, auth: no_auth() }), Err(DeviceError::NoSuchSlot));
     assert_eq!(
-        p.admin(SetPolicy { slot: 3, policy: permissive(), auth: no_auth() }),
+        p.admin(GenerateKey { slot: 8, auth: AdminAuth::UNSIGNED }),
+        Err(DeviceError::NoSuchSlot)
+    );
+    assert_eq!(
+        p.admin(SetPolicy { slot: 3, policy: permissive(), auth: AdminAuth::UNSIGNED }),
         Err(DeviceError::SlotEmpty)
     );
     let challenge = B256([1; 32]);
@@ -126,7 +131,7 @@ fn slot_errors() {
 #[test]
 fn fresh_key_is_deny_all_and_policy_reads_back() {
     let mut p = open(MemBackend::new(1));
-    let pk = p.admin(GenerateKey { slot: 4, auth: no_auth() }).unwrap();
+    let pk = p.admin(GenerateKey { slot: 4, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(pk.origin, KeyOrigin::Generated);
     assert_eq!(pk.high_water, None);
     assert_eq!(p.call(&GetPublicKey { slot: 4 }).unwrap(), pk);
@@ -136,7 +141,8 @@ fn fresh_key_is_deny_all_and_policy_reads_back() {
     assert_eq!(p.call(&GetPolicy { slot: 4 }).unwrap(), Policy::default());
     let r = p.call(&Sign { slot: 4, sequence: 0, action: sample::action(ActionKind::Register) });
     assert_eq!(r, Err(DeviceError::Denied(PolicyViolation::KindNotAllowed)));
-    let set = p.admin(SetPolicy { slot: 4, policy: permissive(), auth: no_auth() }).unwrap();
+    let set =
+        p.admin(SetPolicy { slot: 4, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
     let mut buf = [0u8; 1024];
     assert_eq!(
         set.policy_hash,
@@ -149,10 +155,10 @@ fn fresh_key_is_deny_all_and_policy_reads_back() {
 fn derived_keys_and_unsupported_backends() {
     let mut p = open(MemBackend::new(1));
     let path = tee_core::heapless::String::try_from("agents/42/wallet").unwrap();
-    let a = p.admin(DeriveKey { slot: 1, path: path.clone(), auth: no_auth() }).unwrap();
+    let a = p.admin(DeriveKey { slot: 1, path: path.clone(), auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(a.origin, KeyOrigin::Derived(path.clone()));
     // Same path, same key; the slot survives a restart by derivation.
-    let b = p.admin(DeriveKey { slot: 2, path, auth: no_auth() }).unwrap();
+    let b = p.admin(DeriveKey { slot: 2, path, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(a.address, b.address);
     let mut p2 = open(p.device.into_backend());
     assert_eq!(p2.call(&GetPublicKey { slot: 1 }).unwrap().address, a.address);
@@ -160,10 +166,10 @@ fn derived_keys_and_unsupported_backends() {
     let mut mcu = open(MemBackend::mcu(1));
     let path = tee_core::heapless::String::try_from("x").unwrap();
     assert_eq!(
-        mcu.admin(DeriveKey { slot: 0, path, auth: no_auth() }),
+        mcu.admin(DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED }),
         Err(DeviceError::Unsupported)
     );
-    mcu.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    mcu.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
     let payload = mcu.request(&Attest { slot: 0, challenge: B256::ZERO });
     assert_eq!(decode_response::<Attest>(&payload).unwrap().1, Err(DeviceError::Unsupported));
 }
@@ -173,7 +179,10 @@ fn entropy_failure_is_typed_and_changes_nothing() {
     let mut backend = MemBackend::new(1);
     backend.rng_fails = true;
     let mut p = open(backend);
-    assert_eq!(p.admin(GenerateKey { slot: 0, auth: no_auth() }), Err(DeviceError::Entropy));
+    assert_eq!(
+        p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }),
+        Err(DeviceError::Entropy)
+    );
     assert_eq!(p.call(&GetPublicKey { slot: 0 }), Err(DeviceError::SlotEmpty));
 }
 
@@ -216,7 +225,7 @@ fn attest_action_binds_only_the_last_signed_digest() {
     assert_eq!(attest(&mut p, 1, first.digest), Err(DeviceError::NotLastSigned));
     assert!(attest(&mut p, 2, second.digest).is_ok());
     // A new key in the slot keeps the mark but did not sign that digest.
-    p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(attest(&mut p, 2, second.digest), Err(DeviceError::NotLastSigned));
     // Refusals are audited.
     let log = p.call(&GetAuditLog { from: 0 }).unwrap();
@@ -236,8 +245,8 @@ fn attest_action_binds_only_the_last_signed_digest() {
 fn evidence_is_paged_from_the_backend() {
     let mut p = open(MemBackend::new(1));
     let path = tee_core::heapless::String::try_from("agents/42/wallet").unwrap();
-    p.admin(DeriveKey { slot: 1, path, auth: no_auth() }).unwrap();
-    p.admin(GenerateKey { slot: 2, auth: no_auth() }).unwrap();
+    p.admin(DeriveKey { slot: 1, path, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(GenerateKey { slot: 2, auth: AdminAuth::UNSIGNED }).unwrap();
     let evidence = |p: &mut Pair<MemBackend>, slot, part, offset| {
         let payload = p.request(&GetEvidence { slot, part, offset });
         let (_, r) = decode_response::<GetEvidence>(&payload).unwrap();
@@ -257,7 +266,7 @@ fn evidence_is_paged_from_the_backend() {
     p.request(&Attest { slot: 1, challenge: B256::ZERO });
     assert_eq!(evidence(&mut p, 1, EvidencePart::EventLog, 0), Ok((8, b"EVENTLOG".to_vec())));
     let mut mcu = open(MemBackend::mcu(1));
-    mcu.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
+    mcu.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(evidence(&mut mcu, 0, EvidencePart::EventLog, 0), Err(DeviceError::Unsupported));
 }
 
@@ -267,12 +276,12 @@ fn admin_authorization() {
     let stranger = SigningKey::from_bytes(&[0x99; 32]).unwrap();
 
     // Signed by someone else.
-    let mut cmd = GenerateKey { slot: 0, auth: no_auth() };
+    let mut cmd = GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED };
     authorize(&mut cmd, &stranger, &DEVICE_ID, 1).unwrap();
     assert_eq!(p.call(&cmd), Err(DeviceError::Unauthorized));
 
     // Signed by the admin for another device.
-    let admin = SigningKey::from_bytes(&testkit::ADMIN_SECRET).unwrap();
+    let admin = SigningKey::from_bytes(&tee_testkit::ADMIN_SECRET).unwrap();
     authorize(&mut cmd, &admin, &B256([0xee; 32]), 1).unwrap();
     assert_eq!(p.call(&cmd), Err(DeviceError::Unauthorized));
 
@@ -282,7 +291,7 @@ fn admin_authorization() {
     moved.slot = 1;
     assert_eq!(p.call(&moved), Err(DeviceError::Unauthorized));
     // Signed for another command code with the same body prefix.
-    let mut derive = DeriveKey { slot: 0, path: Default::default(), auth: no_auth() };
+    let mut derive = DeriveKey { slot: 0, path: Default::default(), auth: AdminAuth::UNSIGNED };
     authorize(&mut derive, &admin, &DEVICE_ID, 1).unwrap();
     let forged = GenerateKey { slot: 0, auth: derive.auth };
     assert_eq!(p.call(&forged), Err(DeviceError::Unauthorized));
@@ -300,7 +309,7 @@ fn admin_authorization() {
     assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 7 }));
     assert_eq!(p.device.backend().counter(CounterId::Admin).unwrap().value, 7);
     // A request-only client cannot widen its own policy.
-    let mut widen = SetPolicy { slot: 0, policy: permissive(), auth: no_auth() };
+    let mut widen = SetPolicy { slot: 0, policy: permissive(), auth: AdminAuth::UNSIGNED };
     authorize(&mut widen, &stranger, &DEVICE_ID, 100).unwrap();
     assert_eq!(p.call(&widen), Err(DeviceError::Unauthorized));
     assert_eq!(p.call(&GetPolicy { slot: 0 }).unwrap(), Policy::default());
@@ -331,8 +340,8 @@ fn anti_replay() {
     // A new key in the slot keeps the mark: (slot, sequence) stays unique.
     // (The device remembers the admin counter across the restart.)
     p.admin_counter = 3;
-    p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
-    p.admin(SetPolicy { slot: 0, policy: permissive(), auth: no_auth() }).unwrap();
+    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(sign(&mut p, 1000, b), Err(DeviceError::Replay { high_water: 1000 }));
 }
 
@@ -471,8 +480,8 @@ fn policy_rules_each_allowed_and_refused() {
     let mut backend = MemBackend::new(1);
     backend.now = None;
     let mut p = open(backend);
-    let pk = p.admin(GenerateKey { slot: 0, auth: no_auth() }).unwrap();
-    p.admin(SetPolicy { slot: 0, policy: base(), auth: no_auth() }).unwrap();
+    let pk = p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: base(), auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(sign(&mut p, 1, wallet_set(pk.address)), Err(DeviceError::Denied(V::NoClock)));
 }
 
@@ -611,7 +620,7 @@ fn malformed_requests_get_typed_errors_with_the_request_id() {
 fn frame_errors_are_answered_with_request_id_zero() {
     let mut p = open(MemBackend::new(1));
     let mut buf = [0u8; 256];
-    let good = tee_core::device::encode_request(5, &DeviceInfo, &mut buf).unwrap().to_vec();
+    let good = tee_core::client::encode_request(5, &DeviceInfo, &mut buf).unwrap().to_vec();
     let mut bad = good.clone();
     bad[3] ^= 0x40; // a header byte; stays non-zero, so the frame stays one frame
     let r = p.send_raw(&bad);

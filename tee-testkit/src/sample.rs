@@ -6,11 +6,11 @@
 
 use hex_literal::hex;
 
-use crate::action::{
+use tee_core::action::{
     Action, ActionKind, AgentWalletSet, Eip712Prehashed, GenericTx, MetadataEntry, PersonalMessage,
     RegistryCall, RegistryTx, TxParams,
 };
-use crate::primitives::{Address, B256, U256};
+use tee_core::primitives::{Address, B256, U256};
 
 /// Base mainnet chain id.
 pub const CHAIN_ID: u64 = 8453;
@@ -172,14 +172,15 @@ pub fn action(kind: ActionKind) -> Action {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn every_kind_has_a_sample_of_that_kind() {
-        for kind in ActionKind::ALL {
+        for &kind in ActionKind::ALL {
             let a = action(kind);
             assert_eq!(a.kind(), kind);
-            let mut buf = [0u8; crate::limits::MAX_ACTION_LEN];
+            let mut buf = [0u8; tee_core::limits::MAX_ACTION_LEN];
             let enc = a.encode(&mut buf).unwrap();
             assert_eq!(Action::decode(enc).unwrap(), a);
         }

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 
 use tee_core::device::{CounterId, Device};
 use tee_core::protocol::*;
-use tee_core::testkit::{self, MemBackend, Pair, PowerLoss, no_auth};
-use tee_core::{Action, ActionKind, B256, sample};
+use tee_core::{Action, ActionKind, B256};
+use tee_testkit::sample;
+use tee_testkit::{MemBackend, Pair, PowerLoss};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -100,19 +101,19 @@ fn conflicting(kind: ActionKind) -> Action {
 fn run(fault: Option<(u64, PowerLoss)>, seen: &mut Observed) -> u64 {
     let mut backend = MemBackend::new(3);
     backend.power_loss = fault;
-    let mut p = Pair::new(Device::open(backend, testkit::config()).unwrap());
+    let mut p = Pair::new(Device::open(backend, tee_testkit::config()).unwrap());
     for op in script() {
         // Repeat the op until it goes through without a crash.
         loop {
             match &op {
                 Op::Generate(slot) => {
-                    let _ = p.admin(GenerateKey { slot: *slot, auth: no_auth() });
+                    let _ = p.admin(GenerateKey { slot: *slot, auth: AdminAuth::UNSIGNED });
                 }
                 Op::Permit(slot) => {
                     let _ = p.admin(SetPolicy {
                         slot: *slot,
-                        policy: testkit::typed_policy(),
-                        auth: no_auth(),
+                        policy: tee_testkit::typed_policy(),
+                        auth: AdminAuth::UNSIGNED,
                     });
                 }
                 Op::Sign(slot, sequence, kind) => {
@@ -134,7 +135,8 @@ fn run(fault: Option<(u64, PowerLoss)>, seen: &mut Observed) -> u64 {
             let counter = p.admin_counter;
             let mut backend = p.device.into_backend();
             backend.restart();
-            let device = Device::open(backend, testkit::config()).expect("the device comes back");
+            let device =
+                Device::open(backend, tee_testkit::config()).expect("the device comes back");
             p = Pair::new(device);
             p.admin_counter = counter;
             if let Op::Sign(slot, sequence, kind) = &op {

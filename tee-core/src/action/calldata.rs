@@ -1,0 +1,328 @@
+//! Solidity ABI calldata of the registry calls.
+//!
+//! Only what the ERC-8004 registry functions need: static words, `string` and
+//! `bytes`, and the `(string,bytes)[]` metadata array. The encoder streams
+//! into a [`Sink`] and computes lengths arithmetically, so the transaction
+//! digest is computed without ever materialising the calldata.
+
+use super::types::{MetadataEntry, RegistryCall};
+use crate::abi::word;
+use crate::error::Result;
+use crate::limits::abi_tail;
+use crate::primitives::{Address, B256, U256};
+use crate::sink::{Sink, SliceWriter};
+
+/// Function selectors: the first four bytes of keccak-256 of each signature.
+/// A test recomputes every one; they also match the deployed v2.0.0 ABIs.
+pub mod selector {
+    /// `register()`
+    pub const REGISTER: [u8; 4] = [0x1a, 0xa3, 0xa0, 0x08];
+    /// `register(string)`
+    pub const REGISTER_WITH_URI: [u8; 4] = [0xf2, 0xc2, 0x98, 0xbe];
+    /// `register(string,(string,bytes)[])`
+    pub const REGISTER_WITH_METADATA: [u8; 4] = [0x8e, 0xa4, 0x22, 0x86];
+    /// `setAgentURI(uint256,string)`
+    pub const SET_AGENT_URI: [u8; 4] = [0x0a, 0xf2, 0x8b, 0xd3];
+    /// `setMetadata(uint256,string,bytes)`
+    pub const SET_METADATA: [u8; 4] = [0x46, 0x66, 0x48, 0xda];
+    /// `setAgentWallet(uint256,address,uint256,bytes)`
+    pub const SET_AGENT_WALLET: [u8; 4] = [0x2d, 0x1e, 0xf5, 0xae];
+    /// `unsetAgentWallet(uint256)`
+    pub const UNSET_AGENT_WALLET: [u8; 4] = [0x3f, 0xdd, 0xcf, 0x19];
+    /// `giveFeedback(uint256,int128,uint8,string,string,string,string,bytes32)`
+    pub const GIVE_FEEDBACK: [u8; 4] = [0x3c, 0x03, 0x6a, 0x7e];
+    /// `revokeFeedback(uint256,uint64)`
+    pub const REVOKE_FEEDBACK: [u8; 4] = [0x4a, 0xb3, 0xca, 0x99];
+    /// `appendResponse(uint256,address,uint64,string,bytes32)`
+    pub const APPEND_RESPONSE: [u8; 4] = [0xc2, 0x34, 0x9a, 0xb2];
+    /// `validationRequest(address,uint256,string,bytes32)`
+    pub const VALIDATION_REQUEST: [u8; 4] = [0xaa, 0xf4, 0x00, 0xc4];
+    /// `validationResponse(bytes32,uint8,string,bytes32,string)`
+    pub const VALIDATION_RESPONSE: [u8; 4] = [0x3d, 0x65, 0x9a, 0x96];
+}
+
+/// One argument of a call.
+enum Arg<'a> {
+    /// A static value, already a 32-byte word.
+    Word([u8; 32]),
+    /// `string` or `bytes`.
+    Bytes(&'a [u8]),
+    /// `(string,bytes)[]`.
+    Metadata(&'a [MetadataEntry]),
+}
+
+fn uint(v: u64) -> Arg<'static> {
+    Arg::Word(word::uint(v))
+}
+
+fn u256(v: &U256) -> Arg<'static> {
+    Arg::Word(v.0)
+}
+
+fn b256(v: &B256) -> Arg<'static> {
+    Arg::Word(v.0)
+}
+
+fn address(a: &Address) -> Arg<'static> {
+    Arg::Word(word::address(a))
+}
+
+fn int(v: i128) -> Arg<'static> {
+    Arg::Word(word::int(v))
+}
+
+impl Arg<'_> {
+    fn is_dynamic(&self) -> bool {
+        !matches!(self, Arg::Word(_))
+    }
+
+    /// Bytes this argument occupies after the head.
+    fn tail_len(&self) -> usize {
+        match self {
+            Arg::Word(_) => 0,
+            Arg::Bytes(b) => abi_tail(b.len()),
+            Arg::Metadata(entries) => 32 + entries.iter().map(|e| 32 + entry_len(e)).sum::<usize>(),
+        }
+    }
+
+    fn write_tail<S: Sink>(&self, s: &mut S) {
+        match self {
+            Arg::Word(_) => {}
+            Arg::Bytes(b) => {
+                s.put(&U256::from_u64(b.len() as u64).0);
+                s.put(b);
+                s.put_zeros(b.len().next_multiple_of(32) - b.len());
+            }
+            Arg::Metadata(entries) => {
+                s.put(&U256::from_u64(entries.len() as u64).0);
+                // An array of dynamic tuples is itself head (offsets) + tails.
+                let mut offset = 32 * entries.len();
+                for e in *entries {
+                    s.put(&U256::from_u64(offset as u64).0);
+                    offset += entry_len(e);
+                }
+                for e in *entries {
+                    write_body(s, &entry_args(e));
+                }
+            }
+        }
+    }
+}
+
+fn entry_args(e: &MetadataEntry) -> [Arg<'_>; 2] {
+    [Arg::Bytes(e.key.as_bytes()), Arg::Bytes(&e.value)]
+}
+
+fn entry_len(e: &MetadataEntry) -> usize {
+    body_len(&entry_args(e))
+}
+
+/// Head plus tails of a tuple of arguments.
+fn body_len(args: &[Arg<'_>]) -> usize {
+    32 * args.len() + args.iter().map(Arg::tail_len).sum::<usize>()
+}
+
+fn write_body<S: Sink>(s: &mut S, args: &[Arg<'_>]) {
+    let mut offset = 32 * args.len();
+    for a in args {
+        match a {
+            Arg::Word(w) => s.put(w),
+            dynamic => {
+                s.put(&U256::from_u64(offset as u64).0);
+                offset += dynamic.tail_len();
+            }
+        }
+    }
+    for a in args.iter().filter(|a| a.is_dynamic()) {
+        a.write_tail(s);
+    }
+}
+
+impl RegistryCall {
+    /// Calls `f` with the selector and the arguments in ABI order.
+    fn with_args<R>(&self, f: impl FnOnce([u8; 4], &[Arg<'_>]) -> R) -> R {
+        use RegistryCall as C;
+        use selector as sel;
+        match self {
+            C::Register => f(sel::REGISTER, &[]),
+            C::RegisterWithUri { agent_uri } => {
+                f(sel::REGISTER_WITH_URI, &[Arg::Bytes(agent_uri.as_bytes())])
+            }
+            C::RegisterWithMetadata { agent_uri, metadata } => f(
+                sel::REGISTER_WITH_METADATA,
+                &[Arg::Bytes(agent_uri.as_bytes()), Arg::Metadata(metadata)],
+            ),
+            C::SetAgentUri { agent_id, new_uri } => {
+                f(sel::SET_AGENT_URI, &[u256(agent_id), Arg::Bytes(new_uri.as_bytes())])
+            }
+            C::SetMetadata { agent_id, key, value } => f(
+                sel::SET_METADATA,
+                &[u256(agent_id), Arg::Bytes(key.as_bytes()), Arg::Bytes(value)],
+            ),
+            C::SetAgentWallet { agent_id, new_wallet, deadline, signature } => f(
+                sel::SET_AGENT_WALLET,
+                &[u256(agent_id), address(new_wallet), uint(*deadline), Arg::Bytes(signature)],
+            ),
+            C::UnsetAgentWallet { agent_id } => f(sel::UNSET_AGENT_WALLET, &[u256(agent_id)]),
+            C::GiveFeedback {
+                agent_id,
+                value,
+                value_decimals,
+                tag1,
+                tag2,
+                endpoint,
+                feedback_uri,
+                feedback_hash,
+            } => f(
+                sel::GIVE_FEEDBACK,
+                &[
+                    u256(agent_id),
+                    int(*value),
+                    uint(u64::from(*value_decimals)),
+                    Arg::Bytes(tag1.as_bytes()),
+                    Arg::Bytes(tag2.as_bytes()),
+                    Arg::Bytes(endpoint.as_bytes()),
+                    Arg::Bytes(feedback_uri.as_bytes()),
+                    b256(feedback_hash),
+                ],
+            ),
+            C::RevokeFeedback { agent_id, feedback_index } => {
+                f(sel::REVOKE_FEEDBACK, &[u256(agent_id), uint(*feedback_index)])
+            }
+            C::AppendResponse {
+                agent_id,
+                client_address,
+                feedback_index,
+                response_uri,
+                response_hash,
+            } => f(
+                sel::APPEND_RESPONSE,
+                &[
+                    u256(agent_id),
+                    address(client_address),
+                    uint(*feedback_index),
+                    Arg::Bytes(response_uri.as_bytes()),
+                    b256(response_hash),
+                ],
+            ),
+            C::ValidationRequest { validator_address, agent_id, request_uri, request_hash } => f(
+                sel::VALIDATION_REQUEST,
+                &[
+                    address(validator_address),
+                    u256(agent_id),
+                    Arg::Bytes(request_uri.as_bytes()),
+                    b256(request_hash),
+                ],
+            ),
+            C::ValidationResponse { request_hash, response, response_uri, response_hash, tag } => {
+                f(
+                    sel::VALIDATION_RESPONSE,
+                    &[
+                        b256(request_hash),
+                        uint(u64::from(*response)),
+                        Arg::Bytes(response_uri.as_bytes()),
+                        b256(response_hash),
+                        Arg::Bytes(tag.as_bytes()),
+                    ],
+                )
+            }
+        }
+    }
+
+    /// The function selector.
+    #[must_use]
+    pub fn selector(&self) -> [u8; 4] {
+        self.with_args(|sel, _| sel)
+    }
+
+    /// Length of the calldata (selector included).
+    #[must_use]
+    pub fn calldata_len(&self) -> usize {
+        self.with_args(|_, args| 4 + body_len(args))
+    }
+
+    pub(crate) fn write_calldata<S: Sink>(&self, s: &mut S) {
+        self.with_args(|selector, args| {
+            s.put(&selector);
+            write_body(s, args);
+        });
+    }
+
+    /// Writes the calldata into `buf` (at most
+    /// [`crate::limits::MAX_REGISTRY_CALLDATA_LEN`] bytes) and returns it.
+    pub fn calldata<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
+        let mut w = SliceWriter::new(buf);
+        self.write_calldata(&mut w);
+        w.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{bytes, text};
+    use crate::primitives::keccak256;
+    use crate::sink::Counter;
+
+    #[test]
+    fn selectors_are_keccak_of_signatures() {
+        for (sig, sel) in [
+            ("register()", selector::REGISTER),
+            ("register(string)", selector::REGISTER_WITH_URI),
+            ("register(string,(string,bytes)[])", selector::REGISTER_WITH_METADATA),
+            ("setAgentURI(uint256,string)", selector::SET_AGENT_URI),
+            ("setMetadata(uint256,string,bytes)", selector::SET_METADATA),
+            ("setAgentWallet(uint256,address,uint256,bytes)", selector::SET_AGENT_WALLET),
+            ("unsetAgentWallet(uint256)", selector::UNSET_AGENT_WALLET),
+            (
+                "giveFeedback(uint256,int128,uint8,string,string,string,string,bytes32)",
+                selector::GIVE_FEEDBACK,
+            ),
+            ("revokeFeedback(uint256,uint64)", selector::REVOKE_FEEDBACK),
+            ("appendResponse(uint256,address,uint64,string,bytes32)", selector::APPEND_RESPONSE),
+            ("validationRequest(address,uint256,string,bytes32)", selector::VALIDATION_REQUEST),
+            (
+                "validationResponse(bytes32,uint8,string,bytes32,string)",
+                selector::VALIDATION_RESPONSE,
+            ),
+        ] {
+            assert_eq!(keccak256(sig.as_bytes()).0[..4], sel, "{sig}");
+        }
+    }
+
+    #[test]
+    fn set_agent_uri_layout() {
+        let call = RegistryCall::SetAgentUri {
+            agent_id: U256::from_u64(7),
+            new_uri: text("ipfs://x").unwrap(),
+        };
+        let mut buf = [0u8; 256];
+        let cd = call.calldata(&mut buf).unwrap();
+        assert_eq!(cd.len(), 4 + 4 * 32);
+        assert_eq!(&cd[..4], &selector::SET_AGENT_URI);
+        assert_eq!(cd[4 + 31], 7);
+        assert_eq!(cd[4 + 63], 0x40); // offset of the string
+        assert_eq!(cd[4 + 95], 8); // its length
+        assert_eq!(&cd[4 + 96..4 + 104], b"ipfs://x");
+        assert!(cd[4 + 104..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn length_arithmetic_matches_writer() {
+        let e =
+            |k: &str, v: &[u8]| MetadataEntry { key: text(k).unwrap(), value: bytes(v).unwrap() };
+        let call = RegistryCall::RegisterWithMetadata {
+            agent_uri: text("https://agent.example/card.json").unwrap(),
+            metadata: heapless::Vec::from_slice(&[
+                e("a", &[1; 33]),
+                e("", &[]),
+                e("key", &[9; 64]),
+            ])
+            .unwrap(),
+        };
+        let mut c = Counter::default();
+        call.write_calldata(&mut c);
+        assert_eq!(c.0, call.calldata_len());
+        assert_eq!(call.calldata(&mut [0u8; 16]), Err(crate::Error::BufferTooSmall));
+    }
+}

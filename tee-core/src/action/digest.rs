@@ -1,0 +1,66 @@
+//! The only place an action is hashed: each action's 32-byte digest (the
+//! EIP-712 typed-data hash, the EIP-1559 signing hash or the EIP-191 message
+//! hash), and signing an action.
+
+use sha3::{Digest, Keccak256};
+
+use super::tx;
+use super::types::{Action, AgentWalletSet};
+use crate::abi::word;
+use crate::eip712::{
+    AGENT_WALLET_SET_TYPEHASH, identity_registry_domain, personal_message_digest, typed_data_digest,
+};
+use crate::error::Result;
+use crate::primitives::B256;
+use crate::signer::{Signed, SigningKey};
+
+impl Action {
+    /// The 32-byte digest the signer signs: the EIP-712 typed-data hash, the
+    /// EIP-1559 signing hash, or the EIP-191 message hash.
+    #[must_use]
+    pub fn digest(&self) -> B256 {
+        match self {
+            Action::AgentWalletSet(a) => a.digest(),
+            Action::RegistryTx(t) => tx::signing_hash(&tx::TxView::registry(t)),
+            Action::GenericTx(t) => tx::signing_hash(&tx::TxView::generic(t)),
+            Action::PersonalMessage(m) => personal_message_digest(&m.message),
+            Action::Eip712Prehashed(p) => typed_data_digest(&p.domain_separator, &p.struct_hash),
+        }
+    }
+}
+
+impl AgentWalletSet {
+    /// `hashStruct(AgentWalletSet)`, as `IdentityRegistry.setAgentWallet`
+    /// computes it.
+    #[must_use]
+    pub fn struct_hash(&self) -> B256 {
+        let mut h = Keccak256::new();
+        h.update(AGENT_WALLET_SET_TYPEHASH.0);
+        h.update(self.agent_id.0);
+        h.update(word::address(&self.new_wallet));
+        h.update(word::address(&self.owner));
+        h.update(word::uint(self.deadline));
+        B256(h.finalize().into())
+    }
+
+    /// The identity registry's EIP-712 domain separator for this chain.
+    #[must_use]
+    pub fn domain_separator(&self) -> B256 {
+        identity_registry_domain(self.chain_id, &self.identity_registry)
+    }
+
+    /// The EIP-712 digest the new wallet signs.
+    #[must_use]
+    pub fn digest(&self) -> B256 {
+        typed_data_digest(&self.domain_separator(), &self.struct_hash())
+    }
+}
+
+impl SigningKey {
+    /// Signs `action`'s digest.
+    pub fn sign(&self, action: &Action) -> Result<Signed> {
+        let digest = action.digest();
+        let signature = self.sign_digest(&digest)?;
+        Ok(Signed { digest, signature })
+    }
+}

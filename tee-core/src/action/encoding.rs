@@ -1,0 +1,108 @@
+//! The one canonical encoding of an action (postcard, through
+//! [`crate::codec`]), with typed errors for unknown tags.
+
+use strum::EnumCount;
+
+use super::types::{Action, RegistryCall};
+use crate::codec;
+use crate::error::{Error, Result};
+
+impl Action {
+    /// Decodes the one canonical encoding of an action.
+    ///
+    /// Errors are typed: [`Error::UnknownVariant`] for an action or registry
+    /// call tag this version does not know, [`Error::TooLong`] for a field over
+    /// its bound, and the others of [`codec::decode`].
+    #[inline(never)]
+    pub fn decode(bytes: &[u8]) -> Result<Action> {
+        if bytes.len() > crate::limits::MAX_ACTION_LEN {
+            return Err(Error::TooLong);
+        }
+        check_tags(bytes)?;
+        codec::decode(bytes)
+    }
+
+    /// Encodes into `buf` (at most [`crate::limits::MAX_ACTION_LEN`] bytes).
+    pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
+        codec::encode(self, buf)
+    }
+}
+
+/// postcard reports an unknown enum tag exactly as it reports an over-long
+/// heapless field (a serde custom error), so the action's two tags are read
+/// here first and each problem gets its own error. Anything else wrong with
+/// the bytes is left for postcard to report.
+fn check_tags(bytes: &[u8]) -> Result<()> {
+    fn varint(r: &mut &[u8]) -> Option<u64> {
+        let mut v: u64 = 0;
+        // Up to 19 bytes: the u128 fee fields.
+        for i in 0..19 {
+            let (&b, rest) = r.split_first()?;
+            *r = rest;
+            if i < 10 {
+                v |= u64::from(b & 0x7f) << (7 * i);
+            } else {
+                v = u64::MAX;
+            }
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut r = bytes;
+    let Some(tag) = varint(&mut r) else { return Ok(()) };
+    if tag >= Action::COUNT as u64 {
+        return Err(Error::UnknownVariant);
+    }
+    if tag == 1 {
+        // RegistryTx: TxParams (five varints), registry (20 bytes), call tag.
+        for _ in 0..5 {
+            if varint(&mut r).is_none() {
+                return Ok(());
+            }
+        }
+        let Some(mut rest) = r.get(20..) else { return Ok(()) };
+        if varint(&mut rest).is_some_and(|call| call >= RegistryCall::COUNT as u64) {
+            return Err(Error::UnknownVariant);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{Eip712Prehashed, RegistryTx, Tag, TxParams, Uri};
+    use crate::primitives::{Address, B256};
+
+    /// The tag positions `check_tags` relies on, and both tags one past the
+    /// last variant refused as unknown.
+    #[test]
+    fn unknown_tags() {
+        let eip712 = Action::Eip712Prehashed(Eip712Prehashed {
+            domain_separator: B256::ZERO,
+            struct_hash: B256::ZERO,
+        });
+        let mut buf = [0u8; 128];
+        assert_eq!(usize::from(eip712.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
+        let last = Action::RegistryTx(RegistryTx {
+            tx: TxParams::default(),
+            registry: Address::ZERO,
+            call: RegistryCall::ValidationResponse {
+                request_hash: B256::ZERO,
+                response: 0,
+                response_uri: Uri::new(),
+                response_hash: B256::ZERO,
+                tag: Tag::new(),
+            },
+        });
+        let enc = last.encode(&mut buf).unwrap();
+        // tag, five one-byte zero varints, 20-byte address, call tag
+        assert_eq!(usize::from(enc[1 + 5 + 20]), RegistryCall::COUNT - 1);
+        enc[1 + 5 + 20] = RegistryCall::COUNT as u8;
+        assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
+        enc[0] = Action::COUNT as u8;
+        assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
+    }
+}

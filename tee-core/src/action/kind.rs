@@ -1,0 +1,234 @@
+//! The kind table, and the accessors a policy reads: each action's flat
+//! [`ActionKind`] (its bit in a policy's kind mask), registry, chain,
+//! contract, agent and transaction envelope.
+
+use serde::{Deserialize, Serialize};
+use strum::VariantArray;
+
+use super::types::{Action, Registry, RegistryCall, TxParams};
+use crate::primitives::{Address, U256};
+
+/// The flat list of action kinds a policy allows or refuses, with a stable
+/// number each (its bit in a policy's kind mask).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, VariantArray,
+)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
+pub enum ActionKind {
+    /// EIP-712 `AgentWalletSet`.
+    AgentWalletSet = 0,
+    /// `register()`.
+    Register = 1,
+    /// `register(string)`.
+    RegisterWithUri = 2,
+    /// `register(string,(string,bytes)[])`.
+    RegisterWithMetadata = 3,
+    /// `setAgentURI`.
+    SetAgentUri = 4,
+    /// `setMetadata`.
+    SetMetadata = 5,
+    /// `setAgentWallet`.
+    SetAgentWallet = 6,
+    /// `unsetAgentWallet`.
+    UnsetAgentWallet = 7,
+    /// `giveFeedback`.
+    GiveFeedback = 8,
+    /// `revokeFeedback`.
+    RevokeFeedback = 9,
+    /// `appendResponse`.
+    AppendResponse = 10,
+    /// `validationRequest`.
+    ValidationRequest = 11,
+    /// `validationResponse`.
+    ValidationResponse = 12,
+    /// Generic transaction (blind).
+    GenericTx = 13,
+    /// EIP-191 message (blind).
+    PersonalMessage = 14,
+    /// Pre-hashed EIP-712 (blind).
+    Eip712Prehashed = 15,
+}
+
+impl ActionKind {
+    /// Every kind, in numeric order.
+    /// Every kind, in numeric order (generated from the enum).
+    pub const ALL: &'static [ActionKind] = <ActionKind as VariantArray>::VARIANTS;
+
+    /// Blind kinds: the signer cannot see what they mean.
+    #[must_use]
+    pub const fn is_blind(self) -> bool {
+        matches!(
+            self,
+            ActionKind::GenericTx | ActionKind::PersonalMessage | ActionKind::Eip712Prehashed
+        )
+    }
+
+    /// This kind's bit in a kind mask.
+    #[must_use]
+    pub const fn bit(self) -> u32 {
+        1 << (self as u8)
+    }
+
+    /// The registry a registry-call kind goes to.
+    #[must_use]
+    pub const fn registry(self) -> Option<Registry> {
+        use ActionKind as K;
+        match self {
+            K::Register
+            | K::RegisterWithUri
+            | K::RegisterWithMetadata
+            | K::SetAgentUri
+            | K::SetMetadata
+            | K::SetAgentWallet
+            | K::UnsetAgentWallet => Some(Registry::Identity),
+            K::GiveFeedback | K::RevokeFeedback | K::AppendResponse => Some(Registry::Reputation),
+            K::ValidationRequest | K::ValidationResponse => Some(Registry::Validation),
+            K::AgentWalletSet | K::GenericTx | K::PersonalMessage | K::Eip712Prehashed => None,
+        }
+    }
+
+    /// A short stable name, as in the README's table.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        use ActionKind as K;
+        match self {
+            K::AgentWalletSet => "AgentWalletSet",
+            K::Register => "register()",
+            K::RegisterWithUri => "register(string)",
+            K::RegisterWithMetadata => "register(string,(string,bytes)[])",
+            K::SetAgentUri => "setAgentURI",
+            K::SetMetadata => "setMetadata",
+            K::SetAgentWallet => "setAgentWallet",
+            K::UnsetAgentWallet => "unsetAgentWallet",
+            K::GiveFeedback => "giveFeedback",
+            K::RevokeFeedback => "revokeFeedback",
+            K::AppendResponse => "appendResponse",
+            K::ValidationRequest => "validationRequest",
+            K::ValidationResponse => "validationResponse",
+            K::GenericTx => "generic-tx",
+            K::PersonalMessage => "personal_sign",
+            K::Eip712Prehashed => "eip712-prehashed",
+        }
+    }
+}
+
+impl RegistryCall {
+    /// The flat kind of this call.
+    #[must_use]
+    pub const fn kind(&self) -> ActionKind {
+        match self {
+            RegistryCall::Register => ActionKind::Register,
+            RegistryCall::RegisterWithUri { .. } => ActionKind::RegisterWithUri,
+            RegistryCall::RegisterWithMetadata { .. } => ActionKind::RegisterWithMetadata,
+            RegistryCall::SetAgentUri { .. } => ActionKind::SetAgentUri,
+            RegistryCall::SetMetadata { .. } => ActionKind::SetMetadata,
+            RegistryCall::SetAgentWallet { .. } => ActionKind::SetAgentWallet,
+            RegistryCall::UnsetAgentWallet { .. } => ActionKind::UnsetAgentWallet,
+            RegistryCall::GiveFeedback { .. } => ActionKind::GiveFeedback,
+            RegistryCall::RevokeFeedback { .. } => ActionKind::RevokeFeedback,
+            RegistryCall::AppendResponse { .. } => ActionKind::AppendResponse,
+            RegistryCall::ValidationRequest { .. } => ActionKind::ValidationRequest,
+            RegistryCall::ValidationResponse { .. } => ActionKind::ValidationResponse,
+        }
+    }
+
+    /// The registry this call goes to (from the kind table).
+    #[must_use]
+    pub const fn registry(&self) -> Registry {
+        match self.kind().registry() {
+            Some(r) => r,
+            // Every registry-call kind names its registry in the table.
+            None => Registry::Identity,
+        }
+    }
+
+    /// The agent this call is about, where it names one. `register` creates
+    /// an agent whose id is not known yet; `validationResponse` names a
+    /// request, not an agent.
+    #[must_use]
+    pub const fn agent_id(&self) -> Option<&U256> {
+        match self {
+            RegistryCall::SetAgentUri { agent_id, .. }
+            | RegistryCall::SetMetadata { agent_id, .. }
+            | RegistryCall::SetAgentWallet { agent_id, .. }
+            | RegistryCall::UnsetAgentWallet { agent_id }
+            | RegistryCall::GiveFeedback { agent_id, .. }
+            | RegistryCall::RevokeFeedback { agent_id, .. }
+            | RegistryCall::AppendResponse { agent_id, .. }
+            | RegistryCall::ValidationRequest { agent_id, .. } => Some(agent_id),
+            RegistryCall::Register
+            | RegistryCall::RegisterWithUri { .. }
+            | RegistryCall::RegisterWithMetadata { .. }
+            | RegistryCall::ValidationResponse { .. } => None,
+        }
+    }
+}
+
+impl Action {
+    /// The flat kind, for policy.
+    #[must_use]
+    pub const fn kind(&self) -> ActionKind {
+        match self {
+            Action::AgentWalletSet(_) => ActionKind::AgentWalletSet,
+            Action::RegistryTx(t) => t.call.kind(),
+            Action::GenericTx(_) => ActionKind::GenericTx,
+            Action::PersonalMessage(_) => ActionKind::PersonalMessage,
+            Action::Eip712Prehashed(_) => ActionKind::Eip712Prehashed,
+        }
+    }
+
+    /// The chain the action is bound to; `None` for messages that bind none.
+    #[must_use]
+    pub const fn chain_id(&self) -> Option<u64> {
+        match self {
+            Action::AgentWalletSet(a) => Some(a.chain_id),
+            Action::RegistryTx(t) => Some(t.tx.chain_id),
+            Action::GenericTx(t) => Some(t.tx.chain_id),
+            Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
+        }
+    }
+
+    /// The contract the action is for: the EIP-712 verifying contract or the
+    /// transaction's recipient.
+    #[must_use]
+    pub const fn contract(&self) -> Option<&Address> {
+        match self {
+            Action::AgentWalletSet(a) => Some(&a.identity_registry),
+            Action::RegistryTx(t) => Some(&t.registry),
+            Action::GenericTx(t) => Some(&t.to),
+            Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
+        }
+    }
+
+    /// The agent the action is about, where it names one.
+    #[must_use]
+    pub const fn agent_id(&self) -> Option<&U256> {
+        match self {
+            Action::AgentWalletSet(a) => Some(&a.agent_id),
+            Action::RegistryTx(t) => t.call.agent_id(),
+            Action::GenericTx(_) | Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
+        }
+    }
+
+    /// The transaction envelope, for transaction actions.
+    #[must_use]
+    pub const fn tx_params(&self) -> Option<&TxParams> {
+        match self {
+            Action::RegistryTx(t) => Some(&t.tx),
+            Action::GenericTx(t) => Some(&t.tx),
+            Action::AgentWalletSet(_) | Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => {
+                None
+            }
+        }
+    }
+
+    /// Wei the action transfers (zero for everything but a generic transaction).
+    #[must_use]
+    pub const fn value(&self) -> U256 {
+        match self {
+            Action::GenericTx(t) => t.value,
+            _ => U256::ZERO,
+        }
+    }
+}

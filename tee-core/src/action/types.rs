@@ -1,0 +1,276 @@
+//! The action types: what an ERC-8004 agent signs, field by field.
+//!
+//! Wire stability: postcard encodes an enum variant by its index, so variants
+//! are only ever appended, never reordered or `cfg`-gated.
+
+use heapless::{String, Vec};
+use serde::{Deserialize, Serialize};
+use strum::EnumCount;
+
+use crate::error::{Error, Result};
+use crate::limits::{
+    MAX_CALLDATA_LEN, MAX_MESSAGE_LEN, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_LEN,
+    MAX_METADATA_VALUE_LEN, MAX_TAG_LEN, MAX_URI_LEN, MAX_WALLET_SIGNATURE_LEN,
+};
+use crate::primitives::{Address, B256, U256};
+
+/// A URI field (`agentURI`, `feedbackURI`, ...).
+pub type Uri = String<MAX_URI_LEN>;
+/// A tag field (`tag1`, `tag2`, `tag`).
+pub type Tag = String<MAX_TAG_LEN>;
+
+/// A bounded string from `s`, or [`Error::TooLong`].
+pub fn text<const N: usize>(s: &str) -> Result<String<N>> {
+    String::try_from(s).map_err(|_| Error::TooLong)
+}
+
+/// A bounded byte vector from `b`, or [`Error::TooLong`].
+pub fn bytes<const N: usize>(b: &[u8]) -> Result<Vec<u8, N>> {
+    Vec::from_slice(b).map_err(|_| Error::TooLong)
+}
+
+/// The EIP-1559 fields a transaction action carries besides its call.
+/// Access lists are always empty: no registry call needs one, and a policy
+/// could not reason about them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TxParams {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// Sender's account nonce.
+    pub nonce: u64,
+    /// Priority fee (tip) per gas, in wei.
+    pub max_priority_fee_per_gas: u128,
+    /// Maximum total fee per gas, in wei.
+    pub max_fee_per_gas: u128,
+    /// Gas limit.
+    pub gas_limit: u64,
+}
+
+/// EIP-712 `AgentWalletSet(uint256 agentId,address newWallet,address owner,uint256 deadline)`
+/// in domain `ERC8004IdentityRegistry`, version `1`: the new wallet's consent
+/// to become agent `agent_id`'s wallet (checked by `setAgentWallet`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AgentWalletSet {
+    /// Domain `chainId`.
+    pub chain_id: u64,
+    /// Domain `verifyingContract`: the identity registry.
+    pub identity_registry: Address,
+    /// The agent (ERC-721 token id).
+    pub agent_id: U256,
+    /// The wallet that signs (normally this signer's own address).
+    pub new_wallet: Address,
+    /// The agent's owner at signing time.
+    pub owner: Address,
+    /// Unix time after which the registry rejects the signature. A `uint256`
+    /// on chain; the registry allows at most five minutes ahead, so `u64`.
+    pub deadline: u64,
+}
+
+/// One `(string metadataKey, bytes metadataValue)` entry of `register`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MetadataEntry {
+    /// `metadataKey`.
+    pub key: String<MAX_METADATA_KEY_LEN>,
+    /// `metadataValue`.
+    pub value: Vec<u8, MAX_METADATA_VALUE_LEN>,
+}
+
+/// A call to one of the ERC-8004 registry functions, fields in ABI order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no alloc: actions live inline, bounded by crate::limits"
+)]
+pub enum RegistryCall {
+    /// Identity `register()`.
+    Register,
+    /// Identity `register(string agentURI)`.
+    RegisterWithUri {
+        /// `agentURI`.
+        agent_uri: Uri,
+    },
+    /// Identity `register(string agentURI, (string,bytes)[] metadata)`.
+    RegisterWithMetadata {
+        /// `agentURI`.
+        agent_uri: Uri,
+        /// `metadata`.
+        metadata: Vec<MetadataEntry, MAX_METADATA_ENTRIES>,
+    },
+    /// Identity `setAgentURI(uint256 agentId, string newURI)`.
+    SetAgentUri {
+        /// `agentId`.
+        agent_id: U256,
+        /// `newURI`.
+        new_uri: Uri,
+    },
+    /// Identity `setMetadata(uint256 agentId, string metadataKey, bytes metadataValue)`.
+    SetMetadata {
+        /// `agentId`.
+        agent_id: U256,
+        /// `metadataKey`.
+        key: String<MAX_METADATA_KEY_LEN>,
+        /// `metadataValue`.
+        value: Vec<u8, MAX_METADATA_VALUE_LEN>,
+    },
+    /// Identity `setAgentWallet(uint256 agentId, address newWallet, uint256 deadline, bytes signature)`.
+    SetAgentWallet {
+        /// `agentId`.
+        agent_id: U256,
+        /// `newWallet`.
+        new_wallet: Address,
+        /// `deadline` (see [`AgentWalletSet::deadline`]).
+        deadline: u64,
+        /// The new wallet's `AgentWalletSet` signature.
+        signature: Vec<u8, MAX_WALLET_SIGNATURE_LEN>,
+    },
+    /// Identity `unsetAgentWallet(uint256 agentId)`.
+    UnsetAgentWallet {
+        /// `agentId`.
+        agent_id: U256,
+    },
+    /// Reputation `giveFeedback(uint256,int128,uint8,string,string,string,string,bytes32)`.
+    GiveFeedback {
+        /// `agentId`.
+        agent_id: U256,
+        /// `value`.
+        value: i128,
+        /// `valueDecimals`.
+        value_decimals: u8,
+        /// `tag1`.
+        tag1: Tag,
+        /// `tag2`.
+        tag2: Tag,
+        /// `endpoint`.
+        endpoint: Uri,
+        /// `feedbackURI`.
+        feedback_uri: Uri,
+        /// `feedbackHash`.
+        feedback_hash: B256,
+    },
+    /// Reputation `revokeFeedback(uint256 agentId, uint64 feedbackIndex)`.
+    RevokeFeedback {
+        /// `agentId`.
+        agent_id: U256,
+        /// `feedbackIndex`.
+        feedback_index: u64,
+    },
+    /// Reputation `appendResponse(uint256,address,uint64,string,bytes32)`.
+    AppendResponse {
+        /// `agentId`.
+        agent_id: U256,
+        /// `clientAddress`.
+        client_address: Address,
+        /// `feedbackIndex`.
+        feedback_index: u64,
+        /// `responseURI`.
+        response_uri: Uri,
+        /// `responseHash`.
+        response_hash: B256,
+    },
+    /// Validation `validationRequest(address,uint256,string,bytes32)`.
+    ValidationRequest {
+        /// `validatorAddress`.
+        validator_address: Address,
+        /// `agentId`.
+        agent_id: U256,
+        /// `requestURI`.
+        request_uri: Uri,
+        /// `requestHash`.
+        request_hash: B256,
+    },
+    /// Validation `validationResponse(bytes32,uint8,string,bytes32,string)`.
+    ValidationResponse {
+        /// `requestHash`.
+        request_hash: B256,
+        /// `response` (0..=100 on chain).
+        response: u8,
+        /// `responseURI`.
+        response_uri: Uri,
+        /// `responseHash`.
+        response_hash: B256,
+        /// `tag`.
+        tag: Tag,
+    },
+}
+
+/// An EIP-1559 transaction calling an ERC-8004 registry. Registry functions
+/// are not payable, so the value is always zero.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RegistryTx {
+    /// Envelope fields.
+    pub tx: TxParams,
+    /// The registry contract (`to`).
+    pub registry: Address,
+    /// The function and its arguments.
+    pub call: RegistryCall,
+}
+
+/// A generic EIP-1559 transaction with bounded calldata (blind).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GenericTx {
+    /// Envelope fields.
+    pub tx: TxParams,
+    /// Recipient; contract creation is not supported.
+    pub to: Address,
+    /// Value in wei.
+    pub value: U256,
+    /// Calldata.
+    pub data: Vec<u8, MAX_CALLDATA_LEN>,
+}
+
+/// An EIP-191 `personal_sign` message (version `0x45`), bounded (blind).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PersonalMessage {
+    /// The message bytes, before the EIP-191 prefix.
+    pub message: Vec<u8, MAX_MESSAGE_LEN>,
+}
+
+/// A pre-hashed EIP-712 message: the signer sees only two hashes (blind).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Eip712Prehashed {
+    /// `hashStruct(EIP712Domain)`.
+    pub domain_separator: B256,
+    /// `hashStruct(message)`.
+    pub struct_hash: B256,
+}
+
+/// Everything the signer signs. One action has exactly one encoding
+/// ([`Action::decode`]) and so exactly one digest ([`Action::digest`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "no alloc: actions live inline, bounded by crate::limits"
+)]
+pub enum Action {
+    /// EIP-712 `AgentWalletSet`.
+    AgentWalletSet(AgentWalletSet),
+    /// EIP-1559 transaction to a registry function.
+    RegistryTx(RegistryTx),
+    /// Generic EIP-1559 transaction (blind).
+    GenericTx(GenericTx),
+    /// EIP-191 message (blind).
+    PersonalMessage(PersonalMessage),
+    /// Pre-hashed EIP-712 (blind).
+    Eip712Prehashed(Eip712Prehashed),
+}
+
+/// Which ERC-8004 registry a call goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Registry {
+    /// IdentityRegistry.
+    Identity,
+    /// ReputationRegistry.
+    Reputation,
+    /// ValidationRegistry.
+    Validation,
+}

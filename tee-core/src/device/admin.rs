@@ -1,0 +1,137 @@
+//! Admin authorization, and the commands that change a slot: `GenerateKey`,
+//! `DeriveKey` and `SetPolicy`. Each is authorized (signature by the admin
+//! over this device and command, counter above the last) before anything
+//! changes, burns its counter durably, and is audited either way.
+
+use super::backend::{Backend, CounterId, HighWater};
+use super::dispatch::Handle;
+use super::record::{self, Secret, SlotRecord, StoredKey};
+use super::slot::{LoadedKey, Slot, commit_above};
+use super::{Device, map_backend};
+use crate::codec;
+use crate::limits::MAX_SLOT_RECORD;
+use crate::primitives::keccak256;
+use crate::protocol::{
+    AdminCommand, DeriveKey, DeviceError, GenerateKey, Outcome, Policy, PolicySet,
+    PublicKeyResponse, SetPolicy, admin_digest, admin_payload_hash,
+};
+use crate::signer::SigningKey;
+
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// Verifies an admin command and burns its counter; audits a refusal.
+    fn authorize<C: AdminCommand>(&mut self, cmd: &C, body: &[u8]) -> Result<(), DeviceError> {
+        let payload = admin_payload_hash(body, cmd);
+        let counter = cmd.auth().counter;
+        let digest = admin_digest(&self.config.device_id, C::CODE, counter, &payload);
+        let r = match cmd.auth().signature.recover_address(&digest) {
+            Ok(who) if who == self.config.admin => match self.admin_counter {
+                Some(last) if counter <= last => Err(DeviceError::AdminReplay { last }),
+                last => {
+                    let mark = HighWater { value: counter, digest: payload };
+                    commit_above(&mut self.backend, CounterId::Admin, last, &mark)
+                }
+            },
+            _ => Err(DeviceError::Unauthorized),
+        };
+        match r {
+            Ok(()) => self.admin_counter = Some(counter),
+            Err(e) => self.audit.append(C::CODE, cmd.slot(), counter, payload, Outcome::Refused(e)),
+        }
+        r
+    }
+
+    /// Runs an admin command's change after authorizing it, and audits the
+    /// outcome.
+    fn admin<C: AdminCommand, T>(
+        &mut self,
+        cmd: &C,
+        body: &[u8],
+        change: impl FnOnce(&mut Self) -> Result<T, DeviceError>,
+    ) -> Result<T, DeviceError> {
+        self.authorize(cmd, body)?;
+        let result = change(self);
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Refused(*e),
+        };
+        let payload = admin_payload_hash(body, cmd);
+        self.audit.append(C::CODE, cmd.slot(), cmd.auth().counter, payload, outcome);
+        result
+    }
+
+    /// Stores a new key with a deny-all policy in slot `n`, then installs it;
+    /// the slot keeps its high-water mark.
+    fn install(&mut self, n: u8, stored: StoredKey, key: SigningKey) -> Result<(), DeviceError> {
+        let origin = stored.origin();
+        record::store(
+            &mut self.backend,
+            n,
+            &SlotRecord { key: stored, policy: Policy::default() },
+        )?;
+        let slot = self.slots.get_mut(usize::from(n)).ok_or(DeviceError::NoSuchSlot)?;
+        *slot = Slot {
+            key: Some(LoadedKey { key, origin }),
+            high_water: slot.high_water,
+            ..Slot::default()
+        };
+        Ok(())
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<GenerateKey> for Device<B, SLOTS> {
+    fn run(&mut self, cmd: &GenerateKey, body: &[u8]) -> Result<PublicKeyResponse, DeviceError> {
+        self.slot(cmd.slot)?;
+        self.admin(cmd, body, |d| {
+            let mut secret = Secret([0; 32]);
+            // A uniformly random 32-byte string is a valid scalar except
+            // with probability ~2^-128; a few tries make failure moot.
+            let mut key = None;
+            for _ in 0..4 {
+                d.backend.fill_bytes(&mut secret.0).map_err(|_| DeviceError::Entropy)?;
+                if let Ok(k) = SigningKey::from_bytes(&secret.0) {
+                    key = Some(k);
+                    break;
+                }
+            }
+            let key = key.ok_or(DeviceError::Entropy)?;
+            d.install(cmd.slot, StoredKey::Generated(secret), key)?;
+            d.public_key(cmd.slot)
+        })
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<DeriveKey> for Device<B, SLOTS> {
+    fn run(&mut self, cmd: &DeriveKey, body: &[u8]) -> Result<PublicKeyResponse, DeviceError> {
+        self.slot(cmd.slot)?;
+        self.admin(cmd, body, |d| {
+            let secret = d.backend.derive_key(&cmd.path).map_err(map_backend)?;
+            let key = SigningKey::from_bytes(&secret).map_err(|_| DeviceError::Backend)?;
+            d.install(cmd.slot, StoredKey::Derived(cmd.path.clone()), key)?;
+            d.public_key(cmd.slot)
+        })
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<SetPolicy> for Device<B, SLOTS> {
+    fn run(&mut self, cmd: &SetPolicy, body: &[u8]) -> Result<PolicySet, DeviceError> {
+        if self.slot(cmd.slot)?.key.is_none() {
+            return Err(DeviceError::SlotEmpty);
+        }
+        self.admin(cmd, body, |d| {
+            let loaded = d
+                .slots
+                .get(usize::from(cmd.slot))
+                .and_then(|s| s.key.as_ref())
+                .ok_or(DeviceError::SlotEmpty)?;
+            let record = SlotRecord { key: StoredKey::of(loaded), policy: cmd.policy.clone() };
+            record::store(&mut d.backend, cmd.slot, &record)?;
+            if let Some(slot) = d.slots.get_mut(usize::from(cmd.slot)) {
+                slot.policy = cmd.policy.clone();
+                slot.window = Default::default();
+            }
+            let mut buf = [0u8; MAX_SLOT_RECORD];
+            let enc = codec::encode(&cmd.policy, &mut buf).map_err(|_| DeviceError::Storage)?;
+            Ok(PolicySet { slot: cmd.slot, policy_hash: keccak256(enc) })
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! What a device needs from the world it runs in: small traits a board or
+//! a host implements. Each operation either succeeds or fails coarsely
+//! ([`BackendError`]); the device turns failures into typed responses and
+//! never forwards backend detail to a client.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::primitives::B256;
+use crate::protocol::BackendKind;
+
+/// A backend operation failed. Deliberately coarse: the device maps it to a
+/// typed response and never forwards backend detail to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BackendError {
+    /// The backend does not offer this.
+    Unsupported,
+    /// It tried and failed (I/O, power, hardware).
+    Failed,
+}
+
+/// Randomness for key generation.
+pub trait Rng {
+    /// Fills `buf` with cryptographically secure random bytes.
+    fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError>;
+}
+
+/// Wall-clock time, for deadlines and rate limits.
+pub trait Clock {
+    /// Unix time in seconds, or `None` where the device has no trusted clock.
+    fn now(&mut self) -> Option<u64>;
+}
+
+/// Durable storage of slot records, and the backend's key derivation.
+pub trait KeyStore {
+    /// Reads slot `slot`'s record into `buf`; `Ok(None)` if the slot is empty.
+    fn load_slot(&mut self, slot: u8, buf: &mut [u8]) -> Result<Option<usize>, BackendError>;
+    /// Replaces slot `slot`'s record; returns only once it is durable, and a
+    /// crash leaves either the old or the new record.
+    fn store_slot(&mut self, slot: u8, record: &[u8]) -> Result<(), BackendError>;
+    /// The backend's key for `path` (dstack `GetKey`); `Unsupported` where
+    /// there is no key derivation.
+    fn derive_key(&mut self, path: &str) -> Result<Zeroizing<[u8; 32]>, BackendError>;
+}
+
+/// Which durable counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CounterId {
+    /// A slot's anti-replay high-water mark.
+    Slot(u8),
+    /// The last admin counter used.
+    Admin,
+}
+
+/// A durable counter value with what it was committed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HighWater {
+    /// The sequence (or admin counter).
+    pub value: u64,
+    /// For a slot, [`super::retry_commitment`] of the signer and the action
+    /// digest; for the admin counter, the command's payload hash.
+    pub digest: B256,
+}
+
+/// Durable, monotonic counters.
+pub trait CounterStore {
+    /// The last committed value, if any.
+    fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError>;
+    /// Commits a new value; returns only once it is durable, and a crash
+    /// leaves either the old or the new value. The device commits only
+    /// values above the current one (it checks that itself, for every
+    /// backend), so a store need not read before it writes.
+    fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError>;
+}
+
+/// Which evidence a backend is asked for ([`QuoteSource::evidence`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum EvidenceRef<'a> {
+    /// The event log of the last quote.
+    EventLog,
+    /// The signature chain of the key derived at this path.
+    KeyChain(&'a str),
+}
+
+/// TDX quotes (or none).
+pub trait QuoteSource {
+    /// A quote over `report_data`, borrowed from the backend;
+    /// `Unsupported` where there is no TEE.
+    fn quote(&mut self, report_data: &[u8; 64]) -> Result<&[u8], BackendError>;
+
+    /// The whole of a piece of evidence, serialized as the backend keeps it
+    /// (the device pages it out); `Unsupported` where there is none.
+    fn evidence(&mut self, which: EvidenceRef<'_>) -> Result<&[u8], BackendError> {
+        let _ = which;
+        Err(BackendError::Unsupported)
+    }
+}
+
+/// Everything a device needs from the world it runs in.
+pub trait Backend: Rng + Clock + KeyStore + CounterStore + QuoteSource {
+    /// What `DeviceInfo` reports.
+    fn kind(&self) -> BackendKind;
+    /// [`crate::protocol::capability`] bits.
+    fn capabilities(&self) -> u32;
+}

@@ -1,0 +1,81 @@
+//! Frames in, one handler per command, frames out.
+//!
+//! The dispatch is generated from the command table
+//! ([`crate::for_each_command!`]), so a command in the table without a
+//! handler does not build. Each command runs in its own (not inlined)
+//! function, so only the running command's frame is on the stack: on a
+//! microcontroller the sum of all of them would not fit.
+
+use serde::Serialize;
+
+use super::Device;
+use super::backend::Backend;
+use crate::frame::{self, FrameError, Header};
+use crate::protocol::{Command, DeviceError, PROTOCOL_VERSION};
+
+/// How the device answers command `C`: the decoded request and its body
+/// (admin signatures cover the body's bytes) in, the response out.
+pub(super) trait Handle<C: Command> {
+    fn run(&mut self, cmd: &C, body: &[u8]) -> Result<C::Response<'_>, DeviceError>;
+}
+
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// Handles one received frame (or the reason it could not be read) and
+    /// writes the response frame into `out`. Returns the response length; 0
+    /// only if `out` cannot hold even an error response.
+    pub fn handle(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> usize {
+        let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
+        let payload = match frame {
+            Ok(p) => p,
+            Err(e) => return respond::<()>(&unknown, Err(DeviceError::Frame(e)), out),
+        };
+        let Ok((request, body)) = Header::split(payload) else {
+            return respond::<()>(&unknown, Err(DeviceError::Frame(FrameError::TooShort)), out);
+        };
+        let h = Header { version: PROTOCOL_VERSION, ..request };
+        if request.version != PROTOCOL_VERSION {
+            let e = DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION };
+            return respond::<()>(&h, Err(e), out);
+        }
+        self.dispatch(&h, body, out)
+    }
+
+    /// Decodes command `C`, runs its handler and encodes the response.
+    #[inline(never)]
+    fn on<C: Command>(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize
+    where
+        Self: Handle<C>,
+    {
+        match C::decode(body) {
+            Ok(cmd) => {
+                let r = <Self as Handle<C>>::run(self, &cmd, body);
+                respond(h, r, out)
+            }
+            Err(e) => respond::<()>(h, Err(DeviceError::Malformed(e)), out),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($($c:path),* $(,)?) => {
+        impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+            fn dispatch(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+                match h.command {
+                    $(<$c as Command>::CODE => self.on::<$c>(h, body, out),)*
+                    _ => respond::<()>(h, Err(DeviceError::UnknownCommand), out),
+                }
+            }
+        }
+    };
+}
+crate::for_each_command!(dispatch);
+
+/// Encodes a response frame; falls back to a `ResponseTooLarge` error when
+/// `out` is too small for the response itself.
+fn respond<T: Serialize>(h: &Header, r: Result<T, DeviceError>, out: &mut [u8]) -> usize {
+    if let Ok(f) = frame::encode(h, &r, out) {
+        return f.len();
+    }
+    let e: Result<(), DeviceError> = Err(DeviceError::ResponseTooLarge);
+    frame::encode(h, &e, out).map_or(0, |f| f.len())
+}

@@ -1,0 +1,156 @@
+//! The sans-IO signing device: key slots, per-slot policy, anti-replay and
+//! an audit log, behind [`Device::handle`], which takes a request frame and
+//! writes a response frame. It touches no I/O: the outside world is the small
+//! traits re-exported here, which a [`Backend`] implements.
+//!
+//! Anti-replay: each slot has a high-water mark: a sequence and a commitment
+//! to the signing key's address and the action digest signed at it. A `Sign`
+//! at or below the mark is refused, except an exact retry (same sequence,
+//! same action, same key), which RFC 6979 answers with the same signature.
+//! The key is in the commitment because an admin may put a new key into a
+//! slot: the mark stays, and a retry must not be re-signed by the new key.
+//! The new mark is committed through [`CounterStore::commit_counter`] before
+//! the signature is computed, so whatever crashes where, no two different
+//! signatures exist for one (slot, sequence).
+//!
+//! One concern per file: `backend` (the traits), `record` (a slot as
+//! stored), `slot` (a slot's state, anti-replay and `Sign`), `admin` (admin
+//! authorization and the commands that change slots), `attest` (quotes and
+//! evidence), `audit` (the hash-chained ring), `query` (read-only commands)
+//! and `dispatch` (frames in, one handler per command, frames out).
+
+mod backend;
+
+mod admin;
+mod attest;
+mod audit;
+mod dispatch;
+mod query;
+mod record;
+mod slot;
+
+pub use audit::audit_chain_hash;
+pub use backend::{
+    Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater, KeyStore,
+    QuoteSource, Rng,
+};
+pub use slot::retry_commitment;
+
+use crate::limits::NUM_SLOTS;
+use crate::primitives::{Address, B256};
+use crate::protocol::{DeviceError, Outcome};
+use audit::AuditLog;
+use slot::Slot;
+
+/// Provisioning facts a device is opened with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The device's identity (bound into admin signatures).
+    pub device_id: B256,
+    /// The address whose EIP-712 signatures authorize admin commands.
+    pub admin: Address,
+}
+
+/// The device. See the module documentation.
+///
+/// `SLOTS` is how many key slots it has, at most [`NUM_SLOTS`] (the
+/// default); a microcontroller may offer fewer to save RAM (a slot is about
+/// 800 bytes). `DeviceInfo` reports the number.
+pub struct Device<B: Backend, const SLOTS: usize = NUM_SLOTS> {
+    backend: B,
+    config: DeviceConfig,
+    slots: [Slot; SLOTS],
+    admin_counter: Option<u64>,
+    audit: AuditLog,
+}
+
+impl<B: Backend, const SLOTS: usize> core::fmt::Debug for Device<B, SLOTS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Device")
+            .field("config", &self.config)
+            .field("kind", &self.backend.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A backend failure as a client sees it.
+fn map_backend(e: BackendError) -> DeviceError {
+    match e {
+        BackendError::Unsupported => DeviceError::Unsupported,
+        BackendError::Failed => DeviceError::Backend,
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// Opens a device over `backend`'s durable state: [`Device::new`] then
+    /// [`Device::load`]. Fails closed: a slot record or counter that cannot
+    /// be read is [`DeviceError::Storage`], since anti-replay cannot be
+    /// promised without it.
+    pub fn open(backend: B, config: DeviceConfig) -> Result<Self, DeviceError> {
+        let mut device = Device::new(backend, config);
+        device.load()?;
+        Ok(device)
+    }
+
+    /// A device with every slot empty and nothing loaded yet. Infallible, so
+    /// a caller can build the (several KiB) device in place and then
+    /// [`Device::load`] it, where RAM is scarce.
+    #[inline(never)]
+    pub fn new(backend: B, config: DeviceConfig) -> Self {
+        const { assert!(SLOTS >= 1 && SLOTS <= NUM_SLOTS, "1 to NUM_SLOTS slots") };
+        Device {
+            backend,
+            config,
+            slots: core::array::from_fn(|_| Slot::default()),
+            admin_counter: None,
+            audit: AuditLog::new(),
+        }
+    }
+
+    /// Loads the slots and counters from the backend's durable state, and
+    /// starts the audit log with a boot entry. Fails closed (see
+    /// [`Device::open`]); on failure the device must not be used. Not
+    /// inlined: on a microcontroller its temporaries (a slot record being
+    /// decoded) must not stay in the caller's frame.
+    #[inline(never)]
+    pub fn load(&mut self) -> Result<(), DeviceError> {
+        let Device { backend, slots, .. } = self;
+        for (n, slot) in (0u8..).zip(slots.iter_mut()) {
+            *slot = Slot::default();
+            slot.high_water =
+                backend.load_counter(CounterId::Slot(n)).map_err(|_| DeviceError::Storage)?;
+            if let Some((key, policy)) = record::load(backend, n)? {
+                slot.key = Some(key);
+                slot.policy = policy;
+            }
+        }
+        self.admin_counter = self
+            .backend
+            .load_counter(CounterId::Admin)
+            .map_err(|_| DeviceError::Storage)?
+            .map(|h| h.value);
+        self.audit = AuditLog::new();
+        self.audit.append(0, 0, 0, self.config.device_id, Outcome::Ok);
+        Ok(())
+    }
+
+    /// The backend (for the adapter that owns the device).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably.
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Closes the device, returning its backend (what survives a restart
+    /// is whatever the backend made durable).
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
+    fn slot(&self, n: u8) -> Result<&Slot, DeviceError> {
+        self.slots.get(usize::from(n)).ok_or(DeviceError::NoSuchSlot)
+    }
+}

@@ -1,0 +1,139 @@
+//! A slot's state and the anti-replay rule (see the module documentation of
+//! [`crate::device`]), and `Sign`, the command they exist for.
+
+use sha3::{Digest, Keccak256};
+
+use super::Device;
+use super::backend::{Backend, CounterId, CounterStore, HighWater};
+use super::dispatch::Handle;
+use crate::policy::RateWindow;
+use crate::primitives::{Address, B256};
+use crate::protocol::{Command, DeviceError, KeyOrigin, Outcome, Policy, Sign, SignResponse};
+use crate::signer::SigningKey;
+
+/// A slot's key, ready to sign.
+pub(super) struct LoadedKey {
+    pub(super) key: SigningKey,
+    pub(super) origin: KeyOrigin,
+}
+
+/// A slot: its key, its policy, its high-water mark and its rate window.
+#[derive(Default)]
+pub(super) struct Slot {
+    pub(super) key: Option<LoadedKey>,
+    pub(super) policy: Policy,
+    pub(super) high_water: Option<HighWater>,
+    pub(super) window: RateWindow,
+}
+
+/// What a slot's high-water mark commits to: `keccak256(address ‖ digest)`.
+#[must_use]
+pub fn retry_commitment(signer: &Address, digest: &B256) -> B256 {
+    let mut h = Keccak256::new();
+    h.update(signer.0);
+    h.update(digest.0);
+    B256(h.finalize().into())
+}
+
+/// Commits `mark` as counter `id`, whose last value is `last`: the one
+/// place a durable counter moves, for every backend. A value at or below
+/// the last is refused before it reaches the store, so no backend can be
+/// made to move a counter back.
+pub(super) fn commit_above<S: CounterStore>(
+    store: &mut S,
+    id: CounterId,
+    last: Option<u64>,
+    mark: &HighWater,
+) -> Result<(), DeviceError> {
+    if last.is_some_and(|last| mark.value <= last) {
+        return Err(DeviceError::Storage);
+    }
+    store.commit_counter(id, mark).map_err(|_| DeviceError::Storage)
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<Sign> for Device<B, SLOTS> {
+    #[inline(never)]
+    fn run(&mut self, req: &Sign, _: &[u8]) -> Result<SignResponse, DeviceError> {
+        let digest = req.action.digest();
+        let result = self.sign(req, &digest);
+        let outcome = match &result {
+            Ok((_, true)) => Outcome::Retry,
+            Ok((_, false)) => Outcome::Ok,
+            Err(e) => Outcome::Refused(*e),
+        };
+        self.audit.append(Sign::CODE, req.slot, req.sequence, digest, outcome);
+        result.map(|(r, _)| r)
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// Returns the response and whether it was an exact retry.
+    fn sign(&mut self, req: &Sign, digest: &B256) -> Result<(SignResponse, bool), DeviceError> {
+        let now = self.backend.now();
+        let Device { slots, backend, .. } = self;
+        let slot = slots.get_mut(usize::from(req.slot)).ok_or(DeviceError::NoSuchSlot)?;
+        let loaded = slot.key.as_ref().ok_or(DeviceError::SlotEmpty)?;
+        let respond = |key: &SigningKey| -> Result<SignResponse, DeviceError> {
+            let signature = key.sign_digest(digest).map_err(|_| DeviceError::SigningFailed)?;
+            Ok(SignResponse { signature, digest: *digest, sequence: req.sequence })
+        };
+        let address = loaded.key.address();
+        let commitment = retry_commitment(&address, digest);
+        if let Some(hw) = slot.high_water {
+            if req.sequence == hw.value && hw.digest == commitment {
+                // The exact action this key already signed at this sequence:
+                // the signature is deterministic, so this releases nothing new.
+                return Ok((respond(&loaded.key)?, true));
+            }
+            if req.sequence <= hw.value {
+                return Err(DeviceError::Replay { high_water: hw.value });
+            }
+        }
+        slot.policy
+            .admit(&mut slot.window, &req.action, &address, now)
+            .map_err(DeviceError::Denied)?;
+        let mark = HighWater { value: req.sequence, digest: commitment };
+        let last = slot.high_water.map(|h| h.value);
+        commit_above(backend, CounterId::Slot(req.slot), last, &mark)?;
+        slot.high_water = Some(mark);
+        Ok((respond(&loaded.key)?, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::backend::BackendError;
+
+    /// A counter store that keeps what it is given, whatever it is.
+    struct Naive(Option<HighWater>);
+
+    impl CounterStore for Naive {
+        fn load_counter(&mut self, _: CounterId) -> Result<Option<HighWater>, BackendError> {
+            Ok(self.0)
+        }
+        fn commit_counter(&mut self, _: CounterId, v: &HighWater) -> Result<(), BackendError> {
+            self.0 = Some(*v);
+            Ok(())
+        }
+    }
+
+    fn hw(value: u64) -> HighWater {
+        HighWater { value, digest: B256([value as u8; 32]) }
+    }
+
+    /// The device, not each store, keeps counters from moving back: a
+    /// store that would take anything never sees a value at or below the
+    /// last one.
+    #[test]
+    fn counters_never_move_back_whatever_the_store() {
+        let mut s = Naive(None);
+        let id = CounterId::Slot(2);
+        commit_above(&mut s, id, None, &hw(10)).unwrap();
+        assert_eq!(commit_above(&mut s, id, Some(10), &hw(9)), Err(DeviceError::Storage));
+        assert_eq!(commit_above(&mut s, id, Some(10), &hw(10)), Err(DeviceError::Storage));
+        assert_eq!(s.0, Some(hw(10)));
+        commit_above(&mut s, id, Some(10), &hw(11)).unwrap();
+        assert_eq!(s.0, Some(hw(11)));
+    }
+}
