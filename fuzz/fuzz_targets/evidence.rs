@@ -13,11 +13,11 @@ use std::sync::LazyLock;
 
 use dcap_qvl::QuoteCollateralV3;
 use libfuzzer_sys::fuzz_target;
+use tee_core::primitives::FixedBytes;
 use tee_core::{Address, B256};
-use tee_std::eventlog;
-use tee_std::hexser::HexBytes;
+use tee_std::attest::eventlog;
+use tee_std::attest::{Check, Evidence, Expected, Policy, Status, Verifier};
 use tee_std::sim::SAMPLE_QUOTE;
-use tee_std::verify::{Check, Evidence, Expected, Policy, Status, Verifier};
 
 /// Header (48) ‖ TD report (584) ‖ signature length (4) ‖ ECDSA signature
 /// (64) ‖ attestation key (64): what the quote's own signature covers or is.
@@ -31,8 +31,8 @@ static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
     Verifier {
         policy: Policy {
             // Ask for what the event log carries, so its checks run.
-            compose_hash: Some(vec![HexBytes([0; 32])]),
-            app_id: Some(vec![HexBytes([0; 20])]),
+            compose_hash: Some(vec![tee_core::B256([0; 32])]),
+            app_id: Some(vec![FixedBytes([0; 20])]),
             ..Policy::default()
         },
         collateral: Some(collateral),

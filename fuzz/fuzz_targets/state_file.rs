@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use tee_core::device::{CounterId, HighWater};
-use tee_std::store::FileStore;
+use tee_std::service::store::FileStore;
 use zeroize::Zeroizing;
 
 static DIR: LazyLock<PathBuf> = LazyLock::new(|| {

@@ -20,6 +20,7 @@ pub mod device;
 pub mod eip712;
 pub mod error;
 pub mod frame;
+pub mod hex;
 pub mod limits;
 pub mod policy;
 pub mod primitives;

@@ -5,7 +5,6 @@
 
 use core::fmt;
 
-use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
 
 /// The one CRC-32 of the project: the common IEEE one (`CRC_32_ISO_HDLC`:
@@ -20,8 +19,9 @@ pub fn keccak256(data: &[u8]) -> B256 {
     B256(Keccak256::digest(data).into())
 }
 
-/// A 20-byte Ethereum address. `Display` gives the EIP-55 checksummed form.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+/// A 20-byte Ethereum address. `Display` gives the EIP-55 checksummed form
+/// (and so does JSON, [`crate::hex`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Address(pub [u8; 20]);
 
@@ -78,7 +78,7 @@ impl From<[u8; 20]> for Address {
 }
 
 /// A 32-byte value: digests, hashes, `bytes32` arguments.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct B256(pub [u8; 32]);
 
@@ -107,7 +107,7 @@ impl From<[u8; 32]> for B256 {
 
 /// An unsigned 256-bit integer, big-endian. Byte order equals numeric order,
 /// so the derived `Ord` is numeric.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct U256(pub [u8; 32]);
 
@@ -148,6 +148,30 @@ impl U256 {
             return None;
         }
         Some(u128::from_be_bytes(low.try_into().ok()?))
+    }
+
+    /// From decimal digits (no sign, no separators); `None` if empty, not
+    /// decimal, or above 2^256 - 1.
+    #[must_use]
+    pub fn from_decimal(digits: &str) -> Option<U256> {
+        if digits.is_empty() {
+            return None;
+        }
+        let mut n = [0u8; 32];
+        for c in digits.bytes() {
+            let d = c.checked_sub(b'0').filter(|d| *d < 10)?;
+            // n = n * 10 + d, byte by byte from the least significant.
+            let mut carry = u16::from(d);
+            for b in n.iter_mut().rev() {
+                let v = u16::from(*b) * 10 + carry;
+                *b = (v & 0xff) as u8;
+                carry = v >> 8;
+            }
+            if carry != 0 {
+                return None;
+            }
+        }
+        Some(U256(n))
     }
 
     /// Whether the value is zero.
@@ -229,6 +253,30 @@ impl From<u64> for U256 {
 impl From<u128> for U256 {
     fn from(v: u128) -> Self {
         U256::from_u128(v)
+    }
+}
+
+/// `N` bytes of any length (serde's own arrays stop at 32): on the wire
+/// exactly `N` bytes, no length prefix; in JSON `0x`-hex ([`crate::hex`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FixedBytes<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> fmt::Debug for FixedBytes<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Hex(&self.0), f)
+    }
+}
+
+impl<const N: usize> fmt::Display for FixedBytes<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Hex(&self.0), f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const N: usize> defmt::Format for FixedBytes<N> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=[u8]:x}", self.0.as_slice())
     }
 }
 

@@ -89,19 +89,18 @@ impl PublicKey {
     /// SEC1 compressed form.
     #[must_use]
     pub fn to_compressed(&self) -> [u8; 33] {
-        let mut out = [0u8; 33];
-        let p = self.0.to_sec1_point(true);
-        if let Some(dst) = out.get_mut(..p.as_bytes().len()) {
-            dst.copy_from_slice(p.as_bytes());
-        }
-        out
+        self.sec1(true)
     }
 
     /// SEC1 uncompressed form (`04 ‖ x ‖ y`).
     #[must_use]
     pub fn to_uncompressed(&self) -> [u8; 65] {
-        let mut out = [0u8; 65];
-        let p = self.0.to_sec1_point(false);
+        self.sec1(false)
+    }
+
+    fn sec1<const N: usize>(&self, compress: bool) -> [u8; N] {
+        let mut out = [0u8; N];
+        let p = self.0.to_sec1_point(compress);
         if let Some(dst) = out.get_mut(..p.as_bytes().len()) {
             dst.copy_from_slice(p.as_bytes());
         }
@@ -126,7 +125,7 @@ impl fmt::Debug for PublicKey {
 }
 
 /// An Ethereum ECDSA signature: `r`, `s` (low) and the parity of `R.y`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Signature {
     /// `r`, big-endian.

@@ -1,68 +1,20 @@
-//! The device through real frames: every command, every error path, every
-//! policy rule (allowed and refused), admin authorization, anti-replay,
-//! the audit log, and persistence across restarts.
+//! The device through real frames: every command, every error path, admin
+//! authorization, anti-replay, the audit log, and persistence across
+//! restarts (the policy rules are in `policy.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use tee_core::action::{AgentWalletSet, RegistryCall};
+use tee_core::action::RegistryCall;
 use tee_core::binding::{self, Purpose};
 use tee_core::client::decode_response;
-use tee_core::device::{CounterId, Device, audit_chain_hash};
+use tee_core::device::{CounterId, audit_chain_hash};
 use tee_core::frame::{self, FrameError, Header};
 use tee_core::protocol::*;
-use tee_core::{Action, ActionKind, Address, B256, Error, SigningKey, U256, codec};
+use tee_core::{Action, ActionKind, B256, Error, SigningKey, codec};
 use tee_testkit::sample;
 use tee_testkit::{DEVICE_ID, MemBackend, Pair};
 
-const NOW: u64 = 1_767_225_000;
-
-fn open(backend: MemBackend) -> Pair<MemBackend> {
-    Pair::new(Device::open(backend, tee_testkit::config()).unwrap())
-}
-
-/// A policy allowing every sample action (blind kinds included).
-fn permissive() -> Policy {
-    let mut kinds = KindSet::NONE;
-    for &k in ActionKind::ALL {
-        kinds = kinds.with(k);
-    }
-    Policy {
-        kinds,
-        chains: Allow::Any,
-        contracts: Allow::Any,
-        agents: Allow::Any,
-        max_value: U256([0xff; 32]),
-        max_gas_limit: u64::MAX,
-        max_fee_per_gas: u128::MAX,
-        max_deadline_ahead_secs: 300,
-        rate_limit: None,
-    }
-}
-
-/// A device with a generated key in slot 0 under `policy`.
-fn ready(policy: Policy) -> (Pair<MemBackend>, Address) {
-    let mut p = open(MemBackend::new(1));
-    let pk = p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
-    p.admin(SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED }).unwrap();
-    (p, pk.address)
-}
-
-/// The sample AgentWalletSet, made valid for `wallet` at NOW.
-fn wallet_set(wallet: Address) -> Action {
-    let Action::AgentWalletSet(mut w) = sample::action(ActionKind::AgentWalletSet) else {
-        unreachable!()
-    };
-    w.new_wallet = wallet;
-    w.deadline = NOW + 120;
-    Action::AgentWalletSet(w)
-}
-
-fn sign(
-    p: &mut Pair<MemBackend>,
-    sequence: u64,
-    action: Action,
-) -> Result<SignResponse, DeviceError> {
-    p.call(&Sign { slot: 0, sequence, action })
-}
+mod common;
+use common::*;
 
 #[test]
 fn device_info_and_echo() {
@@ -343,171 +295,6 @@ fn anti_replay() {
     p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(sign(&mut p, 1000, b), Err(DeviceError::Replay { high_water: 1000 }));
-}
-
-#[test]
-fn policy_rules_each_allowed_and_refused() {
-    use PolicyViolation as V;
-    let base = || Policy {
-        kinds: KindSet::typed(),
-        chains: Allow::Only(tee_core::heapless::Vec::from_slice(&[sample::CHAIN_ID]).unwrap()),
-        contracts: Allow::Only(
-            tee_core::heapless::Vec::from_slice(&[
-                sample::IDENTITY_REGISTRY,
-                sample::REPUTATION_REGISTRY,
-                sample::VALIDATION_REGISTRY,
-            ])
-            .unwrap(),
-        ),
-        agents: Allow::Only(
-            tee_core::heapless::Vec::from_slice(&[U256::from_u64(sample::AGENT_ID)]).unwrap(),
-        ),
-        max_value: U256::ZERO,
-        max_gas_limit: 300_000,
-        max_fee_per_gas: 3_000_000_000,
-        max_deadline_ahead_secs: 300,
-        rate_limit: None,
-    };
-    let mut seq = 0;
-    let mut check = |policy: Policy, action: Action, expect: Result<(), V>| {
-        let (mut p, _) = ready(policy);
-        seq += 1;
-        let got = sign(&mut p, seq, action.clone()).map(|_| ()).map_err(|e| match e {
-            DeviceError::Denied(v) => v,
-            other => panic!("{other:?}"),
-        });
-        assert_eq!(got, expect, "{action}");
-    };
-    let set_uri = sample::action(ActionKind::SetAgentUri);
-    check(base(), set_uri.clone(), Ok(()));
-
-    // Kinds: blind kinds need naming even when every typed kind is allowed.
-    for blind in [ActionKind::GenericTx, ActionKind::PersonalMessage, ActionKind::Eip712Prehashed] {
-        check(base(), sample::action(blind), Err(V::KindNotAllowed));
-        let mut p = base();
-        p.kinds = p.kinds.with(blind);
-        p.contracts = Allow::Any;
-        p.max_value = U256([0xff; 32]);
-        check(p, sample::action(blind), Ok(()));
-    }
-    let mut p = base();
-    p.kinds = KindSet::NONE.with(ActionKind::GiveFeedback);
-    check(p, set_uri.clone(), Err(V::KindNotAllowed));
-
-    // Chains.
-    let other_chain = |a: &Action| {
-        let Action::RegistryTx(mut t) = a.clone() else { unreachable!() };
-        t.tx.chain_id = 1;
-        Action::RegistryTx(t)
-    };
-    check(base(), other_chain(&set_uri), Err(V::ChainNotAllowed));
-    let mut p = base();
-    p.chains = Allow::Any;
-    check(p, other_chain(&set_uri), Ok(()));
-
-    // Contracts.
-    let mut to_other = set_uri.clone();
-    if let Action::RegistryTx(t) = &mut to_other {
-        t.registry = Address([0x42; 20]);
-    }
-    check(base(), to_other.clone(), Err(V::ContractNotAllowed));
-    let mut p = base();
-    p.contracts = Allow::Any;
-    check(p, to_other, Ok(()));
-
-    // Agents.
-    let mut other_agent = set_uri.clone();
-    if let Action::RegistryTx(t) = &mut other_agent
-        && let RegistryCall::SetAgentUri { agent_id, .. } = &mut t.call
-    {
-        *agent_id = U256::from_u64(43);
-    }
-    check(base(), other_agent.clone(), Err(V::AgentNotAllowed));
-    let mut p = base();
-    p.agents = Allow::Any;
-    check(p, other_agent, Ok(()));
-    // register() names no agent: the agent list does not apply.
-    check(base(), sample::action(ActionKind::Register), Ok(()));
-
-    // Value, gas, fee.
-    let mut generic = base();
-    generic.kinds = generic.kinds.with(ActionKind::GenericTx);
-    generic.contracts = Allow::Any;
-    check(generic.clone(), sample::action(ActionKind::GenericTx), Err(V::ValueTooHigh));
-    generic.max_value = sample::action(ActionKind::GenericTx).value();
-    check(generic, sample::action(ActionKind::GenericTx), Ok(()));
-    let mut p = base();
-    p.max_gas_limit = 249_999;
-    check(p, set_uri.clone(), Err(V::GasLimitTooHigh));
-    let mut p = base();
-    p.max_gas_limit = 250_000;
-    check(p, set_uri.clone(), Ok(()));
-    let mut p = base();
-    p.max_fee_per_gas = 1_999_999_999;
-    check(p, set_uri.clone(), Err(V::FeeTooHigh));
-
-    // AgentWalletSet: wallet must be the signer, deadline inside the window.
-    let (mut p, me) = ready(base());
-    assert!(sign(&mut p, 1, wallet_set(me)).is_ok());
-    let mut stranger = wallet_set(me);
-    if let Action::AgentWalletSet(AgentWalletSet { new_wallet, .. }) = &mut stranger {
-        *new_wallet = Address([0x42; 20]);
-    }
-    assert_eq!(sign(&mut p, 2, stranger), Err(DeviceError::Denied(V::WalletIsNotSigner)));
-    let with_deadline = |d: u64| {
-        let mut a = wallet_set(me);
-        if let Action::AgentWalletSet(w) = &mut a {
-            w.deadline = d;
-        }
-        a
-    };
-    assert_eq!(
-        sign(&mut p, 3, with_deadline(NOW - 1)),
-        Err(DeviceError::Denied(V::DeadlineExpired))
-    );
-    assert_eq!(
-        sign(&mut p, 4, with_deadline(NOW + 301)),
-        Err(DeviceError::Denied(V::DeadlineTooFar))
-    );
-    assert!(sign(&mut p, 5, with_deadline(NOW + 300)).is_ok());
-    assert!(sign(&mut p, 6, with_deadline(NOW)).is_ok());
-    // setAgentWallet transactions carry a deadline too.
-    assert_eq!(
-        sign(&mut p, 7, sample::action(ActionKind::SetAgentWallet)),
-        Err(DeviceError::Denied(V::DeadlineTooFar))
-    );
-    // Without a clock, deadline rules refuse.
-    let mut backend = MemBackend::new(1);
-    backend.now = None;
-    let mut p = open(backend);
-    let pk = p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
-    p.admin(SetPolicy { slot: 0, policy: base(), auth: AdminAuth::UNSIGNED }).unwrap();
-    assert_eq!(sign(&mut p, 1, wallet_set(pk.address)), Err(DeviceError::Denied(V::NoClock)));
-}
-
-#[test]
-fn rate_limit() {
-    let mut policy = permissive();
-    policy.rate_limit = Some(RateLimit { max: 2, window_secs: 60 });
-    let (mut p, _) = ready(policy);
-    let a = |n: u8| {
-        let Action::RegistryTx(mut t) = sample::action(ActionKind::RevokeFeedback) else {
-            unreachable!()
-        };
-        t.tx.nonce = u64::from(n);
-        Action::RegistryTx(t)
-    };
-    assert!(sign(&mut p, 1, a(1)).is_ok());
-    assert!(sign(&mut p, 2, a(2)).is_ok());
-    assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::RateLimited)));
-    // A refused request does not burn its sequence.
-    p.device.backend_mut().now = Some(NOW + 59);
-    assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::RateLimited)));
-    p.device.backend_mut().now = Some(NOW + 60);
-    assert!(sign(&mut p, 3, a(3)).is_ok());
-    // Exact retries do not count against the limit.
-    assert!(sign(&mut p, 3, a(3)).is_ok());
-    assert!(sign(&mut p, 4, a(4)).is_ok());
 }
 
 #[test]

@@ -26,11 +26,11 @@ use tee_core::protocol::{
     AdminAuth, BackendKind, GenerateKey, GetPublicKey, MAX_REQUEST_FRAME, MAX_REQUEST_WIRE,
     MAX_RESPONSE_WIRE, SetPolicy, Sign,
 };
-use tee_std::backend::HostBackend;
 use tee_std::client::Client;
-use tee_std::endpoint::{Endpoint, connect};
-use tee_std::server::{Limits, serve};
-use tee_std::store::FileStore;
+use tee_std::service::backend::HostBackend;
+use tee_std::service::server::{Limits, serve};
+use tee_std::service::store::FileStore;
+use tee_std::transport::{Endpoint, connect};
 use tee_testkit::{MemBackend, Pair, sample};
 
 const GROUP: &str = "sign_request";

@@ -116,7 +116,7 @@ fn flash(root: &Path) {
 /// Inputs of the evidence target: the sample quote untouched and with a
 /// report byte changed, each with a dstack-style event log.
 fn evidence(root: &Path) {
-    use tee_std::eventlog::Event;
+    use tee_std::attest::eventlog::Event;
     let log = vec![
         Event::runtime("app-id", &[0x11; 20]),
         Event::runtime("compose-hash", &[0x22; 32]),
@@ -134,7 +134,7 @@ fn evidence(root: &Path) {
 fn state(root: &Path) {
     use tee_core::device::{CounterId, HighWater};
     let dir = tempfile::tempdir().unwrap();
-    let mut store = tee_std::store::FileStore::open(dir.path()).unwrap();
+    let mut store = tee_std::service::store::FileStore::open(dir.path()).unwrap();
     let mark = HighWater { value: 7, digest: tee_core::B256([0x5a; 32]) };
     store.commit_counter(CounterId::Slot(1), &mark).unwrap();
     store.store_slot(1, b"a slot record").unwrap();

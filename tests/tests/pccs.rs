@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use dcap_qvl::QuoteCollateralV3;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tee_core::{Address, B256};
-use tee_std::pccs::{Pccs, PccsError};
+use tee_std::attest::pccs::{Pccs, PccsError};
+use tee_std::attest::*;
 use tee_std::sim::SAMPLE_QUOTE;
-use tee_std::verify::*;
 
 const V4_COLLATERAL: &str = include_str!("../data/dcap-qvl/tdx_quote_collateral.json");
 /// Inside the v4 sample collateral's validity window.

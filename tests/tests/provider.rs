@@ -8,18 +8,16 @@
 
 use std::sync::{Arc, Mutex};
 
+use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{BackendKind, DeviceError, PolicyViolation};
 use tee_core::{ActionKind, B256, SigningKey};
-use tee_std::backend::{SignerConfig, open_device};
-use tee_std::endpoint::Endpoint;
-use tee_std::hexser::HexBytes;
-use tee_std::provider::{
-    Bound, PhalaDstackProvider, ProviderError, TeeSignature, verify_signature,
-};
-use tee_std::server::{Limits, ServerHandle, serve};
+use tee_std::attest::{Bound, Check, Policy, Status, TeeSignature, Verifier};
+use tee_std::client::provider::{PhalaDstackProvider, ProviderError};
+use tee_std::service::backend::{SignerConfig, open_device};
+use tee_std::service::server::{Limits, ServerHandle, serve};
+use tee_std::sim::SimServer;
 use tee_std::sim::{SAMPLE_COLLATERAL_TIME, SimDstack, sample_collateral};
-use tee_std::simd::{Listen, SimServer};
-use tee_std::verify::{Check, Policy, Status, Verifier};
+use tee_std::transport::Endpoint;
 use tee_testkit::ADMIN_SECRET;
 use tee_testkit::sample;
 
@@ -38,7 +36,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let sim = SimDstack::new(&KMS_ROOT, APP_ID, COMPOSE).unwrap();
     let kms_root = sim.kms_root();
-    let dstack = SimServer::start(sim, &Listen::Unix(dir.path().join("dstack.sock"))).unwrap();
+    let dstack = SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).unwrap();
     let device = open_device(&SignerConfig {
         state: dir.path().join("state"),
         dstack: Some(dstack.endpoint().to_owned()),
@@ -60,9 +58,9 @@ fn setup() -> Setup {
 fn verifier(kms_root: tee_core::Address) -> Verifier {
     Verifier {
         policy: Policy {
-            compose_hash: Some(vec![HexBytes(COMPOSE)]),
-            app_id: Some(vec![HexBytes(APP_ID)]),
-            kms_root: Some(HexBytes(kms_root.0)),
+            compose_hash: Some(vec![B256(COMPOSE)]),
+            app_id: Some(vec![FixedBytes(APP_ID)]),
+            kms_root: Some(kms_root),
             ..Policy::default()
         },
         collateral: Some(sample_collateral().unwrap()),
@@ -70,7 +68,7 @@ fn verifier(kms_root: tee_core::Address) -> Verifier {
     }
 }
 
-fn passed(r: &tee_std::verify::Report, c: Check) -> bool {
+fn passed(r: &tee_std::attest::Report, c: Check) -> bool {
     matches!(r.status(c), Some(Status::Passed(_)))
 }
 
@@ -102,7 +100,7 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     let report = v.verify(
         &key.attestation.evidence(),
         &tee_core::Address(key.address.0),
-        &tee_std::verify::Expected::Challenge(B256(c.0)),
+        &tee_std::attest::Expected::Challenge(B256(c.0)),
         SAMPLE_COLLATERAL_TIME,
     );
     for check in [
@@ -141,26 +139,26 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     let json = serde_json::to_string(&signed).unwrap();
     let back: TeeSignature = serde_json::from_str(&json).unwrap();
     assert_eq!(back, signed);
-    assert!(verify_signature(&v, &back, SAMPLE_COLLATERAL_TIME).verified_but_dcap());
+    assert!(v.verify_tee_signature(&back, SAMPLE_COLLATERAL_TIME).verified_but_dcap());
 
     // Edits: another digest, another signature's attestation, a
     // signature by someone else.
     let mut edited = signed.clone();
     edited.digest = second.digest;
-    let r = verify_signature(&v, &edited, SAMPLE_COLLATERAL_TIME);
+    let r = v.verify_tee_signature(&edited, SAMPLE_COLLATERAL_TIME);
     assert!(!passed(&r, Check::Binding) && !passed(&r, Check::Signature), "{r}");
     let mut swapped = signed.clone();
     swapped.attestation = second.attestation.clone();
-    let r = verify_signature(&v, &swapped, SAMPLE_COLLATERAL_TIME);
+    let r = v.verify_tee_signature(&swapped, SAMPLE_COLLATERAL_TIME);
     assert!(!passed(&r, Check::Binding), "{r}");
     let mut forged = signed.clone();
     let other = SigningKey::from_bytes(&[0x42; 32]).unwrap().sign(&action).unwrap().signature;
-    forged.signature = HexBytes(other.to_bytes());
-    let r = verify_signature(&v, &forged, SAMPLE_COLLATERAL_TIME);
+    forged.signature = FixedBytes(other.to_bytes());
+    let r = v.verify_tee_signature(&forged, SAMPLE_COLLATERAL_TIME);
     assert!(!passed(&r, Check::Signature) && passed(&r, Check::Binding), "{r}");
     // A key chain from another KMS.
     let r =
-        verify_signature(&verifier(tee_core::Address([9; 20])), &signed, SAMPLE_COLLATERAL_TIME);
+        verifier(tee_core::Address([9; 20])).verify_tee_signature(&signed, SAMPLE_COLLATERAL_TIME);
     assert!(!passed(&r, Check::KeyChain), "{r}");
 
     // The policy holds through the provider: blind kinds are not allowed.
@@ -198,19 +196,19 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     // get_attestation_report for a validator's challenge.
     let challenge = B256([0xcc; 32]);
     let a = agent.get_attestation_report(0, challenge).unwrap();
-    assert_eq!(a.bound, Bound::Challenge(HexBytes(challenge.0)));
+    assert_eq!(a.bound, Bound::Challenge(challenge));
     let addr = tee_core::Address(a.address.0);
     let ok = v.verify(
         &a.evidence(),
         &addr,
-        &tee_std::verify::Expected::Challenge(challenge),
+        &tee_std::attest::Expected::Challenge(challenge),
         SAMPLE_COLLATERAL_TIME,
     );
     assert!(ok.verified_but_dcap(), "{ok}");
     let stale = v.verify(
         &a.evidence(),
         &addr,
-        &tee_std::verify::Expected::Challenge(B256([0xcd; 32])),
+        &tee_std::attest::Expected::Challenge(B256([0xcd; 32])),
         SAMPLE_COLLATERAL_TIME,
     );
     assert!(!passed(&stale, Check::Binding), "{stale}");

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use tee_core::protocol::*;
 use tee_core::{ActionKind, SigningKey};
-use tee_std::backend::{SignerConfig, open_device};
 use tee_std::client::{Client, ClientError};
-use tee_std::endpoint::{Endpoint, Stream, connect};
-use tee_std::server::{Limits, serve};
+use tee_std::service::backend::{SignerConfig, open_device};
+use tee_std::service::server::{Limits, serve};
 use tee_std::sim::SimDstack;
-use tee_std::simd::{Listen, SimServer};
+use tee_std::sim::SimServer;
+use tee_std::transport::{Endpoint, Stream, connect};
 use tee_testkit::ADMIN_SECRET;
 use tee_testkit::sample;
 use tee_tests::alloy_digest;
@@ -28,7 +28,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn sim_dstack(dir: &std::path::Path) -> SimServer {
     let sim = SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
-    SimServer::start(sim, &Listen::Unix(dir.join("dstack.sock"))).unwrap()
+    SimServer::start(sim, &Endpoint::Unix(dir.join("dstack.sock"))).unwrap()
 }
 
 fn config(dir: &std::path::Path, dstack: &SimServer) -> SignerConfig {
@@ -145,9 +145,7 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
 
     // Attestation through dstack's GetQuote.
     let challenge = tee_core::B256([5; 32]);
-    let payload = tcp.request(&Attest { slot: 0, challenge }).unwrap();
-    let (_, r) = tee_core::client::decode_response::<Attest>(&payload).unwrap();
-    let r = r.unwrap();
+    let r = tcp.call(&Attest { slot: 0, challenge }).unwrap();
     assert_eq!(r.address, key.address);
     let quote = tee_core::quote::Quote::parse(r.quote).unwrap();
     assert_eq!(quote.report.report_data, &r.report_data.0);

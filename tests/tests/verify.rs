@@ -4,10 +4,10 @@
 
 use dcap_qvl::QuoteCollateralV3;
 use tee_core::binding::{self, Mismatch, Purpose};
+use tee_core::primitives::FixedBytes;
 use tee_core::{Address, B256, SigningKey};
-use tee_std::hexser::HexBytes;
+use tee_std::attest::*;
 use tee_std::sim::{SAMPLE_QUOTE, SimDstack};
-use tee_std::verify::*;
 
 const V4_COLLATERAL: &str = include_str!("../data/dcap-qvl/tdx_quote_collateral.json");
 const V5_OUTDATED: &[u8] = include_bytes!("../data/dcap-qvl/tdx_quote_outdated");
@@ -195,17 +195,17 @@ fn binding_wrong_address_stale_challenge_and_purpose() {
 #[test]
 fn measurements_outside_the_policy() {
     let q = tee_core::quote::Quote::parse(SAMPLE_QUOTE).unwrap();
-    let mrtd = HexBytes(*q.report.mr_td);
+    let mrtd = FixedBytes(*q.report.mr_td);
     let mut v = verifier(V4_COLLATERAL);
     v.policy.mrtd = Some(vec![mrtd]);
-    v.policy.rtmr1 = Some(vec![HexBytes(*q.report.rtmr[1])]);
+    v.policy.rtmr1 = Some(vec![FixedBytes(*q.report.rtmr[1])]);
     let r =
         v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
     assert!(matches!(r.status(Check::Mrtd), Some(Status::Passed(_))));
     assert!(matches!(r.status(Check::Rtmr(1)), Some(Status::Passed(_))));
     assert!(matches!(r.status(Check::Rtmr(0)), Some(Status::Skipped(_))));
-    v.policy.mrtd = Some(vec![HexBytes([0; 48])]);
-    v.policy.rtmr2 = Some(vec![HexBytes([0; 48])]);
+    v.policy.mrtd = Some(vec![FixedBytes([0; 48])]);
+    v.policy.rtmr2 = Some(vec![FixedBytes([0; 48])]);
     let r =
         v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
     assert!(
@@ -221,9 +221,9 @@ fn event_log_compose_hash_and_app_id() {
     let c = B256([9; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
     let mut v = Verifier { policy: Policy::default(), collateral: None, pccs: None };
-    v.policy.compose_hash = Some(vec![HexBytes([0xc0; 32])]);
-    v.policy.app_id = Some(vec![HexBytes([0xa1; 20])]);
-    let check = |v: &Verifier, log: Option<&[tee_std::eventlog::Event]>| {
+    v.policy.compose_hash = Some(vec![B256([0xc0; 32])]);
+    v.policy.app_id = Some(vec![FixedBytes([0xa1; 20])]);
+    let check = |v: &Verifier, log: Option<&[tee_std::attest::eventlog::Event]>| {
         v.verify(
             &Evidence { quote: &quote, event_log: log, key_chain: None },
             &key.address(),
@@ -235,7 +235,7 @@ fn event_log_compose_hash_and_app_id() {
     assert!(matches!(r.status(Check::ComposeHash), Some(Status::Passed(_))), "{r}");
     assert!(matches!(r.status(Check::AppId), Some(Status::Passed(_))), "{r}");
     // Another compose hash than allowed.
-    v.policy.compose_hash = Some(vec![HexBytes([0xc1; 32])]);
+    v.policy.compose_hash = Some(vec![B256([0xc1; 32])]);
     let r = check(&v, Some(&log));
     assert!(
         matches!(r.status(Check::ComposeHash), Some(Status::Failed(Failure::NotAllowed { .. }))),
@@ -267,8 +267,10 @@ fn dstack_key_chain_up_to_the_kms_root() {
     let c = B256([5; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
     let mut v = Verifier { policy: Policy::default(), collateral: None, pccs: None };
-    v.policy.kms_root = Some(HexBytes(sim.kms_root().0));
-    let run = |v: &Verifier, chain: Option<&KeyChain>, log: Option<&[tee_std::eventlog::Event]>| {
+    v.policy.kms_root = Some(sim.kms_root());
+    let run = |v: &Verifier,
+               chain: Option<&KeyChain>,
+               log: Option<&[tee_std::attest::eventlog::Event]>| {
         v.verify(
             &Evidence { quote: &quote, event_log: log, key_chain: chain },
             &key.address(),
@@ -279,12 +281,12 @@ fn dstack_key_chain_up_to_the_kms_root() {
     let r = run(&v, Some(&chain), Some(&log));
     assert!(matches!(r.status(Check::KeyChain), Some(Status::Passed(_))), "{r}");
     // Another KMS root.
-    v.policy.kms_root = Some(HexBytes([0x99; 20]));
+    v.policy.kms_root = Some(Address([0x99; 20]));
     assert!(matches!(
         run(&v, Some(&chain), Some(&log)).status(Check::KeyChain),
         Some(Status::Failed(Failure::KeyChain(_)))
     ));
-    v.policy.kms_root = Some(HexBytes(sim.kms_root().0));
+    v.policy.kms_root = Some(sim.kms_root());
     // Another purpose than the one signed.
     let mut wrong = chain.clone();
     wrong.purpose = "signing".into();
@@ -319,8 +321,8 @@ fn policy_files_in_toml_and_json() {
     );
     std::fs::write(dir.join("p.toml"), &toml).unwrap();
     let p = Policy::load(&dir.join("p.toml")).unwrap();
-    assert_eq!(p.mrtd, Some(vec![HexBytes(*q.report.mr_td)]));
-    assert_eq!(p.compose_hash, Some(vec![HexBytes([0xc0; 32])]));
+    assert_eq!(p.mrtd, Some(vec![FixedBytes(*q.report.mr_td)]));
+    assert_eq!(p.compose_hash, Some(vec![B256([0xc0; 32])]));
     std::fs::write(dir.join("p.json"), serde_json::to_string(&p).unwrap()).unwrap();
     assert_eq!(Policy::load(&dir.join("p.json")).unwrap(), p);
     // Typos are errors, not silently ignored rules.

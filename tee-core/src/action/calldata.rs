@@ -41,58 +41,54 @@ pub mod selector {
     pub const VALIDATION_RESPONSE: [u8; 4] = [0x3d, 0x65, 0x9a, 0x96];
 }
 
-/// One argument of a call.
-enum Arg<'a> {
-    /// A static value, already a 32-byte word.
-    Word([u8; 32]),
-    /// `string` or `bytes`.
+/// One argument of a call, typed: the calldata encoder writes it, and the
+/// display (`display.rs`) shows it, from the same list.
+pub(super) enum Arg<'a> {
+    /// `uint<N>` that fits in 64 bits.
+    Uint(u64),
+    /// `uint256`.
+    U256(&'a U256),
+    /// `int128`.
+    Int(i128),
+    /// `address`.
+    Address(&'a Address),
+    /// `bytes32`.
+    B256(&'a B256),
+    /// `string`.
+    Str(&'a str),
+    /// `bytes`.
     Bytes(&'a [u8]),
     /// `(string,bytes)[]`.
     Metadata(&'a [MetadataEntry]),
 }
 
-fn uint(v: u64) -> Arg<'static> {
-    Arg::Word(word::uint(v))
-}
-
-fn u256(v: &U256) -> Arg<'static> {
-    Arg::Word(v.0)
-}
-
-fn b256(v: &B256) -> Arg<'static> {
-    Arg::Word(v.0)
-}
-
-fn address(a: &Address) -> Arg<'static> {
-    Arg::Word(word::address(a))
-}
-
-fn int(v: i128) -> Arg<'static> {
-    Arg::Word(word::int(v))
-}
-
 impl Arg<'_> {
-    fn is_dynamic(&self) -> bool {
-        !matches!(self, Arg::Word(_))
+    /// A static argument's 32-byte word; `None` for a dynamic one.
+    fn word(&self) -> Option<[u8; 32]> {
+        match self {
+            Arg::Uint(v) => Some(word::uint(*v)),
+            Arg::U256(v) => Some(v.0),
+            Arg::Int(v) => Some(word::int(*v)),
+            Arg::Address(a) => Some(word::address(a)),
+            Arg::B256(b) => Some(b.0),
+            Arg::Str(_) | Arg::Bytes(_) | Arg::Metadata(_) => None,
+        }
     }
 
     /// Bytes this argument occupies after the head.
     fn tail_len(&self) -> usize {
         match self {
-            Arg::Word(_) => 0,
+            Arg::Str(t) => abi_tail(t.len()),
             Arg::Bytes(b) => abi_tail(b.len()),
             Arg::Metadata(entries) => 32 + entries.iter().map(|e| 32 + entry_len(e)).sum::<usize>(),
+            _ => 0,
         }
     }
 
     fn write_tail<S: Sink>(&self, s: &mut S) {
         match self {
-            Arg::Word(_) => {}
-            Arg::Bytes(b) => {
-                s.put(&U256::from_u64(b.len() as u64).0);
-                s.put(b);
-                s.put_zeros(b.len().next_multiple_of(32) - b.len());
-            }
+            Arg::Str(t) => write_bytes(s, t.as_bytes()),
+            Arg::Bytes(b) => write_bytes(s, b),
             Arg::Metadata(entries) => {
                 s.put(&U256::from_u64(entries.len() as u64).0);
                 // An array of dynamic tuples is itself head (offsets) + tails.
@@ -105,12 +101,20 @@ impl Arg<'_> {
                     write_body(s, &entry_args(e));
                 }
             }
+            _ => {}
         }
     }
 }
 
+/// A dynamic `bytes`/`string` tail: length word, data, zero padding.
+fn write_bytes<S: Sink>(s: &mut S, b: &[u8]) {
+    s.put(&U256::from_u64(b.len() as u64).0);
+    s.put(b);
+    s.put_zeros(b.len().next_multiple_of(32) - b.len());
+}
+
 fn entry_args(e: &MetadataEntry) -> [Arg<'_>; 2] {
-    [Arg::Bytes(e.key.as_bytes()), Arg::Bytes(&e.value)]
+    [Arg::Str(&e.key), Arg::Bytes(&e.value)]
 }
 
 fn entry_len(e: &MetadataEntry) -> usize {
@@ -125,45 +129,58 @@ fn body_len(args: &[Arg<'_>]) -> usize {
 fn write_body<S: Sink>(s: &mut S, args: &[Arg<'_>]) {
     let mut offset = 32 * args.len();
     for a in args {
-        match a {
-            Arg::Word(w) => s.put(w),
-            dynamic => {
+        match a.word() {
+            Some(w) => s.put(&w),
+            None => {
                 s.put(&U256::from_u64(offset as u64).0);
-                offset += dynamic.tail_len();
+                offset += a.tail_len();
             }
         }
     }
-    for a in args.iter().filter(|a| a.is_dynamic()) {
+    for a in args.iter().filter(|a| a.word().is_none()) {
         a.write_tail(s);
     }
 }
 
 impl RegistryCall {
-    /// Calls `f` with the selector and the arguments in ABI order.
-    fn with_args<R>(&self, f: impl FnOnce([u8; 4], &[Arg<'_>]) -> R) -> R {
+    /// Calls `f` with the function's selector and name and the arguments
+    /// in ABI order: the one table of each call's fields, which the
+    /// calldata and the display both read.
+    pub(super) fn with_args<R>(&self, f: impl FnOnce([u8; 4], &str, &[Arg<'_>]) -> R) -> R {
+        use Arg as A;
         use RegistryCall as C;
         use selector as sel;
         match self {
-            C::Register => f(sel::REGISTER, &[]),
+            C::Register => f(sel::REGISTER, "register", &[]),
             C::RegisterWithUri { agent_uri } => {
-                f(sel::REGISTER_WITH_URI, &[Arg::Bytes(agent_uri.as_bytes())])
+                f(sel::REGISTER_WITH_URI, "register", &[A::Str(agent_uri)])
             }
             C::RegisterWithMetadata { agent_uri, metadata } => f(
                 sel::REGISTER_WITH_METADATA,
-                &[Arg::Bytes(agent_uri.as_bytes()), Arg::Metadata(metadata)],
+                "register",
+                &[A::Str(agent_uri), A::Metadata(metadata)],
             ),
             C::SetAgentUri { agent_id, new_uri } => {
-                f(sel::SET_AGENT_URI, &[u256(agent_id), Arg::Bytes(new_uri.as_bytes())])
+                f(sel::SET_AGENT_URI, "setAgentURI", &[A::U256(agent_id), A::Str(new_uri)])
             }
             C::SetMetadata { agent_id, key, value } => f(
                 sel::SET_METADATA,
-                &[u256(agent_id), Arg::Bytes(key.as_bytes()), Arg::Bytes(value)],
+                "setMetadata",
+                &[A::U256(agent_id), A::Str(key), A::Bytes(value)],
             ),
             C::SetAgentWallet { agent_id, new_wallet, deadline, signature } => f(
                 sel::SET_AGENT_WALLET,
-                &[u256(agent_id), address(new_wallet), uint(*deadline), Arg::Bytes(signature)],
+                "setAgentWallet",
+                &[
+                    A::U256(agent_id),
+                    A::Address(new_wallet),
+                    A::Uint(*deadline),
+                    A::Bytes(signature),
+                ],
             ),
-            C::UnsetAgentWallet { agent_id } => f(sel::UNSET_AGENT_WALLET, &[u256(agent_id)]),
+            C::UnsetAgentWallet { agent_id } => {
+                f(sel::UNSET_AGENT_WALLET, "unsetAgentWallet", &[A::U256(agent_id)])
+            }
             C::GiveFeedback {
                 agent_id,
                 value,
@@ -175,20 +192,23 @@ impl RegistryCall {
                 feedback_hash,
             } => f(
                 sel::GIVE_FEEDBACK,
+                "giveFeedback",
                 &[
-                    u256(agent_id),
-                    int(*value),
-                    uint(u64::from(*value_decimals)),
-                    Arg::Bytes(tag1.as_bytes()),
-                    Arg::Bytes(tag2.as_bytes()),
-                    Arg::Bytes(endpoint.as_bytes()),
-                    Arg::Bytes(feedback_uri.as_bytes()),
-                    b256(feedback_hash),
+                    A::U256(agent_id),
+                    A::Int(*value),
+                    A::Uint(u64::from(*value_decimals)),
+                    A::Str(tag1),
+                    A::Str(tag2),
+                    A::Str(endpoint),
+                    A::Str(feedback_uri),
+                    A::B256(feedback_hash),
                 ],
             ),
-            C::RevokeFeedback { agent_id, feedback_index } => {
-                f(sel::REVOKE_FEEDBACK, &[u256(agent_id), uint(*feedback_index)])
-            }
+            C::RevokeFeedback { agent_id, feedback_index } => f(
+                sel::REVOKE_FEEDBACK,
+                "revokeFeedback",
+                &[A::U256(agent_id), A::Uint(*feedback_index)],
+            ),
             C::AppendResponse {
                 agent_id,
                 client_address,
@@ -197,32 +217,35 @@ impl RegistryCall {
                 response_hash,
             } => f(
                 sel::APPEND_RESPONSE,
+                "appendResponse",
                 &[
-                    u256(agent_id),
-                    address(client_address),
-                    uint(*feedback_index),
-                    Arg::Bytes(response_uri.as_bytes()),
-                    b256(response_hash),
+                    A::U256(agent_id),
+                    A::Address(client_address),
+                    A::Uint(*feedback_index),
+                    A::Str(response_uri),
+                    A::B256(response_hash),
                 ],
             ),
             C::ValidationRequest { validator_address, agent_id, request_uri, request_hash } => f(
                 sel::VALIDATION_REQUEST,
+                "validationRequest",
                 &[
-                    address(validator_address),
-                    u256(agent_id),
-                    Arg::Bytes(request_uri.as_bytes()),
-                    b256(request_hash),
+                    A::Address(validator_address),
+                    A::U256(agent_id),
+                    A::Str(request_uri),
+                    A::B256(request_hash),
                 ],
             ),
             C::ValidationResponse { request_hash, response, response_uri, response_hash, tag } => {
                 f(
                     sel::VALIDATION_RESPONSE,
+                    "validationResponse",
                     &[
-                        b256(request_hash),
-                        uint(u64::from(*response)),
-                        Arg::Bytes(response_uri.as_bytes()),
-                        b256(response_hash),
-                        Arg::Bytes(tag.as_bytes()),
+                        A::B256(request_hash),
+                        A::Uint(u64::from(*response)),
+                        A::Str(response_uri),
+                        A::B256(response_hash),
+                        A::Str(tag),
                     ],
                 )
             }
@@ -232,17 +255,17 @@ impl RegistryCall {
     /// The function selector.
     #[must_use]
     pub fn selector(&self) -> [u8; 4] {
-        self.with_args(|sel, _| sel)
+        self.with_args(|sel, _, _| sel)
     }
 
     /// Length of the calldata (selector included).
     #[must_use]
     pub fn calldata_len(&self) -> usize {
-        self.with_args(|_, args| 4 + body_len(args))
+        self.with_args(|_, _, args| 4 + body_len(args))
     }
 
     pub(crate) fn write_calldata<S: Sink>(&self, s: &mut S) {
-        self.with_args(|selector, args| {
+        self.with_args(|selector, _, args| {
             s.put(&selector);
             write_body(s, args);
         });

@@ -4,6 +4,7 @@
 
 use core::fmt;
 
+use super::calldata::Arg;
 use super::kind::ActionKind;
 use super::types::{Action, RegistryCall, TxParams};
 use crate::primitives::Hex;
@@ -47,76 +48,38 @@ impl fmt::Display for TxParams {
 }
 
 impl fmt::Display for RegistryCall {
+    /// `name(arg, ...)`, from the same table as the calldata
+    /// ([`RegistryCall::with_args`]): numbers in decimal, addresses EIP-55,
+    /// hashes and bytes in hex, strings quoted and escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use RegistryCall as C;
+        self.with_args(|_, name, args| {
+            write!(f, "{name}(")?;
+            for (i, a) in args.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                write!(f, "{sep}{a}")?;
+            }
+            f.write_str(")")
+        })
+    }
+}
+
+impl fmt::Display for Arg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            C::Register => write!(f, "register()"),
-            C::RegisterWithUri { agent_uri } => write!(f, "register({})", Escaped(agent_uri)),
-            C::RegisterWithMetadata { agent_uri, metadata } => {
-                write!(f, "register({}, [", Escaped(agent_uri))?;
-                for (i, e) in metadata.iter().enumerate() {
+            Arg::Uint(v) => write!(f, "{v}"),
+            Arg::U256(v) => write!(f, "{v}"),
+            Arg::Int(v) => write!(f, "{v}"),
+            Arg::Address(a) => write!(f, "{a}"),
+            Arg::B256(b) => write!(f, "{b}"),
+            Arg::Str(t) => write!(f, "{}", Escaped(t)),
+            Arg::Bytes(b) => write!(f, "{}", Hex(b)),
+            Arg::Metadata(entries) => {
+                f.write_str("[")?;
+                for (i, e) in entries.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ", " };
                     write!(f, "{sep}({}, {})", Escaped(&e.key), Hex(&e.value))?;
                 }
-                write!(f, "])")
-            }
-            C::SetAgentUri { agent_id, new_uri } => {
-                write!(f, "setAgentURI({agent_id}, {})", Escaped(new_uri))
-            }
-            C::SetMetadata { agent_id, key, value } => {
-                write!(f, "setMetadata({agent_id}, {}, {})", Escaped(key), Hex(value))
-            }
-            C::SetAgentWallet { agent_id, new_wallet, deadline, signature } => write!(
-                f,
-                "setAgentWallet({agent_id}, {new_wallet}, {deadline}, {})",
-                Hex(signature)
-            ),
-            C::UnsetAgentWallet { agent_id } => write!(f, "unsetAgentWallet({agent_id})"),
-            C::GiveFeedback {
-                agent_id,
-                value,
-                value_decimals,
-                tag1,
-                tag2,
-                endpoint,
-                feedback_uri,
-                feedback_hash,
-            } => write!(
-                f,
-                "giveFeedback({agent_id}, {value}, {value_decimals}, {}, {}, {}, {}, {feedback_hash})",
-                Escaped(tag1),
-                Escaped(tag2),
-                Escaped(endpoint),
-                Escaped(feedback_uri)
-            ),
-            C::RevokeFeedback { agent_id, feedback_index } => {
-                write!(f, "revokeFeedback({agent_id}, {feedback_index})")
-            }
-            C::AppendResponse {
-                agent_id,
-                client_address,
-                feedback_index,
-                response_uri,
-                response_hash,
-            } => write!(
-                f,
-                "appendResponse({agent_id}, {client_address}, {feedback_index}, {}, {response_hash})",
-                Escaped(response_uri)
-            ),
-            C::ValidationRequest { validator_address, agent_id, request_uri, request_hash } => {
-                write!(
-                    f,
-                    "validationRequest({validator_address}, {agent_id}, {}, {request_hash})",
-                    Escaped(request_uri)
-                )
-            }
-            C::ValidationResponse { request_hash, response, response_uri, response_hash, tag } => {
-                write!(
-                    f,
-                    "validationResponse({request_hash}, {response}, {}, {response_hash}, {})",
-                    Escaped(response_uri),
-                    Escaped(tag)
-                )
+                f.write_str("]")
             }
         }
     }

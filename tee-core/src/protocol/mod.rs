@@ -19,7 +19,6 @@
 //! could misread bumps [`PROTOCOL_VERSION`].
 
 mod admin;
-mod bytes;
 mod policy;
 
 mod attest;
@@ -37,13 +36,13 @@ mod sign;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::primitives::FixedBytes;
 pub use admin::{
     AdminAuth, AdminCommand, admin_action, admin_digest, admin_domain_separator,
     admin_payload_hash, admin_struct_hash, authorize,
 };
 pub use attest::{Attest, AttestResponse};
 pub use attest_action::AttestAction;
-pub use bytes::FixedBytes;
 pub use derive_key::DeriveKey;
 pub use device_info::{DeviceInfo, DeviceInfoResponse};
 pub use echo::Echo;

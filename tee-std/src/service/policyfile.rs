@@ -19,8 +19,6 @@ use tee_core::heapless;
 use tee_core::protocol::{Allow, KindSet, Policy, RateLimit};
 use tee_core::{ActionKind, Address, U256};
 
-use crate::hexser::HexBytes;
-
 /// A list, or the word `"any"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -69,7 +67,7 @@ pub struct PolicyFile {
     /// Chain ids.
     pub chains: ListOrAny<u64>,
     /// Contract addresses.
-    pub contracts: ListOrAny<HexBytes<20>>,
+    pub contracts: ListOrAny<Address>,
     /// Agent ids.
     pub agents: ListOrAny<AgentId>,
     /// Largest transaction value in wei (decimal).
@@ -175,7 +173,7 @@ impl PolicyFile {
         Ok(Policy {
             kinds,
             chains: list("chains", &self.chains, |c| *c)?,
-            contracts: list("contracts", &self.contracts, |a| Address(a.0))?,
+            contracts: list("contracts", &self.contracts, |a| *a)?,
             agents: list("agents", &self.agents, |a| match *a {
                 AgentId::Number(n) => U256::from_u64(n),
                 AgentId::Text(n) => U256::from_u128(n),

@@ -27,7 +27,7 @@ use tee_core::device::{Backend, Device};
 use tee_core::frame::Accumulator;
 use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
 
-use crate::endpoint::{Endpoint, open_serial};
+use crate::transport::{Endpoint, open_serial};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);

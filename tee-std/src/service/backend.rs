@@ -20,11 +20,10 @@ use tee_core::protocol::{BackendKind, DeviceError, capability};
 use tee_core::{Address, B256};
 use zeroize::Zeroizing;
 
-use crate::dstack::Dstack;
-use crate::eventlog::Event;
-use crate::hexser::HexBytes;
-use crate::store::{FileStore, StoreError, write_durably};
-use crate::verify::KeyChain;
+use crate::attest::KeyChain;
+use crate::attest::eventlog::Event;
+use crate::service::dstack::Dstack;
+use crate::service::store::{FileStore, StoreError, write_durably};
 
 /// Derivation paths under this prefix are the signer's own (the sealing
 /// key); `DeriveKey` refuses them.
@@ -65,7 +64,7 @@ pub enum OpenError {
     Store(#[from] StoreError),
     /// dstack.
     #[error(transparent)]
-    Dstack(#[from] crate::dstack::DstackError),
+    Dstack(#[from] crate::service::dstack::DstackError),
     /// `device.json`.
     #[error(transparent)]
     Provisioning(#[from] ProvisioningError),
@@ -237,14 +236,14 @@ impl Backend for HostBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Provisioning {
     /// The device id (bound into admin signatures).
-    pub device_id: HexBytes<32>,
+    pub device_id: B256,
     /// The admin address.
-    pub admin: HexBytes<20>,
+    pub admin: Address,
 }
 
 impl From<Provisioning> for DeviceConfig {
     fn from(p: Provisioning) -> DeviceConfig {
-        DeviceConfig { device_id: B256(p.device_id.0), admin: Address(p.admin.0) }
+        DeviceConfig { device_id: p.device_id, admin: p.admin }
     }
 }
 
@@ -286,8 +285,8 @@ pub fn provision(dir: &Path, admin: Option<Address>) -> Result<Provisioning, Pro
             let p: Provisioning = serde_json::from_slice(&bytes)
                 .map_err(|e| ProvisioningError::Malformed(e.to_string()))?;
             match admin {
-                Some(given) if given.0 != p.admin.0 => {
-                    Err(ProvisioningError::AdminMismatch { provisioned: Address(p.admin.0), given })
+                Some(given) if given != p.admin => {
+                    Err(ProvisioningError::AdminMismatch { provisioned: p.admin, given })
                 }
                 _ => Ok(p),
             }
@@ -296,7 +295,7 @@ pub fn provision(dir: &Path, admin: Option<Address>) -> Result<Provisioning, Pro
             let admin = admin.ok_or(ProvisioningError::NoAdmin)?;
             let mut id = [0u8; 32];
             getrandom::fill(&mut id).map_err(|_| ProvisioningError::Entropy)?;
-            let p = Provisioning { device_id: HexBytes(id), admin: HexBytes(admin.0) };
+            let p = Provisioning { device_id: B256(id), admin };
             let json = serde_json::to_vec_pretty(&p)
                 .map_err(|e| ProvisioningError::Malformed(e.to_string()))?;
             write_durably(dir, "device.json", &json)?;

@@ -9,7 +9,6 @@
 //! client's failure never stops the server.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -21,18 +20,10 @@ use serde_json::json;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::oneshot;
 
-use crate::sim::SimDstack;
+use super::SimDstack;
+use crate::transport::Endpoint;
 
 const MAX_BODY: usize = 64 * 1024;
-
-/// Where the simulated agent listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    /// A unix socket path (dstack's own transport).
-    Unix(PathBuf),
-    /// A TCP address (`127.0.0.1:0` for any free port).
-    Tcp(String),
-}
 
 /// A running simulated agent. Dropping it stops the server.
 #[derive(Debug)]
@@ -43,13 +34,14 @@ pub struct SimServer {
 }
 
 impl SimServer {
-    /// Starts serving `sim` on `listen` in a background thread; returns once
-    /// it accepts connections.
-    pub fn start(sim: SimDstack, listen: &Listen) -> std::io::Result<SimServer> {
+    /// Starts serving `sim` on `listen` (a unix socket, dstack's own
+    /// transport, or a TCP address: `tcp:127.0.0.1:0` for any free port) in
+    /// a background thread; returns once it accepts connections.
+    pub fn start(sim: SimDstack, listen: &Endpoint) -> std::io::Result<SimServer> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (listener, endpoint) = rt.block_on(async {
             match listen {
-                Listen::Unix(path) => {
+                Endpoint::Unix(path) => {
                     // A stale socket from an earlier run would make bind fail.
                     if path.exists() {
                         std::fs::remove_file(path)?;
@@ -57,11 +49,15 @@ impl SimServer {
                     let l = UnixListener::bind(path)?;
                     Ok::<_, std::io::Error>((Either::Unix(l), path.display().to_string()))
                 }
-                Listen::Tcp(addr) => {
+                Endpoint::Tcp(addr) => {
                     let l = TcpListener::bind(addr).await?;
                     let endpoint = format!("http://{}", l.local_addr()?);
                     Ok((Either::Tcp(l), endpoint))
                 }
+                other => Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    format!("{other}: the simulated dstack listens on a unix socket or TCP"),
+                )),
             }
         })?;
         let (stop, stopped) = oneshot::channel();
@@ -228,7 +224,7 @@ async fn handle(
 
 fn info(sim: &SimDstack) -> serde_json::Value {
     let log = sim.event_log();
-    let rtmr3 = crate::eventlog::replay(&log, 3).unwrap_or([0; 48]);
+    let rtmr3 = crate::attest::eventlog::replay(&log, 3).unwrap_or([0; 48]);
     let quote = tee_core::quote::Quote::parse(crate::sim::SAMPLE_QUOTE).ok();
     let mr = |i: usize| {
         quote.as_ref().and_then(|q| q.report.rtmr.get(i).map(hex::encode)).unwrap_or_default()
@@ -270,9 +266,9 @@ mod tests {
     use tee_core::{B256, SigningKey};
 
     use super::*;
-    use crate::dstack::Dstack;
-    use crate::eventlog;
-    use crate::verify::verify_key_chain;
+    use crate::attest::eventlog;
+    use crate::attest::verify_key_chain;
+    use crate::service::dstack::Dstack;
 
     fn sim() -> SimDstack {
         SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap()
@@ -282,8 +278,9 @@ mod tests {
     #[test]
     fn dstack_sdk_talks_to_the_simulator() {
         let dir = tempfile::tempdir().unwrap();
-        let unix = SimServer::start(sim(), &Listen::Unix(dir.path().join("dstack.sock"))).unwrap();
-        let tcp = SimServer::start(sim(), &Listen::Tcp("127.0.0.1:0".into())).unwrap();
+        let unix =
+            SimServer::start(sim(), &Endpoint::Unix(dir.path().join("dstack.sock"))).unwrap();
+        let tcp = SimServer::start(sim(), &Endpoint::Tcp("127.0.0.1:0".into())).unwrap();
         assert!(tcp.endpoint().starts_with("http://127.0.0.1:"));
         let reference = sim();
         for server in [&unix, &tcp] {
@@ -311,7 +308,7 @@ mod tests {
 
     #[test]
     fn bad_requests_get_reasons_and_the_server_keeps_serving() {
-        let server = SimServer::start(sim(), &Listen::Tcp("127.0.0.1:0".into())).unwrap();
+        let server = SimServer::start(sim(), &Endpoint::Tcp("127.0.0.1:0".into())).unwrap();
         let addr = server.endpoint().trim_start_matches("http://").to_owned();
         let post = |path: &str, body: &str| {
             let mut s = std::net::TcpStream::connect(&addr).unwrap();

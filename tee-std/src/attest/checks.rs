@@ -22,350 +22,18 @@
 //! 8. for a dstack-derived key: the app key's signature over the key and the
 //!    KMS root's signature over the app key, up to the policy's KMS root.
 
-use std::fmt;
-
 use dcap_qvl::QuoteCollateralV3;
-use serde::{Deserialize, Serialize};
-use tee_core::binding::{self, Mismatch, Purpose};
-use tee_core::primitives::keccak256;
+use tee_core::binding::{self, Purpose};
+use tee_core::primitives::{FixedBytes, keccak256};
 use tee_core::quote::Quote;
 use tee_core::signer::PublicKey;
 use tee_core::{Address, B256, Signature};
 
-use crate::eventlog::{self, Event, EventLogError};
-use crate::hexser::HexBytes;
-use crate::pccs::Pccs;
-
-/// What a verifier accepts. Every measurement list is optional: absent means
-/// not checked (the report says so), present means the value must be one of
-/// those listed. Loaded from TOML or JSON with hex values.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    /// Allowed MRTD values (the virtual firmware).
-    #[serde(default)]
-    pub mrtd: Option<Vec<HexBytes<48>>>,
-    /// Allowed RTMR0 values (firmware configuration).
-    #[serde(default)]
-    pub rtmr0: Option<Vec<HexBytes<48>>>,
-    /// Allowed RTMR1 values (kernel).
-    #[serde(default)]
-    pub rtmr1: Option<Vec<HexBytes<48>>>,
-    /// Allowed RTMR2 values (kernel command line, initrd).
-    #[serde(default)]
-    pub rtmr2: Option<Vec<HexBytes<48>>>,
-    /// Allowed RTMR3 values (usually checked through the event log instead).
-    #[serde(default)]
-    pub rtmr3: Option<Vec<HexBytes<48>>>,
-    /// Allowed dstack app compose hashes (from the event log).
-    #[serde(default)]
-    pub compose_hash: Option<Vec<HexBytes<32>>>,
-    /// Allowed dstack app ids (from the event log).
-    #[serde(default)]
-    pub app_id: Option<Vec<HexBytes<20>>>,
-    /// Accept a debug TD (never for production keys).
-    #[serde(default)]
-    pub allow_debug: bool,
-    /// Accepted TCB statuses; empty or absent means `["UpToDate"]`.
-    #[serde(default)]
-    pub tcb_status: Vec<String>,
-    /// Address of the dstack KMS root key: when set, the signing key must come
-    /// with a signature chain up to it.
-    #[serde(default)]
-    pub kms_root: Option<HexBytes<20>>,
-}
-
-/// A policy file could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// I/O.
-    #[error("cannot read policy {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not valid TOML or JSON for a policy.
-    #[error("invalid policy {path}: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// Why.
-        message: String,
-    },
-}
-
-impl Policy {
-    /// Reads a policy from a `.json` file, or TOML otherwise.
-    pub fn load(path: &std::path::Path) -> Result<Policy, PolicyError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Io { path: shown.clone(), source })?;
-        let parsed = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| e.to_string())
-        } else {
-            toml::from_str(&text).map_err(|e| e.to_string())
-        };
-        parsed.map_err(|message| PolicyError::Invalid { path: shown, message })
-    }
-
-    fn accepted_statuses(&self) -> Vec<&str> {
-        if self.tcb_status.is_empty() {
-            vec!["UpToDate"]
-        } else {
-            self.tcb_status.iter().map(String::as_str).collect()
-        }
-    }
-}
-
-/// What `report_data` must bind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
-    /// The verifier's fresh challenge.
-    Challenge(B256),
-    /// One signed action's digest.
-    ActionDigest(B256),
-}
-
-/// dstack's proof that a key was derived for this app: `GetKey`'s
-/// `signature_chain`, with what it covers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyChain {
-    /// `GetKey`'s purpose argument.
-    pub purpose: String,
-    /// The derived key (SEC1 compressed).
-    pub public_key: HexBytes<33>,
-    /// The app key's signature over `keccak256("{purpose}:{hex(public_key)}")`.
-    pub app_signature: HexBytes<65>,
-    /// The KMS root's signature over
-    /// `keccak256("dstack-kms-issued:" ‖ app_id ‖ app_public_key)`.
-    pub kms_signature: HexBytes<65>,
-}
-
-/// Everything a signer presents.
-#[derive(Debug, Clone, Copy)]
-pub struct Evidence<'a> {
-    /// The TDX quote.
-    pub quote: &'a [u8],
-    /// dstack's event log, if any.
-    pub event_log: Option<&'a [Event]>,
-    /// dstack's key signature chain, for a derived key.
-    pub key_chain: Option<&'a KeyChain>,
-}
-
-/// One check of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Check {
-    /// The quote parses.
-    Quote,
-    /// `report_data` binds the address and the expected value.
-    Binding,
-    /// Not a debug TD.
-    Debug,
-    /// MRTD allowed.
-    Mrtd,
-    /// RTMR `n` allowed.
-    Rtmr(u8),
-    /// The event log replays to RTMR3.
-    EventLog,
-    /// The compose hash is allowed.
-    ComposeHash,
-    /// The app id is allowed.
-    AppId,
-    /// The collateral is valid at the time.
-    Collateral,
-    /// DCAP signature chain.
-    Dcap,
-    /// TCB status accepted.
-    TcbStatus,
-    /// dstack key signature chain.
-    KeyChain,
-    /// The signature recovers to the attested address (a signed action's
-    /// attestation, [`Verifier::verify_signature`]).
-    Signature,
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Check::Quote => f.write_str("quote"),
-            Check::Binding => f.write_str("binding"),
-            Check::Debug => f.write_str("debug mode"),
-            Check::Mrtd => f.write_str("MRTD"),
-            Check::Rtmr(n) => write!(f, "RTMR{n}"),
-            Check::EventLog => f.write_str("event log"),
-            Check::ComposeHash => f.write_str("compose hash"),
-            Check::AppId => f.write_str("app id"),
-            Check::Collateral => f.write_str("collateral"),
-            Check::Dcap => f.write_str("DCAP"),
-            Check::TcbStatus => f.write_str("TCB status"),
-            Check::KeyChain => f.write_str("key chain"),
-            Check::Signature => f.write_str("signature"),
-        }
-    }
-}
-
-/// Why a check failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-pub enum Failure {
-    /// The quote does not parse.
-    #[error("quote does not parse: {0}")]
-    Quote(#[serde(serialize_with = "display")] tee_core::Error),
-    /// `report_data` does not bind what was expected.
-    #[error("report_data does not bind this key and value: {0}")]
-    Binding(#[serde(serialize_with = "display")] Mismatch),
-    /// A debug TD.
-    #[error("the TD is in debug mode: the host can read its memory")]
-    DebugTd,
-    /// A measurement outside the policy.
-    #[error("{value} is not allowed by the policy")]
-    NotAllowed {
-        /// The measured value, hex.
-        value: String,
-    },
-    /// Something needed is missing.
-    #[error("missing {0}")]
-    Missing(&'static str),
-    /// The event log is inconsistent.
-    #[error("event log: {0}")]
-    EventLog(#[serde(serialize_with = "display")] EventLogError),
-    /// The event log replays to another RTMR3 than the quote's.
-    #[error("event log replays to RTMR3 {replayed}, the quote says {quoted}")]
-    Rtmr3Mismatch {
-        /// From the log.
-        replayed: String,
-        /// From the quote.
-        quoted: String,
-    },
-    /// Collateral expired at the verification time.
-    #[error("collateral expired: {what} next update was {next_update}")]
-    CollateralExpired {
-        /// Which part.
-        what: &'static str,
-        /// Its `nextUpdate`.
-        next_update: String,
-    },
-    /// Collateral issued after the verification time.
-    #[error("collateral not yet valid: {what} issued {issue_date}")]
-    CollateralNotYetValid {
-        /// Which part.
-        what: &'static str,
-        /// Its `issueDate`.
-        issue_date: String,
-    },
-    /// Collateral that cannot be read.
-    #[error("collateral unreadable: {0}")]
-    CollateralInvalid(String),
-    /// Collateral could not be fetched from the configured PCCS.
-    #[error("collateral not fetched: {0}")]
-    CollateralFetch(String),
-    /// DCAP verification failed (dcap-qvl's reason).
-    #[error("DCAP verification failed: {0}")]
-    Dcap(String),
-    /// The TCB status is not accepted.
-    #[error("TCB status {status} is not accepted (advisories: {advisories:?})")]
-    TcbStatus {
-        /// The status.
-        status: String,
-        /// Intel security advisories that apply.
-        advisories: Vec<String>,
-    },
-    /// The key signature chain does not verify.
-    #[error("key chain: {0}")]
-    KeyChain(String),
-    /// The signature does not recover to the attested address.
-    #[error("the signature is not by {address} over {digest}")]
-    Signature {
-        /// The attested address.
-        address: String,
-        /// The digest.
-        digest: String,
-    },
-}
-
-fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
-}
-
-/// A check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Status {
-    /// Passed, with what was found.
-    Passed(String),
-    /// Failed, and why.
-    Failed(Failure),
-    /// Not run, and why.
-    Skipped(String),
-}
-
-/// The verifier's findings.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct Report {
-    /// Every check, in order.
-    pub checks: Vec<(Check, Status)>,
-}
-
-impl Report {
-    fn push(&mut self, check: Check, status: Status) {
-        self.checks.push((check, status));
-    }
-
-    /// The status of `check`, if it ran or was skipped.
-    #[must_use]
-    pub fn status(&self, check: Check) -> Option<&Status> {
-        self.checks.iter().find(|(c, _)| *c == check).map(|(_, s)| s)
-    }
-
-    /// The failures.
-    pub fn failures(&self) -> impl Iterator<Item = (Check, &Failure)> {
-        self.checks.iter().filter_map(|(c, s)| match s {
-            Status::Failed(f) => Some((*c, f)),
-            _ => None,
-        })
-    }
-
-    /// Verified: nothing failed, and the checks no policy can waive (quote,
-    /// binding, collateral, DCAP, TCB status) passed.
-    ///
-    /// A simulated TEE's quotes never pass DCAP, so they are never verified;
-    /// [`Report::verified_but_dcap`] says whether everything else passed.
-    #[must_use]
-    pub fn verified(&self) -> bool {
-        let mandatory =
-            [Check::Quote, Check::Binding, Check::Collateral, Check::Dcap, Check::TcbStatus];
-        self.failures().next().is_none()
-            && mandatory.iter().all(|c| matches!(self.status(*c), Some(Status::Passed(_))))
-    }
-}
-
-impl Report {
-    /// Everything but the hardware's signature checks out: no failure other
-    /// than DCAP and the TCB status it decides, and quote and binding
-    /// passed. What a simulated TEE can reach at best; never a reason to
-    /// trust a key.
-    #[must_use]
-    pub fn verified_but_dcap(&self) -> bool {
-        self.failures().all(|(c, _)| matches!(c, Check::Dcap | Check::TcbStatus))
-            && [Check::Quote, Check::Binding]
-                .iter()
-                .all(|c| matches!(self.status(*c), Some(Status::Passed(_))))
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (check, status) in &self.checks {
-            let (mark, text) = match status {
-                Status::Passed(d) => ("pass", d.clone()),
-                Status::Failed(e) => ("FAIL", e.to_string()),
-                Status::Skipped(d) => ("skip", d.clone()),
-            };
-            writeln!(f, "{mark}  {:<13} {text}", check.to_string())?;
-        }
-        write!(f, "{}", if self.verified() { "VERIFIED" } else { "NOT VERIFIED" })
-    }
-}
+use super::eventlog::{self, Event};
+use super::evidence::{Evidence, Expected, KeyChain, TeeSignature};
+use super::pccs::Pccs;
+use super::policy::Policy;
+use super::report::{Check, Failure, Report, Status};
 
 /// Runs the checks.
 #[derive(Debug, Clone, Default)]
@@ -379,7 +47,7 @@ pub struct Verifier {
     pub pccs: Option<Pccs>,
 }
 
-fn allowed<const N: usize>(list: Option<&Vec<HexBytes<N>>>, value: &[u8; N]) -> Status {
+fn allowed<const N: usize>(list: Option<&Vec<FixedBytes<N>>>, value: &[u8; N]) -> Status {
     match list {
         None => Status::Skipped("not in the policy".into()),
         Some(list) if list.iter().any(|v| v.0 == *value) => Status::Passed(hex::encode(value)),
@@ -658,11 +326,10 @@ impl Verifier {
         let app_id = evidence.event_log.and_then(|log| eventlog::payload(log, "app-id"));
         r.push(
             Check::KeyChain,
-            match verify_key_chain(chain, address, app_id, &Address(root.0)) {
-                Ok(app) => Status::Passed(format!(
-                    "derived by app key {app}, issued by KMS root {}",
-                    Address(root.0)
-                )),
+            match verify_key_chain(chain, address, app_id, &root) {
+                Ok(app) => {
+                    Status::Passed(format!("derived by app key {app}, issued by KMS root {root}"))
+                }
                 Err(f) => Status::Failed(f),
             },
         );
@@ -695,6 +362,29 @@ impl Verifier {
             },
         );
         r
+    }
+}
+
+impl Verifier {
+    /// Checks a [`TeeSignature`] (the JSON a signer hands out with each
+    /// signature) at `now`: [`Verifier::verify_signature`] on its parts, for
+    /// a verifier that has no signer to talk to.
+    #[must_use]
+    pub fn verify_tee_signature(&self, s: &TeeSignature, now: u64) -> Report {
+        let mut sig = s.signature.0;
+        // Either v convention: 27/28 or 0/1.
+        if sig[64] >= 27 {
+            sig[64] -= 27;
+        }
+        // A malformed signature cannot recover: it is reported as the
+        // signature check's failure, with the rest checked as usual.
+        let signature = Signature::from_bytes(&sig).unwrap_or(Signature {
+            r: [0; 32],
+            s: [0; 32],
+            y_parity: false,
+        });
+        let evidence = s.attestation.evidence();
+        self.verify_signature(&evidence, &s.attestation.address, &s.digest, &signature, now)
     }
 }
 

@@ -15,19 +15,17 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tee_core::client::decode_response;
+use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
     Attest, AttestAction, AttestResponse, BackendKind, DeriveKey, DeviceError, DeviceInfo,
     DeviceInfoResponse, EvidencePart, GetEvidence, GetPublicKey, KeyOrigin, MAX_PATH_LEN, Policy,
     PublicKeyResponse, SetPolicy, Sign, capability,
 };
-use tee_core::{Action, Address, B256, Signature, SigningKey, heapless};
+use tee_core::{Action, Address, B256, SigningKey, heapless};
 
-use crate::client::{Client, ClientError};
-use crate::endpoint::{Endpoint, Stream, connect};
-use crate::eventlog::Event;
-use crate::hexser::{HexBytes, hex_vec};
-use crate::verify::{Evidence, Expected, KeyChain, Report, Verifier};
+use super::{Client, ClientError};
+use crate::attest::{Attestation, Bound, Report, TeeSignature, Verifier};
+use crate::transport::{Endpoint, Stream, connect};
 
 /// The provider's name, as agent SDKs know it.
 pub const PROVIDER_NAME: &str = "phala-dstack";
@@ -66,93 +64,18 @@ pub enum ProviderError {
     },
 }
 
-/// What an attestation binds: a verifier's challenge, or a signed action's
-/// digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "purpose", content = "value")]
-pub enum Bound {
-    /// A fresh challenge.
-    Challenge(HexBytes<32>),
-    /// One action's digest.
-    ActionDigest(HexBytes<32>),
-}
-
-impl From<Bound> for Expected {
-    fn from(b: Bound) -> Expected {
-        match b {
-            Bound::Challenge(c) => Expected::Challenge(B256(c.0)),
-            Bound::ActionDigest(d) => Expected::ActionDigest(B256(d.0)),
-        }
-    }
-}
-
-/// Everything a verifier needs to check that `address` is a key in a
-/// measured TEE: the quote, what it binds, the event log and, for a dstack
-/// key, its KMS signature chain. Serializes to JSON for other languages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attestation {
-    /// The provider (`phala-dstack`).
-    pub provider: String,
-    /// The key's address.
-    pub address: HexBytes<20>,
-    /// What `report_data` binds besides the address.
-    pub bound: Bound,
-    /// The quote's `report_data`.
-    pub report_data: HexBytes<64>,
-    /// The TDX quote.
-    #[serde(with = "hex_vec")]
-    pub quote: Vec<u8>,
-    /// dstack's event log.
-    pub event_log: Vec<Event>,
-    /// The key's KMS signature chain (derived keys).
-    pub key_chain: Option<KeyChain>,
-    /// The signer's backend kind (`Simulated` quotes never pass DCAP).
-    pub backend: String,
-}
-
-impl Attestation {
-    /// The evidence, as the verifier takes it.
-    #[must_use]
-    pub fn evidence(&self) -> Evidence<'_> {
-        Evidence {
-            quote: &self.quote,
-            event_log: Some(&self.event_log),
-            key_chain: self.key_chain.as_ref(),
-        }
-    }
-}
-
 /// A key in the signer, with an attestation bound to a fresh challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeeKey {
     /// The signer's slot.
     pub slot: u8,
     /// The address.
-    pub address: HexBytes<20>,
+    pub address: Address,
     /// SEC1 compressed public key.
-    pub public_key: HexBytes<33>,
+    pub public_key: FixedBytes<33>,
     /// The dstack derivation path, for a derived key.
     pub path: Option<String>,
     /// Proof that the key is in the TEE.
-    pub attestation: Attestation,
-}
-
-/// A signature with its per-action attestation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeeSignature {
-    /// The provider (`phala-dstack`).
-    pub provider: String,
-    /// The slot that signed.
-    pub slot: u8,
-    /// The sequence it signed at.
-    pub sequence: u64,
-    /// The digest signed (EIP-712, transaction or EIP-191 hash).
-    pub digest: HexBytes<32>,
-    /// `r ‖ s ‖ v` (v = 27 + y parity), as Ethereum tools take it.
-    pub signature: HexBytes<65>,
-    /// The signer's address.
-    pub address: HexBytes<20>,
-    /// A quote binding the address to this digest.
     pub attestation: Attestation,
 }
 
@@ -293,19 +216,16 @@ impl PhalaDstackProvider {
             }
         };
         let request = AttestAction { slot, sequence: signed.sequence, digest: signed.digest };
-        let payload = c.request(&request).map_err(|e| self.err(e))?;
-        let (_, response) = decode_response::<AttestAction>(&payload)
-            .map_err(|e| self.err(ClientError::Malformed(e)))?;
-        let bound = Bound::ActionDigest(HexBytes(signed.digest.0));
-        let attestation = self.attestation(&mut c, slot, response, bound)?;
-        let mut signature = signed.signature.to_bytes();
-        signature[64] = 27 + u8::from(signed.signature.y_parity);
+        let quote = Quoted::from(c.call(&request).map_err(|e| self.err(e))?);
+        let attestation =
+            self.attestation(&mut c, slot, quote, Bound::ActionDigest(signed.digest))?;
         Ok(TeeSignature {
             provider: PROVIDER_NAME.to_owned(),
             slot,
             sequence: signed.sequence,
-            digest: HexBytes(signed.digest.0),
-            signature: HexBytes(signature),
+            digest: signed.digest,
+            // `to_bytes` gives v = 27 + y parity, as Ethereum tools take it.
+            signature: FixedBytes(signed.signature.to_bytes()),
             address: attestation.address,
             attestation,
         })
@@ -319,10 +239,8 @@ impl PhalaDstackProvider {
         challenge: B256,
     ) -> Result<Attestation, ProviderError> {
         let mut c = self.client()?;
-        let payload = c.request(&Attest { slot, challenge }).map_err(|e| self.err(e))?;
-        let (_, response) =
-            decode_response::<Attest>(&payload).map_err(|e| self.err(ClientError::Malformed(e)))?;
-        self.attestation(&mut c, slot, response, Bound::Challenge(HexBytes(challenge.0)))
+        let quote = Quoted::from(c.call(&Attest { slot, challenge }).map_err(|e| self.err(e))?);
+        self.attestation(&mut c, slot, quote, Bound::Challenge(challenge))
     }
 
     /// `verify_attestation`: every check of the verifier on the signature's
@@ -330,20 +248,18 @@ impl PhalaDstackProvider {
     /// the signature recovers to the attested address.
     #[must_use]
     pub fn verify_attestation(&self, signature: &TeeSignature, now: Option<u64>) -> Report {
-        verify_signature(&self.verifier, signature, now.unwrap_or_else(now_secs))
+        self.verifier.verify_tee_signature(signature, now.unwrap_or_else(now_secs))
     }
 
-    /// Reads an `Attest`/`AttestAction` response and fetches its evidence.
+    /// Completes an `Attest`/`AttestAction` response with its evidence.
     fn attestation(
         &self,
         c: &mut Client<Box<dyn Stream>>,
         slot: u8,
-        response: Result<AttestResponse<'_>, DeviceError>,
+        quoted: Quoted,
         bound: Bound,
     ) -> Result<Attestation, ProviderError> {
-        let AttestResponse { address, report_data, quote } =
-            response.map_err(ProviderError::Refused)?;
-        let quote = quote.to_vec();
+        let Quoted { address, report_data, quote } = quoted;
         let log = fetch(c, slot, EvidencePart::EventLog).map_err(|e| self.err(e))?;
         let event_log = serde_json::from_slice(&log)
             .map_err(|e| ProviderError::Evidence { what: "event log", message: e.to_string() })?;
@@ -361,9 +277,9 @@ impl PhalaDstackProvider {
         let info = c.call(&DeviceInfo).map_err(|e| self.err(e))?;
         Ok(Attestation {
             provider: PROVIDER_NAME.to_owned(),
-            address: HexBytes(address.0),
+            address,
             bound,
-            report_data: HexBytes(report_data.0),
+            report_data,
             quote,
             event_log,
             key_chain,
@@ -372,36 +288,24 @@ impl PhalaDstackProvider {
     }
 }
 
-/// Checks a [`TeeSignature`] with `verifier` at `now`: what
-/// [`PhalaDstackProvider::verify_attestation`] does, for a verifier that
-/// has no signer to talk to.
-#[must_use]
-pub fn verify_signature(verifier: &Verifier, s: &TeeSignature, now: u64) -> Report {
-    let mut sig = s.signature.0;
-    // Either v convention: 27/28 or 0/1.
-    if sig[64] >= 27 {
-        sig[64] -= 27;
-    }
-    let address = Address(s.attestation.address.0);
-    let digest = B256(s.digest.0);
-    match Signature::from_bytes(&sig) {
-        Ok(signature) => {
-            verifier.verify_signature(&s.attestation.evidence(), &address, &digest, &signature, now)
-        }
-        Err(_) => {
-            // A malformed signature cannot recover: report it as the
-            // signature check's failure, with the rest checked as usual.
-            let bogus = Signature { r: [0; 32], s: [0; 32], y_parity: false };
-            verifier.verify_signature(&s.attestation.evidence(), &address, &digest, &bogus, now)
-        }
+/// An `Attest`/`AttestAction` response, copied out of the client.
+struct Quoted {
+    address: Address,
+    report_data: FixedBytes<64>,
+    quote: Vec<u8>,
+}
+
+impl From<AttestResponse<'_>> for Quoted {
+    fn from(r: AttestResponse<'_>) -> Quoted {
+        Quoted { address: r.address, report_data: r.report_data, quote: r.quote.to_vec() }
     }
 }
 
 fn key_of(pk: &PublicKeyResponse, attestation: Attestation) -> TeeKey {
     TeeKey {
         slot: pk.slot,
-        address: HexBytes(pk.address.0),
-        public_key: HexBytes(pk.public_key.0),
+        address: pk.address,
+        public_key: pk.public_key,
         path: match &pk.origin {
             KeyOrigin::Generated => None,
             KeyOrigin::Derived(p) => Some(p.to_string()),
@@ -420,9 +324,7 @@ fn fetch(
     loop {
         let offset = u32::try_from(out.len())
             .map_err(|_| ClientError::Malformed(tee_core::Error::TooLong))?;
-        let payload = c.request(&GetEvidence { slot, part, offset })?;
-        let (_, r) = decode_response::<GetEvidence>(&payload).map_err(ClientError::Malformed)?;
-        let chunk = r.map_err(ClientError::Device)?;
+        let chunk = c.call(&GetEvidence { slot, part, offset })?;
         out.extend_from_slice(chunk.data);
         if chunk.data.is_empty() || out.len() >= chunk.total as usize {
             return Ok(out);

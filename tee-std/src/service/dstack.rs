@@ -14,9 +14,9 @@
 use dstack_sdk::dstack_client::DstackClient;
 use zeroize::Zeroizing;
 
-use crate::eventlog::{self, Event};
-use crate::hexser::HexBytes;
-use crate::verify::KeyChain;
+use crate::attest::KeyChain;
+use crate::attest::eventlog::{self, Event};
+use tee_core::primitives::FixedBytes;
 
 /// A dstack call failed.
 #[derive(Debug, thiserror::Error)]
@@ -146,19 +146,19 @@ impl Dstack {
         let secret = Zeroizing::new(secret);
         let key = tee_core::SigningKey::from_bytes(&secret)
             .map_err(|_| malformed(CALL, "key is not a secp256k1 secret"))?;
-        let sig = |i: usize| -> Result<HexBytes<65>, DstackError> {
+        let sig = |i: usize| -> Result<FixedBytes<65>, DstackError> {
             let s = r
                 .signature_chain
                 .get(i)
                 .ok_or_else(|| malformed(CALL, "signature chain has fewer than 2 entries"))?;
             let b = hex::decode(s.trim_start_matches("0x")).map_err(|e| malformed(CALL, e))?;
-            Ok(HexBytes(
+            Ok(FixedBytes(
                 b.try_into().map_err(|_| malformed(CALL, "chain signature is not 65 bytes"))?,
             ))
         };
         let chain = KeyChain {
             purpose: purpose.to_owned(),
-            public_key: HexBytes(key.public_key().to_compressed()),
+            public_key: FixedBytes(key.public_key().to_compressed()),
             app_signature: sig(0)?,
             kms_signature: sig(1)?,
         };

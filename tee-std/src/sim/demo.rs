@@ -13,21 +13,20 @@ use std::sync::{Arc, Mutex};
 
 use tee_core::action::tx;
 use tee_core::limits::MAX_SIGNED_TX_LEN;
-use tee_core::primitives::Hex;
+use tee_core::primitives::{FixedBytes, Hex};
 use tee_core::protocol::{Allow, BackendKind, GetAuditLog, KindSet, Outcome, Policy, Sign};
 use tee_core::{Action, ActionKind, Address, B256, Signature, SigningKey, U256, heapless};
 use tee_testkit::sample;
 
-use crate::backend::{SignerConfig, open_device};
+use crate::attest::{Policy as VerifierPolicy, Verifier};
 use crate::client::Client;
-use crate::endpoint::{Endpoint, connect};
-use crate::hexser::HexBytes;
-pub use crate::policyfile::kind_by_name;
-use crate::provider::PhalaDstackProvider;
-use crate::server::{Limits, serve};
+use crate::client::provider::PhalaDstackProvider;
+use crate::service::backend::{SignerConfig, open_device};
+pub use crate::service::policyfile::kind_by_name;
+use crate::service::server::{Limits, serve};
+use crate::sim::SimServer;
 use crate::sim::{SAMPLE_COLLATERAL_TIME, SimDstack, sample_collateral};
-use crate::simd::{Listen, SimServer};
-use crate::verify::{Policy as VerifierPolicy, Verifier};
+use crate::transport::{Endpoint, connect};
 
 /// The demo admin key: anvil/hardhat account 0, public knowledge. Never fund it.
 pub const DEMO_KEY: [u8; 32] = [
@@ -53,10 +52,10 @@ pub enum DemoError {
     Setup(String),
     /// The signer did not open.
     #[error(transparent)]
-    Open(#[from] crate::backend::OpenError),
+    Open(#[from] crate::service::backend::OpenError),
     /// A provider call failed.
     #[error(transparent)]
-    Provider(#[from] crate::provider::ProviderError),
+    Provider(#[from] crate::client::provider::ProviderError),
     /// A core operation failed.
     #[error("{0}")]
     Core(#[from] tee_core::Error),
@@ -126,7 +125,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     let sim = SimDstack::new(&DEMO_KMS_ROOT, DEMO_APP_ID, DEMO_COMPOSE_HASH)?;
     let kms_root = sim.kms_root();
     let dstack =
-        SimServer::start(sim, &Listen::Unix(dir.path().join("dstack.sock"))).map_err(setup)?;
+        SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).map_err(setup)?;
 
     // 2. The signer on a fresh state directory, served on a unix socket.
     let admin = SigningKey::from_bytes(&DEMO_KEY)?;
@@ -147,9 +146,9 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     // 3. The admin provisions the agent's key and its policy.
     let validator = Verifier {
         policy: VerifierPolicy {
-            compose_hash: Some(vec![HexBytes(DEMO_COMPOSE_HASH)]),
-            app_id: Some(vec![HexBytes(DEMO_APP_ID)]),
-            kms_root: Some(HexBytes(kms_root.0)),
+            compose_hash: Some(vec![B256(DEMO_COMPOSE_HASH)]),
+            app_id: Some(vec![FixedBytes(DEMO_APP_ID)]),
+            kms_root: Some(kms_root),
             ..VerifierPolicy::default()
         },
         collateral: Some(sample_collateral().map_err(setup)?),

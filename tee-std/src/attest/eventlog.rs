@@ -11,8 +11,6 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha384};
 
-use crate::hexser::hex_vec;
-
 /// dstack's runtime event type.
 pub const DSTACK_RUNTIME_EVENT_TYPE: u32 = 0x0800_0001;
 
@@ -160,6 +158,22 @@ pub fn payload<'e>(events: &'e [Event], name: &str) -> Option<&'e [u8]> {
         .rev()
         .find(|e| e.imr == 3 && e.event_type == DSTACK_RUNTIME_EVENT_TYPE && e.event == name)
         .map(|e| e.event_payload.as_slice())
+}
+
+/// Bytes as dstack writes them in its event log: bare lowercase hex (no
+/// `0x`); reading accepts `0x` too.
+mod hex_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        let digits = s.strip_prefix("0x").unwrap_or(&s);
+        hex::decode(digits).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

@@ -15,22 +15,21 @@
 use hkdf::Hkdf;
 use sha2::Sha256;
 use tee_core::hazmat;
-use tee_core::primitives::keccak256;
+use tee_core::primitives::{FixedBytes, keccak256};
 use tee_core::{B256, SigningKey};
 use zeroize::Zeroizing;
 
-use crate::eventlog::{self, Event};
-use crate::hexser::HexBytes;
-use crate::verify::KeyChain;
+use crate::attest::KeyChain;
+use crate::attest::eventlog::{self, Event};
 
 /// Intel's sample TDX quote v4 (from dcap-qvl 0.7.1, `tests/data/dcap-qvl`).
-pub const SAMPLE_QUOTE: &[u8] = include_bytes!("../../tests/data/dcap-qvl/tdx_quote");
+pub const SAMPLE_QUOTE: &[u8] = include_bytes!("../../../tests/data/dcap-qvl/tdx_quote");
 
 /// The sample quote's collateral (dcap-qvl 0.7.1, `tests/data/dcap-qvl`), in
 /// dcap-qvl's JSON format: with it a verifier checks the simulated quotes'
 /// DCAP signature offline, and sees it fail.
 pub const SAMPLE_COLLATERAL: &str =
-    include_str!("../../tests/data/dcap-qvl/tdx_quote_collateral.json");
+    include_str!("../../../tests/data/dcap-qvl/tdx_quote_collateral.json");
 
 /// A time inside [`SAMPLE_COLLATERAL`]'s validity window (2025-06-25), at
 /// which a verifier can check the simulated quotes against it.
@@ -120,11 +119,11 @@ impl SimDstack {
         let raw = |s: tee_core::Signature| {
             let mut b = s.to_bytes();
             b[64] = u8::from(s.y_parity);
-            HexBytes(b)
+            FixedBytes(b)
         };
         let chain = KeyChain {
             purpose: purpose.to_owned(),
-            public_key: HexBytes(public),
+            public_key: FixedBytes(public),
             app_signature: raw(app_signature),
             kms_signature: raw(kms_signature),
         };

@@ -1,16 +1,20 @@
+//! The protocol's client, and the `phala-dstack` provider on top of it.
+//!
 //! The host side of the protocol over any byte stream (unix socket, TCP,
 //! serial port): send a command, wait for the response with its request id.
 //!
 //! Responses to other ids are skipped, including the frame-error answers
 //! (request id 0) that line noise earns; if the stream stays silent past its
-//! read timeout, the call fails with [`ClientError::Timeout`].
+//! read timeout, the call fails with [`ClientError::Timeout`]. A response
+//! is borrowed from the client (a quote or an evidence chunk is not copied)
+//! until the next call.
+
+#[cfg(feature = "service")]
+pub mod provider;
 
 use std::io::{self, Read, Write};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tee_core::client::encode_request;
-use tee_core::codec;
+use tee_core::client::{decode_response, encode_request};
 use tee_core::frame::{Accumulator, Header};
 use tee_core::protocol::{
     AdminCommand, Command, DeviceError, MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, authorize,
@@ -46,6 +50,9 @@ pub struct Client<S> {
     rx: Box<Accumulator<MAX_RESPONSE_FRAME>>,
     /// Bytes read but not yet fed.
     pending: Vec<u8>,
+    /// The last response's payload (header and body), which the last call's
+    /// response borrows from.
+    last: Vec<u8>,
     next_id: u32,
 }
 
@@ -58,7 +65,13 @@ impl<S> std::fmt::Debug for Client<S> {
 impl<S: Read + Write> Client<S> {
     /// A client on `stream` (set its read timeout first if it has one).
     pub fn new(stream: S) -> Self {
-        Client { stream, rx: Box::new(Accumulator::new()), pending: Vec::new(), next_id: 1 }
+        Client {
+            stream,
+            rx: Box::new(Accumulator::new()),
+            pending: Vec::new(),
+            last: Vec::new(),
+            next_id: 1,
+        }
     }
 
     /// The stream.
@@ -74,17 +87,18 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// Sends `cmd` and returns the response payload (header and body).
-    pub fn request<C: Command>(&mut self, cmd: &C) -> Result<Vec<u8>, ClientError> {
+    pub fn request<C: Command>(&mut self, cmd: &C) -> Result<&[u8], ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let mut buf = vec![0u8; MAX_REQUEST_WIRE];
         let frame = encode_request(id, cmd, &mut buf).map_err(ClientError::Encode)?;
         self.stream.write_all(frame)?;
         self.stream.flush()?;
-        self.wait_for(id, C::CODE)
+        self.wait_for(id, C::CODE)?;
+        Ok(&self.last)
     }
 
-    fn wait_for(&mut self, id: u32, command: u8) -> Result<Vec<u8>, ClientError> {
+    fn wait_for(&mut self, id: u32, command: u8) -> Result<(), ClientError> {
         let mut chunk = [0u8; 4096];
         loop {
             // Frames already buffered first.
@@ -97,7 +111,9 @@ impl<S: Read + Write> Client<S> {
                     && h.request_id == id
                     && h.command == command
                 {
-                    return Ok(payload.to_vec());
+                    self.last.clear();
+                    self.last.extend_from_slice(payload);
+                    return Ok(());
                 }
             }
             let n = match self.stream.read(&mut chunk) {
@@ -115,16 +131,17 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
-    /// Sends `cmd` and decodes its response.
-    pub fn call<C: Command>(&mut self, cmd: &C) -> Result<C::Response<'static>, ClientError>
-    where
-        C::Response<'static>: DeserializeOwned + Serialize,
-    {
-        let payload = self.request(cmd)?;
-        let (_, body) = Header::split(&payload).map_err(ClientError::Malformed)?;
-        codec::decode::<Result<C::Response<'static>, DeviceError>>(body)
-            .map_err(ClientError::Malformed)?
-            .map_err(ClientError::Device)
+    /// The last response, decoded canonically as `C`'s.
+    fn last_response<C: Command>(&self) -> Result<C::Response<'_>, ClientError> {
+        let (_, r) = decode_response::<C>(&self.last).map_err(ClientError::Malformed)?;
+        r.map_err(ClientError::Device)
+    }
+
+    /// Sends `cmd` and decodes its response, which borrows from the client
+    /// until the next call.
+    pub fn call<C: Command>(&mut self, cmd: &C) -> Result<C::Response<'_>, ClientError> {
+        self.request(cmd)?;
+        self.last_response::<C>()
     }
 
     /// Authorizes `cmd` with the admin key for device `device_id` at
@@ -135,10 +152,7 @@ impl<S: Read + Write> Client<S> {
         admin: &SigningKey,
         device_id: &B256,
         counter: u64,
-    ) -> Result<C::Response<'static>, ClientError>
-    where
-        C::Response<'static>: DeserializeOwned + Serialize,
-    {
+    ) -> Result<C::Response<'_>, ClientError> {
         authorize(&mut cmd, admin, device_id, counter).map_err(ClientError::Encode)?;
         self.call(&cmd)
     }
@@ -151,18 +165,18 @@ impl<S: Read + Write> Client<S> {
         cmd: C,
         admin: &SigningKey,
         device_id: &B256,
-    ) -> Result<C::Response<'static>, ClientError>
-    where
-        C::Response<'static>: DeserializeOwned + Serialize,
-    {
+    ) -> Result<C::Response<'_>, ClientError> {
         let millis = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        match self.admin(cmd.clone(), admin, device_id, millis) {
-            Err(ClientError::Device(DeviceError::AdminReplay { last })) => {
-                self.admin(cmd, admin, device_id, last.saturating_add(1))
-            }
-            r => r,
+        let mut first = cmd.clone();
+        authorize(&mut first, admin, device_id, millis).map_err(ClientError::Encode)?;
+        self.request(&first)?;
+        if let Err(ClientError::Device(DeviceError::AdminReplay { last })) =
+            self.last_response::<C>().map(|_| ())
+        {
+            return self.admin(cmd, admin, device_id, last.saturating_add(1));
         }
+        self.last_response::<C>()
     }
 }

@@ -1,0 +1,22 @@
+//! Verifying an attestation: that a signing key lives in a measured TDX
+//! confidential VM running the expected code, and that a signature is that
+//! key's. One concern per file:
+//!
+//! - [`policy`]: what a validator pins (measurements, app, KMS root);
+//! - [`evidence`]: what a signer presents and the JSON bundles it hands out;
+//! - [`checks`]: the checks themselves ([`Verifier`]);
+//! - [`report`]: their findings and the verdict;
+//! - [`eventlog`]: dstack's event log, replayed to RTMR3;
+//! - [`pccs`]: DCAP collateral from a PCCS the user configures.
+
+pub mod checks;
+pub mod eventlog;
+pub mod evidence;
+pub mod pccs;
+pub mod policy;
+pub mod report;
+
+pub use checks::{Verifier, verify_key_chain};
+pub use evidence::{Attestation, Bound, Evidence, Expected, KeyChain, TeeSignature};
+pub use policy::{Policy, PolicyError};
+pub use report::{Check, Failure, Report, Status};

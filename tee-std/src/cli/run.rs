@@ -1,0 +1,124 @@
+//! Running things: the signer (`serve`), the simulated dstack
+//! (`sim-dstack`) and the end-to-end `demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+use tee_core::protocol::BackendKind;
+use tee_core::{ActionKind, Address};
+
+use super::{Failure, init_logging};
+use crate::service::backend::{SignerConfig, open_device};
+use crate::service::dstack;
+use crate::service::policyfile::kind_by_name;
+use crate::service::server::{Limits, serve as serve_on};
+use crate::sim::{SimDstack as Simulated, SimServer, demo as demo_run};
+use crate::transport::Endpoint;
+
+#[derive(Args)]
+pub(super) struct Demo {
+    /// Action kind to sign (AgentWalletSet, setAgentURI, giveFeedback,
+    /// ...); `--kind list` lists them.
+    #[arg(long, default_value = "AgentWalletSet")]
+    kind: String,
+}
+
+#[derive(Args)]
+pub(super) struct Serve {
+    /// State directory (keys, policies, anti-replay counters).
+    #[arg(long)]
+    state: PathBuf,
+    /// Where to listen (repeatable): unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH[@BAUD].
+    #[arg(long, required = true)]
+    listen: Vec<Endpoint>,
+    /// The admin address (required on the first start; checked after).
+    #[arg(long)]
+    admin: Option<Address>,
+    /// dstack's endpoint (socket path or http URL); by default
+    /// DSTACK_SIMULATOR_ENDPOINT or dstack's socket paths.
+    #[arg(long, conflicts_with_all = ["simulated", "no_tee"])]
+    dstack: Option<String>,
+    /// Run the built-in simulated dstack and use it (no hardware guarantees).
+    #[arg(long, conflicts_with = "no_tee")]
+    simulated: bool,
+    /// No TEE: generated keys only, no attestation.
+    #[arg(long)]
+    no_tee: bool,
+    /// Connections served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+}
+
+#[derive(Args)]
+pub(super) struct SimDstack {
+    /// unix:PATH or tcp:HOST:PORT.
+    #[arg(long)]
+    listen: Endpoint,
+}
+
+/// The demo app's simulated dstack.
+fn demo_dstack() -> Result<Simulated, Failure> {
+    Ok(Simulated::new(
+        &demo_run::DEMO_KMS_ROOT,
+        demo_run::DEMO_APP_ID,
+        demo_run::DEMO_COMPOSE_HASH,
+    )?)
+}
+
+pub(super) fn demo(c: Demo) -> Result<ExitCode, Failure> {
+    if c.kind == "list" {
+        for &k in ActionKind::ALL {
+            println!("{:<36} {}", k.name(), if k.is_blind() { "blind" } else { "typed" });
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(kind) = kind_by_name(&c.kind) else {
+        eprintln!("unknown action kind {:?}; `--kind list` lists them", c.kind);
+        return Ok(ExitCode::from(2));
+    };
+    print!("{}", demo_run::run(kind)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
+    init_logging();
+    let mut sim = None;
+    let (endpoint, kind) = if c.no_tee {
+        // No hardware guarantees, and no quotes to show for it.
+        (None, BackendKind::Simulated)
+    } else if c.simulated {
+        std::fs::create_dir_all(&c.state)?;
+        let listen = Endpoint::Unix(c.state.join("sim-dstack.sock"));
+        let server = SimServer::start(demo_dstack()?, &listen)?;
+        let e = server.endpoint().to_owned();
+        sim = Some(server);
+        (Some(e), BackendKind::Simulated)
+    } else {
+        let e = dstack::resolve_endpoint(c.dstack.as_deref()).ok_or(
+            "no dstack found (--dstack, DSTACK_SIMULATOR_ENDPOINT or /var/run/dstack.sock); \
+             --simulated runs the built-in simulator, --no-tee runs without a TEE",
+        )?;
+        (Some(e), BackendKind::Dstack)
+    };
+    let device =
+        open_device(&SignerConfig { state: c.state, dstack: endpoint, kind, admin: c.admin })?;
+    let limits = Limits { max_connections: c.max_connections, ..Limits::default() };
+    let server = serve_on(Arc::new(Mutex::new(device)), &c.listen, limits)?;
+    tracing::info!(simulated = sim.is_some(), "signer running");
+    server.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn sim_dstack(c: SimDstack) -> Result<ExitCode, Failure> {
+    init_logging();
+    let server = SimServer::start(demo_dstack()?, &c.listen)?;
+    println!(
+        "simulated dstack at {} (DSTACK_SIMULATOR_ENDPOINT={})",
+        server.endpoint(),
+        server.endpoint()
+    );
+    server.wait();
+    Ok(ExitCode::SUCCESS)
+}
