@@ -4,7 +4,11 @@
 //! - an event log that parses serialises and parses back to itself;
 //! - a quote whose signed bytes (header and report body) or whose
 //!   attestation signature and key changed never passes DCAP;
-//! - a report never says "verified" for a quote it could not check.
+//! - a report never says "verified" for a quote it could not check;
+//! - identity comes from the boot part of the log only: a compose hash or
+//!   app id passes only if the log's one event of that name before the
+//!   first `system-ready` carries an allowed value, and a log without
+//!   `system-ready` or with an identity event twice before it passes none.
 //!
 //! Input: `n ‖ n × (offset u16 LE ‖ byte) ‖ event log text`.
 #![no_main]
@@ -15,7 +19,7 @@ use dcap_qvl::QuoteCollateralV3;
 use libfuzzer_sys::fuzz_target;
 use tee_core::primitives::FixedBytes;
 use tee_core::{Address, B256};
-use tee_std::attest::eventlog;
+use tee_std::attest::eventlog::{self, BootLog};
 use tee_std::attest::{Check, Evidence, Expected, Policy, Status, Verifier};
 use tee_std::sim::SAMPLE_QUOTE;
 
@@ -68,5 +72,21 @@ fuzz_target!(|data: &[u8]| {
     }
     if !parsed || signed_changed {
         assert!(!report.verified(), "verified a quote it could not check:\n{report}");
+    }
+    let boot = events.as_deref().map(BootLog::read);
+    for (check, name, allowed) in
+        [(Check::ComposeHash, "compose-hash", &[0u8; 32][..]), (Check::AppId, "app-id", &[0; 20])]
+    {
+        if matches!(report.status(check), Some(Status::Passed(_))) {
+            let Some(Ok(boot)) = &boot else {
+                panic!("{name} passed without a boot log:\n{report}")
+            };
+            assert_eq!(boot.get(name), Some(allowed), "{name} passed on a runtime event");
+            let ready = events.as_deref().unwrap_or_default().iter().position(|e| {
+                e.imr == 3 && e.event_type == eventlog::DSTACK_RUNTIME_EVENT_TYPE
+                    && e.event == eventlog::SYSTEM_READY
+            });
+            assert!(ready.is_some(), "identity passed without system-ready");
+        }
     }
 });

@@ -142,12 +142,59 @@ max_deadline_ahead_secs = 300
     assert_eq!(json["sequence"], 1);
     let sig_file = dir.path().join("sig.json");
     std::fs::write(&sig_file, &signed).unwrap();
-    let args =
-        ["verify", sig_file.to_str().unwrap(), "--collateral", COLLATERAL, "--now", "1750809600"];
+    // No verdict without a policy that pins who the signer must be.
+    let e = fails(&["verify", sig_file.to_str().unwrap(), "--collateral", COLLATERAL]);
+    assert!(e.contains("no verifier policy") && e.contains("compose_hash"), "{e}");
+    // The validator pins one to the deployment: an attestation, the
+    // app-compose file it reviewed, the KMS root.
+    let challenge = format!("0x{}", "ab".repeat(32));
+    let att = ok(&["attest", "-c", &conn, "--challenge", &challenge]);
+    let att_file = dir.path().join("att.json");
+    std::fs::write(&att_file, att).unwrap();
+    let compose = dir.path().join("app-compose.json");
+    std::fs::write(&compose, tee_std::sim::demo::DEMO_APP_COMPOSE).unwrap();
+    let kms_root =
+        tee_core::SigningKey::from_bytes(&tee_std::sim::demo::DEMO_KMS_ROOT).unwrap().address();
+    let kms_root = kms_root.to_string();
+    let policy = dir.path().join("validator.toml");
+    let pin = |compose: &Path| {
+        run(&[
+            "policy",
+            "--attestation",
+            att_file.to_str().unwrap(),
+            "--app-compose",
+            compose.to_str().unwrap(),
+            "--kms-root",
+            &kms_root,
+            "--out",
+            policy.to_str().unwrap(),
+        ])
+    };
+    let other = dir.path().join("other-compose.json");
+    std::fs::write(&other, "{}").unwrap();
+    let o = pin(&other);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hashes to"), "{o:?}");
+    assert!(pin(&compose).status.success());
+    let pinned = std::fs::read_to_string(&policy).unwrap();
+    assert!(pinned.contains("compose_hash") && pinned.contains("mrtd"), "{pinned}");
+    let p = policy.to_str().unwrap();
+    let args = [
+        "verify",
+        sig_file.to_str().unwrap(),
+        "--policy",
+        p,
+        "--collateral",
+        COLLATERAL,
+        "--now",
+        "1750809600",
+    ];
     let o = run(&args);
     let report = String::from_utf8(o.stdout).unwrap();
     assert_eq!(o.status.code(), Some(1), "not verified: {report}");
     for line in [
+        "pass  pinned",
+        "pass  JSON fields",
         "pass  binding",
         "pass  event log",
         "pass  signature",
@@ -161,24 +208,25 @@ max_deadline_ahead_secs = 300
     let e = fails(&["sign", "-c", &conn, "--sample", "giveFeedback"]);
     assert!(e.contains("KindNotAllowed"), "{e}");
 
-    // An attestation for a validator's challenge, checked against it.
-    let challenge = format!("0x{}", "ab".repeat(32));
-    let att = ok(&["attest", "-c", &conn, "--challenge", &challenge]);
-    let att_file = dir.path().join("att.json");
-    std::fs::write(&att_file, att).unwrap();
-    let report = String::from_utf8(
-        run(&["verify", att_file.to_str().unwrap(), "--challenge", &challenge]).stdout,
-    )
-    .unwrap();
-    assert!(report.contains("pass  binding"), "{report}");
+    // The attestation for the validator's challenge, checked against it.
+    let att = att_file.to_str().unwrap();
+    let report =
+        String::from_utf8(run(&["verify", att, "--policy", p, "--challenge", &challenge]).stdout)
+            .unwrap();
+    assert!(report.contains("pass  binding") && report.contains("pass  app id"), "{report}");
     let other = format!("0x{}", "cd".repeat(32));
+    let report =
+        String::from_utf8(run(&["verify", att, "--policy", p, "--challenge", &other]).stdout)
+            .unwrap();
+    assert!(report.contains("FAIL  binding"), "{report}");
+    let e = fails(&["verify", att, "--policy", p]);
+    assert!(e.contains("--challenge"), "{e}");
+    // Without a policy only on request, and the verdict says so.
     let report = String::from_utf8(
-        run(&["verify", att_file.to_str().unwrap(), "--challenge", &other]).stdout,
+        run(&["verify", att, "--insecure-any-td", "--challenge", &challenge]).stdout,
     )
     .unwrap();
-    assert!(report.contains("FAIL  binding"), "{report}");
-    let e = fails(&["verify", att_file.to_str().unwrap()]);
-    assert!(e.contains("--challenge"), "{e}");
+    assert!(report.contains("NOT PINNED"), "{report}");
 
     // One signer per state directory; a restart keeps the key and the mark.
     let e = fails(&[

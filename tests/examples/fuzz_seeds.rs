@@ -114,19 +114,46 @@ fn flash(root: &Path) {
 }
 
 /// Inputs of the evidence target: the sample quote untouched and with a
-/// report byte changed, each with a dstack-style event log.
+/// report byte changed, each with a dstack-style event log; and the shapes
+/// an attacker's log takes (identity emitted after `system-ready`, twice
+/// before it, no `system-ready`, v2 events with a preimage, a lying one).
 fn evidence(root: &Path) {
     use tee_std::attest::eventlog::Event;
-    let log = vec![
-        Event::runtime("app-id", &[0x11; 20]),
-        Event::runtime("compose-hash", &[0x22; 32]),
-        Event::runtime("key-provider", b"{\"name\":\"kms\"}"),
-    ];
-    let json = serde_json::to_vec(&log).unwrap();
+    let boot = || {
+        vec![
+            Event::runtime("system-preparing", &[]),
+            Event::runtime("app-id", &[0x11; 20]),
+            Event::runtime("compose-hash", &[0x22; 32]),
+            Event::runtime("key-provider", b"{\"name\":\"kms\"}"),
+            Event::runtime("system-ready", &[]),
+        ]
+    };
+    let json = |log: &[Event]| serde_json::to_vec(log).unwrap();
     let dir = root.join("evidence");
-    write(&dir, "seed-clean", &[[0u8].as_slice(), &json].concat());
-    write(&dir, "seed-report-byte", &[[1u8, 0x00, 0x01, 0x5a].as_slice(), &json].concat());
+    write(&dir, "seed-clean", &[[0u8].as_slice(), &json(&boot())].concat());
+    write(&dir, "seed-report-byte", &[[1u8, 0x00, 0x01, 0x5a].as_slice(), &json(&boot())].concat());
     write(&dir, "seed-no-log", &[0]);
+    let mut after = boot();
+    after.push(Event::runtime("compose-hash", &[0; 32]));
+    after.push(Event::runtime("app-id", &[0; 20]));
+    write(&dir, "seed-identity-after-ready", &[[0u8].as_slice(), &json(&after)].concat());
+    let mut twice = boot();
+    twice.insert(2, Event::runtime("app-id", &[0; 20]));
+    write(&dir, "seed-identity-twice", &[[0u8].as_slice(), &json(&twice)].concat());
+    let mut unready = boot();
+    unready.pop();
+    write(&dir, "seed-no-system-ready", &[[0u8].as_slice(), &json(&unready)].concat());
+    let mut v2 = boot();
+    for e in &mut v2 {
+        e.version = Some(2);
+        e.preimage = Some(hex::encode(e.preimage_bytes(0).unwrap()));
+        e.digest = e.computed_digest(0).unwrap().to_vec();
+    }
+    write(&dir, "seed-v2-preimage", &[[0u8].as_slice(), &json(&v2)].concat());
+    if let Some(e) = v2.get_mut(1) {
+        e.preimage = Some(hex::encode(b"not the content"));
+    }
+    write(&dir, "seed-v2-lying-preimage", &[[0u8].as_slice(), &json(&v2)].concat());
 }
 
 /// Inputs of the state_file target: a counter file and a slot record as

@@ -29,11 +29,11 @@ use tee_core::quote::Quote;
 use tee_core::signer::PublicKey;
 use tee_core::{Address, B256, Signature};
 
-use super::eventlog::{self, Event};
-use super::evidence::{Evidence, Expected, KeyChain, TeeSignature};
+use super::eventlog::{self, BootLog, Event};
+use super::evidence::{Attestation, Evidence, Expected, KeyChain, TeeSignature};
 use super::pccs::Pccs;
 use super::policy::Policy;
-use super::report::{Check, Failure, Report, Status};
+use super::report::{Check, Failure, Report, RuntimeEvent, Status};
 
 /// Runs the checks.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +66,25 @@ impl Verifier {
         now: u64,
     ) -> Report {
         let mut r = Report::default();
+        self.verify_into(&mut r, evidence, address, expected, now);
+        r
+    }
+
+    fn verify_into(
+        &self,
+        r: &mut Report,
+        evidence: &Evidence<'_>,
+        address: &Address,
+        expected: &Expected,
+        now: u64,
+    ) {
+        r.push(
+            Check::Pinned,
+            match self.policy.pinning(evidence.key_chain.is_some()) {
+                Ok(what) => Status::Passed(what),
+                Err(why) => Status::Failed(Failure::Unpinned(why)),
+            },
+        );
         let quote = match Quote::parse(evidence.quote) {
             Ok(q) => {
                 r.push(
@@ -76,7 +95,7 @@ impl Verifier {
             }
             Err(e) => {
                 r.push(Check::Quote, Status::Failed(Failure::Quote(e)));
-                return r;
+                return;
             }
         };
         let report = &quote.report;
@@ -109,7 +128,7 @@ impl Verifier {
             r.push(Check::Rtmr(n), allowed(list.as_ref(), value));
         }
 
-        self.event_log_checks(&mut r, evidence.event_log, report.rtmr[3]);
+        let boot = self.event_log_checks(r, evidence.event_log, report.rtmr[3]);
         let fetched;
         let collateral = match (&self.collateral, &self.pccs) {
             (Some(c), _) => Some(c),
@@ -131,17 +150,25 @@ impl Verifier {
                 None
             }
         };
-        if let Some(c) = collateral.filter(|c| Self::collateral_check(&mut r, c, now)) {
-            self.dcap_checks(&mut r, c, evidence.quote, report.report_data, now);
+        if let Some(c) = collateral.filter(|c| Self::collateral_check(r, c, now)) {
+            self.dcap_checks(r, c, evidence.quote, report.report_data, now);
         } else {
             r.push(Check::Dcap, Status::Skipped("no valid collateral".into()));
             r.push(Check::TcbStatus, Status::Skipped("no valid collateral".into()));
         }
-        self.key_chain_check(&mut r, evidence, address);
-        r
+        let app_id = boot.as_ref().and_then(|b| b.get("app-id"));
+        self.key_chain_check(r, evidence, address, app_id);
     }
 
-    fn event_log_checks(&self, r: &mut Report, log: Option<&[Event]>, rtmr3: &[u8; 48]) {
+    /// Replays the event log to RTMR3 and reads it as dstack defines it;
+    /// checks the boot-time compose hash and app id. Returns the boot log
+    /// when it verifies.
+    fn event_log_checks<'e>(
+        &self,
+        r: &mut Report,
+        log: Option<&'e [Event]>,
+        rtmr3: &[u8; 48],
+    ) -> Option<BootLog<'e>> {
         let p = &self.policy;
         let needed = p.compose_hash.is_some() || p.app_id.is_some() || p.kms_root.is_some();
         let Some(log) = log else {
@@ -153,16 +180,35 @@ impl Verifier {
             r.push(Check::EventLog, status.clone());
             r.push(Check::ComposeHash, status.clone());
             r.push(Check::AppId, status);
-            return;
+            return None;
         };
-        let verified = match eventlog::replay(log, 3) {
-            Ok(replayed) if replayed == *rtmr3 => {
-                r.push(
-                    Check::EventLog,
-                    Status::Passed(format!("{} events replay to RTMR3", log.len())),
-                );
-                true
-            }
+        let boot = match eventlog::replay(log, 3) {
+            Ok(replayed) if replayed == *rtmr3 => match BootLog::read(log) {
+                Ok(boot) => {
+                    r.push(
+                        Check::EventLog,
+                        Status::Passed(format!(
+                            "{} events replay to RTMR3; identity read before system-ready, {} \
+                             app-emitted event(s) after",
+                            log.len(),
+                            boot.runtime.len()
+                        )),
+                    );
+                    r.runtime_events = boot
+                        .runtime
+                        .iter()
+                        .map(|e| RuntimeEvent {
+                            name: e.event.clone(),
+                            payload: hex::encode(&e.event_payload),
+                        })
+                        .collect();
+                    Some(boot)
+                }
+                Err(e) => {
+                    r.push(Check::EventLog, Status::Failed(Failure::EventLog(e)));
+                    None
+                }
+            },
             Ok(replayed) => {
                 let quoted = hex::encode(rtmr3);
                 r.push(
@@ -172,42 +218,36 @@ impl Verifier {
                         quoted,
                     }),
                 );
-                false
+                None
             }
             Err(e) => {
                 r.push(Check::EventLog, Status::Failed(Failure::EventLog(e)));
-                false
+                None
             }
         };
-        for (check, name, list) in [
-            (
-                Check::ComposeHash,
-                "compose-hash",
-                p.compose_hash.as_ref().map(|l| l.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>()),
-            ),
-            (
-                Check::AppId,
-                "app-id",
-                p.app_id.as_ref().map(|l| l.iter().map(|h| h.0.to_vec()).collect::<Vec<_>>()),
-            ),
-        ] {
-            let status = match (list, eventlog::payload(log, name)) {
+        let compose: Option<Vec<&[u8]>> =
+            p.compose_hash.as_ref().map(|l| l.iter().map(|h| &h.0[..]).collect());
+        let app: Option<Vec<&[u8]>> =
+            p.app_id.as_ref().map(|l| l.iter().map(|h| &h.0[..]).collect());
+        for (check, name, list) in
+            [(Check::ComposeHash, "compose-hash", compose), (Check::AppId, "app-id", app)]
+        {
+            let status = match (list, &boot) {
                 (None, _) => Status::Skipped("not in the policy".into()),
-                (Some(_), _) if !verified => {
-                    Status::Skipped("the event log does not verify".into())
-                }
-                (Some(_), None) => Status::Failed(Failure::Missing(if name == "app-id" {
-                    "app-id event"
-                } else {
-                    "compose-hash event"
-                })),
-                (Some(list), Some(v)) if list.iter().any(|a| a == v) => {
-                    Status::Passed(hex::encode(v))
-                }
-                (Some(_), Some(v)) => Status::Failed(Failure::NotAllowed { value: hex::encode(v) }),
+                (Some(_), None) => Status::Skipped("the event log does not verify".into()),
+                (Some(list), Some(boot)) => match boot.get(name) {
+                    None => Status::Failed(Failure::Missing(if name == "app-id" {
+                        "app-id event before system-ready"
+                    } else {
+                        "compose-hash event before system-ready"
+                    })),
+                    Some(v) if list.contains(&v) => Status::Passed(hex::encode(v)),
+                    Some(v) => Status::Failed(Failure::NotAllowed { value: hex::encode(v) }),
+                },
             };
             r.push(check, status);
         }
+        boot
     }
 
     /// Checks the TCB info and QE identity windows; returns whether DCAP can run.
@@ -314,7 +354,13 @@ impl Verifier {
         }
     }
 
-    fn key_chain_check(&self, r: &mut Report, evidence: &Evidence<'_>, address: &Address) {
+    fn key_chain_check(
+        &self,
+        r: &mut Report,
+        evidence: &Evidence<'_>,
+        address: &Address,
+        app_id: Option<&[u8]>,
+    ) {
         let Some(root) = self.policy.kms_root else {
             r.push(Check::KeyChain, Status::Skipped("no KMS root in the policy".into()));
             return;
@@ -323,7 +369,6 @@ impl Verifier {
             r.push(Check::KeyChain, Status::Failed(Failure::Missing("key signature chain")));
             return;
         };
-        let app_id = evidence.event_log.and_then(|log| eventlog::payload(log, "app-id"));
         r.push(
             Check::KeyChain,
             match verify_key_chain(chain, address, app_id, &root) {
@@ -351,24 +396,28 @@ impl Verifier {
         now: u64,
     ) -> Report {
         let mut r = self.verify(evidence, address, &Expected::ActionDigest(*digest), now);
-        r.push(
-            Check::Signature,
-            match signature.recover_address(digest) {
-                Ok(a) if a == *address => Status::Passed(format!("by {address} over {digest}")),
-                _ => Status::Failed(Failure::Signature {
-                    address: address.to_string(),
-                    digest: digest.to_string(),
-                }),
-            },
-        );
+        r.push(Check::Signature, signature_status(signature, address, digest));
         r
     }
 }
 
 impl Verifier {
+    /// Checks an [`Attestation`] (the JSON `attest` prints) that must bind
+    /// `expected`, at `now`: its fields first ([`Check::Fields`]: what it
+    /// says it binds is `expected`, its `report_data` is the quote's), then
+    /// [`Verifier::verify`].
+    #[must_use]
+    pub fn verify_attestation(&self, a: &Attestation, expected: &Expected, now: u64) -> Report {
+        let mut r = Report::default();
+        r.push(Check::Fields, field_check(attestation_fields(a, expected)));
+        self.verify_into(&mut r, &a.evidence(), &a.address, expected, now);
+        r
+    }
+
     /// Checks a [`TeeSignature`] (the JSON a signer hands out with each
-    /// signature) at `now`: [`Verifier::verify_signature`] on its parts, for
-    /// a verifier that has no signer to talk to.
+    /// signature) at `now`, whole: every address, digest and purpose field
+    /// must agree with the others and with the quote ([`Check::Fields`]),
+    /// then [`Verifier::verify_signature`] on its parts.
     #[must_use]
     pub fn verify_tee_signature(&self, s: &TeeSignature, now: u64) -> Report {
         let mut sig = s.signature.0;
@@ -383,8 +432,52 @@ impl Verifier {
             s: [0; 32],
             y_parity: false,
         });
+        let fields = (|| {
+            if s.address != s.attestation.address {
+                let detail =
+                    format!("{} here, {} in the attestation", s.address, s.attestation.address);
+                return Err(("address", detail));
+            }
+            attestation_fields(&s.attestation, &Expected::ActionDigest(s.digest))
+        })();
+        let mut r = Report::default();
+        r.push(Check::Fields, field_check(fields));
         let evidence = s.attestation.evidence();
-        self.verify_signature(&evidence, &s.attestation.address, &s.digest, &signature, now)
+        let address = &s.attestation.address;
+        self.verify_into(&mut r, &evidence, address, &Expected::ActionDigest(s.digest), now);
+        r.push(Check::Signature, signature_status(&signature, address, &s.digest));
+        r
+    }
+}
+
+/// An [`Attestation`]'s own fields against what it must bind: its `bound`
+/// is `expected`, its `report_data` is the quote's.
+fn attestation_fields(a: &Attestation, expected: &Expected) -> Result<(), (&'static str, String)> {
+    if Expected::from(a.bound) != *expected {
+        return Err(("bound", format!("it says {:?}, it must bind {expected:?}", a.bound)));
+    }
+    if let Ok(q) = Quote::parse(&a.quote)
+        && q.report.report_data != &a.report_data.0
+    {
+        return Err(("report_data", "it is not the quote's report_data".to_owned()));
+    }
+    Ok(())
+}
+
+fn field_check(r: Result<(), (&'static str, String)>) -> Status {
+    match r {
+        Ok(()) => Status::Passed("address, digest, purpose and report_data agree".into()),
+        Err((field, detail)) => Status::Failed(Failure::FieldMismatch { field, detail }),
+    }
+}
+
+fn signature_status(signature: &Signature, address: &Address, digest: &B256) -> Status {
+    match signature.recover_address(digest) {
+        Ok(a) if a == *address => Status::Passed(format!("by {address} over {digest}")),
+        _ => Status::Failed(Failure::Signature {
+            address: address.to_string(),
+            digest: digest.to_string(),
+        }),
     }
 }
 

@@ -11,6 +11,12 @@ use super::eventlog::EventLogError;
 /// One check of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Check {
+    /// The policy pins who the signer must be (an app or an image, and the
+    /// KMS root for a derived key); without it no verdict passes.
+    Pinned,
+    /// The fields of the JSON presented agree with each other and with
+    /// the quote.
+    Fields,
     /// The quote parses.
     Quote,
     /// `report_data` binds the address and the expected value.
@@ -43,6 +49,8 @@ pub enum Check {
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Check::Pinned => f.write_str("pinned"),
+            Check::Fields => f.write_str("JSON fields"),
             Check::Quote => f.write_str("quote"),
             Check::Binding => f.write_str("binding"),
             Check::Debug => f.write_str("debug mode"),
@@ -128,6 +136,17 @@ pub enum Failure {
     /// The key signature chain does not verify.
     #[error("key chain: {0}")]
     KeyChain(String),
+    /// The policy pins no identity.
+    #[error("the policy pins nothing: {0}")]
+    Unpinned(String),
+    /// A field of the JSON presented disagrees with another or the quote.
+    #[error("{field} disagrees: {detail}")]
+    FieldMismatch {
+        /// The field.
+        field: &'static str,
+        /// With what.
+        detail: String,
+    },
     /// The signature does not recover to the attested address.
     #[error("the signature is not by {address} over {digest}")]
     Signature {
@@ -153,11 +172,23 @@ pub enum Status {
     Skipped(String),
 }
 
+/// An event the app appended after `system-ready`: shown, never taken as
+/// identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimeEvent {
+    /// Its name.
+    pub name: String,
+    /// Its payload, hex.
+    pub payload: String,
+}
+
 /// The verifier's findings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Report {
     /// Every check, in order.
     pub checks: Vec<(Check, Status)>,
+    /// The runtime events after `system-ready`, for the reader.
+    pub runtime_events: Vec<RuntimeEvent>,
 }
 
 impl Report {
@@ -179,16 +210,31 @@ impl Report {
         })
     }
 
-    /// Verified: nothing failed, and the checks no policy can waive (quote,
-    /// binding, collateral, DCAP, TCB status) passed.
+    /// Verified: nothing failed, and the checks no policy can waive (the
+    /// pinned identity, quote, binding, collateral, DCAP, TCB status)
+    /// passed.
     ///
     /// A simulated TEE's quotes never pass DCAP, so they are never verified;
     /// [`Report::verified_but_dcap`] says whether everything else passed.
     #[must_use]
     pub fn verified(&self) -> bool {
+        self.pinned() && self.verified_unpinned()
+    }
+
+    /// Whether the policy pinned who the signer must be.
+    #[must_use]
+    pub fn pinned(&self) -> bool {
+        matches!(self.status(Check::Pinned), Some(Status::Passed(_)))
+    }
+
+    /// Every check but the pinning passed: what a run with
+    /// `--insecure-any-td` reaches at best, which any TDX machine with a
+    /// matching binding would reach too.
+    #[must_use]
+    pub fn verified_unpinned(&self) -> bool {
         let mandatory =
             [Check::Quote, Check::Binding, Check::Collateral, Check::Dcap, Check::TcbStatus];
-        self.failures().next().is_none()
+        self.failures().all(|(c, _)| c == Check::Pinned)
             && mandatory.iter().all(|c| matches!(self.status(*c), Some(Status::Passed(_))))
     }
 }
@@ -201,7 +247,7 @@ impl Report {
     #[must_use]
     pub fn verified_but_dcap(&self) -> bool {
         self.failures().all(|(c, _)| matches!(c, Check::Dcap | Check::TcbStatus))
-            && [Check::Quote, Check::Binding]
+            && [Check::Pinned, Check::Quote, Check::Binding]
                 .iter()
                 .all(|c| matches!(self.status(*c), Some(Status::Passed(_))))
     }
@@ -217,6 +263,22 @@ impl fmt::Display for Report {
             };
             writeln!(f, "{mark}  {:<13} {text}", check.to_string())?;
         }
-        write!(f, "{}", if self.verified() { "VERIFIED" } else { "NOT VERIFIED" })
+        for e in &self.runtime_events {
+            writeln!(
+                f,
+                "info  runtime event {} {} (app-emitted, not identity)",
+                e.name, e.payload
+            )?;
+        }
+        let verdict = match (self.pinned(), self.verified_unpinned()) {
+            (true, true) => "VERIFIED",
+            (true, false) => "NOT VERIFIED",
+            (false, true) => {
+                "NOT PINNED: every other check passed, but the policy pins no app or image, so \
+                 any TDX machine with this binding would pass too"
+            }
+            (false, false) => "NOT VERIFIED, NOT PINNED: the policy pins no app or image",
+        };
+        f.write_str(verdict)
     }
 }

@@ -7,7 +7,7 @@
 //!   `set-policy`, `get-policy`);
 //! - `agent`: what an agent asks of the signer (`info`, `pubkey`, `sign`,
 //!   `attest`, `audit`);
-//! - `verify`: what a validator checks (`verify`).
+//! - `verify`: what a validator does (`policy`, `verify`).
 #![allow(clippy::print_stdout)]
 
 mod admin;
@@ -91,7 +91,12 @@ enum Command {
     Sign(agent::Sign),
     /// A quote binding a slot's key to a challenge, with its evidence; prints JSON.
     Attest(agent::Attest),
-    /// Verify an attestation (from `attest`) or a signature (from `sign`).
+    /// Write a verifier policy pinned to a deployment (its compose hash, app
+    /// id, image measurements and KMS root), from an attestation or dstack's
+    /// Info, checking the app-compose file you reviewed against it.
+    Policy(verify::PinPolicy),
+    /// Verify an attestation (from `attest`) or a signature (from `sign`)
+    /// under a pinned policy.
     Verify(verify::Verify),
     /// The signer's hash-chained audit log.
     Audit(agent::Audit),
@@ -117,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::GetPolicy(c) => admin::get_policy(&c),
         Command::Sign(c) => agent::sign(c),
         Command::Attest(c) => agent::attest(c),
+        Command::Policy(c) => verify::pin_policy(c),
         Command::Verify(c) => verify::verify(c),
         Command::Audit(c) => agent::audit(&c),
     };

@@ -63,7 +63,7 @@ fn demo_dstack() -> Result<Simulated, Failure> {
     Ok(Simulated::new(
         &demo_run::DEMO_KMS_ROOT,
         demo_run::DEMO_APP_ID,
-        demo_run::DEMO_COMPOSE_HASH,
+        demo_run::demo_compose_hash(),
     )?)
 }
 

@@ -1,5 +1,6 @@
-//! What a validator checks: `verify` an attestation (from `attest`) or a
-//! signature with its attestation (from `sign`), offline, under a policy.
+//! What a validator does: pin a `policy` to a deployment, and `verify` an
+//! attestation (from `attest`) or a signature with its attestation (from
+//! `sign`), offline, under it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,15 +10,23 @@ use tee_core::B256;
 
 use super::{Failure, now_secs, read};
 use crate::attest::pccs::Pccs;
+use crate::attest::policy::Deployment;
 use crate::attest::{Attestation, Bound, Expected, Policy, TeeSignature, Verifier};
+use tee_core::Address;
 
 #[derive(Args)]
 pub(super) struct Verify {
     /// The JSON from `attest` or `sign`.
     file: PathBuf,
-    /// The verifier policy (TOML or JSON): measurements, compose hash, app id, KMS root.
+    /// The verifier policy (TOML or JSON): who the signer must be (compose
+    /// hash and app id, or MRTD and RTMR0-2; the KMS root for derived keys).
+    /// `tee-signer policy` writes one from a deployment.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Verify without a policy: any TDX machine with a matching binding
+    /// passes. For trying things out only; the verdict says NOT PINNED.
+    #[arg(long, conflicts_with = "policy")]
+    insecure_any_td: bool,
     /// DCAP collateral (dcap-qvl JSON).
     #[arg(long, conflicts_with = "pccs")]
     collateral: Option<PathBuf>,
@@ -36,7 +45,12 @@ pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
     let verifier = Verifier {
         policy: match &c.policy {
             Some(p) => Policy::load(p)?,
-            None => Policy::default(),
+            None if c.insecure_any_td => Policy::default(),
+            None => {
+                return Err(
+                    format!("no verifier policy (--policy FILE): {}", Policy::WHAT_TO_PIN).into()
+                );
+            }
         },
         collateral: match &c.collateral {
             Some(p) => Some(serde_json::from_str(&read(p)?)?),
@@ -64,8 +78,65 @@ pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
                     .into());
             }
         };
-        verifier.verify(&a.evidence(), &a.address, &expected, now)
+        verifier.verify_attestation(&a, &expected, now)
     };
     println!("{report}");
-    Ok(if report.verified() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let passed = report.verified() || (c.insecure_any_td && report.verified_unpinned());
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("from").required(true))]
+pub(super) struct PinPolicy {
+    /// An attestation of the deployment (JSON from `tee-signer attest`).
+    #[arg(long, group = "from")]
+    attestation: Option<PathBuf>,
+    /// dstack's Info response of the deployment (JSON).
+    #[arg(long, group = "from")]
+    info: Option<PathBuf>,
+    /// The app-compose file you reviewed: its SHA-256 must be the
+    /// deployment's compose hash.
+    #[arg(long)]
+    app_compose: Option<PathBuf>,
+    /// The dstack KMS root address derived keys must chain to.
+    #[arg(long)]
+    kms_root: Option<Address>,
+    /// Pin only the app (compose hash, app id), not the image (MRTD,
+    /// RTMR0-2): any OS image and VM size the KMS serves the app on passes.
+    #[arg(long)]
+    app_only: bool,
+    /// Write the policy here (TOML) instead of printing it.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn pin_policy(c: PinPolicy) -> Result<ExitCode, Failure> {
+    let attestation: Option<Attestation> = match &c.attestation {
+        Some(p) => {
+            Some(serde_json::from_str(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let info = c.info.as_deref().map(read).transpose()?;
+    let deployment = match (&attestation, &info) {
+        (Some(a), _) => Deployment::Attestation(a),
+        (None, Some(i)) => Deployment::Info(i),
+        (None, None) => return Err("give --attestation FILE or --info FILE".into()),
+    };
+    let compose = match &c.app_compose {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let policy = Policy::pin(deployment, c.kms_root, compose.as_deref(), !c.app_only)?;
+    if c.kms_root.is_none() {
+        eprintln!(
+            "note: no --kms-root: signatures by keys derived by dstack's KMS will not verify"
+        );
+    }
+    let text = toml::to_string(&policy)?;
+    match &c.out {
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use tee_core::action::tx;
 use tee_core::limits::MAX_SIGNED_TX_LEN;
-use tee_core::primitives::{FixedBytes, Hex};
+use tee_core::primitives::Hex;
 use tee_core::protocol::{Allow, BackendKind, GetAuditLog, KindSet, Outcome, Policy, Sign};
 use tee_core::{Action, ActionKind, Address, B256, Signature, SigningKey, U256, heapless};
 use tee_testkit::sample;
 
+use crate::attest::policy::Deployment;
 use crate::attest::{Policy as VerifierPolicy, Verifier};
 use crate::client::Client;
 use crate::client::provider::PhalaDstackProvider;
@@ -34,12 +35,21 @@ pub const DEMO_KEY: [u8; 32] = [
     0x4b, 0xac, 0xb4, 0x78, 0xcb, 0xed, 0x5e, 0xfc, 0xae, 0x78, 0x4d, 0x7b, 0xf4, 0xf2, 0xff, 0x80,
 ];
 
-/// The simulated KMS root secret, app id and compose hash of the demo app.
+/// The simulated KMS root secret of the demo app.
 pub const DEMO_KMS_ROOT: [u8; 32] = [0x4b; 32];
 /// The demo app id.
 pub const DEMO_APP_ID: [u8; 20] = [0xa9; 20];
-/// The demo app's compose hash.
-pub const DEMO_COMPOSE_HASH: [u8; 32] = [0xc0; 32];
+/// The demo app's app-compose file (dstack's format: the agent and the
+/// signer beside it, as `docs/deploy.md` deploys them).
+pub const DEMO_APP_COMPOSE: &str = r#"{"manifest_version":2,"name":"erc8004-agent","runner":"docker-compose","docker_compose_file":"services:\n  agent:\n    image: example/erc8004-agent:1.0\n    volumes:\n      - signer:/run/signer\n  signer:\n    image: example/tee-signer:0.1\n    command: serve --state /data --listen unix:/run/signer/signer.sock\n    volumes:\n      - /var/run/dstack.sock:/var/run/dstack.sock\n      - signer:/run/signer\n      - state:/data\nvolumes:\n  signer: {}\n  state: {}\n","kms_enabled":true,"gateway_enabled":false,"public_logs":false,"public_sysinfo":true,"allowed_envs":[],"no_instance_id":false}"#;
+
+/// The demo app's compose hash: SHA-256 of [`DEMO_APP_COMPOSE`], as dstack
+/// measures it.
+#[must_use]
+pub fn demo_compose_hash() -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(DEMO_APP_COMPOSE.as_bytes()).into()
+}
 /// The dstack path of the agent's key.
 pub const DEMO_KEY_PATH: &str = "erc8004/agent-42";
 
@@ -122,7 +132,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     let dir = tempfile::tempdir().map_err(setup)?;
 
     // 1. The simulated TEE: dstack's guest agent API on a unix socket.
-    let sim = SimDstack::new(&DEMO_KMS_ROOT, DEMO_APP_ID, DEMO_COMPOSE_HASH)?;
+    let sim = SimDstack::new(&DEMO_KMS_ROOT, DEMO_APP_ID, demo_compose_hash())?;
     let kms_root = sim.kms_root();
     let dstack =
         SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).map_err(setup)?;
@@ -144,18 +154,8 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     line("signer", &endpoint);
 
     // 3. The admin provisions the agent's key and its policy.
-    let validator = Verifier {
-        policy: VerifierPolicy {
-            compose_hash: Some(vec![B256(DEMO_COMPOSE_HASH)]),
-            app_id: Some(vec![FixedBytes(DEMO_APP_ID)]),
-            kms_root: Some(kms_root),
-            ..VerifierPolicy::default()
-        },
-        collateral: Some(sample_collateral().map_err(setup)?),
-        pccs: None,
-    };
     let admin_side =
-        PhalaDstackProvider::new(endpoint.clone(), validator.clone()).with_admin(admin);
+        PhalaDstackProvider::new(endpoint.clone(), Verifier::default()).with_admin(admin);
     let info = admin_side.info()?;
     line(
         "device",
@@ -168,7 +168,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     line("KMS root", &kms_root);
 
     // 4. The agent signs through the provider (no admin key on its side).
-    let agent = PhalaDstackProvider::new(endpoint.clone(), validator.clone());
+    let agent = PhalaDstackProvider::new(endpoint.clone(), Verifier::default());
     line("provider", &format!("{} (available: {})", agent.provider_name(), agent.is_available()));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -202,8 +202,26 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
         ),
     );
 
-    // 5. A validator checks it all.
-    let report = agent.verify_attestation(&signed, Some(SAMPLE_COLLATERAL_TIME));
+    // 5. A validator pins its policy to the deployment (`tee-signer policy`:
+    // the key's attestation, the app-compose file it reviewed, the KMS
+    // root), then checks the signature against it.
+    let policy = VerifierPolicy::pin(
+        Deployment::Attestation(&key.attestation),
+        Some(kms_root),
+        Some(DEMO_APP_COMPOSE.as_bytes()),
+        true,
+    )
+    .map_err(|e| DemoError::Check(e.to_string()))?;
+    let toml = toml::to_string(&policy).map_err(setup)?;
+    let _ = writeln!(
+        out,
+        "\nthe validator's policy (tee-signer policy --attestation key.json \
+        --app-compose app-compose.json --kms-root {kms_root}):\n{}",
+        toml.trim_end()
+    );
+    let validator =
+        Verifier { policy, collateral: Some(sample_collateral().map_err(setup)?), pccs: None };
+    let report = validator.verify_tee_signature(&signed, SAMPLE_COLLATERAL_TIME);
     let _ =
         writeln!(out, "\nverification (at the sample collateral's time, 2025-06-25):\n{report}");
     if !report.verified_but_dcap() || report.verified() {

@@ -298,7 +298,8 @@ mod tests {
             let parsed = Quote::parse(&q.quote).unwrap();
             assert_eq!(parsed.report.report_data, &rd);
             assert_eq!(eventlog::replay(&q.event_log, 3).unwrap(), *parsed.report.rtmr[3]);
-            assert_eq!(eventlog::payload(&q.event_log, "compose-hash"), Some(&[0x33; 32][..]));
+            let boot = eventlog::BootLog::read(&q.event_log).unwrap();
+            assert_eq!(boot.get("compose-hash"), Some(&[0x33; 32][..]));
 
             let info = d.info().unwrap();
             assert_eq!(info.app_id, hex::encode([0x22; 20]));
