@@ -83,7 +83,8 @@ fuzz_target!(|data: &[u8]| {
             };
             assert_eq!(boot.get(name), Some(allowed), "{name} passed on a runtime event");
             let ready = events.as_deref().unwrap_or_default().iter().position(|e| {
-                e.imr == 3 && e.event_type == eventlog::DSTACK_RUNTIME_EVENT_TYPE
+                e.imr == 3
+                    && e.event_type == eventlog::DSTACK_RUNTIME_EVENT_TYPE
                     && e.event == eventlog::SYSTEM_READY
             });
             assert!(ready.is_some(), "identity passed without system-ready");
