@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 static DIR: LazyLock<PathBuf> = LazyLock::new(|| {
     let dir = std::env::temp_dir().join(format!("tee-fuzz-state-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
+    tee_std::service::store::create_private_dir(&dir).expect("a private temp dir");
     dir
 });
 

@@ -55,6 +55,38 @@ fn serve(state: &Path, socket: &Path, admin: Option<&str>) -> Server {
     Server(child)
 }
 
+/// The state directory holds keys and marks: the signer makes it private,
+/// and refuses one that others can read or write.
+#[test]
+fn state_directory_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let socket = dir.path().join("signer.sock");
+    let server = serve(&state, &socket, Some(ADMIN));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+    drop(server);
+    let _ = std::fs::remove_file(&socket);
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let listen = format!("unix:{}", socket.display());
+    let e =
+        fails(&["serve", "--simulated", "--state", state.to_str().unwrap(), "--listen", &listen]);
+    assert!(e.contains("open to others"), "{e}");
+    let e = fails(&[
+        "serve",
+        "--no-tee",
+        "--state",
+        "/tmp/x",
+        "--listen",
+        &listen,
+        "--socket-mode",
+        "666",
+    ]);
+    assert!(e.contains("600 or 660"), "{e}");
+}
+
 #[test]
 fn operator_admin_agent_and_validator_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();

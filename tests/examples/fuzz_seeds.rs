@@ -160,13 +160,14 @@ fn evidence(root: &Path) {
 /// the store writes them (split byte, counter file, slot file).
 fn state(root: &Path) {
     use tee_core::device::{CounterId, HighWater};
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = tee_std::service::store::FileStore::open(dir.path()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    let mut store = tee_std::service::store::FileStore::open(&dir).unwrap();
     let mark = HighWater { value: 7, digest: tee_core::B256([0x5a; 32]) };
     store.commit_counter(CounterId::Slot(1), &mark).unwrap();
     store.store_slot(1, b"a slot record").unwrap();
-    let counter = fs::read(dir.path().join("counter-1.rec")).unwrap();
-    let slot = fs::read(dir.path().join("slot-1.rec")).unwrap();
+    let counter = fs::read(dir.join("counter-1.rec")).unwrap();
+    let slot = fs::read(dir.join("slot-1.rec")).unwrap();
     let split = u8::try_from(counter.len()).unwrap();
     let out = root.join("state_file");
     write(&out, "seed-good", &[[split].as_slice(), &counter, &slot].concat());

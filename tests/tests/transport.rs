@@ -63,6 +63,19 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
     let server = serve(device.clone(), &endpoints, Limits::default()).unwrap();
     let bound = server.endpoints().to_vec();
     assert!(matches!(&bound[1], Endpoint::Tcp(a) if !a.ends_with(":0")));
+    // The socket is the signer's user's alone; nothing was left beside it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir.path().join("signer.sock")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let staged = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tee-signer")
+            })
+            .count();
+        assert_eq!(staged, 0);
+    }
 
     let mut unix = client(&bound[0]);
     let mut tcp = client(&bound[1]);
@@ -179,6 +192,7 @@ fn connections_over_the_cap_are_closed_and_idle_ones_time_out() {
         max_connections: 2,
         idle_timeout: Duration::from_millis(300),
         write_timeout: Duration::from_secs(1),
+        ..Limits::default()
     };
     let server = serve(device, &[Endpoint::Tcp("127.0.0.1:0".into())], limits).unwrap();
     let e = server.endpoints()[0].clone();

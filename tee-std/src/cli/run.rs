@@ -49,6 +49,18 @@ pub(super) struct Serve {
     /// Connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Permission bits of unix sockets, octal: 600 (this user only) or 660
+    /// (and its group: an agent in another container, on purpose).
+    #[arg(long, default_value = "600", value_parser = socket_mode)]
+    socket_mode: u32,
+}
+
+fn socket_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+        Ok(m @ (0o600 | 0o660)) => Ok(m),
+        Ok(m) => Err(format!("{m:o}: give 600 or 660 (others never get the signer's socket)")),
+        Err(e) => Err(format!("not octal: {e}")),
+    }
 }
 
 #[derive(Args)]
@@ -89,7 +101,8 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
         // No hardware guarantees, and no quotes to show for it.
         (None, BackendKind::Simulated)
     } else if c.simulated {
-        std::fs::create_dir_all(&c.state)?;
+        // The state directory is private: made as the store makes it.
+        crate::service::store::create_private_dir(&c.state)?;
         let listen = Endpoint::Unix(c.state.join("sim-dstack.sock"));
         let server = SimServer::start(demo_dstack()?, &listen)?;
         let e = server.endpoint().to_owned();
@@ -104,7 +117,11 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
     };
     let device =
         open_device(&SignerConfig { state: c.state, dstack: endpoint, kind, admin: c.admin })?;
-    let limits = Limits { max_connections: c.max_connections, ..Limits::default() };
+    let limits = Limits {
+        max_connections: c.max_connections,
+        socket_mode: c.socket_mode,
+        ..Limits::default()
+    };
     let server = serve_on(Arc::new(Mutex::new(device)), &c.listen, limits)?;
     tracing::info!(simulated = sim.is_some(), "signer running");
     server.wait();

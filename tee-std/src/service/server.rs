@@ -41,6 +41,10 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// A peer that does not read its response for this long is dropped.
     pub write_timeout: Duration,
+    /// Permission bits of unix sockets: 0o600 (the signer's user only) by
+    /// default; 0o660 lets a group in, for an agent in another container
+    /// that shares the socket's volume on purpose.
+    pub socket_mode: u32,
 }
 
 impl Default for Limits {
@@ -49,6 +53,7 @@ impl Default for Limits {
             max_connections: 64,
             idle_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(10),
+            socket_mode: 0o600,
         }
     }
 }
@@ -124,7 +129,7 @@ pub fn serve<B: Backend + Send + 'static>(
         let ctx = Ctx { device: device.clone(), stop: stop.clone(), live: live.clone(), limits };
         let (bound, thread) = match endpoint {
             Endpoint::Unix(path) => {
-                let listener = bind_unix(path)?;
+                let listener = bind_unix(path, limits.socket_mode)?;
                 handle.sockets.push(path.clone());
                 listener.set_nonblocking(true)?;
                 (endpoint.clone(), spawn("unix", move || accept_loop(&ctx, || listener.accept()))?)
@@ -161,21 +166,36 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle
     std::thread::Builder::new().name(format!("serve-{name}")).spawn(f)
 }
 
-/// Binds a unix socket at `path`, replacing a stale socket file (one nobody
-/// answers on) but never a live one or a file that is not a socket.
-fn bind_unix(path: &std::path::Path) -> io::Result<UnixListener> {
-    match UnixListener::bind(path) {
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            use std::os::unix::fs::FileTypeExt;
-            let is_socket = std::fs::symlink_metadata(path)?.file_type().is_socket();
-            if !is_socket || std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(e);
-            }
-            std::fs::remove_file(path)?;
-            UnixListener::bind(path)
+/// Binds a unix socket at `path` with permission bits `mode`, replacing a
+/// stale socket file (one nobody answers on) but never a live one or a file
+/// that is not a socket. The socket is bound inside a fresh private
+/// directory, given its mode, and only then renamed into place: it is never
+/// reachable with the process's umask.
+fn bind_unix(path: &std::path::Path, mode: u32) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let in_use =
+            || io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use", path.display()));
+        if !meta.file_type().is_socket() || std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(in_use());
         }
-        r => r,
+        std::fs::remove_file(path)?;
     }
+    let parent =
+        path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+    let private = parent.join(format!(".tee-signer-bind-{}", hex::encode(nonce)));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let staged = private.join("socket");
+    let bound = UnixListener::bind(&staged).and_then(|listener| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    bound
 }
 
 struct Ctx<B: Backend> {

@@ -52,6 +52,18 @@ pub enum StoreError {
         /// Why.
         source: io::Error,
     },
+    /// Others can read or write the state directory, or it is not ours.
+    #[error(
+        "state directory {path} is open to others (mode {mode:o}, owner uid {owner}): it holds keys and anti-replay marks; make it yours alone (chmod 700) or give another directory"
+    )]
+    Permissions {
+        /// The directory.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+        /// Its owner.
+        owner: u32,
+    },
     /// Another process holds the state directory.
     #[error(
         "state directory {path} is in use by another signer (two signers on one state could sign twice at one sequence)"
@@ -89,17 +101,30 @@ impl std::fmt::Debug for FileStore {
 
 impl FileStore {
     /// Opens (creating it, mode 0700) the state directory `dir` and takes
-    /// its exclusive lock.
+    /// its exclusive lock. A directory that others can read or write, or
+    /// that another user owns, is refused: whoever can write it can swap
+    /// the records a signer trusts.
     pub fn open(dir: &Path) -> Result<FileStore, StoreError> {
         let shown = || dir.display().to_string();
         let io_err = |source| StoreError::Io { path: shown(), source };
         create_private_dir(dir).map_err(io_err)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(io_err)?;
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let lock = options.open(dir.join("LOCK")).map_err(io_err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = fs::metadata(dir).map_err(io_err)?;
+            // The lock file was created (or is opened for writing) by this
+            // process: its owner is who we are.
+            let me = lock.metadata().map_err(io_err)?.uid();
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 || meta.uid() != me {
+                return Err(StoreError::Permissions { path: shown(), mode, owner: meta.uid() });
+            }
+        }
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: shown() }),
@@ -266,7 +291,7 @@ fn check_slot(slot: u8) -> Result<(), BackendError> {
 }
 
 /// Creates `dir` (and its parents) readable by its owner only.
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -297,13 +322,28 @@ mod tests {
 
     use super::*;
 
+    /// A private state directory inside a temp dir (temp dirs may be
+    /// created with the umask's mode, which the store refuses).
+    struct Private(#[allow(dead_code, reason = "kept for its drop")] tempfile::TempDir, PathBuf);
+
+    impl Private {
+        fn new() -> Private {
+            let t = tempfile::tempdir().unwrap();
+            let p = t.path().join("state");
+            Private(t, p)
+        }
+        fn path(&self) -> &Path {
+            &self.1
+        }
+    }
+
     fn hw(value: u64) -> HighWater {
         HighWater { value, digest: B256([value as u8; 32]) }
     }
 
     #[test]
     fn records_and_counters_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Private::new();
         let mut s = FileStore::open(dir.path()).unwrap();
         let mut buf = [0u8; 64];
         assert_eq!(s.load_slot(0, &mut buf), Ok(None));
@@ -327,8 +367,31 @@ mod tests {
     }
 
     #[test]
+    fn private_directory_and_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = Private::new();
+        let dir = root.path().join("a/b/state");
+        let mut s = FileStore::open(&dir).unwrap();
+        s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("LOCK")), 0o600);
+        assert_eq!(mode(&dir.join("counter-1.rec")), 0o600);
+        drop(s);
+        // A directory others can read or write is refused, with the reason.
+        for open in [0o777, 0o750, 0o705] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(open)).unwrap();
+            let e = FileStore::open(&dir).unwrap_err();
+            assert!(matches!(e, StoreError::Permissions { .. }), "{e}");
+            assert!(e.to_string().contains("open to others"), "{e}");
+        }
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        FileStore::open(&dir).unwrap();
+    }
+
+    #[test]
     fn one_signer_per_state_directory() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Private::new();
         let s = FileStore::open(dir.path()).unwrap();
         let e = FileStore::open(dir.path()).unwrap_err();
         assert!(matches!(e, StoreError::Locked { .. }), "{e}");
@@ -338,7 +401,7 @@ mod tests {
 
     #[test]
     fn damaged_or_moved_files_are_refused_not_read_as_empty() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Private::new();
         let mut s = FileStore::open(dir.path()).unwrap();
         s.store_slot(1, b"slot one").unwrap();
         s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
@@ -376,7 +439,7 @@ mod tests {
 
     #[test]
     fn sealed_records_open_only_under_their_key_and_slot() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Private::new();
         let secret = b"a generated secret key, 32 bytes";
         {
             let mut s =
