@@ -107,6 +107,13 @@ impl<const N: usize> Accumulator<N> {
         Accumulator { buf: [0; N], len: 0, overflowed: false }
     }
 
+    /// Whether part of a frame is held (bytes since the last delimiter): a
+    /// server times how long a frame takes from its first byte.
+    #[must_use]
+    pub fn in_frame(&self) -> bool {
+        self.len > 0 || self.overflowed
+    }
+
     /// Feeds `input` up to and including the first delimiter. Returns the
     /// frame that delimiter completed, if any (the CRC-checked payload, or
     /// why it was unreadable), and the input not consumed yet.

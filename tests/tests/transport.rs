@@ -222,3 +222,78 @@ fn connections_over_the_cap_are_closed_and_idle_ones_time_out() {
 fn heapless_path(p: &str) -> tee_core::heapless::String<MAX_PATH_LEN> {
     tee_core::heapless::String::try_from(p).unwrap()
 }
+
+/// Clients that trickle a byte at a time keep nobody's place: a frame must
+/// arrive whole within the frame timeout of its first byte, however often
+/// bytes come. Before, every byte reset an idle timer, and N tricklers held
+/// all N places forever.
+#[test]
+fn trickling_clients_are_closed_and_an_honest_one_gets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = sim_dstack(dir.path());
+    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
+    let limits = Limits {
+        max_connections: 3,
+        max_per_peer: 3,
+        idle_timeout: Duration::from_secs(30),
+        frame_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    };
+    let server = serve(device, &[Endpoint::Tcp("127.0.0.1:0".into())], limits).unwrap();
+    let e = server.endpoints()[0].clone();
+    let addr = match &e {
+        Endpoint::Tcp(a) => a.clone(),
+        _ => unreachable!(),
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tricklers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // Never a delimiter: one frame that never ends.
+                let mut sent = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if s.write_all(&[0x5a]).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                sent
+            })
+        })
+        .collect();
+    // The places free up once the tricklers' frames time out.
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut honest = client(&e);
+    assert_eq!(honest.call(&DeviceInfo).unwrap().slots, 8);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in tricklers {
+        t.join().unwrap();
+    }
+}
+
+/// One peer cannot take every place: connections are counted per unix
+/// user (SO_PEERCRED), TCP address or vsock context.
+#[test]
+fn one_peer_holds_at_most_its_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = sim_dstack(dir.path());
+    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
+    let limits = Limits { max_connections: 64, max_per_peer: 2, ..Limits::default() };
+    let socket = Endpoint::Unix(dir.path().join("signer.sock"));
+    let server = serve(device, std::slice::from_ref(&socket), limits).unwrap();
+    let e = server.endpoints()[0].clone();
+    let mut a = client(&e);
+    let mut b = client(&e);
+    a.call(&DeviceInfo).unwrap();
+    b.call(&DeviceInfo).unwrap();
+    let mut c = client(&e);
+    let r = c.call(&DeviceInfo);
+    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    // A place given back is a place for the same peer again.
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    client(&e).call(&DeviceInfo).unwrap();
+}

@@ -1,13 +1,17 @@
 //! Quotes and evidence: `Attest` binds a slot's address to a verifier's
 //! challenge, `AttestAction` to the digest the slot signed last (and only
 //! that one), `GetEvidence` pages out what a verifier needs besides the
-//! quote. Every quote is audited.
+//! quote. Every quote is audited. A quote can be made in two steps
+//! ([`PendingQuote`]), so a host gets it from its TEE without holding the
+//! device.
 
-use super::backend::{Backend, EvidenceRef};
-use super::dispatch::Handle;
+use super::audit::AuditLog;
+use super::backend::{Backend, BackendError, EvidenceRef};
+use super::dispatch::{Handle, respond};
 use super::slot::{LoadedKey, retry_commitment};
 use super::{Device, map_backend};
 use crate::binding::{self, Purpose};
+use crate::frame::Header;
 use crate::limits::MAX_EVIDENCE_CHUNK;
 use crate::primitives::{Address, B256};
 use crate::protocol::{
@@ -15,22 +19,65 @@ use crate::protocol::{
     FixedBytes, GetEvidence, KeyOrigin, Outcome,
 };
 
-impl<B: Backend, const SLOTS: usize> Handle<Attest> for Device<B, SLOTS> {
-    #[inline(never)]
-    fn run(&mut self, req: &Attest, _: &[u8]) -> Result<AttestResponse<'_>, DeviceError> {
+/// A quote the device has decided to make: what it binds, and what the
+/// audit entry will say.
+pub(super) struct Prepared {
+    code: u8,
+    slot: u8,
+    sequence: u64,
+    address: Address,
+    value: B256,
+    report_data: [u8; 64],
+}
+
+/// A request that needs a quote before the device can answer it
+/// ([`Device::begin`]). The caller gets the quote over [`report_data`]
+/// from its TEE, outside any lock it holds on the device, and hands it to
+/// [`Device::finish_quote`], which audits it and writes the response.
+///
+/// [`report_data`]: PendingQuote::report_data
+#[must_use = "the request is answered only by Device::finish_quote"]
+#[derive(Debug)]
+pub struct PendingQuote {
+    pub(super) header: Header,
+    pub(super) prepared: Prepared,
+}
+
+impl core::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("code", &self.code)
+            .field("slot", &self.slot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingQuote {
+    /// The 64 bytes the quote must carry.
+    #[must_use]
+    pub fn report_data(&self) -> &[u8; 64] {
+        &self.prepared.report_data
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// `Attest`: the slot's address bound to the challenge.
+    pub(super) fn prepare_attest(&mut self, req: &Attest) -> Result<Prepared, DeviceError> {
         let address = self
             .slot(req.slot)?
             .key
             .as_ref()
             .map(|k| k.key.address())
             .ok_or(DeviceError::SlotEmpty)?;
-        self.quote_for(Attest::CODE, req.slot, 0, address, Purpose::Challenge, &req.challenge)
+        Ok(prepared(Attest::CODE, req.slot, 0, address, Purpose::Challenge, &req.challenge))
     }
-}
 
-impl<B: Backend, const SLOTS: usize> Handle<AttestAction> for Device<B, SLOTS> {
-    #[inline(never)]
-    fn run(&mut self, req: &AttestAction, _: &[u8]) -> Result<AttestResponse<'_>, DeviceError> {
+    /// `AttestAction`: the slot's address bound to the digest it signed
+    /// last, and only that one; a refusal is audited.
+    pub(super) fn prepare_attest_action(
+        &mut self,
+        req: &AttestAction,
+    ) -> Result<Prepared, DeviceError> {
         let checked = (|| {
             let slot = self.slot(req.slot)?;
             let address =
@@ -45,36 +92,87 @@ impl<B: Backend, const SLOTS: usize> Handle<AttestAction> for Device<B, SLOTS> {
                 _ => Err(DeviceError::NotLastSigned),
             }
         })();
-        let address = match checked {
-            Ok(a) => a,
+        match checked {
+            Ok(address) => Ok(prepared(
+                AttestAction::CODE,
+                req.slot,
+                req.sequence,
+                address,
+                Purpose::ActionDigest,
+                &req.digest,
+            )),
             Err(e) => {
                 let outcome = Outcome::Refused(e);
                 self.audit.append(AttestAction::CODE, req.slot, req.sequence, req.digest, outcome);
-                return Err(e);
+                Err(e)
             }
-        };
-        let (code, slot, seq) = (AttestAction::CODE, req.slot, req.sequence);
-        self.quote_for(code, slot, seq, address, Purpose::ActionDigest, &req.digest)
+        }
+    }
+
+    /// Answers a [`PendingQuote`] with the quote the caller got (or the
+    /// reason it got none): audits it and writes the response frame into
+    /// `out`; returns its length.
+    pub fn finish_quote(
+        &mut self,
+        pending: PendingQuote,
+        quote: Result<&[u8], BackendError>,
+        out: &mut [u8],
+    ) -> usize {
+        let r = quoted(&mut self.audit, &pending.prepared, quote.map_err(map_backend));
+        respond(&pending.header, r, out)
+    }
+
+    /// Answers a [`PendingQuote`] with a quote from the device's own
+    /// backend ([`QuoteSource::quote`](super::QuoteSource::quote)).
+    pub fn finish_quote_with_backend(&mut self, pending: PendingQuote, out: &mut [u8]) -> usize {
+        let r = self.quote_inline(&pending.prepared);
+        respond(&pending.header, r, out)
+    }
+
+    /// Gets the quote from the backend itself and answers.
+    pub(super) fn quote_inline(&mut self, p: &Prepared) -> Result<AttestResponse<'_>, DeviceError> {
+        let Device { backend, audit, .. } = self;
+        let quote = backend.quote(&p.report_data).map_err(map_backend);
+        quoted(audit, p, quote)
     }
 }
 
-impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
-    /// A quote binding `address` to `value` for `purpose`; audited.
-    fn quote_for(
-        &mut self,
-        code: u8,
-        slot: u8,
-        sequence: u64,
-        address: Address,
-        purpose: Purpose,
-        value: &B256,
-    ) -> Result<AttestResponse<'_>, DeviceError> {
-        let report_data = binding::bind(&address, purpose, value);
-        let Device { backend, audit, .. } = self;
-        let quote = backend.quote(&report_data).map_err(map_backend);
-        let outcome = quote.as_ref().map_or_else(|e| Outcome::Refused(*e), |_| Outcome::Ok);
-        audit.append(code, slot, sequence, *value, outcome);
-        Ok(AttestResponse { address, report_data: FixedBytes(report_data), quote: quote? })
+fn prepared(
+    code: u8,
+    slot: u8,
+    sequence: u64,
+    address: Address,
+    purpose: Purpose,
+    value: &B256,
+) -> Prepared {
+    let report_data = binding::bind(&address, purpose, value);
+    Prepared { code, slot, sequence, address, value: *value, report_data }
+}
+
+/// The response to a prepared quote; audited either way.
+fn quoted<'q>(
+    audit: &mut AuditLog,
+    p: &Prepared,
+    quote: Result<&'q [u8], DeviceError>,
+) -> Result<AttestResponse<'q>, DeviceError> {
+    let outcome = quote.as_ref().map_or_else(|e| Outcome::Refused(*e), |_| Outcome::Ok);
+    audit.append(p.code, p.slot, p.sequence, p.value, outcome);
+    Ok(AttestResponse { address: p.address, report_data: FixedBytes(p.report_data), quote: quote? })
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<Attest> for Device<B, SLOTS> {
+    #[inline(never)]
+    fn run(&mut self, req: &Attest, _: &[u8]) -> Result<AttestResponse<'_>, DeviceError> {
+        let p = self.prepare_attest(req)?;
+        self.quote_inline(&p)
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<AttestAction> for Device<B, SLOTS> {
+    #[inline(never)]
+    fn run(&mut self, req: &AttestAction, _: &[u8]) -> Result<AttestResponse<'_>, DeviceError> {
+        let p = self.prepare_attest_action(req)?;
+        self.quote_inline(&p)
     }
 }
 

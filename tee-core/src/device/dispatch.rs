@@ -9,9 +9,20 @@
 use serde::Serialize;
 
 use super::Device;
+use super::attest::PendingQuote;
 use super::backend::Backend;
 use crate::frame::{self, FrameError, Header};
-use crate::protocol::{Command, DeviceError, PROTOCOL_VERSION};
+use crate::protocol::{Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION};
+
+/// What [`Device::begin`] did with a frame.
+#[must_use = "a pending quote must be finished"]
+#[derive(Debug)]
+pub enum Step {
+    /// The response frame is in `out`, this long.
+    Done(usize),
+    /// A quote is needed first.
+    Quote(PendingQuote),
+}
 
 /// How the device answers command `C`: the decoded request and its body
 /// (admin signatures cover the body's bytes) in, the response out.
@@ -24,20 +35,59 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// writes the response frame into `out`. Returns the response length; 0
     /// only if `out` cannot hold even an error response.
     pub fn handle(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> usize {
-        let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
-        let payload = match frame {
-            Ok(p) => p,
-            Err(e) => return respond::<()>(&unknown, Err(DeviceError::Frame(e)), out),
+        match self.read(frame, out) {
+            Ok((h, body)) => self.dispatch(&h, body, out),
+            Err(len) => len,
+        }
+    }
+
+    /// Like [`Device::handle`], but a request that needs a quote
+    /// (`Attest`, `AttestAction`) comes back as [`Step::Quote`] once the
+    /// device decided to make it: the caller gets the quote from its TEE
+    /// without holding the device, then calls [`Device::finish_quote`].
+    pub fn begin(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> Step {
+        let (h, body) = match self.read(frame, out) {
+            Ok(request) => request,
+            Err(len) => return Step::Done(len),
         };
+        let prepared = match h.command {
+            Attest::CODE => Attest::decode(body)
+                .map_err(DeviceError::Malformed)
+                .and_then(|c| self.prepare_attest(&c)),
+            AttestAction::CODE => AttestAction::decode(body)
+                .map_err(DeviceError::Malformed)
+                .and_then(|c| self.prepare_attest_action(&c)),
+            _ => return Step::Done(self.dispatch(&h, body, out)),
+        };
+        match prepared {
+            Ok(prepared) => Step::Quote(PendingQuote { header: h, prepared }),
+            Err(e) => Step::Done(respond::<()>(&h, Err(e), out)),
+        }
+    }
+
+    /// The frame's header and body, or the length of the error response
+    /// written for a frame that cannot be read.
+    fn read<'f>(
+        &mut self,
+        frame: Result<&'f [u8], FrameError>,
+        out: &mut [u8],
+    ) -> Result<(Header, &'f [u8]), usize> {
+        let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
+        let payload =
+            frame.map_err(|e| respond::<()>(&unknown, Err(DeviceError::Frame(e)), out))?;
         let Ok((request, body)) = Header::split(payload) else {
-            return respond::<()>(&unknown, Err(DeviceError::Frame(FrameError::TooShort)), out);
+            return Err(respond::<()>(
+                &unknown,
+                Err(DeviceError::Frame(FrameError::TooShort)),
+                out,
+            ));
         };
         let h = Header { version: PROTOCOL_VERSION, ..request };
         if request.version != PROTOCOL_VERSION {
             let e = DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION };
-            return respond::<()>(&h, Err(e), out);
+            return Err(respond::<()>(&h, Err(e), out));
         }
-        self.dispatch(&h, body, out)
+        Ok((h, body))
     }
 
     /// Decodes command `C`, runs its handler and encodes the response.
@@ -72,7 +122,11 @@ crate::for_each_command!(dispatch);
 
 /// Encodes a response frame; falls back to a `ResponseTooLarge` error when
 /// `out` is too small for the response itself.
-fn respond<T: Serialize>(h: &Header, r: Result<T, DeviceError>, out: &mut [u8]) -> usize {
+pub(super) fn respond<T: Serialize>(
+    h: &Header,
+    r: Result<T, DeviceError>,
+    out: &mut [u8],
+) -> usize {
     if let Ok(f) = frame::encode(h, &r, out) {
         return f.len();
     }

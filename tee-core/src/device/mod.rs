@@ -29,11 +29,13 @@ mod query;
 mod record;
 mod slot;
 
+pub use attest::PendingQuote;
 pub use audit::audit_chain_hash;
 pub use backend::{
     Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater, KeyStore,
     QuoteSource, Rng,
 };
+pub use dispatch::Step;
 pub use slot::retry_commitment;
 
 use crate::limits::NUM_SLOTS;

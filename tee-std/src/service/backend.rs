@@ -22,6 +22,10 @@ use zeroize::Zeroizing;
 
 use crate::attest::KeyChain;
 use crate::attest::eventlog::Event;
+use std::sync::Arc;
+
+use super::dstack::QuoteEvidence;
+use super::server::{Quoter, Served};
 use crate::service::dstack::Dstack;
 use crate::service::store::{FileStore, StoreError, write_durably};
 
@@ -37,7 +41,7 @@ pub const KEY_PURPOSE: &str = "erc8004-signer";
 /// The host backend. See the module documentation.
 pub struct HostBackend {
     store: FileStore,
-    dstack: Option<Dstack>,
+    dstack: Option<Arc<Dstack>>,
     kind: BackendKind,
     quote: Vec<u8>,
     event_log: Vec<Event>,
@@ -116,7 +120,7 @@ impl HostBackend {
         };
         Ok(HostBackend {
             store,
-            dstack,
+            dstack: dstack.map(Arc::new),
             kind,
             quote: Vec::new(),
             event_log: Vec::new(),
@@ -142,7 +146,25 @@ impl HostBackend {
     /// The dstack client, if any.
     #[must_use]
     pub fn dstack(&self) -> Option<&Dstack> {
-        self.dstack.as_ref()
+        self.dstack.as_deref()
+    }
+}
+
+impl Served for HostBackend {
+    /// dstack's `GetQuote`, made by the server outside the device lock.
+    fn quoter(&self) -> Option<Quoter> {
+        let dstack = self.dstack.clone()?;
+        Some(Arc::new(move |report_data: &[u8; 64]| {
+            dstack.get_quote(report_data).map_err(|e| {
+                tracing::warn!(error = %e, "dstack GetQuote failed");
+                BackendError::Failed
+            })
+        }))
+    }
+
+    fn keep_quote_evidence(&mut self, evidence: QuoteEvidence) {
+        self.quote = evidence.quote;
+        self.event_log = evidence.event_log;
     }
 }
 

@@ -69,11 +69,17 @@ pub struct AppInfo {
     pub measurements: [(String, String); 5],
 }
 
-/// A blocking dstack client.
+/// How long a dstack call may take before it fails (a guest agent that
+/// hangs must not hang the signer).
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A blocking dstack client; calls from several threads at once are fine
+/// (one drives the runtime, the others join it).
 pub struct Dstack {
     client: DstackClient,
     endpoint: String,
     rt: tokio::runtime::Runtime,
+    timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Dstack {
@@ -118,7 +124,35 @@ impl Dstack {
     pub fn new(endpoint: Option<&str>) -> Result<Dstack, DstackError> {
         let endpoint = resolve_endpoint(endpoint).unwrap_or_else(|| "/var/run/dstack.sock".into());
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(Dstack { client: DstackClient::new(Some(&endpoint)), endpoint, rt })
+        Ok(Dstack {
+            client: DstackClient::new(Some(&endpoint)),
+            endpoint,
+            rt,
+            timeout: CALL_TIMEOUT,
+        })
+    }
+
+    /// With another call timeout.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Dstack {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Runs one SDK call to completion, or fails it after the timeout.
+    fn call<T>(
+        &self,
+        name: &'static str,
+        f: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> Result<T, DstackError> {
+        // The timer is made inside the runtime, which it needs.
+        match self.rt.block_on(async { tokio::time::timeout(self.timeout, f).await }) {
+            Ok(r) => r.map_err(call_err(name)),
+            Err(_) => Err(DstackError::Call {
+                call: name,
+                message: format!("no answer within {:?}", self.timeout),
+            }),
+        }
     }
 
     /// The endpoint in use.
@@ -134,10 +168,8 @@ impl Dstack {
         purpose: &str,
     ) -> Result<(Zeroizing<[u8; 32]>, KeyChain), DstackError> {
         const CALL: &str = "GetKey";
-        let r = self
-            .rt
-            .block_on(self.client.get_key(Some(path.to_owned()), Some(purpose.to_owned())))
-            .map_err(call_err(CALL))?;
+        let r =
+            self.call(CALL, self.client.get_key(Some(path.to_owned()), Some(purpose.to_owned())))?;
         let bytes = Zeroizing::new(
             hex::decode(r.key.trim_start_matches("0x")).map_err(|e| malformed(CALL, e))?,
         );
@@ -168,10 +200,7 @@ impl Dstack {
     /// `GetQuote(report_data)`: a TDX quote over the 64 bytes, and the event log.
     pub fn get_quote(&self, report_data: &[u8; 64]) -> Result<QuoteEvidence, DstackError> {
         const CALL: &str = "GetQuote";
-        let r = self
-            .rt
-            .block_on(self.client.get_quote(report_data.to_vec()))
-            .map_err(call_err(CALL))?;
+        let r = self.call(CALL, self.client.get_quote(report_data.to_vec()))?;
         let quote =
             hex::decode(r.quote.trim_start_matches("0x")).map_err(|e| malformed(CALL, e))?;
         let event_log = if r.event_log.is_empty() {
@@ -184,7 +213,7 @@ impl Dstack {
 
     /// `Info`: the app and its measurements.
     pub fn info(&self) -> Result<AppInfo, DstackError> {
-        let r = self.rt.block_on(self.client.info()).map_err(call_err("Info"))?;
+        let r = self.call("Info", self.client.info())?;
         let t = r.tcb_info;
         Ok(AppInfo {
             app_id: r.app_id,
@@ -200,5 +229,32 @@ impl Dstack {
                 ("rtmr3".into(), t.rtmr3),
             ],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A guest agent that takes the request and never answers: the call
+    /// fails after the timeout, it does not hang the signer.
+    #[test]
+    fn a_hanging_guest_agent_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let held = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            drop(conn);
+        });
+        let d = Dstack::new(Some(&endpoint))
+            .unwrap()
+            .with_timeout(std::time::Duration::from_millis(300));
+        let start = std::time::Instant::now();
+        let e = d.get_quote(&[0; 64]).unwrap_err();
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(e.to_string().contains("no answer within"), "{e}");
+        held.join().unwrap();
     }
 }

@@ -2,17 +2,21 @@
 //! serial lines at once.
 //!
 //! There is one [`Device`]; every connection has its own frame accumulator
-//! and takes the device's lock only to handle a frame it completed
-//! ([`tee_core::serve::feed`] into a buffer), never while reading from or
-//! writing to its peer. So a client that stalls, floods garbage or
-//! disconnects mid-frame costs only its own thread: the others go on being
-//! served, and no request is half-handled (the device sees whole frames or
-//! nothing).
+//! and takes the device's lock only to handle a frame it completed, never
+//! while reading from or writing to its peer, and never while dstack makes
+//! a quote (the device decides, the quote is made, the device answers:
+//! [`Device::begin`](tee_core::device::Device::begin)). So a client that
+//! stalls, floods garbage or disconnects mid-frame costs only its own
+//! thread: the others go on being served, and no request is half-handled
+//! (the device sees whole frames or nothing). A `Sign`'s durable commit
+//! (fsync) still runs under the lock.
 //!
-//! Limits: at most [`Limits::max_connections`] connections (more are closed
-//! at once), a connection idle for [`Limits::idle_timeout`] is closed, and a
-//! peer that does not take its responses within [`Limits::write_timeout`] is
-//! dropped.
+//! Limits: at most [`Limits::max_connections`] connections, and at most
+//! [`Limits::max_per_peer`] from one peer (a unix user, a TCP address, a
+//! vsock context); more are closed at once. A frame must arrive whole
+//! within [`Limits::frame_timeout`] of its first byte; a connection that
+//! completes no request for [`Limits::idle_timeout`] is closed; a peer that
+//! does not take its responses within [`Limits::write_timeout`] is dropped.
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
@@ -23,10 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tee_core::device::{Backend, Device};
-use tee_core::frame::Accumulator;
+use std::collections::HashMap;
+
+use tee_core::device::{Backend, BackendError, Device, Step};
+use tee_core::frame::{Accumulator, FrameError};
 use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
 
+use super::dstack::QuoteEvidence;
 use crate::transport::{Endpoint, open_serial};
 
 /// How often blocked threads look at the stop flag.
@@ -37,8 +44,14 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct Limits {
     /// Connections served at once; more are closed on accept.
     pub max_connections: usize,
-    /// A connection that sends nothing for this long is closed.
+    /// Connections one peer (a unix user id, a TCP address, a vsock
+    /// context) may hold at once, so no one client takes every place.
+    pub max_per_peer: usize,
+    /// A connection that completes no request for this long is closed
+    /// (bytes that make no frame do not count).
     pub idle_timeout: Duration,
+    /// A frame must arrive whole within this long of its first byte.
+    pub frame_timeout: Duration,
     /// A peer that does not read its response for this long is dropped.
     pub write_timeout: Duration,
     /// Permission bits of unix sockets: 0o600 (the signer's user only) by
@@ -51,7 +64,9 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 64,
+            max_per_peer: 16,
             idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             socket_mode: 0o600,
         }
@@ -60,6 +75,26 @@ impl Default for Limits {
 
 /// The device, shared by every connection.
 pub type Shared<B> = Arc<Mutex<Device<B>>>;
+
+/// Makes a quote over `report_data` without the device (dstack's
+/// `GetQuote`), with what comes with it.
+pub type Quoter = Arc<dyn Fn(&[u8; 64]) -> Result<QuoteEvidence, BackendError> + Send + Sync>;
+
+/// What the server asks of a backend besides the device's traits: a way to
+/// make quotes outside the device lock, and where to keep their evidence.
+pub trait Served: Backend + Send + 'static {
+    /// A quoter that needs no device; `None`: the device asks its backend
+    /// (under the lock).
+    fn quoter(&self) -> Option<Quoter> {
+        None
+    }
+
+    /// Keeps what came with a quote made outside (its event log, which
+    /// `GetEvidence` serves).
+    fn keep_quote_evidence(&mut self, evidence: QuoteEvidence) {
+        let _ = evidence;
+    }
+}
 
 /// A running server: its listeners and connections run in threads until
 /// [`ServerHandle::stop`] (or drop).
@@ -112,13 +147,19 @@ impl Drop for ServerHandle {
 
 /// Binds every endpoint and serves `device` on them. A unix socket path
 /// that exists is replaced only if it is a socket nobody answers on.
-pub fn serve<B: Backend + Send + 'static>(
+pub fn serve<B: Served>(
     device: Shared<B>,
     endpoints: &[Endpoint],
     limits: Limits,
 ) -> io::Result<ServerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicUsize::new(0));
+    let peers = Arc::new(Mutex::new(HashMap::new()));
+    let quoter = device
+        .lock()
+        .map_err(|_| io::Error::other("the device lock is poisoned"))?
+        .backend()
+        .quoter();
     let mut handle = ServerHandle {
         stop: stop.clone(),
         threads: Vec::new(),
@@ -126,7 +167,14 @@ pub fn serve<B: Backend + Send + 'static>(
         sockets: Vec::new(),
     };
     for endpoint in endpoints {
-        let ctx = Ctx { device: device.clone(), stop: stop.clone(), live: live.clone(), limits };
+        let ctx = Ctx {
+            device: device.clone(),
+            quoter: quoter.clone(),
+            stop: stop.clone(),
+            live: live.clone(),
+            peers: peers.clone(),
+            limits,
+        };
         let (bound, thread) = match endpoint {
             Endpoint::Unix(path) => {
                 let listener = bind_unix(path, limits.socket_mode)?;
@@ -198,19 +246,37 @@ fn bind_unix(path: &std::path::Path, mode: u32) -> io::Result<UnixListener> {
     bound
 }
 
-struct Ctx<B: Backend> {
+/// Who is on the other end of a connection, as far as its transport says:
+/// what the per-peer connection limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Peer {
+    /// A unix socket peer's user id (`SO_PEERCRED`).
+    Uid(u32),
+    /// A TCP peer's address.
+    Ip(std::net::IpAddr),
+    /// A vsock peer's context id.
+    Cid(u32),
+    /// The transport names no peer.
+    Unknown,
+}
+
+struct Ctx<B: Served> {
     device: Shared<B>,
+    quoter: Option<Quoter>,
     stop: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
+    peers: Arc<Mutex<HashMap<Peer, usize>>>,
     limits: Limits,
 }
 
-impl<B: Backend> Clone for Ctx<B> {
+impl<B: Served> Clone for Ctx<B> {
     fn clone(&self) -> Self {
         Ctx {
             device: self.device.clone(),
+            quoter: self.quoter.clone(),
             stop: self.stop.clone(),
             live: self.live.clone(),
+            peers: self.peers.clone(),
             limits: self.limits,
         }
     }
@@ -220,10 +286,11 @@ impl<B: Backend> Clone for Ctx<B> {
 trait Conn: Read + Write + Send + 'static {
     fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()>;
     fn set_blocking(&self) -> io::Result<()>;
+    fn peer(&self) -> Peer;
 }
 
 macro_rules! conn {
-    ($t:ty) => {
+    ($t:ty, |$c:ident| $peer:expr) => {
         impl Conn for $t {
             fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()> {
                 self.set_read_timeout(Some(read))?;
@@ -232,16 +299,63 @@ macro_rules! conn {
             fn set_blocking(&self) -> io::Result<()> {
                 self.set_nonblocking(false)
             }
+            fn peer(&self) -> Peer {
+                let $c = self;
+                $peer
+            }
         }
     };
 }
-conn!(std::os::unix::net::UnixStream);
-conn!(std::net::TcpStream);
-conn!(vsock::VsockStream);
+conn!(std::os::unix::net::UnixStream, |c| {
+    rustix::net::sockopt::socket_peercred(c)
+        .map_or(Peer::Unknown, |cred| Peer::Uid(cred.uid.as_raw()))
+});
+conn!(std::net::TcpStream, |c| c.peer_addr().map_or(Peer::Unknown, |a| Peer::Ip(a.ip())));
+conn!(vsock::VsockStream, |c| c.peer_addr().map_or(Peer::Unknown, |a| Peer::Cid(a.cid())));
+
+/// A connection's places: in the server's count and its peer's, given back
+/// when it ends.
+struct Place<B: Served> {
+    ctx: Ctx<B>,
+    peer: Peer,
+}
+
+impl<B: Served> Place<B> {
+    /// Takes a place for `peer`, or says why there is none.
+    fn take(ctx: &Ctx<B>, peer: Peer) -> Result<Place<B>, &'static str> {
+        if ctx.live.fetch_add(1, Ordering::SeqCst) >= ctx.limits.max_connections {
+            ctx.live.fetch_sub(1, Ordering::SeqCst);
+            return Err("the server's connections are all taken");
+        }
+        let mut peers = ctx.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = peers.entry(peer).or_insert(0);
+        if peer != Peer::Unknown && *n >= ctx.limits.max_per_peer {
+            drop(peers);
+            ctx.live.fetch_sub(1, Ordering::SeqCst);
+            return Err("this peer's connections are all taken");
+        }
+        *n += 1;
+        Ok(Place { ctx: ctx.clone(), peer })
+    }
+}
+
+impl<B: Served> Drop for Place<B> {
+    fn drop(&mut self) {
+        let mut peers = self.ctx.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = peers.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                peers.remove(&self.peer);
+            }
+        }
+        drop(peers);
+        self.ctx.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 fn accept_loop<B, C, A>(ctx: &Ctx<B>, mut accept: impl FnMut() -> io::Result<(C, A)>)
 where
-    B: Backend + Send + 'static,
+    B: Served,
     C: Conn,
 {
     while !ctx.stop.load(Ordering::SeqCst) {
@@ -258,11 +372,14 @@ where
                 continue;
             }
         };
-        if ctx.live.fetch_add(1, Ordering::SeqCst) >= ctx.limits.max_connections {
-            ctx.live.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!("connection refused: {} connections open", ctx.limits.max_connections);
-            continue;
-        }
+        let peer = conn.peer();
+        let place = match Place::take(ctx, peer) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!(?peer, "connection refused: {why}");
+                continue;
+            }
+        };
         let c = ctx.clone();
         let spawned = spawn("conn", move || {
             let mut conn = conn;
@@ -272,20 +389,20 @@ where
                 Err(e) => tracing::warn!(error = %e, "cannot configure connection"),
                 Ok(()) => {
                     let r = serve_stream(&c, &mut conn, Some(c.limits.idle_timeout));
-                    tracing::debug!(result = ?r, "connection closed");
+                    tracing::debug!(result = ?r, ?peer, "connection closed");
                 }
             }
             // The place is free before the peer sees the close.
-            c.live.fetch_sub(1, Ordering::SeqCst);
+            drop(place);
             drop(conn);
         });
-        if spawned.is_err() {
-            ctx.live.fetch_sub(1, Ordering::SeqCst);
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a connection thread");
         }
     }
 }
 
-fn serve_serial<B: Backend + Send + 'static>(ctx: &Ctx<B>, mut port: serialport::TTYPort) {
+fn serve_serial<B: Served>(ctx: &Ctx<B>, mut port: serialport::TTYPort) {
     // A serial line has no connections: it is served until the server stops.
     let r = serve_stream(ctx, &mut port, None);
     tracing::info!(result = ?r, "serial line closed");
@@ -296,27 +413,38 @@ fn serve_serial<B: Backend + Send + 'static>(ctx: &Ctx<B>, mut port: serialport:
 enum End {
     Closed,
     Idle,
+    SlowFrame,
     Stopped,
     Io,
     DeviceUnavailable,
 }
 
-/// Serves one stream whose reads time out every [`POLL`].
-fn serve_stream<B: Backend, S: Read + Write>(
+/// Serves one stream whose reads time out every [`POLL`]. A frame must
+/// arrive whole within [`Limits::frame_timeout`] of its first byte, and a
+/// connection that completes no request for `idle_timeout` is closed:
+/// trickling bytes keeps nobody's place.
+fn serve_stream<B: Served, S: Read + Write>(
     ctx: &Ctx<B>,
     io: &mut S,
     idle_timeout: Option<Duration>,
 ) -> End {
     let mut rx = Box::new(Accumulator::<MAX_REQUEST_FRAME>::new());
     let mut tx = vec![0u8; MAX_RESPONSE_WIRE];
-    // A connection's responses are collected under the device lock and
-    // written after it is released.
+    // A connection's responses are collected and written after the device
+    // lock is released.
     let mut out: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 4096];
-    let mut last = Instant::now();
+    let mut last_request = Instant::now();
+    let mut frame_start: Option<Instant> = None;
     loop {
         if ctx.stop.load(Ordering::SeqCst) {
             return End::Stopped;
+        }
+        if frame_start.is_some_and(|t| t.elapsed() >= ctx.limits.frame_timeout) {
+            return End::SlowFrame;
+        }
+        if frame_start.is_none() && idle_timeout.is_some_and(|t| last_request.elapsed() >= t) {
+            return End::Idle;
         }
         let n = match io.read(&mut chunk) {
             Ok(0) => return End::Closed,
@@ -329,9 +457,6 @@ fn serve_stream<B: Backend, S: Read + Write>(
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                if idle_timeout.is_some_and(|t| last.elapsed() >= t) {
-                    return End::Idle;
-                }
                 continue;
             }
             Err(e) => {
@@ -339,14 +464,19 @@ fn serve_stream<B: Backend, S: Read + Write>(
                 return End::Io;
             }
         };
-        last = Instant::now();
-        let input = chunk.get(..n).unwrap_or(&[]);
-        {
-            // A poisoned lock means a thread panicked inside the device: its
-            // in-memory state is suspect, so nobody is served from it again.
-            let Ok(mut device) = ctx.device.lock() else { return End::DeviceUnavailable };
-            let Ok(()) = tee_core::serve::feed(&mut out, &mut device, &mut rx, &mut tx, input);
+        let mut input = chunk.get(..n).unwrap_or(&[]);
+        while !input.is_empty() {
+            let (frame, rest) = rx.feed(input);
+            input = rest;
+            if let Some(frame) = frame {
+                if let Err(end) = answer(ctx, frame, &mut tx, &mut out) {
+                    return end;
+                }
+                last_request = Instant::now();
+            }
         }
+        frame_start =
+            if rx.in_frame() { frame_start.or_else(|| Some(Instant::now())) } else { None };
         if !out.is_empty() {
             let r = io.write_all(&out).and_then(|()| io.flush());
             out.clear();
@@ -355,5 +485,149 @@ fn serve_stream<B: Backend, S: Read + Write>(
                 return End::Io;
             }
         }
+    }
+}
+
+/// Answers one frame into `out`. The device lock is held for the device's
+/// own work only: a quote is made between two holds, never under one.
+fn answer<B: Served>(
+    ctx: &Ctx<B>,
+    frame: Result<&[u8], FrameError>,
+    tx: &mut [u8],
+    out: &mut Vec<u8>,
+) -> Result<(), End> {
+    // A poisoned lock means a thread panicked inside the device: its
+    // in-memory state is suspect, so nobody is served from it again.
+    let lock = || ctx.device.lock().map_err(|_| End::DeviceUnavailable);
+    let step = lock()?.begin(frame, tx);
+    let len = match step {
+        Step::Done(len) => len,
+        Step::Quote(pending) => match &ctx.quoter {
+            None => lock()?.finish_quote_with_backend(pending, tx),
+            Some(quoter) => {
+                let made = quoter(pending.report_data());
+                let mut device = lock()?;
+                match made {
+                    Ok(evidence) => {
+                        let quote = evidence.quote.clone();
+                        device.backend_mut().keep_quote_evidence(evidence);
+                        device.finish_quote(pending, Ok(&quote), tx)
+                    }
+                    Err(e) => device.finish_quote(pending, Err(e), tx),
+                }
+            }
+        },
+    };
+    out.extend_from_slice(tx.get(..len).unwrap_or(&[]));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+    use std::sync::mpsc;
+
+    use tee_core::protocol::{AdminAuth, Attest, DeviceInfo, GenerateKey};
+    use tee_testkit::{MemBackend, Pair};
+
+    use super::*;
+    use crate::client::Client;
+    use crate::transport::connect;
+
+    /// The test backend: its quotes come from a quoter the test holds.
+    struct Slow(MemBackend, Quoter);
+
+    impl tee_core::device::Rng for Slow {
+        fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {
+            self.0.fill_bytes(buf)
+        }
+    }
+    impl tee_core::device::Clock for Slow {
+        fn now(&mut self) -> Option<u64> {
+            self.0.now()
+        }
+    }
+    impl tee_core::device::KeyStore for Slow {
+        fn load_slot(&mut self, slot: u8, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
+            self.0.load_slot(slot, buf)
+        }
+        fn store_slot(&mut self, slot: u8, record: &[u8]) -> Result<(), BackendError> {
+            self.0.store_slot(slot, record)
+        }
+        fn derive_key(&mut self, path: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, BackendError> {
+            self.0.derive_key(path)
+        }
+    }
+    impl tee_core::device::CounterStore for Slow {
+        fn load_counter(
+            &mut self,
+            id: tee_core::device::CounterId,
+        ) -> Result<Option<tee_core::device::HighWater>, BackendError> {
+            self.0.load_counter(id)
+        }
+        fn commit_counter(
+            &mut self,
+            id: tee_core::device::CounterId,
+            value: &tee_core::device::HighWater,
+        ) -> Result<(), BackendError> {
+            self.0.commit_counter(id, value)
+        }
+    }
+    impl tee_core::device::QuoteSource for Slow {
+        fn quote(&mut self, _: &[u8; 64]) -> Result<&[u8], BackendError> {
+            panic!("the server must not quote under the device lock")
+        }
+    }
+    impl Backend for Slow {
+        fn kind(&self) -> tee_core::protocol::BackendKind {
+            self.0.kind()
+        }
+        fn capabilities(&self) -> u32 {
+            self.0.capabilities()
+        }
+    }
+    impl Served for Slow {
+        fn quoter(&self) -> Option<Quoter> {
+            Some(self.1.clone())
+        }
+    }
+
+    /// While dstack takes its time over one client's quote, the device
+    /// answers everyone else: its lock is not held across the quote.
+    #[test]
+    fn a_slow_quote_holds_nobody_else_up() {
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        let (started, quoting) = mpsc::channel::<()>();
+        let started = Mutex::new(started);
+        let quoter: Quoter = Arc::new(move |rd: &[u8; 64]| {
+            started.lock().unwrap().send(()).unwrap();
+            wait.lock().unwrap().recv().unwrap();
+            Ok(QuoteEvidence { quote: rd.to_vec(), event_log: Vec::new() })
+        });
+        let mut pair = Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap());
+        pair.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+        let backend = Slow(pair.device.into_backend(), quoter);
+        let device = Arc::new(Mutex::new(Device::open(backend, tee_testkit::config()).unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let e = Endpoint::Unix(dir.path().join("s.sock"));
+        let server = serve(device, std::slice::from_ref(&e), Limits::default()).unwrap();
+        let timeout = Duration::from_secs(10);
+        let attesting = {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::new(connect(&e, timeout).unwrap());
+                let r = c.call(&Attest { slot: 0, challenge: tee_core::B256([3; 32]) }).unwrap();
+                r.quote.to_vec()
+            })
+        };
+        quoting.recv_timeout(timeout).unwrap();
+        // The quote is under way: another client is served meanwhile.
+        let mut other = Client::new(connect(&e, timeout).unwrap());
+        assert_eq!(other.call(&DeviceInfo).unwrap().slots, 8);
+        release.send(()).unwrap();
+        let quote = attesting.join().unwrap();
+        assert_eq!(quote.len(), 64, "the quote made outside is the one answered");
+        server.stop();
     }
 }
