@@ -5,7 +5,8 @@
 use embedded_storage::nor_flash::NorFlash;
 use tee_core::B256;
 use tee_core::device::{
-    Backend, BackendError, Clock, CounterId, CounterStore, HighWater, KeyStore, QuoteSource, Rng,
+    AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, HighWater, KeyStore,
+    QuoteSource, Rng,
 };
 use tee_core::protocol::{BackendKind, capability};
 use zeroize::Zeroizing;
@@ -90,6 +91,10 @@ impl<F: NorFlash, E: Rng> CounterStore for McuBackend<F, E> {
         self.store.put(KIND_COUNTER, counter_id(id), &buf).map_err(|_| BackendError::Failed)
     }
 }
+
+/// The audit chain lives in the device's RAM ring on a microcontroller:
+/// flash is for keys and marks (docs/security.md).
+impl<F, E> AuditStore for McuBackend<F, E> {}
 
 impl<F, E: Rng> Rng for McuBackend<F, E> {
     fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {

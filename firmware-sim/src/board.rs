@@ -152,7 +152,7 @@ mod tests {
             entries: heapless::Vec::from_slice(&[entry; 8]).unwrap(),
             next_index: u64::MAX,
             head_hash: B256([0xff; 32]),
-            overwritten_unread: u64::MAX,
+            oldest_kept: u64::MAX,
         };
         let mut tx = [0u8; TX_BUFFER];
         let r: Result<_, DeviceError> = Ok(log);

@@ -1,20 +1,25 @@
-//! The signer's state directory on hostile files: whatever bytes sit in a
-//! counter or slot record file (a torn write, bit rot, an attacker's edit),
-//! reading it never panics, and what it accepts is exactly what the store
-//! itself writes for that value: nothing else is read as a counter or a
-//! key. The second half of the input goes to a sealed store, which accepts
-//! nothing it did not seal.
+//! The state journal as whoever holds the disk could write it. Two forms:
+//! raw bytes (what a disk can hold: nothing passes the MAC chain without
+//! the key), and records whose MACs do chain under the state key (what a
+//! bug, or a leaked key, could write: the content behind the MAC). Checked:
+//! opening never panics; a journal that opens opens again to the same
+//! state (a torn tail is cut once); its marks never fall.
 //!
-//! Input: `split (1 byte) ‖ file bytes`.
+//! Input: `mode ‖ bytes`; with mode bit 0 set, the bytes are records
+//! `kind ‖ len ‖ payload`, after a valid genesis.
 #![no_main]
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use tee_core::device::{CounterId, HighWater};
-use tee_std::service::store::FileStore;
-use zeroize::Zeroizing;
+use tee_core::device::CounterId;
+use tee_core::{Address, B256};
+use tee_std::service::journal::{genesis_payload, write_records};
+use tee_std::service::store::{FileStore, JOURNAL, KEY_FILE, StateKey};
+
+const KEY: [u8; 32] = [0x5e; 32];
+const ADMIN: Address = Address([0xad; 20]);
 
 static DIR: LazyLock<PathBuf> = LazyLock::new(|| {
     let dir = std::env::temp_dir().join(format!("tee-fuzz-state-{}", std::process::id()));
@@ -22,42 +27,33 @@ static DIR: LazyLock<PathBuf> = LazyLock::new(|| {
     dir
 });
 
-fn check(store: &mut FileStore, sealed: bool, file: &str, bytes: &[u8]) {
-    let path = DIR.join(file);
-    std::fs::write(&path, bytes).expect("write the file");
-    let accepted = if file.starts_with("counter") {
-        match store.load_counter(CounterId::Slot(1)) {
-            Ok(Some(h)) => {
-                let h: HighWater = h;
-                store.commit_counter(CounterId::Slot(1), &h).expect("the same value re-commits");
-                true
-            }
-            _ => false,
-        }
-    } else {
-        let mut buf = [0u8; 4096];
-        match store.load_slot(1, &mut buf) {
-            Ok(Some(n)) => {
-                assert!(!sealed, "a sealed store accepted a record it never sealed");
-                store.store_slot(1, &buf[..n]).expect("re-stores");
-                true
-            }
-            _ => false,
-        }
-    };
-    if accepted {
-        let rewritten = std::fs::read(&path).expect("read back");
-        assert_eq!(rewritten, bytes, "{file}: accepted bytes the store would not write");
-    }
+fn marks(store: &mut FileStore) -> Vec<Option<u64>> {
+    let mut ids: Vec<CounterId> = (0..8).map(CounterId::Slot).collect();
+    ids.push(CounterId::Admin);
+    ids.into_iter().map(|id| store.load_counter(id).ok().flatten().map(|h| h.value)).collect()
 }
 
-fuzz_target!(|input: &[u8]| {
-    let Some((&split, rest)) = input.split_first() else { return };
-    let (a, b) = rest.split_at(usize::from(split).min(rest.len()));
-    let mut clear = FileStore::open(&DIR).expect("open");
-    check(&mut clear, false, "counter-1.rec", a);
-    check(&mut clear, false, "slot-1.rec", b);
-    drop(clear);
-    let mut sealed = FileStore::open(&DIR).expect("open").with_sealing_key(Zeroizing::new([7; 32]));
-    check(&mut sealed, true, "slot-1.rec", a);
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let journal = if mode & 1 == 0 {
+        rest.to_vec()
+    } else {
+        let genesis = genesis_payload(B256([0xd1; 32]), ADMIN);
+        let mut records: Vec<(u8, &[u8])> = vec![(1, &genesis)];
+        let mut input = rest;
+        while let [kind, len, tail @ ..] = input {
+            let (payload, after) = tail.split_at(usize::from(*len).min(tail.len()));
+            records.push((*kind % 6, payload));
+            input = after;
+        }
+        write_records(&KEY, &records)
+    };
+    std::fs::write(DIR.join(KEY_FILE), KEY).expect("key file");
+    std::fs::write(DIR.join(JOURNAL), &journal).expect("journal");
+    let Ok(mut store) = FileStore::open(&DIR, StateKey::File, Some(ADMIN)) else { return };
+    let first = (store.provisioning(), marks(&mut store), store.audit_head());
+    drop(store);
+    let mut again = FileStore::open(&DIR, StateKey::File, Some(ADMIN))
+        .expect("a journal that opened opens again");
+    assert_eq!(first, (again.provisioning(), marks(&mut again), again.audit_head()));
 });

@@ -327,28 +327,55 @@ fn audit_log_is_a_verifiable_chain() {
     edited[3].sequence = 2;
     assert_ne!(edited.iter().fold(log.prev_hash, |h, e| audit_chain_hash(&h, e)), log.head_hash);
 
-    // Fill past the ring: overwritten-unread entries are counted, and
-    // consecutive batches join.
+    // Past the RAM ring, a backend that keeps the chain serves the older
+    // entries: every batch from 0 joins the next, up to the head.
     for s in 2..40 {
         sign(&mut p, s, a.clone()).unwrap();
     }
-    let first = p.call(&GetAuditLog { from: 0 }).unwrap();
-    assert!(first.overwritten_unread > 0);
-    assert!(first.entries[0].index > 6, "old entries are gone");
-    let mut hash = first.entries.iter().fold(first.prev_hash, |h, e| audit_chain_hash(&h, e));
-    let mut next = first.entries.last().unwrap().index + 1;
-    while next < first.next_index {
-        let batch = p.call(&GetAuditLog { from: next }).unwrap();
-        assert_eq!(batch.prev_hash, hash, "batches join");
-        hash = batch.entries.iter().fold(hash, |h, e| audit_chain_hash(&h, e));
-        next = batch.entries.last().unwrap().index + 1;
+    let walk = |p: &mut Pair<MemBackend>, from: u64| {
+        let first = p.call(&GetAuditLog { from }).unwrap();
+        let mut hash = first.entries.iter().fold(first.prev_hash, |h, e| audit_chain_hash(&h, e));
+        let mut next = first.entries.last().unwrap().index + 1;
+        while next < first.next_index {
+            let batch = p.call(&GetAuditLog { from: next }).unwrap();
+            assert_eq!(batch.prev_hash, hash, "batches join");
+            hash = batch.entries.iter().fold(hash, |h, e| audit_chain_hash(&h, e));
+            next = batch.entries.last().unwrap().index + 1;
+        }
+        assert_eq!(hash, first.head_hash);
+        first
+    };
+    let first = walk(&mut p, 0);
+    assert_eq!((first.oldest_kept, first.entries[0].index), (0, 0));
+    // Reading moves nothing for other readers: the same question, the same answer.
+    assert_eq!(
+        p.call(&GetAuditLog { from: 3 }).unwrap(),
+        p.call(&GetAuditLog { from: 3 }).unwrap()
+    );
+
+    // The chain goes on across a restart: the boot entry follows the last.
+    let head = first.head_hash;
+    let next = first.next_index;
+    let backend = p.device.into_backend();
+    let mut p = open(backend);
+    let log = p.call(&GetAuditLog { from: next }).unwrap();
+    assert_eq!((log.prev_hash, log.entries[0].index, log.entries[0].command), (head, next, 0));
+
+    // A board that keeps no chain (RAM only): old entries are gone, and
+    // the answer says where the kept part starts.
+    let mut backend = MemBackend::mcu(1);
+    backend.now = Some(NOW);
+    let mut m = open(backend);
+    m.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    m.admin(SetPolicy { slot: 0, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
+    for s in 1..40 {
+        sign(&mut m, s, a.clone()).unwrap();
     }
-    assert_eq!(hash, first.head_hash);
-    // Reading everything stops the overwritten counter from growing.
-    let before = p.call(&GetAuditLog { from: u64::MAX }).unwrap().overwritten_unread;
-    assert_eq!(p.call(&GetAuditLog { from: u64::MAX }).unwrap().entries.len(), 0);
-    sign(&mut p, 100, a).unwrap();
-    assert_eq!(p.call(&GetAuditLog { from: u64::MAX }).unwrap().overwritten_unread, before);
+    let first = walk(&mut m, 0);
+    assert!(
+        first.oldest_kept > 6 && first.entries[0].index == first.oldest_kept,
+        "old entries are gone"
+    );
 }
 
 #[test]

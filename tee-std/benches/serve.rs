@@ -29,7 +29,7 @@ use tee_core::protocol::{
 use tee_std::client::Client;
 use tee_std::service::backend::HostBackend;
 use tee_std::service::server::{Limits, serve};
-use tee_std::service::store::FileStore;
+use tee_std::service::store::{FileStore, StateKey};
 use tee_std::transport::{Endpoint, connect};
 use tee_testkit::{MemBackend, Pair, sample};
 
@@ -81,8 +81,9 @@ fn over(c: &mut Criterion, name: &str, endpoint: &Endpoint) {
 }
 
 fn host_device(dir: &std::path::Path) -> Device<HostBackend> {
-    let store = FileStore::open(dir).unwrap();
-    ready(HostBackend::new(store, None, BackendKind::Simulated).unwrap())
+    let admin = tee_testkit::config().admin;
+    let store = FileStore::open(dir, StateKey::File, Some(admin)).unwrap();
+    ready(HostBackend::new(store, None, BackendKind::Simulated))
 }
 
 fn criterion_dir() -> Option<PathBuf> {

@@ -22,13 +22,13 @@ use zeroize::Zeroizing;
 
 use tee_core::codec;
 use tee_core::device::{
-    Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, EvidenceRef,
-    HighWater, KeyStore, QuoteSource, Rng,
+    AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig,
+    EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, audit_chain_hash,
 };
 use tee_core::frame::{Accumulator, Header};
 use tee_core::primitives::{B256, keccak256};
 use tee_core::protocol::{
-    AdminCommand, Allow, BackendKind, Command, DeviceError, KindSet, MAX_REQUEST_FRAME,
+    AdminCommand, Allow, AuditEntry, BackendKind, Command, DeviceError, KindSet, MAX_REQUEST_FRAME,
     MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS, Policy, authorize,
     capability,
 };
@@ -53,6 +53,8 @@ pub struct MemBackend {
     draws: u64,
     quote_buf: Vec<u8>,
     evidence_buf: Vec<u8>,
+    /// The audit chain, kept like the counters (survives a restart).
+    audit: Vec<(AuditEntry, B256)>,
     /// Unix time the clock reports (`None`: no clock).
     pub now: Option<u64>,
     /// Root for `derive_key` (`None`: derivation unsupported).
@@ -61,6 +63,9 @@ pub struct MemBackend {
     pub quotes: bool,
     /// Whether the RNG fails.
     pub rng_fails: bool,
+    /// Whether it keeps the audit chain (a host's journal) or leaves it to
+    /// the device's RAM ring (a microcontroller).
+    pub keeps_audit: bool,
     /// Write steps attempted so far (slot stores and counter commits).
     pub write_steps: u64,
     /// Lose power at this write step.
@@ -81,10 +86,12 @@ impl MemBackend {
             draws: 0,
             quote_buf: Vec::new(),
             evidence_buf: Vec::new(),
+            audit: Vec::new(),
             now: Some(1_767_225_000),
             derive_root: Some([0x5e; 32]),
             quotes: true,
             rng_fails: false,
+            keeps_audit: true,
             write_steps: 0,
             power_loss: None,
             dead: false,
@@ -99,6 +106,7 @@ impl MemBackend {
             now: None,
             derive_root: None,
             quotes: false,
+            keeps_audit: false,
             ..MemBackend::new(seed)
         }
     }
@@ -207,6 +215,58 @@ impl CounterStore for MemBackend {
         let returns = self.write_step()?;
         *self.counters.get_mut(i).ok_or(BackendError::Failed)? = Some(*value);
         if returns { Ok(()) } else { Err(BackendError::Failed) }
+    }
+
+    /// The mark and its audit entry in one write step: both or neither.
+    fn commit_counter_audited(
+        &mut self,
+        id: CounterId,
+        value: &HighWater,
+        entry: &AuditEntry,
+        prev: &B256,
+    ) -> Result<(), BackendError> {
+        let i = match id {
+            CounterId::Slot(n) => usize::from(n),
+            CounterId::Admin => NUM_SLOTS,
+        };
+        let returns = self.write_step()?;
+        *self.counters.get_mut(i).ok_or(BackendError::Failed)? = Some(*value);
+        if self.keeps_audit {
+            self.audit.push((*entry, *prev));
+        }
+        if returns { Ok(()) } else { Err(BackendError::Failed) }
+    }
+}
+
+impl AuditStore for MemBackend {
+    fn audit_head(&mut self) -> Result<Option<(u64, B256)>, BackendError> {
+        if self.dead {
+            return Err(BackendError::Failed);
+        }
+        Ok(self.audit.last().map(|(e, prev)| (e.index + 1, audit_chain_hash(prev, e))))
+    }
+
+    fn audit_append(
+        &mut self,
+        entry: &AuditEntry,
+        prev: &B256,
+        _durable: bool,
+    ) -> Result<(), BackendError> {
+        if self.dead {
+            return Err(BackendError::Failed);
+        }
+        if self.keeps_audit {
+            self.audit.push((*entry, *prev));
+        }
+        Ok(())
+    }
+
+    fn audit_entry(&mut self, index: u64) -> Result<Option<(AuditEntry, B256)>, BackendError> {
+        Ok(self.audit.iter().find(|(e, _)| e.index == index).copied())
+    }
+
+    fn audit_oldest(&mut self) -> u64 {
+        self.audit.first().map_or(u64::MAX, |(e, _)| e.index)
     }
 }
 

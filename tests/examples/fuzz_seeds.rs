@@ -156,21 +156,27 @@ fn evidence(root: &Path) {
     write(&dir, "seed-v2-lying-preimage", &[[0u8].as_slice(), &json(&v2)].concat());
 }
 
-/// Inputs of the state_file target: a counter file and a slot record as
-/// the store writes them (split byte, counter file, slot file).
+/// Inputs of the state_file target: a journal as the store writes it
+/// (raw mode), and records behind a valid MAC chain (structured mode).
 fn state(root: &Path) {
     use tee_core::device::{CounterId, HighWater};
+    use tee_std::service::store::{FileStore, JOURNAL, StateKey};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");
-    let mut store = tee_std::service::store::FileStore::open(&dir).unwrap();
+    let key = zeroize::Zeroizing::new([0x5e; 32]);
+    let admin = tee_core::Address([0xad; 20]);
+    let mut store = FileStore::open(&dir, StateKey::Tee(key), Some(admin)).unwrap();
     let mark = HighWater { value: 7, digest: tee_core::B256([0x5a; 32]) };
     store.commit_counter(CounterId::Slot(1), &mark).unwrap();
     store.store_slot(1, b"a slot record").unwrap();
-    let counter = fs::read(dir.join("counter-1.rec")).unwrap();
-    let slot = fs::read(dir.join("slot-1.rec")).unwrap();
-    let split = u8::try_from(counter.len()).unwrap();
+    drop(store);
+    let journal = fs::read(dir.join(JOURNAL)).unwrap();
     let out = root.join("state_file");
-    write(&out, "seed-good", &[[split].as_slice(), &counter, &slot].concat());
+    write(&out, "seed-journal", &[[0u8].as_slice(), &journal].concat());
+    let mut buf = [0u8; 64];
+    let counter = codec::encode(&(CounterId::Slot(2), mark), &mut buf).unwrap().to_vec();
+    let len = u8::try_from(counter.len()).unwrap();
+    write(&out, "seed-records", &[[1u8, 3, len].as_slice(), &counter].concat());
     write(&out, "seed-empty", &[0]);
 }
 

@@ -220,7 +220,7 @@ proptest! {
             entries: heapless::Vec::from_slice(&entries).unwrap(),
             next_index: n,
             head_hash: hash,
-            overwritten_unread: n / 2,
+            oldest_kept: n / 2,
         })?;
         // The borrowed Attest response.
         let quote = vec![0xabu8; (n % 6000) as usize];

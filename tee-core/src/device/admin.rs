@@ -28,14 +28,14 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                 Some(last) if counter <= last => Err(DeviceError::AdminReplay { last }),
                 last => {
                     let mark = HighWater { value: counter, digest: payload };
-                    commit_above(&mut self.backend, CounterId::Admin, last, &mark)
+                    commit_above(&mut self.backend, CounterId::Admin, last, &mark, None)
                 }
             },
             _ => Err(DeviceError::Unauthorized),
         };
         match r {
             Ok(()) => self.admin_counter = Some(counter),
-            Err(e) => self.audit.append(C::CODE, cmd.slot(), counter, payload, Outcome::Refused(e)),
+            Err(e) => self.log(C::CODE, cmd.slot(), counter, payload, Outcome::Refused(e), false),
         }
         r
     }
@@ -55,7 +55,9 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             Err(e) => Outcome::Refused(*e),
         };
         let payload = admin_payload_hash(body, cmd);
-        self.audit.append(C::CODE, cmd.slot(), cmd.auth().counter, payload, outcome);
+        // A change is on the record before its response leaves.
+        let durable = result.is_ok();
+        self.log(C::CODE, cmd.slot(), cmd.auth().counter, payload, outcome, durable);
         result
     }
 

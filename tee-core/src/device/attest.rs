@@ -5,7 +5,6 @@
 //! ([`PendingQuote`]), so a host gets it from its TEE without holding the
 //! device.
 
-use super::audit::AuditLog;
 use super::backend::{Backend, BackendError, EvidenceRef};
 use super::dispatch::{Handle, respond};
 use super::slot::{LoadedKey, retry_commitment};
@@ -103,7 +102,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             )),
             Err(e) => {
                 let outcome = Outcome::Refused(e);
-                self.audit.append(AttestAction::CODE, req.slot, req.sequence, req.digest, outcome);
+                self.log(AttestAction::CODE, req.slot, req.sequence, req.digest, outcome, false);
                 Err(e)
             }
         }
@@ -118,8 +117,12 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         quote: Result<&[u8], BackendError>,
         out: &mut [u8],
     ) -> usize {
-        let r = quoted(&mut self.audit, &pending.prepared, quote.map_err(map_backend));
-        respond(&pending.header, r, out)
+        self.sync_audit();
+        let p = &pending.prepared;
+        let quote = quote.map_err(map_backend);
+        let outcome = quote.as_ref().map_or_else(|e| Outcome::Refused(*e), |_| Outcome::Ok);
+        self.log(p.code, p.slot, p.sequence, p.value, outcome, false);
+        respond(&pending.header, answer(p, quote), out)
     }
 
     /// Answers a [`PendingQuote`] with a quote from the device's own
@@ -131,9 +134,16 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
 
     /// Gets the quote from the backend itself and answers.
     pub(super) fn quote_inline(&mut self, p: &Prepared) -> Result<AttestResponse<'_>, DeviceError> {
-        let Device { backend, audit, .. } = self;
+        self.sync_audit();
+        let Device { backend, audit, unsynced, .. } = self;
         let quote = backend.quote(&p.report_data).map_err(map_backend);
-        quoted(audit, p, quote)
+        // The backend is lent to the quote: the ring takes the entry now,
+        // the backend before the next request.
+        let outcome = quote.as_ref().map_or_else(|e| Outcome::Refused(*e), |_| Outcome::Ok);
+        let (entry, prev) = audit.next(p.code, p.slot, p.sequence, p.value, outcome);
+        audit.push(entry);
+        *unsynced = Some((entry, prev));
+        answer(p, quote)
     }
 }
 
@@ -149,14 +159,11 @@ fn prepared(
     Prepared { code, slot, sequence, address, value: *value, report_data }
 }
 
-/// The response to a prepared quote; audited either way.
-fn quoted<'q>(
-    audit: &mut AuditLog,
+/// The response to a prepared quote.
+fn answer<'q>(
     p: &Prepared,
     quote: Result<&'q [u8], DeviceError>,
 ) -> Result<AttestResponse<'q>, DeviceError> {
-    let outcome = quote.as_ref().map_or_else(|e| Outcome::Refused(*e), |_| Outcome::Ok);
-    audit.append(p.code, p.slot, p.sequence, p.value, outcome);
     Ok(AttestResponse { address: p.address, report_data: FixedBytes(p.report_data), quote: quote? })
 }
 

@@ -1,20 +1,21 @@
-//! The hash-chained audit ring: every signature, refusal and admin change,
-//! in RAM. Entry `i`'s hash is `keccak256(hash(i-1) ‖ postcard(entry i))`,
+//! The hash-chained audit log: every signature, refusal and admin change.
+//! The newest entries are in RAM; a backend that keeps the chain durably
+//! ([`super::AuditStore`]) is handed every entry, and the chain goes on
+//! across restarts. Entry `i`'s hash is `keccak256(hash(i-1) ‖ postcard(entry i))`,
 //! so a reader can check that what it reads joins what it read before.
 
 use sha3::{Digest, Keccak256};
 
 use crate::limits::AUDIT_CAPACITY;
 use crate::primitives::B256;
-use crate::protocol::{AuditEntry, AuditLogResponse, Outcome};
+use crate::protocol::{AuditEntry, Outcome};
 
-/// The hash-chained audit ring.
+/// The hash-chained audit ring: the newest entries, in RAM. Older ones
+/// are the backend's to keep ([`super::AuditStore`]), if it keeps any.
 pub(super) struct AuditLog {
     ring: [Option<(AuditEntry, B256)>; AUDIT_CAPACITY],
     next_index: u64,
     head: B256,
-    read_cursor: u64,
-    overwritten_unread: u64,
 }
 
 /// A postcard flavor that hashes instead of storing.
@@ -45,61 +46,52 @@ pub fn audit_chain_hash(prev: &B256, entry: &AuditEntry) -> B256 {
 
 impl AuditLog {
     pub(super) fn new() -> Self {
-        AuditLog {
-            ring: [None; AUDIT_CAPACITY],
-            next_index: 0,
-            head: B256::ZERO,
-            read_cursor: 0,
-            overwritten_unread: 0,
-        }
+        AuditLog { ring: [None; AUDIT_CAPACITY], next_index: 0, head: B256::ZERO }
     }
 
-    pub(super) fn append(
-        &mut self,
+    /// Goes on from a stored chain's head.
+    pub(super) fn resume(next_index: u64, head: B256) -> Self {
+        AuditLog { next_index, head, ..AuditLog::new() }
+    }
+
+    /// The next entry, and the chain hash before it, not yet appended.
+    pub(super) fn next(
+        &self,
         command: u8,
         slot: u8,
         sequence: u64,
         digest: B256,
         outcome: Outcome,
-    ) {
-        let entry = AuditEntry { index: self.next_index, command, slot, sequence, digest, outcome };
-        let pos = (self.next_index % AUDIT_CAPACITY as u64) as usize;
+    ) -> (AuditEntry, B256) {
+        (AuditEntry { index: self.next_index, command, slot, sequence, digest, outcome }, self.head)
+    }
+
+    /// Appends `entry`, made by [`AuditLog::next`] since the last append.
+    pub(super) fn push(&mut self, entry: AuditEntry) {
+        let pos = (entry.index % AUDIT_CAPACITY as u64) as usize;
         if let Some(cell) = self.ring.get_mut(pos) {
-            if let Some((old, _)) = cell
-                && old.index >= self.read_cursor
-            {
-                self.overwritten_unread += 1;
-            }
             *cell = Some((entry, self.head));
         }
         self.head = audit_chain_hash(&self.head, &entry);
-        self.next_index += 1;
+        self.next_index = entry.index + 1;
     }
 
-    pub(super) fn read(&mut self, from: u64) -> AuditLogResponse {
-        let oldest = self.next_index.saturating_sub(AUDIT_CAPACITY as u64);
-        let start = from.max(oldest);
-        let mut entries = heapless::Vec::new();
-        let mut prev_hash = self.head;
-        for index in start..self.next_index {
-            let cell = self.ring.get((index % AUDIT_CAPACITY as u64) as usize);
-            if let Some(Some((entry, prev))) = cell {
-                if entries.is_empty() {
-                    prev_hash = *prev;
-                }
-                if entries.push(*entry).is_err() {
-                    break;
-                }
-            }
-        }
-        let end = start + entries.len() as u64;
-        self.read_cursor = self.read_cursor.max(end);
-        AuditLogResponse {
-            prev_hash,
-            entries,
-            next_index: self.next_index,
-            head_hash: self.head,
-            overwritten_unread: self.overwritten_unread,
-        }
+    /// Entry `index` and the hash before it, if the ring still holds it.
+    pub(super) fn get(&self, index: u64) -> Option<(AuditEntry, B256)> {
+        let cell = self.ring.get((index % AUDIT_CAPACITY as u64) as usize)?;
+        cell.filter(|(e, _)| e.index == index)
+    }
+
+    /// The oldest index the ring holds.
+    pub(super) fn oldest(&self) -> u64 {
+        self.next_index.saturating_sub(AUDIT_CAPACITY as u64)
+    }
+
+    pub(super) fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    pub(super) fn head(&self) -> B256 {
+        self.head
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::primitives::B256;
-use crate::protocol::BackendKind;
+use crate::protocol::{AuditEntry, BackendKind};
 
 /// A backend operation failed. Deliberately coarse: the device maps it to a
 /// typed response and never forwards backend detail to a client.
@@ -67,6 +67,21 @@ pub struct HighWater {
 
 /// Durable, monotonic counters.
 pub trait CounterStore {
+    /// Commits `value` together with the audit entry that records it (and
+    /// `prev`, the chain hash before the entry), in one durable write, where
+    /// the backend keeps an audit log ([`AuditStore`]); by default the
+    /// counter alone.
+    fn commit_counter_audited(
+        &mut self,
+        id: CounterId,
+        value: &HighWater,
+        entry: &AuditEntry,
+        prev: &B256,
+    ) -> Result<(), BackendError> {
+        let _ = (entry, prev);
+        self.commit_counter(id, value)
+    }
+
     /// The last committed value, if any.
     fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError>;
     /// Commits a new value; returns only once it is durable, and a crash
@@ -100,8 +115,43 @@ pub trait QuoteSource {
     }
 }
 
+/// Where the audit chain is kept beyond the device's RAM ring: a host's
+/// state directory. A board without one keeps the defaults: the chain
+/// lives in RAM and starts again at every boot.
+pub trait AuditStore {
+    /// The stored chain's next index and head hash, to go on from; `None`
+    /// to start a new chain at 0.
+    fn audit_head(&mut self) -> Result<Option<(u64, B256)>, BackendError> {
+        Ok(None)
+    }
+
+    /// Keeps `entry` (`prev`: the chain hash before it). With `durable` it
+    /// returns only once the entry is on disk; otherwise it becomes durable
+    /// with the next durable write.
+    fn audit_append(
+        &mut self,
+        entry: &AuditEntry,
+        prev: &B256,
+        durable: bool,
+    ) -> Result<(), BackendError> {
+        let _ = (entry, prev, durable);
+        Ok(())
+    }
+
+    /// Entry `index` and the chain hash before it, if kept.
+    fn audit_entry(&mut self, index: u64) -> Result<Option<(AuditEntry, B256)>, BackendError> {
+        let _ = index;
+        Ok(None)
+    }
+
+    /// The oldest index kept (`u64::MAX`: none).
+    fn audit_oldest(&mut self) -> u64 {
+        u64::MAX
+    }
+}
+
 /// Everything a device needs from the world it runs in.
-pub trait Backend: Rng + Clock + KeyStore + CounterStore + QuoteSource {
+pub trait Backend: Rng + Clock + KeyStore + CounterStore + QuoteSource + AuditStore {
     /// What `DeviceInfo` reports.
     fn kind(&self) -> BackendKind;
     /// [`crate::protocol::capability`] bits.

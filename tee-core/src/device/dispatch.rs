@@ -72,6 +72,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         frame: Result<&'f [u8], FrameError>,
         out: &mut [u8],
     ) -> Result<(Header, &'f [u8]), usize> {
+        self.sync_audit();
         let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
         let payload =
             frame.map_err(|e| respond::<()>(&unknown, Err(DeviceError::Frame(e)), out))?;

@@ -32,15 +32,15 @@ mod slot;
 pub use attest::PendingQuote;
 pub use audit::audit_chain_hash;
 pub use backend::{
-    Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater, KeyStore,
-    QuoteSource, Rng,
+    AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater,
+    KeyStore, QuoteSource, Rng,
 };
 pub use dispatch::Step;
 pub use slot::retry_commitment;
 
 use crate::limits::NUM_SLOTS;
 use crate::primitives::{Address, B256};
-use crate::protocol::{DeviceError, Outcome};
+use crate::protocol::{AuditEntry, DeviceError, Outcome};
 use audit::AuditLog;
 use slot::Slot;
 
@@ -64,6 +64,10 @@ pub struct Device<B: Backend, const SLOTS: usize = NUM_SLOTS> {
     slots: [Slot; SLOTS],
     admin_counter: Option<u64>,
     audit: AuditLog,
+    /// An audit entry the ring has and the backend has not yet been handed
+    /// (a quote made by the backend itself borrowed it when the entry was
+    /// made); handed over before the next request.
+    unsynced: Option<(AuditEntry, B256)>,
 }
 
 impl<B: Backend, const SLOTS: usize> core::fmt::Debug for Device<B, SLOTS> {
@@ -106,6 +110,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             slots: core::array::from_fn(|_| Slot::default()),
             admin_counter: None,
             audit: AuditLog::new(),
+            unsynced: None,
         }
     }
 
@@ -131,9 +136,39 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             .load_counter(CounterId::Admin)
             .map_err(|_| DeviceError::Storage)?
             .map(|h| h.value);
-        self.audit = AuditLog::new();
-        self.audit.append(0, 0, 0, self.config.device_id, Outcome::Ok);
+        self.audit = match self.backend.audit_head().map_err(|_| DeviceError::Storage)? {
+            Some((next_index, head)) => AuditLog::resume(next_index, head),
+            None => AuditLog::new(),
+        };
+        self.unsynced = None;
+        self.log(0, 0, 0, self.config.device_id, Outcome::Ok, false);
         Ok(())
+    }
+
+    /// Appends an audit entry to the ring and hands it to the backend's
+    /// store (`durable`: on disk before this returns).
+    fn log(
+        &mut self,
+        command: u8,
+        slot: u8,
+        sequence: u64,
+        digest: B256,
+        outcome: Outcome,
+        durable: bool,
+    ) {
+        self.sync_audit();
+        let (entry, prev) = self.audit.next(command, slot, sequence, digest, outcome);
+        // A store that cannot take the entry does not stop the device: the
+        // ring has it, and the store's own failure shows at its next write.
+        let _ = self.backend.audit_append(&entry, &prev, durable);
+        self.audit.push(entry);
+    }
+
+    /// Hands the backend an entry it was not given when it was made.
+    fn sync_audit(&mut self) {
+        if let Some((entry, prev)) = self.unsynced.take() {
+            let _ = self.backend.audit_append(&entry, &prev, false);
+        }
     }
 
     /// The backend (for the adapter that owns the device).

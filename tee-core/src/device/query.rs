@@ -58,8 +58,34 @@ impl<B: Backend, const SLOTS: usize> Handle<GetPolicy> for Device<B, SLOTS> {
 }
 
 impl<B: Backend, const SLOTS: usize> Handle<GetAuditLog> for Device<B, SLOTS> {
+    /// Up to a batch of consecutive entries from `from` (or the oldest
+    /// kept): the newest from the RAM ring, older ones from the backend's
+    /// store. Reading moves nothing: every reader sees the same log.
     fn run(&mut self, c: &GetAuditLog, _: &[u8]) -> Result<AuditLogResponse, DeviceError> {
-        Ok(self.audit.read(c.from))
+        let next_index = self.audit.next_index();
+        let oldest_kept = self.audit.oldest().min(self.backend.audit_oldest());
+        let mut entries = heapless::Vec::new();
+        let mut prev_hash = self.audit.head();
+        let mut index = c.from.max(oldest_kept);
+        while index < next_index && !entries.is_full() {
+            let found = match self.audit.get(index) {
+                Some(e) => Some(e),
+                None => self.backend.audit_entry(index).map_err(|_| DeviceError::Storage)?,
+            };
+            let Some((entry, prev)) = found else { break };
+            if entries.is_empty() {
+                prev_hash = prev;
+            }
+            let _ = entries.push(entry);
+            index += 1;
+        }
+        Ok(AuditLogResponse {
+            prev_hash,
+            entries,
+            next_index,
+            head_hash: self.audit.head(),
+            oldest_kept,
+        })
     }
 }
 

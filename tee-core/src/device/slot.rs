@@ -8,7 +8,9 @@ use super::backend::{Backend, CounterId, CounterStore, HighWater};
 use super::dispatch::Handle;
 use crate::policy::RateWindow;
 use crate::primitives::{Address, B256};
-use crate::protocol::{Command, DeviceError, KeyOrigin, Outcome, Policy, Sign, SignResponse};
+use crate::protocol::{
+    AuditEntry, Command, DeviceError, KeyOrigin, Outcome, Policy, Sign, SignResponse,
+};
 use crate::signer::SigningKey;
 
 /// A slot's key, ready to sign.
@@ -35,20 +37,34 @@ pub fn retry_commitment(signer: &Address, digest: &B256) -> B256 {
     B256(h.finalize().into())
 }
 
-/// Commits `mark` as counter `id`, whose last value is `last`: the one
-/// place a durable counter moves, for every backend. A value at or below
-/// the last is refused before it reaches the store, so no backend can be
-/// made to move a counter back.
+/// Commits `mark` as counter `id`, whose last value is `last`, with the
+/// audit entry that records it where there is one: the one place a durable
+/// counter moves, for every backend. A value at or below the last is
+/// refused before it reaches the store, so no backend can be made to move
+/// a counter back.
 pub(super) fn commit_above<S: CounterStore>(
     store: &mut S,
     id: CounterId,
     last: Option<u64>,
     mark: &HighWater,
+    audited: Option<(&AuditEntry, &B256)>,
 ) -> Result<(), DeviceError> {
     if last.is_some_and(|last| mark.value <= last) {
         return Err(DeviceError::Storage);
     }
-    store.commit_counter(id, mark).map_err(|_| DeviceError::Storage)
+    match audited {
+        Some((entry, prev)) => store.commit_counter_audited(id, mark, entry, prev),
+        None => store.commit_counter(id, mark),
+    }
+    .map_err(|_| DeviceError::Storage)
+}
+
+/// How a signature came to be answered.
+enum Signed {
+    /// A new mark, committed with its audit entry in one write.
+    Committed,
+    /// An exact retry of the last signed action: nothing new is released.
+    Retry,
 }
 
 impl<B: Backend, const SLOTS: usize> Handle<Sign> for Device<B, SLOTS> {
@@ -57,20 +73,23 @@ impl<B: Backend, const SLOTS: usize> Handle<Sign> for Device<B, SLOTS> {
         let digest = req.action.digest();
         let result = self.sign(req, &digest);
         let outcome = match &result {
-            Ok((_, true)) => Outcome::Retry,
-            Ok((_, false)) => Outcome::Ok,
-            Err(e) => Outcome::Refused(*e),
+            // Already on the record, with the mark.
+            Ok((_, Signed::Committed)) => None,
+            Ok((_, Signed::Retry)) => Some(Outcome::Retry),
+            Err(e) => Some(Outcome::Refused(*e)),
         };
-        self.audit.append(Sign::CODE, req.slot, req.sequence, digest, outcome);
+        if let Some(outcome) = outcome {
+            self.log(Sign::CODE, req.slot, req.sequence, digest, outcome, false);
+        }
         result.map(|(r, _)| r)
     }
 }
 
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
-    /// Returns the response and whether it was an exact retry.
-    fn sign(&mut self, req: &Sign, digest: &B256) -> Result<(SignResponse, bool), DeviceError> {
+    /// Returns the response and how it came to be.
+    fn sign(&mut self, req: &Sign, digest: &B256) -> Result<(SignResponse, Signed), DeviceError> {
         let now = self.backend.now();
-        let Device { slots, backend, .. } = self;
+        let Device { slots, backend, audit, .. } = self;
         let slot = slots.get_mut(usize::from(req.slot)).ok_or(DeviceError::NoSuchSlot)?;
         let loaded = slot.key.as_ref().ok_or(DeviceError::SlotEmpty)?;
         let respond = |key: &SigningKey| -> Result<SignResponse, DeviceError> {
@@ -83,7 +102,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             if req.sequence == hw.value && hw.digest == commitment {
                 // The exact action this key already signed at this sequence:
                 // the signature is deterministic, so this releases nothing new.
-                return Ok((respond(&loaded.key)?, true));
+                return Ok((respond(&loaded.key)?, Signed::Retry));
             }
             if req.sequence <= hw.value {
                 return Err(DeviceError::Replay { high_water: hw.value });
@@ -94,9 +113,13 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             .map_err(DeviceError::Denied)?;
         let mark = HighWater { value: req.sequence, digest: commitment };
         let last = slot.high_water.map(|h| h.value);
-        commit_above(backend, CounterId::Slot(req.slot), last, &mark)?;
+        // The mark and the entry that records it go to disk in one write.
+        let (entry, prev) = audit.next(Sign::CODE, req.slot, req.sequence, *digest, Outcome::Ok);
+        let id = CounterId::Slot(req.slot);
+        commit_above(backend, id, last, &mark, Some((&entry, &prev)))?;
+        audit.push(entry);
         slot.high_water = Some(mark);
-        Ok((respond(&loaded.key)?, false))
+        Ok((respond(&loaded.key)?, Signed::Committed))
     }
 }
 
@@ -129,11 +152,11 @@ mod tests {
     fn counters_never_move_back_whatever_the_store() {
         let mut s = Naive(None);
         let id = CounterId::Slot(2);
-        commit_above(&mut s, id, None, &hw(10)).unwrap();
-        assert_eq!(commit_above(&mut s, id, Some(10), &hw(9)), Err(DeviceError::Storage));
-        assert_eq!(commit_above(&mut s, id, Some(10), &hw(10)), Err(DeviceError::Storage));
+        commit_above(&mut s, id, None, &hw(10), None).unwrap();
+        assert_eq!(commit_above(&mut s, id, Some(10), &hw(9), None), Err(DeviceError::Storage));
+        assert_eq!(commit_above(&mut s, id, Some(10), &hw(10), None), Err(DeviceError::Storage));
         assert_eq!(s.0, Some(hw(10)));
-        commit_above(&mut s, id, Some(10), &hw(11)).unwrap();
+        commit_above(&mut s, id, Some(10), &hw(11), None).unwrap();
         assert_eq!(s.0, Some(hw(11)));
     }
 }

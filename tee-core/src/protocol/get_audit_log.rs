@@ -30,7 +30,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AuditEntry {
-    /// Position in the log since boot (0 is the boot entry).
+    /// Position in the chain (a device without a durable log starts it
+    /// again at 0 at every boot; a boot is the entry with command 0).
     pub index: u64,
     /// The command code (0 for the boot entry).
     pub command: u8,
@@ -58,8 +59,10 @@ pub struct AuditLogResponse {
     pub next_index: u64,
     /// Hash of the newest entry.
     pub head_hash: B256,
-    /// Entries overwritten before any `GetAuditLog` returned them.
-    pub overwritten_unread: u64,
+    /// The oldest index the device still keeps (in RAM, or durably where
+    /// the backend keeps the chain): a reader whose last index is below it
+    /// lost entries. Reading moves nothing: every reader sees the same.
+    pub oldest_kept: u64,
 }
 
 impl Command for GetAuditLog {

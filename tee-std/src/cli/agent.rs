@@ -110,8 +110,8 @@ pub(super) fn audit(c: &Audit) -> Result<ExitCode, Failure> {
     let mut client = client(&c.conn)?;
     let log = client.call(&GetAuditLog { from: c.from })?;
     println!(
-        "next index {}, head {}, overwritten unread {}",
-        log.next_index, log.head_hash, log.overwritten_unread
+        "next index {}, head {}, oldest kept {}",
+        log.next_index, log.head_hash, log.oldest_kept
     );
     for e in &log.entries {
         println!(

@@ -8,32 +8,31 @@
 //! KMS signature chain of every derived key (`GetEvidence`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use tee_core::device::{
-    Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig, EvidenceRef,
-    HighWater, KeyStore, QuoteSource, Rng,
+    AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig,
+    EvidenceRef, HighWater, KeyStore, QuoteSource, Rng,
 };
-use tee_core::protocol::{BackendKind, DeviceError, capability};
+use tee_core::protocol::{AuditEntry, BackendKind, DeviceError, capability};
 use tee_core::{Address, B256};
 use zeroize::Zeroizing;
 
 use crate::attest::KeyChain;
 use crate::attest::eventlog::Event;
-use std::sync::Arc;
 
 use super::dstack::QuoteEvidence;
 use super::server::{Quoter, Served};
 use crate::service::dstack::Dstack;
-use crate::service::store::{FileStore, StoreError, write_durably};
+use crate::service::store::{FileStore, StateKey, StoreError};
 
 /// Derivation paths under this prefix are the signer's own (the sealing
 /// key); `DeriveKey` refuses them.
 pub const RESERVED_PATH_PREFIX: &str = "tee-signer/";
-/// The dstack path of the key that seals slot records.
-pub const SEAL_PATH: &str = "tee-signer/seal/v1";
+/// The dstack path of the state key: it authenticates the state journal
+/// and seals its slot records, so they open only inside this app's CVM.
+pub const STATE_KEY_PATH: &str = "tee-signer/state/v1";
 /// The `purpose` the signer passes to dstack's `GetKey`: it is part of what
 /// the app key signs in the key's chain.
 pub const KEY_PURPOSE: &str = "erc8004-signer";
@@ -69,9 +68,6 @@ pub enum OpenError {
     /// dstack.
     #[error(transparent)]
     Dstack(#[from] crate::service::dstack::DstackError),
-    /// `device.json`.
-    #[error(transparent)]
-    Provisioning(#[from] ProvisioningError),
     /// The durable state does not load (fails closed: a record or counter
     /// that cannot be read, or a derived key dstack no longer gives).
     #[error("the device state does not load: {0:?}")]
@@ -96,29 +92,27 @@ pub struct SignerConfig {
 /// provisioning, connects dstack and loads the device (deriving every
 /// derived slot's key again).
 pub fn open_device(config: &SignerConfig) -> Result<Device<HostBackend>, OpenError> {
-    let store = FileStore::open(&config.state)?;
-    let provisioning = provision(&config.state, config.admin)?;
     let dstack = config.dstack.as_deref().map(|e| Dstack::new(Some(e))).transpose()?;
-    let backend = HostBackend::new(store, dstack, config.kind)?;
-    Device::open(backend, provisioning.into()).map_err(OpenError::Device)
+    // With a TEE, the state key is one only this app's CVM derives;
+    // without, a key file (weaker: whoever reads the disk has it).
+    let key = match &dstack {
+        Some(d) => StateKey::Tee(d.get_key(STATE_KEY_PATH, "state")?.0),
+        None => StateKey::File,
+    };
+    let store = FileStore::open(&config.state, key, config.admin)?;
+    let p = store.provisioning();
+    let backend = HostBackend::new(store, dstack, config.kind);
+    let config = DeviceConfig { device_id: p.device_id, admin: p.admin };
+    Device::open(backend, config).map_err(OpenError::Device)
 }
 
 impl HostBackend {
-    /// A backend on `store` with dstack at `dstack` (or none). With dstack,
-    /// slot records are sealed under a key derived from dstack
-    /// ([`SEAL_PATH`]), so they open only inside this app's CVM. `kind` is
+    /// A backend on `store` with dstack at `dstack` (or none). `kind` is
     /// what `DeviceInfo` reports: [`BackendKind::Simulated`] for the
     /// simulator, so nobody mistakes it for hardware.
-    pub fn new(
-        store: FileStore,
-        dstack: Option<Dstack>,
-        kind: BackendKind,
-    ) -> Result<HostBackend, OpenError> {
-        let store = match &dstack {
-            Some(d) => store.with_sealing_key(d.get_key(SEAL_PATH, "seal")?.0),
-            None => store,
-        };
-        Ok(HostBackend {
+    #[must_use]
+    pub fn new(store: FileStore, dstack: Option<Dstack>, kind: BackendKind) -> HostBackend {
+        HostBackend {
             store,
             dstack: dstack.map(Arc::new),
             kind,
@@ -126,7 +120,7 @@ impl HostBackend {
             event_log: Vec::new(),
             key_chains: BTreeMap::new(),
             evidence: Vec::new(),
-        })
+        }
     }
 
     /// The event log that came with the last quote.
@@ -211,6 +205,39 @@ impl CounterStore for HostBackend {
     fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError> {
         self.store.commit_counter(id, value)
     }
+
+    fn commit_counter_audited(
+        &mut self,
+        id: CounterId,
+        value: &HighWater,
+        entry: &AuditEntry,
+        prev: &B256,
+    ) -> Result<(), BackendError> {
+        self.store.commit_counter_audited(id, value, entry, prev)
+    }
+}
+
+impl AuditStore for HostBackend {
+    fn audit_head(&mut self) -> Result<Option<(u64, B256)>, BackendError> {
+        Ok(self.store.audit_head())
+    }
+
+    fn audit_append(
+        &mut self,
+        entry: &AuditEntry,
+        prev: &B256,
+        durable: bool,
+    ) -> Result<(), BackendError> {
+        self.store.audit_append(entry, prev, durable)
+    }
+
+    fn audit_entry(&mut self, index: u64) -> Result<Option<(AuditEntry, B256)>, BackendError> {
+        Ok(self.store.audit_entry(index))
+    }
+
+    fn audit_oldest(&mut self) -> u64 {
+        self.store.audit_oldest()
+    }
 }
 
 impl QuoteSource for HostBackend {
@@ -250,79 +277,5 @@ impl Backend for HostBackend {
     fn capabilities(&self) -> u32 {
         let tee = if self.dstack.is_some() { capability::ATTEST | capability::DERIVE } else { 0 };
         capability::GENERATE | capability::CLOCK | tee
-    }
-}
-
-/// A device's provisioning, kept in `device.json` in the state directory:
-/// its id (random, made once) and its admin address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Provisioning {
-    /// The device id (bound into admin signatures).
-    pub device_id: B256,
-    /// The admin address.
-    pub admin: Address,
-}
-
-impl From<Provisioning> for DeviceConfig {
-    fn from(p: Provisioning) -> DeviceConfig {
-        DeviceConfig { device_id: p.device_id, admin: p.admin }
-    }
-}
-
-/// Why the provisioning could not be read or made.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProvisioningError {
-    /// I/O on `device.json`.
-    #[error("device.json: {0}")]
-    Io(#[from] std::io::Error),
-    /// Not valid JSON for a provisioning.
-    #[error("device.json is malformed: {0}")]
-    Malformed(String),
-    /// No admin was given on the first start.
-    #[error("this state directory is new: give the admin address (--admin) to provision it")]
-    NoAdmin,
-    /// An admin was given that is not the provisioned one.
-    #[error(
-        "this device's admin is {provisioned}, not {given}: the admin is fixed at provisioning"
-    )]
-    AdminMismatch {
-        /// The admin in `device.json`.
-        provisioned: Address,
-        /// The admin given.
-        given: Address,
-    },
-    /// The OS RNG failed.
-    #[error("no randomness for the device id")]
-    Entropy,
-}
-
-/// Reads `dir/device.json`, or makes it with a fresh device id and `admin`.
-/// An `admin` that differs from the provisioned one is refused: a running
-/// signer's admin is changed by nobody.
-pub fn provision(dir: &Path, admin: Option<Address>) -> Result<Provisioning, ProvisioningError> {
-    let path = dir.join("device.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let p: Provisioning = serde_json::from_slice(&bytes)
-                .map_err(|e| ProvisioningError::Malformed(e.to_string()))?;
-            match admin {
-                Some(given) if given != p.admin => {
-                    Err(ProvisioningError::AdminMismatch { provisioned: p.admin, given })
-                }
-                _ => Ok(p),
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let admin = admin.ok_or(ProvisioningError::NoAdmin)?;
-            let mut id = [0u8; 32];
-            getrandom::fill(&mut id).map_err(|_| ProvisioningError::Entropy)?;
-            let p = Provisioning { device_id: B256(id), admin };
-            let json = serde_json::to_vec_pretty(&p)
-                .map_err(|e| ProvisioningError::Malformed(e.to_string()))?;
-            write_durably(dir, "device.json", &json)?;
-            Ok(p)
-        }
-        Err(e) => Err(e.into()),
     }
 }

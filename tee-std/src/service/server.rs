@@ -586,6 +586,7 @@ mod tests {
             self.0.capabilities()
         }
     }
+    impl tee_core::device::AuditStore for Slow {}
     impl Served for Slow {
         fn quoter(&self) -> Option<Quoter> {
             Some(self.1.clone())

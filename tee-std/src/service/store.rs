@@ -1,44 +1,80 @@
-//! Durable device state in a directory: slot records and anti-replay
-//! counters, one file each, written so that a crash leaves the old or the
-//! new content and a returned write is on disk.
+//! Durable device state in a directory: one authenticated, append-only
+//! journal ([`super::journal`]) of the device's provisioning, slot records,
+//! anti-replay marks and audit entries.
 //!
-//! A write goes to `NAME.tmp`, which is fsynced, renamed over `NAME`, and the
-//! directory is fsynced (tmkms persists with rename but never fsyncs,
-//! tmkms#1220; a counter that is not on disk when the signature leaves is a
-//! double-sign waiting for a power cut). Every file carries a magic, its own
-//! name's kind and number, its length and a CRC-32, so a torn, truncated or
-//! swapped file is refused rather than read as an empty slot or a lower
-//! counter: the device fails closed.
+//! Every write appends to the journal and, before it returns, fsyncs it
+//! (tmkms persists with rename but never fsyncs, tmkms#1220; a mark that is
+//! not on disk when the signature leaves is a double-sign waiting for a
+//! power cut). A signature's mark and its audit entry go in one write.
+//! Each record's MAC chains it to all before it, under a key derived from
+//! the state key: on dstack a key only this app's measured CVM can derive,
+//! without a TEE a key file made at provisioning (which whoever reads the
+//! disk can use: weaker, and said so). So whoever holds the disk cannot
+//! forge a record, lower a mark, swap the admin, restore an older slot
+//! record or drop one record: the device refuses to open, it never reads
+//! an edit as an empty slot or a lower mark. What it cannot see is the
+//! journal's end cut off, or the whole directory restored from an older
+//! copy (`docs/security.md`).
 //!
 //! The directory is held with an exclusive lock for as long as the store is
 //! open: two signer processes on one state would each keep their own
 //! high-water marks in memory and could sign two actions at one sequence.
-//!
-//! Slot records hold generated secret keys. Where a sealing key is given
-//! ([`FileStore::with_sealing_key`], on dstack a key that only this app's
-//! measured CVM can derive), slot records are encrypted and authenticated
-//! with ChaCha20-Poly1305 under it; otherwise they are stored in the clear
-//! with mode 0600, and `docs/security.md` says what that means.
+//! When the journal grows past [`MAX_JOURNAL`] it is compacted: rewritten
+//! as the current state and the newest audit entries, its last MAC carried
+//! into the new genesis, and renamed into place.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
-use tee_core::codec;
 use tee_core::device::{BackendError, CounterId, HighWater};
-use tee_core::primitives::CRC32;
-use tee_core::protocol::NUM_SLOTS;
+use tee_core::protocol::{AuditEntry, NUM_SLOTS};
+use tee_core::{Address, B256};
 use zeroize::Zeroizing;
 
-const MAGIC: &[u8; 4] = b"TSS1";
-/// Header: magic, kind, number, flags, payload length (u32 LE).
-const HEADER: usize = 4 + 1 + 1 + 1 + 4;
-/// The largest payload a record file may carry (a sealed slot record).
-const MAX_PAYLOAD: usize = 4096;
-/// Flag: the payload is `nonce (12) ‖ ChaCha20-Poly1305 ciphertext`.
-const SEALED: u8 = 1;
+pub use super::journal::MAX_APPEND;
+use super::journal::{
+    self, AuditRecord, CounterRecord, FORMAT, Genesis, JournalError, Keys, Kind, Replay,
+};
+
+/// The journal's file name.
+pub const JOURNAL: &str = "journal";
+/// The state key's file name, for a signer without a TEE.
+pub const KEY_FILE: &str = "state.key";
+/// A journal larger than this is compacted.
+pub const MAX_JOURNAL: u64 = 1 << 20;
+/// Audit entries a compaction keeps (older ones are rotated out; the chain
+/// head goes on).
+pub const KEEP_AUDIT: usize = 4096;
+
+/// Where the state key comes from.
+pub enum StateKey {
+    /// Derived from the TEE (dstack `GetKey` at a reserved path): only this
+    /// app's measured CVM has it.
+    Tee(Zeroizing<[u8; 32]>),
+    /// [`KEY_FILE`] in the state directory, made at provisioning: anyone who
+    /// reads the disk has it. For a signer without a TEE.
+    File,
+}
+
+impl std::fmt::Debug for StateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StateKey::Tee(_) => "StateKey::Tee",
+            StateKey::File => "StateKey::File",
+        })
+    }
+}
+
+/// A device's provisioning: its id (random, made once) and its admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provisioning {
+    /// The device id (bound into admin signatures).
+    pub device_id: B256,
+    /// The admin address.
+    pub admin: Address,
+}
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -72,20 +108,55 @@ pub enum StoreError {
         /// The directory.
         path: String,
     },
-}
-
-/// What a record file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Slot = 1,
-    Counter = 2,
-    AdminCounter = 3,
+    /// The journal is not what this signer wrote.
+    #[error("state journal in {path} refused: {source}")]
+    Journal {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: JournalError,
+    },
+    /// A journal without its key file (a signer without a TEE).
+    #[error(
+        "state directory {path} has a journal but no {KEY_FILE}: its records cannot be checked"
+    )]
+    KeyMissing {
+        /// The directory.
+        path: String,
+    },
+    /// State from an older version (per-file records, not authenticated).
+    #[error(
+        "state directory {path} holds state of an older version (per-file records without MACs): not opened; move it aside and provision anew"
+    )]
+    OldFormat {
+        /// The directory.
+        path: String,
+    },
+    /// No admin was given on the first start.
+    #[error("this state directory is new: give the admin address (--admin) to provision it")]
+    NoAdmin,
+    /// An admin was given that is not the provisioned one.
+    #[error(
+        "this device's admin is {provisioned}, not {given}: the admin is fixed at provisioning"
+    )]
+    AdminMismatch {
+        /// The provisioned admin.
+        provisioned: Address,
+        /// The admin given.
+        given: Address,
+    },
 }
 
 /// Device state on disk. See the module documentation.
 pub struct FileStore {
     dir: PathBuf,
-    seal: Option<Zeroizing<[u8; 32]>>,
+    keys: Keys,
+    file: File,
+    /// The MAC of the last record.
+    head: [u8; 32],
+    /// Bytes of the journal.
+    len: u64,
+    state: State,
     /// Held for the store's lifetime: the exclusive lock.
     _lock: File,
 }
@@ -94,52 +165,172 @@ impl std::fmt::Debug for FileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileStore")
             .field("dir", &self.dir)
-            .field("sealed", &self.seal.is_some())
+            .field("generation", &self.state.genesis.generation)
+            .field("len", &self.len)
             .finish_non_exhaustive()
     }
 }
 
-impl FileStore {
-    /// Opens (creating it, mode 0700) the state directory `dir` and takes
-    /// its exclusive lock. A directory that others can read or write, or
-    /// that another user owns, is refused: whoever can write it can swap
-    /// the records a signer trusts.
-    pub fn open(dir: &Path) -> Result<FileStore, StoreError> {
-        let shown = || dir.display().to_string();
-        let io_err = |source| StoreError::Io { path: shown(), source };
-        create_private_dir(dir).map_err(io_err)?;
-        let mut options = OpenOptions::new();
-        options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let lock = options.open(dir.join("LOCK")).map_err(io_err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            let meta = fs::metadata(dir).map_err(io_err)?;
-            // The lock file was created (or is opened for writing) by this
-            // process: its owner is who we are.
-            let me = lock.metadata().map_err(io_err)?.uid();
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 || meta.uid() != me {
-                return Err(StoreError::Permissions { path: shown(), mode, owner: meta.uid() });
-            }
-        }
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path: shown() }),
-            Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
-        }
-        Ok(FileStore { dir: dir.to_owned(), seal: None, _lock: lock })
+/// What the journal says, in memory.
+struct State {
+    genesis: Genesis,
+    slots: BTreeMap<u8, Zeroizing<Vec<u8>>>,
+    counters: BTreeMap<Option<u8>, HighWater>,
+    audit: Vec<AuditRecord>,
+}
+
+fn counter_key(id: CounterId) -> Option<u8> {
+    match id {
+        CounterId::Slot(n) => Some(n),
+        CounterId::Admin => None,
+    }
+}
+
+impl State {
+    fn new(genesis: Genesis) -> State {
+        State { genesis, slots: BTreeMap::new(), counters: BTreeMap::new(), audit: Vec::new() }
     }
 
-    /// Seals slot records under `key` from now on: records written are
-    /// encrypted, and records read must be (a clear record is refused, so
-    /// a sealed store cannot be downgraded by swapping files).
+    /// The state a replayed journal records; fails on a record whose MAC
+    /// checks but whose content this code never writes.
+    fn replay(keys: &Keys, r: &Replay<'_>) -> Result<State, JournalError> {
+        let mut records = r.records.iter();
+        let first = records.next().ok_or(JournalError::WrongKey)?;
+        let genesis: Genesis = journal::decode(first.payload)
+            .filter(|g: &Genesis| g.format == FORMAT)
+            .ok_or(JournalError::Invalid { at: 0, kind: Kind::Genesis as u8 })?;
+        let mut state = State::new(genesis);
+        let mut at = journal::HEAD + first.payload.len() + journal::MAC;
+        for rec in records {
+            state
+                .apply(keys, rec.kind, rec.payload)
+                .ok_or(JournalError::Invalid { at, kind: rec.kind as u8 })?;
+            at += journal::HEAD + rec.payload.len() + journal::MAC;
+        }
+        Ok(state)
+    }
+
+    /// Applies one record; `None` for content a device never writes (a
+    /// second genesis, a slot out of range, a mark that does not rise, an
+    /// audit entry out of order).
+    fn apply(&mut self, keys: &Keys, kind: Kind, payload: &[u8]) -> Option<()> {
+        match kind {
+            Kind::Genesis => return None,
+            Kind::Slot => {
+                let (slot, record) = keys.open_slot(payload)?;
+                if usize::from(slot) >= NUM_SLOTS {
+                    return None;
+                }
+                self.slots.insert(slot, record);
+            }
+            Kind::Counter => {
+                let c: CounterRecord = journal::decode(payload)?;
+                let key = counter_key(c.id);
+                if key.is_some_and(|n| usize::from(n) >= NUM_SLOTS)
+                    || self.counters.get(&key).is_some_and(|old| c.mark.value <= old.value)
+                {
+                    return None;
+                }
+                self.counters.insert(key, c.mark);
+            }
+            Kind::Audit => {
+                let a: AuditRecord = journal::decode(payload)?;
+                if self.audit.last().is_some_and(|last| a.entry.index != last.entry.index + 1) {
+                    return None;
+                }
+                self.audit.push(a);
+            }
+        }
+        Some(())
+    }
+}
+
+impl FileStore {
+    /// Opens (creating it, mode 0700) the state directory `dir`, takes its
+    /// exclusive lock and reads its journal under `key`; a new directory
+    /// is provisioned for `admin` (required then, and checked after).
+    pub fn open(
+        dir: &Path,
+        key: StateKey,
+        admin: Option<Address>,
+    ) -> Result<FileStore, StoreError> {
+        let shown = || dir.display().to_string();
+        let io_err = |source| StoreError::Io { path: shown(), source };
+        let lock = lock_private_dir(dir)?;
+        let path = dir.join(JOURNAL);
+        let bytes = match fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(e)),
+        };
+        if bytes.is_none()
+            && ["device.json", "counter-admin.rec"].iter().any(|f| dir.join(f).exists())
+        {
+            return Err(StoreError::OldFormat { path: shown() });
+        }
+        let fresh = bytes.as_ref().is_none_or(Vec::is_empty);
+        let state_key = match key {
+            StateKey::Tee(k) => k,
+            StateKey::File => key_file(dir, fresh)?,
+        };
+        let keys = Keys::derive(&state_key);
+        let bytes = bytes.unwrap_or_default();
+        let journal_err = |source| StoreError::Journal { path: shown(), source };
+        let replay = journal::replay(&keys, &bytes).map_err(journal_err)?;
+        if replay.torn > 0 {
+            tracing::warn!(bytes = replay.torn, "state journal: a torn last write is discarded");
+        }
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io_err)?;
+        if replay.records.is_empty() {
+            // New (or never got past its genesis): provision it.
+            let admin = admin.ok_or(StoreError::NoAdmin)?;
+            let mut id = [0u8; 32];
+            getrandom::fill(&mut id).map_err(|e| io_err(io::Error::other(e.to_string())))?;
+            let genesis = Genesis {
+                format: FORMAT,
+                generation: 0,
+                carried: [0; 32],
+                device_id: B256(id),
+                admin,
+            };
+            file.set_len(0).map_err(io_err)?;
+            let mut out = Vec::new();
+            let head =
+                keys.write(&keys.start(), Kind::Genesis, &journal::encode(&genesis), &mut out);
+            file.write_all(&out).and_then(|()| file.sync_all()).map_err(io_err)?;
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+            let (len, state) = (out.len() as u64, State::new(genesis));
+            return Ok(FileStore {
+                dir: dir.to_owned(),
+                keys,
+                file,
+                head,
+                len,
+                state,
+                _lock: lock,
+            });
+        }
+        if replay.torn > 0 {
+            file.set_len(replay.good_len as u64).and_then(|()| file.sync_all()).map_err(io_err)?;
+        }
+        let state = State::replay(&keys, &replay).map_err(journal_err)?;
+        if let Some(given) = admin
+            && given != state.genesis.admin
+        {
+            return Err(StoreError::AdminMismatch { provisioned: state.genesis.admin, given });
+        }
+        let (head, len) = (replay.head, replay.good_len as u64);
+        Ok(FileStore { dir: dir.to_owned(), keys, file, head, len, state, _lock: lock })
+    }
+
+    /// The device's provisioning.
     #[must_use]
-    pub fn with_sealing_key(mut self, key: Zeroizing<[u8; 32]>) -> FileStore {
-        self.seal = Some(key);
-        self
+    pub fn provisioning(&self) -> Provisioning {
+        Provisioning { device_id: self.state.genesis.device_id, admin: self.state.genesis.admin }
     }
 
     /// The state directory.
@@ -148,106 +339,80 @@ impl FileStore {
         &self.dir
     }
 
-    fn name(kind: Kind, n: u8) -> String {
-        match kind {
-            Kind::Slot => format!("slot-{n}.rec"),
-            Kind::Counter => format!("counter-{n}.rec"),
-            Kind::AdminCounter => "counter-admin.rec".to_owned(),
-        }
-    }
-
-    fn cipher(&self) -> Option<ChaCha20Poly1305> {
-        self.seal.as_ref().and_then(|k| ChaCha20Poly1305::new_from_slice(&k[..]).ok())
-    }
-
-    /// Associated data of a sealed record: the file it belongs in, so a
-    /// record moved to another slot does not open.
-    fn aad(kind: Kind, n: u8) -> [u8; 6] {
-        [b'T', b'S', b'S', b'1', kind as u8, n]
-    }
-
-    /// Reads and checks a record file; `Ok(None)` if it does not exist.
-    fn read(&self, kind: Kind, n: u8) -> Result<Option<Zeroizing<Vec<u8>>>, BackendError> {
-        let path = self.dir.join(Self::name(kind, n));
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(_) => return Err(BackendError::Failed),
-        };
-        let mut raw = Zeroizing::new(Vec::new());
-        file.take((HEADER + MAX_PAYLOAD + 4 + 1) as u64)
-            .read_to_end(&mut raw)
-            .map_err(|_| BackendError::Failed)?;
-        let (head, rest) = raw.split_at_checked(HEADER).ok_or(BackendError::Failed)?;
-        let len = u32::from_le_bytes(
-            head.get(7..11).and_then(|b| b.try_into().ok()).ok_or(BackendError::Failed)?,
-        ) as usize;
-        let flags = head.get(6).copied().ok_or(BackendError::Failed)?;
-        if head.get(..4) != Some(&MAGIC[..])
-            || head.get(4..6) != Some(&[kind as u8, n][..])
-            || flags & !SEALED != 0
-            || len > MAX_PAYLOAD
-            || rest.len() != len + 4
-        {
-            return Err(BackendError::Failed);
-        }
-        let (payload, crc) = rest.split_at(len);
-        let covered = raw.get(..HEADER + len).ok_or(BackendError::Failed)?;
-        if CRC32.checksum(covered).to_le_bytes() != crc {
-            return Err(BackendError::Failed);
-        }
-        let sealed = flags & SEALED != 0;
-        match (kind, sealed, self.cipher()) {
-            (Kind::Slot, true, Some(cipher)) => {
-                let (nonce, ct) = payload.split_at_checked(12).ok_or(BackendError::Failed)?;
-                let aad = Self::aad(kind, n);
-                let nonce = Nonce::try_from(nonce).map_err(|_| BackendError::Failed)?;
-                let clear = cipher
-                    .decrypt(&nonce, Payload { msg: ct, aad: &aad })
-                    .map_err(|_| BackendError::Failed)?;
-                Ok(Some(Zeroizing::new(clear)))
+    /// Appends `records` in one write, fsynced if `sync`, then applies them.
+    fn append(&mut self, records: &[(Kind, Vec<u8>)], sync: bool) -> Result<(), BackendError> {
+        let mut out = Vec::new();
+        let mut head = self.head;
+        for (kind, payload) in records {
+            if payload.len() > journal::MAX_PAYLOAD {
+                return Err(BackendError::Failed);
             }
-            // A sealed store reads no clear slot, and an unsealed one no sealed slot.
-            (Kind::Slot, _, _) if sealed || self.seal.is_some() => Err(BackendError::Failed),
-            (_, true, _) => Err(BackendError::Failed),
-            _ => Ok(Some(Zeroizing::new(payload.to_vec()))),
+            head = self.keys.write(&head, *kind, payload, &mut out);
         }
-    }
-
-    /// Writes a record file durably: temp file, fsync, rename, fsync dir.
-    fn write(&self, kind: Kind, n: u8, payload: &[u8]) -> Result<(), BackendError> {
-        let (flags, body) = match (kind, self.cipher()) {
-            (Kind::Slot, Some(cipher)) => {
-                let mut nonce = [0u8; 12];
-                getrandom::fill(&mut nonce).map_err(|_| BackendError::Failed)?;
-                let aad = Self::aad(kind, n);
-                let ct = cipher
-                    .encrypt(&Nonce::from(nonce), Payload { msg: payload, aad: &aad })
-                    .map_err(|_| BackendError::Failed)?;
-                (SEALED, Zeroizing::new([&nonce[..], &ct].concat()))
-            }
-            _ => (0, Zeroizing::new(payload.to_vec())),
-        };
-        if body.len() > MAX_PAYLOAD {
+        let written = self
+            .file
+            .write_all(&out)
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            // Cut what may have reached the file, so the next append
+            // follows the last good record.
+            let _ = self.file.set_len(self.len);
+            tracing::warn!(error = %e, "state journal write failed");
             return Err(BackendError::Failed);
         }
-        let mut raw = Zeroizing::new(Vec::with_capacity(HEADER + body.len() + 4));
-        raw.extend_from_slice(MAGIC);
-        raw.extend_from_slice(&[kind as u8, n, flags]);
-        raw.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        raw.extend_from_slice(&body);
-        let crc = CRC32.checksum(&raw);
-        raw.extend_from_slice(&crc.to_le_bytes());
-        write_durably(&self.dir, &Self::name(kind, n), &raw).map_err(|_| BackendError::Failed)
+        self.head = head;
+        self.len += out.len() as u64;
+        for (kind, payload) in records {
+            let _ = self.state.apply(&self.keys, *kind, payload);
+        }
+        if self.len > MAX_JOURNAL {
+            // The write is durable already; a failed compaction leaves the
+            // journal as it was and is tried again at the next write.
+            if let Err(e) = self.compact() {
+                tracing::warn!(error = %e, "state journal compaction failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the journal as its current state: a new genesis carrying
+    /// the old head, every slot and mark, the newest audit entries.
+    fn compact(&mut self) -> io::Result<()> {
+        let s = &self.state;
+        let genesis =
+            Genesis { generation: s.genesis.generation + 1, carried: self.head, ..s.genesis };
+        let k = &self.keys;
+        let mut out = Vec::new();
+        let mut head = k.write(&k.start(), Kind::Genesis, &journal::encode(&genesis), &mut out);
+        for (slot, record) in &s.slots {
+            let sealed = k.seal_slot(*slot, record).ok_or_else(|| io::Error::other("seal"))?;
+            head = k.write(&head, Kind::Slot, &sealed, &mut out);
+        }
+        for (key, mark) in &s.counters {
+            let id = key.map_or(CounterId::Admin, CounterId::Slot);
+            let rec = journal::encode(&CounterRecord { id, mark: *mark });
+            head = k.write(&head, Kind::Counter, &rec, &mut out);
+        }
+        let keep = s.audit.len().saturating_sub(KEEP_AUDIT);
+        for a in s.audit.get(keep..).unwrap_or_default() {
+            head = k.write(&head, Kind::Audit, &journal::encode(a), &mut out);
+        }
+        write_durably(&self.dir, JOURNAL, &out)?;
+        self.file = OpenOptions::new().append(true).open(self.dir.join(JOURNAL))?;
+        self.state.audit.drain(..keep);
+        self.state.genesis = genesis;
+        self.head = head;
+        self.len = out.len() as u64;
+        Ok(())
     }
 
     /// Slot `slot`'s record (`KeyStore::load_slot`).
     pub fn load_slot(&mut self, slot: u8, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
         check_slot(slot)?;
-        match self.read(Kind::Slot, slot)? {
+        match self.state.slots.get(&slot) {
             None => Ok(None),
             Some(rec) => {
-                buf.get_mut(..rec.len()).ok_or(BackendError::Failed)?.copy_from_slice(&rec);
+                buf.get_mut(..rec.len()).ok_or(BackendError::Failed)?.copy_from_slice(rec);
                 Ok(Some(rec.len()))
             }
         }
@@ -256,38 +421,150 @@ impl FileStore {
     /// Replaces slot `slot`'s record durably (`KeyStore::store_slot`).
     pub fn store_slot(&mut self, slot: u8, record: &[u8]) -> Result<(), BackendError> {
         check_slot(slot)?;
-        self.write(Kind::Slot, slot, record)
-    }
-
-    fn counter_file(id: CounterId) -> Result<(Kind, u8), BackendError> {
-        match id {
-            CounterId::Slot(n) => check_slot(n).map(|()| (Kind::Counter, n)),
-            CounterId::Admin => Ok((Kind::AdminCounter, 0)),
-        }
+        let sealed = self.keys.seal_slot(slot, record).ok_or(BackendError::Failed)?;
+        self.append(&[(Kind::Slot, sealed)], true)
     }
 
     /// A durable counter (`CounterStore::load_counter`).
     pub fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError> {
-        let (kind, n) = Self::counter_file(id)?;
-        match self.read(kind, n)? {
-            None => Ok(None),
-            Some(bytes) => codec::decode(&bytes).map(Some).map_err(|_| BackendError::Failed),
+        if let CounterId::Slot(n) = id {
+            check_slot(n)?;
         }
+        Ok(self.state.counters.get(&counter_key(id)).copied())
     }
 
     /// Commits a counter durably (`CounterStore::commit_counter`). The
     /// device commits only values above the last one (it checks that
-    /// itself, for every backend), so this does not read before it writes.
+    /// itself, for every backend), and a journal whose marks do not rise
+    /// does not open.
     pub fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError> {
-        let (kind, n) = Self::counter_file(id)?;
-        let mut buf = [0u8; 64];
-        let bytes = codec::encode(value, &mut buf).map_err(|_| BackendError::Failed)?;
-        self.write(kind, n, bytes)
+        self.commit(id, value, None)
+    }
+
+    /// A mark and its audit entry in one durable write.
+    pub fn commit_counter_audited(
+        &mut self,
+        id: CounterId,
+        value: &HighWater,
+        entry: &AuditEntry,
+        prev: &B256,
+    ) -> Result<(), BackendError> {
+        self.commit(id, value, Some(AuditRecord { entry: *entry, prev: *prev }))
+    }
+
+    fn commit(
+        &mut self,
+        id: CounterId,
+        mark: &HighWater,
+        audit: Option<AuditRecord>,
+    ) -> Result<(), BackendError> {
+        if let CounterId::Slot(n) = id {
+            check_slot(n)?;
+        }
+        let mut records = Vec::with_capacity(2);
+        if let Some(a) = &audit {
+            records.push((Kind::Audit, journal::encode(a)));
+        }
+        records.push((Kind::Counter, journal::encode(&CounterRecord { id, mark: *mark })));
+        self.append(&records, true)
+    }
+
+    /// The audit chain's next index and head (`AuditStore::audit_head`).
+    #[must_use]
+    pub fn audit_head(&self) -> Option<(u64, B256)> {
+        let a = self.state.audit.last()?;
+        Some((a.entry.index + 1, tee_core::device::audit_chain_hash(&a.prev, &a.entry)))
+    }
+
+    /// Appends an audit entry (`AuditStore::audit_append`).
+    pub fn audit_append(
+        &mut self,
+        entry: &AuditEntry,
+        prev: &B256,
+        durable: bool,
+    ) -> Result<(), BackendError> {
+        let rec = AuditRecord { entry: *entry, prev: *prev };
+        self.append(&[(Kind::Audit, journal::encode(&rec))], durable)
+    }
+
+    /// Audit entry `index` (`AuditStore::audit_entry`).
+    #[must_use]
+    pub fn audit_entry(&self, index: u64) -> Option<(AuditEntry, B256)> {
+        let audit = &self.state.audit;
+        let first = audit.first()?.entry.index;
+        let a = audit.get(usize::try_from(index.checked_sub(first)?).ok()?)?;
+        Some((a.entry, a.prev))
+    }
+
+    /// The oldest audit index kept.
+    #[must_use]
+    pub fn audit_oldest(&self) -> u64 {
+        self.state.audit.first().map_or(u64::MAX, |a| a.entry.index)
     }
 }
 
 fn check_slot(slot: u8) -> Result<(), BackendError> {
     if usize::from(slot) < NUM_SLOTS { Ok(()) } else { Err(BackendError::Failed) }
+}
+
+/// Creates the directory private, takes its lock, and refuses a directory
+/// that others can read or write or that another user owns.
+fn lock_private_dir(dir: &Path) -> Result<File, StoreError> {
+    let shown = || dir.display().to_string();
+    let io_err = |source| StoreError::Io { path: shown(), source };
+    create_private_dir(dir).map_err(io_err)?;
+    let lock = private_file(&dir.join("LOCK"), false).map_err(io_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = fs::metadata(dir).map_err(io_err)?;
+        // The lock file was created (or is opened for writing) by this
+        // process: its owner is who we are.
+        let me = lock.metadata().map_err(io_err)?.uid();
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 || meta.uid() != me {
+            return Err(StoreError::Permissions { path: shown(), mode, owner: meta.uid() });
+        }
+    }
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: shown() }),
+        Err(fs::TryLockError::Error(e)) => Err(io_err(e)),
+    }
+}
+
+/// The key file's 32 bytes; made (random, 0600) for a fresh directory.
+fn key_file(dir: &Path, fresh: bool) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    let path = dir.join(KEY_FILE);
+    let io_err = |source| StoreError::Io { path: dir.display().to_string(), source };
+    let mut key = Zeroizing::new([0u8; 32]);
+    match File::open(&path) {
+        Ok(mut f) => {
+            let mut raw = Zeroizing::new(Vec::new());
+            f.read_to_end(&mut raw).map_err(io_err)?;
+            let k: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
+                io_err(io::Error::new(io::ErrorKind::InvalidData, "state.key is not 32 bytes"))
+            })?;
+            *key = k;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound && fresh => {
+            getrandom::fill(&mut key[..]).map_err(|e| io_err(io::Error::other(e.to_string())))?;
+            write_durably(dir, KEY_FILE, &key[..]).map_err(io_err)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::KeyMissing { path: dir.display().to_string() });
+        }
+        Err(e) => return Err(io_err(e)),
+    }
+    Ok(key)
+}
+
+fn private_file(path: &Path, truncate: bool) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// Creates `dir` (and its parents) readable by its owner only.
@@ -303,167 +580,10 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// returns only once the new content and its directory entry are on disk.
 pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
+    let mut file = private_file(&tmp, true)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
     fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-    use tee_core::B256;
-
-    use super::*;
-
-    /// A private state directory inside a temp dir (temp dirs may be
-    /// created with the umask's mode, which the store refuses).
-    struct Private(#[allow(dead_code, reason = "kept for its drop")] tempfile::TempDir, PathBuf);
-
-    impl Private {
-        fn new() -> Private {
-            let t = tempfile::tempdir().unwrap();
-            let p = t.path().join("state");
-            Private(t, p)
-        }
-        fn path(&self) -> &Path {
-            &self.1
-        }
-    }
-
-    fn hw(value: u64) -> HighWater {
-        HighWater { value, digest: B256([value as u8; 32]) }
-    }
-
-    #[test]
-    fn records_and_counters_survive_reopening() {
-        let dir = Private::new();
-        let mut s = FileStore::open(dir.path()).unwrap();
-        let mut buf = [0u8; 64];
-        assert_eq!(s.load_slot(0, &mut buf), Ok(None));
-        assert_eq!(s.load_counter(CounterId::Slot(0)), Ok(None));
-        s.store_slot(0, b"record zero").unwrap();
-        s.store_slot(7, b"record seven").unwrap();
-        s.commit_counter(CounterId::Slot(0), &hw(5)).unwrap();
-        s.commit_counter(CounterId::Admin, &hw(9)).unwrap();
-        drop(s);
-        let mut s = FileStore::open(dir.path()).unwrap();
-        assert_eq!(s.load_slot(0, &mut buf), Ok(Some(11)));
-        assert_eq!(&buf[..11], b"record zero");
-        assert_eq!(s.load_slot(7, &mut buf), Ok(Some(12)));
-        assert_eq!(s.load_counter(CounterId::Slot(0)), Ok(Some(hw(5))));
-        assert_eq!(s.load_counter(CounterId::Admin), Ok(Some(hw(9))));
-        assert_eq!(s.load_counter(CounterId::Slot(1)), Ok(None));
-        // Out of range slots, and a buffer too small, are errors.
-        assert_eq!(s.load_slot(NUM_SLOTS as u8, &mut buf), Err(BackendError::Failed));
-        assert_eq!(s.store_slot(NUM_SLOTS as u8, b"x"), Err(BackendError::Failed));
-        assert_eq!(s.load_slot(7, &mut [0u8; 4]), Err(BackendError::Failed));
-    }
-
-    #[test]
-    fn private_directory_and_files() {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        let root = Private::new();
-        let dir = root.path().join("a/b/state");
-        let mut s = FileStore::open(&dir).unwrap();
-        s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
-        assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&dir.join("LOCK")), 0o600);
-        assert_eq!(mode(&dir.join("counter-1.rec")), 0o600);
-        drop(s);
-        // A directory others can read or write is refused, with the reason.
-        for open in [0o777, 0o750, 0o705] {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(open)).unwrap();
-            let e = FileStore::open(&dir).unwrap_err();
-            assert!(matches!(e, StoreError::Permissions { .. }), "{e}");
-            assert!(e.to_string().contains("open to others"), "{e}");
-        }
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
-        FileStore::open(&dir).unwrap();
-    }
-
-    #[test]
-    fn one_signer_per_state_directory() {
-        let dir = Private::new();
-        let s = FileStore::open(dir.path()).unwrap();
-        let e = FileStore::open(dir.path()).unwrap_err();
-        assert!(matches!(e, StoreError::Locked { .. }), "{e}");
-        drop(s);
-        FileStore::open(dir.path()).unwrap();
-    }
-
-    #[test]
-    fn damaged_or_moved_files_are_refused_not_read_as_empty() {
-        let dir = Private::new();
-        let mut s = FileStore::open(dir.path()).unwrap();
-        s.store_slot(1, b"slot one").unwrap();
-        s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
-        let counter = dir.path().join("counter-1.rec");
-        let good = fs::read(&counter).unwrap();
-        // Every flipped bit and every truncation is refused.
-        for i in 0..good.len() {
-            for bit in 0..8 {
-                let mut bad = good.clone();
-                bad[i] ^= 1 << bit;
-                fs::write(&counter, &bad).unwrap();
-                assert_eq!(
-                    s.load_counter(CounterId::Slot(1)),
-                    Err(BackendError::Failed),
-                    "{i}/{bit}"
-                );
-            }
-            fs::write(&counter, &good[..i]).unwrap();
-            assert_eq!(s.load_counter(CounterId::Slot(1)), Err(BackendError::Failed), "cut at {i}");
-        }
-        fs::write(&counter, [&good[..], b"x"].concat()).unwrap();
-        assert_eq!(s.load_counter(CounterId::Slot(1)), Err(BackendError::Failed));
-        // A counter copied to another slot's name does not pass for it.
-        fs::write(dir.path().join("counter-2.rec"), &good).unwrap();
-        assert_eq!(s.load_counter(CounterId::Slot(2)), Err(BackendError::Failed));
-        fs::copy(dir.path().join("slot-1.rec"), dir.path().join("slot-2.rec")).unwrap();
-        assert_eq!(s.load_slot(2, &mut [0u8; 64]), Err(BackendError::Failed));
-        // A temp file left by a crash is ignored.
-        fs::write(&counter, &good).unwrap();
-        fs::write(dir.path().join("counter-1.rec.tmp"), b"half").unwrap();
-        assert_eq!(s.load_counter(CounterId::Slot(1)), Ok(Some(hw(3))));
-        s.commit_counter(CounterId::Slot(1), &hw(4)).unwrap();
-        assert!(!dir.path().join("counter-1.rec.tmp").exists());
-    }
-
-    #[test]
-    fn sealed_records_open_only_under_their_key_and_slot() {
-        let dir = Private::new();
-        let secret = b"a generated secret key, 32 bytes";
-        {
-            let mut s =
-                FileStore::open(dir.path()).unwrap().with_sealing_key(Zeroizing::new([7; 32]));
-            s.store_slot(0, secret).unwrap();
-            let mut buf = [0u8; 64];
-            assert_eq!(s.load_slot(0, &mut buf), Ok(Some(32)));
-            assert_eq!(&buf[..32], secret);
-        }
-        let raw = fs::read(dir.path().join("slot-0.rec")).unwrap();
-        assert!(!raw.windows(8).any(|w| w == &secret[..8]), "the record is encrypted");
-        // Another key, no key, another slot: refused.
-        let mut other =
-            FileStore::open(dir.path()).unwrap().with_sealing_key(Zeroizing::new([8; 32]));
-        assert_eq!(other.load_slot(0, &mut [0u8; 64]), Err(BackendError::Failed));
-        drop(other);
-        let mut clear = FileStore::open(dir.path()).unwrap();
-        assert_eq!(clear.load_slot(0, &mut [0u8; 64]), Err(BackendError::Failed));
-        // A clear record planted in a sealed store is refused too.
-        clear.store_slot(1, b"planted").unwrap();
-        drop(clear);
-        let mut s = FileStore::open(dir.path()).unwrap().with_sealing_key(Zeroizing::new([7; 32]));
-        assert_eq!(s.load_slot(1, &mut [0u8; 64]), Err(BackendError::Failed));
-        fs::copy(dir.path().join("slot-0.rec"), dir.path().join("slot-3.rec")).unwrap();
-        assert_eq!(s.load_slot(3, &mut [0u8; 64]), Err(BackendError::Failed));
-    }
 }
