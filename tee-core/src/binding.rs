@@ -4,7 +4,7 @@
 //! report_data (64 bytes) = address     (20)   the signer's Ethereum address, in clear
 //!                        ‖ tag         (10)   "erc8004tee"
 //!                        ‖ version     (1)    0x01
-//!                        ‖ purpose     (1)    0x01 challenge, 0x02 action digest
+//!                        ‖ purpose     (1)    0x01 challenge, 0x02 action digest, 0x03 device identity
 //!                        ‖ commitment  (32)   keccak256(tag ‖ version ‖ purpose ‖ address ‖ value)
 //! ```
 //! The address comes first so the on-chain verifiers that exist (which read
@@ -31,6 +31,9 @@ pub enum Purpose {
     Challenge = 1,
     /// The digest of one signed action (a per-action attestation).
     ActionDigest = 2,
+    /// A verifier-chosen challenge, bound to the device's identity key (the
+    /// key that signs its admin statements) rather than a slot's.
+    Device = 3,
 }
 
 /// Why `report_data` does not bind what was expected.

@@ -9,7 +9,7 @@ use tee_core::client::decode_response;
 use tee_core::device::{CounterId, audit_chain_hash};
 use tee_core::frame::{self, FrameError, Header};
 use tee_core::protocol::*;
-use tee_core::{Action, ActionKind, B256, Error, SigningKey, codec};
+use tee_core::{Action, ActionKind, Address, B256, Error, SigningKey, codec};
 use tee_testkit::sample;
 use tee_testkit::{DEVICE_ID, MemBackend, Pair};
 
@@ -251,20 +251,74 @@ fn admin_authorization() {
     // The genuine request works once; replaying it is refused.
     assert!(p.call(&cmd).is_ok());
     assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 1 }));
-    // A lower counter too; a higher one works.
-    authorize(&mut cmd, &admin, &DEVICE_ID, 0).unwrap();
-    assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 1 }));
-    authorize(&mut cmd, &admin, &DEVICE_ID, 7).unwrap();
+    // A lower counter too, and a jump: only the next one is taken (a
+    // counter at u64::MAX would lock the admin out for good).
+    for counter in [0, 3, 7, u64::MAX - 1, u64::MAX] {
+        authorize(&mut cmd, &admin, &DEVICE_ID, counter).unwrap();
+        assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 1 }), "{counter}");
+    }
+    authorize(&mut cmd, &admin, &DEVICE_ID, 2).unwrap();
     assert!(p.call(&cmd).is_ok());
     // The counter survives a restart.
     let mut p = open(p.device.into_backend());
-    assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 7 }));
-    assert_eq!(p.device.backend().counter(CounterId::Admin).unwrap().value, 7);
+    assert_eq!(p.call(&cmd), Err(DeviceError::AdminReplay { last: 2 }));
+    assert_eq!(p.device.backend().counter(CounterId::Admin).unwrap().value, 2);
     // A request-only client cannot widen its own policy.
     let mut widen = SetPolicy { slot: 0, policy: permissive(), auth: AdminAuth::UNSIGNED };
     authorize(&mut widen, &stranger, &DEVICE_ID, 100).unwrap();
     assert_eq!(p.call(&widen), Err(DeviceError::Unauthorized));
     assert_eq!(p.call(&GetPolicy { slot: 0 }).unwrap(), Policy::default());
+}
+
+/// The device's admin state, signed by its identity key: what an admin tool
+/// trusts through a middleman.
+#[test]
+fn admin_state_is_signed_by_the_identity() {
+    let (mut p, _) = ready(permissive());
+    let nonce = B256([0x4e; 32]);
+    assert_eq!(p.call(&AdminState { slot: 0, nonce }), Err(DeviceError::Unsupported));
+    let identity = SigningKey::from_bytes(&[0x1d; 32]).unwrap();
+    p.device.set_identity(SigningKey::from_bytes(&[0x1d; 32]).unwrap());
+    let r = p.call(&AdminState { slot: 0, nonce }).unwrap();
+    assert_eq!(r.identity, identity.address());
+    assert!(r.is_signed(&DEVICE_ID));
+    let s = r.statement;
+    assert_eq!(s.nonce, nonce);
+    // Generate and set policy: counters 1 and 2.
+    assert_eq!(s.last_counter, 2);
+    let mut buf = [0u8; 1024];
+    let policy = codec::encode(&permissive(), &mut buf).unwrap().to_vec();
+    assert_eq!(s.policy_hash, tee_core::primitives::keccak256(&policy));
+    assert_eq!(s.key, p.call(&GetPublicKey { slot: 0 }).unwrap().address);
+    // Each field is signed: a statement changed in any one is not.
+    let changed = [
+        AdminStatement { nonce: B256([1; 32]), ..s },
+        AdminStatement { last_counter: 3, ..s },
+        AdminStatement { last_payload: B256([2; 32]), ..s },
+        AdminStatement { slot: 1, ..s },
+        AdminStatement { key: Address([3; 20]), ..s },
+        AdminStatement { policy_hash: B256([4; 32]), ..s },
+    ];
+    for statement in changed {
+        assert!(!AdminStateResponse { statement, ..r.clone() }.is_signed(&DEVICE_ID));
+    }
+    // Another device's statement is not this one's.
+    assert!(!r.is_signed(&B256([0x77; 32])));
+    // The device slot states the counter alone; an empty slot zeros.
+    let d = p.call(&AdminState { slot: DEVICE_SLOT, nonce }).unwrap().statement;
+    assert_eq!((d.last_counter, d.key, d.policy_hash), (2, Address::ZERO, B256::ZERO));
+    let e = p.call(&AdminState { slot: 1, nonce }).unwrap().statement;
+    assert_eq!((e.key, e.policy_hash), (Address::ZERO, B256::ZERO));
+    assert_eq!(p.call(&AdminState { slot: 200, nonce }), Err(DeviceError::NoSuchSlot));
+    // Attest at the device slot binds the identity, for purpose "device".
+    let c = B256([0xcc; 32]);
+    let payload = p.request(&Attest { slot: DEVICE_SLOT, challenge: c });
+    let a = decode_response::<Attest>(&payload).unwrap().1.unwrap();
+    assert_eq!(a.address, identity.address());
+    assert_eq!(
+        binding::check_binding(&a.report_data.0, &identity.address(), Purpose::Device, &c),
+        Ok(())
+    );
 }
 
 #[test]

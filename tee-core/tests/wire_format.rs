@@ -117,12 +117,13 @@ fn walk_through(out: &mut String, sign: &Sign) {
 }
 
 fn generated() -> String {
-    let device = Device::open(MemBackend::new(1), tee_testkit::config()).unwrap();
+    let mut device = Device::open(MemBackend::new(1), tee_testkit::config()).unwrap();
+    device.set_identity(tee_core::SigningKey::from_bytes(&[0x1d; 32]).unwrap());
     let mut d = Doc { out: String::new(), pair: Pair::new(device), next_id: 1 };
     let _ = writeln!(
         d.out,
         "Generated from a simulated device (`tee_testkit::MemBackend::new(1)`, device id `0xd1…d1`, \
-         admin key `0xad…ad`, clock at 1767225000), in this order, so each response reflects \
+         admin key `0xad…ad`, identity key `0x1d…1d`, clock at 1767225000), in this order, so each response reflects \
          the requests before it.\n"
     );
     d.example("DeviceInfo", "No body.", &DeviceInfo);
@@ -191,6 +192,13 @@ fn generated() -> String {
         "Slot 0, the event log of the last quote, from offset 0. The simulated backend's \
          stand-in is `EVENTLOG`; a dstack backend returns dstack's JSON event log.",
         &GetEvidence { slot: 0, part: EvidencePart::EventLog, offset: 0 },
+    );
+    d.example(
+        "AdminState",
+        "Slot 0 with nonce `0x4e…4e`: the last admin counter (2, the SetPolicy above), its \
+         payload hash, slot 0's key and policy hash, signed by the identity key over the EIP-712 \
+         `AdminState` in the admin domain.",
+        &AdminState { slot: 0, nonce: B256([0x4e; 32]) },
     );
 
     // A frame that cannot be read.

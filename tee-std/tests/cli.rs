@@ -260,6 +260,46 @@ max_deadline_ahead_secs = 300
     .unwrap();
     assert!(report.contains("NOT PINNED"), "{report}");
 
+    // The admin checks the signer's identity key the same way (attested at
+    // slot 255, purpose "device") and pins it: each admin command is then
+    // confirmed by that key's signed statement, and a policy read is
+    // checked against it.
+    let id = ok(&["attest", "-c", &conn, "--slot", "255", "--challenge", &challenge]);
+    let id_json: serde_json::Value = serde_json::from_str(&id).unwrap();
+    assert_eq!(id_json["bound"]["purpose"], "device");
+    let id_file = dir.path().join("identity.json");
+    std::fs::write(&id_file, &id).unwrap();
+    let id_file = id_file.to_str().unwrap();
+    let report = String::from_utf8(
+        run(&["verify", id_file, "--policy", p, "--challenge", &challenge]).stdout,
+    )
+    .unwrap();
+    assert!(report.contains("pass  binding") && report.contains("pass  app id"), "{report}");
+    let identity = id_json["address"].as_str().unwrap().to_owned();
+    let policy_file = dir.path().join("policy.toml");
+    let set = |identity: &str| {
+        run(&[
+            "set-policy",
+            "-c",
+            &conn,
+            "--admin-key-file",
+            key_file,
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--identity",
+            identity,
+        ])
+    };
+    let o = set("0x0000000000000000000000000000000000000001");
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("not the device's identity"), "{e}");
+    let o = set(&identity);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("policy 0x"));
+    let read = ok(&["get-policy", "-c", &conn, "--verify", "--identity", &identity]);
+    assert!(read.contains("verified: policy 0x"), "{read}");
+
     // One signer per state directory; a restart keeps the key and the mark.
     let e = fails(&[
         "serve",

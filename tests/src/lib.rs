@@ -48,6 +48,8 @@ pub mod typed {
         struct AgentWalletSet { uint256 agentId; address newWallet; address owner; uint256 deadline; }
         /// The device's admin authorization message.
         struct AdminCommand { uint8 command; uint64 counter; bytes32 payload; }
+        /// The device's signed admin state.
+        struct AdminState { bytes32 nonce; uint64 lastCounter; bytes32 lastPayload; uint8 slot; address key; bytes32 policyHash; }
     }
 }
 

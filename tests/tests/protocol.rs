@@ -14,7 +14,7 @@ use tee_core::frame::{Accumulator, FrameError, Header};
 use tee_core::heapless;
 use tee_core::protocol::*;
 use tee_core::{Address, Error, Signature, U256, codec};
-use tee_tests::{arb_action, arb_address, arb_b256, arb_u256, b256, typed};
+use tee_tests::{addr, arb_action, arb_address, arb_b256, arb_u256, b256, typed};
 
 fn arb_sig() -> impl Strategy<Value = Signature> {
     (any::<[u8; 32]>(), any::<[u8; 32]>(), any::<bool>()).prop_map(|(r, s, y_parity)| Signature {
@@ -247,9 +247,23 @@ proptest! {
         prop_assert_eq!(admin_digest(&device_id, command, counter, &payload).0, msg.eip712_signing_hash(&domain).0);
         prop_assert_eq!(admin_action(&device_id, command, counter, &payload).digest(), admin_digest(&device_id, command, counter, &payload));
     }
+
+    /// The identity's AdminState statement is plain EIP-712 in the admin
+    /// domain: any EIP-712 library checks it.
+    #[test]
+    fn admin_state_digest_matches_alloy(device_id in arb_b256(), nonce in arb_b256(), last_counter in any::<u64>(), last_payload in arb_b256(), slot in any::<u8>(), key in arb_address(), policy_hash in arb_b256()) {
+        let domain = eip712_domain! {
+            name: "ERC8004TeeSigner",
+            version: "1",
+            salt: b256(&device_id),
+        };
+        let msg = typed::AdminState { nonce: b256(&nonce), lastCounter: last_counter, lastPayload: b256(&last_payload), slot, key: addr(&key), policyHash: b256(&policy_hash) };
+        let statement = AdminStatement { nonce, last_counter, last_payload, slot, key, policy_hash };
+        prop_assert_eq!(statement.digest(&device_id).0, msg.eip712_signing_hash(&domain).0);
+    }
 }
 
 #[test]
 fn command_codes_are_unique_and_stable() {
-    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use tee_core::device::Device;
 use tee_core::protocol::*;
-use tee_core::{Action, ActionKind, SigningKey};
+use tee_core::{Action, ActionKind, B256, SigningKey};
 use tee_std::service::backend::{HostBackend, OpenError, SignerConfig, open_device};
 use tee_std::service::store::{JOURNAL, StoreError};
 use tee_std::sim::{SimDstack, SimServer};
@@ -36,7 +36,9 @@ where
 {
     let key = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
     let device_id = p.call(&DeviceInfo).unwrap().device_id;
-    let counter = p.call(&GetAuditLog { from: u64::MAX }).unwrap().next_index + 1_000;
+    let nonce = B256([0x5a; 32]);
+    let state = p.call(&AdminState { slot: DEVICE_SLOT, nonce }).unwrap();
+    let counter = state.statement.last_counter + 1;
     authorize(&mut cmd, &key, &device_id, counter).unwrap();
     p.call(&cmd).unwrap()
 }

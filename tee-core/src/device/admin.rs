@@ -10,10 +10,11 @@ use super::slot::{LoadedKey, Slot, commit_above};
 use super::{Device, map_backend};
 use crate::codec;
 use crate::limits::MAX_SLOT_RECORD;
-use crate::primitives::keccak256;
+use crate::primitives::{Address, B256, keccak256};
 use crate::protocol::{
-    AdminCommand, DeriveKey, DeviceError, GenerateKey, Outcome, Policy, PolicySet,
-    PublicKeyResponse, SetPolicy, admin_digest, admin_payload_hash,
+    AdminCommand, AdminState, AdminStateResponse, AdminStatement, DEVICE_SLOT, DeriveKey,
+    DeviceError, GenerateKey, Outcome, Policy, PolicySet, PublicKeyResponse, SetPolicy,
+    admin_digest, admin_payload_hash,
 };
 use crate::signer::SigningKey;
 
@@ -24,20 +25,30 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let counter = cmd.auth().counter;
         let digest = admin_digest(&self.config.device_id, C::CODE, counter, &payload);
         let r = match cmd.auth().signature.recover_address(&digest) {
-            Ok(who) if who == self.config.admin => match self.admin_counter {
-                Some(last) if counter <= last => Err(DeviceError::AdminReplay { last }),
-                last => {
+            Ok(who) if who == self.config.admin => {
+                // Exactly the next counter: no replay, and no jump that
+                // could lock the admin out (a counter at u64::MAX).
+                let last = self.admin_mark.map(|m| m.value);
+                if Some(counter) != last.unwrap_or(0).checked_add(1) {
+                    Err(DeviceError::AdminReplay { last: last.unwrap_or(0) })
+                } else {
                     let mark = HighWater { value: counter, digest: payload };
                     commit_above(&mut self.backend, CounterId::Admin, last, &mark, None)
+                        .map(|()| mark)
                 }
-            },
+            }
             _ => Err(DeviceError::Unauthorized),
         };
         match r {
-            Ok(()) => self.admin_counter = Some(counter),
-            Err(e) => self.log(C::CODE, cmd.slot(), counter, payload, Outcome::Refused(e), false),
+            Ok(mark) => {
+                self.admin_mark = Some(mark);
+                Ok(())
+            }
+            Err(e) => {
+                self.log(C::CODE, cmd.slot(), counter, payload, Outcome::Refused(e), false);
+                Err(e)
+            }
         }
-        r
     }
 
     /// Runs an admin command's change after authorizing it, and audits the
@@ -77,6 +88,41 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             ..Slot::default()
         };
         Ok(())
+    }
+}
+
+/// keccak-256 of a policy's canonical encoding.
+pub(super) fn policy_hash(policy: &Policy) -> Result<B256, DeviceError> {
+    let mut buf = [0u8; MAX_SLOT_RECORD];
+    let enc = codec::encode(policy, &mut buf).map_err(|_| DeviceError::Storage)?;
+    Ok(keccak256(enc))
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<AdminState> for Device<B, SLOTS> {
+    fn run(&mut self, c: &AdminState, _: &[u8]) -> Result<AdminStateResponse, DeviceError> {
+        let identity = self.identity.as_ref().ok_or(DeviceError::Unsupported)?;
+        let (key, policy_hash) = if c.slot == DEVICE_SLOT {
+            (Address::ZERO, B256::ZERO)
+        } else {
+            let slot = self.slot(c.slot)?;
+            match &slot.key {
+                Some(k) => (k.key.address(), policy_hash(&slot.policy)?),
+                None => (Address::ZERO, B256::ZERO),
+            }
+        };
+        let (last_counter, last_payload) =
+            self.admin_mark.map_or((0, B256::ZERO), |m| (m.value, m.digest));
+        let statement = AdminStatement {
+            nonce: c.nonce,
+            last_counter,
+            last_payload,
+            slot: c.slot,
+            key,
+            policy_hash,
+        };
+        let digest = statement.digest(&self.config.device_id);
+        let signature = identity.sign_digest(&digest).map_err(|_| DeviceError::SigningFailed)?;
+        Ok(AdminStateResponse { identity: identity.address(), statement, signature })
     }
 }
 
@@ -131,9 +177,7 @@ impl<B: Backend, const SLOTS: usize> Handle<SetPolicy> for Device<B, SLOTS> {
                 slot.policy = cmd.policy.clone();
                 slot.window = Default::default();
             }
-            let mut buf = [0u8; MAX_SLOT_RECORD];
-            let enc = codec::encode(&cmd.policy, &mut buf).map_err(|_| DeviceError::Storage)?;
-            Ok(PolicySet { slot: cmd.slot, policy_hash: keccak256(enc) })
+            Ok(PolicySet { slot: cmd.slot, policy_hash: policy_hash(&cmd.policy)? })
         })
     }
 }

@@ -14,8 +14,8 @@ use crate::frame::Header;
 use crate::limits::MAX_EVIDENCE_CHUNK;
 use crate::primitives::{Address, B256};
 use crate::protocol::{
-    Attest, AttestAction, AttestResponse, Command, DeviceError, EvidenceChunk, EvidencePart,
-    FixedBytes, GetEvidence, KeyOrigin, Outcome,
+    Attest, AttestAction, AttestResponse, Command, DEVICE_SLOT, DeviceError, EvidenceChunk,
+    EvidencePart, FixedBytes, GetEvidence, KeyOrigin, Outcome,
 };
 
 /// A quote the device has decided to make: what it binds, and what the
@@ -62,6 +62,17 @@ impl PendingQuote {
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// `Attest`: the slot's address bound to the challenge.
     pub(super) fn prepare_attest(&mut self, req: &Attest) -> Result<Prepared, DeviceError> {
+        if req.slot == DEVICE_SLOT {
+            let address = self.identity().ok_or(DeviceError::Unsupported)?;
+            return Ok(prepared(
+                Attest::CODE,
+                req.slot,
+                0,
+                address,
+                Purpose::Device,
+                &req.challenge,
+            ));
+        }
         let address = self
             .slot(req.slot)?
             .key
@@ -187,10 +198,17 @@ impl<B: Backend, const SLOTS: usize> Handle<GetEvidence> for Device<B, SLOTS> {
     #[inline(never)]
     fn run(&mut self, req: &GetEvidence, _: &[u8]) -> Result<EvidenceChunk<'_>, DeviceError> {
         let Device { backend, slots, .. } = self;
-        let slot = slots.get(usize::from(req.slot)).ok_or(DeviceError::NoSuchSlot)?;
+        // The event log is the device's, for any slot and the device's own
+        // (identity) attestation; the identity key has no key chain.
+        let slot = match slots.get(usize::from(req.slot)) {
+            Some(slot) => Some(slot),
+            None if req.slot == DEVICE_SLOT => None,
+            None => return Err(DeviceError::NoSuchSlot),
+        };
         let which = match req.part {
             EvidencePart::EventLog => EvidenceRef::EventLog,
-            EvidencePart::KeyChain => match &slot.key {
+            EvidencePart::KeyChain => match slot.and_then(|s| s.key.as_ref()) {
+                None if slot.is_none() => return Err(DeviceError::Unsupported),
                 None => return Err(DeviceError::SlotEmpty),
                 // A generated key has no chain.
                 Some(LoadedKey { origin: KeyOrigin::Generated, .. }) => {

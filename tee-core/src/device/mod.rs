@@ -41,6 +41,7 @@ pub use slot::retry_commitment;
 use crate::limits::NUM_SLOTS;
 use crate::primitives::{Address, B256};
 use crate::protocol::{AuditEntry, DeviceError, Outcome};
+use crate::signer::SigningKey;
 use audit::AuditLog;
 use slot::Slot;
 
@@ -62,7 +63,10 @@ pub struct Device<B: Backend, const SLOTS: usize = NUM_SLOTS> {
     backend: B,
     config: DeviceConfig,
     slots: [Slot; SLOTS],
-    admin_counter: Option<u64>,
+    /// The last admin counter accepted and its command's payload hash.
+    admin_mark: Option<HighWater>,
+    /// The key that signs the device's admin statements (`AdminState`).
+    identity: Option<SigningKey>,
     audit: AuditLog,
     /// An audit entry the ring has and the backend has not yet been handed
     /// (a quote made by the backend itself borrowed it when the entry was
@@ -108,7 +112,8 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             backend,
             config,
             slots: core::array::from_fn(|_| Slot::default()),
-            admin_counter: None,
+            admin_mark: None,
+            identity: None,
             audit: AuditLog::new(),
             unsynced: None,
         }
@@ -131,11 +136,8 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                 slot.policy = policy;
             }
         }
-        self.admin_counter = self
-            .backend
-            .load_counter(CounterId::Admin)
-            .map_err(|_| DeviceError::Storage)?
-            .map(|h| h.value);
+        self.admin_mark =
+            self.backend.load_counter(CounterId::Admin).map_err(|_| DeviceError::Storage)?;
         self.audit = match self.backend.audit_head().map_err(|_| DeviceError::Storage)? {
             Some((next_index, head)) => AuditLog::resume(next_index, head),
             None => AuditLog::new(),
@@ -169,6 +171,20 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         if let Some((entry, prev)) = self.unsynced.take() {
             let _ = self.backend.audit_append(&entry, &prev, false);
         }
+    }
+
+    /// Gives the device its identity key: the key that signs its admin
+    /// statements (`AdminState`) and that `Attest` at
+    /// [`DEVICE_SLOT`](crate::protocol::DEVICE_SLOT) binds. A host derives
+    /// it from its TEE; without one, `AdminState` is `Unsupported`.
+    pub fn set_identity(&mut self, key: SigningKey) {
+        self.identity = Some(key);
+    }
+
+    /// The identity key's address, if the device has one.
+    #[must_use]
+    pub fn identity(&self) -> Option<Address> {
+        self.identity.as_ref().map(SigningKey::address)
     }
 
     /// The backend (for the adapter that owns the device).

@@ -8,9 +8,13 @@
 //!           payload = keccak256(the command's body up to its `auth` field)
 //! ```
 //! Any Ethereum wallet that signs EIP-712 can act as admin; the device only
-//! stores the admin's address. The counter must rise with every admin command
-//! (the device keeps the last one durably), so a recorded admin request cannot
-//! be replayed, and the salt stops it being replayed to another device.
+//! stores the admin's address. Each command's counter must be the one after
+//! the last the device accepted (it keeps the last one durably), so a
+//! recorded admin request cannot be replayed nor a counter jumped, and the
+//! salt stops a request being replayed to another device. The device's
+//! answers are not authenticated, but `AdminState` is: signed by the
+//! device's identity key, it tells the admin tool the counter to use and,
+//! after a command, that it took effect.
 
 use serde::{Deserialize, Serialize};
 use sha3::{Digest, Keccak256};
@@ -128,18 +132,20 @@ pub fn admin_payload_hash<C: AdminCommand>(body: &[u8], cmd: &C) -> B256 {
 }
 
 /// Fills in `cmd`'s authorization: `counter`, and the admin's signature
-/// for the device `device_id`. The client side of admin commands.
+/// for the device `device_id`. The client side of admin commands. Returns
+/// the payload hash signed, which `AdminState` states once the device has
+/// accepted the command.
 pub fn authorize<C: AdminCommand>(
     cmd: &mut C,
     admin: &SigningKey,
     device_id: &B256,
     counter: u64,
-) -> Result<()> {
+) -> Result<B256> {
     cmd.auth_mut().counter = counter;
     let mut buf = [0u8; MAX_REQUEST_BODY];
     let body = codec::encode(cmd, &mut buf)?;
     let payload = admin_payload_hash(body, cmd);
     let action = admin_action(device_id, C::CODE, counter, &payload);
     cmd.auth_mut().signature = admin.sign(&action)?.signature;
-    Ok(())
+    Ok(payload)
 }

@@ -6,7 +6,9 @@ use super::{Command, FixedBytes};
 use crate::primitives::{Address, B256};
 
 /// `0x07` Attest: a TDX quote whose `report_data` binds the slot's address
-/// to the verifier's challenge ([`crate::binding`]).
+/// to the verifier's challenge ([`crate::binding`]); at
+/// [`super::DEVICE_SLOT`], the device's identity key's address, for
+/// purpose [`crate::binding::Purpose::Device`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attest {
     /// Slot number.

@@ -21,6 +21,7 @@
 mod admin;
 mod policy;
 
+mod admin_state;
 mod attest;
 mod attest_action;
 mod derive_key;
@@ -41,6 +42,7 @@ pub use admin::{
     AdminAuth, AdminCommand, admin_action, admin_digest, admin_domain_separator,
     admin_payload_hash, admin_struct_hash, authorize,
 };
+pub use admin_state::{AdminState, AdminStateResponse, AdminStatement};
 pub use attest::{Attest, AttestResponse};
 pub use attest_action::AttestAction;
 pub use derive_key::DeriveKey;
@@ -69,12 +71,16 @@ use crate::frame::FrameError;
 /// The protocol version in every frame header.
 pub const PROTOCOL_VERSION: u8 = 1;
 
+/// `Attest` at this slot binds the device's identity key (purpose
+/// [`crate::binding::Purpose::Device`]) instead of a slot's key.
+pub const DEVICE_SLOT: u8 = 0xFF;
+
 /// A request type: its stable code and its response type.
 pub trait Command: Serialize + for<'de> Deserialize<'de> {
     /// The command code in the frame header. Never reused.
     const CODE: u8;
     /// The successful response.
-    type Response<'a>: Serialize + Deserialize<'a>;
+    type Response<'a>: Serialize + Deserialize<'a> + core::fmt::Debug;
 
     /// Decodes a request body, canonically.
     fn decode(body: &[u8]) -> Result<Self> {
@@ -101,6 +107,7 @@ macro_rules! for_each_command {
             $crate::protocol::GetPolicy,
             $crate::protocol::AttestAction,
             $crate::protocol::GetEvidence,
+            $crate::protocol::AdminState,
         }
     };
 }
@@ -201,9 +208,10 @@ pub enum DeviceError {
     },
     /// The admin signature does not verify for this device and command.
     Unauthorized,
-    /// The admin counter is not above the last one used.
+    /// The admin counter is not the one after the last one used (the
+    /// device accepts exactly that one: no replay, no jump).
     AdminReplay {
-        /// The last admin counter used.
+        /// The last admin counter used (0: none yet).
         last: u64,
     },
     /// The backend lacks this capability (quotes, key derivation, ...).

@@ -103,6 +103,7 @@ impl Verifier {
         let (purpose, value) = match expected {
             Expected::Challenge(c) => (Purpose::Challenge, c),
             Expected::ActionDigest(d) => (Purpose::ActionDigest, d),
+            Expected::Device(c) => (Purpose::Device, c),
         };
         r.push(
             Check::Binding,

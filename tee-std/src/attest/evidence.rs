@@ -17,6 +17,9 @@ pub enum Expected {
     Challenge(B256),
     /// One signed action's digest.
     ActionDigest(B256),
+    /// The verifier's fresh challenge, bound to the device's identity key
+    /// (which signs its admin statements) rather than a slot's.
+    Device(B256),
 }
 
 /// dstack's proof that a key was derived for this app: `GetKey`'s
@@ -45,8 +48,8 @@ pub struct Evidence<'a> {
     pub key_chain: Option<&'a KeyChain>,
 }
 
-/// What an attestation binds: a verifier's challenge, or a signed action's
-/// digest.
+/// What an attestation binds: a verifier's challenge, a signed action's
+/// digest, or a challenge for the device's identity key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "purpose", content = "value")]
 pub enum Bound {
@@ -54,6 +57,8 @@ pub enum Bound {
     Challenge(B256),
     /// One action's digest.
     ActionDigest(B256),
+    /// A fresh challenge, bound to the device's identity key.
+    Device(B256),
 }
 
 impl From<Bound> for Expected {
@@ -61,6 +66,7 @@ impl From<Bound> for Expected {
         match b {
             Bound::Challenge(c) => Expected::Challenge(c),
             Bound::ActionDigest(d) => Expected::ActionDigest(d),
+            Bound::Device(c) => Expected::Device(c),
         }
     }
 }

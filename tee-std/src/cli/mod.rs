@@ -55,12 +55,21 @@ struct At {
     slot: u8,
 }
 
-/// The admin's key.
+/// The admin's key, and whom to trust to confirm the command.
 #[derive(Args)]
 struct AdminKey {
     /// File holding the admin's secret key (hex), readable by you only.
     #[arg(long)]
     admin_key_file: PathBuf,
+    /// The signer's identity address (what `attest --slot 255` binds to the
+    /// TEE), which must sign the statements confirming the command; without
+    /// it, the identity that answers is trusted on first use.
+    #[arg(long)]
+    identity: Option<tee_core::Address>,
+    /// Send at this counter without confirmation: for a signer without an
+    /// identity key (an MCU), whose admin keeps the counter.
+    #[arg(long, conflicts_with = "identity")]
+    counter: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -84,8 +93,9 @@ enum Command {
     GenerateKey(admin::GenerateKey),
     /// (admin) Set a slot's policy from a TOML or JSON policy file.
     SetPolicy(admin::SetPolicy),
-    /// A slot's policy.
-    GetPolicy(At),
+    /// A slot's policy (with --verify, checked against the signer's signed
+    /// statement).
+    GetPolicy(admin::GetPolicy),
     /// Sign an action (its canonical encoding in hex, or a sample kind) at
     /// the next sequence, with a per-action attestation; prints JSON.
     Sign(agent::Sign),
@@ -119,7 +129,7 @@ pub fn main() -> ExitCode {
         Command::DeriveKey(c) => admin::derive_key(c),
         Command::GenerateKey(c) => admin::generate_key(c),
         Command::SetPolicy(c) => admin::set_policy(c),
-        Command::GetPolicy(c) => admin::get_policy(&c),
+        Command::GetPolicy(c) => admin::get_policy(c),
         Command::Sign(c) => agent::sign(c),
         Command::Attest(c) => agent::attest(c),
         Command::Policy(c) => verify::pin_policy(c),

@@ -122,8 +122,9 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
         socket_mode: c.socket_mode,
         ..Limits::default()
     };
+    let identity = device.identity().map(|a| a.to_string()).unwrap_or_default();
     let server = serve_on(Arc::new(Mutex::new(device)), &c.listen, limits)?;
-    tracing::info!(simulated = sim.is_some(), "signer running");
+    tracing::info!(simulated = sim.is_some(), %identity, "signer running");
     server.wait();
     Ok(ExitCode::SUCCESS)
 }

@@ -70,9 +70,10 @@ pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
             format!("{}: neither a signature nor an attestation: {e}", c.file.display())
         })?;
         let expected = match (c.challenge, a.bound) {
+            (Some(c), Bound::Device(_)) => Expected::Device(c),
             (Some(c), _) => Expected::Challenge(c),
             (None, Bound::ActionDigest(d)) => Expected::ActionDigest(d),
-            (None, Bound::Challenge(_)) => {
+            (None, Bound::Challenge(_) | Bound::Device(_)) => {
                 return Err("an attestation bound to a challenge: give the challenge you sent \
                             (--challenge)"
                     .into());

@@ -9,6 +9,7 @@
 //! is borrowed from the client (a quote or an evidence chunk is not copied)
 //! until the next call.
 
+pub mod admin;
 #[cfg(feature = "service")]
 pub mod provider;
 
@@ -42,6 +43,9 @@ pub enum ClientError {
     /// The request could not be encoded.
     #[error("cannot encode the request: {0}")]
     Encode(tee_core::Error),
+    /// An admin answer the device's signed statement does not back.
+    #[error("not authenticated: {0}")]
+    Unauthenticated(#[from] admin::Unauthenticated),
 }
 
 /// A client over `S`.
@@ -145,7 +149,9 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// Authorizes `cmd` with the admin key for device `device_id` at
-    /// `counter`, then calls it.
+    /// `counter`, then calls it: for a device without an identity key (an
+    /// MCU), whose admin keeps the counter. Elsewhere,
+    /// [`Client::admin_confirmed`].
     pub fn admin<C: AdminCommand>(
         &mut self,
         mut cmd: C,
@@ -155,28 +161,5 @@ impl<S: Read + Write> Client<S> {
     ) -> Result<C::Response<'_>, ClientError> {
         authorize(&mut cmd, admin, device_id, counter).map_err(ClientError::Encode)?;
         self.call(&cmd)
-    }
-
-    /// Calls admin command `cmd` with a fresh counter: the time in
-    /// milliseconds, or one above the device's last counter if that is
-    /// higher (a clock that went back, or another admin's client).
-    pub fn admin_now<C: AdminCommand + Clone>(
-        &mut self,
-        cmd: C,
-        admin: &SigningKey,
-        device_id: &B256,
-    ) -> Result<C::Response<'_>, ClientError> {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let mut first = cmd.clone();
-        authorize(&mut first, admin, device_id, millis).map_err(ClientError::Encode)?;
-        self.request(&first)?;
-        if let Err(ClientError::Device(DeviceError::AdminReplay { last })) =
-            self.last_response::<C>().map(|_| ())
-        {
-            return self.admin(cmd, admin, device_id, last.saturating_add(1));
-        }
-        self.last_response::<C>()
     }
 }

@@ -17,12 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
-    Attest, AttestAction, AttestResponse, BackendKind, DeriveKey, DeviceError, DeviceInfo,
-    DeviceInfoResponse, EvidencePart, GetEvidence, GetPublicKey, KeyOrigin, MAX_PATH_LEN, Policy,
-    PublicKeyResponse, SetPolicy, Sign, capability,
+    Attest, AttestAction, AttestResponse, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError,
+    DeviceInfo, DeviceInfoResponse, EvidencePart, GetEvidence, GetPublicKey, KeyOrigin,
+    MAX_PATH_LEN, Policy, PublicKeyResponse, SetPolicy, Sign, capability,
 };
 use tee_core::{Action, Address, B256, SigningKey, heapless};
 
+use super::admin::Trust;
 use super::{Client, ClientError};
 use crate::attest::{Attestation, Bound, Report, TeeSignature, Verifier};
 use crate::transport::{Endpoint, Stream, connect};
@@ -85,6 +86,7 @@ pub struct PhalaDstackProvider {
     endpoint: Endpoint,
     timeout: Duration,
     admin: Option<SigningKey>,
+    identity: Option<Address>,
     verifier: Verifier,
 }
 
@@ -97,13 +99,28 @@ impl PhalaDstackProvider {
     /// `verifier`.
     #[must_use]
     pub fn new(endpoint: Endpoint, verifier: Verifier) -> PhalaDstackProvider {
-        PhalaDstackProvider { endpoint, timeout: Duration::from_secs(30), admin: None, verifier }
+        PhalaDstackProvider {
+            endpoint,
+            timeout: Duration::from_secs(30),
+            admin: None,
+            identity: None,
+            verifier,
+        }
     }
 
     /// With the signer's admin key, for [`PhalaDstackProvider::generate_key`].
     #[must_use]
     pub fn with_admin(mut self, admin: SigningKey) -> PhalaDstackProvider {
         self.admin = Some(admin);
+        self
+    }
+
+    /// With the signer's identity address (what an attestation of
+    /// [`DEVICE_SLOT`] binds), which must sign the statements confirming
+    /// admin commands; without it, the identity is trusted on first use.
+    #[must_use]
+    pub fn with_identity(mut self, identity: Address) -> PhalaDstackProvider {
+        self.identity = Some(identity);
         self
     }
 
@@ -142,7 +159,9 @@ impl PhalaDstackProvider {
 
     /// `generate_key`: a dstack-derived key for `path` in `slot`, under
     /// `policy` (deny-all until then), attested with a fresh challenge. The
-    /// private key stays in the signer. Needs the admin key.
+    /// private key stays in the signer. Needs the admin key; each admin
+    /// command is confirmed by the signer's identity
+    /// ([`Client::admin_confirmed`]).
     pub fn generate_key(
         &self,
         slot: u8,
@@ -153,11 +172,12 @@ impl PhalaDstackProvider {
         let path = heapless::String::try_from(path).map_err(|_| ProviderError::PathTooLong)?;
         let mut c = self.client()?;
         let info = c.call(&DeviceInfo).map_err(|e| self.err(e))?;
+        let mut trust = Trust { device_id: info.device_id, identity: self.identity };
         let auth = tee_core::protocol::AdminAuth::UNSIGNED;
-        c.admin_now(DeriveKey { slot, path, auth }, admin, &info.device_id)
+        c.admin_confirmed(DeriveKey { slot, path, auth }, admin, &mut trust)
             .map_err(|e| self.err(e))?;
         let set = SetPolicy { slot, policy: policy.clone(), auth };
-        c.admin_now(set, admin, &info.device_id).map_err(|e| self.err(e))?;
+        c.admin_confirmed(set, admin, &mut trust).map_err(|e| self.err(e))?;
         drop(c);
         self.key(slot)
     }
@@ -232,7 +252,8 @@ impl PhalaDstackProvider {
     }
 
     /// `get_attestation_report`: a quote binding `slot`'s address to
-    /// `challenge`, with the event log and key chain.
+    /// `challenge`, with the event log and key chain. At [`DEVICE_SLOT`],
+    /// the signer's identity key's address (bound for purpose "device").
     pub fn get_attestation_report(
         &self,
         slot: u8,
@@ -240,7 +261,12 @@ impl PhalaDstackProvider {
     ) -> Result<Attestation, ProviderError> {
         let mut c = self.client()?;
         let quote = Quoted::from(c.call(&Attest { slot, challenge }).map_err(|e| self.err(e))?);
-        self.attestation(&mut c, slot, quote, Bound::Challenge(challenge))
+        let bound = if slot == DEVICE_SLOT {
+            Bound::Device(challenge)
+        } else {
+            Bound::Challenge(challenge)
+        };
+        self.attestation(&mut c, slot, quote, bound)
     }
 
     /// `verify_attestation`: every check of the verifier on the signature's
@@ -263,8 +289,12 @@ impl PhalaDstackProvider {
         let log = fetch(c, slot, EvidencePart::EventLog).map_err(|e| self.err(e))?;
         let event_log = serde_json::from_slice(&log)
             .map_err(|e| ProviderError::Evidence { what: "event log", message: e.to_string() })?;
-        let pk = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
-        let key_chain = match &pk.origin {
+        // The identity key has no key chain; a slot's derived key has.
+        let origin = match slot {
+            DEVICE_SLOT => KeyOrigin::Generated,
+            slot => c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?.origin,
+        };
+        let key_chain = match origin {
             KeyOrigin::Generated => None,
             KeyOrigin::Derived(_) => {
                 let chain = fetch(c, slot, EvidencePart::KeyChain).map_err(|e| self.err(e))?;

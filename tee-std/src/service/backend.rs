@@ -16,7 +16,7 @@ use tee_core::device::{
     EvidenceRef, HighWater, KeyStore, QuoteSource, Rng,
 };
 use tee_core::protocol::{AuditEntry, BackendKind, DeviceError, capability};
-use tee_core::{Address, B256};
+use tee_core::{Address, B256, SigningKey};
 use zeroize::Zeroizing;
 
 use crate::attest::KeyChain;
@@ -101,9 +101,14 @@ pub fn open_device(config: &SignerConfig) -> Result<Device<HostBackend>, OpenErr
     };
     let store = FileStore::open(&config.state, key, config.admin)?;
     let p = store.provisioning();
+    // A secret HKDF gives is a valid scalar but for a chance of 2^-128.
+    let identity = SigningKey::from_bytes(&store.identity_secret())
+        .map_err(|_| OpenError::Device(DeviceError::Storage))?;
     let backend = HostBackend::new(store, dstack, config.kind);
     let config = DeviceConfig { device_id: p.device_id, admin: p.admin };
-    Device::open(backend, config).map_err(OpenError::Device)
+    let mut device = Device::open(backend, config).map_err(OpenError::Device)?;
+    device.set_identity(identity);
+    Ok(device)
 }
 
 impl HostBackend {

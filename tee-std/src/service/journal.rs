@@ -91,22 +91,31 @@ pub(super) struct AuditRecord {
     pub prev: B256,
 }
 
-/// The MAC and seal keys of a state key.
+/// The MAC and seal keys of a state key, and the device's identity secret.
 pub(super) struct Keys {
     mac: Zeroizing<[u8; 32]>,
     seal: Zeroizing<[u8; 32]>,
+    identity: Zeroizing<[u8; 32]>,
 }
 
 impl Keys {
-    /// Derives both from the 32-byte state key.
+    /// Derives all three from the 32-byte state key.
     pub(super) fn derive(state_key: &[u8; 32]) -> Keys {
         let hk = Hkdf::<Sha256>::new(Some(b"tee-signer state v1"), state_key);
         let mut mac = Zeroizing::new([0u8; 32]);
         let mut seal = Zeroizing::new([0u8; 32]);
+        let mut identity = Zeroizing::new([0u8; 32]);
         // 32 bytes is far below HKDF-SHA256's limit of 255 * 32.
         let _ = hk.expand(b"mac", &mut mac[..]);
         let _ = hk.expand(b"seal", &mut seal[..]);
-        Keys { mac, seal }
+        let _ = hk.expand(b"identity", &mut identity[..]);
+        Keys { mac, seal, identity }
+    }
+
+    /// The secret of the device's identity key (signing its admin
+    /// statements): as private as the state key.
+    pub(super) fn identity(&self) -> &Zeroizing<[u8; 32]> {
+        &self.identity
     }
 
     /// The MAC before the first record.

@@ -333,6 +333,14 @@ impl FileStore {
         Provisioning { device_id: self.state.genesis.device_id, admin: self.state.genesis.admin }
     }
 
+    /// The secret of the device's identity key, derived from the state key:
+    /// with a TEE only this app's CVM has it, without one whoever reads the
+    /// key file.
+    #[must_use]
+    pub fn identity_secret(&self) -> Zeroizing<[u8; 32]> {
+        self.keys.identity().clone()
+    }
+
     /// The state directory.
     #[must_use]
     pub fn dir(&self) -> &Path {

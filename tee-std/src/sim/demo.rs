@@ -14,12 +14,14 @@ use std::sync::{Arc, Mutex};
 use tee_core::action::tx;
 use tee_core::limits::MAX_SIGNED_TX_LEN;
 use tee_core::primitives::Hex;
-use tee_core::protocol::{Allow, BackendKind, GetAuditLog, KindSet, Outcome, Policy, Sign};
+use tee_core::protocol::{
+    Allow, BackendKind, DEVICE_SLOT, GetAuditLog, KindSet, Outcome, Policy, Sign,
+};
 use tee_core::{Action, ActionKind, Address, B256, Signature, SigningKey, U256, heapless};
 use tee_testkit::sample;
 
 use crate::attest::policy::Deployment;
-use crate::attest::{Policy as VerifierPolicy, Verifier};
+use crate::attest::{Expected, Policy as VerifierPolicy, Verifier};
 use crate::client::Client;
 use crate::client::provider::PhalaDstackProvider;
 use crate::service::backend::{SignerConfig, open_device};
@@ -153,15 +155,37 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     line("simulated dstack", &dstack.endpoint());
     line("signer", &endpoint);
 
-    // 3. The admin provisions the agent's key and its policy.
-    let admin_side =
-        PhalaDstackProvider::new(endpoint.clone(), Verifier::default()).with_admin(admin);
+    // 3. The admin checks the signer's identity key (attested at slot 255
+    // for its own challenge, the app-compose file it reviewed pinned), pins
+    // it, and provisions the agent's key and its policy: each command
+    // confirmed by the identity's signed statement.
+    let admin_side = PhalaDstackProvider::new(endpoint.clone(), Verifier::default());
     let info = admin_side.info()?;
     line(
         "device",
         &format!("{:?} backend, {} slots, id {}", info.backend, info.slots, info.device_id),
     );
     line("admin", &format!("{admin_address} (demo key: anvil account 0, public)"));
+    let challenge = super::random_challenge().map_err(setup)?;
+    let id = admin_side.get_attestation_report(DEVICE_SLOT, challenge)?;
+    let pinned = VerifierPolicy::pin(
+        Deployment::Attestation(&id),
+        None,
+        Some(DEMO_APP_COMPOSE.as_bytes()),
+        true,
+    )
+    .map_err(|e| DemoError::Check(e.to_string()))?;
+    let collateral = Some(sample_collateral().map_err(setup)?);
+    let checked = Verifier { policy: pinned, collateral, pccs: None }.verify_attestation(
+        &id,
+        &Expected::Device(challenge),
+        SAMPLE_COLLATERAL_TIME,
+    );
+    if !checked.verified_but_dcap() {
+        return Err(DemoError::Check(format!("the identity's attestation: {checked}")));
+    }
+    line("signer identity", &format!("{} (attested at slot 255, pinned)", id.address));
+    let admin_side = admin_side.with_admin(admin).with_identity(id.address);
     let key = admin_side.generate_key(0, DEMO_KEY_PATH, &demo_policy(kind))?;
     let address = Address(key.address.0);
     line("agent key", &format!("{address} (dstack path {DEMO_KEY_PATH:?}, slot 0)"));
