@@ -236,6 +236,15 @@ max_deadline_ahead_secs = 300
     ] {
         assert!(report.contains(line), "{line}: {report}");
     }
+    // A validator that chooses to trust the simulator's DCAP root (and
+    // whose collateral the verifier makes for now) sees every check pass,
+    // and a verdict that says no hardware was involved.
+    let o = run(&["verify", sig_file.to_str().unwrap(), "--policy", p, "--trust-simulator-root"]);
+    let report = String::from_utf8(o.stdout).unwrap();
+    assert!(o.status.success(), "{report}");
+    assert!(!report.contains("FAIL"), "{report}");
+    assert!(report.contains("VERIFIED (simulated root)"), "{report}");
+    assert!(report.contains("pass  DCAP") && report.contains("SIMULATOR's root"), "{report}");
     // The policy bites: a kind it does not list.
     let e = fails(&["sign", "-c", &conn, "--sample", "giveFeedback"]);
     assert!(e.contains("KindNotAllowed"), "{e}");

@@ -168,8 +168,8 @@ fn binding_wrong_address_stale_challenge_and_purpose() {
     let ok = v.verify(&ev, &key.address(), &Expected::Challenge(challenge), NOW);
     assert!(matches!(ok.status(Check::Binding), Some(Status::Passed(_))), "{ok}");
     assert!(matches!(ok.status(Check::EventLog), Some(Status::Passed(_))), "{ok}");
-    // A simulated quote is Intel's sample with report_data and RTMR3 patched:
-    // its DCAP signature no longer verifies, and the verifier says so.
+    // A simulated quote is signed through the simulator's PKI: under Intel's
+    // root its DCAP signature does not verify, and the verifier says so.
     assert!(matches!(ok.status(Check::Dcap), Some(Status::Failed(Failure::Dcap(_)))), "{ok}");
     assert!(!ok.verified());
 
@@ -371,4 +371,56 @@ fn binding_example_in_the_docs() {
         hex::encode(&rd[20..32]),
         hex::encode(&rd[32..])
     )));
+}
+
+/// Simulated DCAP: a simulated quote passes DCAP when, and only when, the
+/// policy trusts the simulator's root; that trust replaces Intel's root
+/// (Intel's own sample then fails), and the verdict says so.
+#[test]
+fn simulated_quotes_pass_dcap_under_the_simulator_root_only() {
+    let sim = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc0; 32]).unwrap();
+    let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
+    let challenge = B256([0x33; 32]);
+    let (quote, log) =
+        sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &challenge));
+    let ev = Evidence { quote: &quote, event_log: Some(&log), key_chain: None };
+    let now = 1_800_000_000;
+    let expected = Expected::Challenge(challenge);
+    let mut policy = Policy {
+        compose_hash: Some(vec![B256([0xc0; 32])]),
+        app_id: Some(vec![FixedBytes([0xa1; 20])]),
+        ..Policy::default()
+    };
+
+    // Intel's root (the default), no collateral given: nothing verifies.
+    let v = Verifier { policy: policy.clone(), collateral: None, pccs: None };
+    let r = v.verify(&ev, &key.address(), &expected, now);
+    assert!(!r.verified() && !r.simulated_root, "{r}");
+
+    // The simulator's root: its collateral is made for the time, and every
+    // check passes, reported as simulated.
+    policy.trust_simulator_root = true;
+    let v = Verifier { policy: policy.clone(), collateral: None, pccs: None };
+    let r = v.verify(&ev, &key.address(), &expected, now);
+    assert!(r.verified() && r.simulated_root, "{r}");
+    assert!(r.to_string().contains("VERIFIED (simulated root)"), "{r}");
+    assert!(r.to_string().contains("no hardware"), "{r}");
+    // A changed quote byte still fails.
+    let mut tampered = quote.clone();
+    tampered[200] ^= 1;
+    let ev2 = Evidence { quote: &tampered, event_log: Some(&log), key_chain: None };
+    let r = v.verify(&ev2, &key.address(), &expected, now);
+    assert!(matches!(r.status(Check::Dcap), Some(Status::Failed(_))), "{r}");
+
+    // Trusting the simulator's root is instead of Intel's: Intel's own
+    // sample fails DCAP under it, and passes under Intel's.
+    let sample = Verifier {
+        policy: Policy { trust_simulator_root: true, ..Policy::default() },
+        collateral: Some(collateral(V4_COLLATERAL)),
+        pccs: None,
+    };
+    let r = sample.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &expected, NOW);
+    assert!(matches!(r.status(Check::Dcap), Some(Status::Failed(_))), "{r}");
+    let r = verifier(V4_COLLATERAL).verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &expected, NOW);
+    assert!(matches!(r.status(Check::Dcap), Some(Status::Passed(_))), "{r}");
 }

@@ -48,6 +48,13 @@ pub struct Policy {
     /// with a signature chain up to it.
     #[serde(default)]
     pub kms_root: Option<Address>,
+    /// Trust the built-in simulator's DCAP root ([`crate::sim::pki`])
+    /// instead of Intel's: a simulated TEE's quotes then pass DCAP (with
+    /// collateral the verifier makes for the time, if none is given), and
+    /// the verdict says "simulated root: no hardware". Never for a real
+    /// deployment: anyone can make such quotes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_simulator_root: bool,
 }
 
 /// A policy file could not be read.

@@ -189,6 +189,9 @@ pub struct Report {
     pub checks: Vec<(Check, Status)>,
     /// The runtime events after `system-ready`, for the reader.
     pub runtime_events: Vec<RuntimeEvent>,
+    /// DCAP passed under the simulator's root, not Intel's: the quote was
+    /// made by the simulated TEE, with no hardware.
+    pub simulated_root: bool,
 }
 
 impl Report {
@@ -200,6 +203,12 @@ impl Report {
     #[must_use]
     pub fn status(&self, check: Check) -> Option<&Status> {
         self.checks.iter().find(|(c, _)| *c == check).map(|(_, s)| s)
+    }
+
+    /// Whether `check` ran and passed.
+    #[must_use]
+    pub fn passed(&self, check: Check) -> bool {
+        matches!(self.status(check), Some(Status::Passed(_)))
     }
 
     /// The failures.
@@ -271,6 +280,10 @@ impl fmt::Display for Report {
             )?;
         }
         let verdict = match (self.pinned(), self.verified_unpinned()) {
+            (true, true) if self.simulated_root => {
+                "VERIFIED (simulated root): every check passed, DCAP under the simulator's root, \
+                 not Intel's: a simulated TEE, no hardware was involved"
+            }
             (true, true) => "VERIFIED",
             (true, false) => "NOT VERIFIED",
             (false, true) => {

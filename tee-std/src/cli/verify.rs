@@ -33,6 +33,12 @@ pub(super) struct Verify {
     /// A PCCS to fetch collateral from.
     #[arg(long)]
     pccs: Option<String>,
+    /// Trust the built-in simulated TEE's DCAP root instead of Intel's (its
+    /// collateral is made for the time if none is given): a simulated
+    /// signer's quotes then pass, and the verdict says "simulated root".
+    /// For trying things out only.
+    #[arg(long)]
+    trust_simulator_root: bool,
     /// For an attestation: the challenge it must bind.
     #[arg(long)]
     challenge: Option<B256>,
@@ -42,16 +48,18 @@ pub(super) struct Verify {
 }
 
 pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
+    let mut policy = match &c.policy {
+        Some(p) => Policy::load(p)?,
+        None if c.insecure_any_td => Policy::default(),
+        None => {
+            return Err(
+                format!("no verifier policy (--policy FILE): {}", Policy::WHAT_TO_PIN).into()
+            );
+        }
+    };
+    policy.trust_simulator_root |= c.trust_simulator_root;
     let verifier = Verifier {
-        policy: match &c.policy {
-            Some(p) => Policy::load(p)?,
-            None if c.insecure_any_td => Policy::default(),
-            None => {
-                return Err(
-                    format!("no verifier policy (--policy FILE): {}", Policy::WHAT_TO_PIN).into()
-                );
-            }
-        },
+        policy,
         collateral: match &c.collateral {
             Some(p) => Some(serde_json::from_str(&read(p)?)?),
             None => None,
@@ -106,6 +114,10 @@ pub(super) struct PinPolicy {
     /// RTMR0-2): any OS image and VM size the KMS serves the app on passes.
     #[arg(long)]
     app_only: bool,
+    /// Trust the built-in simulated TEE's DCAP root instead of Intel's (for
+    /// a policy pinned to the simulator; never for a real deployment).
+    #[arg(long)]
+    trust_simulator_root: bool,
     /// Write the policy here (TOML) instead of printing it.
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -128,7 +140,8 @@ pub(super) fn pin_policy(c: PinPolicy) -> Result<ExitCode, Failure> {
         Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
         None => None,
     };
-    let policy = Policy::pin(deployment, c.kms_root, compose.as_deref(), !c.app_only)?;
+    let mut policy = Policy::pin(deployment, c.kms_root, compose.as_deref(), !c.app_only)?;
+    policy.trust_simulator_root = c.trust_simulator_root;
     if c.kms_root.is_none() {
         eprintln!(
             "note: no --kms-root: signatures by keys derived by dstack's KMS will not verify"

@@ -21,14 +21,14 @@ use tee_core::{Action, ActionKind, Address, B256, Signature, SigningKey, U256, h
 use tee_testkit::sample;
 
 use crate::attest::policy::Deployment;
-use crate::attest::{Expected, Policy as VerifierPolicy, Verifier};
+use crate::attest::{Check, Expected, Policy as VerifierPolicy, Verifier};
 use crate::client::Client;
 use crate::client::provider::PhalaDstackProvider;
 use crate::service::backend::{SignerConfig, open_device};
 pub use crate::service::policyfile::kind_by_name;
 use crate::service::server::{Limits, serve};
+use crate::sim::SimDstack;
 use crate::sim::SimServer;
-use crate::sim::{SAMPLE_COLLATERAL_TIME, SimDstack, sample_collateral};
 use crate::transport::{Endpoint, connect};
 
 /// The demo admin key: anvil/hardhat account 0, public knowledge. Never fund it.
@@ -166,22 +166,25 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
         &format!("{:?} backend, {} slots, id {}", info.backend, info.slots, info.device_id),
     );
     line("admin", &format!("{admin_address} (demo key: anvil account 0, public)"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let challenge = super::random_challenge().map_err(setup)?;
     let id = admin_side.get_attestation_report(DEVICE_SLOT, challenge)?;
-    let pinned = VerifierPolicy::pin(
+    let mut pinned = VerifierPolicy::pin(
         Deployment::Attestation(&id),
         None,
         Some(DEMO_APP_COMPOSE.as_bytes()),
         true,
     )
     .map_err(|e| DemoError::Check(e.to_string()))?;
-    let collateral = Some(sample_collateral().map_err(setup)?);
-    let checked = Verifier { policy: pinned, collateral, pccs: None }.verify_attestation(
+    pinned.trust_simulator_root = true;
+    let checked = Verifier { policy: pinned, collateral: None, pccs: None }.verify_attestation(
         &id,
         &Expected::Device(challenge),
-        SAMPLE_COLLATERAL_TIME,
+        now,
     );
-    if !checked.verified_but_dcap() {
+    if !checked.verified() {
         return Err(DemoError::Check(format!("the identity's attestation: {checked}")));
     }
     line("signer identity", &format!("{} (attested at slot 255, pinned)", id.address));
@@ -194,9 +197,6 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     // 4. The agent signs through the provider (no admin key on its side).
     let agent = PhalaDstackProvider::new(endpoint.clone(), Verifier::default());
     line("provider", &format!("{} (available: {})", agent.provider_name(), agent.is_available()));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let action = demo_action(kind, address, now);
     let signed = agent.sign(&key, &action)?;
     line("action kind", &kind);
@@ -228,35 +228,44 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
 
     // 5. A validator pins its policy to the deployment (`tee-signer policy`:
     // the key's attestation, the app-compose file it reviewed, the KMS
-    // root), then checks the signature against it.
-    let policy = VerifierPolicy::pin(
+    // root; and, for this simulated TEE only, the simulator's DCAP root),
+    // then checks the signature against it.
+    let mut policy = VerifierPolicy::pin(
         Deployment::Attestation(&key.attestation),
         Some(kms_root),
         Some(DEMO_APP_COMPOSE.as_bytes()),
         true,
     )
     .map_err(|e| DemoError::Check(e.to_string()))?;
+    policy.trust_simulator_root = true;
     let toml = toml::to_string(&policy).map_err(setup)?;
     let _ = writeln!(
         out,
         "\nthe validator's policy (tee-signer policy --attestation key.json \
-        --app-compose app-compose.json --kms-root {kms_root}):\n{}",
+        --app-compose app-compose.json --kms-root {kms_root} --trust-simulator-root):\n{}",
         toml.trim_end()
     );
-    let validator =
-        Verifier { policy, collateral: Some(sample_collateral().map_err(setup)?), pccs: None };
-    let report = validator.verify_tee_signature(&signed, SAMPLE_COLLATERAL_TIME);
-    let _ =
-        writeln!(out, "\nverification (at the sample collateral's time, 2025-06-25):\n{report}");
-    if !report.verified_but_dcap() || report.verified() {
+    let validator = Verifier { policy: policy.clone(), collateral: None, pccs: None };
+    let report = validator.verify_tee_signature(&signed, now);
+    let _ = writeln!(out, "\nverification:\n{report}");
+    if !report.verified() || !report.simulated_root {
         return Err(DemoError::Check(
-            "a simulated quote must pass everything but DCAP, and never DCAP".into(),
+            "a simulated quote must verify under the simulator's root".into(),
         ));
+    }
+    // The same signature under Intel's root (what a validator of real
+    // deployments keeps): DCAP refuses it.
+    policy.trust_simulator_root = false;
+    let intel =
+        Verifier { policy, collateral: None, pccs: None }.verify_tee_signature(&signed, now);
+    if intel.verified() || intel.passed(Check::Dcap) {
+        return Err(DemoError::Check("a simulated quote must fail under Intel's root".into()));
     }
     let _ = writeln!(
         out,
-        "  -> everything but the hardware signature checks out; DCAP fails because this TEE is \
-         simulated. On a dstack CVM the same report passes DCAP too."
+        "  -> every check passes, DCAP included, because this validator chose to trust the \
+         simulator's root; no hardware was involved. Under Intel's root (the default, as for a \
+         real dstack CVM) the same signature is NOT VERIFIED."
     );
 
     // 6. What the signer refuses: a replay and a blind kind the policy does not name.
@@ -312,7 +321,8 @@ mod tests {
         for &kind in ActionKind::ALL {
             let report = run(kind).unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert!(
-                report.contains("everything but the hardware signature checks out"),
+                report.contains("VERIFIED (simulated root)")
+                    && report.contains("no hardware was involved"),
                 "{report}"
             );
             assert!(report.contains("replay at sequence 1: refused"), "{report}");

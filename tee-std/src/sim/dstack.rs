@@ -1,8 +1,8 @@
 //! A simulated dstack: a KMS that derives keys and signs their chains exactly
 //! as dstack's does, an event log, and quotes. It has no hardware: its quotes
-//! are Intel's sample TDX quote with `report_data` and RTMR3 patched in (as
-//! dstack's own simulator patches `report_data`), so their measurements and
-//! binding check out but their DCAP signature never does. A verifier says so.
+//! are signed through a simulated Intel PKI ([`super::pki`]), so DCAP passes
+//! only for a verifier told to trust the simulator's root, and fails under
+//! Intel's. A verifier that trusts it says so in its verdict.
 //!
 //! Key derivation (dstack `kms/src/crypto.rs`, `guest-agent/src/rpc_service.rs`,
 //! `ra-tls/src/kdf.rs`):
@@ -19,6 +19,7 @@ use tee_core::primitives::{FixedBytes, keccak256};
 use tee_core::{B256, SigningKey};
 use zeroize::Zeroizing;
 
+use super::pki::{SimPki, TdMeasurements};
 use crate::attest::KeyChain;
 use crate::attest::eventlog::{self, Event};
 
@@ -144,13 +145,35 @@ impl SimDstack {
         ]
     }
 
-    /// dstack `GetQuote(report_data)`: the sample quote with `report_data`
-    /// and the event log's RTMR3 patched in, and the event log.
+    /// The TD's measurements: the sample quote's MRTD and RTMR0-2 (a
+    /// dstack image's), RTMR3 replayed from the event log.
+    #[must_use]
+    pub fn measurements(&self) -> TdMeasurements {
+        let mut m = TdMeasurements { mrtd: [0; 48], rtmr: [[0; 48]; 4] };
+        if let Ok(q) = tee_core::quote::Quote::parse(SAMPLE_QUOTE) {
+            m.mrtd = *q.report.mr_td;
+            for (dst, src) in m.rtmr.iter_mut().zip(q.report.rtmr) {
+                *dst = *src;
+            }
+        }
+        m.rtmr[3] = eventlog::replay(&self.event_log(), 3).unwrap_or([0; 48]);
+        m
+    }
+
+    /// dstack `GetQuote(report_data)`: a quote of the simulated TD signed
+    /// through the simulated Intel PKI ([`SimPki`]: DCAP passes under the
+    /// simulator's root only), and the event log.
     #[must_use]
     pub fn get_quote(&self, report_data: &[u8; 64]) -> (Vec<u8>, Vec<Event>) {
         let log = self.event_log();
-        let rtmr3 = eventlog::replay(&log, 3).unwrap_or([0; 48]);
-        (patched_quote(report_data, &rtmr3), log)
+        let m = self.measurements();
+        let quote = match SimPki::shared().map(|pki| pki.quote(&m, report_data)) {
+            Some(Ok(q)) => q,
+            // Without its PKI (it cannot fail to build but for a bug) the
+            // simulator still answers, with a quote that never verifies.
+            _ => patched_quote(report_data, &m.rtmr[3]),
+        };
+        (quote, log)
     }
 }
 

@@ -4,6 +4,7 @@
 //! test-only mock.
 
 mod dstack;
+pub mod pki;
 
 #[cfg(feature = "service")]
 pub mod demo;
