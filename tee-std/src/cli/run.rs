@@ -72,10 +72,10 @@ pub(super) struct SimDstack {
 
 /// The demo app's simulated dstack.
 fn demo_dstack() -> Result<Simulated, Failure> {
-    Ok(Simulated::new(
+    Ok(Simulated::with_app_compose(
         &demo_run::DEMO_KMS_ROOT,
         demo_run::DEMO_APP_ID,
-        demo_run::demo_compose_hash(),
+        demo_run::DEMO_APP_COMPOSE,
     )?)
 }
 

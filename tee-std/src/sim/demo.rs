@@ -42,8 +42,10 @@ pub const DEMO_KMS_ROOT: [u8; 32] = [0x4b; 32];
 /// The demo app id.
 pub const DEMO_APP_ID: [u8; 20] = [0xa9; 20];
 /// The demo app's app-compose file (dstack's format: the agent and the
-/// signer beside it, as `docs/deploy.md` deploys them).
-pub const DEMO_APP_COMPOSE: &str = r#"{"manifest_version":2,"name":"erc8004-agent","runner":"docker-compose","docker_compose_file":"services:\n  agent:\n    image: example/erc8004-agent:1.0\n    volumes:\n      - signer:/run/signer\n  signer:\n    image: example/tee-signer:0.1\n    command: serve --state /data --listen unix:/run/signer/signer.sock\n    volumes:\n      - /var/run/dstack.sock:/var/run/dstack.sock\n      - signer:/run/signer\n      - state:/data\nvolumes:\n  signer: {}\n  state: {}\n","kms_enabled":true,"gateway_enabled":false,"public_logs":false,"public_sysinfo":true,"allowed_envs":[],"no_instance_id":false}"#;
+/// signer beside it, as `docs/deploy.md` deploys them), in the
+/// deterministic JSON dstack's SDKs hash (`get_compose_hash`: keys sorted,
+/// no spaces).
+pub const DEMO_APP_COMPOSE: &str = r#"{"allowed_envs":[],"docker_compose_file":"services:\n  agent:\n    image: example/erc8004-agent:1.0\n    volumes:\n      - signer:/run/signer\n  signer:\n    image: example/tee-signer:0.1\n    command: serve --state /data --listen unix:/run/signer/signer.sock\n    volumes:\n      - /var/run/dstack.sock:/var/run/dstack.sock\n      - signer:/run/signer\n      - state:/data\nvolumes:\n  signer: {}\n  state: {}\n","gateway_enabled":false,"kms_enabled":true,"manifest_version":2,"name":"erc8004-agent","no_instance_id":false,"public_logs":false,"public_sysinfo":true,"runner":"docker-compose"}"#;
 
 /// The demo app's compose hash: SHA-256 of [`DEMO_APP_COMPOSE`], as dstack
 /// measures it.
@@ -134,7 +136,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     let dir = tempfile::tempdir().map_err(setup)?;
 
     // 1. The simulated TEE: dstack's guest agent API on a unix socket.
-    let sim = SimDstack::new(&DEMO_KMS_ROOT, DEMO_APP_ID, demo_compose_hash())?;
+    let sim = SimDstack::with_app_compose(&DEMO_KMS_ROOT, DEMO_APP_ID, DEMO_APP_COMPOSE)?;
     let kms_root = sim.kms_root();
     let dstack =
         SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).map_err(setup)?;

@@ -45,12 +45,42 @@ pub fn sample_collateral() -> Result<dcap_qvl::QuoteCollateralV3, serde_json::Er
 const RTMR3_AT: usize = 48 + 472;
 const REPORT_DATA_AT: usize = 48 + 520;
 
+/// Events an app may emit (`EmitEvent`) before the simulator refuses
+/// more: the log is kept in memory and in every quote's response.
+pub const MAX_EMITTED_EVENTS: usize = 256;
+
 /// A simulated KMS and app.
 pub struct SimDstack {
+    kms_secret: Zeroizing<[u8; 32]>,
     kms_root: SigningKey,
     app_id: [u8; 20],
     app_key: Zeroizing<[u8; 32]>,
     compose_hash: [u8; 32],
+    /// The app-compose file whose SHA-256 is `compose_hash` (empty for a
+    /// simulator made from a bare hash).
+    app_compose: String,
+    /// Events the app emitted after boot (`EmitEvent`), in order.
+    emitted: std::sync::Mutex<Vec<Event>>,
+}
+
+/// Why the simulated guest agent refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// An argument it does not take.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A key or signature operation failed.
+    #[error("{0}")]
+    Crypto(#[from] tee_core::Error),
+    /// The simulated PKI could not issue a certificate.
+    #[error("{0}")]
+    Pki(String),
+}
+
+impl From<super::pki::PkiError> for SimError {
+    fn from(e: super::pki::PkiError) -> SimError {
+        SimError::Pki(e.to_string())
+    }
 }
 
 impl std::fmt::Debug for SimDstack {
@@ -81,7 +111,82 @@ impl SimDstack {
         let root = SigningKey::from_bytes(kms_root)?;
         let app_key = hkdf(kms_root, &[&app_id, b"app-key"]);
         SigningKey::from_bytes(&app_key)?;
-        Ok(SimDstack { kms_root: root, app_id, app_key, compose_hash })
+        Ok(SimDstack {
+            kms_secret: Zeroizing::new(*kms_root),
+            kms_root: root,
+            app_id,
+            app_key,
+            compose_hash,
+            app_compose: String::new(),
+            emitted: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A simulated KMS with root secret `kms_root`, serving the app
+    /// `app_id` deployed from `app_compose` (its compose hash is the file's
+    /// SHA-256, as dstack measures it; `Info` shows the file).
+    pub fn with_app_compose(
+        kms_root: &[u8; 32],
+        app_id: [u8; 20],
+        app_compose: &str,
+    ) -> Result<Self, tee_core::Error> {
+        use sha2::Digest;
+        let hash = Sha256::digest(app_compose.as_bytes()).into();
+        let mut sim = SimDstack::new(kms_root, app_id, hash)?;
+        sim.app_compose = app_compose.to_owned();
+        Ok(sim)
+    }
+
+    /// The app-compose file (empty if made from a bare hash).
+    #[must_use]
+    pub fn app_compose(&self) -> &str {
+        &self.app_compose
+    }
+
+    /// The KMS root secret (the simulated KMS's CA key derives from it).
+    pub(super) fn kms_root_secret(&self) -> Zeroizing<[u8; 32]> {
+        self.kms_secret.clone()
+    }
+
+    /// The app key's secret (the app's CA key derives from it).
+    pub(super) fn app_key_secret(&self) -> Zeroizing<[u8; 32]> {
+        self.app_key.clone()
+    }
+
+    /// The app key (the KMS's key for this app), which signs derived keys.
+    pub(super) fn app_key(&self) -> Result<SigningKey, tee_core::Error> {
+        SigningKey::from_bytes(&self.app_key)
+    }
+
+    /// The secret dstack derives for `path` (the same bytes for every
+    /// algorithm).
+    pub(super) fn derived_secret(&self, path: &str) -> Zeroizing<[u8; 32]> {
+        hkdf(&self.app_key[..], &[path.as_bytes()])
+    }
+
+    /// The KMS root's signature over the app key (the chain's last link).
+    pub(super) fn kms_signature(&self) -> Result<tee_core::Signature, tee_core::Error> {
+        let app = self.app_key()?;
+        let issued =
+            [&b"dstack-kms-issued:"[..], &self.app_id, &app.public_key().to_compressed()].concat();
+        hazmat::sign_prehash(&self.kms_root, &keccak256(&issued))
+    }
+
+    /// dstack `EmitEvent`: appends a runtime event to the log (and so to
+    /// RTMR3). Refused with an empty name, or past
+    /// [`MAX_EMITTED_EVENTS`].
+    pub fn emit_event(&self, name: &str, payload: &[u8]) -> Result<(), SimError> {
+        if name.is_empty() {
+            return Err(SimError::BadRequest("event name cannot be empty".into()));
+        }
+        let mut emitted = self.emitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if emitted.len() >= MAX_EMITTED_EVENTS {
+            return Err(SimError::BadRequest(format!(
+                "the simulator keeps at most {MAX_EMITTED_EVENTS} emitted events"
+            )));
+        }
+        emitted.push(Event::runtime(name, payload));
+        Ok(())
     }
 
     /// The KMS root's address (what a verifier's policy names).
@@ -108,15 +213,13 @@ impl SimDstack {
         path: &str,
         purpose: &str,
     ) -> Result<(Zeroizing<[u8; 32]>, KeyChain), tee_core::Error> {
-        let secret = hkdf(&self.app_key[..], &[path.as_bytes()]);
+        let secret = self.derived_secret(path);
         let key = SigningKey::from_bytes(&secret)?;
-        let app = SigningKey::from_bytes(&self.app_key)?;
+        let app = self.app_key()?;
         let public = key.public_key().to_compressed();
         let msg = format!("{purpose}:{}", hex::encode(public));
         let app_signature = hazmat::sign_prehash(&app, &keccak256(msg.as_bytes()))?;
-        let issued =
-            [&b"dstack-kms-issued:"[..], &self.app_id, &app.public_key().to_compressed()].concat();
-        let kms_signature = hazmat::sign_prehash(&self.kms_root, &keccak256(&issued))?;
+        let kms_signature = self.kms_signature()?;
         let raw = |s: tee_core::Signature| {
             let mut b = s.to_bytes();
             b[64] = u8::from(s.y_parity);
@@ -131,9 +234,20 @@ impl SimDstack {
         Ok((secret, chain))
     }
 
-    /// The runtime events dstack measures into RTMR3 at boot.
+    /// The event log: the runtime events dstack measures into RTMR3 at
+    /// boot, then those the app emitted.
     #[must_use]
     pub fn event_log(&self) -> Vec<Event> {
+        let mut log = self.boot_log();
+        log.extend(
+            self.emitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned(),
+        );
+        log
+    }
+
+    /// The runtime events dstack measures into RTMR3 at boot.
+    #[must_use]
+    pub fn boot_log(&self) -> Vec<Event> {
         vec![
             Event::runtime("system-preparing", &[]),
             Event::runtime("app-id", &self.app_id),

@@ -4,7 +4,9 @@
 //! test-only mock.
 
 mod dstack;
+pub mod guest;
 pub mod pki;
+pub mod tls;
 
 #[cfg(feature = "service")]
 pub mod demo;

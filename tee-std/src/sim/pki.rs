@@ -59,16 +59,16 @@ pub enum PkiError {
 }
 
 /// A P-256 key that signs certificates for rcgen.
-struct Key {
+pub(crate) struct P256Key {
     key: SigningKey,
     /// SEC1 uncompressed public key.
     public: Vec<u8>,
 }
 
-impl Key {
+impl P256Key {
     /// The key for `label` under `seed` (HKDF-SHA256, retried in the
     /// negligible case of an invalid scalar).
-    fn derive(seed: &[u8; 32], label: &str) -> Result<Key, PkiError> {
+    pub(crate) fn derive(seed: &[u8; 32], label: &str) -> Result<P256Key, PkiError> {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"tee-signer simulated pki"), seed);
         for counter in 0u8..=255 {
             let mut secret = Zeroizing::new([0u8; 32]);
@@ -76,28 +76,38 @@ impl Key {
                 .map_err(|e| PkiError::Other(e.to_string()))?;
             if let Ok(key) = SigningKey::from_slice(&secret[..]) {
                 let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-                return Ok(Key { key, public });
+                return Ok(P256Key { key, public });
             }
         }
         Err(PkiError::Other(format!("no valid key for {label}")))
     }
 
-    fn random() -> Result<Key, PkiError> {
+    pub(crate) fn random() -> Result<P256Key, PkiError> {
         let mut secret = Zeroizing::new([0u8; 32]);
         loop {
             getrandom::fill(&mut secret[..]).map_err(|e| PkiError::Other(e.to_string()))?;
             if let Ok(key) = SigningKey::from_slice(&secret[..]) {
                 let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-                return Ok(Key { key, public });
+                return Ok(P256Key { key, public });
             }
         }
     }
 
     /// The key identifier (RFC 7093 method 1: SHA-256 of the public key,
     /// truncated), which certificates and CRLs name their issuer by.
-    fn id(&self) -> KeyIdMethod {
+    pub(crate) fn id(&self) -> KeyIdMethod {
         let digest = Sha256::digest(&self.public);
         KeyIdMethod::PreSpecified(digest.get(..20).unwrap_or(&digest).to_vec())
+    }
+
+    /// The private key, PKCS#8 PEM.
+    pub(crate) fn pkcs8_pem(&self) -> Result<String, PkiError> {
+        use p256::pkcs8::EncodePrivateKey;
+        let pem = self
+            .key
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .map_err(|e| PkiError::Other(e.to_string()))?;
+        Ok(pem.as_str().to_owned())
     }
 
     /// `r ‖ s`, as DCAP carries signatures.
@@ -109,7 +119,7 @@ impl Key {
     }
 }
 
-impl PublicKeyData for Key {
+impl PublicKeyData for P256Key {
     fn der_bytes(&self) -> &[u8] {
         &self.public
     }
@@ -119,7 +129,7 @@ impl PublicKeyData for Key {
     }
 }
 
-impl rcgen::SigningKey for Key {
+impl rcgen::SigningKey for P256Key {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         Ok(der_signature(&self.sign_raw(msg)))
     }
@@ -149,11 +159,11 @@ fn der_signature(rs: &[u8; 64]) -> Vec<u8> {
 struct Cert {
     cert: Certificate,
     params: CertificateParams,
-    key: Key,
+    key: P256Key,
 }
 
 impl Cert {
-    fn issuer(&self) -> Issuer<'_, &Key> {
+    fn issuer(&self) -> Issuer<'_, &P256Key> {
         Issuer::from_params(&self.params, &self.key)
     }
 }
@@ -163,7 +173,7 @@ fn at(secs: i64) -> Result<OffsetDateTime, PkiError> {
 }
 
 /// The certificate parameters for `name`, whose key is `key`.
-fn params(name: &str, ca: bool, key: &Key) -> Result<CertificateParams, PkiError> {
+fn params(name: &str, ca: bool, key: &P256Key) -> Result<CertificateParams, PkiError> {
     let mut p = CertificateParams::default();
     p.key_identifier_method = key.id();
     p.distinguished_name.push(DnType::CommonName, name);
@@ -286,12 +296,12 @@ impl SimPki {
     /// A PKI from `seed`: the same seed gives the same root, certificates
     /// and CRLs.
     pub fn from_seed(seed: &[u8; 32]) -> Result<SimPki, PkiError> {
-        let root_key = Key::derive(seed, "root")?;
+        let root_key = P256Key::derive(seed, "root")?;
         let root_params = params("Simulated Intel SGX Root CA", true, &root_key)?;
         let root_cert = root_params.self_signed(&root_key)?;
         let root = Cert { cert: root_cert, params: root_params, key: root_key };
         let issue = |name: &str, label: &str, ca: bool, by: &Cert, pck: bool| {
-            let key = Key::derive(seed, label)?;
+            let key = P256Key::derive(seed, label)?;
             let mut p = params(name, ca, &key)?;
             if pck {
                 p.custom_extensions.push(sgx_extension());
@@ -335,7 +345,7 @@ impl SimPki {
         measurements: &TdMeasurements,
         report_data: &[u8; 64],
     ) -> Result<Vec<u8>, PkiError> {
-        let attestation_key = Key::random()?;
+        let attestation_key = P256Key::random()?;
         let ak: [u8; 64] = attestation_key
             .public
             .get(1..65)

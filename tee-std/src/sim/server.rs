@@ -1,6 +1,8 @@
 //! The simulated dstack guest agent: [`SimDstack`] behind dstack's own HTTP
-//! API (`POST /GetKey`, `/GetQuote`, `/Info`, `/Version`, JSON bodies), on a
-//! unix socket or a TCP port. A signer selects it the way it selects the real
+//! API, the whole of dstack 0.5's frozen one (`POST /GetKey`, `/GetQuote`,
+//! `/Attest`, `/Info`, `/EmitEvent`, `/Sign`, `/Verify`, `/GetTlsKey`,
+//! `/Version`, JSON bodies, also under `/v0/`), on a unix socket or a TCP
+//! port. A signer selects it the way it selects the real
 //! one, by endpoint (`DSTACK_SIMULATOR_ENDPOINT` or `--dstack`), and talks to
 //! it with the same client (`dstack-sdk`), so the simulated TEE exercises the
 //! whole path but the hardware.
@@ -16,11 +18,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::oneshot;
 
-use super::SimDstack;
+use super::guest::Algorithm;
+use super::tls::TlsKeyRequest;
+use super::{SimDstack, SimError};
 use crate::transport::Endpoint;
 
 const MAX_BODY: usize = 64 * 1024;
@@ -145,13 +149,132 @@ struct GetKeyArgs {
     #[serde(default)]
     purpose: String,
     #[serde(default)]
-    algorithm: Option<String>,
+    algorithm: String,
 }
 
 #[derive(Deserialize)]
-struct GetQuoteArgs {
+struct ReportDataArgs {
     report_data: String,
 }
+
+#[derive(Deserialize)]
+struct EmitEventArgs {
+    event: String,
+    #[serde(default)]
+    payload: String,
+}
+
+#[derive(Deserialize)]
+struct SignArgs {
+    #[serde(default)]
+    algorithm: String,
+    data: String,
+}
+
+#[derive(Deserialize)]
+struct VerifyArgs {
+    #[serde(default)]
+    algorithm: String,
+    data: String,
+    signature: String,
+    public_key: String,
+}
+
+fn unhex(what: &str, s: &str) -> Result<Vec<u8>, SimError> {
+    hex::decode(s.trim_start_matches("0x"))
+        .map_err(|e| SimError::BadRequest(format!("{what}: {e}")))
+}
+
+/// dstack zero-pads report data to 64 bytes; it does not hash it.
+fn report_data(args: &ReportDataArgs) -> Result<[u8; 64], SimError> {
+    let d = unhex("report_data", &args.report_data)?;
+    if d.is_empty() || d.len() > 64 {
+        return Err(SimError::BadRequest("report_data must be 1 to 64 bytes".into()));
+    }
+    let mut rd = [0u8; 64];
+    rd.iter_mut().zip(&d).for_each(|(o, i)| *o = *i);
+    Ok(rd)
+}
+
+fn args<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SimError> {
+    serde_json::from_slice(body).map_err(|e| SimError::BadRequest(e.to_string()))
+}
+
+fn hexed(v: impl IntoIterator<Item = Vec<u8>>) -> Vec<String> {
+    v.into_iter().map(hex::encode).collect()
+}
+
+fn get_key(sim: &SimDstack, body: &[u8]) -> Result<Value, SimError> {
+    let a: GetKeyArgs = args(body)?;
+    let k = sim.get_key_with(&a.path, &a.purpose, Algorithm::parse(&a.algorithm)?)?;
+    Ok(json!({
+        "key": hex::encode(&k.secret[..]),
+        "signature_chain": hexed(k.chain.iter().map(|c| c.to_vec())),
+    }))
+}
+
+fn get_quote(sim: &SimDstack, body: &[u8]) -> Result<Value, SimError> {
+    let rd = report_data(&args(body)?)?;
+    let (quote, log) = sim.get_quote(&rd);
+    Ok(json!({
+        "quote": hex::encode(quote),
+        "event_log": serde_json::to_string(&log).unwrap_or_default(),
+        "report_data": hex::encode(rd),
+        "vm_config": "",
+    }))
+}
+
+fn emit_event(sim: &SimDstack, body: &[u8]) -> Result<Value, SimError> {
+    let a: EmitEventArgs = args(body)?;
+    sim.emit_event(&a.event, &unhex("payload", &a.payload)?)?;
+    // What both SDKs read as "no content".
+    Ok(Value::Null)
+}
+
+fn sign(sim: &SimDstack, body: &[u8]) -> Result<Value, SimError> {
+    let a: SignArgs = args(body)?;
+    let s = sim.sign(Algorithm::parse(&a.algorithm)?, &unhex("data", &a.data)?)?;
+    Ok(json!({
+        "signature": hex::encode(s.signature),
+        "signature_chain": hexed(s.chain),
+        "public_key": hex::encode(s.public_key),
+    }))
+}
+
+fn verify(sim: &SimDstack, body: &[u8]) -> Result<Value, SimError> {
+    let a: VerifyArgs = args(body)?;
+    let valid = sim.verify(
+        Algorithm::parse(&a.algorithm)?,
+        &unhex("data", &a.data)?,
+        &unhex("signature", &a.signature)?,
+        &unhex("public_key", &a.public_key)?,
+    )?;
+    Ok(json!({ "valid": valid }))
+}
+
+/// One method of dstack's guest-agent API: its JSON answer, or why not;
+/// `None` for a method dstack does not have.
+fn call(sim: &SimDstack, method: &str, body: &[u8]) -> Option<Result<Value, SimError>> {
+    Some(match method {
+        "GetKey" => get_key(sim, body),
+        "GetQuote" => get_quote(sim, body),
+        "Attest" => args(body)
+            .and_then(|a| report_data(&a))
+            .map(|rd| json!({ "attestation": hex::encode(sim.attest(&rd)) })),
+        "EmitEvent" => emit_event(sim, body),
+        "Sign" => sign(sim, body),
+        "Verify" => verify(sim, body),
+        "GetTlsKey" => args::<TlsKeyRequest>(body)
+            .and_then(|r| sim.get_tls_key(&r))
+            .map(|(key, chain)| json!({ "key": key, "certificate_chain": chain })),
+        "Info" => Ok(sim.info()),
+        "Version" => Ok(json!({ "version": SIMULATED_VERSION, "rev": env!("CARGO_PKG_VERSION") })),
+        _ => return None,
+    })
+}
+
+/// The guest-agent version the simulator speaks (dstack 0.5's frozen API).
+pub const SIMULATED_VERSION: &str = "0.5.11-simulated";
 
 async fn handle(
     req: Request<Incoming>,
@@ -161,98 +284,20 @@ async fn handle(
         return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, "{}".into()));
     }
     let path = req.uri().path().trim_start_matches('/').to_owned();
+    // dstack serves the same API at `/` and at `/v0`.
+    let method = path.strip_prefix("v0/").unwrap_or(&path).to_owned();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(bad(format_args!("request body: {e}"))),
     };
     let body: &[u8] = if body.is_empty() { b"{}" } else { &body };
-    Ok(match path.as_str() {
-        "GetKey" => match serde_json::from_slice::<GetKeyArgs>(body) {
-            Err(e) => bad(e),
-            Ok(a) if a.algorithm.as_deref().is_some_and(|x| x != "secp256k1" && !x.is_empty()) => {
-                bad("only secp256k1 keys are simulated")
-            }
-            Ok(a) => match sim.get_key(&a.path, &a.purpose) {
-                Err(e) => bad(e),
-                Ok((key, chain)) => reply(
-                    StatusCode::OK,
-                    json!({
-                        "key": hex::encode(&key[..]),
-                        "signature_chain": [
-                            hex::encode(chain.app_signature.0),
-                            hex::encode(chain.kms_signature.0),
-                        ],
-                    })
-                    .to_string(),
-                ),
-            },
-        },
-        "GetQuote" => match serde_json::from_slice::<GetQuoteArgs>(body) {
-            Err(e) => bad(e),
-            Ok(a) => match hex::decode(a.report_data.trim_start_matches("0x")) {
-                Err(e) => bad(format_args!("report_data: {e}")),
-                Ok(d) if d.is_empty() || d.len() > 64 => bad("report_data must be 1 to 64 bytes"),
-                Ok(d) => {
-                    // dstack zero-pads report data to 64 bytes; it does not hash it.
-                    let mut rd = [0u8; 64];
-                    rd.iter_mut().zip(&d).for_each(|(o, i)| *o = *i);
-                    let (quote, log) = sim.get_quote(&rd);
-                    reply(
-                        StatusCode::OK,
-                        json!({
-                            "quote": hex::encode(quote),
-                            "event_log": serde_json::to_string(&log).unwrap_or_default(),
-                            "report_data": hex::encode(rd),
-                            "vm_config": "",
-                        })
-                        .to_string(),
-                    )
-                }
-            },
-        },
-        "Info" => reply(StatusCode::OK, info(&sim).to_string()),
-        "Version" => reply(
-            StatusCode::OK,
-            json!({ "version": "simulated", "rev": env!("CARGO_PKG_VERSION") }).to_string(),
-        ),
-        other => reply(
+    Ok(match call(&sim, &method, body) {
+        Some(Ok(v)) => reply(StatusCode::OK, v.to_string()),
+        Some(Err(e)) => bad(e),
+        None => reply(
             StatusCode::NOT_FOUND,
-            json!({ "error": format!("no method {other:?} in the simulated dstack") }).to_string(),
+            json!({ "error": format!("no method {path:?} in the simulated dstack") }).to_string(),
         ),
-    })
-}
-
-fn info(sim: &SimDstack) -> serde_json::Value {
-    let log = sim.event_log();
-    let rtmr3 = crate::attest::eventlog::replay(&log, 3).unwrap_or([0; 48]);
-    let quote = tee_core::quote::Quote::parse(crate::sim::SAMPLE_QUOTE).ok();
-    let mr = |i: usize| {
-        quote.as_ref().and_then(|q| q.report.rtmr.get(i).map(hex::encode)).unwrap_or_default()
-    };
-    let tcb_info = json!({
-        "mrtd": quote.as_ref().map(|q| hex::encode(q.report.mr_td)).unwrap_or_default(),
-        "rtmr0": mr(0),
-        "rtmr1": mr(1),
-        "rtmr2": mr(2),
-        "rtmr3": hex::encode(rtmr3),
-        "os_image_hash": "",
-        "compose_hash": hex::encode(sim.compose_hash()),
-        "device_id": "",
-        "app_compose": "",
-        "event_log": log,
-    });
-    json!({
-        "app_id": hex::encode(sim.app_id()),
-        "instance_id": hex::encode(&tee_core::primitives::keccak256(&sim.app_id()).0[..20]),
-        "app_cert": "",
-        "tcb_info": tcb_info.to_string(),
-        "app_name": "erc8004-tee-signer (simulated)",
-        "device_id": "",
-        "mr_aggregated": "",
-        "os_image_hash": "",
-        "key_provider_info": r#"{"type":"kms","id":"simulated"}"#,
-        "compose_hash": hex::encode(sim.compose_hash()),
-        "vm_config": "",
     })
 }
 
@@ -307,6 +352,71 @@ mod tests {
         }
     }
 
+    /// Every method of the Rust `dstack-sdk` client, against the
+    /// simulator, checked on its values.
+    #[test]
+    fn every_method_of_the_rust_sdk() {
+        use dstack_sdk::dstack_client::DstackClient;
+        use dstack_sdk::dstack_client::TlsKeyConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let compose = r#"{"manifest_version":2,"name":"t"}"#;
+        let sim = SimDstack::with_app_compose(&[0x11; 32], [0x22; 20], compose).unwrap();
+        let server = SimServer::start(sim, &Endpoint::Unix(dir.path().join("d.sock"))).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let c = DstackClient::new(Some(server.endpoint()));
+            let v = c.version().await.unwrap();
+            assert_eq!(v.version, SIMULATED_VERSION);
+            let info = c.info().await.unwrap();
+            use sha2::Digest;
+            assert_eq!(info.tcb_info.app_compose, compose);
+            assert_eq!(info.compose_hash, hex::encode(sha2::Sha256::digest(compose)));
+            assert_eq!(info.tcb_info.compose_hash, info.compose_hash);
+            assert_eq!(info.app_id, hex::encode([0x22; 20]));
+            assert_eq!(info.mr_aggregated.len(), 64);
+
+            let k1 = c.get_key(Some("a/1".into()), Some("p".into())).await.unwrap();
+            let k2 = c.get_key(Some("a/1".into()), Some("p".into())).await.unwrap();
+            assert_eq!(k1.key, k2.key, "a path's key is deterministic");
+            assert_eq!(k1.signature_chain.len(), 2);
+
+            let q = c.get_quote(b"hello".to_vec()).await.unwrap();
+            let quote = hex::decode(&q.quote).unwrap();
+            let parsed = Quote::parse(&quote).unwrap();
+            assert_eq!(&parsed.report.report_data[..5], b"hello");
+            let a = c.attest(b"hello".to_vec()).await.unwrap();
+            let att = hex::decode(&a.attestation).unwrap();
+            assert_eq!(&att[..2], &[0, 0], "V0, a dstack TDX quote");
+
+            c.emit_event("agent-config".into(), b"v2".to_vec()).await.unwrap();
+            let q = c.get_quote(b"x".to_vec()).await.unwrap();
+            let log: Vec<eventlog::Event> = serde_json::from_str(&q.event_log).unwrap();
+            assert_eq!(log.last().unwrap().event, "agent-config");
+            let parsed_quote = hex::decode(&q.quote).unwrap();
+            let parsed = Quote::parse(&parsed_quote).unwrap();
+            assert_eq!(eventlog::replay(&log, 3).unwrap(), *parsed.report.rtmr[3]);
+
+            for alg in ["secp256k1", "secp256k1_prehashed", "ed25519"] {
+                let s = c.sign(alg, vec![9; 32]).await.unwrap();
+                assert_eq!(s.signature_chain.len(), 3);
+                let sig = hex::decode(&s.signature).unwrap();
+                let pk = hex::decode(&s.public_key).unwrap();
+                assert!(c.verify(alg, vec![9; 32], sig.clone(), pk.clone()).await.unwrap().valid);
+                assert!(!c.verify(alg, vec![8; 32], sig, pk).await.unwrap().valid);
+            }
+
+            let config = TlsKeyConfig::builder()
+                .subject("agent.example")
+                .alt_names(vec!["agent.example".into(), "127.0.0.1".into()])
+                .usage_ra_tls(true)
+                .build();
+            let tls = c.get_tls_key(config).await.unwrap();
+            assert!(tls.key.starts_with("-----BEGIN PRIVATE KEY-----"));
+            assert_eq!(tls.certificate_chain.len(), 3);
+            assert!(tls.certificate_chain.iter().all(|c| c.starts_with("-----BEGIN CERTIFICATE")));
+        });
+    }
+
     #[test]
     fn bad_requests_get_reasons_and_the_server_keeps_serving() {
         let server = SimServer::start(sim(), &Endpoint::Tcp("127.0.0.1:0".into())).unwrap();
@@ -328,7 +438,18 @@ mod tests {
             ("GetQuote", r#"{"report_data":"zz"}"#, "400"),
             ("GetQuote", r#"{"report_data":""}"#, "400"),
             ("GetQuote", &format!(r#"{{"report_data":"{}"}}"#, "00".repeat(65)), "400"),
-            ("GetKey", r#"{"path":"a","algorithm":"ed25519"}"#, "400"),
+            ("GetKey", r#"{"path":"a","algorithm":"rsa"}"#, "400"),
+            ("Attest", "{}", "400"),
+            ("EmitEvent", r#"{"event":"","payload":"00"}"#, "400"),
+            ("Sign", r#"{"algorithm":"secp256k1_prehashed","data":"00"}"#, "400"),
+            (
+                "Verify",
+                r#"{"algorithm":"ed25519","data":"00","signature":"00","public_key":"00"}"#,
+                "400",
+            ),
+            ("GetTlsKey", r#"{"alt_names":["bäd"]}"#, "400"),
+            ("GetTlsKey", r#"{"not_before":10,"not_after":5}"#, "400"),
+            ("v0/Nope", "{}", "404"),
             ("GetKey", "not json", "400"),
             ("Nope", "{}", "404"),
         ] {
