@@ -30,6 +30,7 @@ fn main() {
     sessions(&root);
     flash(&root);
     evidence(&root);
+    attestations(&root);
     state(&root);
     let key = SigningKey::from_bytes(&[7; 32]).unwrap();
     for &kind in ActionKind::ALL {
@@ -154,6 +155,17 @@ fn evidence(root: &Path) {
         e.preimage = Some(hex::encode(b"not the content"));
     }
     write(&dir, "seed-v2-lying-preimage", &[[0u8].as_slice(), &json(&v2)].concat());
+}
+
+/// Inputs of the dstack_attestation target: the simulated guest agent's
+/// `Attest` in both encodings (V0 SCALE, V1 MessagePack), with an event
+/// the app emitted.
+fn attestations(root: &Path) {
+    let sim = tee_std::sim::SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
+    sim.emit_event("agent-config", b"v2").unwrap();
+    let dir = root.join("dstack_attestation");
+    write(&dir, "seed-v0", &sim.attest(&[7; 64]));
+    write(&dir, "seed-v1", &sim.attest_v1(&[7; 64]));
 }
 
 /// Inputs of the state_file target: a journal as the store writes it

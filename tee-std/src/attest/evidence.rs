@@ -23,14 +23,25 @@ pub enum Expected {
 }
 
 /// dstack's proof that a key was derived for this app: `GetKey`'s
-/// `signature_chain`, with what it covers.
+/// `signature_chain`, with what it covers. A chain from dstack's v0 API
+/// names the `purpose` it was asked for; one from the v1 API (dstack 0.6,
+/// `/v1/GetKey`) names its `domain` instead (and has an empty purpose): the
+/// two APIs' claims are different byte strings (see
+/// [`crate::attest::checks::v1_key_claim`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyChain {
-    /// `GetKey`'s purpose argument.
+    /// `GetKey`'s purpose argument (v0; empty for v1).
     pub purpose: String,
+    /// The v1 key's domain (`/v1/GetKey{domain, algorithm: secp256k1}`);
+    /// absent for a v0 chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     /// The derived key (SEC1 compressed).
     pub public_key: FixedBytes<33>,
-    /// The app key's signature over `keccak256("{purpose}:{hex(public_key)}")`.
+    /// The app key's signature over the key's claim: v0
+    /// `keccak256("{purpose}:{hex(public_key)}")`, v1
+    /// `keccak256(LP("dstack-guest-v1-key-claim") ‖ LP("secp256k1") ‖
+    /// LP(domain) ‖ LP(public_key))`.
     pub app_signature: FixedBytes<65>,
     /// The KMS root's signature over
     /// `keccak256("dstack-kms-issued:" ‖ app_id ‖ app_public_key)`.

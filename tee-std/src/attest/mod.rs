@@ -7,7 +7,8 @@
 //! - [`checks`]: the checks themselves ([`Verifier`]);
 //! - [`report`]: their findings and the verdict;
 //! - [`eventlog`]: dstack's event log, replayed to RTMR3;
-//! - [`pccs`]: DCAP collateral from a PCCS the user configures.
+//! - [`pccs`]: DCAP collateral from a PCCS the user configures;
+//! - [`versioned`]: dstack's `VersionedAttestation` (`Attest`), V0 and V1.
 
 pub mod checks;
 pub mod eventlog;
@@ -15,6 +16,7 @@ pub mod evidence;
 pub mod pccs;
 pub mod policy;
 pub mod report;
+pub mod versioned;
 
 pub use checks::{Verifier, verify_key_chain};
 pub use evidence::{Attestation, Bound, Evidence, Expected, KeyChain, TeeSignature};

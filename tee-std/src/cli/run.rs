@@ -14,7 +14,7 @@ use crate::service::backend::{SignerConfig, open_device};
 use crate::service::dstack;
 use crate::service::policyfile::kind_by_name;
 use crate::service::server::{Limits, serve as serve_on};
-use crate::sim::{SimDstack as Simulated, SimServer, demo as demo_run};
+use crate::sim::{SimDstack as Simulated, SimServer, Surfaces, demo as demo_run};
 use crate::transport::Endpoint;
 
 #[derive(Args)]
@@ -68,6 +68,19 @@ pub(super) struct SimDstack {
     /// unix:PATH or tcp:HOST:PORT.
     #[arg(long)]
     listen: Endpoint,
+    /// Which guest-agent APIs to serve: `both` (as dstack 0.6: `/v1` and
+    /// the frozen `/`, `/v0`), `v0` (as dstack 0.5, no `/v1`) or `v1`.
+    #[arg(long, default_value = "both", value_parser = parse_surfaces)]
+    api: Surfaces,
+}
+
+fn parse_surfaces(s: &str) -> Result<Surfaces, String> {
+    match s {
+        "both" => Ok(Surfaces::default()),
+        "v0" => Ok(Surfaces::V0_ONLY),
+        "v1" => Ok(Surfaces::V1_ONLY),
+        other => Err(format!("{other:?}: give both, v0 or v1")),
+    }
 }
 
 /// The demo app's simulated dstack.
@@ -123,15 +136,16 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
         ..Limits::default()
     };
     let identity = device.identity().map(|a| a.to_string()).unwrap_or_default();
+    let api = device.backend().dstack().map_or("none", |d| d.api().name());
     let server = serve_on(Arc::new(Mutex::new(device)), &c.listen, limits)?;
-    tracing::info!(simulated = sim.is_some(), %identity, "signer running");
+    tracing::info!(simulated = sim.is_some(), %identity, dstack_api = api, "signer running");
     server.wait();
     Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn sim_dstack(c: SimDstack) -> Result<ExitCode, Failure> {
     init_logging();
-    let server = SimServer::start(demo_dstack()?, &c.listen)?;
+    let server = SimServer::start_with(demo_dstack()?, &c.listen, c.api)?;
     println!(
         "simulated dstack at {} (DSTACK_SIMULATOR_ENDPOINT={})",
         server.endpoint(),

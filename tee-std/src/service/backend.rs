@@ -92,7 +92,10 @@ pub struct SignerConfig {
 /// provisioning, connects dstack and loads the device (deriving every
 /// derived slot's key again).
 pub fn open_device(config: &SignerConfig) -> Result<Device<HostBackend>, OpenError> {
-    let dstack = config.dstack.as_deref().map(|e| Dstack::new(Some(e))).transpose()?;
+    let dstack = match config.dstack.as_deref() {
+        Some(e) => Some(with_state_api(&config.state, Dstack::new(Some(e))?)?),
+        None => None,
+    };
     // With a TEE, the state key is one only this app's CVM derives;
     // without, a key file (weaker: whoever reads the disk has it).
     let key = match &dstack {
@@ -109,6 +112,42 @@ pub fn open_device(config: &SignerConfig) -> Result<Device<HostBackend>, OpenErr
     let mut device = Device::open(backend, config).map_err(OpenError::Device)?;
     device.set_identity(identity);
     Ok(device)
+}
+
+/// The dstack API a signer uses: the one its state was made under (v0 for
+/// state older than the record), or for new state v1 when the guest agent
+/// offers it, else v0 (recorded before the journal is made). A path's key
+/// under v1 is not its key under v0, so the API never changes under
+/// existing state: state made under v0 keeps v0 on a dstack 0.6 agent, and
+/// one whose agent no longer serves its API is refused with the reason.
+fn with_state_api(state: &std::path::Path, dstack: Dstack) -> Result<Dstack, OpenError> {
+    use crate::service::dstack::{Api, DstackError};
+    use crate::service::store::{self, DSTACK_API_FILE, StoreError};
+    let offered = dstack.detect_api()?;
+    let api = if store::has_journal(state) {
+        let api = match store::recorded_dstack_api(state)? {
+            None => Api::V0,
+            Some(name) => Api::parse(&name).ok_or_else(|| StoreError::Io {
+                path: state.join(DSTACK_API_FILE).display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{name:?} is not a dstack API (v0 or v1)"),
+                ),
+            })?,
+        };
+        if api == Api::V1 && offered == Api::V0 {
+            return Err(OpenError::Dstack(DstackError::Call {
+                call: "Version",
+                message: "the state's keys were derived under dstack's v1 API, which this guest agent does not serve".into(),
+            }));
+        }
+        api
+    } else {
+        store::record_dstack_api(state, offered.name())?;
+        offered
+    };
+    tracing::info!(api = %api, offered = %offered, "dstack guest-agent API");
+    Ok(dstack.with_api(api))
 }
 
 impl HostBackend {

@@ -42,11 +42,39 @@ use super::journal::{
 pub const JOURNAL: &str = "journal";
 /// The state key's file name, for a signer without a TEE.
 pub const KEY_FILE: &str = "state.key";
+/// The file naming the dstack key API (`v0` or `v1`) the state key and the
+/// slot keys are derived under: written before the journal's genesis, read
+/// before the journal (which the key it names opens). Absent for state
+/// made before dstack had a v1, which is v0's. Editing it gains nothing:
+/// the other API's state key does not open the journal.
+pub const DSTACK_API_FILE: &str = "dstack-api";
 /// A journal larger than this is compacted.
 pub const MAX_JOURNAL: u64 = 1 << 20;
 /// Audit entries a compaction keeps (older ones are rotated out; the chain
 /// head goes on).
 pub const KEEP_AUDIT: usize = 4096;
+
+/// Whether `dir` holds a journal with something in it.
+#[must_use]
+pub fn has_journal(dir: &Path) -> bool {
+    fs::metadata(dir.join(JOURNAL)).is_ok_and(|m| m.len() > 0)
+}
+
+/// The dstack API recorded in `dir` ([`DSTACK_API_FILE`]), if any.
+pub fn recorded_dstack_api(dir: &Path) -> Result<Option<String>, StoreError> {
+    match fs::read_to_string(dir.join(DSTACK_API_FILE)) {
+        Ok(s) => Ok(Some(s.trim().to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Io { path: dir.display().to_string(), source }),
+    }
+}
+
+/// Records the dstack API `name` in `dir` (made private if new), durably.
+pub fn record_dstack_api(dir: &Path, name: &str) -> Result<(), StoreError> {
+    let io_err = |source| StoreError::Io { path: dir.display().to_string(), source };
+    create_private_dir(dir).map_err(io_err)?;
+    write_durably(dir, DSTACK_API_FILE, format!("{name}\n").as_bytes()).map_err(io_err)
+}
 
 /// Where the state key comes from.
 pub enum StateKey {

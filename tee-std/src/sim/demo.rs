@@ -150,11 +150,15 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
         kind: BackendKind::Simulated,
         admin: Some(admin_address),
     })?;
+    let api = device.backend().dstack().map(|d| d.api());
     let endpoint = Endpoint::Unix(dir.path().join("signer.sock"));
     let server =
         serve(Arc::new(Mutex::new(device)), std::slice::from_ref(&endpoint), Limits::default())
             .map_err(setup)?;
     line("simulated dstack", &dstack.endpoint());
+    if let Some(api) = api {
+        line("dstack API", &format!("{api} (keys by /{api}/GetKey, quotes by /{api}/Attest)"));
+    }
     line("signer", &endpoint);
 
     // 3. The admin checks the signer's identity key (attested at slot 255

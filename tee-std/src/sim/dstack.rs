@@ -227,6 +227,7 @@ impl SimDstack {
         };
         let chain = KeyChain {
             purpose: purpose.to_owned(),
+            domain: None,
             public_key: FixedBytes(public),
             app_signature: raw(app_signature),
             kms_signature: raw(kms_signature),

@@ -7,6 +7,7 @@ mod dstack;
 pub mod guest;
 pub mod pki;
 pub mod tls;
+pub mod v1;
 
 #[cfg(feature = "service")]
 pub mod demo;
@@ -15,4 +16,4 @@ pub mod server;
 
 pub use dstack::*;
 #[cfg(feature = "service")]
-pub use server::SimServer;
+pub use server::{SimServer, Surfaces};

@@ -1,14 +1,19 @@
 //! The simulated dstack guest agent: [`SimDstack`] behind dstack's own HTTP
-//! API, the whole of dstack 0.5's frozen one (`POST /GetKey`, `/GetQuote`,
-//! `/Attest`, `/Info`, `/EmitEvent`, `/Sign`, `/Verify`, `/GetTlsKey`,
-//! `/Version`, JSON bodies, also under `/v0/`), on a unix socket or a TCP
-//! port. A signer selects it the way it selects the real
-//! one, by endpoint (`DSTACK_SIMULATOR_ENDPOINT` or `--dstack`), and talks to
-//! it with the same client (`dstack-sdk`), so the simulated TEE exercises the
-//! whole path but the hardware.
+//! API, on a unix socket or a TCP port: the whole of dstack 0.5's frozen one
+//! (`POST /GetKey`, `/GetQuote`, `/Attest`, `/Info`, `/EmitEvent`, `/Sign`,
+//! `/Verify`, `/GetTlsKey`, `/Version`, JSON bodies, also under `/v0/`) and
+//! dstack 0.6's `/v1/` (`GetKey`, `Attest`, `Info`, `Version`, `IssueCert`),
+//! each surface on or off ([`Surfaces`]: a 0.5 agent without `/v1`, a 0.6
+//! agent with both, an agent with `/v1` only). A signer selects it the way
+//! it selects the real one, by endpoint (`DSTACK_SIMULATOR_ENDPOINT` or
+//! `--dstack`), and talks to it with the same clients (`dstack-sdk` for v0),
+//! so the simulated TEE exercises the whole path but the hardware.
 //!
-//! Bad requests get a 400 with a reason; bodies are capped at 64 KiB; one
-//! client's failure never stops the server.
+//! Status codes are dstack's: 400 with `{"error"}` for a call that failed,
+//! 404 with `{"error": "Service not found: <Method>"}` for a method a
+//! mounted surface lacks, and a plain (not JSON) 404 for a surface that is
+//! not mounted, which is how a client tells a pre-0.6 agent. Bodies are
+//! capped at 64 KiB; one client's failure never stops the server.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,6 +29,7 @@ use tokio::sync::oneshot;
 
 use super::guest::Algorithm;
 use super::tls::TlsKeyRequest;
+use super::v1::KeyAlgorithm;
 use super::{SimDstack, SimError};
 use crate::transport::Endpoint;
 
@@ -42,6 +48,15 @@ impl SimServer {
     /// transport, or a TCP address: `tcp:127.0.0.1:0` for any free port) in
     /// a background thread; returns once it accepts connections.
     pub fn start(sim: SimDstack, listen: &Endpoint) -> std::io::Result<SimServer> {
+        SimServer::start_with(sim, listen, Surfaces::default())
+    }
+
+    /// [`SimServer::start`], serving only `surfaces`.
+    pub fn start_with(
+        sim: SimDstack,
+        listen: &Endpoint,
+        surfaces: Surfaces,
+    ) -> std::io::Result<SimServer> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (listener, endpoint) = rt.block_on(async {
             match listen {
@@ -65,7 +80,7 @@ impl SimServer {
             }
         })?;
         let (stop, stopped) = oneshot::channel();
-        let sim = Arc::new(sim);
+        let sim = Arc::new((sim, surfaces));
         let thread = std::thread::Builder::new()
             .name("sim-dstack".into())
             .spawn(move || rt.block_on(accept_loop(listener, sim, stopped)))?;
@@ -102,7 +117,32 @@ enum Either {
     Tcp(TcpListener),
 }
 
-async fn accept_loop(listener: Either, sim: Arc<SimDstack>, mut stopped: oneshot::Receiver<()>) {
+/// Which API surfaces the simulated agent mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Surfaces {
+    /// dstack 0.5's frozen API, at `/` and `/v0/`.
+    pub v0: bool,
+    /// dstack 0.6's `/v1/`.
+    pub v1: bool,
+}
+
+impl Default for Surfaces {
+    /// Both, as a dstack 0.6 guest agent serves them.
+    fn default() -> Surfaces {
+        Surfaces { v0: true, v1: true }
+    }
+}
+
+impl Surfaces {
+    /// A dstack 0.5 agent: no `/v1`.
+    pub const V0_ONLY: Surfaces = Surfaces { v0: true, v1: false };
+    /// An agent that serves `/v1` alone (what the signer must also run on).
+    pub const V1_ONLY: Surfaces = Surfaces { v0: false, v1: true };
+}
+
+type Shared = Arc<(SimDstack, Surfaces)>;
+
+async fn accept_loop(listener: Either, sim: Shared, mut stopped: oneshot::Receiver<()>) {
     loop {
         let accepted = tokio::select! {
             _ = &mut stopped => return,
@@ -273,30 +313,94 @@ fn call(sim: &SimDstack, method: &str, body: &[u8]) -> Option<Result<Value, SimE
     })
 }
 
-/// The guest-agent version the simulator speaks (dstack 0.5's frozen API).
-pub const SIMULATED_VERSION: &str = "0.5.11-simulated";
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetKeyV1Args {
+    #[serde(default)]
+    domain: String,
+    #[serde(default)]
+    algorithm: String,
+}
+
+#[derive(Deserialize)]
+struct AttestV1Args {
+    #[serde(default)]
+    report_data: String,
+    #[serde(default)]
+    include_boottime_gpu_evidence: bool,
+}
+
+/// One method of dstack 0.6's `/v1` surface (bytes as hex in JSON, as
+/// dstack's prpc writes them); `None` for a method v1 does not have.
+fn call_v1(sim: &SimDstack, method: &str, body: &[u8]) -> Option<Result<Value, SimError>> {
+    Some(match method {
+        "GetKey" => args::<GetKeyV1Args>(body).and_then(|a| {
+            let k = sim.get_key_v1(&a.domain, KeyAlgorithm::parse(&a.algorithm)?)?;
+            Ok(json!({
+                "key": hex::encode(&k.secret[..]),
+                "public_key": hex::encode(&k.public),
+                "signature_chain": hexed(k.chain.iter().map(|c| c.to_vec())),
+            }))
+        }),
+        "Attest" => args::<AttestV1Args>(body).and_then(|a| {
+            // No GPU in the simulator: the boot-time evidence is empty.
+            let _ = a.include_boottime_gpu_evidence;
+            let rd = report_data(&ReportDataArgs { report_data: a.report_data })?;
+            Ok(json!({ "attestation": hex::encode(sim.attest_v1(&rd)), "boottime_gpu_evidence": [] }))
+        }),
+        "IssueCert" => args::<TlsKeyRequest>(body)
+            .and_then(|r| sim.get_tls_key(&r))
+            .map(|(key, chain)| json!({ "key": key, "certificate_chain": chain })),
+        "Info" => Ok(sim.info_v1()),
+        "Version" => Ok(json!({ "version": SIMULATED_VERSION, "rev": env!("CARGO_PKG_VERSION") })),
+        _ => return None,
+    })
+}
+
+/// The guest-agent version the simulator speaks: dstack 0.6's `/v1` and
+/// 0.5.11's frozen API (whose `EmitEvent` it still serves, where 0.6
+/// refuses it: the verifier's tests extend RTMR3 through it).
+pub const SIMULATED_VERSION: &str = "0.6.0-simulated";
+
+/// A surface that is not mounted: a plain 404, not JSON, as a web server
+/// answers a path it has no route for.
+fn no_mount() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(b"404 page not found")));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+    r
+}
 
 async fn handle(
     req: Request<Incoming>,
-    sim: Arc<SimDstack>,
+    shared: Shared,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (sim, surfaces) = (&shared.0, shared.1);
     if req.method() != Method::POST && req.method() != Method::GET {
         return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, "{}".into()));
     }
     let path = req.uri().path().trim_start_matches('/').to_owned();
-    // dstack serves the same API at `/` and at `/v0`.
-    let method = path.strip_prefix("v0/").unwrap_or(&path).to_owned();
+    // dstack serves v0 at `/` and at `/v0`, v1 at `/v1`.
+    let (v1, method) = match path.strip_prefix("v1/") {
+        Some(m) => (true, m.to_owned()),
+        None => (false, path.strip_prefix("v0/").unwrap_or(&path).to_owned()),
+    };
+    if (v1 && !surfaces.v1) || (!v1 && !surfaces.v0) {
+        return Ok(no_mount());
+    }
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(bad(format_args!("request body: {e}"))),
     };
     let body: &[u8] = if body.is_empty() { b"{}" } else { &body };
-    Ok(match call(&sim, &method, body) {
+    let answer = if v1 { call_v1(sim, &method, body) } else { call(sim, &method, body) };
+    Ok(match answer {
         Some(Ok(v)) => reply(StatusCode::OK, v.to_string()),
         Some(Err(e)) => bad(e),
         None => reply(
             StatusCode::NOT_FOUND,
-            json!({ "error": format!("no method {path:?} in the simulated dstack") }).to_string(),
+            json!({ "error": format!("Service not found: {method}") }).to_string(),
         ),
     })
 }
