@@ -6,7 +6,7 @@
 //! device.
 
 use super::backend::{Backend, BackendError, EvidenceRef};
-use super::dispatch::{Handle, respond};
+use super::dispatch::{Handle, Reply, respond};
 use super::slot::{LoadedKey, retry_commitment};
 use super::{Device, map_backend};
 use crate::binding::{self, Purpose};
@@ -127,20 +127,22 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         pending: PendingQuote,
         quote: Result<&[u8], BackendError>,
         out: &mut [u8],
-    ) -> usize {
+    ) -> Reply {
         self.sync_audit();
         let p = &pending.prepared;
         let quote = quote.map_err(map_backend);
         let outcome = quote.as_ref().map_or_else(|e| Outcome::Refused(*e), |_| Outcome::Ok);
         self.log(p.code, p.slot, p.sequence, p.value, outcome, false);
-        respond(&pending.header, answer(p, quote), out)
+        let len = respond(&pending.header, answer(p, quote), out);
+        self.reply(pending.header, len)
     }
 
     /// Answers a [`PendingQuote`] with a quote from the device's own
     /// backend ([`QuoteSource::quote`](super::QuoteSource::quote)).
-    pub fn finish_quote_with_backend(&mut self, pending: PendingQuote, out: &mut [u8]) -> usize {
+    pub fn finish_quote_with_backend(&mut self, pending: PendingQuote, out: &mut [u8]) -> Reply {
         let r = self.quote_inline(&pending.prepared);
-        respond(&pending.header, r, out)
+        let len = respond(&pending.header, r, out);
+        self.reply(pending.header, len)
     }
 
     /// Gets the quote from the backend itself and answers.

@@ -65,7 +65,26 @@ pub struct HighWater {
     pub digest: B256,
 }
 
+/// How far a backend's writes had reached when a response was made: the
+/// response may leave only once they are durable up to here. A backend that
+/// commits as it writes never gives one; a host that writes now and makes
+/// many writes durable with one sync (group commit) does
+/// ([`CounterStore::ticket`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Ticket(pub u64);
+
 /// Durable, monotonic counters.
+///
+/// A store may defer durability: `commit_counter` then returns once the
+/// value is written (in order after every earlier write), and
+/// [`CounterStore::ticket`] says how far writes reached. The device then
+/// hands each response out as a [`Reply`](super::Reply) carrying that
+/// ticket, which may leave only after the caller had the store make it
+/// durable (one sync shared by every request that arrived meanwhile), or
+/// [`Device::handle`](super::Device::handle) makes it durable itself
+/// before it returns. Either way no signature leaves before its mark is
+/// durable.
 pub trait CounterStore {
     /// Commits `value` together with the audit entry that records it (and
     /// `prev`, the chain hash before the entry), in one durable write, where
@@ -84,11 +103,26 @@ pub trait CounterStore {
 
     /// The last committed value, if any.
     fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError>;
-    /// Commits a new value; returns only once it is durable, and a crash
-    /// leaves either the old or the new value. The device commits only
-    /// values above the current one (it checks that itself, for every
-    /// backend), so a store need not read before it writes.
+    /// Commits a new value: durable when this returns, or, for a store that
+    /// defers, once its [`CounterStore::ticket`] is; a crash leaves either
+    /// the old or the new value. The device commits only values above the
+    /// current one (it checks that itself, for every backend), so a store
+    /// need not read before it writes.
     fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError>;
+
+    /// Where writes reached that are not durable yet; `None` when every
+    /// write is (the default: a store that commits as it writes).
+    fn ticket(&mut self) -> Option<Ticket> {
+        None
+    }
+
+    /// Makes every write up to `ticket` durable before it returns. A
+    /// failure means those writes may be lost: nothing that depends on
+    /// them may leave.
+    fn make_durable(&mut self, ticket: Ticket) -> Result<(), BackendError> {
+        let _ = ticket;
+        Ok(())
+    }
 }
 
 /// Which evidence a backend is asked for ([`QuoteSource::evidence`]).

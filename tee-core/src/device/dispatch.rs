@@ -10,18 +10,51 @@ use serde::Serialize;
 
 use super::Device;
 use super::attest::PendingQuote;
-use super::backend::Backend;
+use super::backend::{Backend, BackendError, Ticket};
 use crate::frame::{self, FrameError, Header};
 use crate::protocol::{Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION};
 
 /// What [`Device::begin`] did with a frame.
-#[must_use = "a pending quote must be finished"]
+#[must_use = "a pending quote must be finished, a reply released"]
 #[derive(Debug)]
 pub enum Step {
-    /// The response frame is in `out`, this long.
-    Done(usize),
+    /// The response frame is in `out`, to be released.
+    Done(Reply),
     /// A quote is needed first.
     Quote(PendingQuote),
+}
+
+/// A response frame written into the caller's buffer that may not leave
+/// yet: the backend's writes it depends on (a signature's mark, its audit
+/// entry) are durable only once its [`Ticket`] is. The caller has the
+/// backend make the ticket durable (outside the device's lock, one sync for
+/// many replies: [`CounterStore::make_durable`](super::CounterStore::make_durable)) and then releases the
+/// reply with the outcome: a failed commit turns the response into
+/// [`DeviceError::Storage`], so nothing it produced leaves.
+#[must_use = "a reply leaves only through Reply::release, once its ticket is durable"]
+#[derive(Debug)]
+pub struct Reply {
+    header: Header,
+    len: usize,
+    ticket: Option<Ticket>,
+}
+
+impl Reply {
+    /// What must be durable before the reply leaves; `None`: nothing.
+    #[must_use]
+    pub fn ticket(&self) -> Option<Ticket> {
+        self.ticket
+    }
+
+    /// The response's length in `out` (the buffer the device wrote it to),
+    /// given whether the ticket was made durable. On a failed commit the
+    /// response is replaced by a [`DeviceError::Storage`] error.
+    pub fn release(self, committed: Result<(), BackendError>, out: &mut [u8]) -> usize {
+        match (self.ticket, committed) {
+            (Some(_), Err(_)) => respond::<()>(&self.header, Err(DeviceError::Storage), out),
+            _ => self.len,
+        }
+    }
 }
 
 /// How the device answers command `C`: the decoded request and its body
@@ -34,11 +67,26 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// Handles one received frame (or the reason it could not be read) and
     /// writes the response frame into `out`. Returns the response length; 0
     /// only if `out` cannot hold even an error response.
+    ///
+    /// Where the backend commits in groups, the response's writes are made
+    /// durable here, before it returns ([`CounterStore::make_durable`](super::CounterStore::make_durable)); a
+    /// server that shares one sync among many requests uses
+    /// [`Device::begin`] and [`Reply`] instead.
     pub fn handle(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> usize {
-        match self.read(frame, out) {
-            Ok((h, body)) => self.dispatch(&h, body, out),
-            Err(len) => len,
-        }
+        let reply = match self.read(frame, out) {
+            Ok((h, body)) => {
+                let len = self.dispatch(&h, body, out);
+                self.reply(h, len)
+            }
+            Err((h, len)) => self.reply(h, len),
+        };
+        let committed = reply.ticket.map_or(Ok(()), |t| self.backend.make_durable(t));
+        reply.release(committed, out)
+    }
+
+    /// A response of `len` bytes for `h`, with the backend's ticket.
+    pub(super) fn reply(&mut self, header: Header, len: usize) -> Reply {
+        Reply { header, len, ticket: self.backend.ticket() }
     }
 
     /// Like [`Device::handle`], but a request that needs a quote
@@ -48,7 +96,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     pub fn begin(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> Step {
         let (h, body) = match self.read(frame, out) {
             Ok(request) => request,
-            Err(len) => return Step::Done(len),
+            Err((h, len)) => return Step::Done(self.reply(h, len)),
         };
         let prepared = match h.command {
             Attest::CODE => Attest::decode(body)
@@ -57,36 +105,39 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             AttestAction::CODE => AttestAction::decode(body)
                 .map_err(DeviceError::Malformed)
                 .and_then(|c| self.prepare_attest_action(&c)),
-            _ => return Step::Done(self.dispatch(&h, body, out)),
+            _ => {
+                let len = self.dispatch(&h, body, out);
+                return Step::Done(self.reply(h, len));
+            }
         };
         match prepared {
             Ok(prepared) => Step::Quote(PendingQuote { header: h, prepared }),
-            Err(e) => Step::Done(respond::<()>(&h, Err(e), out)),
+            Err(e) => {
+                let len = respond::<()>(&h, Err(e), out);
+                Step::Done(self.reply(h, len))
+            }
         }
     }
 
-    /// The frame's header and body, or the length of the error response
-    /// written for a frame that cannot be read.
+    /// The frame's header and body, or the header and length of the error
+    /// response written for a frame that cannot be read.
     fn read<'f>(
         &mut self,
         frame: Result<&'f [u8], FrameError>,
         out: &mut [u8],
-    ) -> Result<(Header, &'f [u8]), usize> {
+    ) -> Result<(Header, &'f [u8]), (Header, usize)> {
         self.sync_audit();
         let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
-        let payload =
-            frame.map_err(|e| respond::<()>(&unknown, Err(DeviceError::Frame(e)), out))?;
+        let payload = frame
+            .map_err(|e| (unknown, respond::<()>(&unknown, Err(DeviceError::Frame(e)), out)))?;
         let Ok((request, body)) = Header::split(payload) else {
-            return Err(respond::<()>(
-                &unknown,
-                Err(DeviceError::Frame(FrameError::TooShort)),
-                out,
-            ));
+            let e = DeviceError::Frame(FrameError::TooShort);
+            return Err((unknown, respond::<()>(&unknown, Err(e), out)));
         };
         let h = Header { version: PROTOCOL_VERSION, ..request };
         if request.version != PROTOCOL_VERSION {
             let e = DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION };
-            return Err(respond::<()>(&h, Err(e), out));
+            return Err((h, respond::<()>(&h, Err(e), out)));
         }
         Ok((h, body))
     }

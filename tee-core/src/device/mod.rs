@@ -10,7 +10,9 @@
 //! The key is in the commitment because an admin may put a new key into a
 //! slot: the mark stays, and a retry must not be re-signed by the new key.
 //! The new mark is committed through [`CounterStore::commit_counter`] before
-//! the signature is computed, so whatever crashes where, no two different
+//! the signature is computed, and the signature leaves only once the mark
+//! is durable (at once, or with its [`Reply`]'s ticket where the store
+//! commits in groups), so whatever crashes where, no two different
 //! signatures exist for one (slot, sequence).
 //!
 //! One concern per file: `backend` (the traits), `record` (a slot as
@@ -33,9 +35,9 @@ pub use attest::PendingQuote;
 pub use audit::audit_chain_hash;
 pub use backend::{
     AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater,
-    KeyStore, QuoteSource, Rng,
+    KeyStore, QuoteSource, Rng, Ticket,
 };
-pub use dispatch::Step;
+pub use dispatch::{Reply, Step};
 pub use slot::retry_commitment;
 
 use crate::limits::NUM_SLOTS;

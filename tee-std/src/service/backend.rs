@@ -23,7 +23,7 @@ use crate::attest::KeyChain;
 use crate::attest::eventlog::Event;
 
 use super::dstack::QuoteEvidence;
-use super::server::{Quoter, Served};
+use super::server::{Committer, Quoter, Served};
 use crate::service::dstack::Dstack;
 use crate::service::store::{FileStore, StateKey, StoreError};
 
@@ -189,6 +189,12 @@ impl HostBackend {
 }
 
 impl Served for HostBackend {
+    /// The journal's group commit: one sync for every reply waiting.
+    fn committer(&self) -> Option<Committer> {
+        let group = self.store.group();
+        Some(Arc::new(move |ticket| group.wait(ticket)))
+    }
+
     /// dstack's `GetQuote`, made by the server outside the device lock.
     fn quoter(&self) -> Option<Quoter> {
         let dstack = self.dstack.clone()?;
@@ -244,6 +250,14 @@ impl KeyStore for HostBackend {
 impl CounterStore for HostBackend {
     fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError> {
         self.store.load_counter(id)
+    }
+
+    fn ticket(&mut self) -> Option<tee_core::device::Ticket> {
+        self.store.ticket()
+    }
+
+    fn make_durable(&mut self, ticket: tee_core::device::Ticket) -> Result<(), BackendError> {
+        self.store.make_durable(ticket)
     }
 
     fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError> {

@@ -2,6 +2,7 @@
 //! SDK, the host backend that joins them, the server that serves one device
 //! to many clients, and slot policy files.
 
+pub mod group;
 pub mod journal;
 pub mod store;
 

@@ -8,8 +8,10 @@
 //! [`Device::begin`](tee_core::device::Device::begin)). So a client that
 //! stalls, floods garbage or disconnects mid-frame costs only its own
 //! thread: the others go on being served, and no request is half-handled
-//! (the device sees whole frames or nothing). A `Sign`'s durable commit
-//! (fsync) still runs under the lock.
+//! (the device sees whole frames or nothing). A `Sign`'s mark is written
+//! under the lock and made durable outside it, by one fsync shared among
+//! every request waiting (group commit: [`crate::service::group`]); each
+//! reply leaves only once its ticket is durable.
 //!
 //! Limits: at most [`Limits::max_connections`] connections, and at most
 //! [`Limits::max_per_peer`] from one peer (a unix user, a TCP address, a
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
-use tee_core::device::{Backend, BackendError, Device, Step};
+use tee_core::device::{Backend, BackendError, Device, Step, Ticket};
 use tee_core::frame::{Accumulator, FrameError};
 use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
 
@@ -80,9 +82,20 @@ pub type Shared<B> = Arc<Mutex<Device<B>>>;
 /// `GetQuote`), with what comes with it.
 pub type Quoter = Arc<dyn Fn(&[u8; 64]) -> Result<QuoteEvidence, BackendError> + Send + Sync>;
 
+/// Makes the backend's writes durable up to a ticket without the device
+/// (the journal's group commit: [`crate::service::group::GroupCommit::wait`]).
+pub type Committer = Arc<dyn Fn(Ticket) -> Result<(), BackendError> + Send + Sync>;
+
 /// What the server asks of a backend besides the device's traits: a way to
-/// make quotes outside the device lock, and where to keep their evidence.
+/// make quotes outside the device lock, where to keep their evidence, and a
+/// way to commit replies' writes outside it.
 pub trait Served: Backend + Send + 'static {
+    /// A committer that needs no device; `None`: a reply's ticket is made
+    /// durable through the device (under the lock).
+    fn committer(&self) -> Option<Committer> {
+        None
+    }
+
     /// A quoter that needs no device; `None`: the device asks its backend
     /// (under the lock).
     fn quoter(&self) -> Option<Quoter> {
@@ -155,11 +168,10 @@ pub fn serve<B: Served>(
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicUsize::new(0));
     let peers = Arc::new(Mutex::new(HashMap::new()));
-    let quoter = device
-        .lock()
-        .map_err(|_| io::Error::other("the device lock is poisoned"))?
-        .backend()
-        .quoter();
+    let (quoter, committer) = {
+        let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
+        (d.backend().quoter(), d.backend().committer())
+    };
     let mut handle = ServerHandle {
         stop: stop.clone(),
         threads: Vec::new(),
@@ -170,6 +182,7 @@ pub fn serve<B: Served>(
         let ctx = Ctx {
             device: device.clone(),
             quoter: quoter.clone(),
+            committer: committer.clone(),
             stop: stop.clone(),
             live: live.clone(),
             peers: peers.clone(),
@@ -263,6 +276,7 @@ enum Peer {
 struct Ctx<B: Served> {
     device: Shared<B>,
     quoter: Option<Quoter>,
+    committer: Option<Committer>,
     stop: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
     peers: Arc<Mutex<HashMap<Peer, usize>>>,
@@ -274,6 +288,7 @@ impl<B: Served> Clone for Ctx<B> {
         Ctx {
             device: self.device.clone(),
             quoter: self.quoter.clone(),
+            committer: self.committer.clone(),
             stop: self.stop.clone(),
             live: self.live.clone(),
             peers: self.peers.clone(),
@@ -500,8 +515,8 @@ fn answer<B: Served>(
     // in-memory state is suspect, so nobody is served from it again.
     let lock = || ctx.device.lock().map_err(|_| End::DeviceUnavailable);
     let step = lock()?.begin(frame, tx);
-    let len = match step {
-        Step::Done(len) => len,
+    let reply = match step {
+        Step::Done(reply) => reply,
         Step::Quote(pending) => match &ctx.quoter {
             None => lock()?.finish_quote_with_backend(pending, tx),
             Some(quoter) => {
@@ -518,6 +533,14 @@ fn answer<B: Served>(
             }
         },
     };
+    // The reply leaves only once what it depends on (a signature's mark) is
+    // durable: one sync, outside the lock, for every reply waiting.
+    let committed = match (reply.ticket(), &ctx.committer) {
+        (None, _) => Ok(()),
+        (Some(t), Some(commit)) => commit(t),
+        (Some(t), None) => lock()?.backend_mut().make_durable(t),
+    };
+    let len = reply.release(committed, tx);
     out.extend_from_slice(tx.get(..len).unwrap_or(&[]));
     Ok(())
 }

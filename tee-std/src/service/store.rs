@@ -2,10 +2,13 @@
 //! journal ([`super::journal`]) of the device's provisioning, slot records,
 //! anti-replay marks and audit entries.
 //!
-//! Every write appends to the journal and, before it returns, fsyncs it
-//! (tmkms persists with rename but never fsyncs, tmkms#1220; a mark that is
-//! not on disk when the signature leaves is a double-sign waiting for a
-//! power cut). A signature's mark and its audit entry go in one write.
+//! Every write appends to the journal, in order. A slot record (an admin
+//! change) is fsynced before the call returns; a signature's mark, one
+//! write with its audit entry, is made durable by the group commit
+//! ([`super::group`]) before its reply leaves: one fsync for every reply
+//! waiting, outside the device's lock (tmkms persists with rename but
+//! never fsyncs, tmkms#1220; a mark that is not on disk when the signature
+//! leaves is a double-sign waiting for a power cut).
 //! Each record's MAC chains it to all before it, under a key derived from
 //! the state key: on dstack a key only this app's measured CVM can derive,
 //! without a TEE a key file made at provisioning (which whoever reads the
@@ -27,12 +30,14 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use tee_core::device::{BackendError, CounterId, HighWater};
+use tee_core::device::{BackendError, CounterId, HighWater, Ticket};
 use tee_core::protocol::{AuditEntry, NUM_SLOTS};
 use tee_core::{Address, B256};
 use zeroize::Zeroizing;
 
+pub use super::group::{Fault, GroupCommit};
 pub use super::journal::MAX_APPEND;
 use super::journal::{
     self, AuditRecord, CounterRecord, FORMAT, Genesis, JournalError, Keys, Kind, Replay,
@@ -185,6 +190,9 @@ pub struct FileStore {
     /// Bytes of the journal.
     len: u64,
     state: State,
+    /// The journal's durability: marks are written at once and synced in
+    /// groups ([`GroupCommit`]).
+    group: Arc<GroupCommit>,
     /// Held for the store's lifetime: the exclusive lock.
     _lock: File,
 }
@@ -332,6 +340,7 @@ impl FileStore {
             file.write_all(&out).and_then(|()| file.sync_all()).map_err(io_err)?;
             File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
             let (len, state) = (out.len() as u64, State::new(genesis));
+            let group = GroupCommit::new(&file, len).map_err(io_err)?;
             return Ok(FileStore {
                 dir: dir.to_owned(),
                 keys,
@@ -339,6 +348,7 @@ impl FileStore {
                 head,
                 len,
                 state,
+                group,
                 _lock: lock,
             });
         }
@@ -352,7 +362,8 @@ impl FileStore {
             return Err(StoreError::AdminMismatch { provisioned: state.genesis.admin, given });
         }
         let (head, len) = (replay.head, replay.good_len as u64);
-        Ok(FileStore { dir: dir.to_owned(), keys, file, head, len, state, _lock: lock })
+        let group = GroupCommit::new(&file, len).map_err(io_err)?;
+        Ok(FileStore { dir: dir.to_owned(), keys, file, head, len, state, group, _lock: lock })
     }
 
     /// The device's provisioning.
@@ -375,8 +386,33 @@ impl FileStore {
         &self.dir
     }
 
-    /// Appends `records` in one write, fsynced if `sync`, then applies them.
+    /// The journal's group commit (the server waits on it).
+    #[must_use]
+    pub fn group(&self) -> Arc<GroupCommit> {
+        self.group.clone()
+    }
+
+    /// Where writes reached that are not durable yet
+    /// (`CounterStore::ticket`).
+    #[must_use]
+    pub fn ticket(&self) -> Option<Ticket> {
+        self.group.pending()
+    }
+
+    /// Makes the journal durable up to `ticket` (`CounterStore::make_durable`).
+    pub fn make_durable(&self, ticket: Ticket) -> Result<(), BackendError> {
+        self.group.wait(ticket)
+    }
+
+    /// Appends `records` in one write, then applies them: fsynced now if
+    /// `sync` (with every write before), else durable with the group
+    /// commit that covers its ticket.
     fn append(&mut self, records: &[(Kind, Vec<u8>)], sync: bool) -> Result<(), BackendError> {
+        if self.group.failed() {
+            // A sync failed: what is on disk is unknown until a restart
+            // reads it back.
+            return Err(BackendError::Failed);
+        }
         let mut out = Vec::new();
         let mut head = self.head;
         for (kind, payload) in records {
@@ -385,11 +421,7 @@ impl FileStore {
             }
             head = self.keys.write(&head, *kind, payload, &mut out);
         }
-        let written = self
-            .file
-            .write_all(&out)
-            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) });
-        if let Err(e) = written {
+        if let Err(e) = self.file.write_all(&out) {
             // Cut what may have reached the file, so the next append
             // follows the last good record.
             let _ = self.file.set_len(self.len);
@@ -398,6 +430,17 @@ impl FileStore {
         }
         self.head = head;
         self.len += out.len() as u64;
+        if sync {
+            if let Err(e) = self.file.sync_data() {
+                // Others' writes may be lost with this one: stop.
+                tracing::error!(error = %e, "state journal sync failed: signing stops until restart");
+                self.group.fail();
+                return Err(BackendError::Failed);
+            }
+            self.group.all_durable(None, self.len).map_err(|_| BackendError::Failed)?;
+        } else {
+            self.group.wrote(out.len() as u64, self.len);
+        }
         for (kind, payload) in records {
             let _ = self.state.apply(&self.keys, *kind, payload);
         }
@@ -439,7 +482,8 @@ impl FileStore {
         self.state.genesis = genesis;
         self.head = head;
         self.len = out.len() as u64;
-        Ok(())
+        // The new journal holds every write so far, durably.
+        self.group.all_durable(Some(&self.file), self.len)
     }
 
     /// Slot `slot`'s record (`KeyStore::load_slot`).
@@ -502,7 +546,8 @@ impl FileStore {
             records.push((Kind::Audit, journal::encode(a)));
         }
         records.push((Kind::Counter, journal::encode(&CounterRecord { id, mark: *mark })));
-        self.append(&records, true)
+        // Durable with its group: the reply waits for its ticket.
+        self.append(&records, false)
     }
 
     /// The audit chain's next index and head (`AuditStore::audit_head`).
