@@ -33,9 +33,12 @@ pub const MAX_MESSAGE_LEN: usize = 512;
 
 // ---- the device and its protocol ----
 
-/// Key slots of a device (the most a device may offer; a microcontroller
-/// may offer fewer).
+/// Key slots of a device by default (a microcontroller may offer fewer; a
+/// host more, up to [`MAX_SLOTS`]).
 pub const NUM_SLOTS: usize = 8;
+/// The most key slots a device may offer: slot numbers are a byte, and 255
+/// is [`DEVICE_SLOT`](crate::protocol::DEVICE_SLOT), the device's identity.
+pub const MAX_SLOTS: usize = 255;
 /// Longest key-derivation path of `DeriveKey`.
 pub const MAX_PATH_LEN: usize = 64;
 /// Longest `Echo` payload.

@@ -347,11 +347,11 @@ pub fn typed_policy() -> Policy {
     }
 }
 
-/// A host talking to a device through frames.
+/// A host talking to a device (of `S` slots) through frames.
 #[derive(Debug)]
-pub struct Pair<B: Backend> {
+pub struct Pair<B: Backend, const S: usize = NUM_SLOTS> {
     /// The device.
-    pub device: Device<B>,
+    pub device: Device<B, S>,
     rx: Accumulator<MAX_REQUEST_FRAME>,
     tx: Vec<u8>,
     host_rx: Accumulator<MAX_RESPONSE_FRAME>,
@@ -363,8 +363,15 @@ pub struct Pair<B: Backend> {
 }
 
 impl<B: Backend> Pair<B> {
-    /// A pair around `device`.
+    /// A pair around `device` (of the default slot count).
     pub fn new(device: Device<B>) -> Self {
+        Pair::with(device)
+    }
+}
+
+impl<B: Backend, const S: usize> Pair<B, S> {
+    /// A pair around `device`, of any slot count.
+    pub fn with(device: Device<B, S>) -> Self {
         Pair {
             device,
             rx: Accumulator::new(),

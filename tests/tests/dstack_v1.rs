@@ -174,7 +174,7 @@ fn state_keeps_the_api_it_was_made_under() {
     let path = "agent/1";
     let address = {
         let device = open_device(&config(dir.path(), &old)).unwrap();
-        let mut p = tee_testkit::Pair::new(device);
+        let mut p = tee_testkit::Pair::with(device);
         let mut derive = DeriveKey {
             slot: 0,
             path: tee_core::heapless::String::try_from(path).unwrap(),
@@ -194,7 +194,7 @@ fn state_keeps_the_api_it_was_made_under() {
     let both = agent(dir.path(), "new.sock", Surfaces::default());
     let device = open_device(&config(dir.path(), &both)).unwrap();
     assert_eq!(device.backend().dstack().unwrap().api(), Api::V0);
-    let mut p = tee_testkit::Pair::new(device);
+    let mut p = tee_testkit::Pair::with(device);
     let info = p.call(&GetPublicKey { slot: 0 }).unwrap();
     assert_eq!(info.address, v0.address(), "the slot's key did not change");
     drop(p);

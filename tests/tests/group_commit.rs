@@ -15,13 +15,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tee_core::device::Device;
 use tee_core::protocol::{
     AdminAuth, BackendKind, DeviceError, GenerateKey, GetPublicKey, SetPolicy, Sign,
 };
 use tee_core::{Action, ActionKind, B256};
 use tee_std::client::{Client, ClientError};
-use tee_std::service::backend::HostBackend;
+use tee_std::service::backend::{HOST_SLOTS, HostBackend, HostDevice};
 use tee_std::service::server::{Limits, serve};
 use tee_std::service::store::{Fault, FileStore, GroupCommit, JOURNAL, KEY_FILE, StateKey};
 use tee_std::transport::{Endpoint, connect};
@@ -37,11 +36,11 @@ fn action(client: u64, sequence: u64) -> Action {
     a
 }
 
-fn open(state: &Path) -> (Pair<HostBackend>, Arc<GroupCommit>) {
+fn open(state: &Path) -> (Pair<HostBackend, HOST_SLOTS>, Arc<GroupCommit>) {
     let store = FileStore::open(state, StateKey::File, Some(tee_testkit::config().admin)).unwrap();
     let group = store.group();
     let backend = HostBackend::new(store, None, BackendKind::Simulated);
-    (Pair::new(Device::open(backend, tee_testkit::config()).unwrap()), group)
+    (Pair::with(HostDevice::open(backend, tee_testkit::config()).unwrap()), group)
 }
 
 /// (slot, sequence) -> (action's client, digest, signature bytes)

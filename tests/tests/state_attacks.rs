@@ -6,10 +6,11 @@
 
 use std::path::Path;
 
-use tee_core::device::Device;
 use tee_core::protocol::*;
 use tee_core::{Action, ActionKind, B256, SigningKey};
-use tee_std::service::backend::{HostBackend, OpenError, SignerConfig, open_device};
+use tee_std::service::backend::{
+    HOST_SLOTS, HostBackend, HostDevice, OpenError, SignerConfig, open_device,
+};
 use tee_std::service::store::{JOURNAL, StoreError};
 use tee_std::sim::{SimDstack, SimServer};
 use tee_std::transport::Endpoint;
@@ -30,7 +31,7 @@ fn config(dir: &Path, dstack: &SimServer, admin: bool) -> SignerConfig {
 }
 
 /// Authorizes `cmd` for this device with the admin key, at the next counter.
-fn admin<C: AdminCommand>(p: &mut Pair<HostBackend>, mut cmd: C) -> C::Response<'static>
+fn admin<C: AdminCommand>(p: &mut Pair<HostBackend, HOST_SLOTS>, mut cmd: C) -> C::Response<'static>
 where
     C::Response<'static>: serde::de::DeserializeOwned + serde::Serialize,
 {
@@ -45,9 +46,9 @@ where
 
 /// A signer whose slot 0 holds a derived key allowed to sign typed kinds,
 /// having signed sequences 1 to 5.
-fn signed_to_five(dir: &Path, dstack: &SimServer) -> Pair<HostBackend> {
+fn signed_to_five(dir: &Path, dstack: &SimServer) -> Pair<HostBackend, HOST_SLOTS> {
     let device = open_device(&config(dir, dstack, true)).unwrap();
-    let mut p = Pair::new(device);
+    let mut p = Pair::with(device);
     let path = tee_core::heapless::String::try_from("agent/1").unwrap();
     admin(&mut p, DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED });
     admin(
@@ -68,7 +69,7 @@ fn action(nonce: u64) -> Action {
     a
 }
 
-fn reopen(dir: &Path, dstack: &SimServer, admin: bool) -> Result<Device<HostBackend>, OpenError> {
+fn reopen(dir: &Path, dstack: &SimServer, admin: bool) -> Result<HostDevice, OpenError> {
     open_device(&config(dir, dstack, admin))
 }
 
@@ -83,7 +84,7 @@ fn a_restart_keeps_everything() {
     let p = signed_to_five(dir.path(), &dstack);
     let before = p.device.backend().dstack().map(|_| ());
     drop(p);
-    let mut p = Pair::new(reopen(dir.path(), &dstack, false).unwrap());
+    let mut p = Pair::with(reopen(dir.path(), &dstack, false).unwrap());
     assert_eq!(before, Some(()));
     assert_eq!(p.call(&GetPublicKey { slot: 0 }).unwrap().high_water, Some(5));
     // The exact retry still answers; another action at 5 does not.
@@ -120,7 +121,7 @@ fn deleting_or_editing_the_state_never_lowers_a_mark() {
         match reopen(dir.path(), &dstack, false) {
             Err(OpenError::Store(StoreError::Journal { .. })) => {}
             Ok(d) if at >= tail => {
-                let hw = Pair::new(d).call(&GetPublicKey { slot: 0 }).unwrap().high_water;
+                let hw = Pair::with(d).call(&GetPublicKey { slot: 0 }).unwrap().high_water;
                 assert!(matches!(hw, Some(1..=5)), "byte {at}: {hw:?}");
             }
             Ok(_) => panic!("byte {at}: an edit opened"),
@@ -139,7 +140,7 @@ fn deleting_or_editing_the_state_never_lowers_a_mark() {
     std::fs::remove_file(journal(dir.path())).unwrap();
     let e = reopen(dir.path(), &dstack, false).unwrap_err().to_string();
     assert!(e.contains("give the admin address"), "{e}");
-    let mut p = Pair::new(reopen(dir.path(), &dstack, true).unwrap());
+    let mut p = Pair::with(reopen(dir.path(), &dstack, true).unwrap());
     let r = p.call(&Sign { slot: 0, sequence: 5, action: action(99) });
     assert_eq!(r, Err(DeviceError::SlotEmpty));
 }
@@ -172,12 +173,12 @@ fn the_admin_and_older_records_cannot_be_put_back() {
     let mut appended = tightened.clone();
     appended.extend_from_slice(old_tail);
     std::fs::write(journal(dir.path()), &appended).unwrap();
-    let mut p = Pair::new(reopen(dir.path(), &dstack, false).unwrap());
+    let mut p = Pair::with(reopen(dir.path(), &dstack, false).unwrap());
     let r = p.call(&Sign { slot: 0, sequence: 6, action: action(6) });
     assert_eq!(r, Err(DeviceError::Denied(PolicyViolation::KindNotAllowed)));
     drop(p);
     std::fs::write(journal(dir.path()), &tightened).unwrap();
-    let mut p = Pair::new(reopen(dir.path(), &dstack, false).unwrap());
+    let mut p = Pair::with(reopen(dir.path(), &dstack, false).unwrap());
     let r = p.call(&Sign { slot: 0, sequence: 6, action: action(6) });
     assert_eq!(r, Err(DeviceError::Denied(PolicyViolation::KindNotAllowed)));
     drop(p);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tee_core::protocol::*;
 use tee_core::{ActionKind, SigningKey};
 use tee_std::client::{Client, ClientError};
-use tee_std::service::backend::{SignerConfig, open_device};
+use tee_std::service::backend::{HOST_SLOTS, SignerConfig, open_device};
 use tee_std::service::server::{Limits, serve};
 use tee_std::sim::SimDstack;
 use tee_std::sim::SimServer;
@@ -267,7 +267,7 @@ fn trickling_clients_are_closed_and_an_honest_one_gets_in() {
     // The places free up once the tricklers' frames time out.
     std::thread::sleep(Duration::from_millis(1200));
     let mut honest = client(&e);
-    assert_eq!(honest.call(&DeviceInfo).unwrap().slots, 8);
+    assert_eq!(usize::from(honest.call(&DeviceInfo).unwrap().slots), HOST_SLOTS);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for t in tricklers {
         t.join().unwrap();

@@ -40,7 +40,7 @@ pub use backend::{
 pub use dispatch::{Reply, Step};
 pub use slot::retry_commitment;
 
-use crate::limits::NUM_SLOTS;
+use crate::limits::{MAX_SLOTS, NUM_SLOTS};
 use crate::primitives::{Address, B256};
 use crate::protocol::{AuditEntry, DeviceError, Outcome};
 use crate::signer::SigningKey;
@@ -58,9 +58,10 @@ pub struct DeviceConfig {
 
 /// The device. See the module documentation.
 ///
-/// `SLOTS` is how many key slots it has, at most [`NUM_SLOTS`] (the
-/// default); a microcontroller may offer fewer to save RAM (a slot is about
-/// 800 bytes). `DeviceInfo` reports the number.
+/// `SLOTS` is how many key slots it has: [`NUM_SLOTS`] by default, at most
+/// [`MAX_SLOTS`]; a microcontroller offers fewer to save RAM (a slot is
+/// about 750 bytes), a host more (the std signer: 255). `DeviceInfo`
+/// reports the number.
 pub struct Device<B: Backend, const SLOTS: usize = NUM_SLOTS> {
     backend: B,
     config: DeviceConfig,
@@ -109,7 +110,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// [`Device::load`] it, where RAM is scarce.
     #[inline(never)]
     pub fn new(backend: B, config: DeviceConfig) -> Self {
-        const { assert!(SLOTS >= 1 && SLOTS <= NUM_SLOTS, "1 to NUM_SLOTS slots") };
+        const { assert!(SLOTS >= 1 && SLOTS <= MAX_SLOTS, "1 to MAX_SLOTS slots") };
         Device {
             backend,
             config,
@@ -129,7 +130,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     #[inline(never)]
     pub fn load(&mut self) -> Result<(), DeviceError> {
         let Device { backend, slots, .. } = self;
-        for (n, slot) in (0u8..).zip(slots.iter_mut()) {
+        for (n, slot) in (0..=u8::MAX).zip(slots.iter_mut()) {
             *slot = Slot::default();
             slot.high_water =
                 backend.load_counter(CounterId::Slot(n)).map_err(|_| DeviceError::Storage)?;

@@ -33,6 +33,15 @@ pub const RESERVED_PATH_PREFIX: &str = "tee-signer/";
 /// The dstack path of the state key: it authenticates the state journal
 /// and seals its slot records, so they open only inside this app's CVM.
 pub const STATE_KEY_PATH: &str = "tee-signer/state/v1";
+/// Key slots of the std signer: as many as slot numbers allow (255 is the
+/// device's identity). A slot that holds nothing costs its ~750 bytes of
+/// RAM and no start-up time; a derived slot's key is derived again at
+/// start (one dstack `GetKey`).
+pub const HOST_SLOTS: usize = tee_core::protocol::MAX_SLOTS;
+
+/// The std signer's device.
+pub type HostDevice = Device<HostBackend, HOST_SLOTS>;
+
 /// The `purpose` the signer passes to dstack's `GetKey`: it is part of what
 /// the app key signs in the key's chain.
 pub const KEY_PURPOSE: &str = "erc8004-signer";
@@ -91,7 +100,7 @@ pub struct SignerConfig {
 /// Opens the signer: takes the state directory, reads or makes its
 /// provisioning, connects dstack and loads the device (deriving every
 /// derived slot's key again).
-pub fn open_device(config: &SignerConfig) -> Result<Device<HostBackend>, OpenError> {
+pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
     let dstack = match config.dstack.as_deref() {
         Some(e) => Some(with_state_api(&config.state, Dstack::new(Some(e))?)?),
         None => None,

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 
 use tee_core::device::{Backend, BackendError, Device, Step, Ticket};
 use tee_core::frame::{Accumulator, FrameError};
-use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
+use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS};
 
 use super::dstack::QuoteEvidence;
 use crate::transport::{Endpoint, open_serial};
@@ -76,7 +76,7 @@ impl Default for Limits {
 }
 
 /// The device, shared by every connection.
-pub type Shared<B> = Arc<Mutex<Device<B>>>;
+pub type Shared<B, const S: usize = NUM_SLOTS> = Arc<Mutex<Device<B, S>>>;
 
 /// Makes a quote over `report_data` without the device (dstack's
 /// `GetQuote`), with what comes with it.
@@ -160,8 +160,8 @@ impl Drop for ServerHandle {
 
 /// Binds every endpoint and serves `device` on them. A unix socket path
 /// that exists is replaced only if it is a socket nobody answers on.
-pub fn serve<B: Served>(
-    device: Shared<B>,
+pub fn serve<B: Served, const S: usize>(
+    device: Shared<B, S>,
     endpoints: &[Endpoint],
     limits: Limits,
 ) -> io::Result<ServerHandle> {
@@ -273,8 +273,8 @@ enum Peer {
     Unknown,
 }
 
-struct Ctx<B: Served> {
-    device: Shared<B>,
+struct Ctx<B: Served, const S: usize> {
+    device: Shared<B, S>,
     quoter: Option<Quoter>,
     committer: Option<Committer>,
     stop: Arc<AtomicBool>,
@@ -283,7 +283,7 @@ struct Ctx<B: Served> {
     limits: Limits,
 }
 
-impl<B: Served> Clone for Ctx<B> {
+impl<B: Served, const S: usize> Clone for Ctx<B, S> {
     fn clone(&self) -> Self {
         Ctx {
             device: self.device.clone(),
@@ -330,14 +330,14 @@ conn!(vsock::VsockStream, |c| c.peer_addr().map_or(Peer::Unknown, |a| Peer::Cid(
 
 /// A connection's places: in the server's count and its peer's, given back
 /// when it ends.
-struct Place<B: Served> {
-    ctx: Ctx<B>,
+struct Place<B: Served, const S: usize> {
+    ctx: Ctx<B, S>,
     peer: Peer,
 }
 
-impl<B: Served> Place<B> {
+impl<B: Served, const S: usize> Place<B, S> {
     /// Takes a place for `peer`, or says why there is none.
-    fn take(ctx: &Ctx<B>, peer: Peer) -> Result<Place<B>, &'static str> {
+    fn take(ctx: &Ctx<B, S>, peer: Peer) -> Result<Place<B, S>, &'static str> {
         if ctx.live.fetch_add(1, Ordering::SeqCst) >= ctx.limits.max_connections {
             ctx.live.fetch_sub(1, Ordering::SeqCst);
             return Err("the server's connections are all taken");
@@ -354,7 +354,7 @@ impl<B: Served> Place<B> {
     }
 }
 
-impl<B: Served> Drop for Place<B> {
+impl<B: Served, const S: usize> Drop for Place<B, S> {
     fn drop(&mut self) {
         let mut peers = self.ctx.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = peers.get_mut(&self.peer) {
@@ -368,8 +368,10 @@ impl<B: Served> Drop for Place<B> {
     }
 }
 
-fn accept_loop<B, C, A>(ctx: &Ctx<B>, mut accept: impl FnMut() -> io::Result<(C, A)>)
-where
+fn accept_loop<B, C, A, const S: usize>(
+    ctx: &Ctx<B, S>,
+    mut accept: impl FnMut() -> io::Result<(C, A)>,
+) where
     B: Served,
     C: Conn,
 {
@@ -417,7 +419,7 @@ where
     }
 }
 
-fn serve_serial<B: Served>(ctx: &Ctx<B>, mut port: serialport::TTYPort) {
+fn serve_serial<B: Served, const S: usize>(ctx: &Ctx<B, S>, mut port: serialport::TTYPort) {
     // A serial line has no connections: it is served until the server stops.
     let r = serve_stream(ctx, &mut port, None);
     tracing::info!(result = ?r, "serial line closed");
@@ -438,9 +440,9 @@ enum End {
 /// arrive whole within [`Limits::frame_timeout`] of its first byte, and a
 /// connection that completes no request for `idle_timeout` is closed:
 /// trickling bytes keeps nobody's place.
-fn serve_stream<B: Served, S: Read + Write>(
-    ctx: &Ctx<B>,
-    io: &mut S,
+fn serve_stream<B: Served, const S: usize, T: Read + Write>(
+    ctx: &Ctx<B, S>,
+    io: &mut T,
     idle_timeout: Option<Duration>,
 ) -> End {
     let mut rx = Box::new(Accumulator::<MAX_REQUEST_FRAME>::new());
@@ -505,8 +507,8 @@ fn serve_stream<B: Served, S: Read + Write>(
 
 /// Answers one frame into `out`. The device lock is held for the device's
 /// own work only: a quote is made between two holds, never under one.
-fn answer<B: Served>(
-    ctx: &Ctx<B>,
+fn answer<B: Served, const S: usize>(
+    ctx: &Ctx<B, S>,
     frame: Result<&[u8], FrameError>,
     tx: &mut [u8],
     out: &mut Vec<u8>,
@@ -632,7 +634,9 @@ mod tests {
         let mut pair = Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap());
         pair.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
         let backend = Slow(pair.device.into_backend(), quoter);
-        let device = Arc::new(Mutex::new(Device::open(backend, tee_testkit::config()).unwrap()));
+        let device = Arc::new(Mutex::new(
+            Device::<_, NUM_SLOTS>::open(backend, tee_testkit::config()).unwrap(),
+        ));
         let dir = tempfile::tempdir().unwrap();
         let e = Endpoint::Unix(dir.path().join("s.sock"));
         let server = serve(device, std::slice::from_ref(&e), Limits::default()).unwrap();

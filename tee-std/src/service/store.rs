@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tee_core::device::{BackendError, CounterId, HighWater, Ticket};
-use tee_core::protocol::{AuditEntry, NUM_SLOTS};
+use tee_core::protocol::{AuditEntry, MAX_SLOTS};
 use tee_core::{Address, B256};
 use zeroize::Zeroizing;
 
@@ -254,7 +254,7 @@ impl State {
             Kind::Genesis => return None,
             Kind::Slot => {
                 let (slot, record) = keys.open_slot(payload)?;
-                if usize::from(slot) >= NUM_SLOTS {
+                if usize::from(slot) >= MAX_SLOTS {
                     return None;
                 }
                 self.slots.insert(slot, record);
@@ -262,7 +262,7 @@ impl State {
             Kind::Counter => {
                 let c: CounterRecord = journal::decode(payload)?;
                 let key = counter_key(c.id);
-                if key.is_some_and(|n| usize::from(n) >= NUM_SLOTS)
+                if key.is_some_and(|n| usize::from(n) >= MAX_SLOTS)
                     || self.counters.get(&key).is_some_and(|old| c.mark.value <= old.value)
                 {
                     return None;
@@ -585,7 +585,7 @@ impl FileStore {
 }
 
 fn check_slot(slot: u8) -> Result<(), BackendError> {
-    if usize::from(slot) < NUM_SLOTS { Ok(()) } else { Err(BackendError::Failed) }
+    if usize::from(slot) < MAX_SLOTS { Ok(()) } else { Err(BackendError::Failed) }
 }
 
 /// Creates the directory private, takes its lock, and refuses a directory
