@@ -58,6 +58,12 @@ impl SigningKey {
 
     /// Signs a digest. Crate-private: outside callers go through actions or
     /// [`crate::hazmat`].
+    /// A second handle on the same secret (zeroized when dropped, as this
+    /// one), for a signature computed outside the device's lock.
+    pub(crate) fn duplicate(&self) -> SigningKey {
+        SigningKey { inner: self.inner.clone(), address: self.address }
+    }
+
     pub(crate) fn sign_digest(&self, digest: &B256) -> Result<Signature> {
         let (sig, recid) = self.inner.sign_prehash_recoverable(&digest.0);
         // An x-coordinate above the group order (probability ~2^-128) cannot

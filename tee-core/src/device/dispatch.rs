@@ -11,8 +11,11 @@ use serde::Serialize;
 use super::Device;
 use super::attest::PendingQuote;
 use super::backend::{Backend, BackendError, Ticket};
+use super::slot::respond_sign;
 use crate::frame::{self, FrameError, Header};
-use crate::protocol::{Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION};
+use crate::primitives::B256;
+use crate::protocol::{Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION, Sign};
+use crate::signer::SigningKey;
 
 /// What [`Device::begin`] did with a frame.
 #[must_use = "a pending quote must be finished, a reply released"]
@@ -22,6 +25,44 @@ pub enum Step {
     Done(Reply),
     /// A quote is needed first.
     Quote(PendingQuote),
+    /// A `Sign` the device admitted (its mark committed): the signature is
+    /// to be computed, without the device.
+    Sign(PendingSign),
+}
+
+/// A `Sign` the device admitted: the anti-replay rule and the policy held,
+/// its mark is committed (durable with the ticket) and audited. What is
+/// left needs no device state: the signature over the digest, which a host
+/// computes outside the device's lock, so signatures for many requests are
+/// made on every core at once. Holds a handle on the slot's key (zeroized
+/// when dropped) and never shows it.
+#[must_use = "an admitted signature is answered only by PendingSign::finish"]
+pub struct PendingSign {
+    header: Header,
+    key: SigningKey,
+    digest: B256,
+    sequence: u64,
+    ticket: Option<Ticket>,
+}
+
+impl core::fmt::Debug for PendingSign {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingSign")
+            .field("signer", &self.key.address())
+            .field("digest", &self.digest)
+            .field("sequence", &self.sequence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingSign {
+    /// Signs and writes the response into `out`: a [`Reply`] that leaves
+    /// once its ticket is durable.
+    pub fn finish(self, out: &mut [u8]) -> Reply {
+        let r = respond_sign(&self.key, &self.digest, self.sequence);
+        let len = respond(&self.header, r, out);
+        Reply { header: self.header, len, ticket: self.ticket }
+    }
 }
 
 /// A response frame written into the caller's buffer that may not leave
@@ -89,15 +130,36 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         Reply { header, len, ticket: self.backend.ticket() }
     }
 
-    /// Like [`Device::handle`], but a request that needs a quote
-    /// (`Attest`, `AttestAction`) comes back as [`Step::Quote`] once the
-    /// device decided to make it: the caller gets the quote from its TEE
-    /// without holding the device, then calls [`Device::finish_quote`].
+    /// Like [`Device::handle`], but what needs no device state is left to
+    /// the caller, to do without holding the device: a request that needs a
+    /// quote (`Attest`, `AttestAction`) comes back as [`Step::Quote`] once
+    /// the device decided to make it (the caller gets the quote from its
+    /// TEE, then calls [`Device::finish_quote`]); a `Sign` the device
+    /// admitted comes back as [`Step::Sign`] (the caller computes the
+    /// signature, [`PendingSign::finish`]). Every response is a [`Reply`].
     pub fn begin(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> Step {
         let (h, body) = match self.read(frame, out) {
             Ok(request) => request,
             Err((h, len)) => return Step::Done(self.reply(h, len)),
         };
+        if h.command == Sign::CODE {
+            let admitted = Sign::decode(body)
+                .map_err(DeviceError::Malformed)
+                .and_then(|req| self.admit_sign(&req).map(|(key, digest)| (key, digest, req)));
+            return match admitted {
+                Ok((key, digest, req)) => Step::Sign(PendingSign {
+                    header: h,
+                    key,
+                    digest,
+                    sequence: req.sequence,
+                    ticket: self.backend.ticket(),
+                }),
+                Err(e) => {
+                    let len = respond::<()>(&h, Err(e), out);
+                    Step::Done(self.reply(h, len))
+                }
+            };
+        }
         let prepared = match h.command {
             Attest::CODE => Attest::decode(body)
                 .map_err(DeviceError::Malformed)

@@ -37,7 +37,7 @@ pub use backend::{
     AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater,
     KeyStore, QuoteSource, Rng, Ticket,
 };
-pub use dispatch::{Reply, Step};
+pub use dispatch::{PendingSign, Reply, Step};
 pub use slot::retry_commitment;
 
 use crate::limits::{MAX_SLOTS, NUM_SLOTS};

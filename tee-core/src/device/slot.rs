@@ -70,8 +70,30 @@ enum Signed {
 impl<B: Backend, const SLOTS: usize> Handle<Sign> for Device<B, SLOTS> {
     #[inline(never)]
     fn run(&mut self, req: &Sign, _: &[u8]) -> Result<SignResponse, DeviceError> {
+        let (key, digest) = self.admit_sign(req)?;
+        respond_sign(&key, &digest, req.sequence)
+    }
+}
+
+/// Signs an admitted request's digest: the response.
+pub(super) fn respond_sign(
+    key: &SigningKey,
+    digest: &B256,
+    sequence: u64,
+) -> Result<SignResponse, DeviceError> {
+    let signature = key.sign_digest(digest).map_err(|_| DeviceError::SigningFailed)?;
+    Ok(SignResponse { signature, digest: *digest, sequence })
+}
+
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// Decides a `Sign`: the anti-replay rule and the policy, the new mark
+    /// committed with its audit entry (or a retry or refusal audited).
+    /// Returns the key to sign with and the digest; the signature itself
+    /// needs no device state, so a host computes it outside the device's
+    /// lock ([`super::PendingSign`]).
+    pub(super) fn admit_sign(&mut self, req: &Sign) -> Result<(SigningKey, B256), DeviceError> {
         let digest = req.action.digest();
-        let result = self.sign(req, &digest);
+        let result = self.decide_sign(req, &digest);
         let outcome = match &result {
             // Already on the record, with the mark.
             Ok((_, Signed::Committed)) => None,
@@ -81,28 +103,26 @@ impl<B: Backend, const SLOTS: usize> Handle<Sign> for Device<B, SLOTS> {
         if let Some(outcome) = outcome {
             self.log(Sign::CODE, req.slot, req.sequence, digest, outcome, false);
         }
-        result.map(|(r, _)| r)
+        result.map(|(key, _)| (key, digest))
     }
-}
 
-impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
-    /// Returns the response and how it came to be.
-    fn sign(&mut self, req: &Sign, digest: &B256) -> Result<(SignResponse, Signed), DeviceError> {
+    /// The key to sign with and how the signature came to be.
+    fn decide_sign(
+        &mut self,
+        req: &Sign,
+        digest: &B256,
+    ) -> Result<(SigningKey, Signed), DeviceError> {
         let now = self.backend.now();
         let Device { slots, backend, audit, .. } = self;
         let slot = slots.get_mut(usize::from(req.slot)).ok_or(DeviceError::NoSuchSlot)?;
         let loaded = slot.key.as_ref().ok_or(DeviceError::SlotEmpty)?;
-        let respond = |key: &SigningKey| -> Result<SignResponse, DeviceError> {
-            let signature = key.sign_digest(digest).map_err(|_| DeviceError::SigningFailed)?;
-            Ok(SignResponse { signature, digest: *digest, sequence: req.sequence })
-        };
         let address = loaded.key.address();
         let commitment = retry_commitment(&address, digest);
         if let Some(hw) = slot.high_water {
             if req.sequence == hw.value && hw.digest == commitment {
                 // The exact action this key already signed at this sequence:
                 // the signature is deterministic, so this releases nothing new.
-                return Ok((respond(&loaded.key)?, Signed::Retry));
+                return Ok((loaded.key.duplicate(), Signed::Retry));
             }
             if req.sequence <= hw.value {
                 return Err(DeviceError::Replay { high_water: hw.value });
@@ -119,7 +139,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         commit_above(backend, id, last, &mark, Some((&entry, &prev)))?;
         audit.push(entry);
         slot.high_water = Some(mark);
-        Ok((respond(&loaded.key)?, Signed::Committed))
+        Ok((loaded.key.duplicate(), Signed::Committed))
     }
 }
 

@@ -519,6 +519,8 @@ fn answer<B: Served, const S: usize>(
     let step = lock()?.begin(frame, tx);
     let reply = match step {
         Step::Done(reply) => reply,
+        // The signature is made without the device: on every core at once.
+        Step::Sign(pending) => pending.finish(tx),
         Step::Quote(pending) => match &ctx.quoter {
             None => lock()?.finish_quote_with_backend(pending, tx),
             Some(quoter) => {

@@ -54,7 +54,10 @@ pub const KEY_FILE: &str = "state.key";
 /// the other API's state key does not open the journal.
 pub const DSTACK_API_FILE: &str = "dstack-api";
 /// A journal larger than this is compacted.
-pub const MAX_JOURNAL: u64 = 1 << 20;
+/// (8 MiB: a compaction rewrites the whole state under the device's lock,
+/// so it should be rare; at start the journal is read whole, which this
+/// keeps quick.)
+pub const MAX_JOURNAL: u64 = 8 << 20;
 /// Audit entries a compaction keeps (older ones are rotated out; the chain
 /// head goes on).
 pub const KEEP_AUDIT: usize = 4096;
