@@ -93,6 +93,11 @@ impl<'a> Reader<'a> {
         self.rest.is_empty()
     }
 
+    /// The bytes not read yet.
+    pub(crate) fn remaining(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// Takes `n` bytes.
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let (head, tail) = self.rest.split_at_checked(n).ok_or(Error::Truncated)?;

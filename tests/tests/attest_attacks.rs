@@ -234,6 +234,8 @@ fn every_field_of_a_signature_json_is_checked() {
         digest,
         signature: FixedBytes(signature.to_bytes()),
         address: key.address(),
+        raw_transaction: None,
+        transaction_hash: None,
         attestation,
     };
     let v = verifier(victim_policy());

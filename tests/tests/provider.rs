@@ -129,6 +129,31 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     assert_eq!(by.0.0, key.address.0, "alloy recovers the key's address");
     let report = agent.verify_attestation(&signed, Some(SAMPLE_COLLATERAL_TIME));
     assert!(passed(&report, Check::Signature) && passed(&report, Check::Binding), "{report}");
+
+    // A transaction comes signed, ready for eth_sendRawTransaction: alloy
+    // decodes it to the action's fields and recovers the key's address.
+    {
+        use alloy_consensus::transaction::SignerRecoverable;
+        use alloy_eips::eip2718::Decodable2718;
+        let raw = signed.raw_transaction.clone().expect("a transaction is signed raw");
+        let env = alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap();
+        assert_eq!(env.recover_signer().unwrap().0.0, key.address.0);
+        assert_eq!(env.tx_hash().0, signed.transaction_hash.unwrap().0);
+        let json = serde_json::to_value(&signed).unwrap();
+        assert!(json["rawTransaction"].as_str().unwrap().starts_with("0x02"));
+        // Another transaction in its place, or a wrong hash: the JSON fails.
+        let mut other = signed.clone();
+        let mut edited = raw.clone();
+        let last = edited.len() - 40;
+        edited[last] ^= 1;
+        other.raw_transaction = Some(edited);
+        let r = v.verify_tee_signature(&other, SAMPLE_COLLATERAL_TIME);
+        assert!(!passed(&r, Check::Fields), "{r}");
+        let mut other = signed.clone();
+        other.transaction_hash = Some(B256([1; 32]));
+        let r = v.verify_tee_signature(&other, SAMPLE_COLLATERAL_TIME);
+        assert!(!passed(&r, Check::Fields), "{r}");
+    }
     assert!(report.verified_but_dcap() && !report.verified(), "{report}");
 
     // Next signature, next sequence.

@@ -176,25 +176,68 @@ impl GenericTx {
     /// be in range and low-S, as Ethereum requires.
     pub fn decode_signed(bytes: &[u8]) -> Result<(GenericTx, Signature)> {
         let (tx, mut fields) = decode_common(bytes)?;
-        let y_parity = match fields.u64()? {
-            0 => false,
-            1 => true,
-            _ => return Err(Error::InvalidSignature),
-        };
-        let r = fields.u256()?.0;
-        let s = fields.u256()?.0;
-        if !fields.is_empty() {
-            return Err(Error::Malformed);
-        }
-        let mut rsv = [0u8; 65];
-        rsv.get_mut(..32).ok_or(Error::Malformed)?.copy_from_slice(&r);
-        rsv.get_mut(32..64).ok_or(Error::Malformed)?.copy_from_slice(&s);
-        if let Some(v) = rsv.get_mut(64) {
-            *v = u8::from(y_parity);
-        }
-        let sig = Signature::from_bytes(&rsv)?;
+        let sig = read_signature(&mut fields)?;
         Ok((tx, sig))
     }
+}
+
+/// The signature that ends a signed transaction's fields (y parity, r, s),
+/// in range and low-S, and nothing after it.
+fn read_signature(fields: &mut Reader<'_>) -> Result<Signature> {
+    let y_parity = match fields.u64()? {
+        0 => false,
+        1 => true,
+        _ => return Err(Error::InvalidSignature),
+    };
+    let r = fields.u256()?.0;
+    let s = fields.u256()?.0;
+    if !fields.is_empty() {
+        return Err(Error::Malformed);
+    }
+    let mut rsv = [0u8; 65];
+    rsv.get_mut(..32).ok_or(Error::Malformed)?.copy_from_slice(&r);
+    rsv.get_mut(32..64).ok_or(Error::Malformed)?.copy_from_slice(&s);
+    if let Some(v) = rsv.get_mut(64) {
+        *v = u8::from(y_parity);
+    }
+    Signature::from_bytes(&rsv)
+}
+
+/// A signed EIP-1559 transaction of any calldata length, read strictly: its
+/// signing hash (keccak-256 of `0x02 ‖ rlp(its nine unsigned fields)`, the
+/// digest its signature is over) and its signature. What a verifier checks
+/// a raw transaction handed out with a signature against.
+pub fn signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
+    let (&ty, rest) = bytes.split_first().ok_or(Error::Truncated)?;
+    if ty != TX_TYPE_EIP1559 {
+        return Err(Error::Unsupported);
+    }
+    let mut outer = Reader::new(rest);
+    let mut f = outer.list()?;
+    if !outer.is_empty() {
+        return Err(Error::TrailingBytes);
+    }
+    let all = f.remaining();
+    f.u64()?;
+    f.u64()?;
+    f.u128()?;
+    f.u128()?;
+    f.u64()?;
+    if f.bytes()?.len() != 20 {
+        return Err(Error::Unsupported);
+    }
+    f.u256()?;
+    f.bytes()?;
+    if !f.list()?.is_empty() {
+        return Err(Error::Unsupported);
+    }
+    let unsigned = all.get(..all.len() - f.remaining().len()).ok_or(Error::Malformed)?;
+    let sig = read_signature(&mut f)?;
+    let mut h = Keccak256::new();
+    h.put_byte(TX_TYPE_EIP1559);
+    rlp::put_list_header(&mut h, unsigned.len());
+    h.put(unsigned);
+    Ok((B256(h.finalize().into()), sig))
 }
 
 /// The nine fields every EIP-1559 transaction has; returns the reader
@@ -264,6 +307,29 @@ mod tests {
         t[0] = 0x01;
         assert_eq!(GenericTx::decode_unsigned(&t), Err(Error::Unsupported));
         assert_eq!(GenericTx::decode_unsigned(&[]), Err(Error::Truncated));
+    }
+
+    /// A signed transaction reads back to the digest it was signed over
+    /// and its signature, whatever its calldata's length (a registry call
+    /// with metadata is longer than a generic transaction may be); any
+    /// change to a field changes the hash.
+    #[test]
+    fn a_signed_transaction_reads_back_to_its_digest() {
+        let key = crate::signer::SigningKey::from_bytes(&[7; 32]).unwrap();
+        let mut big = sample();
+        if let Action::GenericTx(g) = &mut big {
+            g.data = bytes(&[0xab; 300]).unwrap();
+        }
+        for a in [sample(), big] {
+            let sig = key.sign_digest(&a.digest()).unwrap();
+            let mut buf = [0u8; crate::limits::MAX_SIGNED_TX_LEN];
+            let raw = encode_signed(&a, &sig, &mut buf).unwrap().to_vec();
+            assert_eq!(signing_hash_of_signed(&raw), Ok((a.digest(), sig)));
+            let mut edited = raw.clone();
+            edited[5] ^= 1;
+            assert_ne!(signing_hash_of_signed(&edited).map(|(h, _)| h), Ok(a.digest()));
+            assert!(signing_hash_of_signed(&raw[..raw.len() - 1]).is_err());
+        }
     }
 
     #[test]

@@ -477,7 +477,8 @@ impl Verifier {
                     format!("{} here, {} in the attestation", s.address, s.attestation.address);
                 return Err(("address", detail));
             }
-            attestation_fields(&s.attestation, &Expected::ActionDigest(s.digest))
+            attestation_fields(&s.attestation, &Expected::ActionDigest(s.digest))?;
+            raw_transaction_fields(s, &signature)
         })();
         let mut r = Report::default();
         r.push(Check::Fields, field_check(fields));
@@ -503,9 +504,43 @@ fn attestation_fields(a: &Attestation, expected: &Expected) -> Result<(), (&'sta
     Ok(())
 }
 
+/// A [`TeeSignature`]'s signed transaction, if it has one: an EIP-1559
+/// transaction whose signing hash is the digest, signed with the signature,
+/// whose hash is `transactionHash`. (A `rawTransaction` that says something
+/// else than the digest the attestation binds would have a user broadcast
+/// a transaction nobody attested.)
+fn raw_transaction_fields(
+    s: &TeeSignature,
+    signature: &Signature,
+) -> Result<(), (&'static str, String)> {
+    let Some(raw) = &s.raw_transaction else {
+        return match s.transaction_hash {
+            Some(_) => Err(("transactionHash", "given without rawTransaction".to_owned())),
+            None => Ok(()),
+        };
+    };
+    let fail = |m: &str| Err(("rawTransaction", m.to_owned()));
+    let Ok((signing_hash, signed_with)) = tee_core::action::tx::signing_hash_of_signed(raw) else {
+        return fail("not a signed EIP-1559 transaction");
+    };
+    if signing_hash != s.digest {
+        return fail("its signing hash is not the digest");
+    }
+    if signed_with != *signature {
+        return fail("it carries another signature");
+    }
+    let hash = keccak256(raw);
+    if s.transaction_hash != Some(hash) {
+        return Err(("transactionHash", format!("the raw transaction's hash is {hash}")));
+    }
+    Ok(())
+}
+
 fn field_check(r: Result<(), (&'static str, String)>) -> Status {
     match r {
-        Ok(()) => Status::Passed("address, digest, purpose and report_data agree".into()),
+        Ok(()) => Status::Passed(
+            "address, digest, purpose, report_data (and a raw transaction) agree".into(),
+        ),
         Err((field, detail)) => Status::Failed(Failure::FieldMismatch { field, detail }),
     }
 }
@@ -521,7 +556,7 @@ fn signature_status(signature: &Signature, address: &Address, digest: &B256) -> 
 }
 
 /// `LP(x) = u32 BE length ‖ x`, dstack v1's injective field encoding.
-fn lp(out: &mut Vec<u8>, x: &[u8]) {
+pub(crate) fn lp(out: &mut Vec<u8>, x: &[u8]) {
     // Fields here are names and keys, far below 4 GiB.
     out.extend_from_slice(&u32::try_from(x.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(x);

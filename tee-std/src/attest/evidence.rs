@@ -133,6 +133,18 @@ pub struct TeeSignature {
     pub signature: FixedBytes<65>,
     /// The signer's address.
     pub address: Address,
+    /// For a transaction: the signed transaction (EIP-2718 type 2), ready
+    /// for `eth_sendRawTransaction`.
+    #[serde(
+        rename = "rawTransaction",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::json::hex_opt"
+    )]
+    pub raw_transaction: Option<Vec<u8>>,
+    /// For a transaction: its hash (keccak-256 of the signed transaction).
+    #[serde(rename = "transactionHash", default, skip_serializing_if = "Option::is_none")]
+    pub transaction_hash: Option<B256>,
     /// A quote binding the address to this digest.
     pub attestation: Attestation,
 }

@@ -15,6 +15,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use tee_core::action::tx;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
     Attest, AttestAction, AttestResponse, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError,
@@ -55,6 +56,9 @@ pub enum ProviderError {
     /// A message longer than a `personal_sign` action takes.
     #[error("message is longer than {} bytes", tee_core::limits::MAX_MESSAGE_LEN)]
     MessageTooLong,
+    /// A signed transaction that cannot be encoded (its action is not one).
+    #[error("the signed transaction cannot be encoded: {0}")]
+    Transaction(String),
     /// Evidence that does not parse.
     #[error("the signer's {what} does not parse: {message}")]
     Evidence {
@@ -239,6 +243,18 @@ impl PhalaDstackProvider {
         let quote = Quoted::from(c.call(&request).map_err(|e| self.err(e))?);
         let attestation =
             self.attestation(&mut c, slot, quote, Bound::ActionDigest(signed.digest))?;
+        // A transaction goes out signed, for `eth_sendRawTransaction`.
+        let (raw_transaction, transaction_hash) = match action.tx_params() {
+            Some(_) => {
+                let mut buf = vec![0u8; tee_core::limits::MAX_SIGNED_TX_LEN];
+                let raw = tx::encode_signed(action, &signed.signature, &mut buf)
+                    .map_err(|e| ProviderError::Transaction(format!("{e:?}")))?;
+                let hash = tx::tx_hash(action, &signed.signature)
+                    .map_err(|e| ProviderError::Transaction(format!("{e:?}")))?;
+                (Some(raw.to_vec()), Some(hash))
+            }
+            None => (None, None),
+        };
         Ok(TeeSignature {
             provider: PROVIDER_NAME.to_owned(),
             slot,
@@ -247,6 +263,8 @@ impl PhalaDstackProvider {
             // `to_bytes` gives v = 27 + y parity, as Ethereum tools take it.
             signature: FixedBytes(signed.signature.to_bytes()),
             address: attestation.address,
+            raw_transaction,
+            transaction_hash,
             attestation,
         })
     }

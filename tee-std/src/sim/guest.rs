@@ -58,7 +58,8 @@ impl std::fmt::Debug for DerivedKey {
     }
 }
 
-fn raw(s: tee_core::Signature) -> [u8; 65] {
+/// A signature as dstack's chains hold it: `r ‖ s ‖ recovery id (0/1)`.
+pub(super) fn raw(s: tee_core::Signature) -> [u8; 65] {
     let mut b = s.to_bytes();
     b[64] = u8::from(s.y_parity);
     b

@@ -19,8 +19,8 @@ use tee_core::{SigningKey, hazmat};
 use zeroize::Zeroizing;
 
 use super::dstack::{SimDstack, SimError};
-use super::guest::DerivedKey;
-use crate::attest::checks::v1_key_claim;
+use super::guest::{DerivedKey, raw};
+use crate::attest::checks::{lp, v1_key_claim};
 use crate::attest::versioned;
 
 /// A v1 key algorithm: exactly these names, no default, no alias.
@@ -54,11 +54,6 @@ impl KeyAlgorithm {
     }
 }
 
-fn lp(out: &mut Vec<u8>, x: &[u8]) {
-    out.extend_from_slice(&u32::try_from(x.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(x);
-}
-
 /// The v1 KDF over the app root key.
 #[must_use]
 pub fn derive(app_root: &[u8; 32], algorithm: KeyAlgorithm, domain: &[u8]) -> Zeroizing<[u8; 32]> {
@@ -70,12 +65,6 @@ pub fn derive(app_root: &[u8; 32], algorithm: KeyAlgorithm, domain: &[u8]) -> Ze
     // 32 bytes is far below HKDF-SHA256's limit.
     let _ = Hkdf::<Sha256>::new(Some(b"dstack-guest-v1"), app_root).expand(&info, &mut out[..]);
     out
-}
-
-fn raw(s: tee_core::Signature) -> [u8; 65] {
-    let mut b = s.to_bytes();
-    b[64] = u8::from(s.y_parity);
-    b
 }
 
 /// The simulator's V1 attestations carry this VM config (the VMM's JSON).
