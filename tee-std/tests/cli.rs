@@ -342,3 +342,116 @@ max_deadline_ahead_secs = 300
     let e = fails(&["info", "-c", "http://x"]);
     assert!(e.contains("expected unix:PATH"), "{e}");
 }
+
+/// A transaction as a user writes it (an `eth_signTransaction` request to
+/// the identity registry on Base), signed through `sign --json`: the printed
+/// raw transaction decodes (alloy) to the request and recovers to the
+/// slot's address; a personal_sign message likewise; a request from another
+/// address, an unknown field or a legacy transaction is refused by name.
+#[test]
+fn a_user_written_transaction_signs_ready_to_broadcast() {
+    use alloy_consensus::Transaction as _;
+    use alloy_consensus::transaction::SignerRecoverable;
+    use alloy_eips::eip2718::Decodable2718;
+    use alloy_sol_types::{SolCall, sol};
+    sol! {
+        function setAgentURI(uint256 agentId, string newURI) external;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let socket = dir.path().join("signer.sock");
+    let conn = format!("unix:{}", socket.display());
+    let key_file = dir.path().join("admin.key");
+    std::fs::write(&key_file, format!("0x{ADMIN_KEY}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let _server = serve(&state, &socket, Some(ADMIN));
+    let derived =
+        ok(&["derive-key", "-c", &conn, "--admin-key-file", key_file, "--path", "erc8004/agent"]);
+    let address = derived.split_whitespace().nth(2).unwrap().to_owned();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+kinds = ["setAgentURI", "personal_sign"]
+chains = [8453]
+contracts = ["0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"]
+agents = [42]
+max_value_wei = "0"
+max_gas_limit = 500000
+max_fee_per_gas_wei = "100000000000"
+max_deadline_ahead_secs = 300
+"#,
+    )
+    .unwrap();
+    let policy = policy.to_str().unwrap();
+    ok(&["set-policy", "-c", &conn, "--admin-key-file", key_file, "--policy", policy]);
+
+    let data = setAgentURICall {
+        agentId: alloy_primitives::U256::from(42),
+        newURI: "https://agent.example/.well-known/agent.json".into(),
+    }
+    .abi_encode();
+    let request = serde_json::json!({
+        "from": address,
+        "to": "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432",
+        "data": format!("0x{}", hex::encode(&data)),
+        "value": "0x0",
+        "nonce": "0x7",
+        "gas": "0x30d40",
+        "chainId": "0x2105",
+        "maxFeePerGas": "30000000000",
+        "maxPriorityFeePerGas": 1000000000u64,
+        "type": "0x2",
+    });
+    let file = dir.path().join("tx.json");
+    std::fs::write(&file, request.to_string()).unwrap();
+    let out = ok(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["kind"], "setAgentURI", "decoded as the registry call: {out}");
+    assert!(json["action"].as_str().unwrap().contains("setAgentURI"), "{out}");
+    let raw =
+        hex::decode(json["rawTransaction"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let env = alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap();
+    assert_eq!(env.recover_signer().unwrap().to_string(), address);
+    assert_eq!(env.to().unwrap().to_string(), "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432");
+    assert_eq!(env.input().as_ref(), &data[..]);
+    assert_eq!((env.nonce(), env.gas_limit(), env.chain_id()), (7, 200_000, Some(8453)));
+    assert_eq!(env.max_fee_per_gas(), 30_000_000_000);
+    assert_eq!(env.max_priority_fee_per_gas(), Some(1_000_000_000));
+    assert_eq!(json["transactionHash"].as_str().unwrap(), env.tx_hash().to_string());
+
+    // From stdin, at a chosen sequence: personal_sign.
+    let mut child = Command::new(BIN)
+        .args(["sign", "-c", &conn, "--json", "-", "--sequence", "5"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let msg = serde_json::json!({"method": "personal_sign", "params": ["hello, agent", address]});
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), msg.to_string().as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["sequence"], 5);
+    assert_eq!(json["kind"], "personal_sign");
+    let digest = alloy_primitives::eip191_hash_message(b"hello, agent");
+    assert_eq!(json["digest"].as_str().unwrap(), digest.to_string());
+    assert!(json.get("rawTransaction").is_none());
+
+    // Refusals name what is wrong.
+    let mut other = request.clone();
+    other["from"] = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into();
+    std::fs::write(&file, other.to_string()).unwrap();
+    let e = fails(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
+    assert!(e.contains("the request is from"), "{e}");
+    let mut typo = request.clone();
+    typo["maxFeePerGass"] = "1".into();
+    std::fs::write(&file, typo.to_string()).unwrap();
+    let e = fails(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
+    assert!(e.contains("unknown field \"maxFeePerGass\""), "{e}");
+    let mut legacy = request.clone();
+    legacy["gasPrice"] = "0x1".into();
+    std::fs::write(&file, legacy.to_string()).unwrap();
+    let e = fails(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
+    assert!(e.contains("legacy transactions"), "{e}");
+}

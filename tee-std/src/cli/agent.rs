@@ -4,8 +4,10 @@
 
 use std::process::ExitCode;
 
+use std::path::{Path, PathBuf};
+
 use clap::Args;
-use tee_core::protocol::{DeviceInfo, GetAuditLog, GetPublicKey};
+use tee_core::protocol::{Allow, DeviceInfo, GetAuditLog, GetPolicy, GetPublicKey};
 use tee_core::{Action, B256};
 
 use super::{At, Conn, Failure, client, json, now_secs};
@@ -18,15 +20,49 @@ use crate::sim::demo::demo_action;
 pub(super) struct Sign {
     #[command(flatten)]
     at: At,
+    /// The action as a wallet receives it, JSON, from a file or `-`
+    /// (stdin): an `eth_signTransaction` request (EIP-1559; a registry
+    /// call is decoded), or `{"method": "personal_sign", "params": [msg]}`.
+    #[arg(long, conflicts_with_all = ["action", "sample"])]
+    json: Option<PathBuf>,
     /// The action's canonical (postcard) encoding, hex.
     #[arg(long, conflicts_with = "sample")]
     action: Option<String>,
     /// A sample action of this kind (for trying a signer out).
     #[arg(long)]
     sample: Option<String>,
+    /// The sequence to sign at (default: the one after the slot's mark).
+    #[arg(long)]
+    sequence: Option<u64>,
     /// Sign only, without the attestation (for a signer without a TEE).
     #[arg(long)]
     no_attest: bool,
+}
+
+/// The JSON action in `path` (`-`: stdin), checked against the slot: its
+/// `from` must be the slot's address; the slot policy's contracts are
+/// registries too.
+fn json_action(conn: &Conn, slot: u8, path: &Path) -> Result<Action, Failure> {
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else {
+        super::read(path)?
+    };
+    let mut c = client(conn)?;
+    let address = c.call(&GetPublicKey { slot })?.address;
+    let contracts = match c.call(&GetPolicy { slot })?.contracts {
+        Allow::Only(list) => list.to_vec(),
+        Allow::Any => Vec::new(),
+    };
+    let request = crate::actions::from_json(&text, &contracts)?;
+    if let Some(from) = request.from
+        && from != address
+    {
+        return Err(format!("the request is from {from}, slot {slot} is {address}").into());
+    }
+    Ok(request.action)
 }
 
 #[derive(Args)]
@@ -75,18 +111,22 @@ pub(super) fn pubkey(c: &At) -> Result<ExitCode, Failure> {
 
 pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     let (conn, slot) = (&c.at.conn, c.at.slot);
-    let action = match (c.action, c.sample) {
-        (Some(hex), _) => Action::decode(&hex::decode(hex.trim().trim_start_matches("0x"))?)?,
-        (None, Some(kind)) => {
+    let action = match (c.json, c.action, c.sample) {
+        (Some(path), _, _) => json_action(conn, slot, &path)?,
+        (None, Some(hex), _) => Action::decode(&hex::decode(hex.trim().trim_start_matches("0x"))?)?,
+        (None, None, Some(kind)) => {
             let kind = kind_by_name(&kind).ok_or(format!("unknown action kind {kind:?}"))?;
             let address = client(conn)?.call(&GetPublicKey { slot })?.address;
             demo_action(kind, address, now_secs()?)
         }
-        (None, None) => return Err("give --action HEX or --sample KIND".into()),
+        (None, None, None) => return Err("give --json FILE, --action HEX or --sample KIND".into()),
     };
     if c.no_attest {
         let mut client = client(conn)?;
-        let sequence = client.call(&GetPublicKey { slot })?.high_water.map_or(1, |h| h + 1);
+        let sequence = match c.sequence {
+            Some(s) => s,
+            None => client.call(&GetPublicKey { slot })?.high_water.map_or(1, |h| h + 1),
+        };
         let r = client.call(&tee_core::protocol::Sign { slot, sequence, action })?;
         println!("sequence      {}", r.sequence);
         println!("digest        {}", r.digest);
@@ -94,7 +134,14 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     let p = PhalaDstackProvider::new(conn.connect.clone(), Verifier::default());
-    json(&p.sign_slot(slot, &action)?)
+    let signed = p.sign_slot_at(slot, &action, c.sequence)?;
+    // The action as decoded, for people, beside the signature.
+    let mut out = serde_json::to_value(&signed)?;
+    if let Some(o) = out.as_object_mut() {
+        o.insert("kind".into(), action.kind().name().into());
+        o.insert("action".into(), action.to_string().into());
+    }
+    json(&out)
 }
 
 pub(super) fn attest(c: Attest) -> Result<ExitCode, Failure> {

@@ -228,14 +228,35 @@ impl PhalaDstackProvider {
 
     /// [`PhalaDstackProvider::sign`] by slot number.
     pub fn sign_slot(&self, slot: u8, action: &Action) -> Result<TeeSignature, ProviderError> {
+        self.sign_slot_at(slot, action, None)
+    }
+
+    /// [`PhalaDstackProvider::sign_slot`] at `sequence`, or (`None`) the
+    /// one after the slot's mark.
+    pub fn sign_slot_at(
+        &self,
+        slot: u8,
+        action: &Action,
+        sequence: Option<u64>,
+    ) -> Result<TeeSignature, ProviderError> {
         let mut c = self.client()?;
         // Another process may take the sequence first: then take the next.
         let mut tries = 0;
+        let chosen = sequence;
         let signed = loop {
-            let pk = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
-            let sequence = pk.high_water.map_or(1, |h| h + 1);
+            let sequence = match chosen {
+                Some(s) => s,
+                None => {
+                    let pk = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
+                    pk.high_water.map_or(1, |h| h + 1)
+                }
+            };
             match c.call(&Sign { slot, sequence, action: action.clone() }) {
-                Err(ClientError::Device(DeviceError::Replay { .. })) if tries < 3 => tries += 1,
+                Err(ClientError::Device(DeviceError::Replay { .. }))
+                    if tries < 3 && chosen.is_none() =>
+                {
+                    tries += 1;
+                }
                 r => break r.map_err(|e| self.err(e))?,
             }
         };

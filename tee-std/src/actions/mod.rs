@@ -1,0 +1,26 @@
+//! Actions as users write them: the JSON a wallet receives, decoded into
+//! the signer's canonical actions.
+//!
+//! - a transaction as an `eth_signTransaction` request (EIP-1559: `to`,
+//!   `data`/`input`, `value`, `nonce`, `gas`, `chainId`, `maxFeePerGas`,
+//!   `maxPriorityFeePerGas`, optional `type` 2, `from`, empty `accessList`),
+//!   bare or as `{"method": "eth_signTransaction", "params": [tx]}`. Sent to
+//!   an ERC-8004 registry (the deployed addresses per chain,
+//!   [`registries`], or a contract the caller names) its calldata is
+//!   decoded, strictly, into the typed registry call ([`calldata`]), so the
+//!   policy sees the function, the agent and the contract; any other is a
+//!   generic (blind) transaction;
+//! - a `personal_sign` message: `{"method": "personal_sign", "params":
+//!   [message, address?]}`, the message `0x`-hex bytes or text.
+//!
+//! The device builds every digest from the typed fields, so a
+//! mis-translation here cannot make it sign something else than the action
+//! it reports. Errors name the field. Not yet: `eth_signTypedData_v4`
+//! (typed data) and legacy (type 0, `gasPrice`) transactions, each refused
+//! with that reason.
+
+pub mod calldata;
+pub mod registries;
+mod request;
+
+pub use request::{JsonActionError, Request, from_json};

@@ -1,0 +1,367 @@
+//! The JSON forms ([`super`]) into an [`Action`].
+
+use serde_json::{Map, Value};
+use tee_core::action::{Action, GenericTx, PersonalMessage, Registry, RegistryTx, TxParams, bytes};
+use tee_core::{Address, U256};
+
+use super::calldata::{self, CalldataError};
+use super::registries;
+
+/// Why JSON is not an action the signer takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonActionError {
+    /// Not JSON, or not an object of a known form.
+    #[error("{0}")]
+    Form(String),
+    /// A field the form does not have.
+    #[error("unknown field {0:?}")]
+    UnknownField(String),
+    /// A field the form needs.
+    #[error("missing field {0:?}")]
+    Missing(&'static str),
+    /// A field's value is not what it must be.
+    #[error("field {field:?}: {reason}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A form the signer does not take yet.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    /// Registry calldata that is not the call it looks like.
+    #[error("field \"data\": {0}")]
+    Calldata(#[from] CalldataError),
+}
+
+/// What the JSON asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The action.
+    pub action: Action,
+    /// The signer the request names (`from`, or `personal_sign`'s address):
+    /// the caller checks it is the slot's.
+    pub from: Option<Address>,
+}
+
+fn field(field: &'static str, reason: impl std::fmt::Display) -> JsonActionError {
+    JsonActionError::Field { field, reason: reason.to_string() }
+}
+
+/// A JSON-RPC quantity: a number, `0x`-hex or decimal string, at most 256 bits.
+fn quantity(name: &'static str, v: &Value) -> Result<U256, JsonActionError> {
+    let u = match v {
+        Value::Number(n) => n.as_u64().map(U256::from_u64).ok_or_else(|| {
+            field(name, "not a non-negative integer (numbers above 2^53: give a string)")
+        })?,
+        Value::String(s) => {
+            let parsed: Result<U256, _> = serde_json::from_value(Value::String(s.clone()));
+            parsed.map_err(|e| field(name, e))?
+        }
+        _ => return Err(field(name, "not a number or a string")),
+    };
+    Ok(u)
+}
+
+fn small<T: TryFrom<u128>>(name: &'static str, v: &Value) -> Result<T, JsonActionError> {
+    let u = quantity(name, v)?;
+    let (high, low) = u.0.split_at(16);
+    if high.iter().any(|b| *b != 0) {
+        return Err(field(name, "too large"));
+    }
+    let low: [u8; 16] = low.try_into().map_err(|_| field(name, "too large"))?;
+    T::try_from(u128::from_be_bytes(low)).map_err(|_| field(name, "too large"))
+}
+
+fn hex_bytes(name: &'static str, v: &Value) -> Result<Vec<u8>, JsonActionError> {
+    let s = v.as_str().ok_or_else(|| field(name, "not a string"))?;
+    let digits = s.strip_prefix("0x").ok_or_else(|| field(name, "not 0x-hex"))?;
+    hex::decode(digits).map_err(|e| field(name, e))
+}
+
+fn address(name: &'static str, v: &Value) -> Result<Address, JsonActionError> {
+    serde_json::from_value(v.clone()).map_err(|e| field(name, e))
+}
+
+/// Decodes a JSON action. `registries` are contracts the caller knows to be
+/// ERC-8004 registries besides the deployed ones (a policy's contracts):
+/// a transaction to one is decoded as a registry call of whichever registry
+/// its function belongs to.
+pub fn from_json(json: &str, registries: &[Address]) -> Result<Request, JsonActionError> {
+    let v: Value = serde_json::from_str(json).map_err(|e| JsonActionError::Form(e.to_string()))?;
+    let Value::Object(o) = v else {
+        return Err(JsonActionError::Form("an action is a JSON object".into()));
+    };
+    if o.contains_key("method") {
+        return envelope(&o, registries);
+    }
+    if o.contains_key("types") || o.contains_key("primaryType") {
+        return Err(typed_data());
+    }
+    transaction(&o, registries)
+}
+
+fn typed_data() -> JsonActionError {
+    JsonActionError::Unsupported("eth_signTypedData_v4 (typed data) is not taken as JSON yet")
+}
+
+fn envelope(o: &Map<String, Value>, registries: &[Address]) -> Result<Request, JsonActionError> {
+    if let Some(k) = o.keys().find(|k| !["method", "params", "jsonrpc", "id"].contains(&k.as_str()))
+    {
+        return Err(JsonActionError::UnknownField(k.clone()));
+    }
+    let method =
+        o.get("method").and_then(Value::as_str).ok_or(JsonActionError::Missing("method"))?;
+    let params =
+        o.get("params").and_then(Value::as_array).ok_or(JsonActionError::Missing("params"))?;
+    match method {
+        "eth_signTransaction" | "eth_sendTransaction" => match params.as_slice() {
+            [Value::Object(tx)] => transaction(tx, registries),
+            _ => Err(field("params", "one transaction object")),
+        },
+        "personal_sign" => {
+            let (message, from) = match params.as_slice() {
+                [m] => (m, None),
+                [m, a] => (m, Some(address("params", a)?)),
+                _ => return Err(field("params", "[message] or [message, address]")),
+            };
+            let text =
+                message.as_str().ok_or_else(|| field("params", "the message is a string"))?;
+            // dstack and wallets pass 0x-hex data; anything else is the text.
+            let raw = match text.strip_prefix("0x").map(hex::decode) {
+                Some(Ok(b)) => b,
+                _ => text.as_bytes().to_vec(),
+            };
+            let message = bytes(&raw).map_err(|_| {
+                field(
+                    "params",
+                    format!(
+                        "the message is longer than {} bytes",
+                        tee_core::limits::MAX_MESSAGE_LEN
+                    ),
+                )
+            })?;
+            Ok(Request { action: Action::PersonalMessage(PersonalMessage { message }), from })
+        }
+        "eth_signTypedData_v4" | "eth_signTypedData" => Err(typed_data()),
+        other => Err(field("method", format!("{other:?} is not a signing method this takes"))),
+    }
+}
+
+const TX_FIELDS: [&str; 13] = [
+    "from",
+    "to",
+    "data",
+    "input",
+    "value",
+    "nonce",
+    "gas",
+    "chainId",
+    "maxFeePerGas",
+    "maxPriorityFeePerGas",
+    "type",
+    "accessList",
+    "gasPrice",
+];
+
+fn transaction(o: &Map<String, Value>, registries: &[Address]) -> Result<Request, JsonActionError> {
+    if let Some(k) = o.keys().find(|k| !TX_FIELDS.contains(&k.as_str())) {
+        return Err(JsonActionError::UnknownField(k.clone()));
+    }
+    let get = |name: &'static str| o.get(name).filter(|v| !v.is_null());
+    let need = |name: &'static str| get(name).ok_or(JsonActionError::Missing(name));
+    if get("gasPrice").is_some() {
+        return Err(JsonActionError::Unsupported(
+            "legacy transactions (gasPrice, type 0) are not taken yet: give maxFeePerGas and maxPriorityFeePerGas (EIP-1559)",
+        ));
+    }
+    if let Some(t) = get("type") {
+        let t: u64 = small("type", t)?;
+        if t != 2 {
+            return Err(field("type", format!("{t}: only EIP-1559 (2) is taken")));
+        }
+    }
+    if let Some(list) = get("accessList")
+        && !list.as_array().is_some_and(Vec::is_empty)
+    {
+        return Err(field("accessList", "only an empty access list is taken"));
+    }
+    let from = get("from").map(|v| address("from", v)).transpose()?;
+    let to = address("to", need("to")?)?;
+    let data = match (get("data"), get("input")) {
+        (Some(d), Some(i)) if d != i => {
+            return Err(field("input", "both data and input, and they differ"));
+        }
+        (Some(d), _) => hex_bytes("data", d)?,
+        (None, Some(i)) => hex_bytes("input", i)?,
+        (None, None) => Vec::new(),
+    };
+    let value = get("value").map(|v| quantity("value", v)).transpose()?.unwrap_or(U256::ZERO);
+    let tx = TxParams {
+        chain_id: small("chainId", need("chainId")?)?,
+        nonce: small("nonce", need("nonce")?)?,
+        max_priority_fee_per_gas: small("maxPriorityFeePerGas", need("maxPriorityFeePerGas")?)?,
+        max_fee_per_gas: small("maxFeePerGas", need("maxFeePerGas")?)?,
+        gas_limit: small("gas", need("gas")?)?,
+    };
+    let candidates: Vec<Registry> = match registries::deployed(tx.chain_id, &to) {
+        Some(r) => vec![r],
+        None if registries.contains(&to) => {
+            vec![Registry::Identity, Registry::Reputation, Registry::Validation]
+        }
+        None => Vec::new(),
+    };
+    if let Some((first, rest)) = candidates.split_first() {
+        if value != U256::ZERO {
+            return Err(field("value", "registry functions are not payable: it must be 0"));
+        }
+        // The deployed registry's functions; for a named contract, the
+        // registry whose function the selector is.
+        let mut result = calldata::decode(*first, &data);
+        for r in rest {
+            if matches!(result, Err(CalldataError::UnknownFunction { .. })) {
+                result = calldata::decode(*r, &data);
+            }
+        }
+        let call = result?;
+        return Ok(Request {
+            action: Action::RegistryTx(RegistryTx { tx, registry: to, call }),
+            from,
+        });
+    }
+    let data = bytes(&data).map_err(|_| {
+        field(
+            "data",
+            format!(
+                "longer than {} bytes, the most a generic transaction carries",
+                tee_core::limits::MAX_CALLDATA_LEN
+            ),
+        )
+    })?;
+    Ok(Request { action: Action::GenericTx(GenericTx { tx, to, value, data }), from })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use serde_json::json;
+    use tee_core::ActionKind;
+    use tee_core::action::RegistryCall;
+
+    use super::*;
+
+    const IDENTITY: &str = "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432";
+
+    fn call_data(call: &RegistryCall) -> String {
+        let mut buf = vec![0u8; call.calldata_len()];
+        format!("0x{}", hex::encode(call.calldata(&mut buf).unwrap()))
+    }
+
+    fn tx(to: &str, data: &str) -> Value {
+        json!({
+            "to": to, "data": data, "nonce": 1, "gas": "0x5208", "chainId": 8453,
+            "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1",
+        })
+    }
+
+    fn sample_call(kind: ActionKind) -> RegistryCall {
+        match tee_testkit::sample::action(kind) {
+            Action::RegistryTx(t) => t.call,
+            _ => panic!("{kind:?} is not a registry call"),
+        }
+    }
+
+    #[test]
+    fn transactions_to_registries_are_typed_and_others_generic() {
+        let call = sample_call(ActionKind::SetAgentUri);
+        let r = from_json(&tx(IDENTITY, &call_data(&call)).to_string(), &[]).unwrap();
+        let Action::RegistryTx(t) = &r.action else { panic!("{:?}", r.action) };
+        assert_eq!((t.call.clone(), t.tx.nonce, t.tx.gas_limit), (call.clone(), 1, 21_000));
+        // The same request to an unknown contract: generic (blind).
+        let other = "0x1111111111111111111111111111111111111111";
+        let r = from_json(&tx(other, &call_data(&call)).to_string(), &[]).unwrap();
+        assert_eq!(r.action.kind(), ActionKind::GenericTx);
+        // ... unless the caller names it a registry (a policy's contract):
+        // the selector tells which registry's function it is.
+        let named = Address([0x11; 20]);
+        let feedback = sample_call(ActionKind::GiveFeedback);
+        let r = from_json(&tx(other, &call_data(&feedback)).to_string(), &[named]).unwrap();
+        assert_eq!(r.action.kind(), ActionKind::GiveFeedback);
+        // The enveloped form says the same.
+        let env =
+            json!({"method": "eth_signTransaction", "params": [tx(IDENTITY, &call_data(&call))]});
+        assert_eq!(
+            from_json(&env.to_string(), &[]).unwrap().action.kind(),
+            ActionKind::SetAgentUri
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let call = sample_call(ActionKind::SetAgentUri);
+        let good = tx(IDENTITY, &call_data(&call));
+        let with = |k: &str, v: Value| {
+            let mut t = good.clone();
+            t[k] = v;
+            from_json(&t.to_string(), &[])
+        };
+        assert_eq!(with("gass", json!(1)), Err(JsonActionError::UnknownField("gass".into())));
+        let mut no_nonce = good.clone();
+        no_nonce.as_object_mut().unwrap().remove("nonce");
+        assert_eq!(from_json(&no_nonce.to_string(), &[]), Err(JsonActionError::Missing("nonce")));
+        assert!(matches!(with("gasPrice", json!("0x1")), Err(JsonActionError::Unsupported(_))));
+        assert!(matches!(
+            with("type", json!("0x0")),
+            Err(JsonActionError::Field { field: "type", .. })
+        ));
+        assert!(matches!(
+            with("accessList", json!([{"address": IDENTITY, "storageKeys": []}])),
+            Err(JsonActionError::Field { field: "accessList", .. })
+        ));
+        assert!(matches!(
+            with("value", json!("0x1")),
+            Err(JsonActionError::Field { field: "value", .. })
+        ));
+        assert!(matches!(
+            with("nonce", json!(-1)),
+            Err(JsonActionError::Field { field: "nonce", .. })
+        ));
+        assert!(matches!(
+            with("nonce", json!("0x10000000000000000")),
+            Err(JsonActionError::Field { field: "nonce", .. })
+        ));
+        // Above 2^53 as a decimal string is fine.
+        let big = with("maxFeePerGas", json!("18446744073709551617")).unwrap();
+        let Action::RegistryTx(t) = big.action else { panic!() };
+        assert_eq!(t.tx.max_fee_per_gas, 18_446_744_073_709_551_617);
+        // Registry calldata with a byte more is not reinterpreted.
+        let longer = format!("{}00", call_data(&call));
+        assert!(matches!(with("data", json!(longer)), Err(JsonActionError::Calldata(_))));
+        assert!(matches!(with("data", json!("0xdeadbeef")), Err(JsonActionError::Calldata(_))));
+        // data and input must agree.
+        assert!(matches!(
+            with("input", json!("0x00")),
+            Err(JsonActionError::Field { field: "input", .. })
+        ));
+        let typed = json!({"types": {}, "primaryType": "X", "domain": {}, "message": {}});
+        assert!(matches!(from_json(&typed.to_string(), &[]), Err(JsonActionError::Unsupported(_))));
+        assert!(matches!(from_json("[1]", &[]), Err(JsonActionError::Form(_))));
+        assert!(matches!(from_json("{", &[]), Err(JsonActionError::Form(_))));
+    }
+
+    #[test]
+    fn personal_sign_takes_text_or_hex() {
+        let m =
+            |p: Value| from_json(&json!({"method": "personal_sign", "params": p}).to_string(), &[]);
+        let text = m(json!(["hello"])).unwrap();
+        let hex = m(json!(["0x68656c6c6f", "0x1111111111111111111111111111111111111111"])).unwrap();
+        assert_eq!(text.action, hex.action);
+        assert_eq!(hex.from, Some(Address([0x11; 20])));
+        assert!(m(json!([])).is_err());
+        assert!(m(json!(["x".repeat(600)])).is_err());
+        let e = from_json(&json!({"method": "eth_sign", "params": []}).to_string(), &[]);
+        assert!(matches!(e, Err(JsonActionError::Field { field: "method", .. })));
+    }
+}
