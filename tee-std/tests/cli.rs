@@ -372,7 +372,7 @@ fn a_user_written_transaction_signs_ready_to_broadcast() {
     std::fs::write(
         &policy,
         r#"
-kinds = ["setAgentURI", "personal_sign"]
+kinds = ["setAgentURI", "personal_sign", "AgentWalletSet"]
 chains = [8453]
 contracts = ["0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"]
 agents = [42]
@@ -437,6 +437,40 @@ max_deadline_ahead_secs = 300
     let digest = alloy_primitives::eip191_hash_message(b"hello, agent");
     assert_eq!(json["digest"].as_str().unwrap(), digest.to_string());
     assert!(json.get("rawTransaction").is_none());
+
+    // Typed data as eth_signTypedData_v4 sends it: the registry's
+    // AgentWalletSet, the key proving it controls the new wallet.
+    let deadline =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 120;
+    let typed = serde_json::json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}
+            ],
+            "AgentWalletSet": [
+                {"name": "agentId", "type": "uint256"}, {"name": "newWallet", "type": "address"},
+                {"name": "owner", "type": "address"}, {"name": "deadline", "type": "uint256"}
+            ]
+        },
+        "primaryType": "AgentWalletSet",
+        "domain": {"name": "ERC8004IdentityRegistry", "version": "1", "chainId": 8453,
+                   "verifyingContract": "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"},
+        "message": {"agentId": 42, "newWallet": address,
+                    "owner": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "deadline": deadline}
+    });
+    let envelope =
+        serde_json::json!({"method": "eth_signTypedData_v4", "params": [address, typed]});
+    std::fs::write(&file, envelope.to_string()).unwrap();
+    let out = ok(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["kind"], "AgentWalletSet", "{out}");
+    let td: alloy_dyn_abi::TypedData = serde_json::from_value(typed).unwrap();
+    let hash = td.eip712_signing_hash().unwrap();
+    assert_eq!(json["digest"].as_str().unwrap(), hash.to_string());
+    let sig: alloy_primitives::Signature = json["signature"].as_str().unwrap().parse().unwrap();
+    assert_eq!(sig.recover_address_from_prehash(&hash).unwrap().to_string(), address);
 
     // Refusals name what is wrong.
     let mut other = request.clone();

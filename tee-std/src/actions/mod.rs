@@ -10,14 +10,19 @@
 //!   decoded, strictly, into the typed registry call ([`calldata`]), so the
 //!   policy sees the function, the agent and the contract; any other is a
 //!   generic (blind) transaction;
+//! - typed data as `eth_signTypedData_v4` takes it (bare, or
+//!   `{"method": "eth_signTypedData_v4", "params": [address, data]}`, the
+//!   data an object or a JSON string): the identity registry's
+//!   `AgentWalletSet` in its domain becomes the typed action, and must hash
+//!   as the registry's type does; any other typed data is hashed here
+//!   (alloy's EIP-712) into the pre-hashed (blind) action;
 //! - a `personal_sign` message: `{"method": "personal_sign", "params":
 //!   [message, address?]}`, the message `0x`-hex bytes or text.
 //!
 //! The device builds every digest from the typed fields, so a
 //! mis-translation here cannot make it sign something else than the action
-//! it reports. Errors name the field. Not yet: `eth_signTypedData_v4`
-//! (typed data) and legacy (type 0, `gasPrice`) transactions, each refused
-//! with that reason.
+//! it reports. Errors name the field. Not yet: legacy (type 0, `gasPrice`)
+//! transactions, refused with that reason.
 
 pub mod calldata;
 pub mod registries;

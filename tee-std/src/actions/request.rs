@@ -1,7 +1,11 @@
 //! The JSON forms ([`super`]) into an [`Action`].
 
+use alloy_dyn_abi::TypedData;
 use serde_json::{Map, Value};
-use tee_core::action::{Action, GenericTx, PersonalMessage, Registry, RegistryTx, TxParams, bytes};
+use tee_core::action::{
+    Action, AgentWalletSet, Eip712Prehashed, GenericTx, PersonalMessage, Registry, RegistryTx,
+    TxParams, bytes,
+};
 use tee_core::{Address, U256};
 
 use super::calldata::{self, CalldataError};
@@ -98,13 +102,49 @@ pub fn from_json(json: &str, registries: &[Address]) -> Result<Request, JsonActi
         return envelope(&o, registries);
     }
     if o.contains_key("types") || o.contains_key("primaryType") {
-        return Err(typed_data());
+        return typed_data(Value::Object(o), None);
     }
     transaction(&o, registries)
 }
 
-fn typed_data() -> JsonActionError {
-    JsonActionError::Unsupported("eth_signTypedData_v4 (typed data) is not taken as JSON yet")
+/// `eth_signTypedData_v4`'s typed data: the identity registry's
+/// `AgentWalletSet` in its domain becomes the typed action (and must hash as
+/// the registry's type does); any other is hashed here into the pre-hashed
+/// (blind) action, its domain separator and struct hash.
+fn typed_data(v: Value, from: Option<Address>) -> Result<Request, JsonActionError> {
+    let td: TypedData =
+        serde_json::from_value(v).map_err(|e| JsonActionError::Form(format!("typed data: {e}")))?;
+    let signing_hash = td.eip712_signing_hash().map_err(|e| field("message", e))?;
+    let is_registry = td.domain.name.as_deref() == Some(tee_core::eip712::IDENTITY_REGISTRY_NAME);
+    let action = if td.primary_type == "AgentWalletSet" && is_registry {
+        let d = &td.domain;
+        let chain_id = d.chain_id.ok_or(JsonActionError::Missing("domain.chainId"))?;
+        let chain_id = u64::try_from(chain_id).map_err(|_| field("domain.chainId", "too large"))?;
+        let registry =
+            d.verifying_contract.ok_or(JsonActionError::Missing("domain.verifyingContract"))?;
+        let m = &td.message;
+        let get = |name: &'static str| m.get(name).ok_or(JsonActionError::Missing(name));
+        Action::AgentWalletSet(AgentWalletSet {
+            chain_id,
+            identity_registry: Address(registry.0.0),
+            agent_id: quantity("agentId", get("agentId")?)?,
+            new_wallet: address("newWallet", get("newWallet")?)?,
+            owner: address("owner", get("owner")?)?,
+            deadline: small("deadline", get("deadline")?)?,
+        })
+    } else {
+        let struct_hash = td.hash_struct().map_err(|e| field("message", e))?;
+        Action::Eip712Prehashed(Eip712Prehashed {
+            domain_separator: tee_core::B256(td.domain.separator().0),
+            struct_hash: tee_core::B256(struct_hash.0),
+        })
+    };
+    // What the device will sign is what the typed data hashes to; an
+    // AgentWalletSet of another shape (types, domain) is not the registry's.
+    if action.digest().0 != signing_hash.0 {
+        return Err(field("types", "an AgentWalletSet that is not the identity registry's type"));
+    }
+    Ok(Request { action, from })
 }
 
 fn envelope(o: &Map<String, Value>, registries: &[Address]) -> Result<Request, JsonActionError> {
@@ -145,7 +185,10 @@ fn envelope(o: &Map<String, Value>, registries: &[Address]) -> Result<Request, J
             })?;
             Ok(Request { action: Action::PersonalMessage(PersonalMessage { message }), from })
         }
-        "eth_signTypedData_v4" | "eth_signTypedData" => Err(typed_data()),
+        "eth_signTypedData_v4" => match params.as_slice() {
+            [a, data] => typed_data(data.clone(), Some(address("params", a)?)),
+            _ => Err(field("params", "[address, typedData]")),
+        },
         other => Err(field("method", format!("{other:?} is not a signing method this takes"))),
     }
 }
@@ -346,9 +389,60 @@ mod tests {
             Err(JsonActionError::Field { field: "input", .. })
         ));
         let typed = json!({"types": {}, "primaryType": "X", "domain": {}, "message": {}});
-        assert!(matches!(from_json(&typed.to_string(), &[]), Err(JsonActionError::Unsupported(_))));
+        assert!(from_json(&typed.to_string(), &[]).is_err());
         assert!(matches!(from_json("[1]", &[]), Err(JsonActionError::Form(_))));
         assert!(matches!(from_json("{", &[]), Err(JsonActionError::Form(_))));
+    }
+
+    fn wallet_set(version: &str, owner_type: &str) -> Value {
+        json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"}
+                ],
+                "AgentWalletSet": [
+                    {"name": "agentId", "type": "uint256"}, {"name": "newWallet", "type": "address"},
+                    {"name": "owner", "type": owner_type}, {"name": "deadline", "type": "uint256"}
+                ]
+            },
+            "primaryType": "AgentWalletSet",
+            "domain": {"name": "ERC8004IdentityRegistry", "version": version, "chainId": 8453,
+                       "verifyingContract": IDENTITY},
+            "message": {"agentId": 42, "newWallet": "0x1111111111111111111111111111111111111111",
+                        "owner": "0x2222222222222222222222222222222222222222", "deadline": "1795811955"}
+        })
+    }
+
+    /// The registry's AgentWalletSet is the typed action, with the digest
+    /// the typed data hashes to; the same name in another shape is refused;
+    /// other typed data is the pre-hashed action, with alloy's digest.
+    #[test]
+    fn typed_data_as_wallets_send_it() {
+        let r = from_json(&wallet_set("1", "address").to_string(), &[]).unwrap();
+        let Action::AgentWalletSet(w) = &r.action else { panic!("{:?}", r.action) };
+        assert_eq!((w.chain_id, w.deadline, w.agent_id), (8453, 1_795_811_955, U256::from_u64(42)));
+        let td: TypedData = serde_json::from_value(wallet_set("1", "address")).unwrap();
+        assert_eq!(r.action.digest().0, td.eip712_signing_hash().unwrap().0);
+        // eth_signTypedData_v4 params: [address, typed data as a string].
+        let env = json!({"method": "eth_signTypedData_v4",
+                         "params": ["0x2222222222222222222222222222222222222222", wallet_set("1", "address").to_string()]});
+        let r2 = from_json(&env.to_string(), &[]).unwrap();
+        assert_eq!((r2.action, r2.from), (r.action, Some(Address([0x22; 20]))));
+        // Another version or field type under the registry's name: refused.
+        assert!(matches!(
+            from_json(&wallet_set("2", "address").to_string(), &[]),
+            Err(JsonActionError::Field { field: "types", .. })
+        ));
+        assert!(from_json(&wallet_set("1", "uint160").to_string(), &[]).is_err());
+        // Any other typed data: pre-hashed, blind.
+        let mut permit = wallet_set("1", "address");
+        permit["domain"]["name"] = "SomeToken".into();
+        let r = from_json(&permit.to_string(), &[]).unwrap();
+        assert_eq!(r.action.kind(), ActionKind::Eip712Prehashed);
+        let td: TypedData = serde_json::from_value(permit).unwrap();
+        assert_eq!(r.action.digest().0, td.eip712_signing_hash().unwrap().0);
     }
 
     #[test]
