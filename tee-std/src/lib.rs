@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "service")]
 pub mod actions;
 pub mod attest;
 pub mod client;

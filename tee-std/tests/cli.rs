@@ -409,6 +409,9 @@ max_deadline_ahead_secs = 300
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["kind"], "setAgentURI", "decoded as the registry call: {out}");
     assert!(json["action"].as_str().unwrap().contains("setAgentURI"), "{out}");
+    // The action as decoded, in the request's own form.
+    assert_eq!(json["request"]["data"], request["data"]);
+    assert_eq!(json["request"]["nonce"], "0x7");
     let raw =
         hex::decode(json["rawTransaction"].as_str().unwrap().trim_start_matches("0x")).unwrap();
     let env = alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap();

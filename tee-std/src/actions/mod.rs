@@ -28,4 +28,4 @@ pub mod calldata;
 pub mod registries;
 mod request;
 
-pub use request::{JsonActionError, Request, from_json};
+pub use request::{JsonActionError, Request, from_json, to_json};

@@ -286,6 +286,79 @@ fn transaction(o: &Map<String, Value>, registries: &[Address]) -> Result<Request
     Ok(Request { action: Action::GenericTx(GenericTx { tx, to, value, data }), from })
 }
 
+/// A JSON-RPC quantity: `0x`-hex, as wallets write them.
+fn hex_quantity(v: u128) -> Value {
+    Value::String(format!("{v:#x}"))
+}
+
+/// A number for people: a JSON number up to 2^53, a decimal string above.
+fn number(v: u64) -> Value {
+    if v <= 1 << 53 { Value::from(v) } else { Value::String(v.to_string()) }
+}
+
+/// An action in the form a wallet would send it: the inverse of
+/// [`from_json`] (a transaction to a registry decodes back to its call when
+/// the registry is deployed there or named). `None` for the pre-hashed
+/// EIP-712 action, whose typed data is gone.
+#[must_use]
+pub fn to_json(action: &Action) -> Option<Value> {
+    let tx = |t: &TxParams, to: &Address, value: &U256, data: &[u8]| {
+        serde_json::json!({
+            "type": "0x2",
+            "chainId": hex_quantity(u128::from(t.chain_id)),
+            "nonce": hex_quantity(u128::from(t.nonce)),
+            "gas": hex_quantity(u128::from(t.gas_limit)),
+            "maxFeePerGas": hex_quantity(t.max_fee_per_gas),
+            "maxPriorityFeePerGas": hex_quantity(t.max_priority_fee_per_gas),
+            "to": to.to_string(),
+            "value": value.to_string(),
+            "data": format!("0x{}", hex::encode(data)),
+        })
+    };
+    Some(match action {
+        Action::RegistryTx(t) => {
+            let mut buf = vec![0u8; t.call.calldata_len()];
+            let data = t.call.calldata(&mut buf).ok()?;
+            tx(&t.tx, &t.registry, &U256::ZERO, data)
+        }
+        Action::GenericTx(g) => tx(&g.tx, &g.to, &g.value, &g.data),
+        Action::PersonalMessage(m) => serde_json::json!({
+            "method": "personal_sign",
+            "params": [format!("0x{}", hex::encode(&m.message))],
+        }),
+        Action::AgentWalletSet(w) => serde_json::json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "AgentWalletSet": [
+                    {"name": "agentId", "type": "uint256"},
+                    {"name": "newWallet", "type": "address"},
+                    {"name": "owner", "type": "address"},
+                    {"name": "deadline", "type": "uint256"},
+                ],
+            },
+            "primaryType": "AgentWalletSet",
+            "domain": {
+                "name": tee_core::eip712::IDENTITY_REGISTRY_NAME,
+                "version": tee_core::eip712::IDENTITY_REGISTRY_VERSION,
+                "chainId": number(w.chain_id),
+                "verifyingContract": w.identity_registry.to_string(),
+            },
+            "message": {
+                "agentId": w.agent_id.to_string(),
+                "newWallet": w.new_wallet.to_string(),
+                "owner": w.owner.to_string(),
+                "deadline": number(w.deadline),
+            },
+        }),
+        Action::Eip712Prehashed(_) => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]

@@ -140,6 +140,9 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     if let Some(o) = out.as_object_mut() {
         o.insert("kind".into(), action.kind().name().into());
         o.insert("action".into(), action.to_string().into());
+        if let Some(request) = crate::actions::to_json(&action) {
+            o.insert("request".into(), request);
+        }
     }
     json(&out)
 }
