@@ -8,7 +8,7 @@
 pub mod qemu;
 
 use alloy_primitives as ap;
-use alloy_sol_types::{SolCall, SolStruct, eip712_domain, sol};
+use alloy_sol_types::{SolCall, SolStruct, eip712_domain};
 use proptest::prelude::*;
 use tee_core::action::{
     AgentWalletSet, Eip712Prehashed, GenericTx, MetadataEntry, PersonalMessage, RegistryCall,
@@ -18,28 +18,10 @@ use tee_core::heapless;
 use tee_core::limits::*;
 use tee_core::{Action, ActionKind, Address, B256, U256};
 
-sol! {
-    /// The ERC-8004 v2.0.0 registry functions, as their Solidity sources declare them.
-    interface IIdentityRegistry {
-        struct MetadataEntry { string metadataKey; bytes metadataValue; }
-        function register() external returns (uint256 agentId);
-        function register(string agentURI) external returns (uint256 agentId);
-        function register(string agentURI, MetadataEntry[] metadata) external returns (uint256 agentId);
-        function setAgentURI(uint256 agentId, string newURI) external;
-        function setMetadata(uint256 agentId, string metadataKey, bytes metadataValue) external;
-        function setAgentWallet(uint256 agentId, address newWallet, uint256 deadline, bytes signature) external;
-        function unsetAgentWallet(uint256 agentId) external;
-    }
-    interface IReputationRegistry {
-        function giveFeedback(uint256 agentId, int128 value, uint8 valueDecimals, string tag1, string tag2, string endpoint, string feedbackURI, bytes32 feedbackHash) external;
-        function revokeFeedback(uint256 agentId, uint64 feedbackIndex) external;
-        function appendResponse(uint256 agentId, address clientAddress, uint64 feedbackIndex, string responseURI, bytes32 responseHash) external;
-    }
-    interface IValidationRegistry {
-        function validationRequest(address validatorAddress, uint256 agentId, string requestURI, bytes32 requestHash) external;
-        function validationResponse(bytes32 requestHash, uint8 response, string responseURI, bytes32 responseHash, string tag) external;
-    }
-}
+/// The ERC-8004 v2.0.0 registry functions, as their Solidity sources
+/// declare them: alloy's ABI types, the ones the JSON actions decode with
+/// (`tee_std::actions::calldata`), independent of tee-core's encoder.
+pub use tee_std::actions::calldata::{IIdentityRegistry, IReputationRegistry, IValidationRegistry};
 
 /// The identity registry's typed struct; its name is part of the EIP-712
 /// type hash, so it lives in its own module to keep it.

@@ -208,29 +208,9 @@ fn read_signature(fields: &mut Reader<'_>) -> Result<Signature> {
 /// digest its signature is over) and its signature. What a verifier checks
 /// a raw transaction handed out with a signature against.
 pub fn signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
-    let (&ty, rest) = bytes.split_first().ok_or(Error::Truncated)?;
-    if ty != TX_TYPE_EIP1559 {
-        return Err(Error::Unsupported);
-    }
-    let mut outer = Reader::new(rest);
-    let mut f = outer.list()?;
-    if !outer.is_empty() {
-        return Err(Error::TrailingBytes);
-    }
+    let mut f = open_fields(bytes)?;
     let all = f.remaining();
-    f.u64()?;
-    f.u64()?;
-    f.u128()?;
-    f.u128()?;
-    f.u64()?;
-    if f.bytes()?.len() != 20 {
-        return Err(Error::Unsupported);
-    }
-    f.u256()?;
-    f.bytes()?;
-    if !f.list()?.is_empty() {
-        return Err(Error::Unsupported);
-    }
+    read_unsigned(&mut f)?;
     let unsigned = all.get(..all.len() - f.remaining().len()).ok_or(Error::Malformed)?;
     let sig = read_signature(&mut f)?;
     let mut h = Keccak256::new();
@@ -240,18 +220,32 @@ pub fn signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
     Ok((B256(h.finalize().into()), sig))
 }
 
-/// The nine fields every EIP-1559 transaction has; returns the reader
-/// positioned after the access list.
-fn decode_common(bytes: &[u8]) -> Result<(GenericTx, Reader<'_>)> {
+/// The nine unsigned fields of an EIP-1559 transaction, the calldata
+/// borrowed.
+struct Unsigned<'a> {
+    tx: TxParams,
+    to: Address,
+    value: U256,
+    data: &'a [u8],
+}
+
+/// A type-2 transaction's field list: the reader over its items.
+fn open_fields(bytes: &[u8]) -> Result<Reader<'_>> {
     let (&ty, rest) = bytes.split_first().ok_or(Error::Truncated)?;
     if ty != TX_TYPE_EIP1559 {
         return Err(Error::Unsupported);
     }
     let mut outer = Reader::new(rest);
-    let mut f = outer.list()?;
+    let f = outer.list()?;
     if !outer.is_empty() {
         return Err(Error::TrailingBytes);
     }
+    Ok(f)
+}
+
+/// The nine fields every EIP-1559 transaction has (a recipient, an empty
+/// access list); leaves the reader after the access list.
+fn read_unsigned<'a>(f: &mut Reader<'a>) -> Result<Unsigned<'a>> {
     let tx = TxParams {
         chain_id: f.u64()?,
         nonce: f.u64()?,
@@ -264,11 +258,20 @@ fn decode_common(bytes: &[u8]) -> Result<(GenericTx, Reader<'_>)> {
         b => Address(b.try_into().map_err(|_| Error::Malformed)?),
     };
     let value = f.u256()?;
-    let data = heapless::Vec::from_slice(f.bytes()?).map_err(|_| Error::TooLong)?;
+    let data = f.bytes()?;
     if !f.list()?.is_empty() {
         return Err(Error::Unsupported);
     }
-    Ok((GenericTx { tx, to, value, data }, f))
+    Ok(Unsigned { tx, to, value, data })
+}
+
+/// The nine fields as a generic transaction (calldata bounded); returns
+/// the reader positioned after the access list.
+fn decode_common(bytes: &[u8]) -> Result<(GenericTx, Reader<'_>)> {
+    let mut f = open_fields(bytes)?;
+    let u = read_unsigned(&mut f)?;
+    let data = heapless::Vec::from_slice(u.data).map_err(|_| Error::TooLong)?;
+    Ok((GenericTx { tx: u.tx, to: u.to, value: u.value, data }, f))
 }
 
 #[cfg(test)]

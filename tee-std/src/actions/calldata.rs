@@ -11,6 +11,7 @@ use tee_core::action::{MetadataEntry, Registry, RegistryCall, bytes, text};
 use tee_core::{Address, B256, U256};
 
 sol! {
+    /// The ERC-8004 v2.0.0 identity registry's functions.
     interface IIdentityRegistry {
         struct MetadataEntry { string metadataKey; bytes metadataValue; }
         function register() external returns (uint256 agentId);
@@ -21,11 +22,13 @@ sol! {
         function setAgentWallet(uint256 agentId, address newWallet, uint256 deadline, bytes signature) external;
         function unsetAgentWallet(uint256 agentId) external;
     }
+    /// The reputation registry's writes.
     interface IReputationRegistry {
         function giveFeedback(uint256 agentId, int128 value, uint8 valueDecimals, string tag1, string tag2, string endpoint, string feedbackURI, bytes32 feedbackHash) external;
         function revokeFeedback(uint256 agentId, uint64 feedbackIndex) external;
         function appendResponse(uint256 agentId, address clientAddress, uint64 feedbackIndex, string responseURI, bytes32 responseHash) external;
     }
+    /// The validation registry's writes.
     interface IValidationRegistry {
         function validationRequest(address validatorAddress, uint256 agentId, string requestURI, bytes32 requestHash) external;
         function validationResponse(bytes32 requestHash, uint8 response, string responseURI, bytes32 responseHash, string tag) external;
