@@ -517,7 +517,10 @@ mod tests {
     use super::*;
 
     /// A guest agent that takes the request and never answers: the call
-    /// fails after the timeout, it does not hang the signer.
+    /// fails with the timeout, it does not hang the signer. (The agent
+    /// holds the connection for 3 s, ten times the timeout: only the
+    /// timeout gives "no answer within"; a call that waited for the agent
+    /// would fail on the closed connection instead.)
     #[test]
     fn a_hanging_guest_agent_times_out() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -530,9 +533,7 @@ mod tests {
         let d = Dstack::new(Some(&endpoint))
             .unwrap()
             .with_timeout(std::time::Duration::from_millis(300));
-        let start = std::time::Instant::now();
         let e = d.get_quote(&[0; 64]).unwrap_err();
-        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
         assert!(e.to_string().contains("no answer within"), "{e}");
         held.join().unwrap();
     }
