@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = action.to_string();
     let mut txbuf = [0u8; MAX_SIGNED_TX_LEN];
     match tx::encode_unsigned(&action, &mut txbuf) {
-        Ok(_) => assert!(action.tx_params().is_some()),
+        Ok(_) => assert!(action.is_transaction()),
         Err(e) => assert_eq!(e, tee_core::Error::NotATransaction),
     }
 });

@@ -82,8 +82,11 @@ pub const MAX_RESPONSE_WIRE: usize = wire_len_bound(HEADER_LEN + MAX_RESPONSE_BO
 /// A test builds the largest action of every kind and checks this bound is
 /// reached exactly.
 pub const MAX_ACTION_LEN: usize = 1 + max(
-    max(AGENT_WALLET_SET_LEN, REGISTRY_TX_LEN),
-    max(GENERIC_TX_LEN, max(PERSONAL_MESSAGE_LEN, EIP712_PREHASHED_LEN)),
+    max(AGENT_WALLET_SET_LEN, max(REGISTRY_TX_LEN, LEGACY_REGISTRY_TX_LEN)),
+    max(
+        max(GENERIC_TX_LEN, LEGACY_GENERIC_TX_LEN),
+        max(PERSONAL_MESSAGE_LEN, EIP712_PREHASHED_LEN),
+    ),
 );
 
 /// Upper bound of the ABI calldata of any registry call.
@@ -101,8 +104,10 @@ pub const MAX_REGISTRY_CALLDATA_LEN: usize = max(
 /// Upper bound of the calldata of any transaction action.
 pub const MAX_TX_CALLDATA_LEN: usize = max(MAX_REGISTRY_CALLDATA_LEN, MAX_CALLDATA_LEN);
 
-/// Upper bound of a signed EIP-1559 transaction: type byte, list header and
-/// the twelve fields at their largest.
+/// Upper bound of a signed transaction: an EIP-1559 one's type byte, list
+/// header and twelve fields at their largest (a legacy transaction's nine
+/// fields are shorter: no type byte, one fee, `v` at most 17 bytes against
+/// chain id, second fee, access list and y parity).
 pub const MAX_SIGNED_TX_LEN: usize = 1 + rlp_header(SIGNED_TX_PAYLOAD_LEN) + SIGNED_TX_PAYLOAD_LEN;
 
 const SIGNED_TX_PAYLOAD_LEN: usize = 3 * 9 // chain id, nonce, gas limit
@@ -117,6 +122,7 @@ const SIGNED_TX_PAYLOAD_LEN: usize = 3 * 9 // chain id, nonce, gas limit
 // postcard sizes: u64 varint <= 10 bytes, u128/i128 varint <= 19, length
 // prefixes are varints.
 const TX_PARAMS_LEN: usize = 3 * 10 + 2 * 19;
+const LEGACY_TX_PARAMS_LEN: usize = 3 * 10 + 19;
 const AGENT_WALLET_SET_LEN: usize = 10 + 20 + 32 + 20 + 20 + 10;
 const REGISTRY_TX_LEN: usize =
     TX_PARAMS_LEN + 20 + 1 + max(REGISTER_WITH_METADATA_LEN, GIVE_FEEDBACK_LEN);
@@ -125,7 +131,9 @@ const REGISTER_WITH_METADATA_LEN: usize = pc_bytes(MAX_URI_LEN)
     + MAX_METADATA_ENTRIES * (pc_bytes(MAX_METADATA_KEY_LEN) + pc_bytes(MAX_METADATA_VALUE_LEN));
 const GIVE_FEEDBACK_LEN: usize =
     32 + 19 + 1 + 2 * pc_bytes(MAX_TAG_LEN) + 2 * pc_bytes(MAX_URI_LEN) + 32;
+const LEGACY_REGISTRY_TX_LEN: usize = REGISTRY_TX_LEN - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
 const GENERIC_TX_LEN: usize = TX_PARAMS_LEN + 20 + 32 + pc_bytes(MAX_CALLDATA_LEN);
+const LEGACY_GENERIC_TX_LEN: usize = GENERIC_TX_LEN - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
 const PERSONAL_MESSAGE_LEN: usize = pc_bytes(MAX_MESSAGE_LEN);
 const EIP712_PREHASHED_LEN: usize = 64;
 

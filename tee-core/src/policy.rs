@@ -65,14 +65,14 @@ impl Policy {
         if action.agent_id().is_some_and(|id| !self.agents.permits(id)) {
             return Err(V::AgentNotAllowed);
         }
-        if let Some(tx) = action.tx_params() {
+        if let Some(tx) = action.envelope() {
             if action.value() > self.max_value {
                 return Err(V::ValueTooHigh);
             }
-            if tx.gas_limit > self.max_gas_limit {
+            if tx.gas_limit() > self.max_gas_limit {
                 return Err(V::GasLimitTooHigh);
             }
-            if tx.max_fee_per_gas > self.max_fee_per_gas {
+            if tx.max_fee_per_gas() > self.max_fee_per_gas {
                 return Err(V::FeeTooHigh);
             }
         }
@@ -83,11 +83,10 @@ impl Policy {
                 }
                 Some(w.deadline)
             }
-            Action::RegistryTx(t) => match &t.call {
-                RegistryCall::SetAgentWallet { deadline, .. } => Some(*deadline),
+            _ => match action.registry_call() {
+                Some(RegistryCall::SetAgentWallet { deadline, .. }) => Some(*deadline),
                 _ => None,
             },
-            _ => None,
         };
         if let Some(deadline) = deadline {
             let now = now.ok_or(V::NoClock)?;

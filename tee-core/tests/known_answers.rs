@@ -11,6 +11,11 @@
 //! Account.sign_typed_data(key, full_message={AgentWalletSet, domain ERC8004IdentityRegistry/1/8453/IDENTITY,
 //!     agentId 42, newWallet acct.address, owner ANVIL1, deadline 1767225600})
 //! Account.sign_message(encode_defunct(text="Hello World"), key)
+//! # legacy (type 0, EIP-155), run on 2026-11-27:
+//! acct.sign_transaction({"chainId": 8453, "nonce": 7, "gasPrice": 2_000_000_000, "gas": 120000,
+//!     "to": IDENTITY, "value": 0, "data": data})
+//! acct.sign_transaction({"chainId": 1, "nonce": 0, "gasPrice": 100*10**9, "gas": 21000,
+//!     "to": ANVIL1, "value": 10**18, "data": b""})
 //! ```
 //! IDENTITY is the ERC-8004 IdentityRegistry on Base (erc-8004-contracts README).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -18,7 +23,8 @@
 use hex_literal::hex;
 use tee_core::action::tx;
 use tee_core::action::{
-    AgentWalletSet, GenericTx, PersonalMessage, RegistryCall, RegistryTx, TxParams, bytes, text,
+    AgentWalletSet, GenericTx, LegacyGenericTx, LegacyRegistryTx, LegacyTxParams, PersonalMessage,
+    RegistryCall, RegistryTx, TxParams, bytes, text,
 };
 use tee_core::{Action, Address, SigningKey, U256};
 
@@ -111,6 +117,71 @@ fn generic_value_transfer() {
     let (decoded, sig) = GenericTx::decode_signed(&expected).unwrap();
     assert_eq!(Action::GenericTx(decoded), action);
     assert_eq!(sig, signed.signature);
+}
+
+/// Signs `action` with anvil's key 0 and checks the raw transaction and
+/// its hash against eth_account's, and that the raw transaction reads back
+/// to the action's digest and the same signature.
+fn signs_as_eth_account(action: &Action, raw: &[u8], hash: [u8; 32]) {
+    let signed = key().sign(action).unwrap();
+    let mut buf = [0u8; 512];
+    let ours = tx::encode_signed(action, &signed.signature, &mut buf).unwrap();
+    assert_eq!(&ours[..], raw);
+    assert_eq!(tx::signed_len(action, &signed.signature).unwrap(), raw.len());
+    assert_eq!(tx::tx_hash(action, &signed.signature).unwrap().0, hash);
+    assert_eq!(tx::signing_hash_of_signed(raw), Ok((action.digest(), signed.signature)));
+}
+
+#[test]
+fn legacy_registry_tx_set_agent_uri() {
+    let action = Action::LegacyRegistryTx(LegacyRegistryTx {
+        tx: LegacyTxParams {
+            chain_id: 8453,
+            nonce: 7,
+            gas_price: 2_000_000_000,
+            gas_limit: 120_000,
+        },
+        registry: IDENTITY,
+        call: RegistryCall::SetAgentUri {
+            agent_id: U256::from_u64(42),
+            new_uri: text("ipfs://bafkreiagentcard").unwrap(),
+        },
+    });
+    signs_as_eth_account(
+        &action,
+        &hex!(
+            "f8eb0784773594008301d4c0948004a169fb4a3325136eb29fa0ceb6d2e539a43280b8840af28bd3000000000000000000000000000000000000000000000000000000000000002a00000000000000000000000000000000000000000000000000000000000000400000000000000000000000000000000000000000000000000000000000000017697066733a2f2f6261666b7265696167656e746361726400000000000000000082422da05b5e51706c47063be0c312c49a3c90e56d097ddd5f24ffe174afc3ae5f79fc57a0708cbd8544d552190794998a72296e74e3d3af3b6d7966ba18b674d2d97a94a7"
+        ),
+        hex!("56f60a758e93fb4fbf12706c3d863f0f695e6adc5df74d3897e1aa0c1780a34e"),
+    );
+}
+
+#[test]
+fn legacy_generic_value_transfer() {
+    let action = Action::LegacyGenericTx(LegacyGenericTx {
+        tx: LegacyTxParams { chain_id: 1, nonce: 0, gas_price: 100_000_000_000, gas_limit: 21_000 },
+        to: ANVIL1,
+        value: U256::from_u64(1_000_000_000_000_000_000),
+        data: bytes(&[]).unwrap(),
+    });
+    let raw = hex!(
+        "f86c8085174876e8008252089470997970c51812dc3a010c7d01b50e0d17dc79c8880de0b6b3a76400008025a00c54a804462a8d878adf9e1e728c14821817dd7ee85e6cffea69d7a8d3df9ad0a06e4614999e47b18de4ecaffb83972c5799d979dd7cfcdd6db6194c252ee29ba5"
+    );
+    signs_as_eth_account(
+        &action,
+        &raw,
+        hex!("1788cef32401912195964f23e10e2dd3317fe5d69395609a33becf5f60c87e50"),
+    );
+    // The same transaction with a pre-EIP-155 v (27: bound to no chain) is
+    // refused, and so is one whose v claims another chain's signature.
+    let mut pre155 = raw;
+    let v_at = raw.len() - 67;
+    assert_eq!(raw[v_at], 0x25);
+    pre155[v_at] = 27;
+    assert_eq!(tx::signing_hash_of_signed(&pre155), Err(tee_core::Error::Unsupported));
+    let mut other_chain = raw;
+    other_chain[v_at] = 0x27; // chain 2
+    assert_ne!(tx::signing_hash_of_signed(&other_chain).map(|(h, _)| h), Ok(action.digest()));
 }
 
 #[test]

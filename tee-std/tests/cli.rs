@@ -486,9 +486,36 @@ max_deadline_ahead_secs = 300
     std::fs::write(&file, typo.to_string()).unwrap();
     let e = fails(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
     assert!(e.contains("unknown field \"maxFeePerGass\""), "{e}");
-    let mut legacy = request.clone();
-    legacy["gasPrice"] = "0x1".into();
-    std::fs::write(&file, legacy.to_string()).unwrap();
+    let mut both = request.clone();
+    both["gasPrice"] = "0x1".into();
+    std::fs::write(&file, both.to_string()).unwrap();
     let e = fails(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
-    assert!(e.contains("legacy transactions"), "{e}");
+    assert!(e.contains("field \"gasPrice\""), "{e}");
+
+    // The same call as a legacy (type 0, EIP-155) transaction, as the agent
+    // SDKs that set gasPrice build it: alloy reads it back, chain id and all.
+    let mut legacy = request.clone();
+    let o = legacy.as_object_mut().unwrap();
+    o.remove("maxFeePerGas");
+    o.remove("maxPriorityFeePerGas");
+    o.insert("type".into(), "0x0".into());
+    o.insert("gasPrice".into(), "0x2540be400".into());
+    o.insert("nonce".into(), "0x8".into());
+    std::fs::write(&file, legacy.to_string()).unwrap();
+    let out = ok(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["kind"], "setAgentURI", "{out}");
+    assert!(json["action"].as_str().unwrap().starts_with("legacy tx"), "{out}");
+    assert_eq!(json["request"]["gasPrice"], "0x2540be400");
+    let raw =
+        hex::decode(json["rawTransaction"].as_str().unwrap().trim_start_matches("0x")).unwrap();
+    let env = alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap();
+    assert!(env.is_legacy());
+    assert_eq!(env.recover_signer().unwrap().to_string(), address);
+    assert_eq!(env.input().as_ref(), &data[..]);
+    assert_eq!(
+        (env.nonce(), env.chain_id(), env.gas_price()),
+        (8, Some(8453), Some(10_000_000_000))
+    );
+    assert_eq!(json["transactionHash"].as_str().unwrap(), env.tx_hash().to_string());
 }

@@ -7,8 +7,9 @@
 use hex_literal::hex;
 
 use tee_core::action::{
-    Action, ActionKind, AgentWalletSet, Eip712Prehashed, GenericTx, MetadataEntry, PersonalMessage,
-    RegistryCall, RegistryTx, TxParams,
+    Action, ActionKind, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx,
+    LegacyRegistryTx, LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx,
+    TxParams,
 };
 use tee_core::primitives::{Address, B256, U256};
 
@@ -168,6 +169,32 @@ pub fn action(kind: ActionKind) -> Action {
         ),
     };
     Action::RegistryTx(RegistryTx { tx: tx(7), registry, call })
+}
+
+/// The legacy (type 0, EIP-155) form of a transaction action: the same
+/// call, its `gasPrice` the EIP-1559 fee cap. `None` for other actions.
+#[must_use]
+pub fn legacy(action: &Action) -> Option<Action> {
+    let params = |t: &TxParams| LegacyTxParams {
+        chain_id: t.chain_id,
+        nonce: t.nonce,
+        gas_price: t.max_fee_per_gas,
+        gas_limit: t.gas_limit,
+    };
+    Some(match action {
+        Action::RegistryTx(t) => Action::LegacyRegistryTx(LegacyRegistryTx {
+            tx: params(&t.tx),
+            registry: t.registry,
+            call: t.call.clone(),
+        }),
+        Action::GenericTx(t) => Action::LegacyGenericTx(LegacyGenericTx {
+            tx: params(&t.tx),
+            to: t.to,
+            value: t.value,
+            data: t.data.clone(),
+        }),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Writes the fuzz targets' seed corpus (`fuzz/corpus/<target>/seed-*`):
-//! a typical and the largest action of every kind, the signed and unsigned
-//! transactions of every transaction kind, request frames and bodies,
+//! a typical and the largest action of every kind (and the typical one as a
+//! legacy transaction), the signed and unsigned transactions of every
+//! transaction kind, request frames and bodies,
 //! response payloads from a real session, a few device sessions, and flash
 //! patches for the boot target.
 //!
@@ -34,11 +35,13 @@ fn main() {
     state(&root);
     let key = SigningKey::from_bytes(&[7; 32]).unwrap();
     for &kind in ActionKind::ALL {
-        for (label, a) in [("max", max_action(kind)), ("typ", sample::action(kind))] {
+        let typical = sample::action(kind);
+        let legacy = sample::legacy(&typical).map(|l| ("legacy", l));
+        for (label, a) in [("max", max_action(kind)), ("typ", typical)].into_iter().chain(legacy) {
             let name = |what: &str| format!("seed-{what}{label}-{:02}", kind as u8);
             let mut buf = [0u8; MAX_ACTION_LEN];
             write(&root.join("action_decode"), &name(""), a.encode(&mut buf).unwrap());
-            if a.tx_params().is_some() {
+            if a.is_transaction() {
                 // The RLP decoder reads any transaction action's encoding.
                 let sig = key.sign(&a).unwrap().signature;
                 let mut t = [0u8; MAX_SIGNED_TX_LEN];

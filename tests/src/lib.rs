@@ -11,8 +11,8 @@ use alloy_primitives as ap;
 use alloy_sol_types::{SolCall, SolStruct, eip712_domain};
 use proptest::prelude::*;
 use tee_core::action::{
-    AgentWalletSet, Eip712Prehashed, GenericTx, MetadataEntry, PersonalMessage, RegistryCall,
-    RegistryTx, TxParams,
+    AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyGenericTx, LegacyRegistryTx,
+    LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TxParams,
 };
 use tee_core::heapless;
 use tee_core::limits::*;
@@ -152,23 +152,38 @@ pub fn alloy_calldata(call: &RegistryCall) -> Vec<u8> {
     }
 }
 
-/// alloy's EIP-1559 transaction for a transaction action.
-pub fn alloy_tx(action: &Action) -> Option<alloy_consensus::TxEip1559> {
-    let (p, to, value, input) = match action {
-        Action::RegistryTx(t) => (&t.tx, &t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
-        Action::GenericTx(t) => (&t.tx, &t.to, u256(&t.value), t.data.to_vec()),
+/// alloy's transaction (EIP-1559 or legacy) for a transaction action.
+pub fn alloy_tx(action: &Action) -> Option<alloy_consensus::TypedTransaction> {
+    use alloy_consensus::{TxEip1559, TxLegacy, TypedTransaction};
+    let (to, value, input) = match action {
+        Action::RegistryTx(t) => (&t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
+        Action::LegacyRegistryTx(t) => (&t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
+        Action::GenericTx(t) => (&t.to, u256(&t.value), t.data.to_vec()),
+        Action::LegacyGenericTx(t) => (&t.to, u256(&t.value), t.data.to_vec()),
         _ => return None,
     };
-    Some(alloy_consensus::TxEip1559 {
-        chain_id: p.chain_id,
-        nonce: p.nonce,
-        gas_limit: p.gas_limit,
-        max_fee_per_gas: p.max_fee_per_gas,
-        max_priority_fee_per_gas: p.max_priority_fee_per_gas,
-        to: ap::TxKind::Call(addr(to)),
-        value,
-        access_list: Default::default(),
-        input: input.into(),
+    let to = ap::TxKind::Call(addr(to));
+    Some(match action.envelope()? {
+        Envelope::Eip1559(p) => TypedTransaction::Eip1559(TxEip1559 {
+            chain_id: p.chain_id,
+            nonce: p.nonce,
+            gas_limit: p.gas_limit,
+            max_fee_per_gas: p.max_fee_per_gas,
+            max_priority_fee_per_gas: p.max_priority_fee_per_gas,
+            to,
+            value,
+            access_list: Default::default(),
+            input: input.into(),
+        }),
+        Envelope::Legacy(p) => TypedTransaction::Legacy(TxLegacy {
+            chain_id: Some(p.chain_id),
+            nonce: p.nonce,
+            gas_price: p.gas_price,
+            gas_limit: p.gas_limit,
+            to,
+            value,
+            input: input.into(),
+        }),
     })
 }
 
@@ -191,7 +206,10 @@ pub fn alloy_digest(action: &Action) -> ap::B256 {
             }
             .eip712_signing_hash(&domain)
         }
-        Action::RegistryTx(_) | Action::GenericTx(_) => alloy_tx(action).unwrap().signature_hash(),
+        Action::RegistryTx(_)
+        | Action::GenericTx(_)
+        | Action::LegacyRegistryTx(_)
+        | Action::LegacyGenericTx(_) => alloy_tx(action).unwrap().signature_hash(),
         Action::PersonalMessage(m) => ap::eip191_hash_message(&m.message),
         Action::Eip712Prehashed(p) => {
             ap::keccak256([&[0x19, 0x01][..], &p.domain_separator.0, &p.struct_hash.0].concat())
@@ -253,6 +271,17 @@ pub fn arb_bytes<const N: usize>() -> impl Strategy<Value = heapless::Vec<u8, N>
         1 => proptest::collection::vec(any::<u8>(), 1..=1),
     ]
     .prop_map(|v| heapless::Vec::from_slice(&v).unwrap())
+}
+
+pub fn arb_legacy_tx_params() -> impl Strategy<Value = LegacyTxParams> {
+    (arb_u64(), arb_u64(), arb_u128(), arb_u64()).prop_map(
+        |(chain_id, nonce, gas_price, gas_limit)| LegacyTxParams {
+            chain_id,
+            nonce,
+            gas_price,
+            gas_limit,
+        },
+    )
 }
 
 pub fn arb_tx_params() -> impl Strategy<Value = TxParams> {
@@ -380,9 +409,20 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action> {
                 })
                 .boxed()
         }
-        K::GenericTx => (arb_tx_params(), arb_address(), arb_u256(), arb_bytes())
-            .prop_map(|(tx, to, value, data)| Action::GenericTx(GenericTx { tx, to, value, data }))
-            .boxed(),
+        K::GenericTx => prop_oneof![
+            (arb_tx_params(), arb_address(), arb_u256(), arb_bytes()).prop_map(
+                |(tx, to, value, data)| Action::GenericTx(GenericTx { tx, to, value, data })
+            ),
+            (arb_legacy_tx_params(), arb_address(), arb_u256(), arb_bytes()).prop_map(
+                |(tx, to, value, data)| Action::LegacyGenericTx(LegacyGenericTx {
+                    tx,
+                    to,
+                    value,
+                    data
+                })
+            ),
+        ]
+        .boxed(),
         K::PersonalMessage => arb_bytes()
             .prop_map(|message| Action::PersonalMessage(PersonalMessage { message }))
             .boxed(),
@@ -391,9 +431,17 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action> {
                 Action::Eip712Prehashed(Eip712Prehashed { domain_separator, struct_hash })
             })
             .boxed(),
-        call => (arb_tx_params(), arb_address(), arb_call(call))
-            .prop_map(|(tx, registry, call)| Action::RegistryTx(RegistryTx { tx, registry, call }))
-            .boxed(),
+        call => prop_oneof![
+            (arb_tx_params(), arb_address(), arb_call(call)).prop_map(|(tx, registry, call)| {
+                Action::RegistryTx(RegistryTx { tx, registry, call })
+            }),
+            (arb_legacy_tx_params(), arb_address(), arb_call(call)).prop_map(
+                |(tx, registry, call)| {
+                    Action::LegacyRegistryTx(LegacyRegistryTx { tx, registry, call })
+                }
+            ),
+        ]
+        .boxed(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use tee_core::action::tx;
-use tee_core::action::{GenericTx, PersonalMessage, bytes};
+use tee_core::action::{GenericTx, LegacyGenericTx, PersonalMessage, bytes};
 use tee_core::limits::{
     MAX_ACTION_LEN, MAX_MESSAGE_LEN, MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN,
 };
@@ -75,38 +75,56 @@ proptest! {
         }
     }
 
-    /// The strict RLP decoder: unsigned and signed round trips, and a damaged
-    /// transaction either fails or decodes to exactly what re-encodes to it.
+    /// The strict RLP decoders (EIP-1559 and legacy): unsigned and signed
+    /// round trips, and a damaged transaction either fails or decodes to
+    /// exactly what re-encodes to it, with the signing hash the verifier
+    /// reads from it.
     #[test]
     fn rlp_round_trip_and_strictness(
         action in arb_action_of(ActionKind::GenericTx),
         secret in arb_secret(),
         m in arb_mutation(),
     ) {
-        let Action::GenericTx(g) = &action else { unreachable!() };
         let mut buf = [0u8; MAX_SIGNED_TX_LEN];
         let unsigned = tx::encode_unsigned(&action, &mut buf).unwrap().to_vec();
-        prop_assert_eq!(&GenericTx::decode_unsigned(&unsigned).unwrap(), g);
+        prop_assert_eq!(&decode_unsigned(&unsigned).unwrap(), &action);
         let sig = SigningKey::from_bytes(&secret).unwrap().sign(&action).unwrap().signature;
         let signed = tx::encode_signed(&action, &sig, &mut buf).unwrap().to_vec();
-        let (back, back_sig) = GenericTx::decode_signed(&signed).unwrap();
-        prop_assert_eq!(&back, g);
-        prop_assert_eq!(back_sig, sig);
+        prop_assert_eq!(decode_signed(&signed).unwrap(), (action.clone(), sig));
+        prop_assert_eq!(tx::signing_hash_of_signed(&signed).unwrap(), (action.digest(), sig));
         // Unsigned bytes are not a signed transaction and vice versa.
-        prop_assert!(GenericTx::decode_signed(&unsigned).is_err());
-        prop_assert!(GenericTx::decode_unsigned(&signed).is_err());
+        prop_assert!(decode_signed(&unsigned).is_err());
+        prop_assert!(decode_unsigned(&signed).is_err());
 
         let bad = mutate(&signed, &m);
         prop_assume!(bad != signed);
-        if let Ok((t, s)) = GenericTx::decode_signed(&bad) {
-            let again = tx::encode_signed(&Action::GenericTx(t), &s, &mut buf).unwrap().to_vec();
-            prop_assert_eq!(again, bad);
+        if let Ok((t, s)) = decode_signed(&bad) {
+            let again = tx::encode_signed(&t, &s, &mut buf).unwrap().to_vec();
+            prop_assert_eq!(&again, &bad);
+            prop_assert_eq!(tx::signing_hash_of_signed(&bad).unwrap(), (t.digest(), s));
         }
         let bad = mutate(&unsigned, &m);
-        if let Ok(t) = GenericTx::decode_unsigned(&bad) {
-            let again = tx::encode_unsigned(&Action::GenericTx(t), &mut buf).unwrap().to_vec();
+        if let Ok(t) = decode_unsigned(&bad) {
+            let again = tx::encode_unsigned(&t, &mut buf).unwrap().to_vec();
             prop_assert_eq!(again, bad);
         }
+    }
+}
+
+/// Either decoder, by the first byte (a type byte or an RLP list).
+fn decode_unsigned(b: &[u8]) -> Result<Action, Error> {
+    match b.first() {
+        Some(0xc0..) => LegacyGenericTx::decode_unsigned(b).map(Action::LegacyGenericTx),
+        _ => GenericTx::decode_unsigned(b).map(Action::GenericTx),
+    }
+}
+
+fn decode_signed(b: &[u8]) -> Result<(Action, tee_core::Signature), Error> {
+    match b.first() {
+        Some(0xc0..) => {
+            LegacyGenericTx::decode_signed(b).map(|(t, s)| (Action::LegacyGenericTx(t), s))
+        }
+        _ => GenericTx::decode_signed(b).map(|(t, s)| (Action::GenericTx(t), s)),
     }
 }
 
@@ -122,7 +140,7 @@ fn limits_are_tight() {
         if let Action::RegistryTx(t) = &a {
             assert!(t.call.calldata_len() <= MAX_REGISTRY_CALLDATA_LEN, "{kind}");
         }
-        if a.tx_params().is_some() {
+        if a.is_transaction() {
             let sig = SigningKey::from_bytes(&[7; 32]).unwrap().sign(&a).unwrap().signature;
             assert!(tx::signed_len(&a, &sig).unwrap() <= MAX_SIGNED_TX_LEN, "{kind}");
         }
@@ -149,7 +167,7 @@ fn typed_errors() {
     assert_eq!(Action::decode(&[3, 2, b'h', b'i', 0]), Err(Error::TrailingBytes));
     assert_eq!(Action::decode(&[3, 2, b'h']), Err(Error::Truncated));
     assert_eq!(Action::decode(&[]), Err(Error::Truncated));
-    assert_eq!(Action::decode(&[5]), Err(Error::UnknownVariant));
+    assert_eq!(Action::decode(&[7]), Err(Error::UnknownVariant), "one past the last action");
     assert_eq!(Action::decode(&[0x80, 0x01]), Err(Error::UnknownVariant));
     // One byte over the message bound.
     let n = MAX_MESSAGE_LEN + 1;

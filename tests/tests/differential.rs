@@ -7,9 +7,7 @@
 //! alloy's encoding back.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use alloy_consensus::{
-    SignableTransaction, Transaction, TxEnvelope, transaction::SignerRecoverable,
-};
+use alloy_consensus::{Transaction, TxEnvelope, transaction::SignerRecoverable};
 use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
@@ -48,7 +46,7 @@ fn check(action: &Action, secret: &[u8; 32]) -> Result<(), TestCaseError> {
 
     // Signed transaction and its hash.
     if let Some(atx) = alloy_tx(action) {
-        let env = TxEnvelope::from(atx.into_signed(theirs));
+        let env: TxEnvelope = atx.into_envelope(theirs);
         let alloy_raw = env.encoded_2718();
         let mut buf = [0u8; MAX_SIGNED_TX_LEN];
         let ours = tx::encode_signed(action, &signed.signature, &mut buf).unwrap().to_vec();

@@ -24,6 +24,7 @@ proptest! {
         // the caller names it (a policy's contract).
         let named = match &action {
             Action::RegistryTx(t) => vec![t.registry],
+            Action::LegacyRegistryTx(t) => vec![t.registry],
             _ => Vec::new(),
         };
         let back = from_json(&json.to_string(), &named).unwrap();
@@ -41,19 +42,21 @@ proptest! {
         at in any::<prop::sample::Index>(),
         byte in any::<u8>(),
     ) {
-        let Action::RegistryTx(t) = &action else { unreachable!() };
+        let registry = *action.contract().unwrap();
         let mut json = to_json(&action).unwrap();
         let data = json["data"].as_str().unwrap().trim_start_matches("0x").to_owned();
         let mut bytes = hex::decode(data).unwrap();
         let i = at.index(bytes.len());
         bytes[i] = byte;
         json["data"] = format!("0x{}", hex::encode(&bytes)).into();
-        if let Ok(r) = from_json(&json.to_string(), &[t.registry]) {
-            let Action::RegistryTx(got) = r.action else {
+        if let Ok(r) = from_json(&json.to_string(), &[registry]) {
+            let Some(got) = r.action.registry_call() else {
                 return Err(TestCaseError::fail("a registry call decoded as something else"));
             };
-            let mut buf = vec![0u8; got.call.calldata_len()];
-            prop_assert_eq!(got.call.calldata(&mut buf).unwrap().to_vec(), bytes);
+            prop_assert_eq!(r.action.envelope().map(|e| e.max_fee_per_gas()), action.envelope().map(|e| e.max_fee_per_gas()));
+            prop_assert_eq!(std::mem::discriminant(&r.action), std::mem::discriminant(&action));
+            let mut buf = vec![0u8; got.calldata_len()];
+            prop_assert_eq!(got.calldata(&mut buf).unwrap().to_vec(), bytes);
         }
     }
 }

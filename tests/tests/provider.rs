@@ -156,9 +156,31 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     }
     assert!(report.verified_but_dcap() && !report.verified(), "{report}");
 
+    // The same call as a legacy (EIP-155) transaction: signed raw as well,
+    // its fields checked by the verifier, and the EIP-1559 bytes of the
+    // same call in its place refused.
+    let legacy_signed = {
+        use alloy_consensus::transaction::SignerRecoverable;
+        use alloy_eips::eip2718::Decodable2718;
+        let legacy = sample::legacy(&action).unwrap();
+        let signed_legacy = agent.sign(&key, &legacy).unwrap();
+        let raw = signed_legacy.raw_transaction.clone().unwrap();
+        let env = alloy_consensus::TxEnvelope::decode_2718(&mut &raw[..]).unwrap();
+        assert!(env.is_legacy());
+        assert_eq!(env.recover_signer().unwrap().0.0, key.address.0);
+        assert_eq!(env.tx_hash().0, signed_legacy.transaction_hash.unwrap().0);
+        let r = v.verify_tee_signature(&signed_legacy, SAMPLE_COLLATERAL_TIME);
+        assert!(passed(&r, Check::Fields) && r.verified_but_dcap(), "{r}");
+        let mut other = signed_legacy.clone();
+        other.raw_transaction = signed.raw_transaction.clone();
+        let r = v.verify_tee_signature(&other, SAMPLE_COLLATERAL_TIME);
+        assert!(!passed(&r, Check::Fields), "{r}");
+        signed_legacy
+    };
+
     // Next signature, next sequence.
     let second = agent.sign(&key, &sample::action(ActionKind::GiveFeedback)).unwrap();
-    assert_eq!(second.sequence, 2);
+    assert_eq!((legacy_signed.sequence, second.sequence), (2, 3));
 
     // JSON for other languages, and back.
     let json = serde_json::to_string(&signed).unwrap();

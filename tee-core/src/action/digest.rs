@@ -4,7 +4,8 @@
 
 use sha3::{Digest, Keccak256};
 
-use super::tx;
+use super::kind::Envelope;
+use super::tx::{TxView, signing_hash};
 use super::types::{Action, AgentWalletSet};
 use crate::abi::word;
 use crate::eip712::{
@@ -16,13 +17,25 @@ use crate::signer::{Signed, SigningKey};
 
 impl Action {
     /// The 32-byte digest the signer signs: the EIP-712 typed-data hash, the
-    /// EIP-1559 signing hash, or the EIP-191 message hash.
+    /// transaction signing hash (EIP-1559, or legacy with EIP-155), or the
+    /// EIP-191 message hash.
     #[must_use]
     pub fn digest(&self) -> B256 {
+        use Envelope::{Eip1559, Legacy};
         match self {
             Action::AgentWalletSet(a) => a.digest(),
-            Action::RegistryTx(t) => tx::signing_hash(&tx::TxView::registry(t)),
-            Action::GenericTx(t) => tx::signing_hash(&tx::TxView::generic(t)),
+            Action::RegistryTx(t) => {
+                signing_hash(&TxView::registry(Eip1559(&t.tx), &t.registry, &t.call))
+            }
+            Action::LegacyRegistryTx(t) => {
+                signing_hash(&TxView::registry(Legacy(&t.tx), &t.registry, &t.call))
+            }
+            Action::GenericTx(t) => {
+                signing_hash(&TxView::generic(Eip1559(&t.tx), &t.to, t.value, &t.data))
+            }
+            Action::LegacyGenericTx(t) => {
+                signing_hash(&TxView::generic(Legacy(&t.tx), &t.to, t.value, &t.data))
+            }
             Action::PersonalMessage(m) => personal_message_digest(&m.message),
             Action::Eip712Prehashed(p) => typed_data_digest(&p.domain_separator, &p.struct_hash),
         }

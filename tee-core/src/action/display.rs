@@ -6,7 +6,7 @@ use core::fmt;
 
 use super::calldata::Arg;
 use super::kind::ActionKind;
-use super::types::{Action, RegistryCall, TxParams};
+use super::types::{Action, LegacyTxParams, RegistryCall, TxParams};
 use crate::primitives::Hex;
 
 impl fmt::Display for ActionKind {
@@ -43,6 +43,16 @@ impl fmt::Display for TxParams {
             self.gas_limit,
             self.max_fee_per_gas,
             self.max_priority_fee_per_gas
+        )
+    }
+}
+
+impl fmt::Display for LegacyTxParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "chain {} nonce {} gas {} gasPrice {}",
+            self.chain_id, self.nonce, self.gas_limit, self.gas_price
         )
     }
 }
@@ -107,6 +117,22 @@ impl fmt::Display for Action {
             Action::GenericTx(t) => write!(
                 f,
                 "EIP-1559 tx (blind) to {} value {} data {} ({})",
+                t.to,
+                t.value,
+                Hex(&t.data),
+                t.tx
+            ),
+            Action::LegacyRegistryTx(t) => write!(
+                f,
+                "legacy tx to {:?} registry {}: {} ({})",
+                t.call.registry(),
+                t.registry,
+                t.call,
+                t.tx
+            ),
+            Action::LegacyGenericTx(t) => write!(
+                f,
+                "legacy tx (blind) to {} value {} data {} ({})",
                 t.to,
                 t.value,
                 Hex(&t.data),

@@ -55,9 +55,15 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
     if tag >= Action::COUNT as u64 {
         return Err(Error::UnknownVariant);
     }
-    if tag == 1 {
-        // RegistryTx: TxParams (five varints), registry (20 bytes), call tag.
-        for _ in 0..5 {
+    // RegistryTx: TxParams (five varints); LegacyRegistryTx: LegacyTxParams
+    // (four). Then the registry (20 bytes) and the call tag.
+    let params = match tag {
+        1 => 5,
+        5 => 4,
+        _ => 0,
+    };
+    if params > 0 {
+        for _ in 0..params {
             if varint(&mut r).is_none() {
                 return Ok(());
             }
@@ -73,36 +79,47 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{Eip712Prehashed, RegistryTx, Tag, TxParams, Uri};
+    use crate::action::{LegacyRegistryTx, LegacyTxParams, RegistryTx, Tag, TxParams, Uri};
     use crate::primitives::{Address, B256};
 
     /// The tag positions `check_tags` relies on, and both tags one past the
-    /// last variant refused as unknown.
+    /// last variant refused as unknown, for both registry transaction types.
     #[test]
     fn unknown_tags() {
-        let eip712 = Action::Eip712Prehashed(Eip712Prehashed {
-            domain_separator: B256::ZERO,
-            struct_hash: B256::ZERO,
+        let legacy_generic = Action::LegacyGenericTx(crate::action::LegacyGenericTx {
+            tx: LegacyTxParams::default(),
+            to: Address::ZERO,
+            value: crate::primitives::U256::ZERO,
+            data: heapless::Vec::new(),
         });
         let mut buf = [0u8; 128];
-        assert_eq!(usize::from(eip712.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
-        let last = Action::RegistryTx(RegistryTx {
+        assert_eq!(usize::from(legacy_generic.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
+        let call = RegistryCall::ValidationResponse {
+            request_hash: B256::ZERO,
+            response: 0,
+            response_uri: Uri::new(),
+            response_hash: B256::ZERO,
+            tag: Tag::new(),
+        };
+        let eip1559 = Action::RegistryTx(RegistryTx {
             tx: TxParams::default(),
             registry: Address::ZERO,
-            call: RegistryCall::ValidationResponse {
-                request_hash: B256::ZERO,
-                response: 0,
-                response_uri: Uri::new(),
-                response_hash: B256::ZERO,
-                tag: Tag::new(),
-            },
+            call: call.clone(),
         });
-        let enc = last.encode(&mut buf).unwrap();
-        // tag, five one-byte zero varints, 20-byte address, call tag
-        assert_eq!(usize::from(enc[1 + 5 + 20]), RegistryCall::COUNT - 1);
-        enc[1 + 5 + 20] = RegistryCall::COUNT as u8;
-        assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
-        enc[0] = Action::COUNT as u8;
-        assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
+        let legacy = Action::LegacyRegistryTx(LegacyRegistryTx {
+            tx: LegacyTxParams::default(),
+            registry: Address::ZERO,
+            call,
+        });
+        // tag, five (four) one-byte zero varints, 20-byte address, call tag
+        for (action, params) in [(eip1559, 5), (legacy, 4)] {
+            let enc = action.encode(&mut buf).unwrap();
+            let at = 1 + params + 20;
+            assert_eq!(usize::from(enc[at]), RegistryCall::COUNT - 1);
+            enc[at] = RegistryCall::COUNT as u8;
+            assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
+            enc[0] = Action::COUNT as u8;
+            assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
+        }
     }
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use strum::VariantArray;
 
-use super::types::{Action, Registry, RegistryCall, TxParams};
+use super::types::{Action, LegacyTxParams, Registry, RegistryCall, TxParams};
 use crate::primitives::{Address, U256};
 
 /// The flat list of action kinds a policy allows or refuses, with a stable
@@ -165,14 +165,65 @@ impl RegistryCall {
     }
 }
 
+/// A transaction action's envelope, whatever its type: what a policy reads
+/// of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Envelope<'a> {
+    /// EIP-1559 (type 2).
+    Eip1559(&'a TxParams),
+    /// Legacy (type 0, EIP-155).
+    Legacy(&'a LegacyTxParams),
+}
+
+impl Envelope<'_> {
+    /// EIP-155 chain id.
+    #[must_use]
+    pub const fn chain_id(self) -> u64 {
+        match self {
+            Envelope::Eip1559(p) => p.chain_id,
+            Envelope::Legacy(p) => p.chain_id,
+        }
+    }
+
+    /// Sender's account nonce.
+    #[must_use]
+    pub const fn nonce(self) -> u64 {
+        match self {
+            Envelope::Eip1559(p) => p.nonce,
+            Envelope::Legacy(p) => p.nonce,
+        }
+    }
+
+    /// Gas limit.
+    #[must_use]
+    pub const fn gas_limit(self) -> u64 {
+        match self {
+            Envelope::Eip1559(p) => p.gas_limit,
+            Envelope::Legacy(p) => p.gas_limit,
+        }
+    }
+
+    /// The most wei per gas the transaction can pay: `maxFeePerGas`, or a
+    /// legacy transaction's `gasPrice` (what a policy's fee cap bounds).
+    #[must_use]
+    pub const fn max_fee_per_gas(self) -> u128 {
+        match self {
+            Envelope::Eip1559(p) => p.max_fee_per_gas,
+            Envelope::Legacy(p) => p.gas_price,
+        }
+    }
+}
+
 impl Action {
-    /// The flat kind, for policy.
+    /// The flat kind, for policy. A legacy transaction has the kind of its
+    /// EIP-1559 counterpart: the kind names what is called, not the envelope.
     #[must_use]
     pub const fn kind(&self) -> ActionKind {
         match self {
             Action::AgentWalletSet(_) => ActionKind::AgentWalletSet,
             Action::RegistryTx(t) => t.call.kind(),
-            Action::GenericTx(_) => ActionKind::GenericTx,
+            Action::LegacyRegistryTx(t) => t.call.kind(),
+            Action::GenericTx(_) | Action::LegacyGenericTx(_) => ActionKind::GenericTx,
             Action::PersonalMessage(_) => ActionKind::PersonalMessage,
             Action::Eip712Prehashed(_) => ActionKind::Eip712Prehashed,
         }
@@ -183,9 +234,10 @@ impl Action {
     pub const fn chain_id(&self) -> Option<u64> {
         match self {
             Action::AgentWalletSet(a) => Some(a.chain_id),
-            Action::RegistryTx(t) => Some(t.tx.chain_id),
-            Action::GenericTx(t) => Some(t.tx.chain_id),
-            Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
+            _ => match self.envelope() {
+                Some(e) => Some(e.chain_id()),
+                None => None,
+            },
         }
     }
 
@@ -196,7 +248,9 @@ impl Action {
         match self {
             Action::AgentWalletSet(a) => Some(&a.identity_registry),
             Action::RegistryTx(t) => Some(&t.registry),
+            Action::LegacyRegistryTx(t) => Some(&t.registry),
             Action::GenericTx(t) => Some(&t.to),
+            Action::LegacyGenericTx(t) => Some(&t.to),
             Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
     }
@@ -207,20 +261,42 @@ impl Action {
         match self {
             Action::AgentWalletSet(a) => Some(&a.agent_id),
             Action::RegistryTx(t) => t.call.agent_id(),
-            Action::GenericTx(_) | Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
+            Action::LegacyRegistryTx(t) => t.call.agent_id(),
+            Action::GenericTx(_)
+            | Action::LegacyGenericTx(_)
+            | Action::PersonalMessage(_)
+            | Action::Eip712Prehashed(_) => None,
+        }
+    }
+
+    /// The registry call, for registry transactions of either type.
+    #[must_use]
+    pub const fn registry_call(&self) -> Option<&RegistryCall> {
+        match self {
+            Action::RegistryTx(t) => Some(&t.call),
+            Action::LegacyRegistryTx(t) => Some(&t.call),
+            _ => None,
         }
     }
 
     /// The transaction envelope, for transaction actions.
     #[must_use]
-    pub const fn tx_params(&self) -> Option<&TxParams> {
+    pub const fn envelope(&self) -> Option<Envelope<'_>> {
         match self {
-            Action::RegistryTx(t) => Some(&t.tx),
-            Action::GenericTx(t) => Some(&t.tx),
+            Action::RegistryTx(t) => Some(Envelope::Eip1559(&t.tx)),
+            Action::GenericTx(t) => Some(Envelope::Eip1559(&t.tx)),
+            Action::LegacyRegistryTx(t) => Some(Envelope::Legacy(&t.tx)),
+            Action::LegacyGenericTx(t) => Some(Envelope::Legacy(&t.tx)),
             Action::AgentWalletSet(_) | Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => {
                 None
             }
         }
+    }
+
+    /// Whether the action is a transaction (of either type).
+    #[must_use]
+    pub const fn is_transaction(&self) -> bool {
+        self.envelope().is_some()
     }
 
     /// Wei the action transfers (zero for everything but a generic transaction).
@@ -228,6 +304,7 @@ impl Action {
     pub const fn value(&self) -> U256 {
         match self {
             Action::GenericTx(t) => t.value,
+            Action::LegacyGenericTx(t) => t.value,
             _ => U256::ZERO,
         }
     }

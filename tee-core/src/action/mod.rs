@@ -16,7 +16,7 @@
 //! - `encoding`: the one canonical byte encoding ([`Action::decode`]);
 //! - `display`: the one-line human description;
 //! - [`calldata`]: ABI calldata of registry calls;
-//! - [`tx`]: EIP-1559 encodings of transaction actions;
+//! - [`tx`]: EIP-1559 and legacy (EIP-155) encodings of transaction actions;
 //! - `digest`: the only module that hashes an action ([`Action::digest`],
 //!   `SigningKey::sign`).
 
@@ -30,8 +30,9 @@ pub mod calldata;
 pub mod tx;
 
 pub use calldata::selector;
-pub use kind::ActionKind;
+pub use kind::{ActionKind, Envelope};
 pub use types::{
-    Action, AgentWalletSet, Eip712Prehashed, GenericTx, MetadataEntry, PersonalMessage, Registry,
-    RegistryCall, RegistryTx, Tag, TxParams, Uri, bytes, text,
+    Action, AgentWalletSet, Calldata, Eip712Prehashed, GenericTx, LegacyGenericTx,
+    LegacyRegistryTx, LegacyTxParams, MetadataEntry, PersonalMessage, Registry, RegistryCall,
+    RegistryTx, Tag, TxParams, Uri, bytes, text,
 };

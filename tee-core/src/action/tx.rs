@@ -1,14 +1,19 @@
-//! EIP-1559 transactions: signing hash, signed encoding, and a strict
-//! decoder.
+//! Transactions: signing hash, signed encoding, and strict decoders.
 //!
-//! `0x02 ‖ rlp([chainId, nonce, maxPriorityFeePerGas, maxFeePerGas, gasLimit,
-//! to, value, data, accessList])` is hashed for signing; the signed form
-//! appends `yParity, r, s`. Access lists are always empty and contract
-//! creation is not supported (see [`crate::action::TxParams`]).
+//! EIP-1559: `0x02 ‖ rlp([chainId, nonce, maxPriorityFeePerGas, maxFeePerGas,
+//! gasLimit, to, value, data, accessList])` is hashed for signing; the signed
+//! form appends `yParity, r, s`. Access lists are always empty.
+//!
+//! Legacy with EIP-155: `rlp([nonce, gasPrice, gasLimit, to, value, data,
+//! chainId, 0, 0])` is hashed for signing; the signed form replaces the last
+//! three with `v = chainId * 2 + 35 + yParity, r, s`.
+//!
+//! Contract creation is not supported (see [`crate::action::TxParams`]).
 
 use sha3::{Digest, Keccak256};
 
-use super::types::{Action, GenericTx, RegistryCall, RegistryTx, TxParams};
+use super::kind::Envelope;
+use super::types::{Action, GenericTx, LegacyGenericTx, LegacyTxParams, RegistryCall, TxParams};
 use crate::error::{Error, Result};
 use crate::primitives::{Address, B256, U256};
 use crate::rlp::{self, Reader};
@@ -28,32 +33,37 @@ pub(crate) enum CallData<'a> {
 /// The fields of a transaction action, borrowed.
 #[derive(Clone, Copy)]
 pub(crate) struct TxView<'a> {
-    params: &'a TxParams,
+    params: Envelope<'a>,
     to: &'a Address,
     value: U256,
     data: CallData<'a>,
 }
 
 impl<'a> TxView<'a> {
-    pub(crate) fn registry(t: &'a RegistryTx) -> Self {
-        TxView {
-            params: &t.tx,
-            to: &t.registry,
-            value: U256::ZERO,
-            data: CallData::Registry(&t.call),
-        }
+    /// A registry call (registry functions are not payable: value zero).
+    pub(crate) fn registry(params: Envelope<'a>, to: &'a Address, call: &'a RegistryCall) -> Self {
+        TxView { params, to, value: U256::ZERO, data: CallData::Registry(call) }
     }
 
-    pub(crate) fn generic(t: &'a GenericTx) -> Self {
-        TxView { params: &t.tx, to: &t.to, value: t.value, data: CallData::Raw(&t.data) }
+    /// A generic transaction.
+    pub(crate) fn generic(
+        params: Envelope<'a>,
+        to: &'a Address,
+        value: U256,
+        data: &'a [u8],
+    ) -> Self {
+        TxView { params, to, value, data: CallData::Raw(data) }
     }
 
-    fn of(action: &'a Action) -> Result<Self> {
-        match action {
-            Action::RegistryTx(t) => Ok(TxView::registry(t)),
-            Action::GenericTx(t) => Ok(TxView::generic(t)),
-            _ => Err(Error::NotATransaction),
-        }
+    pub(crate) fn of(action: &'a Action) -> Result<Self> {
+        use Envelope::{Eip1559, Legacy};
+        Ok(match action {
+            Action::RegistryTx(t) => TxView::registry(Eip1559(&t.tx), &t.registry, &t.call),
+            Action::LegacyRegistryTx(t) => TxView::registry(Legacy(&t.tx), &t.registry, &t.call),
+            Action::GenericTx(t) => TxView::generic(Eip1559(&t.tx), &t.to, t.value, &t.data),
+            Action::LegacyGenericTx(t) => TxView::generic(Legacy(&t.tx), &t.to, t.value, &t.data),
+            _ => return Err(Error::NotATransaction),
+        })
     }
 
     fn data_field_len(&self) -> usize {
@@ -77,58 +87,111 @@ impl<'a> TxView<'a> {
         }
     }
 
-    fn payload_len(&self, sig: Option<&Signature>) -> usize {
-        let p = self.params;
-        let mut n = rlp::uint_len(&p.chain_id.to_be_bytes())
-            + rlp::uint_len(&p.nonce.to_be_bytes())
-            + rlp::uint_len(&p.max_priority_fee_per_gas.to_be_bytes())
-            + rlp::uint_len(&p.max_fee_per_gas.to_be_bytes())
-            + rlp::uint_len(&p.gas_limit.to_be_bytes())
-            + 21
-            + rlp::uint_len(&self.value.0)
-            + self.data_field_len()
-            + 1;
-        if let Some(sig) = sig {
-            n += 1 + rlp::uint_len(&sig.r) + rlp::uint_len(&sig.s);
-        }
-        n
+    /// `to, value, data`: the fields both types share, in the same order.
+    fn call_len(&self) -> usize {
+        21 + rlp::uint_len(&self.value.0) + self.data_field_len()
     }
 
-    fn write<S: Sink>(&self, s: &mut S, sig: Option<&Signature>) {
-        let p = self.params;
-        s.put_byte(TX_TYPE_EIP1559);
-        rlp::put_list_header(s, self.payload_len(sig));
-        rlp::put_uint(s, &p.chain_id.to_be_bytes());
-        rlp::put_uint(s, &p.nonce.to_be_bytes());
-        rlp::put_uint(s, &p.max_priority_fee_per_gas.to_be_bytes());
-        rlp::put_uint(s, &p.max_fee_per_gas.to_be_bytes());
-        rlp::put_uint(s, &p.gas_limit.to_be_bytes());
+    fn put_call<S: Sink>(&self, s: &mut S) {
         rlp::put_bytes(s, &self.to.0);
         rlp::put_uint(s, &self.value.0);
         self.put_data(s);
-        rlp::put_list_header(s, 0);
-        if let Some(sig) = sig {
-            rlp::put_uint(s, &[u8::from(sig.y_parity)]);
-            rlp::put_uint(s, &sig.r);
-            rlp::put_uint(s, &sig.s);
+    }
+
+    fn payload_len(&self, sig: Option<&Signature>) -> usize {
+        let sig_len = |v: &[u8]| match sig {
+            Some(sig) => rlp::uint_len(v) + rlp::uint_len(&sig.r) + rlp::uint_len(&sig.s),
+            None => 0,
+        };
+        match self.params {
+            Envelope::Eip1559(p) => {
+                rlp::uint_len(&p.chain_id.to_be_bytes())
+                    + rlp::uint_len(&p.nonce.to_be_bytes())
+                    + rlp::uint_len(&p.max_priority_fee_per_gas.to_be_bytes())
+                    + rlp::uint_len(&p.max_fee_per_gas.to_be_bytes())
+                    + rlp::uint_len(&p.gas_limit.to_be_bytes())
+                    + self.call_len()
+                    + 1
+                    + sig_len(&[u8::from(sig.is_some_and(|s| s.y_parity))])
+            }
+            Envelope::Legacy(p) => {
+                let tail = match sig {
+                    // v, r, s
+                    Some(sig) => sig_len(&eip155_v(p.chain_id, sig.y_parity).to_be_bytes()),
+                    // chainId, 0, 0
+                    None => rlp::uint_len(&p.chain_id.to_be_bytes()) + 2,
+                };
+                rlp::uint_len(&p.nonce.to_be_bytes())
+                    + rlp::uint_len(&p.gas_price.to_be_bytes())
+                    + rlp::uint_len(&p.gas_limit.to_be_bytes())
+                    + self.call_len()
+                    + tail
+            }
+        }
+    }
+
+    fn write<S: Sink>(&self, s: &mut S, sig: Option<&Signature>) {
+        match self.params {
+            Envelope::Eip1559(p) => {
+                s.put_byte(TX_TYPE_EIP1559);
+                rlp::put_list_header(s, self.payload_len(sig));
+                rlp::put_uint(s, &p.chain_id.to_be_bytes());
+                rlp::put_uint(s, &p.nonce.to_be_bytes());
+                rlp::put_uint(s, &p.max_priority_fee_per_gas.to_be_bytes());
+                rlp::put_uint(s, &p.max_fee_per_gas.to_be_bytes());
+                rlp::put_uint(s, &p.gas_limit.to_be_bytes());
+                self.put_call(s);
+                rlp::put_list_header(s, 0);
+                if let Some(sig) = sig {
+                    rlp::put_uint(s, &[u8::from(sig.y_parity)]);
+                    rlp::put_uint(s, &sig.r);
+                    rlp::put_uint(s, &sig.s);
+                }
+            }
+            Envelope::Legacy(p) => {
+                rlp::put_list_header(s, self.payload_len(sig));
+                rlp::put_uint(s, &p.nonce.to_be_bytes());
+                rlp::put_uint(s, &p.gas_price.to_be_bytes());
+                rlp::put_uint(s, &p.gas_limit.to_be_bytes());
+                self.put_call(s);
+                match sig {
+                    Some(sig) => {
+                        rlp::put_uint(s, &eip155_v(p.chain_id, sig.y_parity).to_be_bytes());
+                        rlp::put_uint(s, &sig.r);
+                        rlp::put_uint(s, &sig.s);
+                    }
+                    None => {
+                        rlp::put_uint(s, &p.chain_id.to_be_bytes());
+                        rlp::put_uint(s, &[]);
+                        rlp::put_uint(s, &[]);
+                    }
+                }
+            }
         }
     }
 
     fn encoded_len(&self, sig: Option<&Signature>) -> usize {
         let payload = self.payload_len(sig);
-        1 + rlp::header_len(payload) + payload
+        let type_byte = usize::from(matches!(self.params, Envelope::Eip1559(_)));
+        type_byte + rlp::header_len(payload) + payload
     }
 }
 
-/// The EIP-1559 signing hash.
+/// EIP-155 `v`: `chainId * 2 + 35 + yParity` (a `u128`: chain ids are `u64`).
+fn eip155_v(chain_id: u64, y_parity: bool) -> u128 {
+    u128::from(chain_id) * 2 + 35 + u128::from(y_parity)
+}
+
+/// A transaction's signing hash (EIP-1559, or legacy with EIP-155).
 pub(crate) fn signing_hash(view: &TxView<'_>) -> B256 {
     let mut h = Keccak256::new();
     view.write(&mut h, None);
     B256(h.finalize().into())
 }
 
-/// The unsigned transaction (`0x02 ‖ rlp(fields)`), whose keccak is the
-/// signing hash. Fails with [`Error::NotATransaction`] for other actions.
+/// The unsigned transaction (`0x02 ‖ rlp(fields)`, or a legacy
+/// transaction's `rlp([nonce, gasPrice, gas, to, value, data, chainId, 0, 0])`),
+/// whose keccak is the signing hash. Fails with [`Error::NotATransaction`] for other actions.
 pub fn encode_unsigned<'b>(action: &Action, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
     let view = TxView::of(action)?;
     let mut w = SliceWriter::new(buf);
@@ -181,14 +244,79 @@ impl GenericTx {
     }
 }
 
-/// The signature that ends a signed transaction's fields (y parity, r, s),
-/// in range and low-S, and nothing after it.
+impl LegacyGenericTx {
+    /// Decodes an unsigned legacy transaction (`rlp([nonce, gasPrice, gas,
+    /// to, value, data, chainId, 0, 0])`), strictly.
+    pub fn decode_unsigned(bytes: &[u8]) -> Result<LegacyGenericTx> {
+        let (mut tx, mut f) = decode_legacy(bytes)?;
+        tx.tx.chain_id = f.u64()?;
+        if f.u64()? != 0 || f.u64()? != 0 || !f.is_empty() {
+            return Err(Error::Malformed);
+        }
+        Ok(tx)
+    }
+
+    /// Decodes a signed legacy transaction with an EIP-155 `v`, strictly;
+    /// the signature must be in range and low-S.
+    pub fn decode_signed(bytes: &[u8]) -> Result<(LegacyGenericTx, Signature)> {
+        let (mut tx, mut f) = decode_legacy(bytes)?;
+        let (chain_id, y_parity) = eip155_chain(f.u128()?)?;
+        tx.tx.chain_id = chain_id;
+        Ok((tx, read_rs(y_parity, &mut f)?))
+    }
+}
+
+/// A legacy transaction's first six fields (the chain id left zero), and
+/// the reader after them.
+fn decode_legacy(bytes: &[u8]) -> Result<(LegacyGenericTx, Reader<'_>)> {
+    let mut f = open_legacy(bytes)?;
+    let tx =
+        LegacyTxParams { chain_id: 0, nonce: f.u64()?, gas_price: f.u128()?, gas_limit: f.u64()? };
+    let to = read_to(&mut f)?;
+    let value = f.u256()?;
+    let data = heapless::Vec::from_slice(f.bytes()?).map_err(|_| Error::TooLong)?;
+    Ok((LegacyGenericTx { tx, to, value, data }, f))
+}
+
+/// A legacy transaction's field list: the reader over its items.
+fn open_legacy(bytes: &[u8]) -> Result<Reader<'_>> {
+    let mut outer = Reader::new(bytes);
+    let f = outer.list()?;
+    if !outer.is_empty() {
+        return Err(Error::TrailingBytes);
+    }
+    Ok(f)
+}
+
+/// The recipient: 20 bytes; empty (contract creation) is not supported.
+fn read_to(f: &mut Reader<'_>) -> Result<Address> {
+    match f.bytes()? {
+        [] => Err(Error::Unsupported),
+        b => Ok(Address(b.try_into().map_err(|_| Error::Malformed)?)),
+    }
+}
+
+/// The chain id and y parity of an EIP-155 `v`; a pre-EIP-155 `v` (27 or
+/// 28, bound to no chain) is [`Error::Unsupported`].
+fn eip155_chain(v: u128) -> Result<(u64, bool)> {
+    let v = v.checked_sub(35).ok_or(Error::Unsupported)?;
+    Ok((u64::try_from(v / 2).map_err(|_| Error::Malformed)?, v % 2 == 1))
+}
+
+/// The signature that ends a signed EIP-1559 transaction's fields (y
+/// parity, r, s), in range and low-S, and nothing after it.
 fn read_signature(fields: &mut Reader<'_>) -> Result<Signature> {
     let y_parity = match fields.u64()? {
         0 => false,
         1 => true,
         _ => return Err(Error::InvalidSignature),
     };
+    read_rs(y_parity, fields)
+}
+
+/// `r, s` ending a signed transaction's fields, in range and low-S, and
+/// nothing after them.
+fn read_rs(y_parity: bool, fields: &mut Reader<'_>) -> Result<Signature> {
     let r = fields.u256()?.0;
     let s = fields.u256()?.0;
     if !fields.is_empty() {
@@ -203,11 +331,19 @@ fn read_signature(fields: &mut Reader<'_>) -> Result<Signature> {
     Signature::from_bytes(&rsv)
 }
 
-/// A signed EIP-1559 transaction of any calldata length, read strictly: its
-/// signing hash (keccak-256 of `0x02 ‖ rlp(its nine unsigned fields)`, the
-/// digest its signature is over) and its signature. What a verifier checks
-/// a raw transaction handed out with a signature against.
+/// A signed transaction of any calldata length, EIP-1559 or legacy with
+/// EIP-155, read strictly: its signing hash (the digest its signature is
+/// over) and its signature. What a verifier checks a raw transaction handed
+/// out with a signature against.
 pub fn signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
+    match bytes.first() {
+        // An RLP list: a legacy transaction (EIP-2718 types are below 0x80).
+        Some(&b) if b >= 0xc0 => legacy_signing_hash_of_signed(bytes),
+        _ => eip1559_signing_hash_of_signed(bytes),
+    }
+}
+
+fn eip1559_signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
     let mut f = open_fields(bytes)?;
     let all = f.remaining();
     read_unsigned(&mut f)?;
@@ -217,6 +353,31 @@ pub fn signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
     h.put_byte(TX_TYPE_EIP1559);
     rlp::put_list_header(&mut h, unsigned.len());
     h.put(unsigned);
+    Ok((B256(h.finalize().into()), sig))
+}
+
+/// `rlp([nonce, gasPrice, gas, to, value, data, v, r, s])` with an EIP-155
+/// `v`; a pre-EIP-155 `v` (27 or 28, bound to no chain) is refused as
+/// [`Error::Unsupported`].
+fn legacy_signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
+    let mut f = open_legacy(bytes)?;
+    let all = f.remaining();
+    f.u64()?; // nonce
+    f.u128()?; // gasPrice
+    f.u64()?; // gas
+    read_to(&mut f)?;
+    f.u256()?; // value
+    f.bytes()?; // data
+    let unsigned = all.get(..all.len() - f.remaining().len()).ok_or(Error::Malformed)?;
+    let (chain_id, y_parity) = eip155_chain(f.u128()?)?;
+    let sig = read_rs(y_parity, &mut f)?;
+    let chain_id = chain_id.to_be_bytes();
+    let mut h = Keccak256::new();
+    rlp::put_list_header(&mut h, unsigned.len() + rlp::uint_len(&chain_id) + 2);
+    h.put(unsigned);
+    rlp::put_uint(&mut h, &chain_id);
+    rlp::put_uint(&mut h, &[]);
+    rlp::put_uint(&mut h, &[]);
     Ok((B256(h.finalize().into()), sig))
 }
 
@@ -253,10 +414,7 @@ fn read_unsigned<'a>(f: &mut Reader<'a>) -> Result<Unsigned<'a>> {
         max_fee_per_gas: f.u128()?,
         gas_limit: f.u64()?,
     };
-    let to = match f.bytes()? {
-        [] => return Err(Error::Unsupported),
-        b => Address(b.try_into().map_err(|_| Error::Malformed)?),
-    };
+    let to = read_to(f)?;
     let value = f.u256()?;
     let data = f.bytes()?;
     if !f.list()?.is_empty() {

@@ -18,6 +18,8 @@ use crate::primitives::{Address, B256, U256};
 pub type Uri = String<MAX_URI_LEN>;
 /// A tag field (`tag1`, `tag2`, `tag`).
 pub type Tag = String<MAX_TAG_LEN>;
+/// A generic transaction's calldata.
+pub type Calldata = Vec<u8, MAX_CALLDATA_LEN>;
 
 /// A bounded string from `s`, or [`Error::TooLong`].
 pub fn text<const N: usize>(s: &str) -> Result<String<N>> {
@@ -43,6 +45,23 @@ pub struct TxParams {
     pub max_priority_fee_per_gas: u128,
     /// Maximum total fee per gas, in wei.
     pub max_fee_per_gas: u128,
+    /// Gas limit.
+    pub gas_limit: u64,
+}
+
+/// The fields a legacy (type 0) transaction action carries besides its
+/// call, signed with EIP-155 replay protection (the chain id is part of the
+/// signing hash and of `v`); unprotected pre-EIP-155 transactions are not
+/// supported.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LegacyTxParams {
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// Sender's account nonce.
+    pub nonce: u64,
+    /// Price per gas, in wei.
+    pub gas_price: u128,
     /// Gas limit.
     pub gas_limit: u64,
 }
@@ -221,7 +240,7 @@ pub struct GenericTx {
     /// Value in wei.
     pub value: U256,
     /// Calldata.
-    pub data: Vec<u8, MAX_CALLDATA_LEN>,
+    pub data: Calldata,
 }
 
 /// An EIP-191 `personal_sign` message (version `0x45`), bounded (blind).
@@ -240,6 +259,34 @@ pub struct Eip712Prehashed {
     pub domain_separator: B256,
     /// `hashStruct(message)`.
     pub struct_hash: B256,
+}
+
+/// A legacy (type 0, EIP-155) transaction calling an ERC-8004 registry:
+/// [`RegistryTx`] with a gas price instead of EIP-1559 fees.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LegacyRegistryTx {
+    /// Envelope fields.
+    pub tx: LegacyTxParams,
+    /// The registry contract (`to`).
+    pub registry: Address,
+    /// The function and its arguments.
+    pub call: RegistryCall,
+}
+
+/// A generic legacy (type 0, EIP-155) transaction (blind): [`GenericTx`]
+/// with a gas price instead of EIP-1559 fees.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LegacyGenericTx {
+    /// Envelope fields.
+    pub tx: LegacyTxParams,
+    /// Recipient; contract creation is not supported.
+    pub to: Address,
+    /// Value in wei.
+    pub value: U256,
+    /// Calldata.
+    pub data: Calldata,
 }
 
 /// Everything the signer signs. One action has exactly one encoding
@@ -261,6 +308,10 @@ pub enum Action {
     PersonalMessage(PersonalMessage),
     /// Pre-hashed EIP-712 (blind).
     Eip712Prehashed(Eip712Prehashed),
+    /// Legacy (type 0, EIP-155) transaction to a registry function.
+    LegacyRegistryTx(LegacyRegistryTx),
+    /// Generic legacy (type 0, EIP-155) transaction (blind).
+    LegacyGenericTx(LegacyGenericTx),
 }
 
 /// Which ERC-8004 registry a call goes to.

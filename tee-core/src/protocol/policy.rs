@@ -97,7 +97,8 @@ pub struct Policy {
     pub max_value: U256,
     /// Largest gas limit.
     pub max_gas_limit: u64,
-    /// Largest `maxFeePerGas` (wei).
+    /// Largest `maxFeePerGas` (wei), and largest `gasPrice` of a legacy
+    /// transaction: the most a transaction may pay per gas.
     pub max_fee_per_gas: u128,
     /// How far in the future an `AgentWalletSet` or `setAgentWallet`
     /// deadline may lie (the registry itself allows 300 s).
@@ -122,7 +123,7 @@ pub enum PolicyViolation {
     ValueTooHigh,
     /// The gas limit is above `max_gas_limit`.
     GasLimitTooHigh,
-    /// `maxFeePerGas` is above `max_fee_per_gas`.
+    /// `maxFeePerGas` (or a legacy `gasPrice`) is above `max_fee_per_gas`.
     FeeTooHigh,
     /// The deadline has passed.
     DeadlineExpired,

@@ -3,7 +3,8 @@
 use alloy_dyn_abi::TypedData;
 use serde_json::{Map, Value};
 use tee_core::action::{
-    Action, AgentWalletSet, Eip712Prehashed, GenericTx, PersonalMessage, Registry, RegistryTx,
+    Action, AgentWalletSet, Calldata, Eip712Prehashed, Envelope, GenericTx, LegacyGenericTx,
+    LegacyRegistryTx, LegacyTxParams, PersonalMessage, Registry, RegistryCall, RegistryTx,
     TxParams, bytes,
 };
 use tee_core::{Address, U256};
@@ -215,17 +216,7 @@ fn transaction(o: &Map<String, Value>, registries: &[Address]) -> Result<Request
     }
     let get = |name: &'static str| o.get(name).filter(|v| !v.is_null());
     let need = |name: &'static str| get(name).ok_or(JsonActionError::Missing(name));
-    if get("gasPrice").is_some() {
-        return Err(JsonActionError::Unsupported(
-            "legacy transactions (gasPrice, type 0) are not taken yet: give maxFeePerGas and maxPriorityFeePerGas (EIP-1559)",
-        ));
-    }
-    if let Some(t) = get("type") {
-        let t: u64 = small("type", t)?;
-        if t != 2 {
-            return Err(field("type", format!("{t}: only EIP-1559 (2) is taken")));
-        }
-    }
+    let fees = Fees::of(&get)?;
     if let Some(list) = get("accessList")
         && !list.as_array().is_some_and(Vec::is_empty)
     {
@@ -242,21 +233,17 @@ fn transaction(o: &Map<String, Value>, registries: &[Address]) -> Result<Request
         (None, None) => Vec::new(),
     };
     let value = get("value").map(|v| quantity("value", v)).transpose()?.unwrap_or(U256::ZERO);
-    let tx = TxParams {
-        chain_id: small("chainId", need("chainId")?)?,
-        nonce: small("nonce", need("nonce")?)?,
-        max_priority_fee_per_gas: small("maxPriorityFeePerGas", need("maxPriorityFeePerGas")?)?,
-        max_fee_per_gas: small("maxFeePerGas", need("maxFeePerGas")?)?,
-        gas_limit: small("gas", need("gas")?)?,
-    };
-    let candidates: Vec<Registry> = match registries::deployed(tx.chain_id, &to) {
+    let chain_id = small("chainId", need("chainId")?)?;
+    let nonce = small("nonce", need("nonce")?)?;
+    let gas_limit = small("gas", need("gas")?)?;
+    let candidates: Vec<Registry> = match registries::deployed(chain_id, &to) {
         Some(r) => vec![r],
         None if registries.contains(&to) => {
             vec![Registry::Identity, Registry::Reputation, Registry::Validation]
         }
         None => Vec::new(),
     };
-    if let Some((first, rest)) = candidates.split_first() {
+    let action = if let Some((first, rest)) = candidates.split_first() {
         if value != U256::ZERO {
             return Err(field("value", "registry functions are not payable: it must be 0"));
         }
@@ -268,22 +255,138 @@ fn transaction(o: &Map<String, Value>, registries: &[Address]) -> Result<Request
                 result = calldata::decode(*r, &data);
             }
         }
-        let call = result?;
-        return Ok(Request {
-            action: Action::RegistryTx(RegistryTx { tx, registry: to, call }),
-            from,
-        });
+        fees.registry_tx(chain_id, nonce, gas_limit, to, result?)
+    } else {
+        let data = bytes(&data).map_err(|_| {
+            field(
+                "data",
+                format!(
+                    "longer than {} bytes, the most a generic transaction carries",
+                    tee_core::limits::MAX_CALLDATA_LEN
+                ),
+            )
+        })?;
+        fees.generic_tx(chain_id, nonce, gas_limit, to, value, data)
+    };
+    Ok(Request { action, from })
+}
+
+/// A transaction request's type and fees: EIP-1559 (`type` 2, or absent
+/// with `maxFeePerGas`) or legacy (`type` 0, or absent with `gasPrice`),
+/// never both.
+enum Fees {
+    Eip1559 { max_fee_per_gas: u128, max_priority_fee_per_gas: u128 },
+    Legacy { gas_price: u128 },
+}
+
+impl Fees {
+    fn of<'v>(get: &impl Fn(&'static str) -> Option<&'v Value>) -> Result<Self, JsonActionError> {
+        let need = |name: &'static str| get(name).ok_or(JsonActionError::Missing(name));
+        let eip1559_fee =
+            ["maxFeePerGas", "maxPriorityFeePerGas"].into_iter().find(|f| get(f).is_some());
+        let ty: Option<u64> = get("type").map(|t| small("type", t)).transpose()?;
+        let legacy = match (ty, get("gasPrice"), eip1559_fee) {
+            (Some(2), None, _) | (None, None, Some(_)) => false,
+            (Some(0), Some(_), None) | (None, Some(_), None) => true,
+            (None, None, None) => return Err(JsonActionError::Missing("maxFeePerGas")),
+            (Some(0), _, Some(f)) => {
+                return Err(field(
+                    f,
+                    "a legacy (type 0) transaction has gasPrice, not EIP-1559 fees",
+                ));
+            }
+            (Some(0), None, None) => return Err(JsonActionError::Missing("gasPrice")),
+            (Some(2), Some(_), _) => {
+                return Err(field(
+                    "gasPrice",
+                    "an EIP-1559 (type 2) transaction has maxFeePerGas and maxPriorityFeePerGas, not gasPrice",
+                ));
+            }
+            (None, Some(_), Some(_)) => {
+                return Err(field(
+                    "gasPrice",
+                    "both gasPrice and EIP-1559 fees: give a type, or one of them",
+                ));
+            }
+            (Some(t), _, _) => {
+                return Err(field("type", format!("{t}: legacy (0) and EIP-1559 (2) are taken")));
+            }
+        };
+        Ok(if legacy {
+            Fees::Legacy { gas_price: small("gasPrice", need("gasPrice")?)? }
+        } else {
+            Fees::Eip1559 {
+                max_fee_per_gas: small("maxFeePerGas", need("maxFeePerGas")?)?,
+                max_priority_fee_per_gas: small(
+                    "maxPriorityFeePerGas",
+                    need("maxPriorityFeePerGas")?,
+                )?,
+            }
+        })
     }
-    let data = bytes(&data).map_err(|_| {
-        field(
-            "data",
-            format!(
-                "longer than {} bytes, the most a generic transaction carries",
-                tee_core::limits::MAX_CALLDATA_LEN
-            ),
-        )
-    })?;
-    Ok(Request { action: Action::GenericTx(GenericTx { tx, to, value, data }), from })
+
+    fn registry_tx(
+        self,
+        chain_id: u64,
+        nonce: u64,
+        gas_limit: u64,
+        registry: Address,
+        call: RegistryCall,
+    ) -> Action {
+        match self {
+            Fees::Eip1559 { max_fee_per_gas, max_priority_fee_per_gas } => {
+                Action::RegistryTx(RegistryTx {
+                    tx: TxParams {
+                        chain_id,
+                        nonce,
+                        max_priority_fee_per_gas,
+                        max_fee_per_gas,
+                        gas_limit,
+                    },
+                    registry,
+                    call,
+                })
+            }
+            Fees::Legacy { gas_price } => Action::LegacyRegistryTx(LegacyRegistryTx {
+                tx: LegacyTxParams { chain_id, nonce, gas_price, gas_limit },
+                registry,
+                call,
+            }),
+        }
+    }
+
+    fn generic_tx(
+        self,
+        chain_id: u64,
+        nonce: u64,
+        gas_limit: u64,
+        to: Address,
+        value: U256,
+        data: Calldata,
+    ) -> Action {
+        match self {
+            Fees::Eip1559 { max_fee_per_gas, max_priority_fee_per_gas } => {
+                Action::GenericTx(GenericTx {
+                    tx: TxParams {
+                        chain_id,
+                        nonce,
+                        max_priority_fee_per_gas,
+                        max_fee_per_gas,
+                        gas_limit,
+                    },
+                    to,
+                    value,
+                    data,
+                })
+            }
+            Fees::Legacy { gas_price } => Action::LegacyGenericTx(LegacyGenericTx {
+                tx: LegacyTxParams { chain_id, nonce, gas_price, gas_limit },
+                to,
+                value,
+                data,
+            }),
+        }
+    }
 }
 
 /// A JSON-RPC quantity: `0x`-hex, as wallets write them.
@@ -302,26 +405,41 @@ fn number(v: u64) -> Value {
 /// EIP-712 action, whose typed data is gone.
 #[must_use]
 pub fn to_json(action: &Action) -> Option<Value> {
-    let tx = |t: &TxParams, to: &Address, value: &U256, data: &[u8]| {
-        serde_json::json!({
-            "type": "0x2",
-            "chainId": hex_quantity(u128::from(t.chain_id)),
-            "nonce": hex_quantity(u128::from(t.nonce)),
-            "gas": hex_quantity(u128::from(t.gas_limit)),
-            "maxFeePerGas": hex_quantity(t.max_fee_per_gas),
-            "maxPriorityFeePerGas": hex_quantity(t.max_priority_fee_per_gas),
-            "to": to.to_string(),
-            "value": value.to_string(),
-            "data": format!("0x{}", hex::encode(data)),
-        })
+    let tx = |envelope: Envelope<'_>, to: &Address, value: &U256, data: &[u8]| {
+        let mut o = Map::new();
+        let fees = match envelope {
+            Envelope::Eip1559(t) => [
+                ("type", "0x2".into()),
+                ("maxFeePerGas", hex_quantity(t.max_fee_per_gas)),
+                ("maxPriorityFeePerGas", hex_quantity(t.max_priority_fee_per_gas)),
+            ]
+            .to_vec(),
+            Envelope::Legacy(t) => {
+                [("type", "0x0".into()), ("gasPrice", hex_quantity(t.gas_price))].to_vec()
+            }
+        };
+        for (k, v) in fees.into_iter().chain([
+            ("chainId", hex_quantity(u128::from(envelope.chain_id()))),
+            ("nonce", hex_quantity(u128::from(envelope.nonce()))),
+            ("gas", hex_quantity(u128::from(envelope.gas_limit()))),
+            ("to", to.to_string().into()),
+            ("value", value.to_string().into()),
+            ("data", format!("0x{}", hex::encode(data)).into()),
+        ]) {
+            o.insert(k.to_owned(), v);
+        }
+        Value::Object(o)
+    };
+    let registry_tx = |envelope, registry, call: &RegistryCall| {
+        let mut buf = vec![0u8; call.calldata_len()];
+        let data = call.calldata(&mut buf).ok()?;
+        Some(tx(envelope, registry, &U256::ZERO, data))
     };
     Some(match action {
-        Action::RegistryTx(t) => {
-            let mut buf = vec![0u8; t.call.calldata_len()];
-            let data = t.call.calldata(&mut buf).ok()?;
-            tx(&t.tx, &t.registry, &U256::ZERO, data)
-        }
-        Action::GenericTx(g) => tx(&g.tx, &g.to, &g.value, &g.data),
+        Action::RegistryTx(t) => registry_tx(Envelope::Eip1559(&t.tx), &t.registry, &t.call)?,
+        Action::LegacyRegistryTx(t) => registry_tx(Envelope::Legacy(&t.tx), &t.registry, &t.call)?,
+        Action::GenericTx(g) => tx(Envelope::Eip1559(&g.tx), &g.to, &g.value, &g.data),
+        Action::LegacyGenericTx(g) => tx(Envelope::Legacy(&g.tx), &g.to, &g.value, &g.data),
         Action::PersonalMessage(m) => serde_json::json!({
             "method": "personal_sign",
             "params": [format!("0x{}", hex::encode(&m.message))],
@@ -427,9 +545,17 @@ mod tests {
         let mut no_nonce = good.clone();
         no_nonce.as_object_mut().unwrap().remove("nonce");
         assert_eq!(from_json(&no_nonce.to_string(), &[]), Err(JsonActionError::Missing("nonce")));
-        assert!(matches!(with("gasPrice", json!("0x1")), Err(JsonActionError::Unsupported(_))));
+        // Fees of both types, or of the other type than `type` says.
+        assert!(matches!(
+            with("gasPrice", json!("0x1")),
+            Err(JsonActionError::Field { field: "gasPrice", .. })
+        ));
         assert!(matches!(
             with("type", json!("0x0")),
+            Err(JsonActionError::Field { field: "maxFeePerGas", .. })
+        ));
+        assert!(matches!(
+            with("type", json!("0x1")),
             Err(JsonActionError::Field { field: "type", .. })
         ));
         assert!(matches!(
@@ -465,6 +591,52 @@ mod tests {
         assert!(from_json(&typed.to_string(), &[]).is_err());
         assert!(matches!(from_json("[1]", &[]), Err(JsonActionError::Form(_))));
         assert!(matches!(from_json("{", &[]), Err(JsonActionError::Form(_))));
+    }
+
+    /// A legacy request (`gasPrice`, `type` 0 or absent) is the legacy
+    /// action of the same call, with EIP-155's signing hash; its fields are
+    /// checked as strictly.
+    #[test]
+    fn legacy_transactions() {
+        let call = sample_call(ActionKind::SetAgentUri);
+        let legacy = |extra: Value| {
+            let mut t = json!({
+                "to": IDENTITY, "data": call_data(&call), "nonce": 1, "gas": "0x5208",
+                "chainId": 8453, "gasPrice": "0x3b9aca00",
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                t[k] = v.clone();
+            }
+            from_json(&t.to_string(), &[])
+        };
+        let r = legacy(json!({})).unwrap();
+        let Action::LegacyRegistryTx(t) = &r.action else { panic!("{:?}", r.action) };
+        assert_eq!((&t.call, t.tx.gas_price, t.tx.chain_id), (&call, 1_000_000_000, 8453));
+        assert_eq!(legacy(json!({"type": "0x0"})).unwrap(), r);
+        assert_eq!(legacy(json!({"type": 0, "accessList": []})).unwrap(), r);
+        // The round trip, and to an unknown contract it is generic.
+        assert_eq!(from_json(&to_json(&r.action).unwrap().to_string(), &[]).unwrap(), r);
+        let generic = legacy(json!({"to": "0x1111111111111111111111111111111111111111"})).unwrap();
+        assert!(matches!(generic.action, Action::LegacyGenericTx(_)));
+        // Legacy fields under type 2, EIP-1559 fees beside gasPrice, no
+        // gasPrice under type 0, no chain id (EIP-155 needs one).
+        assert!(matches!(
+            legacy(json!({"type": "0x2"})),
+            Err(JsonActionError::Field { field: "gasPrice", .. })
+        ));
+        assert!(matches!(
+            legacy(json!({"maxPriorityFeePerGas": "0x1"})),
+            Err(JsonActionError::Field { field: "gasPrice", .. })
+        ));
+        assert_eq!(
+            legacy(json!({"type": "0x0", "gasPrice": null})),
+            Err(JsonActionError::Missing("gasPrice"))
+        );
+        assert_eq!(legacy(json!({"chainId": null})), Err(JsonActionError::Missing("chainId")));
+        assert!(matches!(
+            legacy(json!({"gasPrice": "0x100000000000000000000000000000000"})),
+            Err(JsonActionError::Field { field: "gasPrice", .. })
+        ));
     }
 
     fn wallet_set(version: &str, owner_type: &str) -> Value {

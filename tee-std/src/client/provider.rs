@@ -265,8 +265,8 @@ impl PhalaDstackProvider {
         let attestation =
             self.attestation(&mut c, slot, quote, Bound::ActionDigest(signed.digest))?;
         // A transaction goes out signed, for `eth_sendRawTransaction`.
-        let (raw_transaction, transaction_hash) = match action.tx_params() {
-            Some(_) => {
+        let (raw_transaction, transaction_hash) = match action.is_transaction() {
+            true => {
                 let mut buf = vec![0u8; tee_core::limits::MAX_SIGNED_TX_LEN];
                 let raw = tx::encode_signed(action, &signed.signature, &mut buf)
                     .map_err(|e| ProviderError::Transaction(format!("{e:?}")))?;
@@ -274,7 +274,7 @@ impl PhalaDstackProvider {
                     .map_err(|e| ProviderError::Transaction(format!("{e:?}")))?;
                 (Some(raw.to_vec()), Some(hash))
             }
-            None => (None, None),
+            false => (None, None),
         };
         Ok(TeeSignature {
             provider: PROVIDER_NAME.to_owned(),

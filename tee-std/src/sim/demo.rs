@@ -218,7 +218,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     if recovered != address {
         return Err(DemoError::Check("the signature does not recover to the key".into()));
     }
-    if action.tx_params().is_some() {
+    if action.is_transaction() {
         let mut buf = [0u8; MAX_SIGNED_TX_LEN];
         line("signed tx", &Hex(tx::encode_signed(&action, &signature, &mut buf)?));
         line("tx hash", &tx::tx_hash(&action, &signature)?);
