@@ -30,6 +30,10 @@ fn firmware_over_the_emulated_uart() {
     assert_eq!(info.device_id, DEVICE_ID);
     assert_eq!(info.admin, admin.address());
     assert_eq!(info.capabilities, capability::GENERATE);
+    // The microcontroller's own bounds, smaller than this (host) build's.
+    let mcu = info.bounds;
+    assert_eq!((mcu.uri, mcu.metadata_value, mcu.calldata, mcu.message), (256, 128, 512, 512));
+    assert!(mcu.action < tee_core::limits::ActionBounds::THIS_BUILD.action);
 
     let key =
         c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();
@@ -95,11 +99,37 @@ fn firmware_over_the_emulated_uart() {
         "{r:?}"
     );
 
+    // A legacy (EIP-155) transaction: the same call, alloy's digest.
+    let legacy = sample::legacy(&sample::action(ActionKind::SetAgentUri)).unwrap();
+    let r = c.call(&Sign { slot: 0, sequence: 13, action: legacy.clone() }).unwrap();
+    assert_eq!(r.digest.0, alloy_digest(&legacy).0);
+    assert_eq!(recover_with_alloy(&r), key.address.0);
+
+    // A URI the host's bounds take and the device's do not: the client can
+    // tell from DeviceInfo, and the device refuses it, typed.
+    let Action::RegistryTx(mut long) = sample::action(ActionKind::SetAgentUri) else {
+        unreachable!()
+    };
+    let tee_core::action::RegistryCall::SetAgentUri { new_uri, .. } = &mut long.call else {
+        unreachable!()
+    };
+    *new_uri = tee_core::action::text(&format!("data:,{}", "x".repeat(300))).unwrap();
+    let long = Action::RegistryTx(long);
+    let mut buf = vec![0u8; tee_core::limits::MAX_ACTION_LEN];
+    let len = long.encode(&mut buf).unwrap().len();
+    let over = mcu.check(&long, len).unwrap_err();
+    assert_eq!((over.field, over.len, over.max), ("uri", 306, 256));
+    let r = c.call(&Sign { slot: 0, sequence: 14, action: long });
+    assert!(
+        matches!(r, Err(ClientError::Device(DeviceError::Malformed(tee_core::Error::TooLong)))),
+        "{r:?}"
+    );
+
     // Garbage on the line, then a good request.
     let garbage: Vec<u8> = (1..=200u8).map(|b| b.wrapping_mul(37) | 1).collect();
     c.send_raw(&garbage).unwrap();
     let r = c
-        .call(&Sign { slot: 0, sequence: 12, action: sample::action(ActionKind::RevokeFeedback) })
+        .call(&Sign { slot: 0, sequence: 15, action: sample::action(ActionKind::RevokeFeedback) })
         .unwrap();
     assert_eq!(recover_with_alloy(&r), key.address.0);
 

@@ -6,7 +6,7 @@ use heapless::String;
 use super::Device;
 use super::backend::Backend;
 use super::dispatch::Handle;
-use crate::limits::MAX_REQUEST_FRAME;
+use crate::limits::{ActionBounds, MAX_REQUEST_FRAME};
 use crate::protocol::{
     AuditLogResponse, DeviceError, DeviceInfo, DeviceInfoResponse, Echo, FixedBytes, GetAuditLog,
     GetPolicy, GetPublicKey, PROTOCOL_VERSION, Policy, PublicKeyResponse,
@@ -41,6 +41,7 @@ impl<B: Backend, const SLOTS: usize> Handle<DeviceInfo> for Device<B, SLOTS> {
             max_request_frame: MAX_REQUEST_FRAME as u32,
             device_id: self.config.device_id,
             admin: self.config.admin,
+            bounds: ActionBounds::THIS_BUILD,
         })
     }
 }

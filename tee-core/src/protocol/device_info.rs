@@ -4,6 +4,7 @@ use heapless::String;
 use serde::{Deserialize, Serialize};
 
 use super::{BackendKind, Command};
+use crate::limits::ActionBounds;
 use crate::primitives::{Address, B256};
 
 /// `0x01` DeviceInfo: what the device is and can do.
@@ -29,6 +30,10 @@ pub struct DeviceInfoResponse {
     pub device_id: B256,
     /// The admin address allowed to change slots.
     pub admin: Address,
+    /// The action field bounds the device was built with: an action with a
+    /// longer field is refused ([`ActionBounds::check`] tells a client
+    /// before it asks).
+    pub bounds: ActionBounds,
 }
 
 impl Command for DeviceInfo {

@@ -699,7 +699,7 @@ mod tests {
         assert_eq!(text.action, hex.action);
         assert_eq!(hex.from, Some(Address([0x11; 20])));
         assert!(m(json!([])).is_err());
-        assert!(m(json!(["x".repeat(600)])).is_err());
+        assert!(m(json!(["x".repeat(tee_core::limits::MAX_MESSAGE_LEN + 1)])).is_err());
         let e = from_json(&json!({"method": "eth_sign", "params": []}).to_string(), &[]);
         assert!(matches!(e, Err(JsonActionError::Field { field: "method", .. })));
     }

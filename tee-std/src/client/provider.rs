@@ -56,6 +56,10 @@ pub enum ProviderError {
     /// A message longer than a `personal_sign` action takes.
     #[error("message is longer than {} bytes", tee_core::limits::MAX_MESSAGE_LEN)]
     MessageTooLong,
+    /// An action with a field longer than the signer was built to take
+    /// (a microcontroller's bounds are smaller than the std signer's).
+    #[error("the signer takes {} up to {} (DeviceInfo bounds); this action's is {}", .0.field, .0.max, .0.len)]
+    OverBound(tee_core::limits::OverBound),
     /// A signed transaction that cannot be encoded (its action is not one).
     #[error("the signed transaction cannot be encoded: {0}")]
     Transaction(String),
@@ -240,6 +244,13 @@ impl PhalaDstackProvider {
         sequence: Option<u64>,
     ) -> Result<TeeSignature, ProviderError> {
         let mut c = self.client()?;
+        // A field over the signer's bounds is named here, not refused there
+        // as a bare TooLong.
+        let bounds = c.call(&DeviceInfo).map_err(|e| self.err(e))?.bounds;
+        let mut buf = vec![0u8; tee_core::limits::MAX_ACTION_LEN];
+        let encoded_len =
+            action.encode(&mut buf).map_err(|e| self.err(ClientError::Encode(e)))?.len();
+        bounds.check(action, encoded_len).map_err(ProviderError::OverBound)?;
         // Another process may take the sequence first: then take the next.
         let mut tries = 0;
         let chosen = sequence;

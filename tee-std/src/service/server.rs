@@ -223,8 +223,14 @@ pub fn serve<B: Served, const S: usize>(
     Ok(handle)
 }
 
+/// Stack of every serving thread: a request holds actions by value (up to
+/// `MAX_ACTION_LEN`, tens of KiB with the host's bounds) and the device's
+/// slots, and a debug build copies them; 8 MiB, as a main thread has,
+/// whatever `RUST_MIN_STACK` says. Untouched pages cost nothing.
+const THREAD_STACK: usize = 8 << 20;
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("serve-{name}")).spawn(f)
+    std::thread::Builder::new().name(format!("serve-{name}")).stack_size(THREAD_STACK).spawn(f)
 }
 
 /// Binds a unix socket at `path` with permission bits `mode`, replacing a
