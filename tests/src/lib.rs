@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 pub mod qemu;
+pub mod signer;
 
 use alloy_primitives as ap;
 use alloy_sol_types::{SolCall, SolStruct, eip712_domain};

@@ -6,67 +6,16 @@
 //! the signature.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
-
 use tee_core::primitives::FixedBytes;
-use tee_core::protocol::{BackendKind, DeviceError, PolicyViolation};
+use tee_core::protocol::{DeviceError, PolicyViolation};
 use tee_core::{ActionKind, B256, SigningKey};
-use tee_std::attest::{Bound, Check, Policy, Status, TeeSignature, Verifier};
+use tee_std::attest::{Bound, Check, Status, TeeSignature, Verifier};
 use tee_std::client::provider::{PhalaDstackProvider, ProviderError};
-use tee_std::service::backend::{SignerConfig, open_device};
-use tee_std::service::server::{Limits, ServerHandle, serve};
-use tee_std::sim::SimServer;
-use tee_std::sim::{SAMPLE_COLLATERAL_TIME, SimDstack, sample_collateral};
+use tee_std::sim::SAMPLE_COLLATERAL_TIME;
 use tee_std::transport::Endpoint;
 use tee_testkit::ADMIN_SECRET;
 use tee_testkit::sample;
-
-const KMS_ROOT: [u8; 32] = [0x11; 32];
-const APP_ID: [u8; 20] = [0x22; 20];
-const COMPOSE: [u8; 32] = [0x33; 32];
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    _dstack: SimServer,
-    server: ServerHandle,
-    kms_root: tee_core::Address,
-}
-
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = SimDstack::new(&KMS_ROOT, APP_ID, COMPOSE).unwrap();
-    let kms_root = sim.kms_root();
-    let dstack = SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).unwrap();
-    let device = open_device(&SignerConfig {
-        state: dir.path().join("state"),
-        dstack: Some(dstack.endpoint().to_owned()),
-        kind: BackendKind::Simulated,
-        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
-    })
-    .unwrap();
-    let server = serve(
-        Arc::new(Mutex::new(device)),
-        &[Endpoint::Unix(dir.path().join("signer.sock"))],
-        Limits::default(),
-    )
-    .unwrap();
-    Setup { _dir: dir, _dstack: dstack, server, kms_root }
-}
-
-/// What a validator of this agent accepts: the app, its compose file, the
-/// KMS root; and the sample collateral, so DCAP runs (and fails: simulated).
-fn verifier(kms_root: tee_core::Address) -> Verifier {
-    Verifier {
-        policy: Policy {
-            compose_hash: Some(vec![B256(COMPOSE)]),
-            app_id: Some(vec![FixedBytes(APP_ID)]),
-            kms_root: Some(kms_root),
-            ..Policy::default()
-        },
-        collateral: Some(sample_collateral().unwrap()),
-        pccs: None,
-    }
-}
+use tee_tests::signer::{setup, verifier};
 
 fn passed(r: &tee_std::attest::Report, c: Check) -> bool {
     matches!(r.status(c), Some(Status::Passed(_)))

@@ -1,9 +1,10 @@
 //! Actions as users write them: the JSON a wallet receives, decoded into
 //! the signer's canonical actions.
 //!
-//! - a transaction as an `eth_signTransaction` request (EIP-1559: `to`,
-//!   `data`/`input`, `value`, `nonce`, `gas`, `chainId`, `maxFeePerGas`,
-//!   `maxPriorityFeePerGas`, optional `type` 2, `from`, empty `accessList`),
+//! - a transaction as an `eth_signTransaction` request (`to`,
+//!   `data`/`input`, `value`, `nonce`, `gas`, `chainId`, `from`; EIP-1559
+//!   with `maxFeePerGas`, `maxPriorityFeePerGas`, optional `type` 2 and an
+//!   empty `accessList`, or legacy with `gasPrice` and optional `type` 0),
 //!   bare or as `{"method": "eth_signTransaction", "params": [tx]}`. Sent to
 //!   an ERC-8004 registry (the deployed addresses per chain,
 //!   [`registries`], or a contract the caller names) its calldata is
@@ -21,11 +22,11 @@
 //!
 //! The device builds every digest from the typed fields, so a
 //! mis-translation here cannot make it sign something else than the action
-//! it reports. Errors name the field. Not yet: legacy (type 0, `gasPrice`)
-//! transactions, refused with that reason.
+//! it reports. Errors name the field. [`TxRequest`] is the transaction
+//! path without JSON (alloy's transactions take it, `client::alloy`).
 
 pub mod calldata;
 pub mod registries;
 mod request;
 
-pub use request::{JsonActionError, Request, from_json, to_json};
+pub use request::{Fees, JsonActionError, Request, TxRequest, from_json, to_json};

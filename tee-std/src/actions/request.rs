@@ -233,30 +233,65 @@ fn transaction(o: &Map<String, Value>, registries: &[Address]) -> Result<Request
         (None, None) => Vec::new(),
     };
     let value = get("value").map(|v| quantity("value", v)).transpose()?.unwrap_or(U256::ZERO);
-    let chain_id = small("chainId", need("chainId")?)?;
-    let nonce = small("nonce", need("nonce")?)?;
-    let gas_limit = small("gas", need("gas")?)?;
-    let candidates: Vec<Registry> = match registries::deployed(chain_id, &to) {
-        Some(r) => vec![r],
-        None if registries.contains(&to) => {
-            vec![Registry::Identity, Registry::Reputation, Registry::Validation]
-        }
-        None => Vec::new(),
+    let request = TxRequest {
+        fees,
+        chain_id: small("chainId", need("chainId")?)?,
+        nonce: small("nonce", need("nonce")?)?,
+        gas_limit: small("gas", need("gas")?)?,
+        to,
+        value,
+        data,
     };
-    let action = if let Some((first, rest)) = candidates.split_first() {
-        if value != U256::ZERO {
-            return Err(field("value", "registry functions are not payable: it must be 0"));
-        }
-        // The deployed registry's functions; for a named contract, the
-        // registry whose function the selector is.
-        let mut result = calldata::decode(*first, &data);
-        for r in rest {
-            if matches!(result, Err(CalldataError::UnknownFunction { .. })) {
-                result = calldata::decode(*r, &data);
+    Ok(Request { action: request.into_action(registries)?, from })
+}
+
+/// A transaction request's fields, as a wallet or a library (alloy's
+/// `SignableTransaction`) holds them: what becomes a transaction action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRequest {
+    /// The type and its fees.
+    pub fees: Fees,
+    /// `chainId` (required: EIP-155 for legacy transactions).
+    pub chain_id: u64,
+    /// `nonce`.
+    pub nonce: u64,
+    /// `gas`.
+    pub gas_limit: u64,
+    /// `to` (contract creation is not taken).
+    pub to: Address,
+    /// `value`.
+    pub value: U256,
+    /// `data` / `input`.
+    pub data: Vec<u8>,
+}
+
+impl TxRequest {
+    /// The action: sent to an ERC-8004 registry (deployed on the chain,
+    /// or one of `registries`), the typed registry call, its calldata
+    /// decoded strictly; otherwise the generic (blind) transaction.
+    pub fn into_action(self, registries: &[Address]) -> Result<Action, JsonActionError> {
+        let TxRequest { fees, chain_id, nonce, gas_limit, to, value, data } = self;
+        let candidates: Vec<Registry> = match registries::deployed(chain_id, &to) {
+            Some(r) => vec![r],
+            None if registries.contains(&to) => {
+                vec![Registry::Identity, Registry::Reputation, Registry::Validation]
             }
+            None => Vec::new(),
+        };
+        if let Some((first, rest)) = candidates.split_first() {
+            if value != U256::ZERO {
+                return Err(field("value", "registry functions are not payable: it must be 0"));
+            }
+            // The deployed registry's functions; for a named contract, the
+            // registry whose function the selector is.
+            let mut result = calldata::decode(*first, &data);
+            for r in rest {
+                if matches!(result, Err(CalldataError::UnknownFunction { .. })) {
+                    result = calldata::decode(*r, &data);
+                }
+            }
+            return Ok(fees.registry_tx(chain_id, nonce, gas_limit, to, result?));
         }
-        fees.registry_tx(chain_id, nonce, gas_limit, to, result?)
-    } else {
         let data = bytes(&data).map_err(|_| {
             field(
                 "data",
@@ -266,17 +301,27 @@ fn transaction(o: &Map<String, Value>, registries: &[Address]) -> Result<Request
                 ),
             )
         })?;
-        fees.generic_tx(chain_id, nonce, gas_limit, to, value, data)
-    };
-    Ok(Request { action, from })
+        Ok(fees.generic_tx(chain_id, nonce, gas_limit, to, value, data))
+    }
 }
 
 /// A transaction request's type and fees: EIP-1559 (`type` 2, or absent
 /// with `maxFeePerGas`) or legacy (`type` 0, or absent with `gasPrice`),
 /// never both.
-enum Fees {
-    Eip1559 { max_fee_per_gas: u128, max_priority_fee_per_gas: u128 },
-    Legacy { gas_price: u128 },
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fees {
+    /// EIP-1559 (type 2).
+    Eip1559 {
+        /// `maxFeePerGas`.
+        max_fee_per_gas: u128,
+        /// `maxPriorityFeePerGas`.
+        max_priority_fee_per_gas: u128,
+    },
+    /// Legacy (type 0, EIP-155).
+    Legacy {
+        /// `gasPrice`.
+        gas_price: u128,
+    },
 }
 
 impl Fees {

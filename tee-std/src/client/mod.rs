@@ -1,4 +1,5 @@
-//! The protocol's client, and the `phala-dstack` provider on top of it.
+//! The protocol's client, and on top of it the `phala-dstack` provider and
+//! the device as alloy's signer.
 //!
 //! The host side of the protocol over any byte stream (unix socket, TCP,
 //! serial port): send a command, wait for the response with its request id.
@@ -10,6 +11,8 @@
 //! until the next call.
 
 pub mod admin;
+#[cfg(feature = "service")]
+pub mod alloy;
 #[cfg(feature = "service")]
 pub mod provider;
 

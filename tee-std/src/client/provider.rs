@@ -19,7 +19,7 @@ use tee_core::action::tx;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
     Attest, AttestAction, AttestResponse, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError,
-    DeviceInfo, DeviceInfoResponse, EvidencePart, GetEvidence, GetPublicKey, KeyOrigin,
+    DeviceInfo, DeviceInfoResponse, EvidencePart, GetEvidence, GetPolicy, GetPublicKey, KeyOrigin,
     MAX_PATH_LEN, Policy, PublicKeyResponse, SetPolicy, Sign, capability,
 };
 use tee_core::{Action, Address, B256, SigningKey, heapless};
@@ -199,6 +199,19 @@ impl PhalaDstackProvider {
         let mut c = self.client()?;
         let pk = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
         Ok(key_of(&pk, attestation))
+    }
+
+    /// The address of `slot` and the contracts its policy names (to the
+    /// action decoders, contracts that may be ERC-8004 registries besides
+    /// the deployed ones).
+    pub fn slot_context(&self, slot: u8) -> Result<(Address, Vec<Address>), ProviderError> {
+        let mut c = self.client()?;
+        let address = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?.address;
+        let contracts = match c.call(&GetPolicy { slot }).map_err(|e| self.err(e))?.contracts {
+            tee_core::protocol::Allow::Only(list) => list.to_vec(),
+            tee_core::protocol::Allow::Any => Vec::new(),
+        };
+        Ok((address, contracts))
     }
 
     /// `sign`: signs `action` with `key`'s slot at the next sequence and

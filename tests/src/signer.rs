@@ -1,0 +1,73 @@
+//! A signer on a simulated dstack app, served over a unix socket, as an
+//! agent SDK meets it; and the verifier a validator of that app runs.
+
+use std::sync::{Arc, Mutex};
+
+use tee_core::primitives::FixedBytes;
+use tee_core::protocol::BackendKind;
+use tee_core::{B256, SigningKey};
+use tee_std::attest::{Policy, Verifier};
+use tee_std::service::backend::{SignerConfig, open_device};
+use tee_std::service::server::{Limits, ServerHandle, serve};
+use tee_std::sim::{SimDstack, SimServer, sample_collateral};
+use tee_std::transport::Endpoint;
+use tee_testkit::ADMIN_SECRET;
+
+/// The simulated KMS root's secret.
+pub const KMS_ROOT: [u8; 32] = [0x11; 32];
+/// The simulated app id.
+pub const APP_ID: [u8; 20] = [0x22; 20];
+/// The simulated app's compose hash.
+pub const COMPOSE: [u8; 32] = [0x33; 32];
+
+/// The running signer and the simulated dstack behind it; both stop when
+/// dropped.
+#[derive(Debug)]
+pub struct Setup {
+    _dir: tempfile::TempDir,
+    _dstack: SimServer,
+    /// The signer's server.
+    pub server: ServerHandle,
+    /// The simulated KMS root's address.
+    pub kms_root: tee_core::Address,
+}
+
+/// Starts a simulated dstack and a signer (admin: `ADMIN_SECRET`'s address)
+/// on it.
+#[allow(clippy::unwrap_used, reason = "test set-up")]
+pub fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimDstack::new(&KMS_ROOT, APP_ID, COMPOSE).unwrap();
+    let kms_root = sim.kms_root();
+    let dstack = SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).unwrap();
+    let device = open_device(&SignerConfig {
+        state: dir.path().join("state"),
+        dstack: Some(dstack.endpoint().to_owned()),
+        kind: BackendKind::Simulated,
+        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+    })
+    .unwrap();
+    let server = serve(
+        Arc::new(Mutex::new(device)),
+        &[Endpoint::Unix(dir.path().join("signer.sock"))],
+        Limits::default(),
+    )
+    .unwrap();
+    Setup { _dir: dir, _dstack: dstack, server, kms_root }
+}
+
+/// What a validator of this agent accepts: the app, its compose file, the
+/// KMS root; and the sample collateral, so DCAP runs (and fails: simulated).
+#[allow(clippy::unwrap_used, reason = "test set-up")]
+pub fn verifier(kms_root: tee_core::Address) -> Verifier {
+    Verifier {
+        policy: Policy {
+            compose_hash: Some(vec![B256(COMPOSE)]),
+            app_id: Some(vec![FixedBytes(APP_ID)]),
+            kms_root: Some(kms_root),
+            ..Policy::default()
+        },
+        collateral: Some(sample_collateral().unwrap()),
+        pccs: None,
+    }
+}
