@@ -44,11 +44,20 @@ fn policy(mask: u32) -> Policy {
     }
 }
 
+/// The sample action of a kind (its legacy form for an odd `variant`,
+/// where it has one), varied by `variant`.
 fn action(kind: u8, variant: u8) -> Action {
     let mut a = sample::action(ActionKind::ALL[usize::from(kind) % ActionKind::ALL.len()]);
+    if variant % 2 == 1
+        && let Some(legacy) = sample::legacy(&a)
+    {
+        a = legacy;
+    }
     match &mut a {
         Action::RegistryTx(t) => t.tx.nonce = u64::from(variant),
         Action::GenericTx(t) => t.tx.nonce = u64::from(variant),
+        Action::LegacyRegistryTx(t) => t.tx.nonce = u64::from(variant),
+        Action::LegacyGenericTx(t) => t.tx.nonce = u64::from(variant),
         Action::AgentWalletSet(w) => w.deadline = 1_767_225_000 + u64::from(variant),
         Action::PersonalMessage(m) => {
             let _ = m.message.push(variant);

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use tee_core::protocol::{Allow, DeviceInfo, GetAuditLog, GetPolicy, GetPublicKey};
+use tee_core::protocol::{DeviceInfo, GetAuditLog, GetPublicKey};
 use tee_core::{Action, B256};
 
 use super::{At, Conn, Failure, client, json, now_secs};
@@ -39,30 +39,15 @@ pub(super) struct Sign {
     no_attest: bool,
 }
 
-/// The JSON action in `path` (`-`: stdin), checked against the slot: its
-/// `from` must be the slot's address; the slot policy's contracts are
-/// registries too.
-fn json_action(conn: &Conn, slot: u8, path: &Path) -> Result<Action, Failure> {
-    let text = if path == Path::new("-") {
+/// The JSON action in `path` (`-`: stdin).
+fn read_json(path: &Path) -> Result<String, Failure> {
+    if path == Path::new("-") {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-        s
+        Ok(s)
     } else {
-        super::read(path)?
-    };
-    let mut c = client(conn)?;
-    let address = c.call(&GetPublicKey { slot })?.address;
-    let contracts = match c.call(&GetPolicy { slot })?.contracts {
-        Allow::Only(list) => list.to_vec(),
-        Allow::Any => Vec::new(),
-    };
-    let request = crate::actions::from_json(&text, &contracts)?;
-    if let Some(from) = request.from
-        && from != address
-    {
-        return Err(format!("the request is from {from}, slot {slot} is {address}").into());
+        super::read(path)
     }
-    Ok(request.action)
 }
 
 #[derive(Args)]
@@ -111,8 +96,25 @@ pub(super) fn pubkey(c: &At) -> Result<ExitCode, Failure> {
 
 pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     let (conn, slot) = (&c.at.conn, c.at.slot);
+    if let Some(path) = &c.json
+        && !c.no_attest
+    {
+        let p = PhalaDstackProvider::new(conn.connect.clone(), Verifier::default());
+        return json(&p.sign_json(slot, &read_json(path)?, c.sequence)?.to_json());
+    }
     let action = match (c.json, c.action, c.sample) {
-        (Some(path), _, _) => json_action(conn, slot, &path)?,
+        (Some(path), _, _) => {
+            let (address, contracts) =
+                PhalaDstackProvider::new(conn.connect.clone(), Verifier::default())
+                    .slot_context(slot)?;
+            let request = crate::actions::from_json(&read_json(&path)?, &contracts)?;
+            if let Some(from) = request.from
+                && from != address
+            {
+                return Err(format!("the request is from {from}, slot {slot} is {address}").into());
+            }
+            request.action
+        }
         (None, Some(hex), _) => Action::decode(&hex::decode(hex.trim().trim_start_matches("0x"))?)?,
         (None, None, Some(kind)) => {
             let kind = kind_by_name(&kind).ok_or(format!("unknown action kind {kind:?}"))?;
@@ -134,17 +136,9 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     let p = PhalaDstackProvider::new(conn.connect.clone(), Verifier::default());
-    let signed = p.sign_slot_at(slot, &action, c.sequence)?;
+    let signature = p.sign_slot_at(slot, &action, c.sequence)?;
     // The action as decoded, for people, beside the signature.
-    let mut out = serde_json::to_value(&signed)?;
-    if let Some(o) = out.as_object_mut() {
-        o.insert("kind".into(), action.kind().name().into());
-        o.insert("action".into(), action.to_string().into());
-        if let Some(request) = crate::actions::to_json(&action) {
-            o.insert("request".into(), request);
-        }
-    }
-    json(&out)
+    json(&crate::client::provider::SignedJson { action, signature }.to_json())
 }
 
 pub(super) fn attest(c: Attest) -> Result<ExitCode, Failure> {

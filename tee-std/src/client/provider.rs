@@ -60,6 +60,19 @@ pub enum ProviderError {
     /// (a microcontroller's bounds are smaller than the std signer's).
     #[error("the signer takes {} up to {} (DeviceInfo bounds); this action's is {}", .0.field, .0.max, .0.len)]
     OverBound(tee_core::limits::OverBound),
+    /// A JSON action that is not one the signer takes.
+    #[error("{0}")]
+    Action(#[from] crate::actions::JsonActionError),
+    /// A request naming another signer than the slot's (`from`).
+    #[error("the request is from {from}, slot {slot} is {address}")]
+    NotFrom {
+        /// The request's `from`.
+        from: Address,
+        /// The slot.
+        slot: u8,
+        /// The slot's address.
+        address: Address,
+    },
     /// A signed transaction that cannot be encoded (its action is not one).
     #[error("the signed transaction cannot be encoded: {0}")]
     Transaction(String),
@@ -86,6 +99,33 @@ pub struct TeeKey {
     pub path: Option<String>,
     /// Proof that the key is in the TEE.
     pub attestation: Attestation,
+}
+
+/// A signed action and its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedJson {
+    /// The action as decoded.
+    pub action: Action,
+    /// Its attested signature.
+    pub signature: TeeSignature,
+}
+
+impl SignedJson {
+    /// The signature's JSON with the action beside it, for people: `kind`,
+    /// `action` (its one-line description) and `request` (the action as a
+    /// wallet would send it).
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut out = serde_json::to_value(&self.signature).unwrap_or_default();
+        if let Some(o) = out.as_object_mut() {
+            o.insert("kind".into(), self.action.kind().name().into());
+            o.insert("action".into(), self.action.to_string().into());
+            if let Some(request) = crate::actions::to_json(&self.action) {
+                o.insert("request".into(), request);
+            }
+        }
+        out
+    }
 }
 
 /// The `phala-dstack` provider over a signer at an endpoint.
@@ -212,6 +252,32 @@ impl PhalaDstackProvider {
             tee_core::protocol::Allow::Any => Vec::new(),
         };
         Ok((address, contracts))
+    }
+
+    /// The action of a JSON request as wallets send it
+    /// ([`crate::actions::from_json`]) for `slot`: its `from` must be the
+    /// slot's address, and the contracts the slot's policy names are
+    /// registries too.
+    pub fn json_action(&self, slot: u8, json: &str) -> Result<Action, ProviderError> {
+        let (address, contracts) = self.slot_context(slot)?;
+        let request = crate::actions::from_json(json, &contracts)?;
+        match request.from {
+            Some(from) if from != address => Err(ProviderError::NotFrom { from, slot, address }),
+            _ => Ok(request.action),
+        }
+    }
+
+    /// Signs a JSON request ([`PhalaDstackProvider::json_action`]) with
+    /// `slot`, at `sequence` or the next.
+    pub fn sign_json(
+        &self,
+        slot: u8,
+        json: &str,
+        sequence: Option<u64>,
+    ) -> Result<SignedJson, ProviderError> {
+        let action = self.json_action(slot, json)?;
+        let signature = self.sign_slot_at(slot, &action, sequence)?;
+        Ok(SignedJson { action, signature })
     }
 
     /// `sign`: signs `action` with `key`'s slot at the next sequence and
