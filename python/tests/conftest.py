@@ -38,3 +38,38 @@ def sim_dstack(tmp_path_factory):
     yield str(sock)
     proc.terminate()
     proc.wait(timeout=10)
+    proc.stderr.close()
+
+
+#: anvil's account 0: the signer's admin in these tests (its key only
+#: authorizes admin commands; it never signs an action).
+ADMIN_KEY = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+ADMIN = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+@pytest.fixture(scope="module")
+def signer_endpoint(tmp_path_factory):
+    """`tee-signer serve --simulated` on a unix socket, as an operator starts
+    it (admin: ADMIN): the endpoint string."""
+    tmp = tmp_path_factory.mktemp("signer")
+    sock = tmp / "signer.sock"
+    proc = subprocess.Popen(
+        [
+            tee_signer(), "serve", "--simulated", "--state", str(tmp / "state"),
+            "--listen", f"unix:{sock}", "--admin", ADMIN,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"tee-signer serve exited: {proc.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("tee-signer serve did not start in 20 s")
+        time.sleep(0.02)
+    yield f"unix:{sock}"
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stderr.close()

@@ -1,0 +1,269 @@
+//! `tee_signer._native`: the Python binding of tee-std's client, JSON
+//! actions and verifier. One implementation of the wire format and the
+//! checks: Python marshals JSON text in and out, and never encodes a frame
+//! or checks a quote itself.
+//!
+//! Errors are raised as the exception classes of `tee_signer.errors`
+//! (`Refused` with the device's typed reason, `InvalidRequest`,
+//! `Unavailable`, `AttestationError`), so Python code catches what the
+//! device said, not a string.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use tee_core::action::{Eip712Prehashed, PersonalMessage, bytes};
+use tee_core::protocol::DeviceError;
+use tee_core::{Action, B256, SigningKey};
+use tee_std::attest::{Policy, TeeSignature, Verifier};
+use tee_std::client::provider::{PhalaDstackProvider, ProviderError, SignedJson};
+use tee_std::service::policyfile::PolicyFile;
+use tee_std::transport::Endpoint;
+
+/// The exception of `tee_signer.errors` named `class`, with `message` and
+/// the device's typed `reason` (`None` when the device said nothing).
+fn raise(py: Python<'_>, class: &str, message: String, reason: Option<String>) -> PyErr {
+    let made = py
+        .import("tee_signer.errors")
+        .and_then(|m| m.getattr(class))
+        .and_then(|c| c.call1((message.clone(), reason)));
+    match made {
+        Ok(e) => PyErr::from_value(e),
+        Err(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+fn provider_err(py: Python<'_>, e: ProviderError) -> PyErr {
+    let message = e.to_string();
+    match e {
+        ProviderError::Refused(d) => {
+            let reason = match d {
+                DeviceError::Denied(v) => format!("{v:?}"),
+                other => format!("{other:?}"),
+            };
+            raise(py, "Refused", message, Some(reason))
+        }
+        ProviderError::Client { .. } => raise(py, "Unavailable", message, None),
+        ProviderError::Evidence { .. } => raise(py, "AttestationError", message, None),
+        _ => raise(py, "InvalidRequest", message, None),
+    }
+}
+
+fn invalid(py: Python<'_>, e: impl std::fmt::Display) -> PyErr {
+    raise(py, "InvalidRequest", e.to_string(), None)
+}
+
+fn json_out(py: Python<'_>, v: &impl serde::Serialize) -> PyResult<String> {
+    serde_json::to_string(v).map_err(|e| invalid(py, e))
+}
+
+fn b256(py: Python<'_>, name: &str, b: &[u8]) -> PyResult<B256> {
+    Ok(B256(b.try_into().map_err(|_| invalid(py, format!("{name} is not 32 bytes")))?))
+}
+
+/// A signer at an endpoint (`unix:/run/tee-signer.sock`, `tcp:host:port`,
+/// ...): what `TeeAccount` and `PhalaDstackTEE` call.
+#[pyclass(frozen, module = "tee_signer._native")]
+struct Signer {
+    provider: Arc<PhalaDstackProvider>,
+    endpoint: String,
+}
+
+#[pymethods]
+impl Signer {
+    /// `endpoint`; `verifier_policy`: the validator's pinned policy as JSON
+    /// (what `tee-signer policy` writes), for `verify`; `admin_key`: the
+    /// signer's admin key (32 bytes), only for `generate_key`.
+    #[new]
+    #[pyo3(signature = (endpoint, verifier_policy=None, admin_key=None, collateral=None))]
+    fn new(
+        py: Python<'_>,
+        endpoint: &str,
+        verifier_policy: Option<&str>,
+        admin_key: Option<&[u8]>,
+        collateral: Option<&str>,
+    ) -> PyResult<Self> {
+        let at = Endpoint::from_str(endpoint).map_err(|e| invalid(py, e))?;
+        let policy: Policy = match verifier_policy {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| invalid(py, format!("verifier policy: {e}")))?,
+            None => Policy::default(),
+        };
+        let collateral = collateral
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| invalid(py, format!("collateral: {e}")))?;
+        let mut provider =
+            PhalaDstackProvider::new(at, Verifier { policy, collateral, pccs: None });
+        if let Some(key) = admin_key {
+            let key: [u8; 32] =
+                key.try_into().map_err(|_| invalid(py, "the admin key is 32 bytes"))?;
+            provider = provider.with_admin(
+                SigningKey::from_bytes(&key).map_err(|e| invalid(py, format!("{e:?}")))?,
+            );
+        }
+        Ok(Signer { provider: Arc::new(provider), endpoint: endpoint.to_owned() })
+    }
+
+    /// The endpoint, as given.
+    #[getter]
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// `DeviceInfo`, as JSON.
+    fn info(&self, py: Python<'_>) -> PyResult<String> {
+        let p = Arc::clone(&self.provider);
+        let info = py.detach(move || p.info()).map_err(|e| provider_err(py, e))?;
+        let v = serde_json::json!({
+            "protocolVersion": info.protocol_version,
+            "firmware": info.firmware.as_str(),
+            "backend": format!("{:?}", info.backend),
+            "capabilities": info.capabilities,
+            "slots": info.slots,
+            "deviceId": info.device_id.to_string(),
+            "admin": info.admin.to_string(),
+            "bounds": {
+                "uri": info.bounds.uri, "metadataValue": info.bounds.metadata_value,
+                "calldata": info.bounds.calldata, "message": info.bounds.message,
+                "action": info.bounds.action,
+            },
+        });
+        json_out(py, &v)
+    }
+
+    /// Whether the signer answers and runs on (simulated) dstack with
+    /// attestation.
+    fn is_available(&self, py: Python<'_>) -> bool {
+        let p = Arc::clone(&self.provider);
+        py.detach(move || p.is_available())
+    }
+
+    /// The address of `slot`, EIP-55.
+    fn address(&self, py: Python<'_>, slot: u8) -> PyResult<String> {
+        let p = Arc::clone(&self.provider);
+        let (address, _) =
+            py.detach(move || p.slot_context(slot)).map_err(|e| provider_err(py, e))?;
+        Ok(address.to_string())
+    }
+
+    /// Signs a JSON request as wallets send it (a transaction, typed data,
+    /// `personal_sign`), with its attestation: the JSON `tee-signer sign
+    /// --json` prints.
+    #[pyo3(signature = (slot, request, sequence=None))]
+    fn sign_json(
+        &self,
+        py: Python<'_>,
+        slot: u8,
+        request: &str,
+        sequence: Option<u64>,
+    ) -> PyResult<String> {
+        let (p, request) = (Arc::clone(&self.provider), request.to_owned());
+        let signed = py
+            .detach(move || p.sign_json(slot, &request, sequence))
+            .map_err(|e| provider_err(py, e))?;
+        json_out(py, &signed.to_json())
+    }
+
+    /// Signs an EIP-191 `personal_sign` message (version `0x45`).
+    fn sign_personal(&self, py: Python<'_>, slot: u8, message: &[u8]) -> PyResult<String> {
+        let message = bytes(message).map_err(|_| {
+            invalid(
+                py,
+                format!("the message is longer than {} bytes", tee_core::limits::MAX_MESSAGE_LEN),
+            )
+        })?;
+        self.sign_action(py, slot, Action::PersonalMessage(PersonalMessage { message }))
+    }
+
+    /// Signs pre-hashed EIP-712 data (EIP-191 version `0x01`): the domain
+    /// separator and the struct hash (the blind kind a policy must name).
+    fn sign_prehashed(
+        &self,
+        py: Python<'_>,
+        slot: u8,
+        domain_separator: &[u8],
+        struct_hash: &[u8],
+    ) -> PyResult<String> {
+        let action = Action::Eip712Prehashed(Eip712Prehashed {
+            domain_separator: b256(py, "domain_separator", domain_separator)?,
+            struct_hash: b256(py, "struct_hash", struct_hash)?,
+        });
+        self.sign_action(py, slot, action)
+    }
+
+    /// The key in `slot` with an attestation bound to a fresh challenge.
+    fn key(&self, py: Python<'_>, slot: u8) -> PyResult<String> {
+        let p = Arc::clone(&self.provider);
+        let key = py.detach(move || p.key(slot)).map_err(|e| provider_err(py, e))?;
+        json_out(py, &key)
+    }
+
+    /// Admin: derives dstack's key for `path` into `slot` under `policy`
+    /// (the policy file's TOML), each command confirmed by the signer's
+    /// identity; the key with its attestation.
+    fn generate_key(&self, py: Python<'_>, slot: u8, path: &str, policy: &str) -> PyResult<String> {
+        let policy = PolicyFile::parse(policy)
+            .map_err(|e| invalid(py, e))?
+            .to_policy()
+            .map_err(|e| invalid(py, e))?;
+        let (p, path) = (Arc::clone(&self.provider), path.to_owned());
+        let key = py
+            .detach(move || p.generate_key(slot, &path, &policy))
+            .map_err(|e| provider_err(py, e))?;
+        json_out(py, &key)
+    }
+
+    /// A quote binding `slot`'s address to `challenge` (32 bytes), with its
+    /// event log, key chain and info.
+    fn attestation_report(&self, py: Python<'_>, slot: u8, challenge: &[u8]) -> PyResult<String> {
+        let challenge = b256(py, "challenge", challenge)?;
+        let p = Arc::clone(&self.provider);
+        let a = py
+            .detach(move || p.get_attestation_report(slot, challenge))
+            .map_err(|e| provider_err(py, e))?;
+        json_out(py, &a)
+    }
+
+    /// Runs the full verifier on a signature's JSON under the pinned policy
+    /// at unix time `now` (default: the clock): the report as JSON, with
+    /// `verified` and `verifiedButDcap`.
+    #[pyo3(signature = (signature, now=None))]
+    fn verify(&self, py: Python<'_>, signature: &str, now: Option<u64>) -> PyResult<String> {
+        let s: TeeSignature =
+            serde_json::from_str(signature).map_err(|e| invalid(py, format!("signature: {e}")))?;
+        let now = now.unwrap_or_else(|| {
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        });
+        let report = self.provider.verify_attestation(&s, Some(now));
+        let mut v = serde_json::to_value(&report).map_err(|e| invalid(py, e))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("verified".into(), report.verified().into());
+            o.insert("verifiedButDcap".into(), report.verified_but_dcap().into());
+            o.insert("text".into(), report.to_string().into());
+        }
+        json_out(py, &v)
+    }
+}
+
+impl Signer {
+    fn sign_action(&self, py: Python<'_>, slot: u8, action: Action) -> PyResult<String> {
+        let p = Arc::clone(&self.provider);
+        let signed = py
+            .detach(move || {
+                let signature = p.sign_slot_at(slot, &action, None)?;
+                Ok::<_, ProviderError>(SignedJson { action, signature })
+            })
+            .map_err(|e| provider_err(py, e))?;
+        json_out(py, &signed.to_json())
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Signer>()?;
+    m.add("PROVIDER_NAME", tee_std::client::provider::PROVIDER_NAME)?;
+    Ok(())
+}

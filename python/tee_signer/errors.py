@@ -1,0 +1,41 @@
+"""The signer's errors, as Python exceptions.
+
+The native module raises these, carrying the device's typed reason where
+it gave one: catch `Refused` and read `reason` (`"KindNotAllowed"`,
+`"Replay { high_water: 7 }"`, ...) rather than parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class TeeSignerError(Exception):
+    """Anything the signer or its client refused or could not do."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: The device's typed reason, when it gave one.
+        self.reason = reason
+
+
+class Refused(TeeSignerError):
+    """The device refused: its policy (`reason` is the violation, e.g.
+    `"KindNotAllowed"`), a used sequence (`"Replay { .. }"`), a malformed
+    action."""
+
+
+class InvalidRequest(TeeSignerError):
+    """The request is not an action the signer takes (the field is named)."""
+
+
+class Unavailable(TeeSignerError):
+    """The signer could not be reached or did not answer in time."""
+
+
+class AttestationError(TeeSignerError):
+    """Evidence that does not parse or does not verify."""
+
+
+class UnsupportedOperation(TeeSignerError):
+    """What a key-holding account can do and this one never does: hand out
+    its key, encrypt it, sign a raw hash."""
