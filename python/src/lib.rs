@@ -261,9 +261,62 @@ impl Signer {
     }
 }
 
+/// A validator's policy pinned to a deployment, from an attestation of it
+/// (the JSON of `attestation_report`): its compose hash and app id, with
+/// `image` its MRTD and RTMR0-2, and `kms_root`; where `app_compose` (the
+/// app-compose file the validator reviewed) is given, its SHA-256 must be
+/// the deployment's compose hash. The policy as JSON, for `Signer`.
+#[pyfunction]
+#[pyo3(signature = (attestation, app_compose=None, kms_root=None, image=false, trust_simulator_root=false))]
+fn pin_policy(
+    py: Python<'_>,
+    attestation: &str,
+    app_compose: Option<&[u8]>,
+    kms_root: Option<&str>,
+    image: bool,
+    trust_simulator_root: bool,
+) -> PyResult<String> {
+    let a: tee_std::attest::Attestation =
+        serde_json::from_str(attestation).map_err(|e| invalid(py, format!("attestation: {e}")))?;
+    let kms_root = kms_root
+        .map(tee_core::Address::from_str)
+        .transpose()
+        .map_err(|e| invalid(py, format!("kms_root: {e:?}")))?;
+    let mut policy = Policy::pin(
+        tee_std::attest::policy::Deployment::Attestation(&a),
+        kms_root,
+        app_compose,
+        image,
+    )
+    .map_err(|e| raise(py, "AttestationError", e.to_string(), None))?;
+    policy.trust_simulator_root = trust_simulator_root;
+    json_out(py, &policy)
+}
+
+/// The deployment `tee-signer serve --simulated` (and `sim-dstack`)
+/// simulates, as a validator of it pins it: its KMS root address and the
+/// app-compose file whose hash the event log carries. For trying things
+/// out: anyone can run that simulator.
+#[pyfunction]
+fn simulated_deployment(py: Python<'_>) -> PyResult<String> {
+    use tee_std::sim::demo::{DEMO_APP_COMPOSE, DEMO_APP_ID, DEMO_KMS_ROOT};
+    let sim =
+        tee_std::sim::SimDstack::with_app_compose(&DEMO_KMS_ROOT, DEMO_APP_ID, DEMO_APP_COMPOSE)
+            .map_err(|e| invalid(py, format!("{e:?}")))?;
+    json_out(
+        py,
+        &serde_json::json!({
+            "kmsRoot": sim.kms_root().to_string(),
+            "appCompose": DEMO_APP_COMPOSE,
+        }),
+    )
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Signer>()?;
+    m.add_function(wrap_pyfunction!(pin_policy, m)?)?;
+    m.add_function(wrap_pyfunction!(simulated_deployment, m)?)?;
     m.add("PROVIDER_NAME", tee_std::client::provider::PROVIDER_NAME)?;
     Ok(())
 }

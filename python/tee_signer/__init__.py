@@ -4,11 +4,14 @@
   signer (web3.py, coinbase-agentkit, the ERC-8004 SDKs accept it);
 - `Signer`: the native client (python/src/lib.rs, over tee-std's client,
   JSON actions and verifier);
+- `PhalaDstackTEE`: chaoschain-sdk's `phala-dstack` TEE provider;
+- `pin_policy`: a validator's policy pinned to a deployment;
 - `errors`: the exceptions, with the device's typed reason.
 """
 
-from ._native import PROVIDER_NAME, Signer
+from ._native import PROVIDER_NAME, Signer, pin_policy, simulated_deployment
 from .account import TeeAccount
+from .tee import PhalaDstackTEE
 from .errors import (
     AttestationError,
     InvalidRequest,
@@ -22,10 +25,13 @@ __all__ = [
     "PROVIDER_NAME",
     "AttestationError",
     "InvalidRequest",
+    "PhalaDstackTEE",
     "Refused",
     "Signer",
     "TeeAccount",
     "TeeSignerError",
     "Unavailable",
     "UnsupportedOperation",
+    "pin_policy",
+    "simulated_deployment",
 ]

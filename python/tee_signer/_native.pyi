@@ -2,6 +2,15 @@
 
 PROVIDER_NAME: str
 
+def simulated_deployment() -> str: ...
+def pin_policy(
+    attestation: str,
+    app_compose: bytes | None = None,
+    kms_root: str | None = None,
+    image: bool = False,
+    trust_simulator_root: bool = False,
+) -> str: ...
+
 class Signer:
     def __init__(
         self,

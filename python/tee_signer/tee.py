@@ -1,0 +1,152 @@
+"""`PhalaDstackTEE`: chaoschain-sdk's `TEEProvider` (`phala-dstack`) over
+the signer.
+
+chaoschain-sdk 0.4.1 names this provider (`get_phala_dstack_tee`) but ships
+none. This one keeps the key in the signer: `generate_key` hands out the
+public key and a handle (`private_key` is `"tee-signer:slot/N@ENDPOINT"`,
+never a key), with an attestation bound to the key and a fresh challenge;
+`sign` signs EIP-191 (`personal_sign`, a blind kind the slot's policy must
+name) with an attestation bound to that signature's digest;
+`verify_attestation` runs the full verifier under the validator's pinned
+policy and keeps its report (`last_report`). When chaoschain-sdk is
+installed, its own `TEEKeypair` and `TEESignature` dataclasses are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from ._native import PROVIDER_NAME, Signer
+from .errors import InvalidRequest
+
+try:  # the SDK's own dataclasses, when it is installed
+    from chaoschain_sdk.providers.tee.base import TEEKeypair, TEESignature
+except ImportError:  # pragma: no cover - exercised without chaoschain-sdk
+
+    @dataclass
+    class TEEKeypair:  # type: ignore[no-redef]
+        """chaoschain-sdk's `TEEKeypair`, field for field."""
+
+        public_key: str
+        private_key: str
+        attestation: dict[str, Any]
+        provider: str
+
+    @dataclass
+    class TEESignature:  # type: ignore[no-redef]
+        """chaoschain-sdk's `TEESignature`, field for field."""
+
+        signature: bytes
+        attestation: dict[str, Any]
+        verified: bool
+        provider: str
+
+
+#: Where the signer listens unless told otherwise.
+DEFAULT_ENDPOINT = "unix:/run/tee-signer.sock"
+_HANDLE = "tee-signer:slot/"
+
+
+class PhalaDstackTEE:
+    """The `phala-dstack` TEE provider.
+
+    `endpoint`: the signer (default `$TEE_SIGNER_ENDPOINT`, else
+    `unix:/run/tee-signer.sock`). `verifier_policy`: the validator's pinned
+    policy (a dict, JSON text, or a path; default `$TEE_SIGNER_VERIFIER_POLICY`);
+    without one, `verify_attestation` is always False. `admin_key`: only for
+    deriving a key into a slot (`generate_key(path=..., policy=...)`).
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        slot: int = 0,
+        verifier_policy: dict[str, Any] | str | None = None,
+        admin_key: bytes | None = None,
+        collateral: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint or os.environ.get("TEE_SIGNER_ENDPOINT", DEFAULT_ENDPOINT)
+        self.slot = slot
+        policy = verifier_policy or os.environ.get("TEE_SIGNER_VERIFIER_POLICY")
+        if isinstance(policy, str) and not policy.lstrip().startswith("{"):
+            with open(policy, encoding="utf-8") as f:
+                policy = f.read()
+        if isinstance(policy, dict):
+            policy = json.dumps(policy)
+        self.pinned = policy is not None
+        self._signer = Signer(self.endpoint, policy, admin_key, collateral)
+        #: The verifier's report of the last `verify_attestation`.
+        self.last_report: dict[str, Any] | None = None
+
+    @property
+    def provider_name(self) -> str:
+        return PROVIDER_NAME
+
+    @property
+    def is_available(self) -> bool:
+        return self._signer.is_available()
+
+    def handle(self, slot: int) -> str:
+        """The handle `TEEKeypair.private_key` carries for `slot`."""
+        return f"{_HANDLE}{slot}@{self.endpoint}"
+
+    def _slot_of(self, keypair: Any) -> int:
+        handle = str(keypair.private_key)
+        prefix, _, endpoint = handle.partition("@")
+        if not prefix.startswith(_HANDLE) or endpoint != self.endpoint:
+            raise InvalidRequest(f"{handle!r} is not a key of the signer at {self.endpoint}")
+        return int(prefix[len(_HANDLE):])
+
+    def generate_key(self, **kwargs: Any) -> TEEKeypair:
+        """The key in `slot` (default: this provider's), attested with a
+        fresh challenge. With `path` and `policy` (the slot policy's TOML),
+        the admin first derives dstack's key for `path` into the slot (needs
+        `admin_key`)."""
+        slot = int(kwargs.get("slot", self.slot))
+        if "path" in kwargs:
+            if "policy" not in kwargs:
+                raise InvalidRequest("deriving a key needs the slot's policy (policy=TOML)")
+            key = json.loads(self._signer.generate_key(slot, kwargs["path"], kwargs["policy"]))
+        else:
+            key = json.loads(self._signer.key(slot))
+        attestation = dict(key["attestation"])
+        attestation["address"] = key["address"]
+        return TEEKeypair(
+            public_key=key["public_key"],
+            private_key=self.handle(slot),
+            attestation=attestation,
+            provider=PROVIDER_NAME,
+        )
+
+    def sign(self, message: bytes, keypair: Any) -> TEESignature:
+        """Signs `message` (EIP-191 `personal_sign`) with the keypair's
+        slot; the attestation is the whole signed record (digest, signature,
+        address, a quote bound to the digest) a validator verifies."""
+        out = json.loads(self._signer.sign_personal(self._slot_of(keypair), bytes(message)))
+        return TEESignature(
+            signature=bytes.fromhex(out["signature"][2:]),
+            attestation=out,
+            verified=False,
+            provider=PROVIDER_NAME,
+        )
+
+    def verify_attestation(self, signature: Any) -> bool:
+        """The full verifier on `signature` under the pinned policy: the
+        binding, the signature, the boot-time identity, measurements, DCAP
+        and the KMS chain. The report is kept in `last_report`."""
+        report = json.loads(self._signer.verify(json.dumps(signature.attestation)))
+        self.last_report = report
+        return bool(report["verified"])
+
+    def get_attestation_report(self) -> dict[str, Any]:
+        """An attestation of this provider's slot for a fresh challenge:
+        quote, event log, key chain and info, with the challenge."""
+        challenge = secrets.token_bytes(32)
+        report = json.loads(self._signer.attestation_report(self.slot, challenge))
+        report["challenge"] = "0x" + challenge.hex()
+        return report

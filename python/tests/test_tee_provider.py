@@ -1,0 +1,96 @@
+"""`PhalaDstackTEE`, chaoschain-sdk's `TEEProvider`, against a real
+`tee-signer serve --simulated` process: it satisfies the released SDK's
+protocol with the SDK's own dataclasses; the keypair carries a handle, never
+a key; signatures recover with eth_account; a validator pinned to the
+deployment verifies them (simulated root), and one pinned to another app
+does not."""
+
+import json
+import typing
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from conftest import ADMIN_KEY
+from tee_signer import PhalaDstackTEE, Refused, pin_policy, simulated_deployment
+
+base = pytest.importorskip("chaoschain_sdk.providers.tee.base")
+
+POLICY = """
+kinds = ["personal_sign"]
+chains = "any"
+contracts = "any"
+agents = "any"
+max_value_wei = "0"
+max_gas_limit = 0
+max_fee_per_gas_wei = "0"
+max_deadline_ahead_secs = 300
+"""
+
+
+@pytest.fixture(scope="module")
+def keypair(signer_endpoint):
+    admin = PhalaDstackTEE(signer_endpoint, admin_key=ADMIN_KEY)
+    return admin.generate_key(slot=2, path="chaoschain/agent", policy=POLICY)
+
+
+def test_the_sdk_protocol_with_its_own_dataclasses(signer_endpoint, keypair):
+    tee = PhalaDstackTEE(signer_endpoint, slot=2)
+    for name in ("provider_name", "is_available", "generate_key", "sign", "verify_attestation", "get_attestation_report"):
+        assert hasattr(tee, name), name
+    assert tee.provider_name == "phala-dstack"
+    assert tee.is_available
+    assert isinstance(keypair, base.TEEKeypair)
+    # The handle names the slot and the signer; it is no key.
+    assert keypair.private_key == f"tee-signer:slot/2@{signer_endpoint}"
+    assert keypair.public_key.startswith("0x") and len(keypair.public_key) == 68
+    assert keypair.attestation["bound"]["purpose"] == "challenge"
+    sig = tee.sign(b"hello from chaoschain", keypair)
+    assert isinstance(sig, base.TEESignature)
+    assert len(sig.signature) == 65
+    message = encode_defunct(b"hello from chaoschain")
+    assert Account.recover_message(message, signature=sig.signature) == keypair.attestation["address"]
+    report = tee.get_attestation_report()
+    assert set(["quote", "event_log", "challenge"]) <= set(report), sorted(report)
+
+
+def test_a_pinned_validator_verifies_and_another_app_does_not(signer_endpoint, keypair):
+    agent = PhalaDstackTEE(signer_endpoint, slot=2)
+    sig = agent.sign(b"attested action", keypair)
+    # Unpinned: no verdict.
+    assert agent.verify_attestation(sig) is False
+    # Pinned to this deployment: its attestation, the app-compose file the
+    # validator reviewed, the KMS root its keys chain to; simulated DCAP root.
+    simulated = json.loads(simulated_deployment())
+    deployment = json.dumps(agent.get_attestation_report())
+    pinned = json.loads(
+        pin_policy(
+            deployment,
+            app_compose=simulated["appCompose"].encode(),
+            kms_root=simulated["kmsRoot"],
+            trust_simulator_root=True,
+        )
+    )
+    validator = PhalaDstackTEE(signer_endpoint, verifier_policy=pinned)
+    assert validator.verify_attestation(sig) is True, validator.last_report["text"]
+    # Another app's compose hash: refused, with the reason in the report.
+    other = dict(pinned, compose_hash=["0x" + "ab" * 32])
+    strict = PhalaDstackTEE(signer_endpoint, verifier_policy=other)
+    assert strict.verify_attestation(sig) is False
+    assert "compose" in strict.last_report["text"].lower()
+    # A signature whose message was swapped after signing: refused.
+    forged = type(sig)(signature=sig.signature, attestation=dict(sig.attestation, digest="0x" + "00" * 32), verified=False, provider=sig.provider)
+    assert validator.verify_attestation(forged) is False
+
+
+def test_a_key_from_another_signer_or_a_refused_kind(signer_endpoint, keypair):
+    tee = PhalaDstackTEE(signer_endpoint, slot=2)
+    stranger = type(keypair)(public_key=keypair.public_key, private_key="tee-signer:slot/2@unix:/elsewhere.sock", attestation={}, provider="phala-dstack")
+    with pytest.raises(Exception, match="not a key of the signer"):
+        tee.sign(b"x", stranger)
+    # A handle to an empty slot: the device says so.
+    empty = type(keypair)(public_key="", private_key=f"tee-signer:slot/3@{signer_endpoint}", attestation={}, provider="phala-dstack")
+    with pytest.raises(Refused) as e:
+        tee.sign(b"x", empty)
+    assert e.value.reason == "SlotEmpty"
