@@ -167,6 +167,7 @@ mod tests {
             max_fee_per_gas: u128::MAX,
             max_deadline_ahead_secs: u64::MAX,
             rate_limit: Some(RateLimit { max: u32::MAX, window_secs: u32::MAX }),
+            eip712_domains: Allow::Any,
         };
         let r: Result<_, DeviceError> = Ok(policy);
         assert!(frame::encode(&h, &r, &mut tx).is_ok());

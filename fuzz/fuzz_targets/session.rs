@@ -41,6 +41,7 @@ fn policy(mask: u32) -> Policy {
         max_fee_per_gas: u128::MAX,
         max_deadline_ahead_secs: 300,
         rate_limit: if mask & 1 == 1 { Some(RateLimit { max: 3, window_secs: 10 }) } else { None },
+        eip712_domains: Allow::Any,
     }
 }
 

@@ -211,3 +211,38 @@ def test_the_signer_verifies_its_own_signature_under_a_pinned_policy(signer_endp
     # Unpinned: the verifier refuses to give a verdict.
     report = json.loads(account.signer.verify(json.dumps(account.last_signature)))
     assert report["verified"] is False
+
+
+def test_typed_data_handed_over_as_two_hashes_in_an_allowed_domain(signer_endpoint, admin):
+    """agent0-sdk hands the account only `encode_typed_data(...)`: EIP-191
+    version 0x01, the domain separator and the struct hash. A policy that
+    names the pre-hashed kind only for the identity registry's domain signs
+    its AgentWalletSet that way, and refuses pre-hashed data of any other
+    domain (blind typed data in general stays off)."""
+    probe = TeeAccount(signer_endpoint, 0)
+    registry_domain = encode_typed_data(full_message=wallet_set(probe, 0)).header
+    admin.generate_key(
+        5,
+        "erc8004/agent0",
+        f"""
+kinds = ["eip712-prehashed"]
+chains = [{BASE}]
+contracts = ["{IDENTITY}"]
+agents = [42]
+max_value_wei = "0"
+max_gas_limit = 0
+max_fee_per_gas_wei = "0"
+max_deadline_ahead_secs = 300
+eip712_domains = ["0x{bytes(registry_domain).hex()}"]
+""",
+    )
+    account = TeeAccount(signer_endpoint, 5)
+    consent = encode_typed_data(full_message=wallet_set(account, int(time.time()) + 120))
+    signed = account.sign_message(consent)
+    assert Account.recover_message(consent, signature=signed.signature) == account.address
+    assert account.last_signature["kind"] == "eip712-prehashed"
+    other = wallet_set(account, int(time.time()) + 120)
+    other["domain"]["name"] = "SomeToken"
+    with pytest.raises(Refused) as e:
+        account.sign_message(encode_typed_data(full_message=other))
+    assert e.value.reason == "DomainNotAllowed"

@@ -193,6 +193,8 @@ pub const MAX_POLICY_CHAINS: usize = 4;
 pub const MAX_POLICY_CONTRACTS: usize = 8;
 /// Entries in a policy's agent list.
 pub const MAX_POLICY_AGENTS: usize = 4;
+/// Entries in a policy's EIP-712 domain list.
+pub const MAX_POLICY_DOMAINS: usize = 4;
 /// Upper bound of an encoded slot record (key and policy), as the device
 /// stores it through its key store.
 pub const MAX_SLOT_RECORD: usize = 640;

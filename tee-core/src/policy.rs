@@ -65,6 +65,11 @@ impl Policy {
         if action.agent_id().is_some_and(|id| !self.agents.permits(id)) {
             return Err(V::AgentNotAllowed);
         }
+        if let Action::Eip712Prehashed(p) = action
+            && !self.eip712_domains.permits(&p.domain_separator)
+        {
+            return Err(V::DomainNotAllowed);
+        }
         if let Some(tx) = action.envelope() {
             if action.value() > self.max_value {
                 return Err(V::ValueTooHigh);

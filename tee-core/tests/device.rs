@@ -454,7 +454,7 @@ fn malformed_requests_get_typed_errors_with_the_request_id() {
     let (rh, e) = err(&send(&mut p, Header { version: 9, ..h(DeviceInfo::CODE) }, &[]));
     assert_eq!(
         (rh.version, e),
-        (PROTOCOL_VERSION, DeviceError::UnsupportedVersion { supported: 1 })
+        (PROTOCOL_VERSION, DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION })
     );
     // Trailing bytes, truncation, non-minimal varint, unknown action tag, over-long echo.
     assert_eq!(

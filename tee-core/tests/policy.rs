@@ -32,6 +32,7 @@ fn policy_rules_each_allowed_and_refused() {
         max_fee_per_gas: 3_000_000_000,
         max_deadline_ahead_secs: 300,
         rate_limit: None,
+        eip712_domains: Allow::default(),
     };
     let mut seq = 0;
     let mut check = |policy: Policy, action: Action, expect: Result<(), V>| {
@@ -53,8 +54,24 @@ fn policy_rules_each_allowed_and_refused() {
         p.kinds = p.kinds.with(blind);
         p.contracts = Allow::Any;
         p.max_value = U256([0xff; 32]);
+        p.eip712_domains = Allow::Any;
         check(p, sample::action(blind), Ok(()));
     }
+
+    // Pre-hashed typed data: only in the domains the policy names (the
+    // identity registry's, say), even with its kind named; none by default.
+    let Action::Eip712Prehashed(prehashed) = sample::action(ActionKind::Eip712Prehashed) else {
+        unreachable!()
+    };
+    let mut p = base();
+    p.kinds = p.kinds.with(ActionKind::Eip712Prehashed);
+    check(p.clone(), Action::Eip712Prehashed(prehashed.clone()), Err(V::DomainNotAllowed));
+    p.eip712_domains =
+        Allow::Only(tee_core::heapless::Vec::from_slice(&[prehashed.domain_separator]).unwrap());
+    check(p.clone(), Action::Eip712Prehashed(prehashed.clone()), Ok(()));
+    let mut elsewhere = prehashed.clone();
+    elsewhere.domain_separator.0[0] ^= 1;
+    check(p, Action::Eip712Prehashed(elsewhere), Err(V::DomainNotAllowed));
     let mut p = base();
     p.kinds = KindSet::NONE.with(ActionKind::GiveFeedback);
     check(p, set_uri.clone(), Err(V::KindNotAllowed));

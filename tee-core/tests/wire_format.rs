@@ -142,6 +142,7 @@ fn generated() -> String {
         max_fee_per_gas: 50_000_000_000,
         max_deadline_ahead_secs: 300,
         rate_limit: Some(RateLimit { max: 60, window_secs: 3600 }),
+        eip712_domains: Allow::default(),
     };
     let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
     authorize(&mut set, &admin, &tee_testkit::DEVICE_ID, 2).unwrap();
@@ -264,13 +265,12 @@ fn generated() -> String {
         let hex: Vec<String> = encoded(&e).iter().map(|b| format!("{b:02x}")).collect();
         let _ = writeln!(o, "| `{}` | {what} |", hex.join(" "));
     }
-    let _ = writeln!(
-        o,
-        "\n`PolicyViolation` indices: 0 KindNotAllowed, 1 ChainNotAllowed, 2 ContractNotAllowed, 3 AgentNotAllowed, 4 ValueTooHigh, 5 GasLimitTooHigh, 6 FeeTooHigh, 7 DeadlineExpired, 8 DeadlineTooFar, 9 WalletIsNotSigner, 10 RateLimited, 11 NoClock."
-    );
+    let mut listed = Vec::new();
     for (i, v) in PolicyViolation::ALL.iter().copied().enumerate() {
         assert_eq!(encoded(&v), [i as u8], "the listed index of {v:?}");
+        listed.push(format!("{i} {v:?}"));
     }
+    let _ = writeln!(o, "\n`PolicyViolation` indices: {}.", listed.join(", "));
     d.out
 }
 

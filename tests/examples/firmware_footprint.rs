@@ -13,10 +13,10 @@
 
 use object::{Object, ObjectSection, ObjectSymbol};
 use tee_core::protocol::*;
-use tee_core::{ActionKind, Address, SigningKey, U256, heapless};
+use tee_core::{ActionKind, Address, B256, SigningKey, U256, heapless};
 use tee_testkit::sample;
 use tee_testkit::{ADMIN_SECRET, DEVICE_ID};
-use tee_tests::max_action;
+use tee_tests::max_action_within;
 use tee_tests::qemu::{Options, Qemu, image};
 
 const INSTRUCTIONS_PER_TICK: u64 = 40;
@@ -52,6 +52,23 @@ fn max_policy() -> Policy {
         max_fee_per_gas: u128::MAX,
         max_deadline_ahead_secs: u64::MAX,
         rate_limit: None,
+        // Four domains: the sample's, the largest action's, two others.
+        eip712_domains: Allow::Only(
+            heapless::Vec::from_slice(&[
+                prehashed_domain(),
+                B256([0xff; 32]),
+                B256([1; 32]),
+                B256([2; 32]),
+            ])
+            .unwrap(),
+        ),
+    }
+}
+
+fn prehashed_domain() -> B256 {
+    match sample::action(ActionKind::Eip712Prehashed) {
+        tee_core::Action::Eip712Prehashed(p) => p.domain_separator,
+        _ => unreachable!(),
     }
 }
 
@@ -88,9 +105,13 @@ fn main() {
         costs.push((what, ticks(&qemu.line_after(before))));
     };
 
+    let mut bounds = None;
     timed(&mut c, "DeviceInfo".into(), &mut |c| {
-        c.call(&DeviceInfo).unwrap();
+        bounds = Some(c.call(&DeviceInfo).unwrap().bounds);
     });
+    // The largest actions the device takes: its own bounds, not this
+    // (host) build's.
+    let bounds = bounds.unwrap();
     timed(&mut c, "GenerateKey (admin signature check, keygen, flash write)".into(), &mut |c| {
         c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();
     });
@@ -106,7 +127,8 @@ fn main() {
     let mut sequence = 0;
     let mut sign_costs = Vec::new();
     for &kind in ActionKind::ALL {
-        for (label, action) in [("typical", sample::action(kind)), ("largest", max_action(kind))] {
+        let largest = max_action_within(kind, &bounds);
+        for (label, action) in [("typical", sample::action(kind)), ("largest", largest)] {
             sequence += 1;
             let before = qemu.log().len();
             let r = c.call(&Sign { slot: 0, sequence, action });

@@ -471,6 +471,60 @@ fn full_bytes<const N: usize>() -> heapless::Vec<u8, N> {
     v
 }
 
+/// [`max_action`] with every field cut to `b`: the largest action a device
+/// built with smaller bounds than this build (a microcontroller's, as its
+/// `DeviceInfo` reports them) takes.
+pub fn max_action_within(kind: ActionKind, b: &tee_core::limits::ActionBounds) -> Action {
+    fn cut_text<const N: usize>(s: &mut heapless::String<N>, max: u32) {
+        s.truncate(s.len().min(max as usize));
+    }
+    fn cut<T, const N: usize>(v: &mut heapless::Vec<T, N>, max: u32) {
+        v.truncate(max as usize);
+    }
+    let mut a = max_action(kind);
+    match &mut a {
+        Action::GenericTx(t) => cut(&mut t.data, b.calldata),
+        Action::LegacyGenericTx(t) => cut(&mut t.data, b.calldata),
+        Action::PersonalMessage(m) => cut(&mut m.message, b.message),
+        Action::RegistryTx(RegistryTx { call, .. })
+        | Action::LegacyRegistryTx(LegacyRegistryTx { call, .. }) => {
+            use RegistryCall as C;
+            match call {
+                C::RegisterWithUri { agent_uri } => cut_text(agent_uri, b.uri),
+                C::RegisterWithMetadata { agent_uri, metadata } => {
+                    cut_text(agent_uri, b.uri);
+                    cut(metadata, b.metadata_entries);
+                    for e in metadata.iter_mut() {
+                        cut_text(&mut e.key, b.metadata_key);
+                        cut(&mut e.value, b.metadata_value);
+                    }
+                }
+                C::SetAgentUri { new_uri, .. } => cut_text(new_uri, b.uri),
+                C::SetMetadata { key, value, .. } => {
+                    cut_text(key, b.metadata_key);
+                    cut(value, b.metadata_value);
+                }
+                C::SetAgentWallet { signature, .. } => cut(signature, b.wallet_signature),
+                C::GiveFeedback { tag1, tag2, endpoint, feedback_uri, .. } => {
+                    cut_text(tag1, b.tag);
+                    cut_text(tag2, b.tag);
+                    cut_text(endpoint, b.uri);
+                    cut_text(feedback_uri, b.uri);
+                }
+                C::AppendResponse { response_uri, .. } => cut_text(response_uri, b.uri),
+                C::ValidationRequest { request_uri, .. } => cut_text(request_uri, b.uri),
+                C::ValidationResponse { response_uri, tag, .. } => {
+                    cut_text(response_uri, b.uri);
+                    cut_text(tag, b.tag);
+                }
+                C::Register | C::UnsetAgentWallet { .. } | C::RevokeFeedback { .. } => {}
+            }
+        }
+        Action::AgentWalletSet(_) | Action::Eip712Prehashed(_) => {}
+    }
+    a
+}
+
 /// The action of `kind` whose every field is at its largest encoding.
 pub fn max_action(kind: ActionKind) -> Action {
     use ActionKind as K;

@@ -57,6 +57,7 @@ fn policy() -> Policy {
         max_fee_per_gas: 100_000_000_000,
         max_deadline_ahead_secs: 300,
         rate_limit: None,
+        eip712_domains: Allow::default(),
     }
 }
 

@@ -50,9 +50,19 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
             (any::<u32>(), any::<u32>())
                 .prop_map(|(max, window_secs)| RateLimit { max, window_secs }),
         ),
+        arb_allow::<tee_core::B256, 4>(tee_tests::arb_b256()),
     )
         .prop_map(
-            |(kinds, chains, contracts, agents, max_value, (gas, fee, ahead), rate_limit)| Policy {
+            |(
+                kinds,
+                chains,
+                contracts,
+                agents,
+                max_value,
+                (gas, fee, ahead),
+                rate_limit,
+                eip712_domains,
+            )| Policy {
                 kinds: KindSet(kinds),
                 chains,
                 contracts,
@@ -62,6 +72,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 max_fee_per_gas: fee,
                 max_deadline_ahead_secs: ahead,
                 rate_limit,
+                eip712_domains,
             },
         )
 }

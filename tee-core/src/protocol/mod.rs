@@ -60,9 +60,9 @@ pub use sign::{Sign, SignResponse};
 /// The wire's size bounds (defined, with every other bound, in [`crate::limits`]).
 pub use crate::limits::{
     AUDIT_BATCH, MAX_ECHO_LEN, MAX_EVIDENCE_CHUNK, MAX_PATH_LEN, MAX_POLICY_AGENTS,
-    MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_QUOTE_LEN, MAX_REQUEST_BODY, MAX_REQUEST_FRAME,
-    MAX_REQUEST_WIRE, MAX_RESPONSE_BODY, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, MAX_SLOTS,
-    NUM_SLOTS,
+    MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS, MAX_QUOTE_LEN, MAX_REQUEST_BODY,
+    MAX_REQUEST_FRAME, MAX_REQUEST_WIRE, MAX_RESPONSE_BODY, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE,
+    MAX_SLOTS, NUM_SLOTS,
 };
 
 use crate::codec;
@@ -70,7 +70,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.

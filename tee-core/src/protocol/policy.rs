@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use strum::VariantArray;
 
 use crate::action::ActionKind;
-use crate::limits::{MAX_POLICY_AGENTS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS};
-use crate::primitives::{Address, U256};
+use crate::limits::{
+    MAX_POLICY_AGENTS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS,
+};
+use crate::primitives::{Address, B256, U256};
 
 /// A set of [`ActionKind`]s, one bit each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -105,6 +107,12 @@ pub struct Policy {
     pub max_deadline_ahead_secs: u64,
     /// Optional rate limit over all signatures of the slot.
     pub rate_limit: Option<RateLimit>,
+    /// The EIP-712 domains (domain separators) whose pre-hashed typed data
+    /// the slot signs, when its kinds name the pre-hashed kind: `Any` for
+    /// blind typed data in every domain, or only these (the identity
+    /// registry's domain, for an SDK that hands over `AgentWalletSet` only
+    /// as its two hashes, without allowing blind typed data in general).
+    pub eip712_domains: Allow<B256, MAX_POLICY_DOMAINS>,
 }
 
 /// Why a policy refused an action.
@@ -136,6 +144,9 @@ pub enum PolicyViolation {
     RateLimited,
     /// The rule needs the time and the device has no clock.
     NoClock,
+    /// Pre-hashed typed data of a domain the policy's `eip712_domains`
+    /// does not name.
+    DomainNotAllowed,
 }
 
 impl PolicyViolation {

@@ -30,6 +30,7 @@ pub fn permissive() -> Policy {
         max_fee_per_gas: u128::MAX,
         max_deadline_ahead_secs: 300,
         rate_limit: None,
+        eip712_domains: Allow::Any,
     }
 }
 

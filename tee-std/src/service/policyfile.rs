@@ -12,12 +12,13 @@
 //! max_fee_per_gas_wei = "100000000000"
 //! max_deadline_ahead_secs = 300
 //! rate_limit = { max = 10, window_secs = 60 }   # optional
+//! eip712_domains = ["0x…"]       # optional: pre-hashed typed data only in these domains
 //! ```
 
 use serde::{Deserialize, Serialize};
 use tee_core::heapless;
 use tee_core::protocol::{Allow, KindSet, Policy, RateLimit};
-use tee_core::{ActionKind, Address, U256};
+use tee_core::{ActionKind, Address, B256, U256};
 
 /// A list, or the word `"any"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +84,16 @@ pub struct PolicyFile {
     /// Optional rate limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimitFile>,
+    /// The EIP-712 domain separators whose pre-hashed typed data the slot
+    /// signs, when `kinds` names `eip712-prehashed` (e.g. only the identity
+    /// registry's, for `AgentWalletSet` handed over as two hashes); absent:
+    /// `"any"`.
+    #[serde(default = "any_domain")]
+    pub eip712_domains: ListOrAny<B256>,
+}
+
+fn any_domain() -> ListOrAny<B256> {
+    ListOrAny::Any(AnyWord::Any)
 }
 
 /// `{ max, window_secs }`.
@@ -183,6 +194,7 @@ impl PolicyFile {
             max_fee_per_gas: self.max_fee_per_gas_wei,
             max_deadline_ahead_secs: self.max_deadline_ahead_secs,
             rate_limit,
+            eip712_domains: list("eip712_domains", &self.eip712_domains, |d| *d)?,
         })
     }
 }
