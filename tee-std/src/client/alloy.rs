@@ -114,6 +114,25 @@ impl DeviceSigner {
         Ok(signature)
     }
 
+    /// alloy's rule first (the signer's chain id fills a transaction
+    /// without one and refuses one with another), then the transaction's
+    /// action and the digest alloy computes for it.
+    fn prepare_transaction(
+        &self,
+        tx: &mut dyn SignableTransaction<Signature>,
+    ) -> alloy_signer::Result<(Action, B256)> {
+        if let Some(chain_id) = self.chain_id
+            && !tx.set_chain_id_checked(chain_id)
+        {
+            return Err(alloy_signer::Error::TransactionChainIdMismatch {
+                signer: chain_id,
+                tx: tx.chain_id().unwrap_or_default(),
+            });
+        }
+        let action = self.transaction_action(tx).map_err(other)?;
+        Ok((action, b256(&tx.signature_hash())))
+    }
+
     /// The action of an alloy transaction.
     fn transaction_action(
         &self,
@@ -242,18 +261,8 @@ impl TxSignerSync<Signature> for DeviceSigner {
         &self,
         tx: &mut dyn SignableTransaction<Signature>,
     ) -> alloy_signer::Result<Signature> {
-        // alloy's rule: the signer's chain id fills a transaction without
-        // one and refuses one with another.
-        if let Some(chain_id) = self.chain_id
-            && !tx.set_chain_id_checked(chain_id)
-        {
-            return Err(alloy_signer::Error::TransactionChainIdMismatch {
-                signer: chain_id,
-                tx: tx.chain_id().unwrap_or_default(),
-            });
-        }
-        let action = self.transaction_action(tx).map_err(other)?;
-        self.sign_action(&action, b256(&tx.signature_hash()))
+        let (action, expected) = self.prepare_transaction(tx)?;
+        self.sign_action(&action, expected)
     }
 }
 
@@ -314,17 +323,8 @@ impl TxSigner<Signature> for DeviceSigner {
         tx: &mut dyn SignableTransaction<Signature>,
     ) -> alloy_signer::Result<Signature> {
         // The chain id is settled here, on the caller's transaction; the
-        // thread signs a copy of its fields.
-        if let Some(chain_id) = self.chain_id
-            && !tx.set_chain_id_checked(chain_id)
-        {
-            return Err(alloy_signer::Error::TransactionChainIdMismatch {
-                signer: chain_id,
-                tx: tx.chain_id().unwrap_or_default(),
-            });
-        }
-        let action = self.transaction_action(tx).map_err(other)?;
-        let expected = b256(&tx.signature_hash());
+        // thread signs the action made of its fields.
+        let (action, expected) = self.prepare_transaction(tx)?;
         let this = self.clone();
         off_thread(move || this.sign_action(&action, expected)).await
     }
