@@ -3,7 +3,7 @@
 import os
 import pathlib
 import subprocess
-import time
+import threading
 
 import pytest
 
@@ -18,27 +18,36 @@ def tee_signer() -> str:
     return path
 
 
+def start(args: list[str], stream: str, ready: str) -> subprocess.Popen:
+    """Starts `tee-signer ARGS` and returns once it prints `ready` on
+    `stream` ("stdout" or "stderr"): no clock, its output ending first means
+    it exited, and the failure shows what it said. The rest of that output
+    is drained so it never blocks on a full pipe."""
+    pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: subprocess.PIPE}
+    proc = subprocess.Popen([tee_signer(), *args], text=True, **pipes)
+    out = getattr(proc, stream)
+    seen = []
+    for line in out:
+        seen.append(line)
+        if ready in line:
+            threading.Thread(target=out.read, daemon=True).start()
+            return proc
+    proc.wait()
+    pytest.fail(f"tee-signer {args[0]} exited before it was ready:\n{''.join(seen)}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def sim_dstack(tmp_path_factory):
     """`tee-signer sim-dstack` on a unix socket: the socket's path."""
     sock = tmp_path_factory.mktemp("sim") / "dstack.sock"
-    proc = subprocess.Popen(
-        [tee_signer(), "sim-dstack", "--listen", f"unix:{sock}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while not sock.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"sim-dstack exited: {proc.stderr.read().decode()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("sim-dstack did not start in 20 s")
-        time.sleep(0.02)
+    proc = start(["sim-dstack", "--listen", f"unix:{sock}"], "stdout", "simulated dstack at")
     yield str(sock)
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stderr.close()
+    stop(proc)
 
 
 #: anvil's account 0: the signer's admin in these tests (its key only
@@ -53,23 +62,13 @@ def signer_endpoint(tmp_path_factory):
     it (admin: ADMIN): the endpoint string."""
     tmp = tmp_path_factory.mktemp("signer")
     sock = tmp / "signer.sock"
-    proc = subprocess.Popen(
+    proc = start(
         [
-            tee_signer(), "serve", "--simulated", "--state", str(tmp / "state"),
+            "serve", "--simulated", "--state", str(tmp / "state"),
             "--listen", f"unix:{sock}", "--admin", ADMIN,
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        "stderr",
+        "signer running",
     )
-    deadline = time.monotonic() + 20
-    while not sock.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"tee-signer serve exited: {proc.stderr.read().decode()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("tee-signer serve did not start in 20 s")
-        time.sleep(0.02)
     yield f"unix:{sock}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stderr.close()
+    stop(proc)

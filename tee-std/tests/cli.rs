@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tee-signer");
 const ADMIN_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -46,12 +45,24 @@ fn serve(state: &Path, socket: &Path, admin: Option<&str>) -> Server {
     if let Some(a) = admin {
         args.extend(["--admin", a]);
     }
-    let child = Command::new(BIN).args(&args).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let start = Instant::now();
-    while !socket.exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "the signer did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    let mut child =
+        Command::new(BIN).args(&args).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Ready when it logs "signer running" (after binding every endpoint);
+    // its stderr ending first means it exited, and says why. The rest of
+    // its log is drained so it never blocks on a full pipe.
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut log, &mut line).unwrap();
+        assert!(n > 0, "the signer exited before it was running:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("signer running") {
+            break;
+        }
     }
+    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+    assert!(socket.exists());
     Server(child)
 }
 
