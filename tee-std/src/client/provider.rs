@@ -136,6 +136,8 @@ pub struct PhalaDstackProvider {
     admin: Option<SigningKey>,
     identity: Option<Address>,
     verifier: Verifier,
+    /// The device's action bounds, asked once (`DeviceInfo`).
+    bounds: std::sync::OnceLock<tee_core::limits::ActionBounds>,
 }
 
 fn now_secs() -> u64 {
@@ -153,6 +155,7 @@ impl PhalaDstackProvider {
             admin: None,
             identity: None,
             verifier,
+            bounds: std::sync::OnceLock::new(),
         }
     }
 
@@ -324,8 +327,14 @@ impl PhalaDstackProvider {
     ) -> Result<TeeSignature, ProviderError> {
         let mut c = self.client()?;
         // A field over the signer's bounds is named here, not refused there
-        // as a bare TooLong.
-        let bounds = c.call(&DeviceInfo).map_err(|e| self.err(e))?.bounds;
+        // as a bare TooLong. The bounds are the device's build: asked once.
+        let bounds = match self.bounds.get() {
+            Some(b) => *b,
+            None => {
+                let b = c.call(&DeviceInfo).map_err(|e| self.err(e))?.bounds;
+                *self.bounds.get_or_init(|| b)
+            }
+        };
         let mut buf = vec![0u8; tee_core::limits::MAX_ACTION_LEN];
         let encoded_len =
             action.encode(&mut buf).map_err(|e| self.err(ClientError::Encode(e)))?.len();
