@@ -39,6 +39,9 @@ def start(args: list[str], stream: str, ready: str) -> subprocess.Popen:
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     proc.wait(timeout=10)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 @pytest.fixture(scope="module")

@@ -167,7 +167,6 @@ def test_refusals_carry_the_device_reason(account):
 
 
 def test_web3_signing_middleware_on_an_in_process_chain(signer_endpoint, admin):
-    web3 = pytest.importorskip("web3")
     from web3 import EthereumTesterProvider, Web3
     from web3.middleware import SignAndSendRawMiddlewareBuilder
 

@@ -12,75 +12,20 @@ emits its event; the slots' policies name these registries, so each went
 through the device as the typed registry call (a policy without generic
 transactions would refuse anything else)."""
 
-import json
-import pathlib
 import time
 
 import pytest
 from eth_utils import keccak
+from web3.middleware import SignAndSendRawMiddlewareBuilder
 
+from chain import deployment, events, fund, policy
 from conftest import ADMIN_KEY
 from tee_signer import Refused, Signer, TeeAccount
 
-web3 = pytest.importorskip("web3")
-from web3 import EthereumTesterProvider, Web3  # noqa: E402
-from web3.middleware import SignAndSendRawMiddlewareBuilder  # noqa: E402
-
-ARTIFACTS = json.loads(
-    (pathlib.Path(__file__).parent / "data" / "erc8004-v2.0.0.json").read_text()
-)
-
-
-def deploy(w3, name, *args):
-    a = ARTIFACTS[name]
-    c = w3.eth.contract(abi=a["abi"], bytecode=a["bytecode"])
-    tx = c.constructor(*args).transact({"from": w3.eth.accounts[0]})
-    return w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
-
-
-def registry(w3, name, init_args):
-    """`name` behind an ERC1967 proxy: the proxy starts on the minimal UUPS
-    implementation and is upgraded to the registry with its initializer, as
-    upstream deploys it."""
-    owner = w3.eth.accounts[0]
-    minimal = w3.eth.contract(abi=ARTIFACTS["HardhatMinimalUUPS"]["abi"])
-    identity = init_args[0] if init_args else "0x" + "00" * 20
-    init = minimal.encode_abi("initialize", [identity])
-    proxy = deploy(w3, "ERC1967Proxy", deploy(w3, "HardhatMinimalUUPS"), init)
-    impl = deploy(w3, name)
-    real = w3.eth.contract(address=proxy, abi=ARTIFACTS[name]["abi"])
-    data = real.encode_abi("initialize", init_args)
-    upgrade = w3.eth.contract(address=proxy, abi=ARTIFACTS["HardhatMinimalUUPS"]["abi"])
-    w3.eth.wait_for_transaction_receipt(
-        upgrade.functions.upgradeToAndCall(impl, data).transact({"from": owner})
-    )
-    assert real.functions.getVersion().call() == "2.0.0"
-    return real
-
-
-def policy(kinds, chain_id, contracts):
-    return f"""
-kinds = {json.dumps(kinds)}
-chains = [{chain_id}]
-contracts = {json.dumps(contracts)}
-agents = "any"
-max_value_wei = "0"
-max_gas_limit = 3000000
-max_fee_per_gas_wei = "1000000000000"
-max_deadline_ahead_secs = 300
-"""
-
-
-def events(contract, name, receipt):
-    return getattr(contract.events, name)().process_receipt(receipt, errors=web3.logs.DISCARD)
-
 
 def test_the_registries_accept_every_call_signed_by_the_device(signer_endpoint):
-    w3 = Web3(EthereumTesterProvider())
+    w3, identity, reputation, validation = deployment()
     chain_id = w3.eth.chain_id
-    identity = registry(w3, "IdentityRegistryUpgradeable", [])
-    reputation = registry(w3, "ReputationRegistryUpgradeable", [identity.address])
-    validation = registry(w3, "ValidationRegistryUpgradeable", [identity.address])
     contracts = [identity.address, reputation.address, validation.address]
 
     admin = Signer(signer_endpoint, admin_key=ADMIN_KEY)
@@ -95,11 +40,7 @@ def test_the_registries_accept_every_call_signed_by_the_device(signer_endpoint):
     for who, (slot, kinds) in slots.items():
         admin.generate_key(slot, f"erc8004/{who}", policy(kinds, chain_id, contracts))
         accounts[who] = TeeAccount(signer_endpoint, slot)
-        w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_transaction(
-                {"from": w3.eth.accounts[0], "to": accounts[who].address, "value": 10**18}
-            )
-        )
+        fund(w3, accounts[who].address)
     for account in accounts.values():
         w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
     agent, wallet, client, validator = (accounts[k] for k in ("agent", "wallet", "client", "validator"))

@@ -13,9 +13,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from conftest import ADMIN_KEY
+from chaoschain_sdk.providers.tee import base
 from tee_signer import PhalaDstackTEE, Refused, pin_policy, simulated_deployment
-
-base = pytest.importorskip("chaoschain_sdk.providers.tee.base")
 
 POLICY = """
 kinds = ["personal_sign"]

@@ -1,0 +1,72 @@
+"""The in-process chain the on-chain tests share: eth-tester on py-evm, and
+the ERC-8004 v2.0.0 registries (compiled from upstream, data/README.md)
+deployed behind their proxies as upstream deploys them."""
+
+import json
+import pathlib
+
+from web3 import EthereumTesterProvider, Web3
+from web3.logs import DISCARD
+
+ARTIFACTS = json.loads(
+    (pathlib.Path(__file__).parent / "data" / "erc8004-v2.0.0.json").read_text()
+)
+
+
+def deploy(w3, name, *args):
+    a = ARTIFACTS[name]
+    c = w3.eth.contract(abi=a["abi"], bytecode=a["bytecode"])
+    tx = c.constructor(*args).transact({"from": w3.eth.accounts[0]})
+    return w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+
+
+def registry(w3, name, init_args):
+    """`name` behind an ERC1967 proxy: the proxy starts on the minimal UUPS
+    implementation and is upgraded to the registry with its initializer, as
+    upstream deploys it."""
+    owner = w3.eth.accounts[0]
+    minimal = w3.eth.contract(abi=ARTIFACTS["HardhatMinimalUUPS"]["abi"])
+    identity = init_args[0] if init_args else "0x" + "00" * 20
+    init = minimal.encode_abi("initialize", [identity])
+    proxy = deploy(w3, "ERC1967Proxy", deploy(w3, "HardhatMinimalUUPS"), init)
+    impl = deploy(w3, name)
+    real = w3.eth.contract(address=proxy, abi=ARTIFACTS[name]["abi"])
+    data = real.encode_abi("initialize", init_args)
+    upgrade = w3.eth.contract(address=proxy, abi=ARTIFACTS["HardhatMinimalUUPS"]["abi"])
+    w3.eth.wait_for_transaction_receipt(
+        upgrade.functions.upgradeToAndCall(impl, data).transact({"from": owner})
+    )
+    assert real.functions.getVersion().call() == "2.0.0"
+    return real
+
+
+def policy(kinds, chain_id, contracts):
+    return f"""
+kinds = {json.dumps(kinds)}
+chains = [{chain_id}]
+contracts = {json.dumps(contracts)}
+agents = "any"
+max_value_wei = "0"
+max_gas_limit = 3000000
+max_fee_per_gas_wei = "1000000000000"
+max_deadline_ahead_secs = 300
+"""
+
+
+def events(contract, name, receipt):
+    return getattr(contract.events, name)().process_receipt(receipt, errors=DISCARD)
+
+
+def deployment():
+    """A fresh chain with the three registries: (w3, identity, reputation, validation)."""
+    w3 = Web3(EthereumTesterProvider())
+    identity = registry(w3, "IdentityRegistryUpgradeable", [])
+    reputation = registry(w3, "ReputationRegistryUpgradeable", [identity.address])
+    validation = registry(w3, "ValidationRegistryUpgradeable", [identity.address])
+    return w3, identity, reputation, validation
+
+
+def fund(w3, address, wei=10**18):
+    w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": address, "value": wei})
+    )
