@@ -11,6 +11,8 @@ pub mod backend;
 #[cfg(feature = "service")]
 pub mod dstack;
 #[cfg(feature = "service")]
+pub mod marks;
+#[cfg(feature = "service")]
 pub mod policyfile;
 #[cfg(feature = "service")]
 pub mod server;

@@ -1,0 +1,357 @@
+//! Anti-replay marks that replicas share, in PostgreSQL.
+//!
+//! Every replica of one dstack app derives the same keys, so a mark kept on
+//! one replica's disk does not stop another replica from signing a second
+//! action at the same (key, sequence). The marks here live in one database
+//! the replicas share, keyed by the signing key's address and a sequence
+//! space (so replicas need not number their slots alike), and are only ever
+//! raised: a group of marks is raised in one transaction that locks each
+//! row, and a mark counts only once that transaction committed.
+//!
+//! The database is outside the TEE. Each row carries an HMAC under a key
+//! every replica derives from dstack (the same app key everywhere), over
+//! the schema version, the key, the space, the value and the retry
+//! commitment: the database can refuse, lose or roll back marks, but a row
+//! it writes itself (a lower value, another commitment) fails its MAC, and
+//! that key stops signing with [`MarksError::Tampered`]. What the MAC cannot
+//! show is a row (or the whole database) put back to an older *authentic*
+//! state: docs/security.md says what limits that.
+//!
+//! This module is the store; the signer's counter store uses it per group
+//! commit (issue "Replicas that share a key").
+
+use std::fmt;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use postgres::{Client, Config, NoTls, Transaction};
+use sha2::Sha256;
+use tee_core::{Address, B256};
+use zeroize::Zeroizing;
+
+/// The schema this build creates and understands.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The advisory lock that serializes schema set-up between replicas
+/// starting together (`pg_advisory_xact_lock`).
+const SCHEMA_LOCK: i64 = 0x8004_5e9e;
+
+/// A mark to raise: `value` is the sequence now used in `space` of the key
+/// `signer`, `commitment` what it was used for
+/// ([`tee_core::device::retry_commitment`]: the signer and the action
+/// digest), so an exact retry on any replica finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark<'a> {
+    /// The signing key's address.
+    pub signer: Address,
+    /// The sequence space of that key (e.g. `"actions"`, `"admin"`).
+    pub space: &'a str,
+    /// The sequence.
+    pub value: u64,
+    /// What the sequence was used for.
+    pub commitment: B256,
+}
+
+/// What became of one mark of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The stored mark was below: it is now `value`.
+    Raised,
+    /// The stored mark is this very value and commitment: an exact retry,
+    /// whichever replica signed it first.
+    Retry,
+    /// The sequence is used: the stored mark is `stored`, at or above this
+    /// value with another commitment. Nothing may be signed at it.
+    Used {
+        /// The stored mark.
+        stored: u64,
+    },
+    /// The stored row fails its MAC (someone wrote it without the app's
+    /// key): nothing is signed with this key until an operator clears it.
+    Tampered,
+}
+
+/// Why the shared marks could not be used. Every one of them means: refuse,
+/// never fall back to local marks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MarksError {
+    /// The URL does not parse.
+    #[error("marks database URL: {0}")]
+    Url(String),
+    /// The database is unreachable or failed a statement (retry later:
+    /// signing resumes when it answers).
+    #[error("marks database unavailable: {0}")]
+    Unavailable(#[source] postgres::Error),
+    /// The database holds a schema newer than this build understands.
+    #[error(
+        "marks database has schema version {found}; this signer understands up to {SCHEMA_VERSION}: upgrade the signer"
+    )]
+    NewerSchema {
+        /// The version found.
+        found: i32,
+    },
+    /// A stored row fails its MAC: the database (or someone with access to
+    /// it) wrote it, not a replica of this app. Nothing is signed with this
+    /// key until an operator clears the row.
+    #[error(
+        "marks row for {signer} / {space} fails its MAC: written outside the app; signing with this key stops"
+    )]
+    Tampered {
+        /// The key.
+        signer: Address,
+        /// The space.
+        space: String,
+    },
+    /// A stored row is not what this store writes (its value or
+    /// commitment does not decode).
+    #[error("marks row for {signer} / {space} is malformed")]
+    Malformed {
+        /// The key.
+        signer: Address,
+        /// The space.
+        space: String,
+    },
+}
+
+impl From<postgres::Error> for MarksError {
+    fn from(e: postgres::Error) -> Self {
+        MarksError::Unavailable(e)
+    }
+}
+
+/// The shared marks: one connection to the database and the MAC key.
+pub struct PgMarks {
+    client: Client,
+    mac_key: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for PgMarks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgMarks").finish_non_exhaustive()
+    }
+}
+
+/// How long a connection attempt, and any statement, may take before the
+/// store reports the database unavailable (never a hang).
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+impl PgMarks {
+    /// Connects to `url` (a libpq URL or key=value string), creates the
+    /// schema if the database has none, and refuses a newer one. `mac_key`
+    /// is derived from the TEE: the same on every replica of the app.
+    pub fn connect(url: &str, mac_key: Zeroizing<[u8; 32]>) -> Result<Self, MarksError> {
+        let mut config: Config =
+            url.parse().map_err(|e: postgres::Error| MarksError::Url(e.to_string()))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(TIMEOUT);
+        }
+        config.application_name("tee-signer");
+        let client = config.connect(NoTls)?;
+        let mut marks = PgMarks { client, mac_key };
+        marks.migrate()?;
+        Ok(marks)
+    }
+
+    fn migrate(&mut self) -> Result<(), MarksError> {
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", TIMEOUT.as_millis()))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS tee_signer_schema (
+                 one boolean PRIMARY KEY DEFAULT true CHECK (one),
+                 version integer NOT NULL
+             )",
+        )?;
+        let found: Option<i32> =
+            tx.query_opt("SELECT version FROM tee_signer_schema", &[])?.map(|row| row.get(0));
+        match found {
+            Some(v) if v > SCHEMA_VERSION => return Err(MarksError::NewerSchema { found: v }),
+            Some(_) => {}
+            None => {
+                tx.batch_execute(
+                    "CREATE TABLE tee_signer_marks (
+                         signer bytea NOT NULL CHECK (length(signer) = 20),
+                         space text NOT NULL,
+                         value numeric(20, 0) NOT NULL,
+                         commitment bytea NOT NULL CHECK (length(commitment) = 32),
+                         mac bytea NOT NULL,
+                         PRIMARY KEY (signer, space)
+                     );
+                     COMMENT ON TABLE tee_signer_marks IS
+                         'tee-signer anti-replay marks: raise only, each row MACed by the app key';",
+                )?;
+                tx.execute(
+                    "INSERT INTO tee_signer_schema (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn mac(&self, signer: &Address, space: &str, value: u64, commitment: &B256) -> [u8; 32] {
+        row_mac(&self.mac_key, signer, space, value, commitment)
+    }
+
+    /// The stored mark of (`signer`, `space`) and its commitment, checked:
+    /// `Ok(None)` if there is none, [`MarksError::Tampered`] if its MAC fails.
+    pub fn load(
+        &mut self,
+        signer: &Address,
+        space: &str,
+    ) -> Result<Option<(u64, B256)>, MarksError> {
+        let mut tx = self.client.transaction()?;
+        let stored = read(&mut tx, signer, space, false)?;
+        tx.commit()?;
+        match stored {
+            None => Ok(None),
+            Some(row) if self.authentic(signer, space, &row) => {
+                Ok(Some((row.value, row.commitment)))
+            }
+            Some(_) => Err(MarksError::Tampered { signer: *signer, space: space.to_owned() }),
+        }
+    }
+
+    fn authentic(&self, signer: &Address, space: &str, row: &Row) -> bool {
+        authentic(&self.mac_key, signer, space, row)
+    }
+
+    /// Raises a group of marks in one transaction and returns each one's
+    /// outcome once it committed. Rows are locked in (key, space) order, so
+    /// replicas raising overlapping groups never deadlock; a mark listed
+    /// twice in one group is decided in order.
+    pub fn raise(&mut self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
+        let mut order: Vec<(usize, &Mark<'_>, [u8; 32])> = marks
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m, self.mac(&m.signer, m.space, m.value, &m.commitment)))
+            .collect();
+        order.sort_by(|(_, a, _), (_, b, _)| (a.signer.0, a.space).cmp(&(b.signer.0, b.space)));
+        let mut outcomes = Vec::with_capacity(marks.len());
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", TIMEOUT.as_millis()))?;
+        for (i, m, mac) in order {
+            let stored = loop {
+                if let Some(row) = read(&mut tx, &m.signer, m.space, true)? {
+                    break Some(row);
+                }
+                // No row yet: insert; a replica that inserted meanwhile
+                // makes this insert do nothing, and the row is read again.
+                let inserted = tx.execute(
+                    "INSERT INTO tee_signer_marks (signer, space, value, commitment, mac)
+                     VALUES ($1, $2, $3::text::numeric, $4, $5)
+                     ON CONFLICT (signer, space) DO NOTHING",
+                    &[
+                        &m.signer.0.as_slice(),
+                        &m.space,
+                        &m.value.to_string(),
+                        &m.commitment.0.as_slice(),
+                        &mac.as_slice(),
+                    ],
+                )?;
+                if inserted == 1 {
+                    break None;
+                }
+            };
+            let outcome = match stored {
+                None => Outcome::Raised,
+                Some(row) if !authentic(&self.mac_key, &m.signer, m.space, &row) => {
+                    Outcome::Tampered
+                }
+                Some(row) if row.value == m.value && row.commitment == m.commitment => {
+                    Outcome::Retry
+                }
+                Some(row) if row.value >= m.value => Outcome::Used { stored: row.value },
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE tee_signer_marks
+                         SET value = $3::text::numeric, commitment = $4, mac = $5
+                         WHERE signer = $1 AND space = $2",
+                        &[
+                            &m.signer.0.as_slice(),
+                            &m.space,
+                            &m.value.to_string(),
+                            &m.commitment.0.as_slice(),
+                            &mac.as_slice(),
+                        ],
+                    )?;
+                    Outcome::Raised
+                }
+            };
+            outcomes.push((i, outcome));
+        }
+        tx.commit()?;
+        outcomes.sort_by_key(|(i, _)| *i);
+        Ok(outcomes.into_iter().map(|(_, o)| o).collect())
+    }
+}
+
+/// A stored row, decoded.
+struct Row {
+    value: u64,
+    commitment: B256,
+    mac: Vec<u8>,
+}
+
+fn read(
+    tx: &mut Transaction<'_>,
+    signer: &Address,
+    space: &str,
+    lock: bool,
+) -> Result<Option<Row>, MarksError> {
+    let sql = if lock {
+        "SELECT value::text, commitment, mac FROM tee_signer_marks
+         WHERE signer = $1 AND space = $2 FOR UPDATE"
+    } else {
+        "SELECT value::text, commitment, mac FROM tee_signer_marks WHERE signer = $1 AND space = $2"
+    };
+    let Some(row) = tx.query_opt(sql, &[&signer.0.as_slice(), &space])? else {
+        return Ok(None);
+    };
+    let malformed = || MarksError::Malformed { signer: *signer, space: space.to_owned() };
+    let value: String = row.try_get(0)?;
+    let commitment: Vec<u8> = row.try_get(1)?;
+    let mac: Vec<u8> = row.try_get(2)?;
+    Ok(Some(Row {
+        value: value.parse().map_err(|_| malformed())?,
+        commitment: B256(<[u8; 32]>::try_from(commitment.as_slice()).map_err(|_| malformed())?),
+        mac,
+    }))
+}
+
+/// The MAC of a row under the app's marks key.
+fn row_mac(
+    key: &[u8; 32],
+    signer: &Address,
+    space: &str,
+    value: u64,
+    commitment: &B256,
+) -> [u8; 32] {
+    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(&key[..]) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    m.update(b"tee-signer marks v1");
+    m.update(&SCHEMA_VERSION.to_be_bytes());
+    m.update(signer.0.as_slice());
+    m.update(&(space.len() as u64).to_be_bytes());
+    m.update(space.as_bytes());
+    m.update(&value.to_be_bytes());
+    m.update(commitment.0.as_slice());
+    m.finalize().into_bytes().into()
+}
+
+fn authentic(key: &[u8; 32], signer: &Address, space: &str, row: &Row) -> bool {
+    subtle_eq::ct_eq(&row_mac(key, signer, space, row.value, &row.commitment), &row.mac)
+}
+
+/// Constant-time comparison of a computed MAC with a stored one.
+mod subtle_eq {
+    pub(super) fn ct_eq(want: &[u8; 32], got: &[u8]) -> bool {
+        if got.len() != want.len() {
+            return false;
+        }
+        want.iter().zip(got).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}

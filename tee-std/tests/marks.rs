@@ -1,0 +1,152 @@
+//! The shared anti-replay marks against a real PostgreSQL (`.ci/run` starts
+//! one and sets TEE_SIGNER_TEST_PG; by hand: `source .ci/postgres`), as
+//! replicas and a hostile database operator would use it: many connections
+//! raising colliding sequences on one key, exact retries from another
+//! replica, rows lowered or rewritten behind the signer's back, a newer
+//! schema, an unreachable server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Barrier};
+
+use tee_core::{Address, B256};
+use tee_std::service::marks::{Mark, MarksError, Outcome, PgMarks, SCHEMA_VERSION};
+use zeroize::Zeroizing;
+
+const KEY: [u8; 32] = [7; 32];
+
+/// The test server's URL, with a schema of this test's own (created empty).
+fn database(schema: &str) -> String {
+    let url = std::env::var("TEE_SIGNER_TEST_PG").expect(
+        "TEE_SIGNER_TEST_PG is not set: these tests need a PostgreSQL server \
+         (bash .ci/run starts one; by hand: source .ci/postgres)",
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .unwrap();
+    format!("{url} options='-c search_path={schema}'")
+}
+
+fn raw(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).unwrap()
+}
+
+fn marks(url: &str) -> PgMarks {
+    PgMarks::connect(url, Zeroizing::new(KEY)).unwrap()
+}
+
+fn mark(signer: u8, value: u64, what: u8) -> Mark<'static> {
+    Mark { signer: Address([signer; 20]), space: "actions", value, commitment: B256([what; 32]) }
+}
+
+#[test]
+fn colliding_replicas_get_one_winner_per_sequence() {
+    let url = database("marks_collide");
+    const REPLICAS: usize = 12;
+    const SEQUENCES: u64 = 40;
+    let barrier = Arc::new(Barrier::new(REPLICAS));
+    let threads: Vec<_> = (0..REPLICAS)
+        .map(|r| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut store = marks(&url);
+                barrier.wait();
+                let mut won = Vec::new();
+                for seq in 1..=SEQUENCES {
+                    // Each replica signs its own action (commitment r) at
+                    // every sequence, and a second key in the same group.
+                    let out = store.raise(&[mark(1, seq, r as u8), mark(2, seq, r as u8)]).unwrap();
+                    for (key, outcome) in [(1u8, out[0]), (2, out[1])] {
+                        match outcome {
+                            Outcome::Raised => won.push((key, seq)),
+                            Outcome::Used { stored } => assert!(stored >= seq),
+                            other => panic!("replica {r}, seq {seq}: {other:?}"),
+                        }
+                    }
+                }
+                won
+            })
+        })
+        .collect();
+    let mut winners: BTreeMap<(u8, u64), usize> = BTreeMap::new();
+    for t in threads {
+        for won in t.join().unwrap() {
+            *winners.entry(won).or_default() += 1;
+        }
+    }
+    assert!(winners.values().all(|&n| n == 1), "a (key, sequence) raised twice: {winners:?}");
+    let mut store = marks(&url);
+    for key in [1, 2] {
+        let (value, _) = store.load(&Address([key; 20]), "actions").unwrap().unwrap();
+        assert_eq!(value, SEQUENCES, "the mark ends at the highest sequence");
+    }
+}
+
+#[test]
+fn an_exact_retry_on_another_replica_is_recognised_and_nothing_else_is() {
+    let url = database("marks_retry");
+    let (mut a, mut b) = (marks(&url), marks(&url));
+    assert_eq!(a.raise(&[mark(1, 5, 0xaa)]).unwrap(), [Outcome::Raised]);
+    // The same action at the same sequence, on replica b: the same answer.
+    assert_eq!(b.raise(&[mark(1, 5, 0xaa)]).unwrap(), [Outcome::Retry]);
+    // Another action at that sequence, or below it: used.
+    assert_eq!(b.raise(&[mark(1, 5, 0xbb)]).unwrap(), [Outcome::Used { stored: 5 }]);
+    assert_eq!(b.raise(&[mark(1, 4, 0xaa)]).unwrap(), [Outcome::Used { stored: 5 }]);
+    // Spaces and keys are independent; u64::MAX is stored exactly.
+    let admin = Mark { space: "admin", ..mark(1, u64::MAX, 1) };
+    assert_eq!(b.raise(&[admin, mark(3, 1, 1)]).unwrap(), [Outcome::Raised, Outcome::Raised]);
+    assert_eq!(a.load(&Address([1; 20]), "admin").unwrap(), Some((u64::MAX, B256([1; 32]))));
+    assert_eq!(a.load(&Address([1; 20]), "actions").unwrap(), Some((5, B256([0xaa; 32]))));
+    assert_eq!(a.load(&Address([9; 20]), "actions").unwrap(), None);
+}
+
+#[test]
+fn rows_written_outside_the_app_stop_that_key_only() {
+    let url = database("marks_tamper");
+    let mut store = marks(&url);
+    store.raise(&[mark(1, 10, 1), mark(2, 10, 1)]).unwrap();
+    let mut db = raw(&url);
+    // The operator lowers key 1's mark to reuse sequences 6..10.
+    db.execute("UPDATE tee_signer_marks SET value = 5 WHERE signer = $1", &[&[1u8; 20].as_slice()])
+        .unwrap();
+    assert_eq!(
+        store.raise(&[mark(1, 6, 2), mark(2, 11, 2)]).unwrap(),
+        [Outcome::Tampered, Outcome::Raised]
+    );
+    assert!(matches!(store.load(&Address([1; 20]), "actions"), Err(MarksError::Tampered { .. })));
+    // A row under a MAC key that is not the app's: the same.
+    let mut other = PgMarks::connect(&url, Zeroizing::new([8; 32])).unwrap();
+    other.raise(&[mark(4, 1, 1)]).unwrap();
+    assert_eq!(store.raise(&[mark(4, 2, 1)]).unwrap(), [Outcome::Tampered]);
+    // Deleting a row loses it (what the MAC cannot show: docs/security.md).
+    db.execute("DELETE FROM tee_signer_marks WHERE signer = $1", &[&[2u8; 20].as_slice()]).unwrap();
+    assert_eq!(store.load(&Address([2; 20]), "actions").unwrap(), None);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_an_unreachable_server_is_an_error() {
+    let url = database("marks_schema");
+    marks(&url);
+    marks(&url); // a second replica starts on the schema the first made
+    raw(&url)
+        .execute("UPDATE tee_signer_schema SET version = $1", &[&(SCHEMA_VERSION + 1)])
+        .unwrap();
+    match PgMarks::connect(&url, Zeroizing::new(KEY)) {
+        Err(MarksError::NewerSchema { found }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        other => panic!("{other:?}"),
+    }
+    // Nothing listens on port 1: a typed error, within the connect timeout.
+    match PgMarks::connect(
+        "host=127.0.0.1 port=1 user=postgres connect_timeout=2",
+        Zeroizing::new(KEY),
+    ) {
+        Err(MarksError::Unavailable(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        PgMarks::connect("port=notanumber", Zeroizing::new(KEY)),
+        Err(MarksError::Url(_))
+    ));
+}
