@@ -70,3 +70,28 @@ def fund(w3, address, wei=10**18):
     w3.eth.wait_for_transaction_receipt(
         w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": address, "value": wei})
     )
+
+
+def agent_wallet_set(chain_id, identity, agent_id, wallet, owner, deadline):
+    """The identity registry's `AgentWalletSet` consent as eth_signTypedData_v4
+    JSON (`identity`: the registry's address)."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "AgentWalletSet": [
+                {"name": "agentId", "type": "uint256"},
+                {"name": "newWallet", "type": "address"},
+                {"name": "owner", "type": "address"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "AgentWalletSet",
+        "domain": {"name": "ERC8004IdentityRegistry", "version": "1", "chainId": chain_id,
+                   "verifyingContract": identity},
+        "message": {"agentId": agent_id, "newWallet": wallet, "owner": owner, "deadline": deadline},
+    }

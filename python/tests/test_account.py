@@ -13,6 +13,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+from chain import agent_wallet_set
 from conftest import ADMIN_KEY
 from tee_signer import (
     InvalidRequest,
@@ -58,30 +59,7 @@ def account(signer_endpoint, admin):
 
 
 def wallet_set(account, deadline):
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "AgentWalletSet": [
-                {"name": "agentId", "type": "uint256"},
-                {"name": "newWallet", "type": "address"},
-                {"name": "owner", "type": "address"},
-                {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "AgentWalletSet",
-        "domain": {
-            "name": "ERC8004IdentityRegistry",
-            "version": "1",
-            "chainId": BASE,
-            "verifyingContract": IDENTITY,
-        },
-        "message": {"agentId": 42, "newWallet": account.address, "owner": OWNER, "deadline": deadline},
-    }
+    return agent_wallet_set(BASE, IDENTITY, 42, account.address, OWNER, deadline)
 
 
 def test_it_is_a_local_account_without_a_key(account):

@@ -18,7 +18,7 @@ import pytest
 from eth_utils import keccak
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-from chain import deployment, events, fund, policy
+from chain import agent_wallet_set, deployment, events, fund, policy
 from conftest import ADMIN_KEY
 from tee_signer import Refused, Signer, TeeAccount
 
@@ -67,23 +67,9 @@ def test_the_registries_accept_every_call_signed_by_the_device(signer_endpoint):
 
     # The wallet consents (its own key signs AgentWalletSet), the owner binds it.
     deadline = int(time.time()) + 120
-    consent = wallet.sign_typed_data(full_message={
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-            ],
-            "AgentWalletSet": [
-                {"name": "agentId", "type": "uint256"}, {"name": "newWallet", "type": "address"},
-                {"name": "owner", "type": "address"}, {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "AgentWalletSet",
-        "domain": {"name": "ERC8004IdentityRegistry", "version": "1", "chainId": chain_id,
-                   "verifyingContract": identity.address},
-        "message": {"agentId": agent_id, "newWallet": wallet.address, "owner": agent.address,
-                    "deadline": deadline},
-    })
+    consent = wallet.sign_typed_data(full_message=agent_wallet_set(
+        chain_id, identity.address, agent_id, wallet.address, agent.address, deadline
+    ))
     assert wallet.last_signature["kind"] == "AgentWalletSet"
     send(agent, identity.functions.setAgentWallet(agent_id, wallet.address, deadline, consent.signature))
     assert identity.functions.getAgentWallet(agent_id).call() == wallet.address

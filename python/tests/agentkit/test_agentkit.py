@@ -18,7 +18,7 @@ from coinbase_agentkit.wallet_providers import eth_account_wallet_provider as ag
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
-from chain import deployment, events, fund, policy
+from chain import agent_wallet_set, deployment, events, fund, policy
 from conftest import ADMIN_KEY
 from tee_signer import Refused, Signer, TeeAccount
 
@@ -35,26 +35,6 @@ def chain(monkeypatch):
     monkeypatch.setattr(agentkit_provider, "Web3", InProcess)
     monkeypatch.setitem(agentkit_provider.CHAIN_ID_TO_NETWORK_ID, str(w3.eth.chain_id), "base-sepolia")
     return w3, identity
-
-
-def wallet_set(identity, chain_id, agent_id, wallet, owner):
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-            ],
-            "AgentWalletSet": [
-                {"name": "agentId", "type": "uint256"}, {"name": "newWallet", "type": "address"},
-                {"name": "owner", "type": "address"}, {"name": "deadline", "type": "uint256"},
-            ],
-        },
-        "primaryType": "AgentWalletSet",
-        "domain": {"name": "ERC8004IdentityRegistry", "version": "1", "chainId": chain_id,
-                   "verifyingContract": identity.address},
-        "message": {"agentId": agent_id, "newWallet": wallet, "owner": owner,
-                    "deadline": int(time.time()) + 120},
-    }
 
 
 def test_agentkit_wallet_provider_signs_and_sends_through_the_device(signer_endpoint, chain):
@@ -75,7 +55,7 @@ def test_agentkit_wallet_provider_signs_and_sends_through_the_device(signer_endp
     signature = wallet.sign_message("agentkit says hello")
     message = encode_defunct(text="agentkit says hello")
     assert Account.recover_message(message, signature=bytes.fromhex(signature.removeprefix("0x"))) == account.address
-    typed = wallet_set(identity, chain_id, 1, account.address, account.address)
+    typed = agent_wallet_set(chain_id, identity.address, 1, account.address, account.address, int(time.time()) + 120)
     signature = wallet.sign_typed_data(typed)
     assert account.last_signature["kind"] == "AgentWalletSet"
     recovered = Account.recover_message(
