@@ -150,3 +150,28 @@ fn a_newer_schema_is_refused_and_an_unreachable_server_is_an_error() {
         Err(MarksError::Url(_))
     ));
 }
+
+#[test]
+fn a_dropped_connection_fails_one_call_and_the_next_reconnects() {
+    // Its own application name: the other tests' sessions stay up.
+    let url = format!("{} application_name=marks_reconnect", database("marks_reconnect"));
+    let mut store = marks(&url);
+    store.raise(&[mark(1, 1, 1)]).unwrap();
+    // The server ends this store's session (what a restart or failover does).
+    let mut db = raw(&url);
+    let ended = db
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'marks_reconnect' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap();
+    assert!(ended >= 1);
+    match store.raise(&[mark(1, 2, 1)]) {
+        Err(MarksError::Unavailable(_)) => {}
+        other => panic!("the broken connection must fail the call: {other:?}"),
+    }
+    // The next call reconnects; the failed raise left nothing behind.
+    assert_eq!(store.load(&Address([1; 20]), "actions").unwrap(), Some((1, B256([1; 32]))));
+    assert_eq!(store.raise(&[mark(1, 2, 1)]).unwrap(), [Outcome::Raised]);
+}

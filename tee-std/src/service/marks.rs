@@ -123,6 +123,7 @@ impl From<postgres::Error> for MarksError {
 /// The shared marks: one connection to the database and the MAC key.
 pub struct PgMarks {
     client: Client,
+    config: Config,
     mac_key: Zeroizing<[u8; 32]>,
 }
 
@@ -146,15 +147,28 @@ impl PgMarks {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(TIMEOUT);
         }
-        config.application_name("tee-signer");
+        if config.get_application_name().is_none() {
+            config.application_name("tee-signer");
+        }
         let client = config.connect(NoTls)?;
-        let mut marks = PgMarks { client, mac_key };
+        let mut marks = PgMarks { client, config, mac_key };
         marks.migrate()?;
         Ok(marks)
     }
 
+    /// The connection, opened again if the server closed it (a restart, a
+    /// failover): the call that found it broken failed with
+    /// [`MarksError::Unavailable`], the next one reconnects, so signing
+    /// resumes by itself once the database answers.
+    fn client(&mut self) -> Result<&mut Client, MarksError> {
+        if self.client.is_closed() {
+            self.client = self.config.connect(NoTls)?;
+        }
+        Ok(&mut self.client)
+    }
+
     fn migrate(&mut self) -> Result<(), MarksError> {
-        let mut tx = self.client.transaction()?;
+        let mut tx = self.client()?.transaction()?;
         tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", TIMEOUT.as_millis()))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
         tx.batch_execute(
@@ -202,7 +216,7 @@ impl PgMarks {
         signer: &Address,
         space: &str,
     ) -> Result<Option<(u64, B256)>, MarksError> {
-        let mut tx = self.client.transaction()?;
+        let mut tx = self.client()?.transaction()?;
         let stored = read(&mut tx, signer, space, false)?;
         tx.commit()?;
         match stored {
@@ -230,6 +244,7 @@ impl PgMarks {
             .collect();
         order.sort_by(|(_, a, _), (_, b, _)| (a.signer.0, a.space).cmp(&(b.signer.0, b.space)));
         let mut outcomes = Vec::with_capacity(marks.len());
+        self.client()?;
         let mut tx = self.client.transaction()?;
         tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", TIMEOUT.as_millis()))?;
         for (i, m, mac) in order {
