@@ -45,6 +45,7 @@ pub fn setup() -> Setup {
         dstack: Some(dstack.endpoint().to_owned()),
         kind: BackendKind::Simulated,
         admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+        marks: None,
     })
     .unwrap();
     let server = serve(
@@ -70,4 +71,43 @@ pub fn verifier(kms_root: tee_core::Address) -> Verifier {
         collateral: Some(sample_collateral().unwrap()),
         pccs: None,
     }
+}
+
+/// Authorizes `cmd` for the device in `p` with `ADMIN_SECRET`, at the next
+/// admin counter (read from its `AdminState`), and runs it.
+#[allow(clippy::unwrap_used, reason = "test set-up")]
+pub fn admin<C: tee_core::protocol::AdminCommand>(
+    p: &mut tee_testkit::Pair<
+        tee_std::service::backend::HostBackend,
+        { tee_std::service::backend::HOST_SLOTS },
+    >,
+    mut cmd: C,
+) -> C::Response<'static>
+where
+    C::Response<'static>: serde::de::DeserializeOwned + serde::Serialize,
+{
+    use tee_core::protocol::{AdminState, DEVICE_SLOT, DeviceInfo, authorize};
+    let key = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
+    let device_id = p.call(&DeviceInfo).unwrap().device_id;
+    let nonce = B256([0x5a; 32]);
+    let state = p.call(&AdminState { slot: DEVICE_SLOT, nonce }).unwrap();
+    let counter = state.statement.last_counter + 1;
+    authorize(&mut cmd, &key, &device_id, counter).unwrap();
+    p.call(&cmd).unwrap()
+}
+
+/// A database on the test PostgreSQL server (`.ci/run` starts one and sets
+/// TEE_SIGNER_TEST_PG; by hand: `source .ci/postgres`): its URL, with a
+/// schema of the caller's own, created empty.
+#[allow(clippy::expect_used, clippy::unwrap_used, reason = "test set-up")]
+pub fn pg_database(schema: &str) -> String {
+    let url = std::env::var("TEE_SIGNER_TEST_PG").expect(
+        "TEE_SIGNER_TEST_PG is not set: these tests need a PostgreSQL server \
+         (bash .ci/run starts one; by hand: source .ci/postgres)",
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .unwrap();
+    format!("{url} options='-c search_path={schema}'")
 }

@@ -183,6 +183,7 @@ fn rig() -> Rig {
         dstack: Some(dstack.endpoint().to_owned()),
         kind: BackendKind::Simulated,
         admin: Some(admin_key().address()),
+        marks: None,
     })
     .unwrap();
     let identity = device.identity();

@@ -42,6 +42,7 @@ fn config(dir: &Path, dstack: &SimServer) -> SignerConfig {
         dstack: Some(dstack.endpoint().to_owned()),
         kind: BackendKind::Simulated,
         admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+        marks: None,
     }
 }
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use tee_core::protocol::*;
-use tee_core::{Action, ActionKind, B256, SigningKey};
+use tee_core::{Action, ActionKind, SigningKey};
 use tee_std::service::backend::{
     HOST_SLOTS, HostBackend, HostDevice, OpenError, SignerConfig, open_device,
 };
@@ -15,6 +15,7 @@ use tee_std::service::store::{JOURNAL, StoreError};
 use tee_std::sim::{SimDstack, SimServer};
 use tee_std::transport::Endpoint;
 use tee_testkit::{ADMIN_SECRET, Pair, sample};
+use tee_tests::signer::admin;
 
 fn sim(dir: &Path, app: u8) -> SimServer {
     let sim = SimDstack::new(&[0x11; 32], [app; 20], [0x33; 32]).unwrap();
@@ -27,21 +28,8 @@ fn config(dir: &Path, dstack: &SimServer, admin: bool) -> SignerConfig {
         dstack: Some(dstack.endpoint().to_owned()),
         kind: BackendKind::Simulated,
         admin: admin.then(|| SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+        marks: None,
     }
-}
-
-/// Authorizes `cmd` for this device with the admin key, at the next counter.
-fn admin<C: AdminCommand>(p: &mut Pair<HostBackend, HOST_SLOTS>, mut cmd: C) -> C::Response<'static>
-where
-    C::Response<'static>: serde::de::DeserializeOwned + serde::Serialize,
-{
-    let key = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
-    let device_id = p.call(&DeviceInfo).unwrap().device_id;
-    let nonce = B256([0x5a; 32]);
-    let state = p.call(&AdminState { slot: DEVICE_SLOT, nonce }).unwrap();
-    let counter = state.statement.last_counter + 1;
-    authorize(&mut cmd, &key, &device_id, counter).unwrap();
-    p.call(&cmd).unwrap()
 }
 
 /// A signer whose slot 0 holds a derived key allowed to sign typed kinds,

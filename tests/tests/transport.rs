@@ -37,6 +37,7 @@ fn config(dir: &std::path::Path, dstack: &SimServer) -> SignerConfig {
         dstack: Some(dstack.endpoint().to_owned()),
         kind: BackendKind::Simulated,
         admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+        marks: None,
     }
 }
 

@@ -6,7 +6,7 @@
 use super::backend::{Backend, CounterId, HighWater};
 use super::dispatch::Handle;
 use super::record::{self, Secret, SlotRecord, StoredKey};
-use super::slot::{LoadedKey, Slot, commit_above};
+use super::slot::{LoadedKey, Record, Slot, commit_above};
 use super::{Device, map_backend};
 use crate::codec;
 use crate::limits::MAX_SLOT_RECORD;
@@ -33,7 +33,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                     Err(DeviceError::AdminReplay { last: last.unwrap_or(0) })
                 } else {
                     let mark = HighWater { value: counter, digest: payload };
-                    commit_above(&mut self.backend, CounterId::Admin, last, &mark, None)
+                    commit_above(&mut self.backend, CounterId::Admin, last, &mark, Record::Plain)
                         .map(|()| mark)
                 }
             }

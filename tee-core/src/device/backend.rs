@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::primitives::B256;
+use crate::primitives::{Address, B256};
 use crate::protocol::{AuditEntry, BackendKind};
 
 /// A backend operation failed. Deliberately coarse: the device maps it to a
@@ -18,6 +18,13 @@ pub enum BackendError {
     Unsupported,
     /// It tried and failed (I/O, power, hardware).
     Failed,
+    /// A counter store that devices holding the same key share (replicas
+    /// of one app) already holds a mark at or above this one, for another
+    /// action: the sequence is used ([`CounterStore::commit_signature_mark`]).
+    Used {
+        /// The shared mark.
+        stored: u64,
+    },
 }
 
 /// Randomness for key generation.
@@ -99,6 +106,24 @@ pub trait CounterStore {
     ) -> Result<(), BackendError> {
         let _ = (entry, prev);
         self.commit_counter(id, value)
+    }
+
+    /// Commits the mark of a signature by `signer` (slot `slot`'s key) with
+    /// the audit entry that records it; by default
+    /// [`CounterStore::commit_counter_audited`]. A store that replicas
+    /// holding the same key share claims the (key, sequence) there first,
+    /// and answers [`BackendError::Used`] if another replica signed another
+    /// action at it (the same action is an exact retry: `Ok`).
+    fn commit_signature_mark(
+        &mut self,
+        slot: u8,
+        signer: &Address,
+        value: &HighWater,
+        entry: &AuditEntry,
+        prev: &B256,
+    ) -> Result<(), BackendError> {
+        let _ = signer;
+        self.commit_counter_audited(CounterId::Slot(slot), value, entry, prev)
     }
 
     /// The last committed value, if any.

@@ -91,6 +91,7 @@ fn map_backend(e: BackendError) -> DeviceError {
     match e {
         BackendError::Unsupported => DeviceError::Unsupported,
         BackendError::Failed => DeviceError::Backend,
+        BackendError::Used { stored } => DeviceError::Replay { high_water: stored },
     }
 }
 

@@ -4,7 +4,7 @@
 use sha3::{Digest, Keccak256};
 
 use super::Device;
-use super::backend::{Backend, CounterId, CounterStore, HighWater};
+use super::backend::{Backend, BackendError, CounterId, CounterStore, HighWater};
 use super::dispatch::Handle;
 use crate::policy::RateWindow;
 use crate::primitives::{Address, B256};
@@ -37,26 +37,44 @@ pub fn retry_commitment(signer: &Address, digest: &B256) -> B256 {
     B256(h.finalize().into())
 }
 
-/// Commits `mark` as counter `id`, whose last value is `last`, with the
-/// audit entry that records it where there is one: the one place a durable
-/// counter moves, for every backend. A value at or below the last is
-/// refused before it reaches the store, so no backend can be made to move
-/// a counter back.
+/// What records a committed mark.
+pub(super) enum Record<'a> {
+    /// The counter alone (the admin counter: its statement records it).
+    Plain,
+    /// A signature's mark, by `signer`, with the audit entry that records
+    /// it (and the chain hash before it), in one write; claimed in a store
+    /// that replicas share where there is one.
+    Signature(&'a Address, &'a AuditEntry, &'a B256),
+}
+
+/// Commits `mark` as counter `id`, whose last value is `last`, with what
+/// records it: the one place a durable counter moves, for every backend. A
+/// value at or below the last is refused before it reaches the store, so
+/// no backend can be made to move a counter back; a shared store's "used"
+/// is a replay refusal naming its mark.
 pub(super) fn commit_above<S: CounterStore>(
     store: &mut S,
     id: CounterId,
     last: Option<u64>,
     mark: &HighWater,
-    audited: Option<(&AuditEntry, &B256)>,
+    record: Record<'_>,
 ) -> Result<(), DeviceError> {
     if last.is_some_and(|last| mark.value <= last) {
         return Err(DeviceError::Storage);
     }
-    match audited {
-        Some((entry, prev)) => store.commit_counter_audited(id, mark, entry, prev),
-        None => store.commit_counter(id, mark),
+    match (record, id) {
+        (Record::Signature(signer, entry, prev), CounterId::Slot(slot)) => {
+            store.commit_signature_mark(slot, signer, mark, entry, prev)
+        }
+        (Record::Signature(_, entry, prev), CounterId::Admin) => {
+            store.commit_counter_audited(id, mark, entry, prev)
+        }
+        (Record::Plain, _) => store.commit_counter(id, mark),
     }
-    .map_err(|_| DeviceError::Storage)
+    .map_err(|e| match e {
+        BackendError::Used { stored } => DeviceError::Replay { high_water: stored },
+        _ => DeviceError::Storage,
+    })
 }
 
 /// How a signature came to be answered.
@@ -136,7 +154,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         // The mark and the entry that records it go to disk in one write.
         let (entry, prev) = audit.next(Sign::CODE, req.slot, req.sequence, *digest, Outcome::Ok);
         let id = CounterId::Slot(req.slot);
-        commit_above(backend, id, last, &mark, Some((&entry, &prev)))?;
+        commit_above(backend, id, last, &mark, Record::Signature(&address, &entry, &prev))?;
         audit.push(entry);
         slot.high_water = Some(mark);
         Ok((loaded.key.duplicate(), Signed::Committed))
@@ -146,7 +164,6 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::backend::BackendError;
 
     /// A counter store that keeps what it is given, whatever it is.
     struct Naive(Option<HighWater>);
@@ -172,11 +189,17 @@ mod tests {
     fn counters_never_move_back_whatever_the_store() {
         let mut s = Naive(None);
         let id = CounterId::Slot(2);
-        commit_above(&mut s, id, None, &hw(10), None).unwrap();
-        assert_eq!(commit_above(&mut s, id, Some(10), &hw(9), None), Err(DeviceError::Storage));
-        assert_eq!(commit_above(&mut s, id, Some(10), &hw(10), None), Err(DeviceError::Storage));
+        commit_above(&mut s, id, None, &hw(10), Record::Plain).unwrap();
+        assert_eq!(
+            commit_above(&mut s, id, Some(10), &hw(9), Record::Plain),
+            Err(DeviceError::Storage)
+        );
+        assert_eq!(
+            commit_above(&mut s, id, Some(10), &hw(10), Record::Plain),
+            Err(DeviceError::Storage)
+        );
         assert_eq!(s.0, Some(hw(10)));
-        commit_above(&mut s, id, Some(10), &hw(11), None).unwrap();
+        commit_above(&mut s, id, Some(10), &hw(11), Record::Plain).unwrap();
         assert_eq!(s.0, Some(hw(11)));
     }
 }

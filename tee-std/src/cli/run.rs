@@ -53,6 +53,11 @@ pub(super) struct Serve {
     /// (and its group: an agent in another container, on purpose).
     #[arg(long, default_value = "600", value_parser = socket_mode)]
     socket_mode: u32,
+    /// Anti-replay marks shared with the app's other replicas, in this
+    /// PostgreSQL database (a libpq URL or key=value string): every
+    /// signature's (key, sequence) is claimed there first. Needs dstack.
+    #[arg(long, conflicts_with = "no_tee")]
+    marks: Option<String>,
 }
 
 fn socket_mode(s: &str) -> Result<u32, String> {
@@ -128,8 +133,13 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
         )?;
         (Some(e), BackendKind::Dstack)
     };
-    let device =
-        open_device(&SignerConfig { state: c.state, dstack: endpoint, kind, admin: c.admin })?;
+    let device = open_device(&SignerConfig {
+        state: c.state,
+        dstack: endpoint,
+        kind,
+        admin: c.admin,
+        marks: c.marks,
+    })?;
     let limits = Limits {
         max_connections: c.max_connections,
         socket_mode: c.socket_mode,

@@ -25,6 +25,7 @@ use crate::attest::eventlog::Event;
 use super::dstack::QuoteEvidence;
 use super::server::{Committer, Quoter, Served};
 use crate::service::dstack::Dstack;
+use crate::service::marks::{Mark, MarksError, Outcome, PgMarks};
 use crate::service::store::{FileStore, StateKey, StoreError};
 
 /// Derivation paths under this prefix are the signer's own (the sealing
@@ -33,6 +34,11 @@ pub const RESERVED_PATH_PREFIX: &str = "tee-signer/";
 /// The dstack path of the state key: it authenticates the state journal
 /// and seals its slot records, so they open only inside this app's CVM.
 pub const STATE_KEY_PATH: &str = "tee-signer/state/v1";
+/// The dstack path of the key that MACs the marks replicas share
+/// ([`super::marks`]): the same on every replica of the app.
+pub const MARKS_KEY_PATH: &str = "tee-signer/marks/v1";
+/// The sequence space of a key's signatures in the shared marks.
+pub const ACTIONS_SPACE: &str = "actions";
 /// Key slots of the std signer: as many as slot numbers allow (255 is the
 /// device's identity). A slot that holds nothing costs its ~750 bytes of
 /// RAM and no start-up time; a derived slot's key is derived again at
@@ -55,6 +61,7 @@ pub struct HostBackend {
     event_log: Vec<Event>,
     key_chains: BTreeMap<String, KeyChain>,
     evidence: Vec<u8>,
+    shared: Option<PgMarks>,
 }
 
 impl std::fmt::Debug for HostBackend {
@@ -81,6 +88,9 @@ pub enum OpenError {
     /// that cannot be read, or a derived key dstack no longer gives).
     #[error("the device state does not load: {0:?}")]
     Device(DeviceError),
+    /// The shared marks database.
+    #[error(transparent)]
+    Marks(#[from] MarksError),
 }
 
 /// How to open a signer.
@@ -95,6 +105,9 @@ pub struct SignerConfig {
     pub kind: BackendKind,
     /// The admin address: required on the first start, checked after.
     pub admin: Option<Address>,
+    /// The PostgreSQL database whose marks the app's replicas share
+    /// ([`super::marks`]), or `None` for this signer's own marks only.
+    pub marks: Option<String>,
 }
 
 /// Opens the signer: takes the state directory, reads or makes its
@@ -116,7 +129,17 @@ pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
     // A secret HKDF gives is a valid scalar but for a chance of 2^-128.
     let identity = SigningKey::from_bytes(&store.identity_secret())
         .map_err(|_| OpenError::Device(DeviceError::Storage))?;
-    let backend = HostBackend::new(store, dstack, config.kind);
+    let mut backend = HostBackend::new(store, dstack, config.kind);
+    if let Some(url) = &config.marks {
+        // Replicas share keys only through dstack; the MAC key is the app's.
+        let Some(d) = backend.dstack() else {
+            return Err(OpenError::Marks(MarksError::Url(
+                "shared marks need dstack (the app's key MACs them)".into(),
+            )));
+        };
+        let (mac_key, _) = d.get_key(MARKS_KEY_PATH, "marks")?;
+        backend = backend.with_shared_marks(PgMarks::connect(url, mac_key)?);
+    }
     let config = DeviceConfig { device_id: p.device_id, admin: p.admin };
     let mut device = Device::open(backend, config).map_err(OpenError::Device)?;
     device.set_identity(identity);
@@ -173,7 +196,17 @@ impl HostBackend {
             event_log: Vec::new(),
             key_chains: BTreeMap::new(),
             evidence: Vec::new(),
+            shared: None,
         }
+    }
+
+    /// Claims every signature's (key, sequence) in `marks`, shared with
+    /// the app's other replicas, before its local mark: a sequence another
+    /// replica used for another action is refused as a replay, and the
+    /// database unreachable is a refusal (never a local fallback).
+    pub fn with_shared_marks(mut self, marks: PgMarks) -> HostBackend {
+        self.shared = Some(marks);
+        self
     }
 
     /// The event log that came with the last quote.
@@ -281,6 +314,39 @@ impl CounterStore for HostBackend {
         prev: &B256,
     ) -> Result<(), BackendError> {
         self.store.commit_counter_audited(id, value, entry, prev)
+    }
+
+    fn commit_signature_mark(
+        &mut self,
+        slot: u8,
+        signer: &Address,
+        value: &HighWater,
+        entry: &AuditEntry,
+        prev: &B256,
+    ) -> Result<(), BackendError> {
+        if let Some(shared) = &mut self.shared {
+            let mark = Mark {
+                signer: *signer,
+                space: ACTIONS_SPACE,
+                value: value.value,
+                commitment: value.digest,
+            };
+            match shared.raise(&[mark]).as_deref() {
+                Ok([Outcome::Raised | Outcome::Retry]) => {}
+                Ok([Outcome::Used { stored }]) => {
+                    return Err(BackendError::Used { stored: *stored });
+                }
+                Ok(outcome) => {
+                    tracing::error!(%signer, ?outcome, "shared mark failed its MAC: signing with this key stops");
+                    return Err(BackendError::Failed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared marks unavailable: refusing");
+                    return Err(BackendError::Failed);
+                }
+            }
+        }
+        self.store.commit_counter_audited(CounterId::Slot(slot), value, entry, prev)
     }
 }
 

@@ -150,6 +150,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
         dstack: Some(dstack.endpoint().to_owned()),
         kind: BackendKind::Simulated,
         admin: Some(admin_address),
+        marks: None,
     })?;
     let api = device.backend().dstack().map(|d| d.api());
     let endpoint = Endpoint::Unix(dir.path().join("signer.sock"));

@@ -16,17 +16,8 @@ use zeroize::Zeroizing;
 
 const KEY: [u8; 32] = [7; 32];
 
-/// The test server's URL, with a schema of this test's own (created empty).
 fn database(schema: &str) -> String {
-    let url = std::env::var("TEE_SIGNER_TEST_PG").expect(
-        "TEE_SIGNER_TEST_PG is not set: these tests need a PostgreSQL server \
-         (bash .ci/run starts one; by hand: source .ci/postgres)",
-    );
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    admin
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-        .unwrap();
-    format!("{url} options='-c search_path={schema}'")
+    tee_tests::signer::pg_database(schema)
 }
 
 fn raw(url: &str) -> postgres::Client {

@@ -1,0 +1,153 @@
+//! Replicas of one dstack app derive the same key. Each with only its own
+//! marks, two replicas sign two different actions at one (key, sequence);
+//! sharing their marks in PostgreSQL (`serve --marks`), never: whichever
+//! claims a sequence first signs at it, the other refuses with a replay
+//! naming the shared mark, and an exact retry of the first's action on the
+//! other gets the same signature. Replicas race on colliding sequences from
+//! many threads; a mark the database rewrote stops that key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use tee_core::protocol::*;
+use tee_core::{Action, ActionKind, SigningKey};
+use tee_std::service::backend::{HOST_SLOTS, HostBackend, SignerConfig, open_device};
+use tee_std::sim::{SimDstack, SimServer};
+use tee_std::transport::Endpoint;
+use tee_testkit::{ADMIN_SECRET, Pair, sample};
+use tee_tests::signer::{admin, pg_database};
+
+type Replica = Pair<HostBackend, HOST_SLOTS>;
+
+/// Replica `name` of the app served by `dstack`, its own state directory,
+/// with the marks at `marks` (or its own only); slot 0 holds the app's key
+/// at `agent/1`, allowed to sign typed registry calls.
+fn replica(dir: &Path, name: &str, dstack: &SimServer, marks: Option<&str>) -> Replica {
+    let device = open_device(&SignerConfig {
+        state: dir.join(name),
+        dstack: Some(dstack.endpoint().to_owned()),
+        kind: BackendKind::Simulated,
+        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+        marks: marks.map(str::to_owned),
+    })
+    .unwrap();
+    let mut p = Pair::with(device);
+    let path = tee_core::heapless::String::try_from("agent/1").unwrap();
+    admin(&mut p, DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED });
+    admin(
+        &mut p,
+        SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED },
+    );
+    p
+}
+
+fn app(dir: &Path) -> SimServer {
+    let sim = SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
+    SimServer::start(sim, &Endpoint::Unix(dir.join("dstack.sock"))).unwrap()
+}
+
+/// A distinct action per (replica, sequence).
+fn action(replica: u8, sequence: u64) -> Action {
+    let mut a = sample::action(ActionKind::SetAgentUri);
+    if let Action::RegistryTx(t) = &mut a {
+        t.tx.nonce = u64::from(replica) << 32 | sequence;
+    }
+    a
+}
+
+fn sign(p: &mut Replica, r: u8, sequence: u64) -> Result<SignResponse, DeviceError> {
+    p.call(&Sign { slot: 0, sequence, action: action(r, sequence) })
+}
+
+#[test]
+fn without_shared_marks_two_replicas_sign_twice_at_one_sequence() {
+    // The problem the shared marks solve, shown: same key, own marks each.
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let mut a = replica(dir.path(), "a", &dstack, None);
+    let mut b = replica(dir.path(), "b", &dstack, None);
+    let key_a = a.call(&GetPublicKey { slot: 0 }).unwrap().address;
+    assert_eq!(key_a, b.call(&GetPublicKey { slot: 0 }).unwrap().address, "one app, one key");
+    let (x, y) = (sign(&mut a, 1, 7).unwrap(), sign(&mut b, 2, 7).unwrap());
+    assert_ne!(x.digest, y.digest, "two different actions signed at sequence 7 by one key");
+}
+
+#[test]
+fn with_shared_marks_a_sequence_is_signed_once_across_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let url = pg_database("replicas_once");
+    let mut a = replica(dir.path(), "a", &dstack, Some(&url));
+    let mut b = replica(dir.path(), "b", &dstack, Some(&url));
+    let first = sign(&mut a, 1, 7).unwrap();
+    // Another action at 7 on the other replica: refused, naming the mark.
+    assert_eq!(sign(&mut b, 2, 7), Err(DeviceError::Replay { high_water: 7 }));
+    // Below it too (b's own marks never saw 7).
+    assert_eq!(sign(&mut b, 2, 3), Err(DeviceError::Replay { high_water: 7 }));
+    // The exact retry of a's action, on b: the same signature.
+    let again = b.call(&Sign { slot: 0, sequence: 7, action: action(1, 7) }).unwrap();
+    assert_eq!(again, first);
+    // Above it, either replica signs.
+    sign(&mut b, 2, 8).unwrap();
+    assert_eq!(sign(&mut a, 1, 8), Err(DeviceError::Replay { high_water: 8 }));
+}
+
+#[test]
+fn racing_replicas_never_sign_two_actions_at_one_sequence() {
+    const REPLICAS: u8 = 3;
+    const SEQUENCES: u64 = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let url = pg_database("replicas_race");
+    let barrier = Arc::new(Barrier::new(usize::from(REPLICAS)));
+    let threads: Vec<_> = (0..REPLICAS)
+        .map(|r| {
+            let mut p = replica(dir.path(), &format!("r{r}"), &dstack, Some(&url));
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut signed = Vec::new();
+                for seq in 1..=SEQUENCES {
+                    match sign(&mut p, r, seq) {
+                        Ok(s) => signed.push((seq, s.digest)),
+                        Err(DeviceError::Replay { high_water }) => assert!(high_water >= seq),
+                        Err(e) => panic!("replica {r} at {seq}: {e:?}"),
+                    }
+                }
+                signed
+            })
+        })
+        .collect();
+    let mut by_sequence: BTreeMap<u64, Vec<tee_core::B256>> = BTreeMap::new();
+    for t in threads {
+        for (seq, digest) in t.join().unwrap() {
+            by_sequence.entry(seq).or_default().push(digest);
+        }
+    }
+    assert!(
+        by_sequence.values().all(|d| d.len() == 1),
+        "a sequence signed by two replicas: {by_sequence:?}"
+    );
+    assert!(!by_sequence.is_empty());
+}
+
+#[test]
+fn a_mark_the_database_lowered_stops_the_key_and_an_unreachable_one_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let url = pg_database("replicas_tamper");
+    let mut a = replica(dir.path(), "a", &dstack, Some(&url));
+    let mut b = replica(dir.path(), "b", &dstack, Some(&url));
+    sign(&mut a, 1, 10).unwrap();
+    // The database operator lowers the mark to have b sign at 5..10 again.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    assert_eq!(db.execute("UPDATE tee_signer_marks SET value = 4", &[]).unwrap(), 1);
+    assert_eq!(sign(&mut b, 2, 5), Err(DeviceError::Storage));
+    assert_eq!(sign(&mut b, 2, 11), Err(DeviceError::Storage), "the key stays stopped");
+    // A replica whose database is gone refuses; it never signs on its own marks.
+    let mut c = replica(dir.path(), "c", &dstack, Some(&url));
+    db.batch_execute("DROP TABLE tee_signer_marks").unwrap();
+    assert_eq!(sign(&mut c, 3, 20), Err(DeviceError::Storage));
+}
