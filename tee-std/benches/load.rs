@@ -11,8 +11,15 @@
 //! refusal says where to go on), so contended rows count only signatures
 //! that were made. One more row: 8 clients on one slot.
 //!
+//! Then replicas of one simulated dstack app (derived keys), 64 clients on
+//! 64 keys spread over them: one replica with its own marks (the baseline
+//! of that table), and 1, 2 and 3 replicas sharing their marks in the
+//! PostgreSQL server at TEE_SIGNER_TEST_PG (`source .ci/postgres` starts
+//! one), each signature's mark claimed there in its own transaction.
+//!
 //! ```text
 //! cargo bench -p tee-std --bench load            # LOAD_SECONDS=3 per row
+//! source .ci/postgres && cargo bench -p tee-std --bench load; pg_stop
 //! ```
 #![allow(
     clippy::unwrap_used,
@@ -69,15 +76,96 @@ fn run(label: &str, clients: usize, slots: usize, seconds: f64) -> Row {
         let policy = tee_testkit::typed_policy();
         p.admin(SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }).unwrap();
     }
-    let limits = Limits { max_connections: 1024, max_per_peer: 1024, ..Limits::default() };
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));
-    let server = serve(Arc::new(Mutex::new(p.device)), &[socket], limits).unwrap();
-    let endpoint = server.endpoints()[0].clone();
+    let server = serve(Arc::new(Mutex::new(p.device)), &[socket], limits()).unwrap();
     let syncs_before = group.syncs();
+    let (latencies, elapsed) = drive(&[server.endpoints()[0].clone()], clients, slots, seconds);
+    let syncs = group.syncs() - syncs_before;
+    drop(server);
+    row(label, latencies, elapsed, Some(syncs))
+}
+
+fn limits() -> Limits {
+    Limits { max_connections: 1024, max_per_peer: 1024, ..Limits::default() }
+}
+
+/// `replicas` signers of one simulated dstack app, each on its own state
+/// directory, sharing the marks at `marks` (or each its own, for `None`);
+/// every replica derives slots 0..`slots` at the same paths (the same
+/// keys); client i signs on replica i % replicas, slot i % slots.
+fn run_replicas(
+    label: &str,
+    replicas: usize,
+    marks: Option<&str>,
+    clients: usize,
+    slots: usize,
+    seconds: f64,
+) -> Row {
+    use tee_core::protocol::DeriveKey;
+    use tee_std::service::backend::{SignerConfig, open_device};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = tee_std::sim::SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
+    let dstack =
+        tee_std::sim::SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock")))
+            .unwrap();
+    let servers: Vec<_> = (0..replicas)
+        .map(|r| {
+            let device = open_device(&SignerConfig {
+                state: dir.path().join(format!("state-{r}")),
+                dstack: Some(dstack.endpoint().to_owned()),
+                kind: BackendKind::Simulated,
+                admin: Some(tee_testkit::config().admin),
+                marks: marks.map(str::to_owned),
+            })
+            .unwrap();
+            let mut p = Pair::with(device);
+            let mut counter = 0;
+            for slot in 0..slots as u8 {
+                let path =
+                    tee_core::heapless::String::try_from(format!("bench/{slot}").as_str()).unwrap();
+                counter += 1;
+                admin(&mut p, DeriveKey { slot, path, auth: AdminAuth::UNSIGNED }, counter);
+                let policy = tee_testkit::typed_policy();
+                counter += 1;
+                admin(&mut p, SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }, counter);
+            }
+            let socket = Endpoint::Unix(dir.path().join(format!("signer-{r}.sock")));
+            serve(Arc::new(Mutex::new(p.device)), &[socket], limits()).unwrap()
+        })
+        .collect();
+    let endpoints: Vec<_> = servers.iter().map(|s| s.endpoints()[0].clone()).collect();
+    let (latencies, elapsed) = drive(&endpoints, clients, slots, seconds);
+    drop(servers);
+    row(label, latencies, elapsed, None)
+}
+
+/// Runs `cmd` on a device `open_device` made (its own device id), signed
+/// with the testkit's admin key at admin counter `counter`.
+fn admin<C: tee_core::protocol::AdminCommand>(
+    p: &mut Pair<HostBackend, HOST_SLOTS>,
+    mut cmd: C,
+    counter: u64,
+) where
+    C::Response<'static>: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let device_id = p.call(&tee_core::protocol::DeviceInfo).unwrap().device_id;
+    let key = SigningKey::from_bytes(&tee_testkit::ADMIN_SECRET).unwrap();
+    tee_core::protocol::authorize(&mut cmd, &key, &device_id, counter).unwrap();
+    p.call(&cmd).unwrap();
+}
+
+/// Runs the clients (client i on `endpoints[i % n]`, slot i % slots) for
+/// `seconds`: each signature's latency, and how long they ran.
+fn drive(
+    endpoints: &[Endpoint],
+    clients: usize,
+    slots: usize,
+    seconds: f64,
+) -> (Vec<Duration>, Duration) {
     let start_line = Arc::new(Barrier::new(clients + 1));
     let threads: Vec<_> = (0..clients)
         .map(|i| {
-            let endpoint = endpoint.clone();
+            let endpoint = endpoints[i % endpoints.len()].clone();
             let start_line = start_line.clone();
             std::thread::spawn(move || {
                 let mut client = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
@@ -114,8 +202,10 @@ fn run(label: &str, clients: usize, slots: usize, seconds: f64) -> Row {
         all.extend(l);
         elapsed = elapsed.max(e);
     }
-    let syncs = group.syncs() - syncs_before;
-    drop(server);
+    (all, elapsed)
+}
+
+fn row(label: &str, mut all: Vec<Duration>, elapsed: Duration, syncs: Option<u64>) -> Row {
     all.sort();
     let at = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len() - 1)).copied();
     Row {
@@ -123,8 +213,17 @@ fn run(label: &str, clients: usize, slots: usize, seconds: f64) -> Row {
         rate: all.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50).unwrap_or_default(),
         p99: at(0.99).unwrap_or_default(),
-        per_sync: all.len() as f64 / syncs.max(1) as f64,
+        per_sync: syncs.map_or(f64::NAN, |s| all.len() as f64 / s.max(1) as f64),
     }
+}
+
+/// A schema of its own on the PostgreSQL server at TEE_SIGNER_TEST_PG.
+fn pg_schema(url: &str, schema: &str) -> String {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .unwrap();
+    format!("{url} options='-c search_path={schema}'")
 }
 
 fn main() {
@@ -146,6 +245,28 @@ fn main() {
         rows.push(run(&label, clients, slots, seconds));
     }
     rows.push(run("8 clients on one slot (sequence from the device)", 8, 1, seconds));
+    // Replicas of one app (derived keys, simulated dstack), 64 clients on
+    // 64 keys: their own marks each, then the marks shared in PostgreSQL.
+    let local = run_replicas(
+        "64 clients, 1 replica, its own marks (derived keys)",
+        1,
+        None,
+        64,
+        64,
+        seconds,
+    );
+    let local_rate = local.rate;
+    let mut replica_rows = vec![local];
+    match std::env::var("TEE_SIGNER_TEST_PG") {
+        Ok(url) => {
+            for n in 1..=3 {
+                let marks = pg_schema(&url, &format!("bench_replicas_{n}"));
+                let label = format!("64 clients, {n} replica(s), marks shared in PostgreSQL");
+                replica_rows.push(run_replicas(&label, n, Some(&marks), 64, 64, seconds));
+            }
+        }
+        Err(_) => println!("TEE_SIGNER_TEST_PG unset: no shared-marks rows (source .ci/postgres)"),
+    }
     println!("\nraw k256 signing (tables), one core: {raw:.0} signatures/s\n");
     println!(
         "| load (unix socket, fsynced state directory) | durable signatures/s | p50 (ms) | p99 (ms) | signatures per fsync | / raw k256, one core |"
@@ -160,6 +281,20 @@ fn main() {
             r.p99.as_secs_f64() * 1e3,
             r.per_sync,
             r.rate / raw
+        );
+    }
+    println!(
+        "\n| replicas (unix sockets, fsynced state directories) | durable signatures/s | p50 (ms) | p99 (ms) | / one replica, own marks |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for r in replica_rows {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            r.label,
+            r.rate,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3,
+            r.rate / local_rate
         );
     }
 }
