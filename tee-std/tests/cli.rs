@@ -39,7 +39,12 @@ impl Drop for Server {
 }
 
 fn serve(state: &Path, socket: &Path, admin: Option<&str>) -> Server {
+    serve_with(state, socket, admin, &[])
+}
+
+fn serve_with(state: &Path, socket: &Path, admin: Option<&str>, extra: &[&str]) -> Server {
     let mut args = vec!["serve", "--simulated", "--state", state.to_str().unwrap()];
+    args.extend(extra);
     let listen = format!("unix:{}", socket.display());
     args.extend(["--listen", &listen]);
     if let Some(a) = admin {
@@ -529,4 +534,91 @@ max_deadline_ahead_secs = 300
         (8, Some(8453), Some(10_000_000_000))
     );
     assert_eq!(json["transactionHash"].as_str().unwrap(), env.tx_hash().to_string());
+}
+
+/// Two `serve --simulated --marks` processes are replicas of one app (the
+/// built-in simulator is one app: the same derived keys), sharing their
+/// marks in PostgreSQL (TEE_SIGNER_TEST_PG; `.ci/run` starts one). What one
+/// signs at a sequence the other refuses, but for the exact same request;
+/// killed with SIGKILL and started again, a replica still refuses it.
+#[test]
+fn replicas_share_their_marks_across_processes_and_a_kill() {
+    let pg = std::env::var("TEE_SIGNER_TEST_PG")
+        .expect("TEE_SIGNER_TEST_PG is not set (bash .ci/run starts PostgreSQL; by hand: source .ci/postgres)");
+    let mut db = postgres::Client::connect(&pg, postgres::NoTls).unwrap();
+    db.batch_execute("DROP SCHEMA IF EXISTS cli_replicas CASCADE; CREATE SCHEMA cli_replicas")
+        .unwrap();
+    let marks = format!("{pg} options='-c search_path=cli_replicas'");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("admin.key");
+    std::fs::write(&key_file, format!("0x{ADMIN_KEY}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "kinds = [\"personal_sign\"]\nchains = \"any\"\ncontracts = \"any\"\nagents = \"any\"\n\
+         max_value_wei = \"0\"\nmax_gas_limit = 0\nmax_fee_per_gas_wei = \"0\"\nmax_deadline_ahead_secs = 300\n",
+    )
+    .unwrap();
+    let message = |text: &str| {
+        let file = dir.path().join(format!("{text}.json"));
+        let request = serde_json::json!({ "method": "personal_sign", "params": [text] });
+        std::fs::write(&file, request.to_string()).unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let (hello, other) = (message("hello"), message("other"));
+    let replica = |name: &str| {
+        let state = dir.path().join(name);
+        let socket = dir.path().join(format!("{name}.sock"));
+        let server = serve_with(&state, &socket, Some(ADMIN), &["--marks", &marks]);
+        (
+            server,
+            state,
+            socket,
+            format!("unix:{}", dir.path().join(format!("{name}.sock")).display()),
+        )
+    };
+    let (a, state_a, socket_a, conn_a) = replica("a");
+    let (_b, _, _, conn_b) = replica("b");
+    let mut key = String::new();
+    for conn in [&conn_a, &conn_b] {
+        let derived =
+            ok(&["derive-key", "-c", conn, "--admin-key-file", key_file, "--path", "agent/1"]);
+        let address = derived.split_whitespace().nth(2).unwrap().to_owned();
+        assert!(key.is_empty() || key == address, "one app, one key: {key} {address}");
+        key = address;
+        ok(&[
+            "set-policy",
+            "-c",
+            conn,
+            "--admin-key-file",
+            key_file,
+            "--policy",
+            policy.to_str().unwrap(),
+        ]);
+    }
+    let sign = |conn: &str, file: &str, seq: &str| {
+        run(&["sign", "-c", conn, "--json", file, "--sequence", seq])
+    };
+    let first = sign(&conn_a, &hello, "3");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let signature = |o: &Output| {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["signature"].as_str().unwrap().to_owned()
+    };
+    // Another message at 3 on b: refused, naming the shared mark.
+    let refused = sign(&conn_b, &other, "3");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Replay"), "{refused:?}");
+    // The same request on b (a client retrying elsewhere): the same signature.
+    let again = sign(&conn_b, &hello, "3");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(signature(&again), signature(&first));
+    // a is killed (SIGKILL) and started again on its state and the marks.
+    drop(a);
+    let _a = serve_with(&state_a, &socket_a, None, &["--marks", &marks]);
+    let refused = sign(&conn_a, &other, "3");
+    assert!(!refused.status.success(), "a restarted replica must not sign at a used sequence");
+    assert!(sign(&conn_a, &other, "4").status.success());
+    assert!(!sign(&conn_b, &hello, "4").status.success());
 }
