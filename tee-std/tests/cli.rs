@@ -621,4 +621,15 @@ fn replicas_share_their_marks_across_processes_and_a_kill() {
     assert!(!refused.status.success(), "a restarted replica must not sign at a used sequence");
     assert!(sign(&conn_a, &other, "4").status.success());
     assert!(!sign(&conn_b, &hello, "4").status.success());
+    // The database ends every signer session (a restart or failover): the
+    // next request on a replica is refused, never signed on local marks
+    // alone, and the one after it signs again.
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tee-signer'",
+        &[],
+    )
+    .unwrap();
+    assert!(!sign(&conn_b, &other, "5").status.success(), "refused while the session is gone");
+    let resumed = sign(&conn_b, &other, "6");
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
 }
