@@ -124,6 +124,9 @@ impl From<postgres::Error> for MarksError {
 pub struct PgMarks {
     client: Client,
     config: Config,
+    /// The last call failed in the database: the next one opens a new
+    /// connection.
+    broken: bool,
     mac_key: Zeroizing<[u8; 32]>,
 }
 
@@ -151,7 +154,7 @@ impl PgMarks {
             config.application_name("tee-signer");
         }
         let client = config.connect(NoTls)?;
-        let mut marks = PgMarks { client, config, mac_key };
+        let mut marks = PgMarks { client, config, broken: false, mac_key };
         marks.migrate()?;
         Ok(marks)
     }
@@ -161,10 +164,22 @@ impl PgMarks {
     /// [`MarksError::Unavailable`], the next one reconnects, so signing
     /// resumes by itself once the database answers.
     fn client(&mut self) -> Result<&mut Client, MarksError> {
-        if self.client.is_closed() {
+        if self.broken || self.client.is_closed() {
             self.client = self.config.connect(NoTls)?;
+            self.broken = false;
         }
         Ok(&mut self.client)
+    }
+
+    /// After any failure of the database (I/O, a closed or terminated
+    /// session, a timeout, a statement it refused) the next call starts
+    /// from a new connection: failures are rare, and a session the server
+    /// is ending may still look open.
+    fn noted<T>(&mut self, r: Result<T, MarksError>) -> Result<T, MarksError> {
+        if matches!(r, Err(MarksError::Unavailable(_))) {
+            self.broken = true;
+        }
+        r
     }
 
     fn migrate(&mut self) -> Result<(), MarksError> {
@@ -237,6 +252,11 @@ impl PgMarks {
     /// replicas raising overlapping groups never deadlock; a mark listed
     /// twice in one group is decided in order.
     pub fn raise(&mut self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
+        let r = self.raise_once(marks);
+        self.noted(r)
+    }
+
+    fn raise_once(&mut self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
         let mut order: Vec<(usize, &Mark<'_>, [u8; 32])> = marks
             .iter()
             .enumerate()
