@@ -540,7 +540,8 @@ max_deadline_ahead_secs = 300
 /// built-in simulator is one app: the same derived keys), sharing their
 /// marks in PostgreSQL (TEE_SIGNER_TEST_PG; `.ci/run` starts one). What one
 /// signs at a sequence the other refuses, but for the exact same request;
-/// killed with SIGKILL and started again, a replica still refuses it.
+/// killed with SIGKILL and started again, a replica still refuses it, also
+/// when it was killed in the middle of many clients' requests.
 #[test]
 fn replicas_share_their_marks_across_processes_and_a_kill() {
     let pg = std::env::var("TEE_SIGNER_TEST_PG")
@@ -632,4 +633,66 @@ fn replicas_share_their_marks_across_processes_and_a_kill() {
     assert!(!sign(&conn_b, &other, "5").status.success(), "refused while the session is gone");
     let resumed = sign(&conn_b, &other, "6");
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+
+    // Mid-run: eight clients on each replica sign colliding sequences
+    // (a's own messages on a, b's on b, all at once), and a is killed with
+    // SIGKILL as soon as one of them has its answer, with the others'
+    // marks possibly raised in the database but not yet on a's disk, or on
+    // its disk and not yet sent. Whatever left either replica: one
+    // signature per sequence; after a's restart, the other message at its
+    // sequence is refused on both replicas, and the exact request gets the
+    // same signature (at the mark) or a replay (below it).
+    let sequences: Vec<String> = (20..28).map(|s| s.to_string()).collect();
+    let mut clients = Vec::new();
+    for seq in &sequences {
+        for (who, conn) in [("a", &conn_a), ("b", &conn_b)] {
+            let file = message(&format!("{who}{seq}"));
+            let child = Command::new(BIN)
+                .args(["sign", "-c", conn, "--json", &file, "--sequence", seq])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            clients.push((who, seq.clone(), file, child));
+        }
+    }
+    let mut answers = Vec::new();
+    let (who, seq, file, first) = clients.remove(0);
+    answers.push((who, seq, file, first.wait_with_output().unwrap()));
+    drop(_a);
+    for (who, seq, file, child) in clients {
+        answers.push((who, seq, file, child.wait_with_output().unwrap()));
+    }
+    let _a = serve_with(&state_a, &socket_a, None, &["--marks", &marks]);
+    let mut released: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for (_, seq, file, out) in &answers {
+        if out.status.success() {
+            released.entry(seq.clone()).or_default().push((file.clone(), signature(out)));
+        }
+    }
+    assert!(
+        released.values().all(|r| r.len() == 1),
+        "two signatures at one sequence: {released:?}"
+    );
+    assert!(!released.is_empty(), "some client was answered before the kill");
+    for (seq, r) in &released {
+        let (file, sig) = &r[0];
+        // The exact request again: the same signature, or (a mark above it
+        // now) refused; never anything else.
+        let again = sign(&conn_a, file, seq);
+        if again.status.success() {
+            assert_eq!(&signature(&again), sig, "the exact retry at {seq} after the kill");
+        } else {
+            assert!(String::from_utf8_lossy(&again.stderr).contains("Replay"), "{again:?}");
+        }
+        let other_file = answers
+            .iter()
+            .find(|(_, s, f, _)| s == seq && f != file)
+            .map(|(_, _, f, _)| f.clone())
+            .unwrap();
+        assert!(!sign(&conn_a, &other_file, seq).status.success(), "another message at {seq}");
+        assert!(!sign(&conn_b, &other_file, seq).status.success(), "another message at {seq}");
+    }
+    assert!(sign(&conn_a, &hello, "100").status.success(), "a signs again after its restart");
 }

@@ -166,3 +166,50 @@ fn a_dropped_connection_fails_one_call_and_the_next_reconnects() {
     assert_eq!(store.load(&Address([1; 20]), "actions").unwrap(), Some((1, B256([1; 32]))));
     assert_eq!(store.raise(&[mark(1, 2, 1)]).unwrap(), [Outcome::Raised]);
 }
+
+/// TLS to the marks database, as an operator deploys it over a network
+/// (a cluster of the test's own with a throwaway CA): with libpq's
+/// `sslmode=verify-full sslrootcert=…` the session is encrypted; a server
+/// whose certificate another CA signed, or that answers for another host
+/// name, is refused as unavailable (a man in the middle), never used.
+#[test]
+fn marks_over_tls_verify_the_server() {
+    let pg = tee_tests::postgres::Cluster::start(true);
+    let ca = pg.ca().display().to_string();
+    let mut store = marks(&pg.url(&format!("sslmode=verify-full sslrootcert={ca}")));
+    assert_eq!(store.raise(&[mark(1, 1, 1)]).unwrap(), [Outcome::Raised]);
+    let encrypted: i64 = raw(&pg.socket_url())
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+             WHERE application_name = 'tee-signer' AND ssl",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(encrypted, 1);
+    // Libpq's URL form, the CA percent-encoded.
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?sslmode=require&sslrootcert={}",
+        pg.port(),
+        percent_encoding::utf8_percent_encode(&ca, percent_encoding::NON_ALPHANUMERIC)
+    );
+    assert_eq!(marks(&url).raise(&[mark(1, 1, 1)]).unwrap(), [Outcome::Retry]);
+
+    let other = pg.other_ca().display().to_string();
+    for (what, url) in [
+        ("another CA", pg.url(&format!("sslmode=require sslrootcert={other}"))),
+        (
+            "another host name",
+            pg.url(&format!("sslmode=require sslrootcert={ca}"))
+                .replace("host=localhost", "host=db.invalid hostaddr=127.0.0.1"),
+        ),
+        ("the public roots", pg.url("sslmode=require")),
+    ] {
+        match PgMarks::connect(&url, Zeroizing::new(KEY)) {
+            Err(MarksError::Unavailable(e)) => {
+                assert!(format!("{e:?}").to_lowercase().contains("certificate"), "{what}: {e:?}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}

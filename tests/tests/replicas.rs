@@ -151,3 +151,71 @@ fn a_mark_the_database_lowered_stops_the_key_and_an_unreachable_one_refuses() {
     db.batch_execute("DROP TABLE tee_signer_marks").unwrap();
     assert_eq!(sign(&mut c, 3, 20), Err(DeviceError::Storage));
 }
+
+/// The database restarts while two replicas sign colliding sequences from
+/// their own threads (a cluster of the test's own, over TLS): requests
+/// during the restart are refused with `Storage`, never signed on local
+/// marks alone; the replicas sign again by themselves once it is back (no
+/// restart of theirs); and no sequence is ever signed for two actions.
+#[test]
+fn a_database_restart_mid_run_refuses_then_resumes_and_never_signs_twice() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const SEQUENCES: u64 = 400;
+    let pg = tee_tests::postgres::Cluster::start(true);
+    let url = pg.url(&format!("sslmode=verify-full sslrootcert={}", pg.ca().display()));
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let signed_total = Arc::new(AtomicU64::new(0));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..2u8)
+        .map(|r| {
+            let mut p = replica(dir.path(), &format!("r{r}"), &dstack, Some(&url));
+            let (signed_total, restarted) = (signed_total.clone(), restarted.clone());
+            std::thread::spawn(move || {
+                let (mut signed, mut refused, mut after) = (Vec::new(), 0u32, 0u32);
+                let mut seq = 1;
+                while seq <= SEQUENCES || (restarted.load(Ordering::SeqCst) && after == 0) {
+                    match sign(&mut p, r, seq) {
+                        Ok(s) => {
+                            signed.push((seq, s.digest));
+                            signed_total.fetch_add(1, Ordering::SeqCst);
+                            after += u32::from(restarted.load(Ordering::SeqCst));
+                            seq += 1;
+                        }
+                        Err(DeviceError::Replay { high_water }) => {
+                            assert!(high_water >= seq);
+                            seq += 1;
+                        }
+                        // The database is restarting: the same request later.
+                        Err(DeviceError::Storage) => {
+                            refused += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        Err(e) => panic!("replica {r} at {seq}: {e:?}"),
+                    }
+                }
+                (signed, refused, after)
+            })
+        })
+        .collect();
+    while signed_total.load(Ordering::SeqCst) < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    pg.restart();
+    restarted.store(true, Ordering::SeqCst);
+    let mut by_sequence: BTreeMap<u64, Vec<tee_core::B256>> = BTreeMap::new();
+    let mut refused_total = 0;
+    for t in threads {
+        let (signed, refused, after) = t.join().unwrap();
+        refused_total += refused;
+        assert!(after > 0, "a replica signed nothing after the restart");
+        for (seq, digest) in signed {
+            by_sequence.entry(seq).or_default().push(digest);
+        }
+    }
+    assert!(
+        by_sequence.values().all(|d| d.len() == 1),
+        "a sequence signed by two replicas: {by_sequence:?}"
+    );
+    assert!(refused_total > 0, "the replicas were calling while the database was down");
+}

@@ -24,10 +24,13 @@ use std::fmt;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use postgres::{Client, Config, NoTls, Transaction};
+use postgres::{Client, Config, Transaction};
 use sha2::Sha256;
 use tee_core::{Address, B256};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use zeroize::Zeroizing;
+
+mod conn;
 
 /// The schema this build creates and understands.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -124,6 +127,7 @@ impl From<postgres::Error> for MarksError {
 pub struct PgMarks {
     client: Client,
     config: Config,
+    tls: MakeRustlsConnect,
     /// The last call failed in the database: the next one opens a new
     /// connection.
     broken: bool,
@@ -141,20 +145,20 @@ impl fmt::Debug for PgMarks {
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PgMarks {
-    /// Connects to `url` (a libpq URL or key=value string), creates the
-    /// schema if the database has none, and refuses a newer one. `mac_key`
-    /// is derived from the TEE: the same on every replica of the app.
+    /// Connects to `url` (a libpq URL or key=value string, TLS as
+    /// [`conn`] says), creates the schema if the database has none, and
+    /// refuses a newer one. `mac_key` is derived from the TEE: the same on
+    /// every replica of the app.
     pub fn connect(url: &str, mac_key: Zeroizing<[u8; 32]>) -> Result<Self, MarksError> {
-        let mut config: Config =
-            url.parse().map_err(|e: postgres::Error| MarksError::Url(e.to_string()))?;
+        let conn::Target { mut config, tls } = conn::parse(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("tee-signer");
         }
-        let client = config.connect(NoTls)?;
-        let mut marks = PgMarks { client, config, broken: false, mac_key };
+        let client = config.connect(tls.clone())?;
+        let mut marks = PgMarks { client, config, tls, broken: false, mac_key };
         marks.migrate()?;
         Ok(marks)
     }
@@ -165,7 +169,7 @@ impl PgMarks {
     /// resumes by itself once the database answers.
     fn client(&mut self) -> Result<&mut Client, MarksError> {
         if self.broken || self.client.is_closed() {
-            self.client = self.config.connect(NoTls)?;
+            self.client = self.config.connect(self.tls.clone())?;
             self.broken = false;
         }
         Ok(&mut self.client)
