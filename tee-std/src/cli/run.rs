@@ -43,6 +43,11 @@ pub(super) struct Serve {
     /// Run the built-in simulated dstack and use it (no hardware guarantees).
     #[arg(long, conflicts_with = "no_tee")]
     simulated: bool,
+    /// With --simulated: simulate the app of this app-compose file (its
+    /// hash in the event log, its app id the hash's first 20 bytes)
+    /// instead of the demo app: another app, other keys.
+    #[arg(long, requires = "simulated")]
+    simulated_app_compose: Option<PathBuf>,
     /// No TEE: generated keys only, no attestation.
     #[arg(long)]
     no_tee: bool,
@@ -122,7 +127,18 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
         // The state directory is private: made as the store makes it.
         crate::service::store::create_private_dir(&c.state)?;
         let listen = Endpoint::Unix(c.state.join("sim-dstack.sock"));
-        let server = SimServer::start(demo_dstack()?, &listen)?;
+        let app = match &c.simulated_app_compose {
+            None => demo_dstack()?,
+            Some(p) => {
+                use sha2::Digest;
+                let compose = super::read(p)?;
+                let hash: [u8; 32] = sha2::Sha256::digest(compose.as_bytes()).into();
+                let mut app_id = [0u8; 20];
+                app_id.copy_from_slice(hash.get(..20).ok_or("hash")?);
+                Simulated::with_app_compose(&demo_run::DEMO_KMS_ROOT, app_id, &compose)?
+            }
+        };
+        let server = SimServer::start(app, &listen)?;
         let e = server.endpoint().to_owned();
         sim = Some(server);
         (Some(e), BackendKind::Simulated)
