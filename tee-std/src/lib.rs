@@ -6,6 +6,8 @@ pub mod actions;
 pub mod attest;
 pub mod client;
 pub mod json;
+#[cfg(feature = "service")]
+pub mod onchain;
 pub mod service;
 pub mod sim;
 #[cfg(feature = "service")]

@@ -175,6 +175,12 @@ impl PhalaDstackProvider {
         self
     }
 
+    /// The verifier attestations are checked with.
+    #[must_use]
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
     /// `provider_name`: `phala-dstack`.
     #[must_use]
     pub fn provider_name(&self) -> &'static str {
