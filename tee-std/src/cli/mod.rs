@@ -7,11 +7,14 @@
 //!   `set-policy`, `get-policy`);
 //! - `agent`: what an agent asks of the signer (`info`, `pubkey`, `sign`,
 //!   `attest`, `audit`);
-//! - `verify`: what a validator does (`policy`, `verify`).
+//! - `verify`: what a validator does (`policy`, `verify`);
+//! - `onchain`: TEE trust on the ERC-8004 registries (`agent-bundle`,
+//!   `registration-file`, `validate`, `verdict`).
 #![allow(clippy::print_stdout)]
 
 mod admin;
 mod agent;
+mod onchain;
 mod run;
 mod verify;
 
@@ -110,6 +113,18 @@ enum Command {
     Verify(verify::Verify),
     /// The signer's hash-chained audit log.
     Audit(agent::Audit),
+    /// An attestation bundle for an ERC-8004 agent: a slot's attestation
+    /// bound to (chain id, identity registry, agent id); its hash is the
+    /// validation request's requestHash.
+    AgentBundle(onchain::AgentBundle),
+    /// The agent's ERC-8004 registration file, trusting tee-attestation and
+    /// naming its TEE signer and attestation bundle.
+    RegistrationFile(onchain::RegistrationFile),
+    /// (validator) Check a validation request's bundle under your pinned
+    /// policy and answer it (100 pass, 0 fail) with your slot's key.
+    Validate(onchain::Validate),
+    /// Read an agent's tee-attestation verdict from the Validation Registry.
+    Verdict(onchain::Verdict),
 }
 
 /// Why a command failed, as the user reads it.
@@ -135,6 +150,10 @@ pub fn main() -> ExitCode {
         Command::Policy(c) => verify::pin_policy(c),
         Command::Verify(c) => verify::verify(c),
         Command::Audit(c) => agent::audit(&c),
+        Command::AgentBundle(c) => onchain::agent_bundle(c),
+        Command::RegistrationFile(c) => onchain::registration_file(c),
+        Command::Validate(c) => onchain::validate(c),
+        Command::Verdict(c) => onchain::verdict(c),
     };
     match r {
         Ok(code) => code,

@@ -14,19 +14,14 @@ use crate::attest::policy::Deployment;
 use crate::attest::{Attestation, Bound, Expected, Policy, TeeSignature, Verifier};
 use tee_core::Address;
 
+/// The verifier's policy and where its DCAP collateral comes from.
 #[derive(Args)]
-pub(super) struct Verify {
-    /// The JSON from `attest` or `sign`.
-    file: PathBuf,
+pub(super) struct VerifierOpts {
     /// The verifier policy (TOML or JSON): who the signer must be (compose
     /// hash and app id, or MRTD and RTMR0-2; the KMS root for derived keys).
     /// `tee-signer policy` writes one from a deployment.
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// Verify without a policy: any TDX machine with a matching binding
-    /// passes. For trying things out only; the verdict says NOT PINNED.
-    #[arg(long, conflicts_with = "policy")]
-    insecure_any_td: bool,
     /// DCAP collateral (dcap-qvl JSON).
     #[arg(long, conflicts_with = "pccs")]
     collateral: Option<PathBuf>,
@@ -39,6 +34,43 @@ pub(super) struct Verify {
     /// For trying things out only.
     #[arg(long)]
     trust_simulator_root: bool,
+}
+
+impl VerifierOpts {
+    /// The verifier; `unpinned`: without a policy (the verdict then says
+    /// NOT PINNED), else a policy is required.
+    pub(super) fn verifier(&self, unpinned: bool) -> Result<Verifier, Failure> {
+        let mut policy = match &self.policy {
+            Some(p) => Policy::load(p)?,
+            None if unpinned => Policy::default(),
+            None => {
+                return Err(
+                    format!("no verifier policy (--policy FILE): {}", Policy::WHAT_TO_PIN).into()
+                );
+            }
+        };
+        policy.trust_simulator_root |= self.trust_simulator_root;
+        Ok(Verifier {
+            policy,
+            collateral: match &self.collateral {
+                Some(p) => Some(serde_json::from_str(&read(p)?)?),
+                None => None,
+            },
+            pccs: self.pccs.as_deref().map(|url| Pccs::new(url, None)).transpose()?,
+        })
+    }
+}
+
+#[derive(Args)]
+pub(super) struct Verify {
+    /// The JSON from `attest` or `sign`.
+    file: PathBuf,
+    #[command(flatten)]
+    verifier: VerifierOpts,
+    /// Verify without a policy: any TDX machine with a matching binding
+    /// passes. For trying things out only; the verdict says NOT PINNED.
+    #[arg(long, conflicts_with = "policy")]
+    insecure_any_td: bool,
     /// For an attestation: the challenge it must bind.
     #[arg(long)]
     challenge: Option<B256>,
@@ -48,24 +80,7 @@ pub(super) struct Verify {
 }
 
 pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
-    let mut policy = match &c.policy {
-        Some(p) => Policy::load(p)?,
-        None if c.insecure_any_td => Policy::default(),
-        None => {
-            return Err(
-                format!("no verifier policy (--policy FILE): {}", Policy::WHAT_TO_PIN).into()
-            );
-        }
-    };
-    policy.trust_simulator_root |= c.trust_simulator_root;
-    let verifier = Verifier {
-        policy,
-        collateral: match &c.collateral {
-            Some(p) => Some(serde_json::from_str(&read(p)?)?),
-            None => None,
-        },
-        pccs: c.pccs.map(|url| Pccs::new(&url, None)).transpose()?,
-    };
+    let verifier = c.verifier.verifier(c.insecure_any_td)?;
     let now = match c.now {
         Some(t) => t,
         None => now_secs()?,
