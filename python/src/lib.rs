@@ -227,6 +227,102 @@ impl Signer {
         json_out(py, &a)
     }
 
+    /// An ERC-8004 attestation bundle (`tee_std::onchain`): `slot`'s
+    /// attestation bound to the challenge of agent `agent_id` (decimal) on
+    /// `identity_registry` of `chain_id`, made now. JSON: `bundle` (its
+    /// bytes as published, as text), `requestHash`, `dataUri`, `signer`,
+    /// `challenge`.
+    fn agent_bundle(
+        &self,
+        py: Python<'_>,
+        slot: u8,
+        chain_id: u64,
+        identity_registry: &str,
+        agent_id: &str,
+    ) -> PyResult<String> {
+        use tee_std::onchain::bundle::{AgentRef, AttestationBundle, data_uri};
+        let agent = AgentRef {
+            chain_id,
+            identity_registry: tee_core::Address::from_str(identity_registry)
+                .map_err(|e| invalid(py, format!("identity_registry: {e:?}")))?,
+            agent_id: tee_core::U256::from_decimal(agent_id)
+                .ok_or_else(|| invalid(py, "agent_id: not a decimal uint256"))?,
+        };
+        let issued_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let p = Arc::clone(&self.provider);
+        let a = py
+            .detach(move || p.get_attestation_report(slot, agent.challenge(issued_at)))
+            .map_err(|e| provider_err(py, e))?;
+        let b = AttestationBundle::new(&agent, issued_at, a).map_err(|e| invalid(py, e))?;
+        let bytes = b.to_bytes();
+        json_out(
+            py,
+            &serde_json::json!({
+                "bundle": String::from_utf8_lossy(&bytes),
+                "requestHash": AttestationBundle::request_hash(&bytes).to_string(),
+                "dataUri": data_uri(&bytes),
+                "signer": b.attestation.address.to_string(),
+                "challenge": b.challenge.to_string(),
+            }),
+        )
+    }
+
+    /// The validator's checks (`tee_std::onchain::validate`) of `bundle`
+    /// (its bytes as published) for the request `request` (JSON:
+    /// `chainId`, `identityRegistry`, `requestHash`, `agentId`,
+    /// `agentWallet`, `teeSigner`) under this signer's pinned verifier
+    /// policy: the report as JSON, with `responseHash` and `reasons`.
+    #[pyo3(signature = (request, bundle, max_age=30 * 24 * 3600, now=None))]
+    fn validate_bundle(
+        &self,
+        py: Python<'_>,
+        request: &str,
+        bundle: &[u8],
+        max_age: u64,
+        now: Option<u64>,
+    ) -> PyResult<String> {
+        let r: serde_json::Value =
+            serde_json::from_str(request).map_err(|e| invalid(py, format!("request: {e}")))?;
+        let field = |k: &str| r.get(k).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let address = |k: &str| -> PyResult<Option<tee_core::Address>> {
+            field(k)
+                .map(|a| tee_core::Address::from_str(&a))
+                .transpose()
+                .map_err(|e| invalid(py, format!("{k}: {e:?}")))
+        };
+        let on_chain = tee_std::onchain::AgentOnChain {
+            chain_id: r
+                .get("chainId")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| invalid(py, "chainId"))?,
+            identity_registry: address("identityRegistry")?
+                .ok_or_else(|| invalid(py, "identityRegistry"))?,
+            request_hash: field("requestHash")
+                .and_then(|h| B256::from_str(&h).ok())
+                .ok_or_else(|| invalid(py, "requestHash"))?,
+            agent_id: field("agentId")
+                .and_then(|a| tee_core::U256::from_decimal(&a))
+                .ok_or_else(|| invalid(py, "agentId (a decimal string)"))?,
+            agent_wallet: address("agentWallet")?,
+            tee_signer: address("teeSigner")?,
+        };
+        let now = now.unwrap_or_else(|| {
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        });
+        let v =
+            tee_std::onchain::validate(&on_chain, bundle, self.provider.verifier(), max_age, now);
+        let mut out = serde_json::to_value(&v).map_err(|e| invalid(py, e))?;
+        if let Some(o) = out.as_object_mut() {
+            o.insert("responseHash".into(), v.response_hash().to_string().into());
+            o.insert("reasons".into(), v.reasons().into());
+            o.insert(
+                "report".into(),
+                String::from_utf8_lossy(&v.report_bytes()).into_owned().into(),
+            );
+        }
+        json_out(py, &out)
+    }
+
     /// Runs the full verifier on a signature's JSON under the pinned policy
     /// at unix time `now` (default: the clock): the report as JSON, with
     /// `verified` and `verifiedButDcap`.
@@ -293,6 +389,44 @@ fn pin_policy(
     json_out(py, &policy)
 }
 
+/// The ERC-8004 registration file (`registration-v1`) for the agent a
+/// bundle names: `supportedTrust: ["tee-attestation"]`, its registration,
+/// and a `tee` section naming the signer and the bundle (`bundle_uri`, by
+/// default a data: URI holding it, and its hash). `services`: JSON list of
+/// `{name, endpoint, version?}`. JSON.
+#[pyfunction]
+#[pyo3(signature = (bundle, name, description="", services="[]", image=None, bundle_uri=None))]
+fn registration_file(
+    py: Python<'_>,
+    bundle: &[u8],
+    name: &str,
+    description: &str,
+    services: &str,
+    image: Option<&str>,
+    bundle_uri: Option<&str>,
+) -> PyResult<String> {
+    use tee_std::onchain::bundle::{AttestationBundle, Registration, data_uri};
+    let b = AttestationBundle::from_bytes(bundle).map_err(|e| invalid(py, e))?;
+    let agent = b.agent().map_err(|e| invalid(py, e))?;
+    let registration = Registration {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        image: image.map(str::to_owned),
+        services: serde_json::from_str(services)
+            .map_err(|e| invalid(py, format!("services: {e}")))?,
+    };
+    let uri = bundle_uri.map_or_else(|| data_uri(bundle), str::to_owned);
+    json_out(
+        py,
+        &registration.file(
+            &agent,
+            &b.attestation.address,
+            &uri,
+            &AttestationBundle::request_hash(bundle),
+        ),
+    )
+}
+
 /// The deployment `tee-signer serve --simulated` (and `sim-dstack`)
 /// simulates, as a validator of it pins it: its KMS root address and the
 /// app-compose file whose hash the event log carries. For trying things
@@ -317,6 +451,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Signer>()?;
     m.add_function(wrap_pyfunction!(pin_policy, m)?)?;
     m.add_function(wrap_pyfunction!(simulated_deployment, m)?)?;
+    m.add_function(wrap_pyfunction!(registration_file, m)?)?;
     m.add("PROVIDER_NAME", tee_std::client::provider::PROVIDER_NAME)?;
     Ok(())
 }

@@ -6,12 +6,15 @@
   JSON actions and verifier);
 - `PhalaDstackTEE`: chaoschain-sdk's `phala-dstack` TEE provider;
 - `pin_policy`: a validator's policy pinned to a deployment;
+- `onchain`: TEE trust on the ERC-8004 registries (attestation bundle,
+  registration file, the validator's checks);
 - `errors`: the exceptions, with the device's typed reason.
 """
 
 from ._native import PROVIDER_NAME, Signer, pin_policy, simulated_deployment
 from .account import TeeAccount
 from .tee import PhalaDstackTEE
+from . import onchain
 from .errors import (
     AttestationError,
     InvalidRequest,
@@ -32,6 +35,7 @@ __all__ = [
     "TeeSignerError",
     "Unavailable",
     "UnsupportedOperation",
+    "onchain",
     "pin_policy",
     "simulated_deployment",
 ]

@@ -3,6 +3,14 @@
 PROVIDER_NAME: str
 
 def simulated_deployment() -> str: ...
+def registration_file(
+    bundle: bytes,
+    name: str,
+    description: str = "",
+    services: str = "[]",
+    image: str | None = None,
+    bundle_uri: str | None = None,
+) -> str: ...
 def pin_policy(
     attestation: str,
     app_compose: bytes | None = None,
@@ -31,3 +39,9 @@ class Signer:
     def generate_key(self, slot: int, path: str, policy: str) -> str: ...
     def attestation_report(self, slot: int, challenge: bytes) -> str: ...
     def verify(self, signature: str, now: int | None = None) -> str: ...
+    def agent_bundle(
+        self, slot: int, chain_id: int, identity_registry: str, agent_id: str
+    ) -> str: ...
+    def validate_bundle(
+        self, request: str, bundle: bytes, max_age: int = 2592000, now: int | None = None
+    ) -> str: ...

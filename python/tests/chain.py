@@ -95,3 +95,60 @@ def agent_wallet_set(chain_id, identity, agent_id, wallet, owner, deadline):
                    "verifyingContract": identity},
         "message": {"agentId": agent_id, "newWallet": wallet, "owner": owner, "deadline": deadline},
     }
+
+
+def _to_json_rpc(value):
+    """web3.py's Python values back into JSON-RPC's: numbers as hex
+    quantities, bytes as hex data."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _to_json_rpc(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json_rpc(v) for v in value]
+    return str(value)
+
+
+class JsonRpcEndpoint:
+    """The in-process chain behind a real HTTP JSON-RPC endpoint on
+    127.0.0.1 (what any node offers), so tools outside this process (the
+    `tee-signer validate` and `verdict` commands) read and send to it."""
+
+    def __init__(self, w3):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                answer = {"jsonrpc": "2.0", "id": body.get("id")}
+                try:
+                    with lock:
+                        result = w3.manager.request_blocking(body["method"], body.get("params", []))
+                    answer["result"] = _to_json_rpc(result)
+                except Exception as e:  # the node's error, as a node reports it
+                    answer["error"] = {"code": -32000, "message": f"{type(e).__name__}: {e}"}
+                out = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()

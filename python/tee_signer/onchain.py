@@ -1,0 +1,101 @@
+"""TEE trust on the ERC-8004 v2 registries (docs/onchain.md), from Python.
+
+The agent's side: `attested_bundle` (its TEE signer's attestation bound to
+the agent on its registry and chain, the bytes whose keccak256 is the
+validation request's `requestHash`) and `registration_file` (the ERC-8004
+registration file trusting `tee-attestation`). The validator's side:
+`validate` (every check of the Rust validator, under the pinned policy the
+`Signer` was made with). The transactions (`register`, `setAgentWallet`,
+`validationRequest`, `validationResponse`) go through `TeeAccount` like any
+other; `TAG` and `METADATA_KEY` are what they carry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from ._native import Signer
+from ._native import registration_file as _registration_file
+
+#: The Validation Registry tag of a TEE attestation verdict.
+TAG = "tee-attestation"
+#: The identity registry metadata key naming the agent's TEE signer (20 bytes).
+METADATA_KEY = "tee-signer"
+
+
+@dataclass(frozen=True)
+class AttestationBundle:
+    """An attestation bundle: `content` is what to publish (as is: its
+    keccak256 is `request_hash`), `data_uri` holds it on-chain whole."""
+
+    content: bytes
+    request_hash: bytes
+    data_uri: str
+    signer: str
+    challenge: bytes
+
+
+def attested_bundle(
+    signer: Signer, slot: int, chain_id: int, identity_registry: str, agent_id: int
+) -> AttestationBundle:
+    """`slot`'s attestation bound to agent `agent_id` of `identity_registry`
+    on `chain_id`, made now."""
+    out = json.loads(signer.agent_bundle(slot, chain_id, identity_registry, str(agent_id)))
+    return AttestationBundle(
+        content=out["bundle"].encode(),
+        request_hash=bytes.fromhex(out["requestHash"][2:]),
+        data_uri=out["dataUri"],
+        signer=out["signer"],
+        challenge=bytes.fromhex(out["challenge"][2:]),
+    )
+
+
+def registration_file(
+    bundle: AttestationBundle | bytes,
+    name: str,
+    description: str = "",
+    services: Iterable[Mapping[str, str]] = (),
+    image: str | None = None,
+    bundle_uri: str | None = None,
+) -> dict[str, Any]:
+    """The ERC-8004 registration file of the agent `bundle` names, trusting
+    `tee-attestation`, its `tee` section naming the signer and the bundle
+    (at `bundle_uri`; by default a data: URI holding it)."""
+    content = bundle.content if isinstance(bundle, AttestationBundle) else bundle
+    file: dict[str, Any] = json.loads(
+        _registration_file(content, name, description, json.dumps(list(services)), image, bundle_uri)
+    )
+    return file
+
+
+def validate(
+    signer: Signer,
+    *,
+    chain_id: int,
+    identity_registry: str,
+    request_hash: bytes,
+    agent_id: int,
+    agent_wallet: str | None,
+    tee_signer: str | None,
+    bundle: bytes,
+    max_age: int = 30 * 24 * 3600,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """The validator's checks of `bundle` for the request (as the chain
+    holds it) under `signer`'s pinned verifier policy: the report, with
+    `response` (100 or 0), `reasons`, `report` (the bytes to publish, as
+    text) and `responseHash`."""
+    request = {
+        "chainId": chain_id,
+        "identityRegistry": identity_registry,
+        "requestHash": "0x" + request_hash.hex(),
+        "agentId": str(agent_id),
+        "agentWallet": agent_wallet,
+        "teeSigner": tee_signer,
+    }
+    out: dict[str, Any] = json.loads(
+        signer.validate_bundle(json.dumps(request), bundle, max_age, now)
+    )
+    return out
