@@ -503,3 +503,53 @@ fn frame_errors_are_answered_with_request_id_zero() {
     // The next good frame is answered normally.
     assert_eq!(p.send_raw(&good).len(), 1);
 }
+
+/// `sign_claim` (what a host with shared marks claims before the device
+/// commits) says what a `Sign` would claim only when the device would sign
+/// it as a new mark, and consumes nothing: the rate window, the marks and
+/// the audit log are as before, however often it is asked.
+#[test]
+fn sign_claim_answers_without_consuming_anything() {
+    fn payload<C: Command>(cmd: &C) -> Vec<u8> {
+        let mut buf = vec![0u8; MAX_REQUEST_WIRE];
+        let wire = tee_core::client::encode_request(7, cmd, &mut buf).unwrap().to_vec();
+        let mut acc = frame::Accumulator::<MAX_REQUEST_FRAME>::new();
+        let mut input = &wire[..];
+        loop {
+            let (frame, rest) = acc.feed(input);
+            if let Some(frame) = frame {
+                return frame.unwrap().to_vec();
+            }
+            input = rest;
+        }
+    }
+    let mut policy = permissive();
+    policy.rate_limit = Some(RateLimit { max: 1, window_secs: 60 });
+    let (mut p, address) = ready(policy);
+    let action = wallet_set(address);
+    let req = Sign { slot: 0, sequence: 5, action: action.clone() };
+    let audit_before = p.call(&GetAuditLog { from: 0 }).unwrap().next_index;
+    for _ in 0..3 {
+        let claim = p.device.sign_claim(&payload(&req)).unwrap();
+        assert_eq!(
+            (claim.signer, claim.sequence, claim.commitment),
+            (address, 5, tee_core::device::retry_commitment(&address, &action.digest()))
+        );
+    }
+    assert_eq!(p.call(&GetAuditLog { from: 0 }).unwrap().next_index, audit_before);
+    assert_eq!(p.call(&GetPublicKey { slot: 0 }).unwrap().high_water, None);
+    // The one signature the rate limit allows is still there.
+    sign(&mut p, 5, action.clone()).unwrap();
+    // Now: a retry, a replay, the rate limit, another slot or command: no claim.
+    let other = Sign { slot: 0, sequence: 6, action: action.clone() };
+    for (what, cmd) in [
+        ("exact retry", req.clone()),
+        ("replay", Sign { slot: 0, sequence: 4, action: action.clone() }),
+        ("rate limited", other.clone()),
+        ("empty slot", Sign { slot: 3, sequence: 9, action: action.clone() }),
+    ] {
+        assert_eq!(p.device.sign_claim(&payload(&cmd)), None, "{what}");
+    }
+    assert_eq!(p.device.sign_claim(&payload(&DeviceInfo)), None, "another command");
+    assert_eq!(p.device.sign_claim(b"\x00\x01garbage"), None, "garbage");
+}

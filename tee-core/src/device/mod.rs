@@ -38,7 +38,7 @@ pub use backend::{
     KeyStore, QuoteSource, Rng, Ticket,
 };
 pub use dispatch::{PendingSign, Reply, Step};
-pub use slot::retry_commitment;
+pub use slot::{SignClaim, retry_commitment};
 
 use crate::limits::{MAX_SLOTS, NUM_SLOTS};
 use crate::primitives::{Address, B256};

@@ -37,6 +37,19 @@ pub fn retry_commitment(signer: &Address, digest: &B256) -> B256 {
     B256(h.finalize().into())
 }
 
+/// What a `Sign` would claim in a store the replicas of one key share
+/// ([`super::Device::sign_claim`]): the signer, the sequence and the retry
+/// commitment its mark would carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignClaim {
+    /// The slot's key's address.
+    pub signer: Address,
+    /// The sequence.
+    pub sequence: u64,
+    /// [`retry_commitment`] of the signer and the action's digest.
+    pub commitment: B256,
+}
+
 /// What records a committed mark.
 pub(super) enum Record<'a> {
     /// The counter alone (the admin counter: its statement records it).
@@ -104,6 +117,34 @@ pub(super) fn respond_sign(
 }
 
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// For a host whose marks are shared with other replicas: the claim a
+    /// `Sign` frame's payload would make if the device signed it now (a new
+    /// mark: not a replay, not an exact retry, within the slot's policy),
+    /// checked without consuming anything: no rate-window use, nothing
+    /// written, nothing audited. `None` for any other payload, or one the
+    /// device will refuse or answer as a retry ([`Device::begin`] then
+    /// answers it as always). The host claims it outside the device's lock,
+    /// many at once, before `begin` commits the mark
+    /// ([`CounterStore::commit_signature_mark`] then finds it claimed);
+    /// nothing is signed on this answer alone.
+    pub fn sign_claim(&mut self, payload: &[u8]) -> Option<SignClaim> {
+        let (h, body) = crate::frame::Header::split(payload).ok()?;
+        if h.version != crate::protocol::PROTOCOL_VERSION || h.command != Sign::CODE {
+            return None;
+        }
+        let req = Sign::decode(body).ok()?;
+        let now = self.backend.now();
+        let slot = self.slots.get(usize::from(req.slot))?;
+        let signer = slot.key.as_ref()?.key.address();
+        if slot.high_water.is_some_and(|hw| req.sequence <= hw.value) {
+            return None;
+        }
+        let mut window = slot.window;
+        slot.policy.admit(&mut window, &req.action, &signer, now).ok()?;
+        let commitment = retry_commitment(&signer, &req.action.digest());
+        Some(SignClaim { signer, sequence: req.sequence, commitment })
+    }
+
     /// Decides a `Sign`: the anti-replay rule and the policy, the new mark
     /// committed with its audit entry (or a retry or refusal audited).
     /// Returns the key to sign with and the digest; the signature itself
