@@ -213,3 +213,58 @@ fn marks_over_tls_verify_the_server() {
         }
     }
 }
+
+/// The one-statement path (one mark over the row this store last saw)
+/// raises only over exactly that row: the database lowering the value
+/// under the old MAC, putting an older authentic row back, or deleting the
+/// row, each stops the key for a store that saw the higher row; a store
+/// that never saw it takes the older authentic row (the limit of a MAC,
+/// docs/security.md).
+#[test]
+fn the_one_statement_path_never_raises_over_a_row_it_did_not_see() {
+    let url = database("marks_known");
+    let mut store = marks(&url);
+    let mut db = raw(&url);
+    let key = |k: u8| [k; 20];
+    for k in 1..=3u8 {
+        for seq in [5, 10] {
+            assert_eq!(store.raise(&[mark(k, seq, seq as u8)]).unwrap(), [Outcome::Raised]);
+        }
+    }
+    // Key 1: the value lowered, the MAC of the row at 10 kept.
+    db.execute("UPDATE tee_signer_marks SET value = 4 WHERE signer = $1", &[&key(1).as_slice()])
+        .unwrap();
+    assert_eq!(store.raise(&[mark(1, 6, 6)]).unwrap(), [Outcome::Tampered]);
+    // Key 2: the authentic row at 5 put back (saved before it was raised).
+    let copy = database("marks_known_copy");
+    marks(&copy).raise(&[mark(2, 5, 5)]).unwrap();
+    let old: (String, Vec<u8>, Vec<u8>) = {
+        let r = raw(&copy)
+            .query_one("SELECT value::text, commitment, mac FROM tee_signer_marks", &[])
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    db.execute(
+        "UPDATE tee_signer_marks SET value = $2::text::numeric, commitment = $3, mac = $4 WHERE signer = $1",
+        &[&key(2).as_slice(), &old.0, &old.1, &old.2],
+    )
+    .unwrap();
+    assert_eq!(store.raise(&[mark(2, 7, 7)]).unwrap(), [Outcome::Tampered]);
+    assert_eq!(store.raise(&[mark(2, 11, 11)]).unwrap(), [Outcome::Tampered], "stays stopped");
+    // A store that never saw 10 cannot tell the old authentic row apart.
+    assert_eq!(marks(&url).raise(&[mark(2, 7, 7)]).unwrap(), [Outcome::Raised]);
+    // Key 3: the row deleted.
+    db.execute("DELETE FROM tee_signer_marks WHERE signer = $1", &[&key(3).as_slice()]).unwrap();
+    assert_eq!(store.raise(&[mark(3, 11, 11)]).unwrap(), [Outcome::Tampered]);
+    assert_eq!(
+        raw(&url)
+            .query_one(
+                "SELECT count(*) FROM tee_signer_marks WHERE signer = $1",
+                &[&key(3).as_slice()]
+            )
+            .unwrap()
+            .get::<_, i64>(0),
+        0,
+        "nothing inserted"
+    );
+}

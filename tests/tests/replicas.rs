@@ -219,3 +219,83 @@ fn a_database_restart_mid_run_refuses_then_resumes_and_never_signs_twice() {
     );
     assert!(refused_total > 0, "the replicas were calling while the database was down");
 }
+
+/// Through the server, where a signature's mark is claimed in the database
+/// outside the device lock before the device commits it: two replicas
+/// served over unix sockets, eight client threads on each signing
+/// colliding sequences on the one key at once. Never two actions at one
+/// sequence, every released signature's sequence refused to any other
+/// action afterwards, and no claim left behind.
+#[test]
+fn claims_made_outside_the_device_lock_never_sign_twice() {
+    use tee_std::client::{Client, ClientError};
+    use tee_std::service::server::{Limits, Served, serve};
+    use tee_std::transport::connect;
+    const CLIENTS: u8 = 8;
+    const SEQUENCES: u64 = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let url = pg_database("replicas_server");
+    let mut servers = Vec::new();
+    let mut devices = Vec::new();
+    for r in 0..2u8 {
+        let device = replica(dir.path(), &format!("s{r}"), &dstack, Some(&url)).device;
+        let device = Arc::new(std::sync::Mutex::new(device));
+        let endpoint = Endpoint::Unix(dir.path().join(format!("s{r}.sock")));
+        servers.push(
+            serve(device.clone(), std::slice::from_ref(&endpoint), Limits::default()).unwrap(),
+        );
+        devices.push((device, endpoint));
+    }
+    let barrier = Arc::new(Barrier::new(usize::from(CLIENTS) * 2));
+    let threads: Vec<_> = (0..CLIENTS * 2)
+        .map(|c| {
+            let endpoint = devices[usize::from(c % 2)].1.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut client =
+                    Client::new(connect(&endpoint, std::time::Duration::from_secs(30)).unwrap());
+                barrier.wait();
+                let mut signed = Vec::new();
+                for seq in 1..=SEQUENCES {
+                    match client.call(&Sign { slot: 0, sequence: seq, action: action(c, seq) }) {
+                        Ok(s) => signed.push((seq, c, s.digest)),
+                        Err(ClientError::Device(DeviceError::Replay { high_water })) => {
+                            assert!(high_water >= seq)
+                        }
+                        Err(e) => panic!("client {c} at {seq}: {e:?}"),
+                    }
+                }
+                signed
+            })
+        })
+        .collect();
+    let mut by_sequence: BTreeMap<u64, Vec<(u8, tee_core::B256)>> = BTreeMap::new();
+    for t in threads {
+        for (seq, c, digest) in t.join().unwrap() {
+            by_sequence.entry(seq).or_default().push((c, digest));
+        }
+    }
+    assert!(
+        by_sequence.values().all(|d| d.len() == 1),
+        "a sequence signed for two actions: {by_sequence:?}"
+    );
+    assert!(!by_sequence.is_empty());
+    // Every released sequence stays taken on both replicas, for any other action.
+    for (seq, who) in &by_sequence {
+        let (c, _) = who[0];
+        for (_, endpoint) in &devices {
+            let mut client =
+                Client::new(connect(endpoint, std::time::Duration::from_secs(30)).unwrap());
+            let other = Sign { slot: 0, sequence: *seq, action: action(c + 100, *seq) };
+            assert!(matches!(
+                client.call(&other),
+                Err(ClientError::Device(DeviceError::Replay { .. }))
+            ));
+        }
+    }
+    for (device, _) in &devices {
+        let d = device.lock().unwrap();
+        assert_eq!(d.backend().claims().unwrap().pending(), 0, "a claim left behind");
+    }
+}

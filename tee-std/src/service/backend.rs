@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tee_core::device::{
     AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig,
-    EvidenceRef, HighWater, KeyStore, QuoteSource, Rng,
+    EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, SignClaim,
 };
 use tee_core::protocol::{AuditEntry, BackendKind, DeviceError, capability};
 use tee_core::{Address, B256, SigningKey};
@@ -25,7 +25,8 @@ use crate::attest::eventlog::Event;
 use super::dstack::QuoteEvidence;
 use super::server::{Committer, Quoter, Served};
 use crate::service::dstack::Dstack;
-use crate::service::marks::{Mark, MarksError, Outcome, PgMarks};
+use crate::service::marks::MarksError;
+use crate::service::marks::pool::{Claimed, Claims, MarksPool, POOL_SIZE};
 use crate::service::store::{FileStore, StateKey, StoreError};
 
 /// Derivation paths under this prefix are the signer's own (the sealing
@@ -61,7 +62,7 @@ pub struct HostBackend {
     event_log: Vec<Event>,
     key_chains: BTreeMap<String, KeyChain>,
     evidence: Vec<u8>,
-    shared: Option<PgMarks>,
+    shared: Option<Arc<Claims>>,
 }
 
 impl std::fmt::Debug for HostBackend {
@@ -138,7 +139,7 @@ pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
             )));
         };
         let (mac_key, _) = d.get_key(MARKS_KEY_PATH, "marks")?;
-        backend = backend.with_shared_marks(PgMarks::connect(url, mac_key)?);
+        backend = backend.with_shared_marks(MarksPool::connect(url, mac_key, POOL_SIZE)?);
     }
     let config = DeviceConfig { device_id: p.device_id, admin: p.admin };
     let mut device = Device::open(backend, config).map_err(OpenError::Device)?;
@@ -204,8 +205,8 @@ impl HostBackend {
     /// the app's other replicas, before its local mark: a sequence another
     /// replica used for another action is refused as a replay, and the
     /// database unreachable is a refusal (never a local fallback).
-    pub fn with_shared_marks(mut self, marks: PgMarks) -> HostBackend {
-        self.shared = Some(marks);
+    pub fn with_shared_marks(mut self, pool: Arc<MarksPool>) -> HostBackend {
+        self.shared = Some(Arc::new(Claims::new(pool, ACTIONS_SPACE)));
         self
     }
 
@@ -251,6 +252,11 @@ impl Served for HostBackend {
     fn keep_quote_evidence(&mut self, evidence: QuoteEvidence) {
         self.quote = evidence.quote;
         self.event_log = evidence.event_log;
+    }
+
+    /// The shared marks' claims, made outside the device lock.
+    fn claims(&self) -> Option<Arc<Claims>> {
+        self.shared.clone()
     }
 }
 
@@ -324,26 +330,14 @@ impl CounterStore for HostBackend {
         entry: &AuditEntry,
         prev: &B256,
     ) -> Result<(), BackendError> {
-        if let Some(shared) = &mut self.shared {
-            let mark = Mark {
-                signer: *signer,
-                space: ACTIONS_SPACE,
-                value: value.value,
-                commitment: value.digest,
-            };
-            match shared.raise(&[mark]).as_deref() {
-                Ok([Outcome::Raised | Outcome::Retry]) => {}
-                Ok([Outcome::Used { stored }]) => {
-                    return Err(BackendError::Used { stored: *stored });
-                }
-                Ok(outcome) => {
-                    tracing::error!(%signer, ?outcome, "shared mark failed its MAC: signing with this key stops");
-                    return Err(BackendError::Failed);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "shared marks unavailable: refusing");
-                    return Err(BackendError::Failed);
-                }
+        if let Some(shared) = &self.shared {
+            // Claimed outside the lock by the server, or now.
+            let claim =
+                SignClaim { signer: *signer, sequence: value.value, commitment: value.digest };
+            match shared.take(&claim) {
+                Claimed::Ok => {}
+                Claimed::Used(stored) => return Err(BackendError::Used { stored }),
+                Claimed::Failed => return Err(BackendError::Failed),
             }
         }
         self.store.commit_counter_audited(CounterId::Slot(slot), value, entry, prev)

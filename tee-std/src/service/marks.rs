@@ -6,7 +6,11 @@
 //! the replicas share, keyed by the signing key's address and a sequence
 //! space (so replicas need not number their slots alike), and are only ever
 //! raised: a group of marks is raised in one transaction that locks each
-//! row, and a mark counts only once that transaction committed.
+//! row, and a mark counts only once that transaction committed. The common
+//! case, one mark over the row this signer last saw committed, is one
+//! statement that raises the row only if it is still exactly that row
+//! (value, commitment and MAC); anything else goes through the locking
+//! transaction.
 //!
 //! The database is outside the TEE. Each row carries an HMAC under a key
 //! every replica derives from dstack (the same app key everywhere), over
@@ -15,22 +19,27 @@
 //! it writes itself (a lower value, another commitment) fails its MAC, and
 //! that key stops signing with [`MarksError::Tampered`]. What the MAC cannot
 //! show is a row (or the whole database) put back to an older *authentic*
-//! state: docs/security.md says what limits that.
+//! state; a signer that saw a higher row committed since it started does
+//! (a row below it, or gone, is [`Outcome::Tampered`] too), one that did
+//! not cannot: docs/security.md says what limits that.
 //!
-//! This module is the store; the signer's counter store uses it per group
-//! commit (issue "Replicas that share a key").
+//! This module is the store; [`pool`] is how the server uses it (a few
+//! connections, claims made outside the device's lock).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use postgres::{Client, Config, Transaction};
+use postgres::{Client, Config, Statement, Transaction};
 use sha2::Sha256;
 use tee_core::{Address, B256};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use zeroize::Zeroizing;
 
 mod conn;
+pub mod pool;
 
 /// The schema this build creates and understands.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -70,7 +79,10 @@ pub enum Outcome {
         stored: u64,
     },
     /// The stored row fails its MAC (someone wrote it without the app's
-    /// key): nothing is signed with this key until an operator clears it.
+    /// key), or is below (or gone from) a row this signer saw committed (an
+    /// older row put back): nothing is signed with this key until an
+    /// operator clears it (and restarts the replicas that saw the higher
+    /// row).
     Tampered,
 }
 
@@ -94,6 +106,9 @@ pub enum MarksError {
         /// The version found.
         found: i32,
     },
+    /// Every connection of the pool stayed busy for [`TIMEOUT`].
+    #[error("marks database: every connection busy for {} s", TIMEOUT.as_secs())]
+    Busy,
     /// A stored row fails its MAC: the database (or someone with access to
     /// it) wrote it, not a replica of this app. Nothing is signed with this
     /// key until an operator clears the row.
@@ -123,11 +138,28 @@ impl From<postgres::Error> for MarksError {
     }
 }
 
+/// The rows this signer last saw committed, authentic: (key, space) →
+/// (value, commitment, MAC).
+type KnownRows = HashMap<(Address, String), (u64, B256, [u8; 32])>;
+
+/// [`KnownRows`], shared by a pool's connections.
+pub(crate) type Known = Arc<Mutex<KnownRows>>;
+
+/// Raises a row only if it is still exactly the authentic row this signer
+/// last saw (value, commitment and MAC): one statement, one round trip.
+const RAISE_KNOWN: &str = "UPDATE tee_signer_marks
+     SET value = $3::text::numeric, commitment = $4, mac = $5
+     WHERE signer = $1 AND space = $2
+       AND value = $6::text::numeric AND commitment = $7 AND mac = $8";
+
 /// The shared marks: one connection to the database and the MAC key.
 pub struct PgMarks {
     client: Client,
     config: Config,
     tls: MakeRustlsConnect,
+    /// [`RAISE_KNOWN`], prepared on this connection.
+    raise_known: Option<Statement>,
+    known: Known,
     /// The last call failed in the database: the next one opens a new
     /// connection.
     broken: bool,
@@ -157,8 +189,16 @@ impl PgMarks {
         if config.get_application_name().is_none() {
             config.application_name("tee-signer");
         }
-        let client = config.connect(tls.clone())?;
-        let mut marks = PgMarks { client, config, tls, broken: false, mac_key };
+        let client = open(&config, &tls)?;
+        let mut marks = PgMarks {
+            client,
+            config,
+            tls,
+            raise_known: None,
+            known: Known::default(),
+            broken: false,
+            mac_key,
+        };
         marks.migrate()?;
         Ok(marks)
     }
@@ -169,7 +209,8 @@ impl PgMarks {
     /// resumes by itself once the database answers.
     fn client(&mut self) -> Result<&mut Client, MarksError> {
         if self.broken || self.client.is_closed() {
-            self.client = self.config.connect(self.tls.clone())?;
+            self.client = open(&self.config, &self.tls)?;
+            self.raise_known = None;
             self.broken = false;
         }
         Ok(&mut self.client)
@@ -224,6 +265,17 @@ impl PgMarks {
         Ok(())
     }
 
+    /// Shares what this connection learns of the rows with `known` (a
+    /// pool's other connections).
+    pub(crate) fn with_known(mut self, known: Known) -> PgMarks {
+        self.known = known;
+        self
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, KnownRows> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn mac(&self, signer: &Address, space: &str, value: u64, commitment: &B256) -> [u8; 32] {
         row_mac(&self.mac_key, signer, space, value, commitment)
     }
@@ -256,25 +308,87 @@ impl PgMarks {
     /// replicas raising overlapping groups never deadlock; a mark listed
     /// twice in one group is decided in order.
     pub fn raise(&mut self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
+        if let [m] = marks {
+            let r = self.raise_known(m);
+            match self.noted(r) {
+                Ok(Some(outcome)) => return Ok(vec![outcome]),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let r = self.raise_once(marks);
         self.noted(r)
     }
 
+    /// The common case in one statement: the row is still the authentic
+    /// one this signer last saw, below the mark. `None`: not known, not
+    /// below, or changed since (by another replica, or someone else): the
+    /// locking transaction decides.
+    fn raise_known(&mut self, m: &Mark<'_>) -> Result<Option<Outcome>, MarksError> {
+        let key = (m.signer, m.space.to_owned());
+        let Some((value, commitment, mac)) = self.known().get(&key).copied() else {
+            return Ok(None);
+        };
+        if m.value <= value {
+            return Ok(None);
+        }
+        let new_mac = self.mac(&m.signer, m.space, m.value, &m.commitment);
+        self.client()?;
+        let statement = match &self.raise_known {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.client.prepare(RAISE_KNOWN)?;
+                self.raise_known = Some(s.clone());
+                s
+            }
+        };
+        let raised = self.client.execute(
+            &statement,
+            &[
+                &m.signer.0.as_slice(),
+                &m.space,
+                &m.value.to_string(),
+                &m.commitment.0.as_slice(),
+                &new_mac.as_slice(),
+                &value.to_string(),
+                &commitment.0.as_slice(),
+                &mac.as_slice(),
+            ],
+        )?;
+        if raised != 1 {
+            return Ok(None);
+        }
+        self.known().insert(key, (m.value, m.commitment, new_mac));
+        Ok(Some(Outcome::Raised))
+    }
+
     fn raise_once(&mut self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
-        let mut order: Vec<(usize, &Mark<'_>, [u8; 32])> = marks
+        // Each mark with its MAC and the highest row this signer saw
+        // committed for its key: rows only go up, so one below it (or
+        // none) was put back.
+        let known = self.known();
+        let mut order: Vec<(usize, &Mark<'_>, [u8; 32], Option<u64>)> = marks
             .iter()
             .enumerate()
-            .map(|(i, m)| (i, m, self.mac(&m.signer, m.space, m.value, &m.commitment)))
+            .map(|(i, m)| {
+                let seen = known.get(&(m.signer, m.space.to_owned())).map(|k| k.0);
+                (i, m, row_mac(&self.mac_key, &m.signer, m.space, m.value, &m.commitment), seen)
+            })
             .collect();
-        order.sort_by(|(_, a, _), (_, b, _)| (a.signer.0, a.space).cmp(&(b.signer.0, b.space)));
+        drop(known);
+        order.sort_by(|(_, a, ..), (_, b, ..)| (a.signer.0, a.space).cmp(&(b.signer.0, b.space)));
         let mut outcomes = Vec::with_capacity(marks.len());
+        // What the transaction leaves each row as, authentic (None: not).
+        let mut learned = Vec::with_capacity(marks.len());
         self.client()?;
         let mut tx = self.client.transaction()?;
-        tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", TIMEOUT.as_millis()))?;
-        for (i, m, mac) in order {
+        for (i, m, mac, seen) in order {
             let stored = loop {
                 if let Some(row) = read(&mut tx, &m.signer, m.space, true)? {
                     break Some(row);
+                }
+                if seen.is_some() {
+                    break None;
                 }
                 // No row yet: insert; a replica that inserted meanwhile
                 // makes this insert do nothing, and the row is read again.
@@ -294,15 +408,28 @@ impl PgMarks {
                     break None;
                 }
             };
+            let key = (m.signer, m.space.to_owned());
+            let row_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
             let outcome = match stored {
-                None => Outcome::Raised,
+                // Deleted since this signer saw it.
+                None if seen.is_some() => Outcome::Tampered,
+                None => {
+                    learned.push((key, Some((m.value, m.commitment, mac))));
+                    Outcome::Raised
+                }
                 Some(row) if !authentic(&self.mac_key, &m.signer, m.space, &row) => {
                     Outcome::Tampered
                 }
+                // An older authentic row put back.
+                Some(row) if seen.is_some_and(|seen| row.value < seen) => Outcome::Tampered,
                 Some(row) if row.value == m.value && row.commitment == m.commitment => {
+                    learned.push((key, row_mac(&row).map(|mac| (row.value, row.commitment, mac))));
                     Outcome::Retry
                 }
-                Some(row) if row.value >= m.value => Outcome::Used { stored: row.value },
+                Some(row) if row.value >= m.value => {
+                    learned.push((key, row_mac(&row).map(|mac| (row.value, row.commitment, mac))));
+                    Outcome::Used { stored: row.value }
+                }
                 Some(_) => {
                     tx.execute(
                         "UPDATE tee_signer_marks
@@ -316,15 +443,28 @@ impl PgMarks {
                             &mac.as_slice(),
                         ],
                     )?;
+                    learned.push((key, Some((m.value, m.commitment, mac))));
                     Outcome::Raised
                 }
             };
             outcomes.push((i, outcome));
         }
         tx.commit()?;
+        let mut known = self.known();
+        for (key, row) in learned.into_iter().filter_map(|(k, r)| Some((k, r?))) {
+            known.insert(key, row);
+        }
+        drop(known);
         outcomes.sort_by_key(|(i, _)| *i);
         Ok(outcomes.into_iter().map(|(_, o)| o).collect())
     }
+}
+
+/// A connection with [`TIMEOUT`] on every statement.
+fn open(config: &Config, tls: &MakeRustlsConnect) -> Result<Client, MarksError> {
+    let mut client = config.connect(tls.clone())?;
+    client.batch_execute(&format!("SET statement_timeout = {}", TIMEOUT.as_millis()))?;
+    Ok(client)
 }
 
 /// A stored row, decoded.

@@ -36,6 +36,7 @@ use tee_core::frame::{Accumulator, FrameError};
 use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS};
 
 use super::dstack::QuoteEvidence;
+use super::marks::pool::Claims;
 use crate::transport::{Endpoint, open_serial};
 
 /// How often blocked threads look at the stop flag.
@@ -107,6 +108,12 @@ pub trait Served: Backend + Send + 'static {
     fn keep_quote_evidence(&mut self, evidence: QuoteEvidence) {
         let _ = evidence;
     }
+
+    /// Where signatures' marks are claimed in a store replicas share, to
+    /// claim them outside the device lock (`None`: no such store).
+    fn claims(&self) -> Option<Arc<Claims>> {
+        None
+    }
 }
 
 /// A running server: its listeners and connections run in threads until
@@ -168,9 +175,9 @@ pub fn serve<B: Served, const S: usize>(
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicUsize::new(0));
     let peers = Arc::new(Mutex::new(HashMap::new()));
-    let (quoter, committer) = {
+    let (quoter, committer, claims) = {
         let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
-        (d.backend().quoter(), d.backend().committer())
+        (d.backend().quoter(), d.backend().committer(), d.backend().claims())
     };
     let mut handle = ServerHandle {
         stop: stop.clone(),
@@ -183,6 +190,7 @@ pub fn serve<B: Served, const S: usize>(
             device: device.clone(),
             quoter: quoter.clone(),
             committer: committer.clone(),
+            claims: claims.clone(),
             stop: stop.clone(),
             live: live.clone(),
             peers: peers.clone(),
@@ -283,6 +291,7 @@ struct Ctx<B: Served, const S: usize> {
     device: Shared<B, S>,
     quoter: Option<Quoter>,
     committer: Option<Committer>,
+    claims: Option<Arc<Claims>>,
     stop: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
     peers: Arc<Mutex<HashMap<Peer, usize>>>,
@@ -295,6 +304,7 @@ impl<B: Served, const S: usize> Clone for Ctx<B, S> {
             device: self.device.clone(),
             quoter: self.quoter.clone(),
             committer: self.committer.clone(),
+            claims: self.claims.clone(),
             stop: self.stop.clone(),
             live: self.live.clone(),
             peers: self.peers.clone(),
@@ -522,6 +532,12 @@ fn answer<B: Served, const S: usize>(
     // A poisoned lock means a thread panicked inside the device: its
     // in-memory state is suspect, so nobody is served from it again.
     let lock = || ctx.device.lock().map_err(|_| End::DeviceUnavailable);
+    // Where marks are shared, a signature's is claimed in the database
+    // before the device commits it, outside the lock (many at once).
+    let _claim = match (&ctx.claims, frame) {
+        (Some(claims), Ok(payload)) => lock()?.sign_claim(payload).map(|c| claims.claim(c)),
+        _ => None,
+    };
     let step = lock()?.begin(frame, tx);
     let reply = match step {
         Step::Done(reply) => reply,

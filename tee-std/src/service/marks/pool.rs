@@ -1,0 +1,197 @@
+//! The shared marks as the server uses them: a few connections
+//! ([`MarksPool`]) and the claims made outside the device's lock
+//! ([`Claims`]).
+//!
+//! Claiming a mark is a round trip and a commit in the database; made under
+//! the device's lock, one at a time, it bounds a replica to one claim per
+//! round trip. So the server asks the device first what a `Sign` would
+//! claim ([`tee_core::device::Device::sign_claim`]: the replay rule and the
+//! policy, nothing consumed), claims it outside the lock on one of the
+//! pool's connections, many requests at once, and only then lets the
+//! device commit the mark: the backend finds the claim made and does not
+//! ask the database again ([`Claims::take`]). The rule stays: a local mark
+//! is written only once the database committed its claim, and nothing is
+//! signed on an answer of the database that was not for this exact
+//! (key, sequence, commitment). A claim the device then does not use (it
+//! refused meanwhile) has raised the shared mark: that sequence is spent,
+//! as after a crash between the two.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
+
+use tee_core::device::SignClaim;
+use zeroize::Zeroizing;
+
+use super::{Known, Mark, MarksError, Outcome, PgMarks, TIMEOUT};
+
+/// Connections to the marks database, opened when needed up to a bound.
+pub struct MarksPool {
+    url: String,
+    mac_key: Zeroizing<[u8; 32]>,
+    size: usize,
+    /// What the connections learn of the rows, shared among them.
+    known: Known,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+}
+
+struct PoolState {
+    idle: Vec<PgMarks>,
+    open: usize,
+}
+
+impl std::fmt::Debug for MarksPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarksPool").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// Connections a pool opens at most, by default.
+pub const POOL_SIZE: usize = 8;
+
+impl MarksPool {
+    /// Connects once to `url` (creating or checking the schema:
+    /// [`PgMarks::connect`]), and opens up to `size` connections later as
+    /// requests need them.
+    pub fn connect(
+        url: &str,
+        mac_key: Zeroizing<[u8; 32]>,
+        size: usize,
+    ) -> Result<Arc<MarksPool>, MarksError> {
+        let first = PgMarks::connect(url, mac_key.clone())?;
+        Ok(Arc::new(MarksPool {
+            url: url.to_owned(),
+            mac_key,
+            size: size.max(1),
+            known: first.known.clone(),
+            state: Mutex::new(PoolState { idle: vec![first], open: 1 }),
+            freed: Condvar::new(),
+        }))
+    }
+
+    fn take(&self) -> Result<PgMarks, MarksError> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(c) = s.idle.pop() {
+                return Ok(c);
+            }
+            if s.open < self.size {
+                s.open += 1;
+                drop(s);
+                return PgMarks::connect(&self.url, self.mac_key.clone())
+                    .map(|c| c.with_known(self.known.clone()))
+                    .inspect_err(|_| {
+                        self.state.lock().unwrap_or_else(PoisonError::into_inner).open -= 1;
+                        self.freed.notify_one();
+                    });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(MarksError::Busy);
+            }
+            s = self.freed.wait_timeout(s, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    fn give(&self, c: PgMarks) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).idle.push(c);
+        self.freed.notify_one();
+    }
+
+    /// [`PgMarks::raise`] on one of the pool's connections.
+    pub fn raise(&self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
+        let mut c = self.take()?;
+        let r = c.raise(marks);
+        self.give(c);
+        r
+    }
+}
+
+/// What a claim came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    /// Raised, or the same claim already there: the mark may be committed.
+    Ok,
+    /// Another action holds this sequence (the stored mark).
+    Used(u64),
+    /// The row fails its MAC, or the database failed: refuse.
+    Failed,
+}
+
+/// Claims of signatures' marks in the shared database, made outside the
+/// device's lock and waiting for the device to commit them. See the module
+/// documentation.
+#[derive(Debug)]
+pub struct Claims {
+    pool: Arc<MarksPool>,
+    space: &'static str,
+    made: Mutex<HashMap<SignClaim, Claimed>>,
+}
+
+/// A claim made and not yet used: forgotten when dropped.
+#[derive(Debug)]
+#[must_use = "the claim is forgotten when this is dropped"]
+pub struct Held<'a> {
+    claims: &'a Claims,
+    claim: SignClaim,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.claims.made.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.claim);
+    }
+}
+
+impl Claims {
+    /// Claims in `space` of the database behind `pool`.
+    #[must_use]
+    pub fn new(pool: Arc<MarksPool>, space: &'static str) -> Claims {
+        Claims { pool, space, made: Mutex::new(HashMap::new()) }
+    }
+
+    /// Claims `c` in the database now, for [`Claims::take`]; the guard
+    /// forgets it.
+    pub fn claim(&self, c: SignClaim) -> Held<'_> {
+        let outcome = self.raise(&c);
+        self.made.lock().unwrap_or_else(PoisonError::into_inner).insert(c, outcome);
+        Held { claims: self, claim: c }
+    }
+
+    /// The outcome of claim `c`, made before (and no longer held), or made
+    /// now (under the device's lock: for a request whose claim was not
+    /// made outside it).
+    pub fn take(&self, c: &SignClaim) -> Claimed {
+        let made = self.made.lock().unwrap_or_else(PoisonError::into_inner).remove(c);
+        made.unwrap_or_else(|| self.raise(c))
+    }
+
+    /// Claims made and not yet taken or forgotten (none once every request
+    /// is answered).
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.made.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    fn raise(&self, c: &SignClaim) -> Claimed {
+        let mark = Mark {
+            signer: c.signer,
+            space: self.space,
+            value: c.sequence,
+            commitment: c.commitment,
+        };
+        match self.pool.raise(&[mark]).as_deref() {
+            Ok([Outcome::Raised | Outcome::Retry]) => Claimed::Ok,
+            Ok([Outcome::Used { stored }]) => Claimed::Used(*stored),
+            Ok(outcome) => {
+                tracing::error!(signer = %c.signer, ?outcome, "shared mark tampered with (fails its MAC, or below a row this signer saw): signing with this key stops");
+                Claimed::Failed
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "shared marks unavailable: refusing");
+                Claimed::Failed
+            }
+        }
+    }
+}
