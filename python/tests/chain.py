@@ -53,6 +53,21 @@ max_deadline_ahead_secs = 300
 """
 
 
+def tee_accounts(w3, endpoint, admin_key, prefix, slots, contracts):
+    """A funded `TeeAccount` per role of `slots` (role -> (slot, kinds)):
+    the admin puts dstack's key for `{prefix}/{role}` in the slot, under a
+    policy allowing `kinds` on `contracts` of this chain."""
+    from tee_signer import Signer, TeeAccount
+
+    admin = Signer(endpoint, admin_key=admin_key)
+    accounts = {}
+    for who, (slot, kinds) in slots.items():
+        admin.generate_key(slot, f"{prefix}/{who}", policy(kinds, w3.eth.chain_id, contracts))
+        accounts[who] = TeeAccount(endpoint, slot)
+        fund(w3, accounts[who].address)
+    return accounts
+
+
 def events(contract, name, receipt):
     return getattr(contract.events, name)().process_receipt(receipt, errors=DISCARD)
 

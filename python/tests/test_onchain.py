@@ -18,17 +18,15 @@ import pytest
 from eth_utils import keccak
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-from chain import agent_wallet_set, deployment, events, fund, policy
+from chain import agent_wallet_set, deployment, events, tee_accounts
 from conftest import ADMIN_KEY
-from tee_signer import Refused, Signer, TeeAccount
+from tee_signer import Refused
 
 
 def test_the_registries_accept_every_call_signed_by_the_device(signer_endpoint):
     w3, identity, reputation, validation = deployment()
     chain_id = w3.eth.chain_id
     contracts = [identity.address, reputation.address, validation.address]
-
-    admin = Signer(signer_endpoint, admin_key=ADMIN_KEY)
     slots = {
         "agent": (1, ["register(string,(string,bytes)[])", "setAgentURI", "setMetadata",
                       "setAgentWallet", "appendResponse", "validationRequest"]),
@@ -36,11 +34,7 @@ def test_the_registries_accept_every_call_signed_by_the_device(signer_endpoint):
         "client": (3, ["giveFeedback", "revokeFeedback"]),
         "validator": (4, ["validationResponse"]),
     }
-    accounts = {}
-    for who, (slot, kinds) in slots.items():
-        admin.generate_key(slot, f"erc8004/{who}", policy(kinds, chain_id, contracts))
-        accounts[who] = TeeAccount(signer_endpoint, slot)
-        fund(w3, accounts[who].address)
+    accounts = tee_accounts(w3, signer_endpoint, ADMIN_KEY, "erc8004", slots, contracts)
     for account in accounts.values():
         w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
     agent, wallet, client, validator = (accounts[k] for k in ("agent", "wallet", "client", "validator"))

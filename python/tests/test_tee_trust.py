@@ -23,9 +23,9 @@ import pytest
 from eth_utils import keccak
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
-from chain import JsonRpcEndpoint, agent_wallet_set, deployment, events, fund, policy
+from chain import JsonRpcEndpoint, agent_wallet_set, deployment, events, policy, tee_accounts
 from conftest import ADMIN, ADMIN_KEY, start, stop, tee_signer
-from tee_signer import Signer, TeeAccount, onchain, pin_policy, simulated_deployment
+from tee_signer import Signer, onchain, pin_policy, simulated_deployment
 
 OTHER_APP_COMPOSE = '{"name":"not-the-agent","runner":"docker-compose","manifest_version":2}'
 
@@ -63,18 +63,13 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
     w3, identity, reputation, validation = deployment()
     chain_id = w3.eth.chain_id
     contracts = [identity.address, reputation.address, validation.address]
-    admin = Signer(signer_endpoint, admin_key=ADMIN_KEY)
     slots = {
         "owner": (11, ["register(string,(string,bytes)[])", "setAgentURI", "setAgentWallet",
                        "validationRequest"]),
         "tee": (12, ["AgentWalletSet"]),
         "validator": (13, ["validationResponse"]),
     }
-    accounts = {}
-    for who, (slot, kinds) in slots.items():
-        admin.generate_key(slot, f"tee-trust/{who}", policy(kinds, chain_id, contracts))
-        accounts[who] = TeeAccount(signer_endpoint, slot)
-        fund(w3, accounts[who].address)
+    accounts = tee_accounts(w3, signer_endpoint, ADMIN_KEY, "tee-trust", slots, contracts)
     owner, tee, validator = accounts["owner"], accounts["tee"], accounts["validator"]
     w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(owner), layer=0)
     signer = Signer(signer_endpoint)
