@@ -47,6 +47,40 @@ def other_app(tmp_path_factory):
     stop(proc)
 
 
+class Site:
+    """Where the agent publishes its bundle: files over HTTP on 127.0.0.1."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files = {}
+        files = self.files
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def publish(self, path, content):
+        self.files[path] = content
+        return self.url + path
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def cli(*args):
     out = subprocess.run([tee_signer(), *args], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -107,12 +141,16 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
     policy_file = tmp_path / "validator-policy.json"
     policy_file.write_text(pinned)
     rpc = JsonRpcEndpoint(w3)
+    site = Site()
 
     def validate(req, bundle_file, *extra):
-        """`tee-signer validate` over JSON-RPC, answered with the validator's slot."""
+        """`tee-signer validate` over JSON-RPC, answered with the validator's
+        slot; without `bundle_file`, the bundle is fetched from the request's
+        URI (its ValidationRequest event)."""
+        bundle = ["--bundle", str(bundle_file)] if bundle_file else []
         return cli(
             "validate", "--rpc", rpc.url, "--validation-registry", validation.address,
-            "--request-hash", "0x" + req["requestHash"].hex(), "--bundle", str(bundle_file),
+            "--request-hash", "0x" + req["requestHash"].hex(), *bundle,
             "--policy", str(policy_file), "-c", signer_endpoint, "--slot", "13", *extra,
         )
 
@@ -121,13 +159,11 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         agent_id = register(tee.address)
 
         # 2. Its attestation bundle, bound to (chain, registry, agent id),
-        #    published (here: a file; its URI an https one the user serves).
+        #    published where the agent serves files.
         bundle = onchain.attested_bundle(signer, 12, chain_id, identity.address, agent_id)
         assert bundle.signer == tee.address
         assert bundle.request_hash == keccak(bundle.content)
-        bundle_file = tmp_path / "bundle.json"
-        bundle_file.write_bytes(bundle.content)
-        bundle_uri = "https://agent.example/.well-known/tee-attestation.json"
+        bundle_uri = site.publish("/.well-known/tee-attestation.json", bundle.content)
 
         # 3. Its registration file, fully on-chain as a data: URI.
         reg = onchain.registration_file(
@@ -157,12 +193,13 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         # 5. The validation request, committing to the bundle.
         req = request(agent_id, bundle_uri, bundle.request_hash)
 
-        # 6. The validator verifies and answers 100, signed by its own slot,
-        #    its report (published at its own URI) carrying the validator's
-        #    own attestation, bound to this request and this response.
+        # 6. The validator reads the request's event, fetches the bundle from
+        #    its URI, verifies and answers 100, signed by its own slot; its
+        #    report (published at its own URI) carries the validator's own
+        #    attestation, bound to this request and this response.
         report_file = tmp_path / "report.json"
         report_uri = "https://validator.example/reports/1.json"
-        answer = validate(req, bundle_file, "--attest-validator", "--report-uri", report_uri,
+        answer = validate(req, None, "--attest-validator", "--report-uri", report_uri,
                           "--report-out", str(report_file))
         assert answer["response"] == 100, answer["reasons"]
         assert answer["validator"] == validator.address
@@ -246,3 +283,4 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         assert validation.functions.getSummary(agent_id, [validator.address], onchain.TAG).call() == [1, 100]
     finally:
         rpc.close()
+        site.close()

@@ -15,7 +15,7 @@ use super::{At, Failure, json, now_secs};
 use crate::attest::Verifier;
 use crate::client::provider::PhalaDstackProvider;
 use crate::onchain::bundle::{self, AgentRef, AttestationBundle, Registration, Service};
-use crate::onchain::rpc::Rpc;
+use crate::onchain::rpc::{Rpc, fetch};
 use crate::onchain::{TAG, validate as check};
 
 fn u256(s: &str) -> Result<U256, String> {
@@ -133,9 +133,17 @@ pub(super) struct Validate {
     /// The request's hash (from its ValidationRequest event).
     #[arg(long)]
     request_hash: B256,
-    /// The bundle: a file, or the request's data: URI.
+    /// The bundle: a file, or a data:, http(s):// or ipfs:// URI (default:
+    /// the requestURI of the request's ValidationRequest event).
     #[arg(long)]
-    bundle: String,
+    bundle: Option<String>,
+    /// An IPFS gateway for ipfs:// URIs (e.g. https://ipfs.io).
+    #[arg(long)]
+    ipfs_gateway: Option<String>,
+    /// Search the ValidationRequest event from this block (public
+    /// endpoints limit eth_getLogs' range).
+    #[arg(long, default_value_t = 0)]
+    from_block: u64,
     #[command(flatten)]
     verifier: VerifierOpts,
     /// The oldest bundle accepted, in seconds.
@@ -167,10 +175,14 @@ pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
     let verifier = c.verifier.verifier(false)?;
     let rpc = Rpc::new(&c.rpc);
     let (validator, on_chain) = rpc.validation_request(&c.validation_registry, &c.request_hash)?;
-    let bytes = if c.bundle.starts_with("data:") {
-        bundle::read_data_uri(&c.bundle)?
+    let source = match c.bundle {
+        Some(b) => b,
+        None => rpc.request_uri(&c.validation_registry, &c.request_hash, c.from_block)?,
+    };
+    let bytes = if source.contains("://") || source.starts_with("data:") {
+        fetch(&source, c.ipfs_gateway.as_deref())?
     } else {
-        std::fs::read(&c.bundle).map_err(|e| format!("{}: {e}", c.bundle))?
+        std::fs::read(&source).map_err(|e| format!("{source}: {e}"))?
     };
     let now = match c.now {
         Some(t) => t,

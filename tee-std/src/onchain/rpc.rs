@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use alloy_sol_types::{SolCall, sol};
+use alloy_sol_types::{SolCall, SolEvent, sol};
 use serde_json::{Value, json};
 use tee_core::{Address, B256, U256};
 
@@ -20,6 +20,9 @@ sol! {
         function getAgentWallet(uint256 agentId) external view returns (address);
         function getMetadata(uint256 agentId, string metadataKey) external view returns (bytes);
     }
+
+    /// The Validation Registry's request event.
+    event ValidationRequest(address indexed validatorAddress, uint256 indexed agentId, string requestURI, bytes32 indexed requestHash);
 }
 
 /// Why a JSON-RPC call failed.
@@ -79,6 +82,38 @@ fn quantity(method: &'static str, v: &Value) -> Result<u128, RpcError> {
     let s = v.as_str().ok_or_else(|| RpcError::Answer { method, message: v.to_string() })?;
     u128::from_str_radix(s.trim_start_matches("0x"), 16)
         .map_err(|e| RpcError::Answer { method, message: format!("{s}: {e}") })
+}
+
+/// The content at `uri`: a `data:` URI, `http(s)://` (at most 1 MiB, 30 s),
+/// or `ipfs://CID/…` through `ipfs_gateway` (e.g. `https://ipfs.io`).
+pub fn fetch(uri: &str, ipfs_gateway: Option<&str>) -> Result<Vec<u8>, RpcError> {
+    let transport = |message: String| RpcError::Transport { url: uri.to_owned(), message };
+    let url = if uri.starts_with("data:") {
+        return super::bundle::read_data_uri(uri).map_err(|e| transport(e.to_string()));
+    } else if let Some(path) = uri.strip_prefix("ipfs://") {
+        let gateway = ipfs_gateway.ok_or_else(|| {
+            transport("an ipfs:// URI needs an IPFS gateway (--ipfs-gateway)".into())
+        })?;
+        format!("{}/ipfs/{path}", gateway.trim_end_matches('/'))
+    } else if uri.starts_with("https://") || uri.starts_with("http://") {
+        uri.to_owned()
+    } else {
+        return Err(transport("not a data:, http(s):// or ipfs:// URI".into()));
+    };
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut resp = agent.get(&url).call().map_err(|e| transport(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(transport(format!("HTTP {}", resp.status())));
+    }
+    resp.body_mut()
+        .with_config()
+        .limit(1024 * 1024)
+        .read_to_vec()
+        .map_err(|e| transport(e.to_string()))
 }
 
 /// How a transaction's fees are set: EIP-1559 from the latest block.
@@ -238,6 +273,44 @@ impl Rpc {
             .collect()
     }
 
+    /// The `requestURI` of the request `request_hash`, from its
+    /// `ValidationRequest` event (searched from block `from_block`: public
+    /// endpoints limit the range of `eth_getLogs`).
+    pub fn request_uri(
+        &self,
+        validation: &Address,
+        request_hash: &B256,
+        from_block: u64,
+    ) -> Result<String, RpcError> {
+        let method = "eth_getLogs";
+        let filter = json!({
+            "address": [validation.to_string()],
+            "fromBlock": format!("{from_block:#x}"),
+            "toBlock": "latest",
+            "topics": [
+                B256(ValidationRequest::SIGNATURE_HASH.0).to_string(),
+                null, null, request_hash.to_string(),
+            ],
+        });
+        let logs = self.call(method, json!([filter]))?;
+        let data = logs
+            .as_array()
+            .and_then(|l| l.last())
+            .and_then(|l| l.get("data"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| RpcError::Answer {
+                method,
+                message: format!(
+                    "no ValidationRequest event for {request_hash} since block {from_block}"
+                ),
+            })?;
+        let bytes = hex::decode(data.trim_start_matches("0x"))
+            .map_err(|e| RpcError::Answer { method, message: e.to_string() })?;
+        let (uri,) = ValidationRequest::abi_decode_data(&bytes)
+            .map_err(|e| RpcError::Answer { method, message: e.to_string() })?;
+        Ok(uri)
+    }
+
     /// The next nonce of `from` (pending).
     pub fn nonce(&self, from: &Address) -> Result<u64, RpcError> {
         let n = self.call("eth_getTransactionCount", json!([from.to_string(), "pending"]))?;
@@ -299,5 +372,25 @@ impl Rpc {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_takes_data_uris_and_refuses_what_it_cannot_reach() {
+        assert_eq!(fetch("data:application/json,%7B%7D", None).unwrap(), b"{}");
+        let gateway = fetch("ipfs://bafy", None).unwrap_err().to_string();
+        assert!(gateway.contains("--ipfs-gateway"), "{gateway}");
+        for bad in ["ftp://host/file", "file:///etc/passwd", "bundle.json"] {
+            assert!(matches!(fetch(bad, None), Err(RpcError::Transport { .. })), "{bad}");
+        }
+        // Nothing listens on port 1.
+        assert!(matches!(fetch("http://127.0.0.1:1/x", None), Err(RpcError::Transport { .. })));
+        let rpc = Rpc::new("http://127.0.0.1:1");
+        assert!(matches!(rpc.chain_id(), Err(RpcError::Transport { .. })));
     }
 }
