@@ -143,15 +143,19 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             Err((h, len)) => return Step::Done(self.reply(h, len)),
         };
         if h.command == Sign::CODE {
-            let admitted = Sign::decode(body)
-                .map_err(DeviceError::Malformed)
-                .and_then(|req| self.admit_sign(&req).map(|(key, digest)| (key, digest, req)));
+            // The request is decoded in place and only its sequence leaves:
+            // with the host's bounds a `Sign` is ~41 KB, and every move of
+            // it is a copy of that size.
+            let admitted = match Sign::decode(body) {
+                Ok(req) => self.admit_sign(&req).map(|(key, digest)| (key, digest, req.sequence)),
+                Err(e) => Err(DeviceError::Malformed(e)),
+            };
             return match admitted {
-                Ok((key, digest, req)) => Step::Sign(PendingSign {
+                Ok((key, digest, sequence)) => Step::Sign(PendingSign {
                     header: h,
                     key,
                     digest,
-                    sequence: req.sequence,
+                    sequence,
                     ticket: self.backend.ticket(),
                 }),
                 Err(e) => {

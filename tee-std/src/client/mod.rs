@@ -60,6 +60,9 @@ pub struct Client<S> {
     /// The last response's payload (header and body), which the last call's
     /// response borrows from.
     last: Vec<u8>,
+    /// Where requests are encoded: made once (with the host's bounds a
+    /// request frame can be ~84 KB, too much to allocate and zero per call).
+    tx: Vec<u8>,
     next_id: u32,
 }
 
@@ -77,6 +80,7 @@ impl<S: Read + Write> Client<S> {
             rx: Box::new(Accumulator::new()),
             pending: Vec::new(),
             last: Vec::new(),
+            tx: vec![0u8; MAX_REQUEST_WIRE],
             next_id: 1,
         }
     }
@@ -97,8 +101,7 @@ impl<S: Read + Write> Client<S> {
     pub fn request<C: Command>(&mut self, cmd: &C) -> Result<&[u8], ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let mut buf = vec![0u8; MAX_REQUEST_WIRE];
-        let frame = encode_request(id, cmd, &mut buf).map_err(ClientError::Encode)?;
+        let frame = encode_request(id, cmd, &mut self.tx).map_err(ClientError::Encode)?;
         self.stream.write_all(frame)?;
         self.stream.flush()?;
         self.wait_for(id, C::CODE)?;
