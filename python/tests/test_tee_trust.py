@@ -268,12 +268,25 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         assert answer["response"] == 0
         assert any(r.startswith("attestation:") and "compose hash" in r for r in answer["reasons"]), answer["reasons"]
 
-        # Attack 3: a request whose hash is not the bundle's.
+        # Attack 3: a request whose hash is not the bundle's. First, the
+        # verdict alone (no signer given: nothing is sent), and a key that
+        # is not the validator the request names cannot answer it.
         third_id = register(tee.address)
         third = onchain.attested_bundle(signer, 12, chain_id, identity.address, third_id)
         f = tmp_path / "third.json"
         f.write_bytes(third.content)
-        answer = validate(request(third_id, bundle_uri, keccak(b"another bundle")), f)
+        req = request(third_id, bundle_uri, keccak(b"another bundle"))
+        common = ["validate", "--rpc", rpc.url, "--validation-registry", validation.address,
+                  "--request-hash", "0x" + req["requestHash"].hex(), "--bundle", str(f),
+                  "--policy", str(policy_file)]
+        dry = cli(*common)
+        assert dry["response"] == 0 and "transactionHash" not in dry
+        assert validation.functions.getSummary(third_id, [], onchain.TAG).call() == [0, 0]
+        impostor = subprocess.run([tee_signer(), *common, "-c", signer_endpoint, "--slot", "12"],
+                                  capture_output=True, text=True)
+        assert impostor.returncode == 1
+        assert f"the request names validator {validator.address}" in impostor.stderr, impostor.stderr
+        answer = validate(req, f)
         assert answer["response"] == 0
         assert [r.split(":")[0] for r in answer["reasons"]] == ["requestHash"]
 
