@@ -15,17 +15,11 @@ impl Action {
     /// its bound, and the others of [`codec::decode`].
     #[inline(never)]
     pub fn decode(bytes: &[u8]) -> Result<Action> {
-        Action::check(bytes)?;
-        codec::decode(bytes)
-    }
-
-    /// What [`Action::decode`] checks before decoding: the length bound and
-    /// the two tags (so a request holding an action reports them alike).
-    pub(crate) fn check(bytes: &[u8]) -> Result<()> {
         if bytes.len() > crate::limits::MAX_ACTION_LEN {
             return Err(Error::TooLong);
         }
-        check_tags(bytes)
+        check_tags(bytes)?;
+        codec::decode(bytes)
     }
 
     /// Encodes into `buf` (at most [`crate::limits::MAX_ACTION_LEN`] bytes).

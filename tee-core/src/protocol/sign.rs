@@ -44,10 +44,6 @@ impl Command for Sign {
         if !codec::encodes_to(&(slot, sequence), prefix) {
             return Err(Error::NonCanonical);
         }
-        // The action's own checks, then the whole request decoded in one
-        // pass (with the host's bounds an action is ~41 KB: decoding it
-        // apart and moving it into the request would copy it again).
-        Action::check(rest)?;
-        codec::decode(body)
+        Ok(Sign { slot, sequence, action: Action::decode(rest)? })
     }
 }
