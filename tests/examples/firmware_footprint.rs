@@ -9,154 +9,16 @@
 //! SysTick runs at the 25 MHz core clock of virtual time, so one tick is 40
 //! instructions. The firmware logs the ticks of its power-on self-test (one
 //! signature) and of every request it answers.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::print_stdout)]
+#![allow(clippy::print_stdout)]
 
-use object::{Object, ObjectSection, ObjectSymbol};
-use tee_core::protocol::*;
-use tee_core::{ActionKind, Address, B256, SigningKey, U256, heapless};
-use tee_testkit::sample;
-use tee_testkit::{ADMIN_SECRET, DEVICE_ID};
-use tee_tests::max_action_within;
-use tee_tests::qemu::{Options, Qemu, image};
-
-const INSTRUCTIONS_PER_TICK: u64 = 40;
-const PAINT: u32 = 0xcccc_cccc;
-const EMULATED_FLASH: u64 = 16 * 1024;
-
-fn ticks(line: &str) -> u64 {
-    line.split_whitespace().find_map(|w| w.parse().ok()).expect("a tick count")
-}
-
-/// The largest policy: every list full, every kind allowed.
-fn max_policy() -> Policy {
-    let chains = [sample::CHAIN_ID, u64::MAX, 1, 10];
-    let contracts = [
-        sample::IDENTITY_REGISTRY,
-        sample::REPUTATION_REGISTRY,
-        sample::VALIDATION_REGISTRY,
-        Address([0xff; 20]),
-        sample::OWNER,
-        Address([1; 20]),
-        Address([2; 20]),
-        Address([3; 20]),
-    ];
-    let agents =
-        [U256::from_u64(sample::AGENT_ID), U256([0xff; 32]), U256::from_u64(1), U256::from_u64(2)];
-    Policy {
-        kinds: KindSet(0xffff),
-        chains: Allow::Only(heapless::Vec::from_slice(&chains).unwrap()),
-        contracts: Allow::Only(heapless::Vec::from_slice(&contracts).unwrap()),
-        agents: Allow::Only(heapless::Vec::from_slice(&agents).unwrap()),
-        max_value: U256([0xff; 32]),
-        max_gas_limit: u64::MAX,
-        max_fee_per_gas: u128::MAX,
-        max_deadline_ahead_secs: u64::MAX,
-        rate_limit: None,
-        // Four domains: the sample's, the largest action's, two others.
-        eip712_domains: Allow::Only(
-            heapless::Vec::from_slice(&[
-                prehashed_domain(),
-                B256([0xff; 32]),
-                B256([1; 32]),
-                B256([2; 32]),
-            ])
-            .unwrap(),
-        ),
-    }
-}
-
-fn prehashed_domain() -> B256 {
-    match sample::action(ActionKind::Eip712Prehashed) {
-        tee_core::Action::Eip712Prehashed(p) => p.domain_separator,
-        _ => unreachable!(),
-    }
-}
+use tee_tests::footprint::{EMULATED_FLASH, INSTRUCTIONS_PER_TICK, measure};
 
 fn main() {
-    let image = image();
-    let elf = std::fs::read(&image).unwrap();
-    let file = object::File::parse(&*elf).unwrap();
-    let section = |name: &str| file.section_by_name(name).map_or(0, |s| s.size());
-    let symbol = |name: &str| {
-        file.symbols().find(|s| s.name() == Ok(name)).map(|s| s.address() as u32).expect(name)
-    };
-    let (vector, text, rodata, data, bss, uninit) = (
-        section(".vector_table"),
-        section(".text"),
-        section(".rodata"),
-        section(".data"),
-        section(".bss"),
-        section(".uninit"),
-    );
-    let flash = vector + text + rodata + data;
-    let (stack_start, stack_end) = (symbol("_stack_start"), symbol("_stack_end"));
-
-    let (qemu, mut c) = Qemu::boot(&image, Options { icount: Some(0), monitor: true });
-    let self_test = ticks(&qemu.line_after(0));
-    assert!(qemu.line_after(1).contains("serving"));
-    let admin = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
-    let mut costs: Vec<(String, u64)> =
-        vec![("one signature (power-on self-test)".into(), self_test)];
-    let mut timed = |c: &mut tee_std::client::Client<_>,
-                     what: String,
-                     run: &mut dyn FnMut(&mut tee_std::client::Client<_>)| {
-        let before = qemu.log().len();
-        run(c);
-        costs.push((what, ticks(&qemu.line_after(before))));
-    };
-
-    let mut bounds = None;
-    timed(&mut c, "DeviceInfo".into(), &mut |c| {
-        bounds = Some(c.call(&DeviceInfo).unwrap().bounds);
-    });
-    // The largest actions the device takes: its own bounds, not this
-    // (host) build's.
-    let bounds = bounds.unwrap();
-    timed(&mut c, "GenerateKey (admin signature check, keygen, flash write)".into(), &mut |c| {
-        c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();
-    });
-    timed(&mut c, "SetPolicy, largest policy".into(), &mut |c| {
-        c.admin(
-            SetPolicy { slot: 0, policy: max_policy(), auth: AdminAuth::UNSIGNED },
-            &admin,
-            &DEVICE_ID,
-            2,
-        )
-        .unwrap();
-    });
-    let mut sequence = 0;
-    let mut sign_costs = Vec::new();
-    for &kind in ActionKind::ALL {
-        let largest = max_action_within(kind, &bounds);
-        for (label, action) in [("typical", sample::action(kind)), ("largest", largest)] {
-            sequence += 1;
-            let before = qemu.log().len();
-            let r = c.call(&Sign { slot: 0, sequence, action });
-            let t = ticks(&qemu.line_after(before));
-            let outcome = match r {
-                Ok(_) => "signed".to_string(),
-                Err(e) => format!("{e}"),
-            };
-            sign_costs.push((kind, label, t, outcome));
-        }
-    }
-    timed(&mut c, "GetAuditLog (8 entries)".into(), &mut |c| {
-        c.call(&GetAuditLog { from: 0 }).unwrap();
-    });
-    timed(&mut c, "Echo, 256 bytes".into(), &mut |c| {
-        c.call(&Echo { data: heapless::Vec::from_slice(&[0x5a; MAX_ECHO_LEN]).unwrap() }).unwrap();
-    });
-
-    // Stack high-water mark: the lowest address whose paint was scrubbed.
-    let ram = qemu.dump(stack_end, stack_start - stack_end);
-    let untouched = ram
-        .chunks_exact(4)
-        .take_while(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) == PAINT)
-        .count();
-    let stack_hwm = u64::from(stack_start - stack_end) - 4 * untouched as u64;
-    drop(qemu);
-
-    let static_ram = data + bss + uninit - EMULATED_FLASH;
+    let f = measure();
+    let image = tee_tests::qemu::image();
+    let (flash, text, rodata, static_ram, stack_hwm) =
+        (f.flash, f.text, f.rodata, f.static_ram, f.stack_hwm);
+    let (costs, sign_costs) = (f.costs, f.sign_costs);
     let kib = |b: u64| format!("{:.1} KiB", b as f64 / 1024.0);
     println!("\n### Footprint (`{}`)\n", image.display());
     println!("| | bytes | | budget |\n|---|---:|---:|---:|");

@@ -21,9 +21,14 @@ pub fn workspace() -> PathBuf {
 pub fn image() -> PathBuf {
     let target_dir = workspace().join("target/firmware");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The image as it ships: built by rustc, not through a lint wrapper a
+    // gate may have exported (clippy-driver builds without MIR
+    // optimizations: a larger image than the real one).
     let status = Command::new(cargo)
         .current_dir(workspace())
         .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .args([
             "build",
             "--profile",

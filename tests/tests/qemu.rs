@@ -139,3 +139,31 @@ fn firmware_over_the_emulated_uart() {
     let log = c.call(&GetAuditLog { from: 0 }).unwrap();
     assert!(log.next_index >= 10);
 }
+
+/// The firmware stays within its budgets (96 KiB flash, 24 KiB RAM with
+/// the stack's high-water mark after the heaviest requests: the largest
+/// policy and the largest action of every kind), and answers every one of
+/// those requests. A change that grows either fails here, not only in the
+/// footprint table (`cargo run -p tee-tests --example firmware_footprint`).
+#[test]
+fn firmware_stays_within_its_budgets() {
+    use tee_tests::footprint::{FLASH_BUDGET, RAM_BUDGET, measure};
+    let f = measure();
+    assert!(f.flash <= FLASH_BUDGET, "flash {} bytes, budget {FLASH_BUDGET}", f.flash);
+    assert!(
+        f.ram() <= RAM_BUDGET,
+        "RAM {} bytes (static {}, stack {}), budget {RAM_BUDGET}",
+        f.ram(),
+        f.static_ram,
+        f.stack_hwm
+    );
+    // Each answered by the device (signed, or refused by its policy as the
+    // footprint table shows), none lost to a frame it could not take.
+    for (kind, label, _, outcome) in &f.sign_costs {
+        assert!(
+            outcome == "signed" || outcome.starts_with("device refused: Denied"),
+            "{} ({label}): {outcome}",
+            kind.name()
+        );
+    }
+}
