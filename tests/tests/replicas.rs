@@ -299,3 +299,54 @@ fn claims_made_outside_the_device_lock_never_sign_twice() {
         assert_eq!(d.backend().claims().unwrap().pending(), 0, "a claim left behind");
     }
 }
+
+/// A claim waiting on the database never holds the device: while the
+/// database keeps a key's row locked (a slow or hostile database, another
+/// replica's long transaction), the server's claim for that key waits, and
+/// the same device still answers other requests; the signature follows
+/// once the row is free.
+#[test]
+fn a_claim_waiting_on_the_database_does_not_hold_the_device() {
+    use tee_std::client::Client;
+    use tee_std::service::server::{Limits, serve};
+    use tee_std::transport::connect;
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let url = pg_database("replicas_lock");
+    let marks = format!("{url} application_name=replicas_lock");
+    let device = replica(dir.path(), "a", &dstack, Some(&marks)).device;
+    let endpoint = Endpoint::Unix(dir.path().join("a.sock"));
+    let device = Arc::new(std::sync::Mutex::new(device));
+    let _server = serve(device, std::slice::from_ref(&endpoint), Limits::default()).unwrap();
+    let client = || Client::new(connect(&endpoint, std::time::Duration::from_secs(30)).unwrap());
+    client().call(&Sign { slot: 0, sequence: 1, action: action(1, 1) }).unwrap();
+
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut lock = db.transaction().unwrap();
+    lock.query("SELECT value FROM tee_signer_marks FOR UPDATE", &[]).unwrap();
+    let mut signer = client();
+    let waiting = std::thread::spawn(move || {
+        signer.call(&Sign { slot: 0, sequence: 2, action: action(1, 2) }).map(|s| s.digest)
+    });
+    let mut watch = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut claim_waits = || -> bool {
+        let n: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = 'replicas_lock' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        n == 1
+    };
+    while !claim_waits() {
+        assert!(!waiting.is_finished(), "the claim never waited on the locked row");
+        std::thread::yield_now();
+    }
+    // The device answers while the claim waits.
+    client().call(&DeviceInfo).unwrap();
+    assert!(claim_waits(), "the device answered only once the claim had given up");
+    lock.commit().unwrap();
+    waiting.join().unwrap().unwrap();
+}

@@ -533,11 +533,14 @@ fn answer<B: Served, const S: usize>(
     // in-memory state is suspect, so nobody is served from it again.
     let lock = || ctx.device.lock().map_err(|_| End::DeviceUnavailable);
     // Where marks are shared, a signature's is claimed in the database
-    // before the device commits it, outside the lock (many at once).
-    let _claim = match (&ctx.claims, frame) {
-        (Some(claims), Ok(payload)) => lock()?.sign_claim(payload).map(|c| claims.claim(c)),
+    // before the device commits it, outside the lock (many at once): the
+    // device is asked in a statement of its own, so its guard is gone
+    // before the database is.
+    let claim = match (&ctx.claims, frame) {
+        (Some(_), Ok(payload)) => lock()?.sign_claim(payload),
         _ => None,
     };
+    let _held = ctx.claims.as_ref().zip(claim).map(|(claims, c)| claims.claim(c));
     let step = lock()?.begin(frame, tx);
     let reply = match step {
         Step::Done(reply) => reply,
