@@ -24,9 +24,13 @@ impl fmt::Debug for Cluster {
     }
 }
 
+/// Whether the tests run as root (asked once).
 fn root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id -u");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| {
+        let out = Command::new("id").arg("-u").output().expect("id -u");
+        String::from_utf8_lossy(&out.stdout).trim() == "0"
+    })
 }
 
 /// `program args…` as the `postgres` user (the server refuses root).
@@ -143,9 +147,14 @@ impl Cluster {
         run(as_postgres(&self.bin.join("pg_ctl"), &args));
     }
 
-    /// Stops and starts the server again (every session ends).
-    pub fn restart(&self) {
-        self.pg_ctl(&["restart"]);
+    /// Stops the server (every session ends).
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop"]);
+    }
+
+    /// Starts the stopped server again.
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start"]);
     }
 
     /// Over TCP to `localhost`, `extra` appended (e.g. `sslmode=require
