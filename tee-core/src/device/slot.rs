@@ -37,6 +37,26 @@ pub fn retry_commitment(signer: &Address, digest: &B256) -> B256 {
     B256(h.finalize().into())
 }
 
+impl Slot {
+    /// The rule for a new mark: `req`'s sequence above the high-water mark,
+    /// and its action within the policy (rate window `window`). What
+    /// `Device::decide_sign` applies, and `Device::sign_claim` asks.
+    fn admit_new(
+        &self,
+        window: &mut RateWindow,
+        req: &Sign,
+        signer: &Address,
+        now: Option<u64>,
+    ) -> Result<(), DeviceError> {
+        if let Some(hw) = self.high_water
+            && req.sequence <= hw.value
+        {
+            return Err(DeviceError::Replay { high_water: hw.value });
+        }
+        self.policy.admit(window, &req.action, signer, now).map_err(DeviceError::Denied)
+    }
+}
+
 /// What a `Sign` would claim in a store the replicas of one key share
 /// ([`super::Device::sign_claim`]): the signer, the sequence and the retry
 /// commitment its mark would carry.
@@ -136,11 +156,9 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let now = self.backend.now();
         let slot = self.slots.get(usize::from(req.slot))?;
         let signer = slot.key.as_ref()?.key.address();
-        if slot.high_water.is_some_and(|hw| req.sequence <= hw.value) {
-            return None;
-        }
+        // The same rule `decide_sign` applies, on a copy of the window.
         let mut window = slot.window;
-        slot.policy.admit(&mut window, &req.action, &signer, now).ok()?;
+        slot.admit_new(&mut window, &req, &signer, now).ok()?;
         let commitment = retry_commitment(&signer, &req.action.digest());
         Some(SignClaim { signer, sequence: req.sequence, commitment })
     }
@@ -177,19 +195,15 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let loaded = slot.key.as_ref().ok_or(DeviceError::SlotEmpty)?;
         let address = loaded.key.address();
         let commitment = retry_commitment(&address, digest);
-        if let Some(hw) = slot.high_water {
-            if req.sequence == hw.value && hw.digest == commitment {
-                // The exact action this key already signed at this sequence:
-                // the signature is deterministic, so this releases nothing new.
-                return Ok((loaded.key.duplicate(), Signed::Retry));
-            }
-            if req.sequence <= hw.value {
-                return Err(DeviceError::Replay { high_water: hw.value });
-            }
+        if slot.high_water.is_some_and(|hw| req.sequence == hw.value && hw.digest == commitment) {
+            // The exact action this key already signed at this sequence:
+            // the signature is deterministic, so this releases nothing new.
+            return Ok((loaded.key.duplicate(), Signed::Retry));
         }
-        slot.policy
-            .admit(&mut slot.window, &req.action, &address, now)
-            .map_err(DeviceError::Denied)?;
+        let mut window = slot.window;
+        let admitted = slot.admit_new(&mut window, req, &address, now);
+        slot.window = window;
+        admitted?;
         let mark = HighWater { value: req.sequence, digest: commitment };
         let last = slot.high_water.map(|h| h.value);
         // The mark and the entry that records it go to disk in one write.
