@@ -229,7 +229,6 @@ impl PgMarks {
 
     fn migrate(&mut self) -> Result<(), MarksError> {
         let mut tx = self.client()?.transaction()?;
-        tx.batch_execute(&format!("SET LOCAL statement_timeout = {}", TIMEOUT.as_millis()))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS tee_signer_schema (
@@ -372,13 +371,13 @@ impl PgMarks {
             .enumerate()
             .map(|(i, m)| {
                 let seen = known.get(&(m.signer, m.space.to_owned())).map(|k| k.0);
-                (i, m, row_mac(&self.mac_key, &m.signer, m.space, m.value, &m.commitment), seen)
+                (i, m, self.mac(&m.signer, m.space, m.value, &m.commitment), seen)
             })
             .collect();
         drop(known);
         order.sort_by(|(_, a, ..), (_, b, ..)| (a.signer.0, a.space).cmp(&(b.signer.0, b.space)));
         let mut outcomes = Vec::with_capacity(marks.len());
-        // What the transaction leaves each row as, authentic (None: not).
+        // The authentic rows the transaction leaves, to remember.
         let mut learned = Vec::with_capacity(marks.len());
         self.client()?;
         let mut tx = self.client.transaction()?;
@@ -409,12 +408,12 @@ impl PgMarks {
                 }
             };
             let key = (m.signer, m.space.to_owned());
-            let row_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
+            let stored_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
             let outcome = match stored {
                 // Deleted since this signer saw it.
                 None if seen.is_some() => Outcome::Tampered,
                 None => {
-                    learned.push((key, Some((m.value, m.commitment, mac))));
+                    learned.push((key, (m.value, m.commitment, mac)));
                     Outcome::Raised
                 }
                 Some(row) if !authentic(&self.mac_key, &m.signer, m.space, &row) => {
@@ -423,11 +422,15 @@ impl PgMarks {
                 // An older authentic row put back.
                 Some(row) if seen.is_some_and(|seen| row.value < seen) => Outcome::Tampered,
                 Some(row) if row.value == m.value && row.commitment == m.commitment => {
-                    learned.push((key, row_mac(&row).map(|mac| (row.value, row.commitment, mac))));
+                    learned.extend(
+                        stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))),
+                    );
                     Outcome::Retry
                 }
                 Some(row) if row.value >= m.value => {
-                    learned.push((key, row_mac(&row).map(|mac| (row.value, row.commitment, mac))));
+                    learned.extend(
+                        stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))),
+                    );
                     Outcome::Used { stored: row.value }
                 }
                 Some(_) => {
@@ -443,18 +446,14 @@ impl PgMarks {
                             &mac.as_slice(),
                         ],
                     )?;
-                    learned.push((key, Some((m.value, m.commitment, mac))));
+                    learned.push((key, (m.value, m.commitment, mac)));
                     Outcome::Raised
                 }
             };
             outcomes.push((i, outcome));
         }
         tx.commit()?;
-        let mut known = self.known();
-        for (key, row) in learned.into_iter().filter_map(|(k, r)| Some((k, r?))) {
-            known.insert(key, row);
-        }
-        drop(known);
+        self.known().extend(learned);
         outcomes.sort_by_key(|(i, _)| *i);
         Ok(outcomes.into_iter().map(|(_, o)| o).collect())
     }
