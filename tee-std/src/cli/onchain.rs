@@ -175,6 +175,23 @@ pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
     let verifier = c.verifier.verifier(false)?;
     let rpc = Rpc::new(&c.rpc);
     let (validator, on_chain) = rpc.validation_request(&c.validation_registry, &c.request_hash)?;
+    // The validator's slot, checked to be the one the request names before
+    // anything is verified, attested or signed.
+    let signer = match &c.connect {
+        Some(endpoint) => {
+            let p = PhalaDstackProvider::new(endpoint.clone(), Verifier::default());
+            let me = p.key(c.slot)?.address;
+            if me != validator {
+                return Err(format!(
+                    "the request names validator {validator}; slot {} is {me}",
+                    c.slot
+                )
+                .into());
+            }
+            Some((p, me))
+        }
+        None => None,
+    };
     let source = match c.bundle {
         Some(b) => b,
         None => rpc.request_uri(&c.validation_registry, &c.request_hash, c.from_block)?,
@@ -190,9 +207,8 @@ pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
     };
     let mut v = check(&on_chain, &bytes, &verifier, c.max_age, now);
     if c.attest_validator
-        && let Some(endpoint) = &c.connect
+        && let Some((p, _)) = &signer
     {
-        let p = PhalaDstackProvider::new(endpoint.clone(), Verifier::default());
         v.validator_attestation = Some(p.get_attestation_report(c.slot, v.validator_challenge())?);
     }
     let report = v.report_bytes();
@@ -211,16 +227,7 @@ pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
         "responseHash": response_hash.to_string(),
         "reasons": v.reasons(),
     });
-    if let Some(endpoint) = c.connect {
-        let p = PhalaDstackProvider::new(endpoint, Verifier::default());
-        let me = p.key(c.slot)?.address;
-        if me != validator {
-            return Err(format!(
-                "the request names validator {validator}; slot {} is {me}",
-                c.slot
-            )
-            .into());
-        }
+    if let Some((p, me)) = signer {
         let data = alloy_sol_types::SolCall::abi_encode(
             &crate::actions::calldata::IValidationRegistry::validationResponseCall {
                 requestHash: alloy_primitives::B256::from(c.request_hash.0),
