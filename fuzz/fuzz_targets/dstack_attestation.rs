@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tee_std::attest::eventlog;
-use tee_std::attest::versioned::{encode_v1, parse};
+use tee_verify::eventlog;
+use tee_verify::versioned::{encode_v1, parse};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(a) = parse(data) else { return };

@@ -19,9 +19,10 @@ use dcap_qvl::QuoteCollateralV3;
 use libfuzzer_sys::fuzz_target;
 use tee_core::primitives::FixedBytes;
 use tee_core::{Address, B256};
-use tee_std::attest::eventlog::{self, BootLog};
-use tee_std::attest::{Check, Evidence, Expected, Policy, Status, Verifier};
-use tee_std::sim::SAMPLE_QUOTE;
+use tee_verify::eventlog::{self, BootLog};
+use tee_verify::{Check, Evidence, Expected, Policy, Status, Verifier};
+/// Intel's sample TDX quote (dcap-qvl's, tests/data/dcap-qvl/README).
+const SAMPLE_QUOTE: &[u8] = include_bytes!("../../tests/data/dcap-qvl/tdx_quote");
 
 /// Header (48) ‖ TD report (584) ‖ signature length (4) ‖ ECDSA signature
 /// (64) ‖ attestation key (64): what the quote's own signature covers or is.

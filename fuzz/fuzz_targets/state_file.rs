@@ -15,15 +15,15 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use tee_core::device::CounterId;
 use tee_core::{Address, B256};
-use tee_std::service::journal::{genesis_payload, write_records};
-use tee_std::service::store::{FileStore, JOURNAL, KEY_FILE, StateKey};
+use tee_store::journal::{genesis_payload, write_records};
+use tee_store::store::{FileStore, JOURNAL, KEY_FILE, StateKey};
 
 const KEY: [u8; 32] = [0x5e; 32];
 const ADMIN: Address = Address([0xad; 20]);
 
 static DIR: LazyLock<PathBuf> = LazyLock::new(|| {
     let dir = std::env::temp_dir().join(format!("tee-fuzz-state-{}", std::process::id()));
-    tee_std::service::store::create_private_dir(&dir).expect("a private temp dir");
+    tee_store::store::create_private_dir(&dir).expect("a private temp dir");
     dir
 });
 

@@ -1,4 +1,4 @@
-//! `tee_signer._native`: the Python binding of tee-std's client, JSON
+//! `tee_signer._native`: the Python binding of tee-client's client, JSON
 //! actions and verifier. One implementation of the wire format and the
 //! checks: Python marshals JSON text in and out, and never encodes a frame
 //! or checks a quote itself.
@@ -14,13 +14,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use tee_client::policyfile::PolicyFile;
+use tee_client::provider::{PhalaDstackProvider, ProviderError, SignedJson};
 use tee_core::action::{Eip712Prehashed, PersonalMessage, bytes};
 use tee_core::protocol::DeviceError;
 use tee_core::{Action, B256, SigningKey};
-use tee_std::attest::{Policy, TeeSignature, Verifier};
-use tee_std::client::provider::{PhalaDstackProvider, ProviderError, SignedJson};
-use tee_std::service::policyfile::PolicyFile;
-use tee_std::transport::Endpoint;
+use tee_transport::Endpoint;
+use tee_verify::{Policy, TeeSignature, Verifier};
 
 /// The exception of `tee_signer.errors` named `class`, with `message` and
 /// the device's typed `reason` (`None` when the device said nothing).
@@ -95,8 +95,10 @@ impl Signer {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| invalid(py, format!("collateral: {e}")))?;
-        let mut provider =
-            PhalaDstackProvider::new(at, Verifier { policy, collateral, pccs: None });
+        let mut provider = PhalaDstackProvider::new(
+            at,
+            Verifier { policy, collateral, pccs: None, simulated_root: Some(tee_sim::root()) },
+        );
         if let Some(key) = admin_key {
             let key: [u8; 32] =
                 key.try_into().map_err(|_| invalid(py, "the admin key is 32 bytes"))?;
@@ -227,7 +229,7 @@ impl Signer {
         json_out(py, &a)
     }
 
-    /// An ERC-8004 attestation bundle (`tee_std::onchain`): `slot`'s
+    /// An ERC-8004 attestation bundle (`tee_client::onchain`): `slot`'s
     /// attestation bound to the challenge of agent `agent_id` (decimal) on
     /// `identity_registry` of `chain_id`, made now. JSON: `bundle` (its
     /// bytes as published, as text), `requestHash`, `dataUri`, `signer`,
@@ -240,7 +242,7 @@ impl Signer {
         identity_registry: &str,
         agent_id: &str,
     ) -> PyResult<String> {
-        use tee_std::onchain::bundle::{AgentRef, AttestationBundle, data_uri};
+        use tee_client::onchain::bundle::{AgentRef, AttestationBundle, data_uri};
         let agent = AgentRef {
             chain_id,
             identity_registry: tee_core::Address::from_str(identity_registry)
@@ -267,7 +269,7 @@ impl Signer {
         )
     }
 
-    /// The validator's checks (`tee_std::onchain::validate`) of `bundle`
+    /// The validator's checks (`tee_client::onchain::validate`) of `bundle`
     /// (its bytes as published) for the request `request` (JSON:
     /// `chainId`, `identityRegistry`, `requestHash`, `agentId`,
     /// `agentWallet`, `teeSigner`) under this signer's pinned verifier
@@ -290,7 +292,7 @@ impl Signer {
                 .transpose()
                 .map_err(|e| invalid(py, format!("{k}: {e:?}")))
         };
-        let on_chain = tee_std::onchain::AgentOnChain {
+        let on_chain = tee_client::onchain::AgentOnChain {
             chain_id: r
                 .get("chainId")
                 .and_then(serde_json::Value::as_u64)
@@ -309,8 +311,13 @@ impl Signer {
         let now = now.unwrap_or_else(|| {
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
         });
-        let v =
-            tee_std::onchain::validate(&on_chain, bundle, self.provider.verifier(), max_age, now);
+        let v = tee_client::onchain::validate(
+            &on_chain,
+            bundle,
+            self.provider.verifier(),
+            max_age,
+            now,
+        );
         let mut out = serde_json::to_value(&v).map_err(|e| invalid(py, e))?;
         if let Some(o) = out.as_object_mut() {
             o.insert("responseHash".into(), v.response_hash().to_string().into());
@@ -372,19 +379,15 @@ fn pin_policy(
     image: bool,
     trust_simulator_root: bool,
 ) -> PyResult<String> {
-    let a: tee_std::attest::Attestation =
+    let a: tee_verify::Attestation =
         serde_json::from_str(attestation).map_err(|e| invalid(py, format!("attestation: {e}")))?;
     let kms_root = kms_root
         .map(tee_core::Address::from_str)
         .transpose()
         .map_err(|e| invalid(py, format!("kms_root: {e:?}")))?;
-    let mut policy = Policy::pin(
-        tee_std::attest::policy::Deployment::Attestation(&a),
-        kms_root,
-        app_compose,
-        image,
-    )
-    .map_err(|e| raise(py, "AttestationError", e.to_string(), None))?;
+    let mut policy =
+        Policy::pin(tee_verify::policy::Deployment::Attestation(&a), kms_root, app_compose, image)
+            .map_err(|e| raise(py, "AttestationError", e.to_string(), None))?;
     policy.trust_simulator_root = trust_simulator_root;
     json_out(py, &policy)
 }
@@ -405,7 +408,7 @@ fn registration_file(
     image: Option<&str>,
     bundle_uri: Option<&str>,
 ) -> PyResult<String> {
-    use tee_std::onchain::bundle::{AttestationBundle, Registration, data_uri};
+    use tee_client::onchain::bundle::{AttestationBundle, Registration, data_uri};
     let b = AttestationBundle::from_bytes(bundle).map_err(|e| invalid(py, e))?;
     let agent = b.agent().map_err(|e| invalid(py, e))?;
     let registration = Registration {
@@ -433,15 +436,14 @@ fn registration_file(
 /// out: anyone can run that simulator.
 #[pyfunction]
 fn simulated_deployment(py: Python<'_>) -> PyResult<String> {
-    use tee_std::sim::demo::{DEMO_APP_COMPOSE, DEMO_APP_ID, DEMO_KMS_ROOT};
-    let sim =
-        tee_std::sim::SimDstack::with_app_compose(&DEMO_KMS_ROOT, DEMO_APP_ID, DEMO_APP_COMPOSE)
-            .map_err(|e| invalid(py, format!("{e:?}")))?;
+    use tee_sim::deployment::{APP_COMPOSE, APP_ID, KMS_ROOT};
+    let sim = tee_sim::SimDstack::with_app_compose(&KMS_ROOT, APP_ID, APP_COMPOSE)
+        .map_err(|e| invalid(py, format!("{e:?}")))?;
     json_out(
         py,
         &serde_json::json!({
             "kmsRoot": sim.kms_root().to_string(),
-            "appCompose": DEMO_APP_COMPOSE,
+            "appCompose": APP_COMPOSE,
         }),
     )
 }
@@ -452,6 +454,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pin_policy, m)?)?;
     m.add_function(wrap_pyfunction!(simulated_deployment, m)?)?;
     m.add_function(wrap_pyfunction!(registration_file, m)?)?;
-    m.add("PROVIDER_NAME", tee_std::client::provider::PROVIDER_NAME)?;
+    m.add("PROVIDER_NAME", tee_client::provider::PROVIDER_NAME)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 - `TeeAccount`: an eth_account `LocalAccount` whose key stays in the
   signer (web3.py, coinbase-agentkit, the ERC-8004 SDKs accept it);
-- `Signer`: the native client (python/src/lib.rs, over tee-std's client,
+- `Signer`: the native client (python/src/lib.rs, over tee-client and tee-verify,
   JSON actions and verifier);
 - `PhalaDstackTEE`: chaoschain-sdk's `phala-dstack` TEE provider;
 - `pin_policy`: a validator's policy pinned to a deployment;

@@ -14,7 +14,7 @@ def tee_signer() -> str:
     """The tee-signer binary: $TEE_SIGNER_BIN, else the workspace's debug build."""
     path = os.environ.get("TEE_SIGNER_BIN", str(ROOT / "target" / "debug" / "tee-signer"))
     if not os.path.exists(path):
-        pytest.fail(f"{path} not found: build it (cargo build -p tee-std) or set TEE_SIGNER_BIN")
+        pytest.fail(f"{path} not found: build it (cargo build -p tee-signer) or set TEE_SIGNER_BIN")
     return path
 
 

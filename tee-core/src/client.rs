@@ -1,5 +1,5 @@
 //! The host's side of the wire, without I/O: a request frame for a command,
-//! and a response frame read back canonically. Transports (tee-std's
+//! and a response frame read back canonically. Transports (tee-transport's
 //! client, the tests' pair) move the bytes.
 
 use crate::codec;

@@ -27,6 +27,8 @@ pub mod primitives;
 pub mod protocol;
 pub mod quote;
 pub mod rlp;
+#[cfg(feature = "samples")]
+pub mod sample;
 pub mod serve;
 pub mod signer;
 

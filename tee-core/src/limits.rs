@@ -10,7 +10,7 @@
 //!   metadata are short. They keep the Cortex-M4 image within 24 KiB of
 //!   RAM: decoding an action needs several action-sized temporaries on the
 //!   stack (docs/performance.md);
-//! - with the `host-bounds` feature (the std signer, `tee-std`), URIs,
+//! - with the `host-bounds` feature (the std signer: tee-store, tee-host, tee-client), URIs,
 //!   metadata values and messages take 8 KiB and calldata 16 KiB: an agent
 //!   may keep its whole registration file on-chain as a base64 `data:` URI.
 //!

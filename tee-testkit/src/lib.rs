@@ -1,7 +1,7 @@
 //! Test support for the signer, kept out of the production crates.
 //!
-//! - [`sample`]: one typical action of every kind (no_std; the demo, the
-//!   CLI's `--sample`, benchmarks, fuzz seeds and tests use them);
+//! - [`sample`]: one typical action of every kind (tee-core's `samples`,
+//!   which the demo and the CLI's `--sample` use too);
 //! - with feature `std` (the default): [`MemBackend`], an in-memory backend
 //!   that can lose power at any write, and [`Pair`], a host driving a
 //!   device through real frames, as quinn-proto's test `Pair` does.
@@ -11,7 +11,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-pub mod sample;
+pub use tee_core::sample;
 
 #[cfg(feature = "std")]
 mod mem;

@@ -122,7 +122,7 @@ fn flash(root: &Path) {
 /// an attacker's log takes (identity emitted after `system-ready`, twice
 /// before it, no `system-ready`, v2 events with a preimage, a lying one).
 fn evidence(root: &Path) {
-    use tee_std::attest::eventlog::Event;
+    use tee_verify::eventlog::Event;
     let boot = || {
         vec![
             Event::runtime("system-preparing", &[]),
@@ -164,7 +164,7 @@ fn evidence(root: &Path) {
 /// `Attest` in both encodings (V0 SCALE, V1 MessagePack), with an event
 /// the app emitted.
 fn attestations(root: &Path) {
-    let sim = tee_std::sim::SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
+    let sim = tee_sim::SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
     sim.emit_event("agent-config", b"v2").unwrap();
     let dir = root.join("dstack_attestation");
     write(&dir, "seed-v0", &sim.attest(&[7; 64]));
@@ -175,7 +175,7 @@ fn attestations(root: &Path) {
 /// (raw mode), and records behind a valid MAC chain (structured mode).
 fn state(root: &Path) {
     use tee_core::device::{CounterId, HighWater};
-    use tee_std::service::store::{FileStore, JOURNAL, StateKey};
+    use tee_store::store::{FileStore, JOURNAL, StateKey};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");
     let key = zeroize::Zeroizing::new([0x5e; 32]);

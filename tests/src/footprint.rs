@@ -130,9 +130,9 @@ pub fn measure() -> Footprint {
     let admin = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
     let mut costs: Vec<(String, u64)> =
         vec![("one signature (power-on self-test)".into(), self_test)];
-    let mut timed = |c: &mut tee_std::client::Client<_>,
+    let mut timed = |c: &mut tee_client::Client<_>,
                      what: String,
-                     run: &mut dyn FnMut(&mut tee_std::client::Client<_>)| {
+                     run: &mut dyn FnMut(&mut tee_client::Client<_>)| {
         let before = qemu.log().len();
         run(c);
         costs.push((what, ticks(&qemu.line_after(before))));

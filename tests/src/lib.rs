@@ -23,8 +23,10 @@ use tee_core::{Action, ActionKind, Address, B256, U256};
 
 /// The ERC-8004 v2.0.0 registry functions, as their Solidity sources
 /// declare them: alloy's ABI types, the ones the JSON actions decode with
-/// (`tee_std::actions::calldata`), independent of tee-core's encoder.
-pub use tee_std::actions::calldata::{IIdentityRegistry, IReputationRegistry, IValidationRegistry};
+/// (`tee_client::actions::calldata`), independent of tee-core's encoder.
+pub use tee_client::actions::calldata::{
+    IIdentityRegistry, IReputationRegistry, IValidationRegistry,
+};
 
 /// The identity registry's typed struct; its name is part of the EIP-712
 /// type hash, so it lives in its own module to keep it.

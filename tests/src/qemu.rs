@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tee_std::client::Client;
+use tee_client::Client;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::BackendKind;
 use tee_core::{B256, SigningKey};
-use tee_std::attest::{Policy, Verifier};
-use tee_std::service::backend::{SignerConfig, open_device};
-use tee_std::service::server::{Limits, ServerHandle, serve};
-use tee_std::sim::{SimDstack, SimServer, sample_collateral};
-use tee_std::transport::Endpoint;
+use tee_host::backend::{SignerConfig, open_device};
+use tee_host::server::{Limits, ServerHandle, serve};
+use tee_sim::{SimDstack, SimServer, sample_collateral};
 use tee_testkit::ADMIN_SECRET;
+use tee_transport::Endpoint;
+use tee_verify::{Policy, Verifier};
 
 /// The simulated KMS root's secret.
 pub const KMS_ROOT: [u8; 32] = [0x11; 32];
@@ -70,6 +70,7 @@ pub fn verifier(kms_root: tee_core::Address) -> Verifier {
         },
         collateral: Some(sample_collateral().unwrap()),
         pccs: None,
+        simulated_root: Some(tee_sim::root()),
     }
 }
 
@@ -77,10 +78,7 @@ pub fn verifier(kms_root: tee_core::Address) -> Verifier {
 /// admin counter (read from its `AdminState`), and runs it.
 #[allow(clippy::unwrap_used, reason = "test set-up")]
 pub fn admin<C: tee_core::protocol::AdminCommand>(
-    p: &mut tee_testkit::Pair<
-        tee_std::service::backend::HostBackend,
-        { tee_std::service::backend::HOST_SLOTS },
-    >,
+    p: &mut tee_testkit::Pair<tee_host::backend::HostBackend, { tee_host::backend::HOST_SLOTS }>,
     mut cmd: C,
 ) -> C::Response<'static>
 where

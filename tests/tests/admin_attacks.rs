@@ -1,6 +1,6 @@
 //! A process in the middle of the admin's connection, as an attacker
 //! shares the signer's socket volume: it reads, holds, drops, replays and
-//! rewrites frames between the admin tool (tee-std's client) and the real
+//! rewrites frames between the admin tool (tee-client) and the real
 //! signer (the server over a unix socket, dstack simulated). Whatever it
 //! does, the tool never reports a command done that the device did not
 //! apply, never signs a counter it did not read from the device's signed
@@ -14,18 +14,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tee_client::admin::{Trust, Unauthenticated};
+use tee_client::{Client, ClientError};
 use tee_core::codec;
 use tee_core::frame::{self, Accumulator, Header};
 use tee_core::primitives::keccak256;
 use tee_core::protocol::*;
 use tee_core::{Action, Address, B256, SigningKey};
-use tee_std::client::admin::{Trust, Unauthenticated};
-use tee_std::client::{Client, ClientError};
-use tee_std::service::backend::{SignerConfig, open_device};
-use tee_std::service::server::{Limits, ServerHandle, serve};
-use tee_std::sim::{SimDstack, SimServer};
-use tee_std::transport::{Endpoint, Stream, connect};
+use tee_host::backend::{SignerConfig, open_device};
+use tee_host::server::{Limits, ServerHandle, serve};
+use tee_sim::{SimDstack, SimServer};
 use tee_testkit::ADMIN_SECRET;
+use tee_transport::{Endpoint, Stream, connect};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -18,14 +18,14 @@ use alloy_network::{
 use alloy_primitives::{Address, Bytes, U256, address};
 use alloy_signer::{Signer, SignerSync};
 use alloy_sol_types::{SolCall, eip712_domain, sol};
+use tee_client::alloy::{DeviceSigner, DeviceSignerError};
+use tee_client::provider::{PhalaDstackProvider, ProviderError};
 use tee_core::protocol::{Allow, DeviceError, KindSet, Policy, PolicyViolation};
 use tee_core::{ActionKind, SigningKey};
-use tee_std::attest::{Bound, Check, Status};
-use tee_std::client::alloy::{DeviceSigner, DeviceSignerError};
-use tee_std::client::provider::{PhalaDstackProvider, ProviderError};
-use tee_std::sim::SAMPLE_COLLATERAL_TIME;
+use tee_sim::SAMPLE_COLLATERAL_TIME;
 use tee_testkit::ADMIN_SECRET;
 use tee_tests::signer::{setup, verifier};
+use tee_verify::{Bound, Check, Status};
 
 const IDENTITY: Address = address!("8004A169FB4a3325136EB29fA0ceB6D2e539a432");
 const BASE: u64 = 8453;

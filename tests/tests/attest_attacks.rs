@@ -8,9 +8,9 @@
 use tee_core::binding::{self, Purpose};
 use tee_core::primitives::FixedBytes;
 use tee_core::{Address, B256, SigningKey};
-use tee_std::attest::eventlog::{self, BootLog, Event, EventLogError};
-use tee_std::attest::*;
-use tee_std::sim::{SimDstack, patched_quote, sample_collateral};
+use tee_sim::{SimDstack, patched_quote, sample_collateral};
+use tee_verify::eventlog::{self, BootLog, Event, EventLogError};
+use tee_verify::*;
 
 /// Inside the sample collateral's validity window.
 const NOW: u64 = 1_750_809_600;
@@ -29,7 +29,12 @@ fn victim_policy() -> Policy {
 }
 
 fn verifier(policy: Policy) -> Verifier {
-    Verifier { policy, collateral: Some(sample_collateral().unwrap()), pccs: None }
+    Verifier {
+        policy,
+        collateral: Some(sample_collateral().unwrap()),
+        pccs: None,
+        simulated_root: Some(tee_sim::root()),
+    }
 }
 
 /// A quote over `log`'s RTMR3 binding `key` to the challenge: what real

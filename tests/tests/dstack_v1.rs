@@ -10,19 +10,19 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use tee_client::provider::PhalaDstackProvider;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{AdminAuth, BackendKind, DeriveKey, DeviceInfo, GetPublicKey, authorize};
 use tee_core::{ActionKind, Address, B256, SigningKey};
-use tee_std::attest::{Bound, Expected, Policy, Verifier, verify_key_chain};
-use tee_std::client::provider::PhalaDstackProvider;
-use tee_std::service::backend::{SignerConfig, open_device};
-use tee_std::service::dstack::{Api, Dstack};
-use tee_std::service::server::{Limits, serve};
-use tee_std::service::store::{DSTACK_API_FILE, JOURNAL};
-use tee_std::sim::v1::KeyAlgorithm;
-use tee_std::sim::{SimDstack, SimServer, Surfaces};
-use tee_std::transport::Endpoint;
+use tee_host::backend::{SignerConfig, open_device};
+use tee_host::dstack::{Api, Dstack};
+use tee_host::server::{Limits, serve};
+use tee_sim::v1::KeyAlgorithm;
+use tee_sim::{SimDstack, SimServer, Surfaces};
+use tee_store::store::{DSTACK_API_FILE, JOURNAL};
 use tee_testkit::{ADMIN_SECRET, sample};
+use tee_transport::Endpoint;
+use tee_verify::{Bound, Expected, Policy, Verifier, verify_key_chain};
 
 const KMS_ROOT: [u8; 32] = [0x11; 32];
 const APP_ID: [u8; 20] = [0x22; 20];
@@ -103,7 +103,7 @@ fn v1_keys_chains_and_quotes() {
     let q = d.get_quote(&rd).unwrap();
     let parsed = tee_core::quote::Quote::parse(&q.quote).unwrap();
     assert_eq!(parsed.report.report_data, &rd);
-    let rtmr3 = tee_std::attest::eventlog::replay(&q.event_log, 3).unwrap();
+    let rtmr3 = tee_verify::eventlog::replay(&q.event_log, 3).unwrap();
     assert_eq!(&rtmr3, parsed.report.rtmr[3]);
 
     let info = d.info().unwrap();
@@ -141,6 +141,7 @@ fn the_signer_runs_on_a_v1_only_guest_agent() {
         },
         collateral: None,
         pccs: None,
+        simulated_root: Some(tee_sim::root()),
     };
     let endpoint = server.endpoints()[0].clone();
     let admin = PhalaDstackProvider::new(endpoint.clone(), verifier.clone())

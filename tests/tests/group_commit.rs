@@ -15,16 +15,16 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tee_client::{Client, ClientError};
 use tee_core::protocol::{
     AdminAuth, BackendKind, DeviceError, GenerateKey, GetPublicKey, SetPolicy, Sign,
 };
 use tee_core::{Action, ActionKind, B256};
-use tee_std::client::{Client, ClientError};
-use tee_std::service::backend::{HOST_SLOTS, HostBackend, HostDevice};
-use tee_std::service::server::{Limits, serve};
-use tee_std::service::store::{Fault, FileStore, GroupCommit, JOURNAL, KEY_FILE, StateKey};
-use tee_std::transport::{Endpoint, connect};
+use tee_host::backend::{HOST_SLOTS, HostBackend, HostDevice};
+use tee_host::server::{Limits, serve};
+use tee_store::store::{Fault, FileStore, GroupCommit, JOURNAL, KEY_FILE, StateKey};
 use tee_testkit::{Pair, sample};
+use tee_transport::{Endpoint, connect};
 
 const SLOTS: u8 = 4;
 
@@ -116,7 +116,7 @@ fn a_crash_at_any_step_of_a_group_commit_loses_no_released_mark() {
                 [0, (journal.len() - durable) / 2, journal.len() - durable].into_iter().enumerate()
             {
                 let image = dir.path().join(format!("image-{i}"));
-                tee_std::service::store::create_private_dir(&image).unwrap();
+                tee_store::store::create_private_dir(&image).unwrap();
                 std::fs::copy(store_dir.join(KEY_FILE), image.join(KEY_FILE)).unwrap();
                 std::fs::write(image.join(JOURNAL), &journal[..durable + tail]).unwrap();
                 check(&image, &released, fault_at, after, tail);

@@ -1,5 +1,5 @@
 //! The JSON form of every action kind round-trips: an action written as a
-//! wallet would send it (`tee_std::actions::to_json`) decodes
+//! wallet would send it (`tee_client::actions::to_json`) decodes
 //! (`from_json`) to the same action and the same digest, for generated
 //! actions of every kind but the pre-hashed EIP-712 one (whose typed data
 //! is gone); and bytes a user could send that are not canonical are
@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use proptest::prelude::*;
+use tee_client::actions::{from_json, to_json};
 use tee_core::{Action, ActionKind};
-use tee_std::actions::{from_json, to_json};
 use tee_tests::arb_action;
 
 proptest! {

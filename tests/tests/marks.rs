@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 
 use tee_core::{Address, B256};
-use tee_std::service::marks::{Mark, MarksError, Outcome, PgMarks, SCHEMA_VERSION};
+use tee_host::marks::{Mark, MarksError, Outcome, PgMarks, SCHEMA_VERSION};
 use zeroize::Zeroizing;
 
 const KEY: [u8; 32] = [7; 32];

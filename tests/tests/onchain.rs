@@ -1,17 +1,19 @@
-//! The validator's checks (`tee_std::onchain::validate`) as an attacker
+//! The validator's checks (`tee_client::onchain::validate`) as an attacker
 //! would probe them, without a chain (python/tests/test_tee_trust.py runs
 //! the flow on the real registries): a bundle that passes, then one thing
 //! changed at a time, each answered 0 with that check failed and the
 //! others as before.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use tee_client::onchain::bundle::{
+    AgentRef, AttestationBundle, BundleError, data_uri, read_data_uri,
+};
+use tee_client::onchain::{AgentOnChain, Registration, Service, validate};
+use tee_client::provider::PhalaDstackProvider;
 use tee_core::{Address, B256, SigningKey, U256};
-use tee_std::attest::{Policy, Verifier};
-use tee_std::client::provider::PhalaDstackProvider;
-use tee_std::onchain::bundle::{AgentRef, AttestationBundle, BundleError, data_uri, read_data_uri};
-use tee_std::onchain::{AgentOnChain, Registration, Service, validate};
 use tee_testkit::ADMIN_SECRET;
 use tee_tests::signer::{APP_ID, COMPOSE, setup};
+use tee_verify::{Policy, Verifier};
 
 const NOW: u64 = 1_800_000_000;
 const DAY: u64 = 24 * 3600;
@@ -20,7 +22,7 @@ const DAY: u64 = 24 * 3600;
 /// the time, and the checks that must fail.
 type Case = (&'static str, AgentOnChain, Vec<u8>, u64, Vec<&'static str>);
 
-fn failed(v: &tee_std::onchain::Validation) -> Vec<&'static str> {
+fn failed(v: &tee_client::onchain::Validation) -> Vec<&'static str> {
     v.checks.iter().filter(|c| !c.passed).map(|c| c.check).collect()
 }
 
@@ -56,6 +58,7 @@ fn the_validator_passes_one_bundle_and_fails_each_change_for_its_reason() {
         },
         collateral: None,
         pccs: None,
+        simulated_root: Some(tee_sim::root()),
     };
     let on_chain = AgentOnChain {
         chain_id: agent.chain_id,

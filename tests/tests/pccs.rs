@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use dcap_qvl::QuoteCollateralV3;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tee_core::{Address, B256};
-use tee_std::attest::pccs::{Pccs, PccsError};
-use tee_std::attest::*;
-use tee_std::sim::SAMPLE_QUOTE;
+use tee_sim::SAMPLE_QUOTE;
+use tee_verify::pccs::{Pccs, PccsError};
+use tee_verify::*;
 
 const V4_COLLATERAL: &str = include_str!("../data/dcap-qvl/tdx_quote_collateral.json");
 /// Inside the v4 sample collateral's validity window.
@@ -126,7 +126,12 @@ fn sample_collateral() -> QuoteCollateralV3 {
 }
 
 fn verify_with(pccs: Pccs) -> Report {
-    let v = Verifier { policy: Policy::default(), collateral: None, pccs: Some(pccs) };
+    let v = Verifier {
+        policy: Policy::default(),
+        collateral: None,
+        pccs: Some(pccs),
+        simulated_root: Some(tee_sim::root()),
+    };
     let evidence = Evidence { quote: SAMPLE_QUOTE, event_log: None, key_chain: None };
     v.verify(&evidence, &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW)
 }

@@ -6,18 +6,18 @@
 //! the signature.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use tee_client::provider::{PhalaDstackProvider, ProviderError};
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{DeviceError, PolicyViolation};
 use tee_core::{ActionKind, B256, SigningKey};
-use tee_std::attest::{Bound, Check, Status, TeeSignature, Verifier};
-use tee_std::client::provider::{PhalaDstackProvider, ProviderError};
-use tee_std::sim::SAMPLE_COLLATERAL_TIME;
-use tee_std::transport::Endpoint;
+use tee_sim::SAMPLE_COLLATERAL_TIME;
 use tee_testkit::ADMIN_SECRET;
 use tee_testkit::sample;
 use tee_tests::signer::{setup, verifier};
+use tee_transport::Endpoint;
+use tee_verify::{Bound, Check, Status, TeeSignature, Verifier};
 
-fn passed(r: &tee_std::attest::Report, c: Check) -> bool {
+fn passed(r: &tee_verify::Report, c: Check) -> bool {
     matches!(r.status(c), Some(Status::Passed(_)))
 }
 
@@ -49,7 +49,7 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     let report = v.verify(
         &key.attestation.evidence(),
         &tee_core::Address(key.address.0),
-        &tee_std::attest::Expected::Challenge(B256(c.0)),
+        &tee_verify::Expected::Challenge(B256(c.0)),
         SAMPLE_COLLATERAL_TIME,
     );
     for check in [
@@ -197,14 +197,14 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     let ok = v.verify(
         &a.evidence(),
         &addr,
-        &tee_std::attest::Expected::Challenge(challenge),
+        &tee_verify::Expected::Challenge(challenge),
         SAMPLE_COLLATERAL_TIME,
     );
     assert!(ok.verified_but_dcap(), "{ok}");
     let stale = v.verify(
         &a.evidence(),
         &addr,
-        &tee_std::attest::Expected::Challenge(B256([0xcd; 32])),
+        &tee_verify::Expected::Challenge(B256([0xcd; 32])),
         SAMPLE_COLLATERAL_TIME,
     );
     assert!(!passed(&stale, Check::Binding), "{stale}");

@@ -1,5 +1,5 @@
 //! The firmware on a Cortex-M4 under QEMU (`mps2-an386`), driven over its
-//! emulated serial line by tee-std's client: device info, key generation,
+//! emulated serial line by tee-client: device info, key generation,
 //! signatures recovered by alloy to the device's address, a policy refusal,
 //! replay refusals, and garbage on the line followed by a good request.
 //!
@@ -7,9 +7,9 @@
 //! installs both); it builds the image itself.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use tee_client::ClientError;
 use tee_core::protocol::*;
 use tee_core::{Action, ActionKind, B256, SigningKey};
-use tee_std::client::ClientError;
 use tee_testkit::sample;
 use tee_testkit::{ADMIN_SECRET, DEVICE_ID};
 use tee_tests::alloy_digest;

@@ -13,11 +13,11 @@ use std::sync::{Arc, Barrier};
 
 use tee_core::protocol::*;
 use tee_core::{Action, ActionKind, SigningKey};
-use tee_std::service::backend::{HOST_SLOTS, HostBackend, SignerConfig, open_device};
-use tee_std::sim::{SimDstack, SimServer};
-use tee_std::transport::Endpoint;
+use tee_host::backend::{HOST_SLOTS, HostBackend, SignerConfig, open_device};
+use tee_sim::{SimDstack, SimServer};
 use tee_testkit::{ADMIN_SECRET, Pair, sample};
 use tee_tests::signer::{admin, pg_database};
+use tee_transport::Endpoint;
 
 type Replica = Pair<HostBackend, HOST_SLOTS>;
 
@@ -250,9 +250,9 @@ fn a_database_stopped_mid_run_refuses_then_resumes_and_never_signs_twice() {
 /// action afterwards, and no claim left behind.
 #[test]
 fn claims_made_outside_the_device_lock_never_sign_twice() {
-    use tee_std::client::{Client, ClientError};
-    use tee_std::service::server::{Limits, Served, serve};
-    use tee_std::transport::connect;
+    use tee_client::{Client, ClientError};
+    use tee_host::server::{Limits, Served, serve};
+    use tee_transport::connect;
     const CLIENTS: u8 = 8;
     const SEQUENCES: u64 = 25;
     let dir = tempfile::tempdir().unwrap();
@@ -329,9 +329,9 @@ fn claims_made_outside_the_device_lock_never_sign_twice() {
 /// once the row is free.
 #[test]
 fn a_claim_waiting_on_the_database_does_not_hold_the_device() {
-    use tee_std::client::Client;
-    use tee_std::service::server::{Limits, serve};
-    use tee_std::transport::connect;
+    use tee_client::Client;
+    use tee_host::server::{Limits, serve};
+    use tee_transport::connect;
     let dir = tempfile::tempdir().unwrap();
     let dstack = app(dir.path());
     let url = pg_database("replicas_lock");

@@ -8,14 +8,14 @@ use std::path::Path;
 
 use tee_core::protocol::*;
 use tee_core::{Action, ActionKind, SigningKey};
-use tee_std::service::backend::{
+use tee_host::backend::{
     HOST_SLOTS, HostBackend, HostDevice, OpenError, SignerConfig, open_device,
 };
-use tee_std::service::store::{JOURNAL, StoreError};
-use tee_std::sim::{SimDstack, SimServer};
-use tee_std::transport::Endpoint;
+use tee_sim::{SimDstack, SimServer};
+use tee_store::store::{JOURNAL, StoreError};
 use tee_testkit::{ADMIN_SECRET, Pair, sample};
 use tee_tests::signer::admin;
+use tee_transport::Endpoint;
 
 fn sim(dir: &Path, app: u8) -> SimServer {
     let sim = SimDstack::new(&[0x11; 32], [app; 20], [0x33; 32]).unwrap();
@@ -101,7 +101,7 @@ fn deleting_or_editing_the_state_never_lowers_a_mark() {
     // cut tail at worst: the whole-state rollback no signer can see
     // without a counter outside the host (docs/security.md). Never does a
     // changed record open.
-    let tail = good.len().saturating_sub(tee_std::service::store::MAX_APPEND);
+    let tail = good.len().saturating_sub(tee_store::store::MAX_APPEND);
     for at in (0..good.len()).step_by(41) {
         let mut bad = good.clone();
         bad[at] ^= 0x20;
@@ -197,7 +197,7 @@ fn unauthenticated_old_state_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let dstack = sim(dir.path(), 1);
     let state = dir.path().join("state");
-    tee_std::service::store::create_private_dir(&state).unwrap();
+    tee_store::store::create_private_dir(&state).unwrap();
     std::fs::write(state.join("device.json"), b"{}").unwrap();
     let e = reopen(dir.path(), &dstack, true).unwrap_err().to_string();
     assert!(e.contains("older version"), "{e}");

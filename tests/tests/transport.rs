@@ -12,17 +12,17 @@ use serialport::SerialPort;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tee_client::{Client, ClientError};
 use tee_core::protocol::*;
 use tee_core::{ActionKind, SigningKey};
-use tee_std::client::{Client, ClientError};
-use tee_std::service::backend::{HOST_SLOTS, SignerConfig, open_device};
-use tee_std::service::server::{Limits, serve};
-use tee_std::sim::SimDstack;
-use tee_std::sim::SimServer;
-use tee_std::transport::{Endpoint, Stream, connect};
+use tee_host::backend::{HOST_SLOTS, SignerConfig, open_device};
+use tee_host::server::{Limits, serve};
+use tee_sim::SimDstack;
+use tee_sim::SimServer;
 use tee_testkit::ADMIN_SECRET;
 use tee_testkit::sample;
 use tee_tests::alloy_digest;
+use tee_transport::{Endpoint, Stream, connect};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

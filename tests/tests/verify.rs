@@ -6,8 +6,8 @@ use dcap_qvl::QuoteCollateralV3;
 use tee_core::binding::{self, Mismatch, Purpose};
 use tee_core::primitives::FixedBytes;
 use tee_core::{Address, B256, SigningKey};
-use tee_std::attest::*;
-use tee_std::sim::{SAMPLE_QUOTE, SimDstack};
+use tee_sim::{SAMPLE_QUOTE, SimDstack};
+use tee_verify::*;
 
 const V4_COLLATERAL: &str = include_str!("../data/dcap-qvl/tdx_quote_collateral.json");
 const V5_OUTDATED: &[u8] = include_bytes!("../data/dcap-qvl/tdx_quote_outdated");
@@ -33,7 +33,12 @@ fn collateral(json: &str) -> QuoteCollateralV3 {
 }
 
 fn verifier(json: &str) -> Verifier {
-    Verifier { policy: Policy::default(), collateral: Some(collateral(json)), pccs: None }
+    Verifier {
+        policy: Policy::default(),
+        collateral: Some(collateral(json)),
+        pccs: None,
+        simulated_root: Some(tee_sim::root()),
+    }
 }
 
 fn evidence(quote: &[u8]) -> Evidence<'_> {
@@ -163,6 +168,7 @@ fn binding_wrong_address_stale_challenge_and_purpose() {
         policy: Policy::default(),
         collateral: Some(collateral(V4_COLLATERAL)),
         pccs: None,
+        simulated_root: Some(tee_sim::root()),
     };
 
     let ok = v.verify(&ev, &key.address(), &Expected::Challenge(challenge), NOW);
@@ -220,10 +226,15 @@ fn event_log_compose_hash_and_app_id() {
     let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
     let c = B256([9; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
-    let mut v = Verifier { policy: Policy::default(), collateral: None, pccs: None };
+    let mut v = Verifier {
+        policy: Policy::default(),
+        collateral: None,
+        pccs: None,
+        simulated_root: Some(tee_sim::root()),
+    };
     v.policy.compose_hash = Some(vec![B256([0xc0; 32])]);
     v.policy.app_id = Some(vec![FixedBytes([0xa1; 20])]);
-    let check = |v: &Verifier, log: Option<&[tee_std::attest::eventlog::Event]>| {
+    let check = |v: &Verifier, log: Option<&[tee_verify::eventlog::Event]>| {
         v.verify(
             &Evidence { quote: &quote, event_log: log, key_chain: None },
             &key.address(),
@@ -266,18 +277,22 @@ fn dstack_key_chain_up_to_the_kms_root() {
     let key = SigningKey::from_bytes(&secret).unwrap();
     let c = B256([5; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
-    let mut v = Verifier { policy: Policy::default(), collateral: None, pccs: None };
-    v.policy.kms_root = Some(sim.kms_root());
-    let run = |v: &Verifier,
-               chain: Option<&KeyChain>,
-               log: Option<&[tee_std::attest::eventlog::Event]>| {
-        v.verify(
-            &Evidence { quote: &quote, event_log: log, key_chain: chain },
-            &key.address(),
-            &Expected::Challenge(c),
-            NOW,
-        )
+    let mut v = Verifier {
+        policy: Policy::default(),
+        collateral: None,
+        pccs: None,
+        simulated_root: Some(tee_sim::root()),
     };
+    v.policy.kms_root = Some(sim.kms_root());
+    let run =
+        |v: &Verifier, chain: Option<&KeyChain>, log: Option<&[tee_verify::eventlog::Event]>| {
+            v.verify(
+                &Evidence { quote: &quote, event_log: log, key_chain: chain },
+                &key.address(),
+                &Expected::Challenge(c),
+                NOW,
+            )
+        };
     let r = run(&v, Some(&chain), Some(&log));
     assert!(matches!(r.status(Check::KeyChain), Some(Status::Passed(_))), "{r}");
     // Another KMS root.
@@ -305,7 +320,7 @@ fn dstack_key_chain_up_to_the_kms_root() {
         run(&v, None, Some(&log)).status(Check::KeyChain),
         Some(&Status::Failed(Failure::Missing("key signature chain")))
     );
-    // The chain matches what tee-std's own chain verifier computes directly.
+    // The chain matches what tee-verify's own chain verifier computes directly.
     assert!(verify_key_chain(&chain, &key.address(), Some(&sim.app_id()), &sim.kms_root()).is_ok());
 }
 
@@ -393,14 +408,24 @@ fn simulated_quotes_pass_dcap_under_the_simulator_root_only() {
     };
 
     // Intel's root (the default), no collateral given: nothing verifies.
-    let v = Verifier { policy: policy.clone(), collateral: None, pccs: None };
+    let v = Verifier {
+        policy: policy.clone(),
+        collateral: None,
+        pccs: None,
+        simulated_root: Some(tee_sim::root()),
+    };
     let r = v.verify(&ev, &key.address(), &expected, now);
     assert!(!r.verified() && !r.simulated_root, "{r}");
 
     // The simulator's root: its collateral is made for the time, and every
     // check passes, reported as simulated.
     policy.trust_simulator_root = true;
-    let v = Verifier { policy: policy.clone(), collateral: None, pccs: None };
+    let v = Verifier {
+        policy: policy.clone(),
+        collateral: None,
+        pccs: None,
+        simulated_root: Some(tee_sim::root()),
+    };
     let r = v.verify(&ev, &key.address(), &expected, now);
     assert!(r.verified() && r.simulated_root, "{r}");
     assert!(r.to_string().contains("VERIFIED (simulated root)"), "{r}");
@@ -418,6 +443,7 @@ fn simulated_quotes_pass_dcap_under_the_simulator_root_only() {
         policy: Policy { trust_simulator_root: true, ..Policy::default() },
         collateral: Some(collateral(V4_COLLATERAL)),
         pccs: None,
+        simulated_root: Some(tee_sim::root()),
     };
     let r = sample.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &expected, NOW);
     assert!(matches!(r.status(Check::Dcap), Some(Status::Failed(_))), "{r}");

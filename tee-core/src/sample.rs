@@ -1,0 +1,215 @@
+//! One typical action of every kind, with realistic field sizes: for the
+//! demo, benchmarks, documentation examples and fuzz seeds. Addresses are
+//! the ERC-8004 v2.0.0 mainnet registries (erc-8004-contracts README and
+//! `scripts/addresses.ts`); the wallet and owner are well-known anvil test
+//! accounts.
+
+use hex_literal::hex;
+
+use crate::action::{
+    Action, ActionKind, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx,
+    LegacyRegistryTx, LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx,
+    TxParams,
+};
+use crate::primitives::{Address, B256, U256};
+
+/// Base mainnet chain id.
+pub const CHAIN_ID: u64 = 8453;
+/// ERC-8004 IdentityRegistry (same address on Ethereum, Base, Arbitrum, ...).
+pub const IDENTITY_REGISTRY: Address = Address(hex!("8004A169FB4a3325136EB29fA0ceB6D2e539a432"));
+/// ERC-8004 ReputationRegistry.
+pub const REPUTATION_REGISTRY: Address = Address(hex!("8004BAa17C55a88189AE136b182e5fdA19dE9b63"));
+/// ERC-8004 ValidationRegistry, the mainnet address in erc-8004-contracts'
+/// `scripts/addresses.ts` (the README marks this registry's spec as still
+/// under revision).
+pub const VALIDATION_REGISTRY: Address = Address(hex!("8004CC8439f36fd5F9F049D9fF86523Df6dAAB58"));
+/// The agent wallet of the samples (anvil account 0).
+pub const AGENT_WALLET: Address = Address(hex!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+/// The agent owner of the samples (anvil account 1).
+pub const OWNER: Address = Address(hex!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+/// The agent id of the samples.
+pub const AGENT_ID: u64 = 42;
+
+fn tx(nonce: u64) -> TxParams {
+    TxParams {
+        chain_id: CHAIN_ID,
+        nonce,
+        max_priority_fee_per_gas: 1_000_000,
+        max_fee_per_gas: 2_000_000_000,
+        gas_limit: 250_000,
+    }
+}
+
+fn text<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut out = heapless::String::new();
+    for c in s.chars() {
+        if out.push(c).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+fn bytes<const N: usize>(b: &[u8]) -> heapless::Vec<u8, N> {
+    heapless::Vec::from_slice(b.get(..N.min(b.len())).unwrap_or(&[])).unwrap_or_default()
+}
+
+/// A typical action of `kind`.
+#[must_use]
+pub fn action(kind: ActionKind) -> Action {
+    use ActionKind as K;
+    use RegistryCall as C;
+    let id = U256::from_u64(AGENT_ID);
+    let uri = "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+    let hash = B256(hex!("a1de988600a42c4b4ab089b619297c17d53cffae5d5120d82d8a92d0bb3b78f2"));
+    let (registry, call) = match kind {
+        K::AgentWalletSet => {
+            return Action::AgentWalletSet(AgentWalletSet {
+                chain_id: CHAIN_ID,
+                identity_registry: IDENTITY_REGISTRY,
+                agent_id: id,
+                new_wallet: AGENT_WALLET,
+                owner: OWNER,
+                deadline: 1_767_225_600,
+            });
+        }
+        K::GenericTx => {
+            return Action::GenericTx(GenericTx {
+                tx: tx(7),
+                to: OWNER,
+                value: U256::from_u64(10_000_000_000_000_000),
+                data: bytes(&hex!(
+                    "a9059cbb00000000000000000000000070997970c51812dc3a010c7d01b50e0d17dc79c800000000000000000000000000000000000000000000000000000000000f4240"
+                )),
+            });
+        }
+        K::PersonalMessage => {
+            return Action::PersonalMessage(PersonalMessage {
+                message: bytes(b"Sign in to agent.example as agent 42. Nonce: 8f3a1c."),
+            });
+        }
+        K::Eip712Prehashed => {
+            return Action::Eip712Prehashed(Eip712Prehashed {
+                domain_separator: B256(hex!(
+                    "f2cee375fa42b42143804025fc449deafd50cc031ca257e0b194a650a912090f"
+                )),
+                struct_hash: B256(hex!(
+                    "c52c0ee5d84264471806290a3f2c4cecfc5490626bf912d01f240d7a274b371e"
+                )),
+            });
+        }
+        K::Register => (IDENTITY_REGISTRY, C::Register),
+        K::RegisterWithUri => (IDENTITY_REGISTRY, C::RegisterWithUri { agent_uri: text(uri) }),
+        K::RegisterWithMetadata => {
+            let mut metadata = heapless::Vec::new();
+            for (k, v) in [("tee", &b"phala-dstack"[..]), ("model", b"llama-3.1-8b")] {
+                let _ = metadata.push(MetadataEntry { key: text(k), value: bytes(v) });
+            }
+            (IDENTITY_REGISTRY, C::RegisterWithMetadata { agent_uri: text(uri), metadata })
+        }
+        K::SetAgentUri => (IDENTITY_REGISTRY, C::SetAgentUri { agent_id: id, new_uri: text(uri) }),
+        K::SetMetadata => (
+            IDENTITY_REGISTRY,
+            C::SetMetadata { agent_id: id, key: text("tee"), value: bytes(b"phala-dstack") },
+        ),
+        K::SetAgentWallet => (
+            IDENTITY_REGISTRY,
+            C::SetAgentWallet {
+                agent_id: id,
+                new_wallet: AGENT_WALLET,
+                deadline: 1_767_225_600,
+                signature: bytes(&[0x5a; 65]),
+            },
+        ),
+        K::UnsetAgentWallet => (IDENTITY_REGISTRY, C::UnsetAgentWallet { agent_id: id }),
+        K::GiveFeedback => (
+            REPUTATION_REGISTRY,
+            C::GiveFeedback {
+                agent_id: id,
+                value: 87,
+                value_decimals: 0,
+                tag1: text("starred"),
+                tag2: text("defi"),
+                endpoint: text("https://agent.example/a2a"),
+                feedback_uri: text(uri),
+                feedback_hash: hash,
+            },
+        ),
+        K::RevokeFeedback => {
+            (REPUTATION_REGISTRY, C::RevokeFeedback { agent_id: id, feedback_index: 3 })
+        }
+        K::AppendResponse => (
+            REPUTATION_REGISTRY,
+            C::AppendResponse {
+                agent_id: id,
+                client_address: OWNER,
+                feedback_index: 3,
+                response_uri: text(uri),
+                response_hash: hash,
+            },
+        ),
+        K::ValidationRequest => (
+            VALIDATION_REGISTRY,
+            C::ValidationRequest {
+                validator_address: OWNER,
+                agent_id: id,
+                request_uri: text(uri),
+                request_hash: hash,
+            },
+        ),
+        K::ValidationResponse => (
+            VALIDATION_REGISTRY,
+            C::ValidationResponse {
+                request_hash: hash,
+                response: 100,
+                response_uri: text(uri),
+                response_hash: hash,
+                tag: text("tee-attested"),
+            },
+        ),
+    };
+    Action::RegistryTx(RegistryTx { tx: tx(7), registry, call })
+}
+
+/// The legacy (type 0, EIP-155) form of a transaction action: the same
+/// call, its `gasPrice` the EIP-1559 fee cap. `None` for other actions.
+#[must_use]
+pub fn legacy(action: &Action) -> Option<Action> {
+    let params = |t: &TxParams| LegacyTxParams {
+        chain_id: t.chain_id,
+        nonce: t.nonce,
+        gas_price: t.max_fee_per_gas,
+        gas_limit: t.gas_limit,
+    };
+    Some(match action {
+        Action::RegistryTx(t) => Action::LegacyRegistryTx(LegacyRegistryTx {
+            tx: params(&t.tx),
+            registry: t.registry,
+            call: t.call.clone(),
+        }),
+        Action::GenericTx(t) => Action::LegacyGenericTx(LegacyGenericTx {
+            tx: params(&t.tx),
+            to: t.to,
+            value: t.value,
+            data: t.data.clone(),
+        }),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_sample_of_that_kind() {
+        for &kind in ActionKind::ALL {
+            let a = action(kind);
+            assert_eq!(a.kind(), kind);
+            let mut buf = [0u8; crate::limits::MAX_ACTION_LEN];
+            let enc = a.encode(&mut buf).unwrap();
+            assert_eq!(Action::decode(enc).unwrap(), a);
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! Serving one device to many clients over unix sockets, TCP, vsock and
+//! serial lines at once.
+//!
+//! There is one [`Device`]; every connection has its own frame accumulator
+//! and takes the device's lock only to handle a frame it completed, never
+//! while reading from or writing to its peer, and never while dstack makes
+//! a quote (the device decides, the quote is made, the device answers:
+//! [`Device::begin`](tee_core::device::Device::begin)). So a client that
+//! stalls, floods garbage or disconnects mid-frame costs only its own
+//! thread: the others go on being served, and no request is half-handled
+//! (the device sees whole frames or nothing). A `Sign`'s mark is written
+//! under the lock and made durable outside it, by one fsync shared among
+//! every request waiting (group commit: [`tee_store::group`]); each
+//! reply leaves only once its ticket is durable.
+//!
+//! Limits: at most [`Limits::max_connections`] connections, and at most
+//! [`Limits::max_per_peer`] from one peer (a unix user, a TCP address, a
+//! vsock context); more are closed at once. A frame must arrive whole
+//! within [`Limits::frame_timeout`] of its first byte; a connection that
+//! completes no request for [`Limits::idle_timeout`] is closed; a peer that
+//! does not take its responses within [`Limits::write_timeout`] is dropped.
+
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use std::collections::HashMap;
+
+use tee_core::device::Step;
+use tee_core::frame::{Accumulator, FrameError};
+use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
+
+use super::listen::{Alarm, Conn, Peer, Wake, bind_unix};
+use super::marks::pool::Claims;
+pub use super::served::{Committer, Quoter, Served, Shared};
+use tee_transport::{Endpoint, open_serial};
+
+/// How often blocked threads look at the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Resource limits of a server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Connections one peer (a unix user id, a TCP address, a vsock
+    /// context) may hold at once, so no one client takes every place.
+    pub max_per_peer: usize,
+    /// A connection that completes no request for this long is closed
+    /// (bytes that make no frame do not count).
+    pub idle_timeout: Duration,
+    /// A frame must arrive whole within this long of its first byte.
+    pub frame_timeout: Duration,
+    /// A peer that does not read its response for this long is dropped.
+    pub write_timeout: Duration,
+    /// Permission bits of unix sockets: 0o600 (the signer's user only) by
+    /// default; 0o660 lets a group in, for an agent in another container
+    /// that shares the socket's volume on purpose.
+    pub socket_mode: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 64,
+            max_per_peer: 16,
+            idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            socket_mode: 0o600,
+        }
+    }
+}
+
+/// A running server: its listeners and connections run in threads until
+/// [`ServerHandle::stop`] (or drop).
+#[derive(Debug)]
+pub struct ServerHandle {
+    stop: Arc<AtomicBool>,
+    /// Wakes the listeners when the server stops.
+    alarm: Alarm,
+    threads: Vec<JoinHandle<()>>,
+    endpoints: Vec<Endpoint>,
+    /// Unix socket files to remove on stop.
+    sockets: Vec<PathBuf>,
+}
+
+impl ServerHandle {
+    /// The endpoints served, as bound (a TCP port 0 shows the port chosen).
+    #[must_use]
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Stops accepting and closes every connection; returns when all
+    /// threads have ended.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// Blocks until the server stops (it stops only on [`ServerHandle::stop`]
+    /// from elsewhere, or when every listener failed).
+    pub fn wait(mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.alarm.ring();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        for s in self.sockets.drain(..) {
+            let _ = std::fs::remove_file(s);
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds every endpoint and serves `device` on them. A unix socket path
+/// that exists is replaced only if it is a socket nobody answers on.
+pub fn serve<B: Served, const S: usize>(
+    device: Shared<B, S>,
+    endpoints: &[Endpoint],
+    limits: Limits,
+) -> io::Result<ServerHandle> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(AtomicUsize::new(0));
+    let peers = Arc::new(Mutex::new(HashMap::new()));
+    let (quoter, committer, claims) = {
+        let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
+        (d.backend().quoter(), d.backend().committer(), d.backend().claims())
+    };
+    let mut handle = ServerHandle {
+        stop: stop.clone(),
+        alarm: Alarm::new()?,
+        threads: Vec::new(),
+        endpoints: Vec::new(),
+        sockets: Vec::new(),
+    };
+    for endpoint in endpoints {
+        let ctx = Ctx {
+            device: device.clone(),
+            quoter: quoter.clone(),
+            committer: committer.clone(),
+            claims: claims.clone(),
+            stop: stop.clone(),
+            live: live.clone(),
+            peers: peers.clone(),
+            limits,
+        };
+        let (bound, thread) = match endpoint {
+            Endpoint::Unix(path) => {
+                let listener = bind_unix(path, limits.socket_mode)?;
+                handle.sockets.push(path.clone());
+                listener.set_nonblocking(true)?;
+                let wake = handle.alarm.watch()?;
+                let accept = move || accept_loop(&ctx, &listener, &wake, UnixListener::accept);
+                (endpoint.clone(), spawn("unix", accept)?)
+            }
+            Endpoint::Tcp(addr) => {
+                let listener = TcpListener::bind(addr)?;
+                let bound = Endpoint::Tcp(listener.local_addr()?.to_string());
+                listener.set_nonblocking(true)?;
+                let accept = |l: &TcpListener| {
+                    let (s, a) = l.accept()?;
+                    s.set_nodelay(true)?;
+                    Ok((s, a))
+                };
+                let wake = handle.alarm.watch()?;
+                (bound, spawn("tcp", move || accept_loop(&ctx, &listener, &wake, accept))?)
+            }
+            Endpoint::Vsock { cid, port } => {
+                let listener = vsock::VsockListener::bind_with_cid_port(*cid, *port)?;
+                listener.set_nonblocking(true)?;
+                let wake = handle.alarm.watch()?;
+                let accept =
+                    move || accept_loop(&ctx, &listener, &wake, vsock::VsockListener::accept);
+                (endpoint.clone(), spawn("vsock", accept)?)
+            }
+            Endpoint::Serial { path, baud } => {
+                let port = open_serial(path, *baud, POLL)?;
+                (endpoint.clone(), spawn("serial", move || serve_serial(&ctx, port))?)
+            }
+        };
+        tracing::info!(endpoint = %bound, "serving");
+        handle.endpoints.push(bound);
+        handle.threads.push(thread);
+    }
+    Ok(handle)
+}
+
+/// Stack of every serving thread: a request holds actions by value (up to
+/// `MAX_ACTION_LEN`, tens of KiB with the host's bounds) and the device's
+/// slots, and a debug build copies them; 8 MiB, as a main thread has,
+/// whatever `RUST_MIN_STACK` says. Untouched pages cost nothing.
+const THREAD_STACK: usize = 8 << 20;
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("serve-{name}")).stack_size(THREAD_STACK).spawn(f)
+}
+
+struct Ctx<B: Served, const S: usize> {
+    device: Shared<B, S>,
+    quoter: Option<Quoter>,
+    committer: Option<Committer>,
+    claims: Option<Arc<Claims>>,
+    stop: Arc<AtomicBool>,
+    live: Arc<AtomicUsize>,
+    peers: Arc<Mutex<HashMap<Peer, usize>>>,
+    limits: Limits,
+}
+
+impl<B: Served, const S: usize> Clone for Ctx<B, S> {
+    fn clone(&self) -> Self {
+        Ctx {
+            device: self.device.clone(),
+            quoter: self.quoter.clone(),
+            committer: self.committer.clone(),
+            claims: self.claims.clone(),
+            stop: self.stop.clone(),
+            live: self.live.clone(),
+            peers: self.peers.clone(),
+            limits: self.limits,
+        }
+    }
+}
+
+/// A connection's places: in the server's count and its peer's, given back
+/// when it ends.
+struct Place<B: Served, const S: usize> {
+    ctx: Ctx<B, S>,
+    peer: Peer,
+}
+
+impl<B: Served, const S: usize> Place<B, S> {
+    /// Takes a place for `peer`, or says why there is none.
+    fn take(ctx: &Ctx<B, S>, peer: Peer) -> Result<Place<B, S>, &'static str> {
+        if ctx.live.fetch_add(1, Ordering::SeqCst) >= ctx.limits.max_connections {
+            ctx.live.fetch_sub(1, Ordering::SeqCst);
+            return Err("the server's connections are all taken");
+        }
+        let mut peers = ctx.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = peers.entry(peer).or_insert(0);
+        if peer != Peer::Unknown && *n >= ctx.limits.max_per_peer {
+            drop(peers);
+            ctx.live.fetch_sub(1, Ordering::SeqCst);
+            return Err("this peer's connections are all taken");
+        }
+        *n += 1;
+        Ok(Place { ctx: ctx.clone(), peer })
+    }
+}
+
+impl<B: Served, const S: usize> Drop for Place<B, S> {
+    fn drop(&mut self) {
+        let mut peers = self.ctx.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = peers.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                peers.remove(&self.peer);
+            }
+        }
+        drop(peers);
+        self.ctx.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Accepts connections on `listener` (non-blocking) until the server
+/// stops: it sleeps in `poll` until a connection waits or `wake` says the
+/// server stopped, so a new connection is taken at once and an idle
+/// listener never wakes.
+fn accept_loop<B, L, C, A, const S: usize>(
+    ctx: &Ctx<B, S>,
+    listener: &L,
+    wake: &Wake,
+    accept: impl Fn(&L) -> io::Result<(C, A)>,
+) where
+    B: Served,
+    L: AsFd,
+    C: Conn,
+{
+    while !ctx.stop.load(Ordering::SeqCst) {
+        let conn = match accept(listener) {
+            Ok((c, _)) => c,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wake.wait_for(listener, None);
+                continue;
+            }
+            Err(e) => {
+                // EMFILE and the like: back off rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                wake.wait_for(listener, Some(POLL));
+                continue;
+            }
+        };
+        let peer = conn.peer();
+        let place = match Place::take(ctx, peer) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!(?peer, "connection refused: {why}");
+                continue;
+            }
+        };
+        let c = ctx.clone();
+        let spawned = spawn("conn", move || {
+            let mut conn = conn;
+            let configured =
+                conn.set_blocking().and_then(|()| conn.set_timeouts(POLL, c.limits.write_timeout));
+            match configured {
+                Err(e) => tracing::warn!(error = %e, "cannot configure connection"),
+                Ok(()) => {
+                    let r = serve_stream(&c, &mut conn, Some(c.limits.idle_timeout));
+                    tracing::debug!(result = ?r, ?peer, "connection closed");
+                }
+            }
+            // The place is free before the peer sees the close.
+            drop(place);
+            drop(conn);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a connection thread");
+        }
+    }
+}
+
+fn serve_serial<B: Served, const S: usize>(ctx: &Ctx<B, S>, mut port: serialport::TTYPort) {
+    // A serial line has no connections: it is served until the server stops.
+    let r = serve_stream(ctx, &mut port, None);
+    tracing::info!(result = ?r, "serial line closed");
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    Closed,
+    Idle,
+    SlowFrame,
+    Stopped,
+    Io,
+    DeviceUnavailable,
+}
+
+/// Serves one stream whose reads time out every [`POLL`]. A frame must
+/// arrive whole within [`Limits::frame_timeout`] of its first byte, and a
+/// connection that completes no request for `idle_timeout` is closed:
+/// trickling bytes keeps nobody's place.
+fn serve_stream<B: Served, const S: usize, T: Read + Write>(
+    ctx: &Ctx<B, S>,
+    io: &mut T,
+    idle_timeout: Option<Duration>,
+) -> End {
+    let mut rx = Box::new(Accumulator::<MAX_REQUEST_FRAME>::new());
+    let mut tx = vec![0u8; MAX_RESPONSE_WIRE];
+    // A connection's responses are collected and written after the device
+    // lock is released.
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut last_request = Instant::now();
+    let mut frame_start: Option<Instant> = None;
+    loop {
+        if ctx.stop.load(Ordering::SeqCst) {
+            return End::Stopped;
+        }
+        if frame_start.is_some_and(|t| t.elapsed() >= ctx.limits.frame_timeout) {
+            return End::SlowFrame;
+        }
+        if frame_start.is_none() && idle_timeout.is_some_and(|t| last_request.elapsed() >= t) {
+            return End::Idle;
+        }
+        let n = match io.read(&mut chunk) {
+            Ok(0) => return End::Closed,
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "read failed");
+                return End::Io;
+            }
+        };
+        let mut input = chunk.get(..n).unwrap_or(&[]);
+        while !input.is_empty() {
+            let (frame, rest) = rx.feed(input);
+            input = rest;
+            if let Some(frame) = frame {
+                if let Err(end) = answer(ctx, frame, &mut tx, &mut out) {
+                    return end;
+                }
+                last_request = Instant::now();
+            }
+        }
+        frame_start =
+            if rx.in_frame() { frame_start.or_else(|| Some(Instant::now())) } else { None };
+        if !out.is_empty() {
+            let r = io.write_all(&out).and_then(|()| io.flush());
+            out.clear();
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "write failed (peer gone or not reading)");
+                return End::Io;
+            }
+        }
+    }
+}
+
+/// Answers one frame into `out`. The device lock is held for the device's
+/// own work only: a quote is made between two holds, never under one.
+fn answer<B: Served, const S: usize>(
+    ctx: &Ctx<B, S>,
+    frame: Result<&[u8], FrameError>,
+    tx: &mut [u8],
+    out: &mut Vec<u8>,
+) -> Result<(), End> {
+    // A poisoned lock means a thread panicked inside the device: its
+    // in-memory state is suspect, so nobody is served from it again.
+    let lock = || ctx.device.lock().map_err(|_| End::DeviceUnavailable);
+    // Where marks are shared, a signature's is claimed in the database
+    // before the device commits it, outside the lock (many at once): the
+    // device is asked in a statement of its own, so its guard is gone
+    // before the database is.
+    let claim = match (&ctx.claims, frame) {
+        (Some(_), Ok(payload)) => lock()?.sign_claim(payload),
+        _ => None,
+    };
+    let _held = ctx.claims.as_ref().zip(claim).map(|(claims, c)| claims.claim(c));
+    let step = lock()?.begin(frame, tx);
+    let reply = match step {
+        Step::Done(reply) => reply,
+        // The signature is made without the device: on every core at once.
+        Step::Sign(pending) => pending.finish(tx),
+        Step::Quote(pending) => match &ctx.quoter {
+            None => lock()?.finish_quote_with_backend(pending, tx),
+            Some(quoter) => {
+                let made = quoter(pending.report_data());
+                let mut device = lock()?;
+                match made {
+                    Ok(evidence) => {
+                        let quote = evidence.quote.clone();
+                        device.backend_mut().keep_quote_evidence(evidence);
+                        device.finish_quote(pending, Ok(&quote), tx)
+                    }
+                    Err(e) => device.finish_quote(pending, Err(e), tx),
+                }
+            }
+        },
+    };
+    // The reply leaves only once what it depends on (a signature's mark) is
+    // durable: one sync, outside the lock, for every reply waiting.
+    let committed = match (reply.ticket(), &ctx.committer) {
+        (None, _) => Ok(()),
+        (Some(t), Some(commit)) => commit(t),
+        (Some(t), None) => lock()?.backend_mut().make_durable(t),
+    };
+    let len = reply.release(committed, tx);
+    out.extend_from_slice(tx.get(..len).unwrap_or(&[]));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+    use std::sync::mpsc;
+
+    use tee_core::device::{Backend, BackendError, Device};
+    use tee_core::protocol::NUM_SLOTS;
+
+    use crate::dstack::QuoteEvidence;
+    use tee_core::protocol::{AdminAuth, Attest, DeviceInfo, GenerateKey};
+    use tee_testkit::{MemBackend, Pair};
+
+    use super::*;
+    use tee_client::Client;
+    use tee_transport::connect;
+
+    /// The test backend: its quotes come from a quoter the test holds.
+    struct Slow(MemBackend, Quoter);
+
+    impl tee_core::device::Rng for Slow {
+        fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {
+            self.0.fill_bytes(buf)
+        }
+    }
+    impl tee_core::device::Clock for Slow {
+        fn now(&mut self) -> Option<u64> {
+            self.0.now()
+        }
+    }
+    impl tee_core::device::KeyStore for Slow {
+        fn load_slot(&mut self, slot: u8, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
+            self.0.load_slot(slot, buf)
+        }
+        fn store_slot(&mut self, slot: u8, record: &[u8]) -> Result<(), BackendError> {
+            self.0.store_slot(slot, record)
+        }
+        fn derive_key(&mut self, path: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, BackendError> {
+            self.0.derive_key(path)
+        }
+    }
+    impl tee_core::device::CounterStore for Slow {
+        fn load_counter(
+            &mut self,
+            id: tee_core::device::CounterId,
+        ) -> Result<Option<tee_core::device::HighWater>, BackendError> {
+            self.0.load_counter(id)
+        }
+        fn commit_counter(
+            &mut self,
+            id: tee_core::device::CounterId,
+            value: &tee_core::device::HighWater,
+        ) -> Result<(), BackendError> {
+            self.0.commit_counter(id, value)
+        }
+    }
+    impl tee_core::device::QuoteSource for Slow {
+        fn quote(&mut self, _: &[u8; 64]) -> Result<&[u8], BackendError> {
+            panic!("the server must not quote under the device lock")
+        }
+    }
+    impl Backend for Slow {
+        fn kind(&self) -> tee_core::protocol::BackendKind {
+            self.0.kind()
+        }
+        fn capabilities(&self) -> u32 {
+            self.0.capabilities()
+        }
+    }
+    impl tee_core::device::AuditStore for Slow {}
+    impl Served for Slow {
+        fn quoter(&self) -> Option<Quoter> {
+            Some(self.1.clone())
+        }
+    }
+
+    /// While dstack takes its time over one client's quote, the device
+    /// answers everyone else: its lock is not held across the quote.
+    /// Stopping a server no client is connected to returns: its listeners
+    /// sleep in `poll` with no timeout, so only the alarm can wake them
+    /// (before it, a sleep loop woke every 50 ms and took new connections
+    /// only then). The deadline is a guard against a hang, not a timing.
+    #[test]
+    fn stopping_an_idle_server_wakes_every_listener() {
+        let quoter: Quoter = Arc::new(|_: &[u8; 64]| Err(BackendError::Unsupported));
+        let backend = Slow(MemBackend::new(1), quoter);
+        let device = Arc::new(Mutex::new(
+            Device::<_, NUM_SLOTS>::open(backend, tee_testkit::config()).unwrap(),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let endpoints =
+            [Endpoint::Unix(dir.path().join("s.sock")), Endpoint::Tcp("127.0.0.1:0".into())];
+        let server = serve(device, &endpoints, Limits::default()).unwrap();
+        // A first connection is answered, then the server idles.
+        let mut c = Client::new(connect(&server.endpoints()[1], Duration::from_secs(10)).unwrap());
+        c.call(&DeviceInfo).unwrap();
+        drop(c);
+        let (stopped, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            server.stop();
+            stopped.send(()).unwrap();
+        });
+        done.recv_timeout(Duration::from_secs(60)).expect("stop returns");
+    }
+
+    #[test]
+    fn a_slow_quote_holds_nobody_else_up() {
+        let (release, wait) = mpsc::channel::<()>();
+        let wait = Mutex::new(wait);
+        let (started, quoting) = mpsc::channel::<()>();
+        let started = Mutex::new(started);
+        let quoter: Quoter = Arc::new(move |rd: &[u8; 64]| {
+            started.lock().unwrap().send(()).unwrap();
+            wait.lock().unwrap().recv().unwrap();
+            Ok(QuoteEvidence { quote: rd.to_vec(), event_log: Vec::new() })
+        });
+        let mut pair = Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap());
+        pair.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+        let backend = Slow(pair.device.into_backend(), quoter);
+        let device = Arc::new(Mutex::new(
+            Device::<_, NUM_SLOTS>::open(backend, tee_testkit::config()).unwrap(),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let e = Endpoint::Unix(dir.path().join("s.sock"));
+        let server = serve(device, std::slice::from_ref(&e), Limits::default()).unwrap();
+        let timeout = Duration::from_secs(10);
+        let attesting = {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::new(connect(&e, timeout).unwrap());
+                let r = c.call(&Attest { slot: 0, challenge: tee_core::B256([3; 32]) }).unwrap();
+                r.quote.to_vec()
+            })
+        };
+        quoting.recv_timeout(timeout).unwrap();
+        // The quote is under way: another client is served meanwhile.
+        let mut other = Client::new(connect(&e, timeout).unwrap());
+        assert_eq!(other.call(&DeviceInfo).unwrap().slots, 8);
+        release.send(()).unwrap();
+        let quote = attesting.join().unwrap();
+        assert_eq!(quote.len(), 64, "the quote made outside is the one answered");
+        server.stop();
+    }
+}

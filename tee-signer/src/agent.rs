@@ -1,0 +1,167 @@
+//! What an agent asks of the signer: what it is (`info`), a slot's key
+//! (`pubkey`), a signature (`sign`), an attestation (`attest`), and the
+//! audit log (`audit`).
+
+use std::process::ExitCode;
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use tee_core::protocol::{DeviceInfo, GetAuditLog, GetPublicKey};
+use tee_core::{Action, B256};
+
+use super::{At, Conn, Failure, client, json, now_secs};
+use crate::demo::demo_action;
+use tee_client::policyfile::kind_by_name;
+use tee_client::provider::PhalaDstackProvider;
+use tee_verify::Verifier;
+
+#[derive(Args)]
+pub(super) struct Sign {
+    #[command(flatten)]
+    at: At,
+    /// The action as a wallet receives it, JSON, from a file or `-`
+    /// (stdin): an `eth_signTransaction` request (EIP-1559; a registry
+    /// call is decoded), or `{"method": "personal_sign", "params": [msg]}`.
+    #[arg(long, conflicts_with_all = ["action", "sample"])]
+    json: Option<PathBuf>,
+    /// The action's canonical (postcard) encoding, hex.
+    #[arg(long, conflicts_with = "sample")]
+    action: Option<String>,
+    /// A sample action of this kind (for trying a signer out).
+    #[arg(long)]
+    sample: Option<String>,
+    /// The sequence to sign at (default: the one after the slot's mark).
+    #[arg(long)]
+    sequence: Option<u64>,
+    /// Sign only, without the attestation (for a signer without a TEE).
+    #[arg(long)]
+    no_attest: bool,
+}
+
+/// The JSON action in `path` (`-`: stdin).
+fn read_json(path: &Path) -> Result<String, Failure> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        Ok(s)
+    } else {
+        super::read(path)
+    }
+}
+
+#[derive(Args)]
+pub(super) struct Attest {
+    #[command(flatten)]
+    at: At,
+    /// The verifier's challenge (32 bytes hex); random if absent.
+    #[arg(long)]
+    challenge: Option<B256>,
+}
+
+#[derive(Args)]
+pub(super) struct Audit {
+    #[command(flatten)]
+    conn: Conn,
+    /// The first entry wanted.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+}
+
+pub(super) fn info(c: &Conn) -> Result<ExitCode, Failure> {
+    let i = client(c)?.call(&DeviceInfo)?;
+    println!("protocol      {}", i.protocol_version);
+    println!("firmware      {}", i.firmware);
+    println!("backend       {:?}", i.backend);
+    println!(
+        "capabilities  {:#06b} (attest, derive, generate, clock = 1, 2, 4, 8)",
+        i.capabilities
+    );
+    println!("slots         {}", i.slots);
+    println!("device id     {}", i.device_id);
+    println!("admin         {}", i.admin);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn pubkey(c: &At) -> Result<ExitCode, Failure> {
+    let mut client = client(&c.conn)?;
+    let k = client.call(&GetPublicKey { slot: c.slot })?;
+    println!("slot          {}", k.slot);
+    println!("address       {}", k.address);
+    println!("public key    {}", k.public_key);
+    println!("origin        {:?}", k.origin);
+    println!("high water    {:?}", k.high_water);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
+    let (conn, slot) = (&c.at.conn, c.at.slot);
+    if let Some(path) = &c.json
+        && !c.no_attest
+    {
+        let p = PhalaDstackProvider::new(conn.connect.clone(), Verifier::default());
+        return json(&p.sign_json(slot, &read_json(path)?, c.sequence)?.to_json());
+    }
+    let action = match (c.json, c.action, c.sample) {
+        (Some(path), _, _) => {
+            let (address, contracts) =
+                PhalaDstackProvider::new(conn.connect.clone(), Verifier::default())
+                    .slot_context(slot)?;
+            let request = tee_client::actions::from_json(&read_json(&path)?, &contracts)?;
+            if let Some(from) = request.from
+                && from != address
+            {
+                return Err(format!("the request is from {from}, slot {slot} is {address}").into());
+            }
+            request.action
+        }
+        (None, Some(hex), _) => Action::decode(&hex::decode(hex.trim().trim_start_matches("0x"))?)?,
+        (None, None, Some(kind)) => {
+            let kind = kind_by_name(&kind).ok_or(format!("unknown action kind {kind:?}"))?;
+            let address = client(conn)?.call(&GetPublicKey { slot })?.address;
+            demo_action(kind, address, now_secs()?)
+        }
+        (None, None, None) => return Err("give --json FILE, --action HEX or --sample KIND".into()),
+    };
+    if c.no_attest {
+        let mut client = client(conn)?;
+        let sequence = match c.sequence {
+            Some(s) => s,
+            None => client.call(&GetPublicKey { slot })?.high_water.map_or(1, |h| h + 1),
+        };
+        let r = client.call(&tee_core::protocol::Sign { slot, sequence, action })?;
+        println!("sequence      {}", r.sequence);
+        println!("digest        {}", r.digest);
+        println!("signature     {}", r.signature);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let p = PhalaDstackProvider::new(conn.connect.clone(), Verifier::default());
+    let signature = p.sign_slot_at(slot, &action, c.sequence)?;
+    // The action as decoded, for people, beside the signature.
+    json(&tee_client::provider::SignedJson { action, signature }.to_json())
+}
+
+pub(super) fn attest(c: Attest) -> Result<ExitCode, Failure> {
+    let challenge = match c.challenge {
+        Some(c) => c,
+        None => tee_verify::random_challenge()?,
+    };
+    let p = PhalaDstackProvider::new(c.at.conn.connect, Verifier::default());
+    json(&p.get_attestation_report(c.at.slot, challenge)?)
+}
+
+pub(super) fn audit(c: &Audit) -> Result<ExitCode, Failure> {
+    let mut client = client(&c.conn)?;
+    let log = client.call(&GetAuditLog { from: c.from })?;
+    println!(
+        "next index {}, head {}, oldest kept {}",
+        log.next_index, log.head_hash, log.oldest_kept
+    );
+    for e in &log.entries {
+        println!(
+            "#{:<4} command {:#04x} slot {} seq {:<20} digest {} {:?}",
+            e.index, e.command, e.slot, e.sequence, e.digest, e.outcome
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

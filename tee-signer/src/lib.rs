@@ -1,0 +1,208 @@
+//! `tee-signer`, the command-line tool, as a tree: one file per group of
+//! subcommands, in tmkms's style.
+//!
+//! - `run`: the signer (`serve`), the simulated dstack (`sim-dstack`), the
+//!   end-to-end `demo`;
+//! - `admin`: what the admin does to a slot (`derive-key`, `generate-key`,
+//!   `set-policy`, `get-policy`);
+//! - `agent`: what an agent asks of the signer (`info`, `pubkey`, `sign`,
+//!   `attest`, `audit`);
+//! - `verify`: what a validator does (`policy`, `verify`);
+//! - `onchain`: TEE trust on the ERC-8004 registries (`agent-bundle`,
+//!   `registration-file`, `validate`, `verdict`).
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout)]
+
+pub mod demo;
+
+mod admin;
+mod agent;
+mod onchain;
+mod run;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tee_core::SigningKey;
+use zeroize::Zeroizing;
+
+use tee_client::Client;
+use tee_transport::{Endpoint, Stream, connect};
+
+#[derive(Parser)]
+#[command(
+    name = "tee-signer",
+    version,
+    about = "Sign ERC-8004 agent actions with a key held in a TEE"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the signer is.
+#[derive(Args)]
+struct Conn {
+    /// The signer: unix:PATH, tcp:HOST:PORT, vsock:CID:PORT or serial:PATH[@BAUD].
+    #[arg(long, short)]
+    connect: Endpoint,
+}
+
+/// A slot of a signer.
+#[derive(Args)]
+struct At {
+    #[command(flatten)]
+    conn: Conn,
+    /// The key slot.
+    #[arg(long, default_value_t = 0)]
+    slot: u8,
+}
+
+/// The admin's key, and whom to trust to confirm the command.
+#[derive(Args)]
+struct AdminKey {
+    /// File holding the admin's secret key (hex), readable by you only.
+    #[arg(long)]
+    admin_key_file: PathBuf,
+    /// The signer's identity address (what `attest --slot 255` binds to the
+    /// TEE), which must sign the statements confirming the command; without
+    /// it, the identity that answers is trusted on first use.
+    #[arg(long)]
+    identity: Option<tee_core::Address>,
+    /// Send at this counter without confirmation: for a signer without an
+    /// identity key (an MCU), whose admin keeps the counter.
+    #[arg(long, conflicts_with = "identity")]
+    counter: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// End to end on the built-in simulated TEE: a simulated dstack, the
+    /// signer behind a unix socket, a derived key under a policy, an
+    /// ERC-8004 action signed through the phala-dstack provider, and the
+    /// attestation verified.
+    Demo(run::Demo),
+    /// Run the signer.
+    Serve(run::Serve),
+    /// Run the simulated dstack guest agent (dstack's HTTP API).
+    SimDstack(run::SimDstack),
+    /// What the signer is.
+    Info(Conn),
+    /// A slot's public key, address and high-water mark.
+    Pubkey(At),
+    /// (admin) Put dstack's key for PATH in a slot.
+    DeriveKey(admin::DeriveKey),
+    /// (admin) Put a fresh random key in a slot.
+    GenerateKey(admin::GenerateKey),
+    /// (admin) Set a slot's policy from a TOML or JSON policy file.
+    SetPolicy(admin::SetPolicy),
+    /// A slot's policy (with --verify, checked against the signer's signed
+    /// statement).
+    GetPolicy(admin::GetPolicy),
+    /// Sign an action (its canonical encoding in hex, or a sample kind) at
+    /// the next sequence, with a per-action attestation; prints JSON.
+    Sign(agent::Sign),
+    /// A quote binding a slot's key to a challenge, with its evidence; prints JSON.
+    Attest(agent::Attest),
+    /// Write a verifier policy pinned to a deployment (its compose hash, app
+    /// id, image measurements and KMS root), from an attestation or dstack's
+    /// Info, checking the app-compose file you reviewed against it.
+    Policy(verify::PinPolicy),
+    /// Verify an attestation (from `attest`) or a signature (from `sign`)
+    /// under a pinned policy.
+    Verify(verify::Verify),
+    /// The signer's hash-chained audit log.
+    Audit(agent::Audit),
+    /// An attestation bundle for an ERC-8004 agent: a slot's attestation
+    /// bound to (chain id, identity registry, agent id); its hash is the
+    /// validation request's requestHash.
+    AgentBundle(onchain::AgentBundle),
+    /// The agent's ERC-8004 registration file, trusting tee-attestation and
+    /// naming its TEE signer and attestation bundle.
+    RegistrationFile(onchain::RegistrationFile),
+    /// (validator) Check a validation request's bundle under your pinned
+    /// policy and answer it (100 pass, 0 fail) with your slot's key.
+    Validate(onchain::Validate),
+    /// Read an agent's tee-attestation verdict from the Validation Registry.
+    Verdict(onchain::Verdict),
+}
+
+/// Why a command failed, as the user reads it.
+type Failure = Box<dyn std::error::Error>;
+
+/// The tool: parses the command line, runs the command, and prints why it
+/// failed (exit 1) if it did.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Demo(c) => run::demo(c),
+        Command::Serve(c) => run::serve(c),
+        Command::SimDstack(c) => run::sim_dstack(c),
+        Command::Info(c) => agent::info(&c),
+        Command::Pubkey(c) => agent::pubkey(&c),
+        Command::DeriveKey(c) => admin::derive_key(c),
+        Command::GenerateKey(c) => admin::generate_key(c),
+        Command::SetPolicy(c) => admin::set_policy(c),
+        Command::GetPolicy(c) => admin::get_policy(c),
+        Command::Sign(c) => agent::sign(c),
+        Command::Attest(c) => agent::attest(c),
+        Command::Policy(c) => verify::pin_policy(c),
+        Command::Verify(c) => verify::verify(c),
+        Command::Audit(c) => agent::audit(&c),
+        Command::AgentBundle(c) => onchain::agent_bundle(c),
+        Command::RegistrationFile(c) => onchain::registration_file(c),
+        Command::Validate(c) => onchain::validate(c),
+        Command::Verdict(c) => onchain::verdict(c),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tee-signer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn client(c: &Conn) -> Result<Client<Box<dyn Stream>>, Failure> {
+    let stream = connect(&c.connect, TIMEOUT).map_err(|e| format!("{}: {e}", c.connect))?;
+    Ok(Client::new(stream))
+}
+
+fn read_admin(a: &AdminKey) -> Result<SigningKey, Failure> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(&a.admin_key_file)
+            .map_err(|e| format!("{}: {e}", a.admin_key_file.display()))?,
+    );
+    let digits = text.trim();
+    let digits = digits.strip_prefix("0x").unwrap_or(digits);
+    let mut key = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(digits, &mut key[..])
+        .map_err(|_| format!("{}: not a 32-byte hex key", a.admin_key_file.display()))?;
+    Ok(SigningKey::from_bytes(&key)?)
+}
+
+fn json(v: &impl serde::Serialize) -> Result<ExitCode, Failure> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read(p: &Path) -> Result<String, Failure> {
+    Ok(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?)
+}
+
+fn now_secs() -> Result<u64, Failure> {
+    Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,300 @@
+//! TEE trust on the ERC-8004 registries (`docs/onchain.md`): the agent's
+//! `agent-bundle` and `registration-file`, the validator's `validate`, and
+//! anyone's `verdict`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+use tee_core::{Address, B256, U256};
+
+use super::verify::VerifierOpts;
+use super::{At, Failure, json, now_secs};
+use tee_client::onchain::bundle::{self, AgentRef, AttestationBundle, Registration, Service};
+use tee_client::onchain::rpc::{Rpc, fetch};
+use tee_client::onchain::{TAG, validate as check};
+use tee_client::provider::PhalaDstackProvider;
+use tee_verify::Verifier;
+
+fn u256(s: &str) -> Result<U256, String> {
+    U256::from_decimal(s).ok_or_else(|| format!("{s:?}: not a decimal number below 2^256"))
+}
+
+#[derive(Args)]
+pub(super) struct AgentBundle {
+    #[command(flatten)]
+    at: At,
+    /// The chain's id (or read from --rpc).
+    #[arg(long, required_unless_present = "rpc")]
+    chain_id: Option<u64>,
+    /// A JSON-RPC endpoint of the chain, to read its id.
+    #[arg(long)]
+    rpc: Option<String>,
+    /// The identity registry's address.
+    #[arg(long)]
+    identity_registry: Address,
+    /// The agent's id (decimal).
+    #[arg(long, value_parser = u256)]
+    agent_id: U256,
+    /// Write the bundle here (its bytes are what requestHash commits to).
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+/// The slot's attestation bound to the agent's challenge, as a bundle.
+pub(super) fn agent_bundle(c: AgentBundle) -> Result<ExitCode, Failure> {
+    let chain_id = match (c.chain_id, &c.rpc) {
+        (Some(id), _) => id,
+        (None, Some(url)) => Rpc::new(url).chain_id()?,
+        (None, None) => return Err("give --chain-id or --rpc".into()),
+    };
+    let agent = AgentRef { chain_id, identity_registry: c.identity_registry, agent_id: c.agent_id };
+    let issued_at = now_secs()?;
+    let p = PhalaDstackProvider::new(c.at.conn.connect.clone(), Verifier::default());
+    let attestation = p.get_attestation_report(c.at.slot, agent.challenge(issued_at))?;
+    let b = AttestationBundle::new(&agent, issued_at, attestation)?;
+    let bytes = b.to_bytes();
+    std::fs::write(&c.out, &bytes).map_err(|e| format!("{}: {e}", c.out.display()))?;
+    json(&json!({
+        "bundle": c.out.display().to_string(),
+        "requestHash": AttestationBundle::request_hash(&bytes).to_string(),
+        "signer": b.attestation.address.to_string(),
+        "agentRegistry": b.agent_registry,
+        "agentId": b.agent_id,
+        "challenge": b.challenge.to_string(),
+        "dataUri": bundle::data_uri(&bytes),
+    }))
+}
+
+#[derive(Args)]
+pub(super) struct RegistrationFile {
+    /// The attestation bundle (from `agent-bundle`).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// Where the bundle is published (default: a data: URI holding it).
+    #[arg(long)]
+    bundle_uri: Option<String>,
+    /// The agent's name.
+    #[arg(long)]
+    name: String,
+    /// What it does.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// An image URI.
+    #[arg(long)]
+    image: Option<String>,
+    /// A service, NAME=ENDPOINT (repeatable): web, A2A, MCP, ...
+    #[arg(long = "service", value_parser = service)]
+    services: Vec<Service>,
+    /// Print the file as a data: URI (to pass to register or setAgentURI).
+    #[arg(long)]
+    data_uri: bool,
+}
+
+fn service(s: &str) -> Result<Service, String> {
+    let (name, endpoint) = s.split_once('=').ok_or("give NAME=ENDPOINT")?;
+    Ok(Service { name: name.to_owned(), endpoint: endpoint.to_owned(), version: None })
+}
+
+pub(super) fn registration_file(c: RegistrationFile) -> Result<ExitCode, Failure> {
+    let bytes = std::fs::read(&c.bundle).map_err(|e| format!("{}: {e}", c.bundle.display()))?;
+    let b = AttestationBundle::from_bytes(&bytes)?;
+    let agent = b.agent()?;
+    let uri = c.bundle_uri.unwrap_or_else(|| bundle::data_uri(&bytes));
+    let registration = Registration {
+        name: c.name,
+        description: c.description,
+        image: c.image,
+        services: c.services,
+    };
+    let file = registration.file(
+        &agent,
+        &b.attestation.address,
+        &uri,
+        &AttestationBundle::request_hash(&bytes),
+    );
+    if c.data_uri {
+        println!("{}", bundle::data_uri(file.to_string().as_bytes()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    json(&file)
+}
+
+#[derive(Args)]
+pub(super) struct Validate {
+    /// The chain's JSON-RPC endpoint.
+    #[arg(long)]
+    rpc: String,
+    /// The Validation Registry's address.
+    #[arg(long)]
+    validation_registry: Address,
+    /// The request's hash (from its ValidationRequest event).
+    #[arg(long)]
+    request_hash: B256,
+    /// The bundle: a file, or a data:, http(s):// or ipfs:// URI (default:
+    /// the requestURI of the request's ValidationRequest event).
+    #[arg(long)]
+    bundle: Option<String>,
+    /// An IPFS gateway for ipfs:// URIs (e.g. https://ipfs.io).
+    #[arg(long)]
+    ipfs_gateway: Option<String>,
+    /// Search the ValidationRequest event from this block (public
+    /// endpoints limit eth_getLogs' range).
+    #[arg(long, default_value_t = 0)]
+    from_block: u64,
+    #[command(flatten)]
+    verifier: VerifierOpts,
+    /// The oldest bundle accepted, in seconds.
+    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    max_age: u64,
+    /// The validator's signer and slot: sign the validationResponse and
+    /// send it (without: print the verdict only).
+    #[arg(long, short)]
+    connect: Option<tee_transport::Endpoint>,
+    /// The validator's slot.
+    #[arg(long, default_value_t = 0)]
+    slot: u8,
+    /// Attach the validator slot's own attestation (bound to the request
+    /// and the response) to the report: for a validator in a TEE.
+    #[arg(long, requires = "connect")]
+    attest_validator: bool,
+    /// Where the report is published (default: a data: URI holding it).
+    #[arg(long)]
+    report_uri: Option<String>,
+    /// Also write the report here.
+    #[arg(long)]
+    report_out: Option<PathBuf>,
+    /// Unix time to verify at (default: now).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
+    let verifier = c.verifier.verifier(false)?;
+    let rpc = Rpc::new(&c.rpc);
+    let (validator, on_chain) = rpc.validation_request(&c.validation_registry, &c.request_hash)?;
+    // The validator's slot, checked to be the one the request names before
+    // anything is verified, attested or signed.
+    let signer = match &c.connect {
+        Some(endpoint) => {
+            let p = PhalaDstackProvider::new(endpoint.clone(), Verifier::default());
+            let me = p.key(c.slot)?.address;
+            if me != validator {
+                return Err(format!(
+                    "the request names validator {validator}; slot {} is {me}",
+                    c.slot
+                )
+                .into());
+            }
+            Some((p, me))
+        }
+        None => None,
+    };
+    let source = match c.bundle {
+        Some(b) => b,
+        None => rpc.request_uri(&c.validation_registry, &c.request_hash, c.from_block)?,
+    };
+    let bytes = if source.contains("://") || source.starts_with("data:") {
+        fetch(&source, c.ipfs_gateway.as_deref())?
+    } else {
+        std::fs::read(&source).map_err(|e| format!("{source}: {e}"))?
+    };
+    let now = match c.now {
+        Some(t) => t,
+        None => now_secs()?,
+    };
+    let mut v = check(&on_chain, &bytes, &verifier, c.max_age, now);
+    if c.attest_validator
+        && let Some((p, _)) = &signer
+    {
+        v.validator_attestation = Some(p.get_attestation_report(c.slot, v.validator_challenge())?);
+    }
+    let report = v.report_bytes();
+    if let Some(p) = &c.report_out {
+        std::fs::write(p, &report).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    let uri = c.report_uri.unwrap_or_else(|| bundle::data_uri(&report));
+    let response_hash = v.response_hash();
+    let mut out = json!({
+        "requestHash": c.request_hash.to_string(),
+        "agentId": on_chain.agent_id,
+        "validator": validator.to_string(),
+        "response": v.response,
+        "tag": TAG,
+        "responseURI": uri,
+        "responseHash": response_hash.to_string(),
+        "reasons": v.reasons(),
+    });
+    if let Some((p, me)) = signer {
+        let data = alloy_sol_types::SolCall::abi_encode(
+            &tee_client::actions::calldata::IValidationRegistry::validationResponseCall {
+                requestHash: alloy_primitives::B256::from(c.request_hash.0),
+                response: v.response,
+                responseURI: uri.clone(),
+                responseHash: alloy_primitives::B256::from(response_hash.0),
+                tag: TAG.into(),
+            },
+        );
+        let fees = rpc.fees()?;
+        let gas = rpc.estimate_gas(&me, &c.validation_registry, &data)?;
+        let request = json!({
+            "from": me.to_string(),
+            "to": c.validation_registry.to_string(),
+            "data": format!("0x{}", hex::encode(&data)),
+            "value": "0x0",
+            "nonce": format!("{:#x}", rpc.nonce(&me)?),
+            "gas": format!("{:#x}", gas + gas / 5),
+            "maxFeePerGas": format!("{:#x}", fees.max_fee_per_gas),
+            "maxPriorityFeePerGas": format!("{:#x}", fees.max_priority_fee_per_gas),
+            "chainId": format!("{:#x}", on_chain.chain_id),
+            "type": "0x2",
+        });
+        let signed = p.sign_json(c.slot, &request.to_string(), None)?;
+        let raw = signed.signature.raw_transaction.ok_or("no raw transaction signed")?;
+        let receipt = rpc.send_raw(&raw, Duration::from_secs(120))?;
+        if let Some(o) = out.as_object_mut() {
+            for k in ["transactionHash", "blockNumber"] {
+                o.insert(k.into(), receipt.get(k).cloned().unwrap_or_default());
+            }
+        }
+    }
+    json(&out)
+}
+
+#[derive(Args)]
+pub(super) struct Verdict {
+    /// The chain's JSON-RPC endpoint.
+    #[arg(long)]
+    rpc: String,
+    /// The Validation Registry's address.
+    #[arg(long)]
+    validation_registry: Address,
+    /// The agent's id (decimal).
+    #[arg(long, value_parser = u256)]
+    agent_id: U256,
+    /// The validators you trust (repeatable; none: every validator, which
+    /// anyone can become).
+    #[arg(long = "validator")]
+    validators: Vec<Address>,
+    /// The tag.
+    #[arg(long, default_value = TAG)]
+    tag: String,
+}
+
+/// `getSummary` under the tag, and every request of the agent.
+pub(super) fn verdict(c: Verdict) -> Result<ExitCode, Failure> {
+    let rpc = Rpc::new(&c.rpc);
+    let (count, average) =
+        rpc.summary(&c.validation_registry, &c.agent_id, &c.validators, &c.tag)?;
+    let validations = rpc.validations(&c.validation_registry, &c.agent_id)?;
+    json(&json!({
+        "agentId": c.agent_id,
+        "tag": c.tag,
+        "validators": c.validators.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "count": count,
+        "averageResponse": average,
+        "validations": validations,
+    }))
+}

@@ -1,0 +1,172 @@
+//! What a validator does: pin a `policy` to a deployment, and `verify` an
+//! attestation (from `attest`) or a signature with its attestation (from
+//! `sign`), offline, under it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use tee_core::B256;
+
+use super::{Failure, now_secs, read};
+use tee_core::Address;
+use tee_verify::pccs::Pccs;
+use tee_verify::policy::Deployment;
+use tee_verify::{Attestation, Bound, Expected, Policy, TeeSignature, Verifier};
+
+/// The verifier's policy and where its DCAP collateral comes from.
+#[derive(Args)]
+pub(super) struct VerifierOpts {
+    /// The verifier policy (TOML or JSON): who the signer must be (compose
+    /// hash and app id, or MRTD and RTMR0-2; the KMS root for derived keys).
+    /// `tee-signer policy` writes one from a deployment.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// DCAP collateral (dcap-qvl JSON).
+    #[arg(long, conflicts_with = "pccs")]
+    collateral: Option<PathBuf>,
+    /// A PCCS to fetch collateral from.
+    #[arg(long)]
+    pccs: Option<String>,
+    /// Trust the built-in simulated TEE's DCAP root instead of Intel's (its
+    /// collateral is made for the time if none is given): a simulated
+    /// signer's quotes then pass, and the verdict says "simulated root".
+    /// For trying things out only.
+    #[arg(long)]
+    trust_simulator_root: bool,
+}
+
+impl VerifierOpts {
+    /// The verifier; `unpinned`: without a policy (the verdict then says
+    /// NOT PINNED), else a policy is required.
+    pub(super) fn verifier(&self, unpinned: bool) -> Result<Verifier, Failure> {
+        let mut policy = match &self.policy {
+            Some(p) => Policy::load(p)?,
+            None if unpinned => Policy::default(),
+            None => {
+                return Err(
+                    format!("no verifier policy (--policy FILE): {}", Policy::WHAT_TO_PIN).into()
+                );
+            }
+        };
+        policy.trust_simulator_root |= self.trust_simulator_root;
+        Ok(Verifier {
+            policy,
+            collateral: match &self.collateral {
+                Some(p) => Some(serde_json::from_str(&read(p)?)?),
+                None => None,
+            },
+            pccs: self.pccs.as_deref().map(|url| Pccs::new(url, None)).transpose()?,
+            simulated_root: Some(tee_sim::root()),
+        })
+    }
+}
+
+#[derive(Args)]
+pub(super) struct Verify {
+    /// The JSON from `attest` or `sign`.
+    file: PathBuf,
+    #[command(flatten)]
+    verifier: VerifierOpts,
+    /// Verify without a policy: any TDX machine with a matching binding
+    /// passes. For trying things out only; the verdict says NOT PINNED.
+    #[arg(long, conflicts_with = "policy")]
+    insecure_any_td: bool,
+    /// For an attestation: the challenge it must bind.
+    #[arg(long)]
+    challenge: Option<B256>,
+    /// Unix time to verify at (default: now).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
+    let verifier = c.verifier.verifier(c.insecure_any_td)?;
+    let now = match c.now {
+        Some(t) => t,
+        None => now_secs()?,
+    };
+    let text = read(&c.file)?;
+    let report = if let Ok(s) = serde_json::from_str::<TeeSignature>(&text) {
+        verifier.verify_tee_signature(&s, now)
+    } else {
+        let a: Attestation = serde_json::from_str(&text).map_err(|e| {
+            format!("{}: neither a signature nor an attestation: {e}", c.file.display())
+        })?;
+        let expected = match (c.challenge, a.bound) {
+            (Some(c), Bound::Device(_)) => Expected::Device(c),
+            (Some(c), _) => Expected::Challenge(c),
+            (None, Bound::ActionDigest(d)) => Expected::ActionDigest(d),
+            (None, Bound::Challenge(_) | Bound::Device(_)) => {
+                return Err("an attestation bound to a challenge: give the challenge you sent \
+                            (--challenge)"
+                    .into());
+            }
+        };
+        verifier.verify_attestation(&a, &expected, now)
+    };
+    println!("{report}");
+    let passed = report.verified() || (c.insecure_any_td && report.verified_unpinned());
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("from").required(true))]
+pub(super) struct PinPolicy {
+    /// An attestation of the deployment (JSON from `tee-signer attest`).
+    #[arg(long, group = "from")]
+    attestation: Option<PathBuf>,
+    /// dstack's Info response of the deployment (JSON).
+    #[arg(long, group = "from")]
+    info: Option<PathBuf>,
+    /// The app-compose file you reviewed: its SHA-256 must be the
+    /// deployment's compose hash.
+    #[arg(long)]
+    app_compose: Option<PathBuf>,
+    /// The dstack KMS root address derived keys must chain to.
+    #[arg(long)]
+    kms_root: Option<Address>,
+    /// Pin only the app (compose hash, app id), not the image (MRTD,
+    /// RTMR0-2): any OS image and VM size the KMS serves the app on passes.
+    #[arg(long)]
+    app_only: bool,
+    /// Trust the built-in simulated TEE's DCAP root instead of Intel's (for
+    /// a policy pinned to the simulator; never for a real deployment).
+    #[arg(long)]
+    trust_simulator_root: bool,
+    /// Write the policy here (TOML) instead of printing it.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+pub(super) fn pin_policy(c: PinPolicy) -> Result<ExitCode, Failure> {
+    let attestation: Option<Attestation> = match &c.attestation {
+        Some(p) => {
+            Some(serde_json::from_str(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let info = c.info.as_deref().map(read).transpose()?;
+    let deployment = match (&attestation, &info) {
+        (Some(a), _) => Deployment::Attestation(a),
+        (None, Some(i)) => Deployment::Info(i),
+        (None, None) => return Err("give --attestation FILE or --info FILE".into()),
+    };
+    let compose = match &c.app_compose {
+        Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        None => None,
+    };
+    let mut policy = Policy::pin(deployment, c.kms_root, compose.as_deref(), !c.app_only)?;
+    policy.trust_simulator_root = c.trust_simulator_root;
+    if c.kms_root.is_none() {
+        eprintln!(
+            "note: no --kms-root: signatures by keys derived by dstack's KMS will not verify"
+        );
+    }
+    let text = toml::to_string(&policy)?;
+    match &c.out {
+        Some(p) => std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

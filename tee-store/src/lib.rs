@@ -1,0 +1,6 @@
+#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+
+pub mod group;
+pub mod journal;
+pub mod store;

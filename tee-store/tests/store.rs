@@ -1,0 +1,176 @@
+//! The state directory's journal through its API: what survives a reopen,
+//! a crash's torn write, a compaction; the directory's permissions and
+//! lock; a missing key file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tee_core::device::{CounterId, HighWater};
+use tee_core::protocol::{AuditEntry, Outcome};
+use tee_core::{Address, B256};
+use tee_store::store::{FileStore, JOURNAL, KEY_FILE, MAX_JOURNAL, StateKey, StoreError};
+
+const ADMIN: Address = Address([0xad; 20]);
+
+/// A private state directory inside a temp dir (temp dirs may be created
+/// with the umask's mode, which the store refuses).
+struct Private(#[allow(dead_code, reason = "kept for its drop")] tempfile::TempDir, PathBuf);
+
+impl Private {
+    fn new() -> Private {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state");
+        Private(t, p)
+    }
+    fn path(&self) -> &Path {
+        &self.1
+    }
+}
+
+fn hw(value: u64) -> HighWater {
+    HighWater { value, digest: B256([value as u8; 32]) }
+}
+
+fn open(dir: &Path) -> FileStore {
+    FileStore::open(dir, StateKey::File, Some(ADMIN)).unwrap()
+}
+
+fn entry(index: u64) -> AuditEntry {
+    AuditEntry {
+        index,
+        command: 6,
+        slot: 0,
+        sequence: index,
+        digest: B256::ZERO,
+        outcome: Outcome::Ok,
+    }
+}
+
+#[test]
+fn records_marks_and_audit_survive_reopening() {
+    let dir = Private::new();
+    let mut s = open(dir.path());
+    let provisioned = s.provisioning();
+    assert_eq!(provisioned.admin, ADMIN);
+    s.store_slot(1, b"record one").unwrap();
+    s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
+    s.commit_counter_audited(CounterId::Slot(1), &hw(4), &entry(0), &B256::ZERO).unwrap();
+    s.commit_counter(CounterId::Admin, &hw(9)).unwrap();
+    s.store_slot(1, b"record two").unwrap();
+    drop(s);
+    let mut s = open(dir.path());
+    assert_eq!(s.provisioning(), provisioned);
+    let mut buf = [0u8; 64];
+    let n = s.load_slot(1, &mut buf).unwrap().unwrap();
+    assert_eq!(&buf[..n], b"record two");
+    assert_eq!(s.load_slot(2, &mut buf).unwrap(), None);
+    assert_eq!(s.load_counter(CounterId::Slot(1)).unwrap(), Some(hw(4)));
+    assert_eq!(s.load_counter(CounterId::Admin).unwrap(), Some(hw(9)));
+    assert_eq!(s.audit_entry(0), Some((entry(0), B256::ZERO)));
+    // The secret record is sealed: its bytes are nowhere in the journal.
+    let raw = fs::read(dir.path().join(JOURNAL)).unwrap();
+    assert!(!raw.windows(10).any(|w| w == b"record two"));
+    // Out-of-range slots are refused.
+    assert!(s.store_slot(255, b"x").is_err());
+}
+
+#[test]
+fn a_torn_last_write_is_cut_once() {
+    let dir = Private::new();
+    let mut s = open(dir.path());
+    s.commit_counter(CounterId::Slot(0), &hw(1)).unwrap();
+    let good = fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
+    s.commit_counter(CounterId::Slot(0), &hw(2)).unwrap();
+    drop(s);
+    // A crash in the middle of the second write.
+    let raw = fs::read(dir.path().join(JOURNAL)).unwrap();
+    fs::write(dir.path().join(JOURNAL), &raw[..raw.len() - 7]).unwrap();
+    let mut s = open(dir.path());
+    assert_eq!(s.load_counter(CounterId::Slot(0)).unwrap(), Some(hw(1)));
+    assert_eq!(
+        fs::metadata(dir.path().join(JOURNAL)).unwrap().len(),
+        good,
+        "the torn bytes are cut"
+    );
+    // Writes go on after the last good record.
+    s.commit_counter(CounterId::Slot(0), &hw(2)).unwrap();
+    drop(s);
+    assert_eq!(open(dir.path()).load_counter(CounterId::Slot(0)).unwrap(), Some(hw(2)));
+}
+
+#[test]
+fn compaction_keeps_the_state_and_the_audit_chain_head() {
+    let dir = Private::new();
+    let mut s = open(dir.path());
+    s.store_slot(3, &[7; 600]).unwrap();
+    let mut prev = B256::ZERO;
+    let mut i = 0u64;
+    // Enough marks and entries to pass the journal's size bound.
+    while i == 0 || s.audit_oldest() == 0 {
+        let e = entry(i);
+        s.commit_counter_audited(CounterId::Slot(3), &hw(i + 1), &e, &prev).unwrap();
+        prev = tee_core::device::audit_chain_hash(&prev, &e);
+        i += 1;
+    }
+    let size = fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
+    assert!(size <= MAX_JOURNAL + 4096, "compacted: {size}");
+    assert_eq!(s.audit_head(), Some((i, prev)));
+    assert!(s.audit_oldest() > 0, "old entries rotated out");
+    drop(s);
+    let mut s = open(dir.path());
+    assert_eq!(s.load_counter(CounterId::Slot(3)).unwrap(), Some(hw(i)));
+    assert_eq!(s.audit_head(), Some((i, prev)));
+    let mut buf = [0u8; 700];
+    assert_eq!(s.load_slot(3, &mut buf).unwrap(), Some(600));
+}
+
+#[test]
+fn private_directory_and_files() {
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = Private::new();
+    let dir = root.path().join("a/b/state");
+    drop(open(&dir));
+    assert_eq!(mode(&dir), 0o700);
+    for f in ["LOCK", JOURNAL, KEY_FILE] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    // A directory others can read or write is refused, with the reason.
+    for open_to in [0o777, 0o750, 0o705] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(open_to)).unwrap();
+        let e = FileStore::open(&dir, StateKey::File, None).unwrap_err();
+        assert!(matches!(e, StoreError::Permissions { .. }), "{e}");
+        assert!(e.to_string().contains("open to others"), "{e}");
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    drop(open(&dir));
+}
+
+#[test]
+fn one_signer_per_state_directory() {
+    let dir = Private::new();
+    let s = open(dir.path());
+    let e = FileStore::open(dir.path(), StateKey::File, None).unwrap_err();
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    drop(s);
+    drop(open(dir.path()));
+}
+
+#[test]
+fn provisioning_needs_an_admin_and_keeps_it() {
+    let dir = Private::new();
+    let e = FileStore::open(dir.path(), StateKey::File, None).unwrap_err();
+    assert!(matches!(e, StoreError::NoAdmin), "{e}");
+    drop(open(dir.path()));
+    let e = FileStore::open(dir.path(), StateKey::File, Some(Address([1; 20]))).unwrap_err();
+    assert!(matches!(e, StoreError::AdminMismatch { .. }), "{e}");
+    // Without its key file, a journal is not read (a key made afresh
+    // would open nothing, and say so).
+    fs::remove_file(dir.path().join(KEY_FILE)).unwrap();
+    let e = FileStore::open(dir.path(), StateKey::File, None).unwrap_err();
+    assert!(matches!(e, StoreError::KeyMissing { .. }), "{e}");
+    fs::write(dir.path().join(KEY_FILE), [9u8; 32]).unwrap();
+    let e = FileStore::open(dir.path(), StateKey::File, None).unwrap_err();
+    assert!(e.to_string().contains("does not open under this state key"), "{e}");
+}

@@ -1,0 +1,30 @@
+#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+
+//! Verifying an attestation: that a signing key lives in a measured TDX
+//! confidential VM running the expected code, and that a signature is that
+//! key's. One concern per file:
+//!
+//! - [`policy`]: what a validator pins (measurements, app, KMS root);
+//! - [`evidence`]: what a signer presents and the JSON bundles it hands out;
+//! - [`checks`]: the checks themselves ([`Verifier`]);
+//! - [`report`]: their findings and the verdict;
+//! - [`eventlog`]: dstack's event log, replayed to RTMR3;
+//! - [`pccs`]: DCAP collateral from a PCCS the user configures;
+//! - [`versioned`]: dstack's `VersionedAttestation` (`Attest`), V0 and V1.
+
+pub mod checks;
+pub mod eventlog;
+pub mod evidence;
+pub mod json;
+pub mod pccs;
+pub mod policy;
+pub mod report;
+pub mod versioned;
+
+pub use checks::{SimulatedRoot, Verifier, verify_key_chain};
+pub use evidence::{
+    Attestation, Bound, Evidence, Expected, KeyChain, TeeSignature, random_challenge,
+};
+pub use policy::{Policy, PolicyError};
+pub use report::{Check, Failure, Report, Status};
