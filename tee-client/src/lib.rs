@@ -16,6 +16,7 @@ pub mod alloy;
 pub mod onchain;
 pub mod policyfile;
 pub mod provider;
+pub mod session;
 
 use std::io::{self, Read, Write};
 
@@ -143,7 +144,7 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// The last response, decoded canonically as `C`'s.
-    fn last_response<C: Command>(&self) -> Result<C::Response<'_>, ClientError> {
+    pub(crate) fn last_response<C: Command>(&self) -> Result<C::Response<'_>, ClientError> {
         let (_, r) = decode_response::<C>(&self.last).map_err(ClientError::Malformed)?;
         r.map_err(ClientError::Device)
     }

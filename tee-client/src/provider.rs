@@ -12,21 +12,23 @@
 //! measurements, event log, DCAP, the dstack key chain) and says which
 //! passed rather than trusting that a quote exists.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tee_core::action::tx;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
     Attest, AttestAction, AttestResponse, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError,
-    DeviceInfo, DeviceInfoResponse, EvidencePart, GetEvidence, GetPolicy, GetPublicKey, KeyOrigin,
+    DeviceInfoResponse, EvidencePart, GetEvidence, GetPolicy, GetPublicKey, KeyOrigin,
     MAX_PATH_LEN, Policy, PublicKeyResponse, SetPolicy, Sign, capability,
 };
 use tee_core::{Action, Address, B256, SigningKey, heapless};
 
+use super::ClientError;
 use super::admin::Trust;
-use super::{Client, ClientError};
-use tee_transport::{Endpoint, Stream, connect};
+use super::session::{DEFAULT_TIMEOUT, Session, Stats};
+use tee_transport::Endpoint;
 use tee_verify::{Attestation, Bound, Report, TeeSignature, Verifier};
 
 /// The provider's name, as agent SDKs know it.
@@ -59,7 +61,7 @@ pub enum ProviderError {
     /// An action with a field longer than the signer was built to take
     /// (a microcontroller's bounds are smaller than the std signer's).
     #[error("the signer takes {} up to {} (DeviceInfo bounds); this action's is {}", .0.field, .0.max, .0.len)]
-    OverBound(tee_core::limits::OverBound),
+    OverBound(tee_core::action::OverBound),
     /// A JSON action that is not one the signer takes.
     #[error("{0}")]
     Action(#[from] crate::actions::JsonActionError),
@@ -128,16 +130,16 @@ impl SignedJson {
     }
 }
 
-/// The `phala-dstack` provider over a signer at an endpoint.
+/// The `phala-dstack` provider over a signer at an endpoint. It keeps one
+/// [`Session`] (one connection, the device's facts asked once) across
+/// calls; calls from several threads take turns on it.
 #[derive(Debug)]
 pub struct PhalaDstackProvider {
     endpoint: Endpoint,
-    timeout: Duration,
     admin: Option<SigningKey>,
     identity: Option<Address>,
     verifier: Verifier,
-    /// The device's action bounds, asked once (`DeviceInfo`).
-    bounds: std::sync::OnceLock<tee_core::limits::ActionBounds>,
+    session: Mutex<Session>,
 }
 
 fn now_secs() -> u64 {
@@ -150,12 +152,11 @@ impl PhalaDstackProvider {
     #[must_use]
     pub fn new(endpoint: Endpoint, verifier: Verifier) -> PhalaDstackProvider {
         PhalaDstackProvider {
+            session: Mutex::new(Session::new(endpoint.clone(), DEFAULT_TIMEOUT)),
             endpoint,
-            timeout: Duration::from_secs(30),
             admin: None,
             identity: None,
             verifier,
-            bounds: std::sync::OnceLock::new(),
         }
     }
 
@@ -187,9 +188,17 @@ impl PhalaDstackProvider {
         PROVIDER_NAME
     }
 
-    fn client(&self) -> Result<Client<Box<dyn Stream>>, ProviderError> {
-        let stream = connect(&self.endpoint, self.timeout).map_err(|e| self.err(e.into()))?;
-        Ok(Client::new(stream))
+    /// Connections opened and requests sent so far (one connection for a
+    /// provider whose connection never broke).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.session().stats()
+    }
+
+    /// The session; a thread that panicked holding it left at worst a
+    /// connection mid-request, which the next call finds broken.
+    fn session(&self) -> MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn err(&self, source: ClientError) -> ProviderError {
@@ -199,9 +208,9 @@ impl PhalaDstackProvider {
         }
     }
 
-    /// The signer's description.
+    /// The signer's description (asked once per session).
     pub fn info(&self) -> Result<DeviceInfoResponse, ProviderError> {
-        self.client()?.call(&DeviceInfo).map_err(|e| self.err(e))
+        self.session().info().cloned().map_err(|e| self.err(e))
     }
 
     /// `is_available`: the signer answers and runs on dstack (or the
@@ -218,7 +227,7 @@ impl PhalaDstackProvider {
     /// `policy` (deny-all until then), attested with a fresh challenge. The
     /// private key stays in the signer. Needs the admin key; each admin
     /// command is confirmed by the signer's identity
-    /// ([`Client::admin_confirmed`]).
+    /// ([`Client::admin_confirmed`](crate::Client::admin_confirmed)).
     pub fn generate_key(
         &self,
         slot: u8,
@@ -227,40 +236,50 @@ impl PhalaDstackProvider {
     ) -> Result<TeeKey, ProviderError> {
         let admin = self.admin.as_ref().ok_or(ProviderError::NotAdmin)?;
         let path = heapless::String::try_from(path).map_err(|_| ProviderError::PathTooLong)?;
-        let mut c = self.client()?;
-        let info = c.call(&DeviceInfo).map_err(|e| self.err(e))?;
-        let mut trust = Trust { device_id: info.device_id, identity: self.identity };
+        let mut s = self.session();
+        let device_id = s.info().map_err(|e| self.err(e))?.device_id;
+        let mut trust = Trust { device_id, identity: self.identity };
         let auth = tee_core::protocol::AdminAuth::UNSIGNED;
+        let c = s.client().map_err(|e| self.err(e))?;
         c.admin_confirmed(DeriveKey { slot, path, auth }, admin, &mut trust)
             .map_err(|e| self.err(e))?;
         let set = SetPolicy { slot, policy: policy.clone(), auth };
         c.admin_confirmed(set, admin, &mut trust).map_err(|e| self.err(e))?;
-        drop(c);
-        self.key(slot)
+        self.key_in(&mut s, slot)
     }
 
     /// The key in `slot`, attested with a fresh challenge.
     pub fn key(&self, slot: u8) -> Result<TeeKey, ProviderError> {
-        let mut challenge = [0u8; 32];
-        getrandom::fill(&mut challenge)
+        self.key_in(&mut self.session(), slot)
+    }
+
+    fn key_in(&self, s: &mut Session, slot: u8) -> Result<TeeKey, ProviderError> {
+        let challenge = tee_verify::random_challenge()
             .map_err(|e| ProviderError::Evidence { what: "challenge", message: e.to_string() })?;
-        let attestation = self.get_attestation_report(slot, B256(challenge))?;
-        let mut c = self.client()?;
-        let pk = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
+        let pk = self.public_key(s, slot)?;
+        let attestation = self.attest_in(s, slot, challenge, Some(&pk.origin))?;
         Ok(key_of(&pk, attestation))
+    }
+
+    fn public_key(&self, s: &mut Session, slot: u8) -> Result<Key, ProviderError> {
+        let pk = s.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
+        Ok(Key::from(&pk))
     }
 
     /// The address of `slot` and the contracts its policy names (to the
     /// action decoders, contracts that may be ERC-8004 registries besides
     /// the deployed ones).
     pub fn slot_context(&self, slot: u8) -> Result<(Address, Vec<Address>), ProviderError> {
-        let mut c = self.client()?;
-        let address = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?.address;
-        let contracts = match c.call(&GetPolicy { slot }).map_err(|e| self.err(e))?.contracts {
+        let mut s = self.session();
+        let address = self.public_key(&mut s, slot)?.address;
+        Ok((address, self.contracts(&mut s, slot)?))
+    }
+
+    fn contracts(&self, s: &mut Session, slot: u8) -> Result<Vec<Address>, ProviderError> {
+        Ok(match s.call(&GetPolicy { slot }).map_err(|e| self.err(e))?.contracts {
             tee_core::protocol::Allow::Only(list) => list.to_vec(),
             tee_core::protocol::Allow::Any => Vec::new(),
-        };
-        Ok((address, contracts))
+        })
     }
 
     /// The action of a JSON request as wallets send it
@@ -268,24 +287,40 @@ impl PhalaDstackProvider {
     /// slot's address, and the contracts the slot's policy names are
     /// registries too.
     pub fn json_action(&self, slot: u8, json: &str) -> Result<Action, ProviderError> {
-        let (address, contracts) = self.slot_context(slot)?;
-        let request = crate::actions::from_json(json, &contracts)?;
+        let mut s = self.session();
+        let pk = self.public_key(&mut s, slot)?;
+        self.decode_json(&mut s, slot, &pk, json)
+    }
+
+    fn decode_json(
+        &self,
+        s: &mut Session,
+        slot: u8,
+        pk: &Key,
+        json: &str,
+    ) -> Result<Action, ProviderError> {
+        let request = crate::actions::from_json(json, &self.contracts(s, slot)?)?;
         match request.from {
-            Some(from) if from != address => Err(ProviderError::NotFrom { from, slot, address }),
+            Some(from) if from != pk.address => {
+                Err(ProviderError::NotFrom { from, slot, address: pk.address })
+            }
             _ => Ok(request.action),
         }
     }
 
     /// Signs a JSON request ([`PhalaDstackProvider::json_action`]) with
-    /// `slot`, at `sequence` or the next.
+    /// `slot`, at `sequence` or the next, on one connection:
+    /// `GetPublicKey`, `GetPolicy`, `Sign`, then the attestation.
     pub fn sign_json(
         &self,
         slot: u8,
         json: &str,
         sequence: Option<u64>,
     ) -> Result<SignedJson, ProviderError> {
-        let action = self.json_action(slot, json)?;
-        let signature = self.sign_slot_at(slot, &action, sequence)?;
+        let mut s = self.session();
+        let pk = self.public_key(&mut s, slot)?;
+        let action = self.decode_json(&mut s, slot, &pk, json)?;
+        let signature = self.sign_in(&mut s, slot, &action, sequence, Some(pk))?;
         Ok(SignedJson { action, signature })
     }
 
@@ -331,44 +366,82 @@ impl PhalaDstackProvider {
         action: &Action,
         sequence: Option<u64>,
     ) -> Result<TeeSignature, ProviderError> {
-        let mut c = self.client()?;
+        self.sign_in(&mut self.session(), slot, action, sequence, None)
+    }
+
+    /// Signs `action` without attesting it (for a signer without a TEE),
+    /// at `sequence` or the one after the slot's mark.
+    pub fn sign_unattested(
+        &self,
+        slot: u8,
+        action: &Action,
+        sequence: Option<u64>,
+    ) -> Result<Signed, ProviderError> {
+        Ok(self.sign_only(&mut self.session(), slot, action, sequence, None)?.0)
+    }
+
+    /// The address of `slot`.
+    pub fn address(&self, slot: u8) -> Result<Address, ProviderError> {
+        Ok(self.public_key(&mut self.session(), slot)?.address)
+    }
+
+    /// Signs on `s`: `pk` is the slot's key if the caller has just asked for
+    /// it (its high-water mark chooses the sequence). Returns the key as
+    /// last read, whose origin says whether an attestation has a key chain.
+    fn sign_only(
+        &self,
+        s: &mut Session,
+        slot: u8,
+        action: &Action,
+        sequence: Option<u64>,
+        pk: Option<Key>,
+    ) -> Result<(Signed, Key), ProviderError> {
         // A field over the signer's bounds is named here, not refused there
-        // as a bare TooLong. The bounds are the device's build: asked once.
-        let bounds = match self.bounds.get() {
-            Some(b) => *b,
-            None => {
-                let b = c.call(&DeviceInfo).map_err(|e| self.err(e))?.bounds;
-                *self.bounds.get_or_init(|| b)
-            }
-        };
+        // as a bare TooLong. The bounds are the device's: asked once.
+        let bounds = s.info().map_err(|e| self.err(e))?.bounds;
         let mut buf = vec![0u8; tee_core::limits::MAX_ACTION_LEN];
         let encoded_len =
             action.encode(&mut buf).map_err(|e| self.err(ClientError::Encode(e)))?.len();
         bounds.check(action, encoded_len).map_err(ProviderError::OverBound)?;
+        let mut pk = match pk {
+            Some(pk) => pk,
+            None => self.public_key(s, slot)?,
+        };
         // Another process may take the sequence first: then take the next.
         let mut tries = 0;
-        let chosen = sequence;
-        let signed = loop {
-            let sequence = match chosen {
-                Some(s) => s,
-                None => {
-                    let pk = c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?;
-                    pk.high_water.map_or(1, |h| h + 1)
-                }
-            };
-            match c.call(&Sign { slot, sequence, action: action.clone() }) {
+        loop {
+            let at = sequence.unwrap_or_else(|| pk.high_water.map_or(1, |h| h + 1));
+            match s.call(&Sign { slot, sequence: at, action: action.clone() }) {
                 Err(ClientError::Device(DeviceError::Replay { .. }))
-                    if tries < 3 && chosen.is_none() =>
+                    if tries < 3 && sequence.is_none() =>
                 {
                     tries += 1;
+                    pk = self.public_key(s, slot)?;
                 }
-                r => break r.map_err(|e| self.err(e))?,
+                Ok(r) => {
+                    let signed =
+                        Signed { sequence: r.sequence, digest: r.digest, signature: r.signature };
+                    return Ok((signed, pk));
+                }
+                Err(e) => return Err(self.err(e)),
             }
-        };
+        }
+    }
+
+    /// Signs and attests on `s` (see [`PhalaDstackProvider::sign_only`]).
+    fn sign_in(
+        &self,
+        s: &mut Session,
+        slot: u8,
+        action: &Action,
+        sequence: Option<u64>,
+        pk: Option<Key>,
+    ) -> Result<TeeSignature, ProviderError> {
+        let (signed, pk) = self.sign_only(s, slot, action, sequence, pk)?;
         let request = AttestAction { slot, sequence: signed.sequence, digest: signed.digest };
-        let quote = Quoted::from(c.call(&request).map_err(|e| self.err(e))?);
-        let attestation =
-            self.attestation(&mut c, slot, quote, Bound::ActionDigest(signed.digest))?;
+        let quote = Quoted::from(s.call(&request).map_err(|e| self.err(e))?);
+        let bound = Bound::ActionDigest(signed.digest);
+        let attestation = self.attestation(s, slot, quote, bound, Some(&pk.origin))?;
         // A transaction goes out signed, for `eth_sendRawTransaction`.
         let (raw_transaction, transaction_hash) = match action.is_transaction() {
             true => {
@@ -403,14 +476,23 @@ impl PhalaDstackProvider {
         slot: u8,
         challenge: B256,
     ) -> Result<Attestation, ProviderError> {
-        let mut c = self.client()?;
-        let quote = Quoted::from(c.call(&Attest { slot, challenge }).map_err(|e| self.err(e))?);
+        self.attest_in(&mut self.session(), slot, challenge, None)
+    }
+
+    fn attest_in(
+        &self,
+        s: &mut Session,
+        slot: u8,
+        challenge: B256,
+        origin: Option<&KeyOrigin>,
+    ) -> Result<Attestation, ProviderError> {
+        let quote = Quoted::from(s.call(&Attest { slot, challenge }).map_err(|e| self.err(e))?);
         let bound = if slot == DEVICE_SLOT {
             Bound::Device(challenge)
         } else {
             Bound::Challenge(challenge)
         };
-        self.attestation(&mut c, slot, quote, bound)
+        self.attestation(s, slot, quote, bound, origin)
     }
 
     /// `verify_attestation`: every check of the verifier on the signature's
@@ -422,33 +504,36 @@ impl PhalaDstackProvider {
     }
 
     /// Completes an `Attest`/`AttestAction` response with its evidence.
+    /// `origin` is the slot key's, if the caller knows it.
     fn attestation(
         &self,
-        c: &mut Client<Box<dyn Stream>>,
+        s: &mut Session,
         slot: u8,
         quoted: Quoted,
         bound: Bound,
+        origin: Option<&KeyOrigin>,
     ) -> Result<Attestation, ProviderError> {
         let Quoted { address, report_data, quote } = quoted;
-        let log = fetch(c, slot, EvidencePart::EventLog).map_err(|e| self.err(e))?;
+        let log = fetch(s, slot, EvidencePart::EventLog).map_err(|e| self.err(e))?;
         let event_log = serde_json::from_slice(&log)
             .map_err(|e| ProviderError::Evidence { what: "event log", message: e.to_string() })?;
         // The identity key has no key chain; a slot's derived key has.
-        let origin = match slot {
-            DEVICE_SLOT => KeyOrigin::Generated,
-            slot => c.call(&GetPublicKey { slot }).map_err(|e| self.err(e))?.origin,
+        let derived = match (slot, origin) {
+            (DEVICE_SLOT, _) => false,
+            (_, Some(origin)) => matches!(origin, KeyOrigin::Derived(_)),
+            (slot, None) => matches!(self.public_key(s, slot)?.origin, KeyOrigin::Derived(_)),
         };
-        let key_chain = match origin {
-            KeyOrigin::Generated => None,
-            KeyOrigin::Derived(_) => {
-                let chain = fetch(c, slot, EvidencePart::KeyChain).map_err(|e| self.err(e))?;
+        let key_chain = match derived {
+            false => None,
+            true => {
+                let chain = fetch(s, slot, EvidencePart::KeyChain).map_err(|e| self.err(e))?;
                 Some(serde_json::from_slice(&chain).map_err(|e| ProviderError::Evidence {
                     what: "key chain",
                     message: e.to_string(),
                 })?)
             }
         };
-        let info = c.call(&DeviceInfo).map_err(|e| self.err(e))?;
+        let backend = s.info().map_err(|e| self.err(e))?.backend;
         Ok(Attestation {
             provider: PROVIDER_NAME.to_owned(),
             address,
@@ -457,8 +542,41 @@ impl PhalaDstackProvider {
             quote,
             event_log,
             key_chain,
-            backend: format!("{:?}", info.backend),
+            backend: format!("{backend:?}"),
         })
+    }
+}
+
+/// A signature without its attestation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signed {
+    /// The sequence it was made at.
+    pub sequence: u64,
+    /// The action's digest.
+    pub digest: B256,
+    /// The signature.
+    pub signature: tee_core::Signature,
+}
+
+/// A slot's key as `GetPublicKey` answered, copied out of the session.
+#[derive(Debug, Clone)]
+struct Key {
+    slot: u8,
+    address: Address,
+    public_key: FixedBytes<33>,
+    origin: KeyOrigin,
+    high_water: Option<u64>,
+}
+
+impl From<&PublicKeyResponse> for Key {
+    fn from(pk: &PublicKeyResponse) -> Key {
+        Key {
+            slot: pk.slot,
+            address: pk.address,
+            public_key: pk.public_key,
+            origin: pk.origin.clone(),
+            high_water: pk.high_water,
+        }
     }
 }
 
@@ -475,7 +593,7 @@ impl From<AttestResponse<'_>> for Quoted {
     }
 }
 
-fn key_of(pk: &PublicKeyResponse, attestation: Attestation) -> TeeKey {
+fn key_of(pk: &Key, attestation: Attestation) -> TeeKey {
     TeeKey {
         slot: pk.slot,
         address: pk.address,
@@ -489,16 +607,12 @@ fn key_of(pk: &PublicKeyResponse, attestation: Attestation) -> TeeKey {
 }
 
 /// Reads a whole piece of evidence, chunk by chunk.
-fn fetch(
-    c: &mut Client<Box<dyn Stream>>,
-    slot: u8,
-    part: EvidencePart,
-) -> Result<Vec<u8>, ClientError> {
+fn fetch(s: &mut Session, slot: u8, part: EvidencePart) -> Result<Vec<u8>, ClientError> {
     let mut out = Vec::new();
     loop {
         let offset = u32::try_from(out.len())
             .map_err(|_| ClientError::Malformed(tee_core::Error::TooLong))?;
-        let chunk = c.call(&GetEvidence { slot, part, offset })?;
+        let chunk = s.call(&GetEvidence { slot, part, offset })?;
         out.extend_from_slice(chunk.data);
         if chunk.data.is_empty() || out.len() >= chunk.total as usize {
             return Ok(out);

@@ -26,10 +26,33 @@ pub(crate) trait Conn: Read + Write + Send + 'static {
     fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()>;
     fn set_blocking(&self) -> io::Result<()>;
     fn peer(&self) -> Peer;
+    /// A handle that shuts the connection down from another thread.
+    fn closer(&self) -> io::Result<Closer>;
+}
+
+/// Shuts a connection down from the thread that stops the server: its
+/// blocked read returns at once and nothing more is written to it.
+#[derive(Debug)]
+pub(crate) enum Closer {
+    Unix(std::os::unix::net::UnixStream),
+    Tcp(std::net::TcpStream),
+    Vsock(vsock::VsockStream),
+}
+
+impl Closer {
+    pub(crate) fn close(&self) {
+        let both = std::net::Shutdown::Both;
+        // Already closed by its peer: nothing to do.
+        let _ = match self {
+            Closer::Unix(s) => s.shutdown(both),
+            Closer::Tcp(s) => s.shutdown(both),
+            Closer::Vsock(s) => s.shutdown(both),
+        };
+    }
 }
 
 macro_rules! conn {
-    ($t:ty, |$c:ident| $peer:expr) => {
+    ($t:ty, $closer:ident, |$c:ident| $peer:expr) => {
         impl Conn for $t {
             fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()> {
                 self.set_read_timeout(Some(read))?;
@@ -42,15 +65,18 @@ macro_rules! conn {
                 let $c = self;
                 $peer
             }
+            fn closer(&self) -> io::Result<Closer> {
+                Ok(Closer::$closer(self.try_clone()?))
+            }
         }
     };
 }
-conn!(std::os::unix::net::UnixStream, |c| {
+conn!(std::os::unix::net::UnixStream, Unix, |c| {
     rustix::net::sockopt::socket_peercred(c)
         .map_or(Peer::Unknown, |cred| Peer::Uid(cred.uid.as_raw()))
 });
-conn!(std::net::TcpStream, |c| c.peer_addr().map_or(Peer::Unknown, |a| Peer::Ip(a.ip())));
-conn!(vsock::VsockStream, |c| c.peer_addr().map_or(Peer::Unknown, |a| Peer::Cid(a.cid())));
+conn!(std::net::TcpStream, Tcp, |c| c.peer_addr().map_or(Peer::Unknown, |a| Peer::Ip(a.ip())));
+conn!(vsock::VsockStream, Vsock, |c| c.peer_addr().map_or(Peer::Unknown, |a| Peer::Cid(a.cid())));
 
 /// Binds a unix socket at `path` with permission bits `mode`, replacing a
 /// stale socket file (one nobody answers on) but never a live one or a file
@@ -125,5 +151,47 @@ impl Wake {
         let timeout = timeout.and_then(|t| Timespec::try_from(t).ok());
         // EINTR or the like: the caller tries accept again and comes back.
         let _ = poll(&mut fds, timeout.as_ref());
+    }
+}
+
+/// The server's open connections, to shut them all down when it stops.
+#[derive(Debug)]
+pub(crate) struct Open {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Mutex<(u64, std::collections::HashMap<u64, Closer>)>,
+}
+
+impl Open {
+    pub(crate) fn new(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Open {
+        Open { stop, conns: std::sync::Mutex::new((0, std::collections::HashMap::new())) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, std::collections::HashMap<u64, Closer>)> {
+        self.conns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `closer`; a connection that comes after the server stopped is
+    /// shut down at once (the stop flag is read under the lock that
+    /// [`Open::close_all`] takes after setting it).
+    pub(crate) fn add(&self, closer: Closer) -> u64 {
+        let mut conns = self.lock();
+        if self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            closer.close();
+        }
+        let (next, map) = &mut *conns;
+        *next += 1;
+        map.insert(*next, closer);
+        *next
+    }
+
+    pub(crate) fn remove(&self, id: u64) {
+        self.lock().1.remove(&id);
+    }
+
+    /// Shuts every connection down (the stop flag is already set).
+    pub(crate) fn close_all(&self) {
+        for closer in self.lock().1.values() {
+            closer.close();
+        }
     }
 }

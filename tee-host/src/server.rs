@@ -36,7 +36,7 @@ use tee_core::device::Step;
 use tee_core::frame::{Accumulator, FrameError};
 use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
 
-use super::listen::{Alarm, Conn, Peer, Wake, bind_unix};
+use super::listen::{Alarm, Conn, Open, Peer, Wake, bind_unix};
 use super::marks::pool::Claims;
 pub use super::served::{Committer, Quoter, Served, Shared};
 use tee_transport::{Endpoint, open_serial};
@@ -85,6 +85,8 @@ pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     /// Wakes the listeners when the server stops.
     alarm: Alarm,
+    /// The connections, shut down when the server stops.
+    open: Arc<Open>,
     threads: Vec<JoinHandle<()>>,
     endpoints: Vec<Endpoint>,
     /// Unix socket files to remove on stop.
@@ -115,6 +117,7 @@ impl ServerHandle {
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         self.alarm.ring();
+        self.open.close_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -139,6 +142,7 @@ pub fn serve<B: Served, const S: usize>(
 ) -> io::Result<ServerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(Open::new(stop.clone()));
     let peers = Arc::new(Mutex::new(HashMap::new()));
     let (quoter, committer, claims) = {
         let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
@@ -147,6 +151,7 @@ pub fn serve<B: Served, const S: usize>(
     let mut handle = ServerHandle {
         stop: stop.clone(),
         alarm: Alarm::new()?,
+        open: open.clone(),
         threads: Vec::new(),
         endpoints: Vec::new(),
         sockets: Vec::new(),
@@ -159,6 +164,7 @@ pub fn serve<B: Served, const S: usize>(
             claims: claims.clone(),
             stop: stop.clone(),
             live: live.clone(),
+            open: open.clone(),
             peers: peers.clone(),
             limits,
         };
@@ -220,6 +226,7 @@ struct Ctx<B: Served, const S: usize> {
     claims: Option<Arc<Claims>>,
     stop: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
+    open: Arc<Open>,
     peers: Arc<Mutex<HashMap<Peer, usize>>>,
     limits: Limits,
 }
@@ -233,6 +240,7 @@ impl<B: Served, const S: usize> Clone for Ctx<B, S> {
             claims: self.claims.clone(),
             stop: self.stop.clone(),
             live: self.live.clone(),
+            open: self.open.clone(),
             peers: self.peers.clone(),
             limits: self.limits,
         }
@@ -244,6 +252,8 @@ impl<B: Served, const S: usize> Clone for Ctx<B, S> {
 struct Place<B: Served, const S: usize> {
     ctx: Ctx<B, S>,
     peer: Peer,
+    /// Where its closer is kept, once registered.
+    id: Option<u64>,
 }
 
 impl<B: Served, const S: usize> Place<B, S> {
@@ -261,12 +271,15 @@ impl<B: Served, const S: usize> Place<B, S> {
             return Err("this peer's connections are all taken");
         }
         *n += 1;
-        Ok(Place { ctx: ctx.clone(), peer })
+        Ok(Place { ctx: ctx.clone(), peer, id: None })
     }
 }
 
 impl<B: Served, const S: usize> Drop for Place<B, S> {
     fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.ctx.open.remove(id);
+        }
         let mut peers = self.ctx.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = peers.get_mut(&self.peer) {
             *n = n.saturating_sub(1);
@@ -308,13 +321,20 @@ fn accept_loop<B, L, C, A, const S: usize>(
             }
         };
         let peer = conn.peer();
-        let place = match Place::take(ctx, peer) {
+        let mut place = match Place::take(ctx, peer) {
             Ok(p) => p,
             Err(why) => {
                 tracing::warn!(?peer, "connection refused: {why}");
                 continue;
             }
         };
+        match conn.closer() {
+            Ok(closer) => place.id = Some(ctx.open.add(closer)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot keep a connection's handle");
+                continue;
+            }
+        }
         let c = ctx.clone();
         let spawned = spawn("conn", move || {
             let mut conn = conn;
@@ -474,148 +494,4 @@ fn answer<B: Served, const S: usize>(
     let len = reply.release(committed, tx);
     out.extend_from_slice(tx.get(..len).unwrap_or(&[]));
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
-    use std::sync::mpsc;
-
-    use tee_core::device::{Backend, BackendError, Device};
-    use tee_core::protocol::NUM_SLOTS;
-
-    use crate::dstack::QuoteEvidence;
-    use tee_core::protocol::{AdminAuth, Attest, DeviceInfo, GenerateKey};
-    use tee_testkit::{MemBackend, Pair};
-
-    use super::*;
-    use tee_client::Client;
-    use tee_transport::connect;
-
-    /// The test backend: its quotes come from a quoter the test holds.
-    struct Slow(MemBackend, Quoter);
-
-    impl tee_core::device::Rng for Slow {
-        fn fill_bytes(&mut self, buf: &mut [u8]) -> Result<(), BackendError> {
-            self.0.fill_bytes(buf)
-        }
-    }
-    impl tee_core::device::Clock for Slow {
-        fn now(&mut self) -> Option<u64> {
-            self.0.now()
-        }
-    }
-    impl tee_core::device::KeyStore for Slow {
-        fn load_slot(&mut self, slot: u8, buf: &mut [u8]) -> Result<Option<usize>, BackendError> {
-            self.0.load_slot(slot, buf)
-        }
-        fn store_slot(&mut self, slot: u8, record: &[u8]) -> Result<(), BackendError> {
-            self.0.store_slot(slot, record)
-        }
-        fn derive_key(&mut self, path: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, BackendError> {
-            self.0.derive_key(path)
-        }
-    }
-    impl tee_core::device::CounterStore for Slow {
-        fn load_counter(
-            &mut self,
-            id: tee_core::device::CounterId,
-        ) -> Result<Option<tee_core::device::HighWater>, BackendError> {
-            self.0.load_counter(id)
-        }
-        fn commit_counter(
-            &mut self,
-            id: tee_core::device::CounterId,
-            value: &tee_core::device::HighWater,
-        ) -> Result<(), BackendError> {
-            self.0.commit_counter(id, value)
-        }
-    }
-    impl tee_core::device::QuoteSource for Slow {
-        fn quote(&mut self, _: &[u8; 64]) -> Result<&[u8], BackendError> {
-            panic!("the server must not quote under the device lock")
-        }
-    }
-    impl Backend for Slow {
-        fn kind(&self) -> tee_core::protocol::BackendKind {
-            self.0.kind()
-        }
-        fn capabilities(&self) -> u32 {
-            self.0.capabilities()
-        }
-    }
-    impl tee_core::device::AuditStore for Slow {}
-    impl Served for Slow {
-        fn quoter(&self) -> Option<Quoter> {
-            Some(self.1.clone())
-        }
-    }
-
-    /// While dstack takes its time over one client's quote, the device
-    /// answers everyone else: its lock is not held across the quote.
-    /// Stopping a server no client is connected to returns: its listeners
-    /// sleep in `poll` with no timeout, so only the alarm can wake them
-    /// (before it, a sleep loop woke every 50 ms and took new connections
-    /// only then). The deadline is a guard against a hang, not a timing.
-    #[test]
-    fn stopping_an_idle_server_wakes_every_listener() {
-        let quoter: Quoter = Arc::new(|_: &[u8; 64]| Err(BackendError::Unsupported));
-        let backend = Slow(MemBackend::new(1), quoter);
-        let device = Arc::new(Mutex::new(
-            Device::<_, NUM_SLOTS>::open(backend, tee_testkit::config()).unwrap(),
-        ));
-        let dir = tempfile::tempdir().unwrap();
-        let endpoints =
-            [Endpoint::Unix(dir.path().join("s.sock")), Endpoint::Tcp("127.0.0.1:0".into())];
-        let server = serve(device, &endpoints, Limits::default()).unwrap();
-        // A first connection is answered, then the server idles.
-        let mut c = Client::new(connect(&server.endpoints()[1], Duration::from_secs(10)).unwrap());
-        c.call(&DeviceInfo).unwrap();
-        drop(c);
-        let (stopped, done) = mpsc::channel();
-        std::thread::spawn(move || {
-            server.stop();
-            stopped.send(()).unwrap();
-        });
-        done.recv_timeout(Duration::from_secs(60)).expect("stop returns");
-    }
-
-    #[test]
-    fn a_slow_quote_holds_nobody_else_up() {
-        let (release, wait) = mpsc::channel::<()>();
-        let wait = Mutex::new(wait);
-        let (started, quoting) = mpsc::channel::<()>();
-        let started = Mutex::new(started);
-        let quoter: Quoter = Arc::new(move |rd: &[u8; 64]| {
-            started.lock().unwrap().send(()).unwrap();
-            wait.lock().unwrap().recv().unwrap();
-            Ok(QuoteEvidence { quote: rd.to_vec(), event_log: Vec::new() })
-        });
-        let mut pair = Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap());
-        pair.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
-        let backend = Slow(pair.device.into_backend(), quoter);
-        let device = Arc::new(Mutex::new(
-            Device::<_, NUM_SLOTS>::open(backend, tee_testkit::config()).unwrap(),
-        ));
-        let dir = tempfile::tempdir().unwrap();
-        let e = Endpoint::Unix(dir.path().join("s.sock"));
-        let server = serve(device, std::slice::from_ref(&e), Limits::default()).unwrap();
-        let timeout = Duration::from_secs(10);
-        let attesting = {
-            let e = e.clone();
-            std::thread::spawn(move || {
-                let mut c = Client::new(connect(&e, timeout).unwrap());
-                let r = c.call(&Attest { slot: 0, challenge: tee_core::B256([3; 32]) }).unwrap();
-                r.quote.to_vec()
-            })
-        };
-        quoting.recv_timeout(timeout).unwrap();
-        // The quote is under way: another client is served meanwhile.
-        let mut other = Client::new(connect(&e, timeout).unwrap());
-        assert_eq!(other.call(&DeviceInfo).unwrap().slots, 8);
-        release.send(()).unwrap();
-        let quote = attesting.join().unwrap();
-        assert_eq!(quote.len(), 64, "the quote made outside is the one answered");
-        server.stop();
-    }
 }

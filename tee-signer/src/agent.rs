@@ -94,48 +94,31 @@ pub(super) fn pubkey(c: &At) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One provider, so one connection, for the whole command.
 pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
-    let (conn, slot) = (&c.at.conn, c.at.slot);
+    let slot = c.at.slot;
+    let p = PhalaDstackProvider::new(c.at.conn.connect.clone(), Verifier::default());
     if let Some(path) = &c.json
         && !c.no_attest
     {
-        let p = PhalaDstackProvider::new(conn.connect.clone(), Verifier::default());
         return json(&p.sign_json(slot, &read_json(path)?, c.sequence)?.to_json());
     }
     let action = match (c.json, c.action, c.sample) {
-        (Some(path), _, _) => {
-            let (address, contracts) =
-                PhalaDstackProvider::new(conn.connect.clone(), Verifier::default())
-                    .slot_context(slot)?;
-            let request = tee_client::actions::from_json(&read_json(&path)?, &contracts)?;
-            if let Some(from) = request.from
-                && from != address
-            {
-                return Err(format!("the request is from {from}, slot {slot} is {address}").into());
-            }
-            request.action
-        }
+        (Some(path), _, _) => p.json_action(slot, &read_json(&path)?)?,
         (None, Some(hex), _) => Action::decode(&hex::decode(hex.trim().trim_start_matches("0x"))?)?,
         (None, None, Some(kind)) => {
             let kind = kind_by_name(&kind).ok_or(format!("unknown action kind {kind:?}"))?;
-            let address = client(conn)?.call(&GetPublicKey { slot })?.address;
-            demo_action(kind, address, now_secs()?)
+            demo_action(kind, p.address(slot)?, now_secs()?)
         }
         (None, None, None) => return Err("give --json FILE, --action HEX or --sample KIND".into()),
     };
     if c.no_attest {
-        let mut client = client(conn)?;
-        let sequence = match c.sequence {
-            Some(s) => s,
-            None => client.call(&GetPublicKey { slot })?.high_water.map_or(1, |h| h + 1),
-        };
-        let r = client.call(&tee_core::protocol::Sign { slot, sequence, action })?;
+        let r = p.sign_unattested(slot, &action, c.sequence)?;
         println!("sequence      {}", r.sequence);
         println!("digest        {}", r.digest);
         println!("signature     {}", r.signature);
         return Ok(ExitCode::SUCCESS);
     }
-    let p = PhalaDstackProvider::new(conn.connect.clone(), Verifier::default());
     let signature = p.sign_slot_at(slot, &action, c.sequence)?;
     // The action as decoded, for people, beside the signature.
     json(&tee_client::provider::SignedJson { action, signature }.to_json())

@@ -478,7 +478,7 @@ fn full_bytes<const N: usize>() -> heapless::Vec<u8, N> {
 /// [`max_action`] with every field cut to `b`: the largest action a device
 /// built with smaller bounds than this build (a microcontroller's, as its
 /// `DeviceInfo` reports them) takes.
-pub fn max_action_within(kind: ActionKind, b: &tee_core::limits::ActionBounds) -> Action {
+pub fn max_action_within(kind: ActionKind, b: &tee_core::action::ActionBounds) -> Action {
     fn cut_text<const N: usize>(s: &mut heapless::String<N>, max: u32) {
         s.truncate(s.len().min(max as usize));
     }

@@ -201,7 +201,7 @@ proptest! {
             max_request_frame: n as u32,
             device_id: hash,
             admin: addr,
-            bounds: tee_core::limits::ActionBounds { uri: n as u32, ..tee_core::limits::ActionBounds::THIS_BUILD },
+            bounds: tee_core::action::ActionBounds { uri: n as u32, ..tee_core::action::ActionBounds::THIS_BUILD },
         })?;
         let mut key = [2u8; 33];
         key[1..].copy_from_slice(&pk);

@@ -214,3 +214,32 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
         Err(ProviderError::Refused(DeviceError::SlotEmpty))
     ));
 }
+
+/// An attested signature of a JSON request (`tee-signer sign --json`,
+/// `TeeAccount`) is one connection and the fewest round trips the protocol
+/// allows: `DeviceInfo` once per session (bounds, backend), `GetPublicKey`
+/// (the sequence and the key's origin), `GetPolicy` (the contracts the JSON
+/// decoder takes as registries), `Sign`, `AttestAction`, the event log and
+/// the key chain by `GetEvidence` (one chunk each here). On the kept
+/// connection, the next signature asks no `DeviceInfo`.
+#[test]
+fn an_attested_signature_is_one_connection_and_the_fewest_round_trips() {
+    use tee_client::session::Stats;
+    let s = setup();
+    let endpoint = s.server.endpoints()[0].clone();
+    PhalaDstackProvider::new(endpoint.clone(), verifier(s.kms_root))
+        .with_admin(SigningKey::from_bytes(&ADMIN_SECRET).unwrap())
+        .generate_key(0, "erc8004/agent-42", &tee_testkit::typed_policy())
+        .unwrap();
+    let agent = PhalaDstackProvider::new(endpoint, verifier(s.kms_root));
+    let request = |kind| tee_client::actions::to_json(&sample::action(kind)).unwrap().to_string();
+    let first = agent.sign_json(0, &request(ActionKind::SetAgentUri), None).unwrap();
+    assert!(first.signature.attestation.key_chain.is_some());
+    assert_eq!(agent.stats(), Stats { connections: 1, round_trips: 7 });
+    let second = agent.sign_json(0, &request(ActionKind::GiveFeedback), None).unwrap();
+    assert_eq!(second.signature.sequence, first.signature.sequence + 1);
+    assert_eq!(agent.stats(), Stats { connections: 1, round_trips: 13 });
+    // A typed action skips GetPolicy.
+    agent.sign_slot(0, &sample::action(ActionKind::Register)).unwrap();
+    assert_eq!(agent.stats(), Stats { connections: 1, round_trips: 18 });
+}

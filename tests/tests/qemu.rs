@@ -33,7 +33,7 @@ fn firmware_over_the_emulated_uart() {
     // The microcontroller's own bounds, smaller than this (host) build's.
     let mcu = info.bounds;
     assert_eq!((mcu.uri, mcu.metadata_value, mcu.calldata, mcu.message), (256, 128, 512, 512));
-    assert!(mcu.action < tee_core::limits::ActionBounds::THIS_BUILD.action);
+    assert!(mcu.action < tee_core::action::ActionBounds::THIS_BUILD.action);
 
     let key =
         c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();

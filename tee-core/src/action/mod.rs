@@ -20,6 +20,7 @@
 //! - `digest`: the only module that hashes an action ([`Action::digest`],
 //!   `SigningKey::sign`).
 
+mod bounds;
 mod digest;
 mod display;
 mod encoding;
@@ -29,6 +30,7 @@ mod types;
 pub mod calldata;
 pub mod tx;
 
+pub use bounds::{ActionBounds, OverBound};
 pub use calldata::selector;
 pub use kind::{ActionKind, Envelope};
 pub use types::{

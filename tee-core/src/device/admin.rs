@@ -4,8 +4,8 @@
 //! changes, burns its counter durably, and is audited either way.
 
 use super::backend::{Backend, CounterId, HighWater};
-use super::dispatch::Handle;
 use super::record::{self, Secret, SlotRecord, StoredKey};
+use super::reply::Handle;
 use super::slot::{LoadedKey, Record, Slot, commit_above};
 use super::{Device, map_backend};
 use crate::codec;

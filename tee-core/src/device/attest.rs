@@ -6,7 +6,7 @@
 //! device.
 
 use super::backend::{Backend, BackendError, EvidenceRef};
-use super::dispatch::{Handle, Reply, respond};
+use super::reply::{Handle, Reply, respond};
 use super::slot::{LoadedKey, retry_commitment};
 use super::{Device, map_backend};
 use crate::binding::{self, Purpose};

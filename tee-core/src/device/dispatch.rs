@@ -6,13 +6,12 @@
 //! function, so only the running command's frame is on the stack: on a
 //! microcontroller the sum of all of them would not fit.
 
-use serde::Serialize;
-
 use super::Device;
 use super::attest::PendingQuote;
-use super::backend::{Backend, BackendError, Ticket};
+use super::backend::{Backend, Ticket};
+use super::reply::{Handle, Reply, respond};
 use super::slot::respond_sign;
-use crate::frame::{self, FrameError, Header};
+use crate::frame::{FrameError, Header};
 use crate::primitives::B256;
 use crate::protocol::{Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION, Sign};
 use crate::signer::SigningKey;
@@ -63,45 +62,6 @@ impl PendingSign {
         let len = respond(&self.header, r, out);
         Reply { header: self.header, len, ticket: self.ticket }
     }
-}
-
-/// A response frame written into the caller's buffer that may not leave
-/// yet: the backend's writes it depends on (a signature's mark, its audit
-/// entry) are durable only once its [`Ticket`] is. The caller has the
-/// backend make the ticket durable (outside the device's lock, one sync for
-/// many replies: [`CounterStore::make_durable`](super::CounterStore::make_durable)) and then releases the
-/// reply with the outcome: a failed commit turns the response into
-/// [`DeviceError::Storage`], so nothing it produced leaves.
-#[must_use = "a reply leaves only through Reply::release, once its ticket is durable"]
-#[derive(Debug)]
-pub struct Reply {
-    header: Header,
-    len: usize,
-    ticket: Option<Ticket>,
-}
-
-impl Reply {
-    /// What must be durable before the reply leaves; `None`: nothing.
-    #[must_use]
-    pub fn ticket(&self) -> Option<Ticket> {
-        self.ticket
-    }
-
-    /// The response's length in `out` (the buffer the device wrote it to),
-    /// given whether the ticket was made durable. On a failed commit the
-    /// response is replaced by a [`DeviceError::Storage`] error.
-    pub fn release(self, committed: Result<(), BackendError>, out: &mut [u8]) -> usize {
-        match (self.ticket, committed) {
-            (Some(_), Err(_)) => respond::<()>(&self.header, Err(DeviceError::Storage), out),
-            _ => self.len,
-        }
-    }
-}
-
-/// How the device answers command `C`: the decoded request and its body
-/// (admin signatures cover the body's bytes) in, the response out.
-pub(super) trait Handle<C: Command> {
-    fn run(&mut self, cmd: &C, body: &[u8]) -> Result<C::Response<'_>, DeviceError>;
 }
 
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
@@ -237,17 +197,3 @@ macro_rules! dispatch {
     };
 }
 crate::for_each_command!(dispatch);
-
-/// Encodes a response frame; falls back to a `ResponseTooLarge` error when
-/// `out` is too small for the response itself.
-pub(super) fn respond<T: Serialize>(
-    h: &Header,
-    r: Result<T, DeviceError>,
-    out: &mut [u8],
-) -> usize {
-    if let Ok(f) = frame::encode(h, &r, out) {
-        return f.len();
-    }
-    let e: Result<(), DeviceError> = Err(DeviceError::ResponseTooLarge);
-    frame::encode(h, &e, out).map_or(0, |f| f.len())
-}

@@ -29,6 +29,7 @@ mod audit;
 mod dispatch;
 mod query;
 mod record;
+mod reply;
 mod slot;
 
 pub use attest::PendingQuote;
@@ -37,7 +38,8 @@ pub use backend::{
     AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater,
     KeyStore, QuoteSource, Rng, Ticket,
 };
-pub use dispatch::{PendingSign, Reply, Step};
+pub use dispatch::{PendingSign, Step};
+pub use reply::Reply;
 pub use slot::{SignClaim, retry_commitment};
 
 use crate::limits::{MAX_SLOTS, NUM_SLOTS};

@@ -5,8 +5,9 @@ use heapless::String;
 
 use super::Device;
 use super::backend::Backend;
-use super::dispatch::Handle;
-use crate::limits::{ActionBounds, MAX_REQUEST_FRAME};
+use super::reply::Handle;
+use crate::action::ActionBounds;
+use crate::limits::MAX_REQUEST_FRAME;
 use crate::protocol::{
     AuditLogResponse, DeviceError, DeviceInfo, DeviceInfoResponse, Echo, FixedBytes, GetAuditLog,
     GetPolicy, GetPublicKey, PROTOCOL_VERSION, Policy, PublicKeyResponse,

@@ -5,7 +5,7 @@ use sha3::{Digest, Keccak256};
 
 use super::Device;
 use super::backend::{Backend, BackendError, CounterId, CounterStore, HighWater};
-use super::dispatch::Handle;
+use super::reply::Handle;
 use crate::policy::RateWindow;
 use crate::primitives::{Address, B256};
 use crate::protocol::{

@@ -4,7 +4,7 @@ use heapless::String;
 use serde::{Deserialize, Serialize};
 
 use super::{BackendKind, Command};
-use crate::limits::ActionBounds;
+use crate::action::ActionBounds;
 use crate::primitives::{Address, B256};
 
 /// `0x01` DeviceInfo: what the device is and can do.
