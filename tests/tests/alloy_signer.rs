@@ -176,25 +176,16 @@ fn an_alloy_wallet_signs_through_the_device() {
     let hash = alloy_sol_types::SolStruct::eip712_signing_hash(&consent, &domain);
     assert_eq!(sig.recover_address_from_prehash(&hash).unwrap(), Signer::address(&signer));
     // The same consent as dynamic typed data (eth_signTypedData_v4's form).
-    let typed: alloy_dyn_abi::TypedData = serde_json::from_value(serde_json::json!({
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"}
-            ],
-            "AgentWalletSet": [
-                {"name": "agentId", "type": "uint256"}, {"name": "newWallet", "type": "address"},
-                {"name": "owner", "type": "address"}, {"name": "deadline", "type": "uint256"}
-            ]
-        },
-        "primaryType": "AgentWalletSet",
-        "domain": {"name": "ERC8004IdentityRegistry", "version": "1", "chainId": BASE,
-                   "verifyingContract": IDENTITY},
-        "message": {"agentId": 42, "newWallet": Signer::address(&signer), "owner": consent.owner,
-                    "deadline": deadline}
-    }))
-    .unwrap();
+    let wallet_set = tee_core::action::AgentWalletSet {
+        chain_id: BASE,
+        identity_registry: tee_core::Address(IDENTITY.0.0),
+        agent_id: tee_core::U256::from_u64(42),
+        new_wallet: tee_core::Address(Signer::address(&signer).0.0),
+        owner: tee_core::Address(consent.owner.0.0),
+        deadline,
+    };
+    let typed = tee_client::actions::to_json(&tee_core::Action::AgentWalletSet(wallet_set));
+    let typed: alloy_dyn_abi::TypedData = serde_json::from_value(typed.unwrap()).unwrap();
     assert_eq!(typed.eip712_signing_hash().unwrap(), hash);
     let sig = rt.block_on(signer.sign_dynamic_typed_data(&typed)).unwrap();
     assert_eq!(sig.recover_address_from_prehash(&hash).unwrap(), Signer::address(&signer));

@@ -45,15 +45,16 @@ fn evidence(quote: &[u8]) -> Evidence<'_> {
     Evidence { quote, event_log: None, key_chain: None }
 }
 
+/// `v`'s report on `quote` alone (no event log or key chain), for no key
+/// of ours (the samples bind none), at `now`.
+fn unbound(v: &Verifier, quote: &[u8], now: u64) -> tee_verify::Report {
+    v.verify(&evidence(quote), &Address::ZERO, &Expected::Challenge(B256::ZERO), now)
+}
+
 #[test]
 fn intel_samples_pass_dcap_offline() {
     for (quote, json) in [(SAMPLE_QUOTE, V4_COLLATERAL), (V5_EX, V5_EX_COLLATERAL)] {
-        let r = verifier(json).verify(
-            &evidence(quote),
-            &Address::ZERO,
-            &Expected::Challenge(B256::ZERO),
-            inside(json),
-        );
+        let r = unbound(&verifier(json), quote, inside(json));
         assert!(matches!(r.status(Check::Collateral), Some(Status::Passed(_))), "{r}");
         assert!(matches!(r.status(Check::Dcap), Some(Status::Passed(_))), "{r}");
         assert_eq!(r.status(Check::TcbStatus), Some(&Status::Passed("UpToDate".into())), "{r}");
@@ -68,12 +69,7 @@ fn intel_samples_pass_dcap_offline() {
 #[test]
 fn a_quote_without_a_matching_tcb_level_fails_dcap() {
     let now = inside(V5_OUTDATED_COLLATERAL);
-    let r = verifier(V5_OUTDATED_COLLATERAL).verify(
-        &evidence(V5_OUTDATED),
-        &Address::ZERO,
-        &Expected::Challenge(B256::ZERO),
-        now,
-    );
+    let r = unbound(&verifier(V5_OUTDATED_COLLATERAL), V5_OUTDATED, now);
     assert!(
         matches!(r.status(Check::Dcap), Some(Status::Failed(Failure::Dcap(why))) if why.contains("TCB level")),
         "{r}"
@@ -84,8 +80,7 @@ fn a_quote_without_a_matching_tcb_level_fails_dcap() {
 fn a_tcb_status_outside_the_policy_is_refused() {
     let mut v = verifier(V4_COLLATERAL);
     v.policy.tcb_status = vec!["SWHardeningNeeded".into()];
-    let r =
-        v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+    let r = unbound(&v, SAMPLE_QUOTE, NOW);
     assert!(
         matches!(r.status(Check::TcbStatus), Some(Status::Failed(Failure::TcbStatus { status, .. })) if status == "UpToDate"),
         "{r}"
@@ -95,12 +90,7 @@ fn a_tcb_status_outside_the_policy_is_refused() {
 #[test]
 fn expired_and_not_yet_valid_collateral() {
     let later = NOW + 60 * 86_400;
-    let r = verifier(V4_COLLATERAL).verify(
-        &evidence(SAMPLE_QUOTE),
-        &Address::ZERO,
-        &Expected::Challenge(B256::ZERO),
-        later,
-    );
+    let r = unbound(&verifier(V4_COLLATERAL), SAMPLE_QUOTE, later);
     assert!(
         matches!(
             r.status(Check::Collateral),
@@ -110,12 +100,7 @@ fn expired_and_not_yet_valid_collateral() {
     );
     assert!(matches!(r.status(Check::Dcap), Some(Status::Skipped(_))));
     let earlier = NOW - 60 * 86_400;
-    let r = verifier(V4_COLLATERAL).verify(
-        &evidence(SAMPLE_QUOTE),
-        &Address::ZERO,
-        &Expected::Challenge(B256::ZERO),
-        earlier,
-    );
+    let r = unbound(&verifier(V4_COLLATERAL), SAMPLE_QUOTE, earlier);
     assert!(
         matches!(
             r.status(Check::Collateral),
@@ -123,12 +108,7 @@ fn expired_and_not_yet_valid_collateral() {
         ),
         "{r}"
     );
-    let none = Verifier::default().verify(
-        &evidence(SAMPLE_QUOTE),
-        &Address::ZERO,
-        &Expected::Challenge(B256::ZERO),
-        NOW,
-    );
+    let none = unbound(&Verifier::default(), SAMPLE_QUOTE, NOW);
     assert!(matches!(
         none.status(Check::Collateral),
         Some(Status::Failed(Failure::Missing("collateral")))
@@ -146,7 +126,7 @@ fn every_flipped_byte_of_report_body_or_signature_fails_dcap() {
     for i in body.chain(signature) {
         let mut bad = SAMPLE_QUOTE.to_vec();
         bad[i] ^= 0x01;
-        let r = v.verify(&evidence(&bad), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+        let r = unbound(&v, &bad, NOW);
         match r.status(Check::Dcap) {
             Some(Status::Failed(Failure::Dcap(why))) => assert!(!why.is_empty()),
             other => panic!("byte {i}: DCAP {other:?}"),
@@ -205,15 +185,13 @@ fn measurements_outside_the_policy() {
     let mut v = verifier(V4_COLLATERAL);
     v.policy.mrtd = Some(vec![mrtd]);
     v.policy.rtmr1 = Some(vec![FixedBytes(*q.report.rtmr[1])]);
-    let r =
-        v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+    let r = unbound(&v, SAMPLE_QUOTE, NOW);
     assert!(matches!(r.status(Check::Mrtd), Some(Status::Passed(_))));
     assert!(matches!(r.status(Check::Rtmr(1)), Some(Status::Passed(_))));
     assert!(matches!(r.status(Check::Rtmr(0)), Some(Status::Skipped(_))));
     v.policy.mrtd = Some(vec![FixedBytes([0; 48])]);
     v.policy.rtmr2 = Some(vec![FixedBytes([0; 48])]);
-    let r =
-        v.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &Expected::Challenge(B256::ZERO), NOW);
+    let r = unbound(&v, SAMPLE_QUOTE, NOW);
     assert!(
         matches!(r.status(Check::Mrtd), Some(Status::Failed(Failure::NotAllowed { value })) if *value == hex::encode(mrtd.0))
     );
@@ -350,12 +328,7 @@ fn policy_files_in_toml_and_json() {
 
 #[test]
 fn unparsable_quote_and_debug_td() {
-    let r = Verifier::default().verify(
-        &evidence(&SAMPLE_QUOTE[..100]),
-        &Address::ZERO,
-        &Expected::Challenge(B256::ZERO),
-        NOW,
-    );
+    let r = unbound(&Verifier::default(), &SAMPLE_QUOTE[..100], NOW);
     assert_eq!(
         r.status(Check::Quote),
         Some(&Status::Failed(Failure::Quote(tee_core::Error::Truncated)))
@@ -365,12 +338,7 @@ fn unparsable_quote_and_debug_td() {
     assert_eq!(r.checks.len(), 2);
     let mut debug = SAMPLE_QUOTE.to_vec();
     debug[48 + 120] |= 1; // td_attributes bit 0
-    let r = Verifier::default().verify(
-        &evidence(&debug),
-        &Address::ZERO,
-        &Expected::Challenge(B256::ZERO),
-        NOW,
-    );
+    let r = unbound(&Verifier::default(), &debug, NOW);
     assert_eq!(r.status(Check::Debug), Some(&Status::Failed(Failure::DebugTd)));
 }
 
