@@ -28,5 +28,7 @@
 pub mod calldata;
 pub mod registries;
 mod request;
+mod write;
 
-pub use request::{Fees, JsonActionError, Request, TxRequest, from_json, to_json};
+pub use request::{Fees, JsonActionError, Request, TxRequest, from_json};
+pub use write::to_json;

@@ -5,9 +5,9 @@
 use core::fmt;
 
 use super::calldata::Arg;
-use super::kind::ActionKind;
+use super::kind::{ActionKind, Envelope};
 use super::types::{Action, LegacyTxParams, RegistryCall, TxParams};
-use crate::primitives::Hex;
+use crate::primitives::{Address, Hex, U256};
 
 impl fmt::Display for ActionKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,40 +104,16 @@ impl fmt::Display for Action {
                  for registry {} on chain {}",
                 a.agent_id, a.new_wallet, a.owner, a.deadline, a.identity_registry, a.chain_id
             ),
-            Action::RegistryTx(t) => {
-                write!(
-                    f,
-                    "EIP-1559 tx to {:?} registry {}: {} ({})",
-                    t.call.registry(),
-                    t.registry,
-                    t.call,
-                    t.tx
-                )
+            Action::RegistryTx(t) => registry_tx(f, Envelope::Eip1559(&t.tx), &t.registry, &t.call),
+            Action::GenericTx(t) => {
+                generic_tx(f, Envelope::Eip1559(&t.tx), &t.to, &t.value, &t.data)
             }
-            Action::GenericTx(t) => write!(
-                f,
-                "EIP-1559 tx (blind) to {} value {} data {} ({})",
-                t.to,
-                t.value,
-                Hex(&t.data),
-                t.tx
-            ),
-            Action::LegacyRegistryTx(t) => write!(
-                f,
-                "legacy tx to {:?} registry {}: {} ({})",
-                t.call.registry(),
-                t.registry,
-                t.call,
-                t.tx
-            ),
-            Action::LegacyGenericTx(t) => write!(
-                f,
-                "legacy tx (blind) to {} value {} data {} ({})",
-                t.to,
-                t.value,
-                Hex(&t.data),
-                t.tx
-            ),
+            Action::LegacyRegistryTx(t) => {
+                registry_tx(f, Envelope::Legacy(&t.tx), &t.registry, &t.call)
+            }
+            Action::LegacyGenericTx(t) => {
+                generic_tx(f, Envelope::Legacy(&t.tx), &t.to, &t.value, &t.data)
+            }
             Action::PersonalMessage(m) => match core::str::from_utf8(&m.message) {
                 Ok(s) => write!(f, "EIP-191 message (blind) {}", Escaped(s)),
                 Err(_) => write!(f, "EIP-191 message (blind) {}", Hex(&m.message)),
@@ -149,4 +125,43 @@ impl fmt::Display for Action {
             ),
         }
     }
+}
+
+/// A transaction's fee envelope, as the transaction's line shows it.
+impl fmt::Display for Envelope<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Envelope::Eip1559(p) => p.fmt(f),
+            Envelope::Legacy(p) => p.fmt(f),
+        }
+    }
+}
+
+/// The envelope's name in a transaction's line.
+fn envelope_name(e: Envelope<'_>) -> &'static str {
+    match e {
+        Envelope::Eip1559(_) => "EIP-1559",
+        Envelope::Legacy(_) => "legacy",
+    }
+}
+
+fn registry_tx(
+    f: &mut fmt::Formatter<'_>,
+    e: Envelope<'_>,
+    registry: &Address,
+    call: &RegistryCall,
+) -> fmt::Result {
+    let name = envelope_name(e);
+    write!(f, "{name} tx to {:?} registry {registry}: {call} ({e})", call.registry())
+}
+
+fn generic_tx(
+    f: &mut fmt::Formatter<'_>,
+    e: Envelope<'_>,
+    to: &Address,
+    value: &U256,
+    data: &[u8],
+) -> fmt::Result {
+    let name = envelope_name(e);
+    write!(f, "{name} tx (blind) to {to} value {value} data {} ({e})", Hex(data))
 }

@@ -1,0 +1,218 @@
+//! The JSON requests wallets send, decoded (and refused) field by field.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+use serde_json::json;
+use tee_core::ActionKind;
+use tee_core::action::RegistryCall;
+
+use super::*;
+use crate::actions::to_json;
+
+const IDENTITY: &str = "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432";
+
+fn call_data(call: &RegistryCall) -> String {
+    let mut buf = vec![0u8; call.calldata_len()];
+    format!("0x{}", hex::encode(call.calldata(&mut buf).unwrap()))
+}
+
+fn tx(to: &str, data: &str) -> Value {
+    json!({
+        "to": to, "data": data, "nonce": 1, "gas": "0x5208", "chainId": 8453,
+        "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1",
+    })
+}
+
+fn sample_call(kind: ActionKind) -> RegistryCall {
+    match tee_testkit::sample::action(kind) {
+        Action::RegistryTx(t) => t.call,
+        _ => panic!("{kind:?} is not a registry call"),
+    }
+}
+
+#[test]
+fn transactions_to_registries_are_typed_and_others_generic() {
+    let call = sample_call(ActionKind::SetAgentUri);
+    let r = from_json(&tx(IDENTITY, &call_data(&call)).to_string(), &[]).unwrap();
+    let Action::RegistryTx(t) = &r.action else { panic!("{:?}", r.action) };
+    assert_eq!((t.call.clone(), t.tx.nonce, t.tx.gas_limit), (call.clone(), 1, 21_000));
+    // The same request to an unknown contract: generic (blind).
+    let other = "0x1111111111111111111111111111111111111111";
+    let r = from_json(&tx(other, &call_data(&call)).to_string(), &[]).unwrap();
+    assert_eq!(r.action.kind(), ActionKind::GenericTx);
+    // ... unless the caller names it a registry (a policy's contract):
+    // the selector tells which registry's function it is.
+    let named = Address([0x11; 20]);
+    let feedback = sample_call(ActionKind::GiveFeedback);
+    let r = from_json(&tx(other, &call_data(&feedback)).to_string(), &[named]).unwrap();
+    assert_eq!(r.action.kind(), ActionKind::GiveFeedback);
+    // The enveloped form says the same.
+    let env = json!({"method": "eth_signTransaction", "params": [tx(IDENTITY, &call_data(&call))]});
+    assert_eq!(from_json(&env.to_string(), &[]).unwrap().action.kind(), ActionKind::SetAgentUri);
+}
+
+#[test]
+fn mistakes_are_named() {
+    let call = sample_call(ActionKind::SetAgentUri);
+    let good = tx(IDENTITY, &call_data(&call));
+    let with = |k: &str, v: Value| {
+        let mut t = good.clone();
+        t[k] = v;
+        from_json(&t.to_string(), &[])
+    };
+    assert_eq!(with("gass", json!(1)), Err(JsonActionError::UnknownField("gass".into())));
+    let mut no_nonce = good.clone();
+    no_nonce.as_object_mut().unwrap().remove("nonce");
+    assert_eq!(from_json(&no_nonce.to_string(), &[]), Err(JsonActionError::Missing("nonce")));
+    // Fees of both types, or of the other type than `type` says.
+    assert!(matches!(
+        with("gasPrice", json!("0x1")),
+        Err(JsonActionError::Field { field: "gasPrice", .. })
+    ));
+    assert!(matches!(
+        with("type", json!("0x0")),
+        Err(JsonActionError::Field { field: "maxFeePerGas", .. })
+    ));
+    assert!(matches!(
+        with("type", json!("0x1")),
+        Err(JsonActionError::Field { field: "type", .. })
+    ));
+    assert!(matches!(
+        with("accessList", json!([{"address": IDENTITY, "storageKeys": []}])),
+        Err(JsonActionError::Field { field: "accessList", .. })
+    ));
+    assert!(matches!(
+        with("value", json!("0x1")),
+        Err(JsonActionError::Field { field: "value", .. })
+    ));
+    assert!(matches!(with("nonce", json!(-1)), Err(JsonActionError::Field { field: "nonce", .. })));
+    assert!(matches!(
+        with("nonce", json!("0x10000000000000000")),
+        Err(JsonActionError::Field { field: "nonce", .. })
+    ));
+    // Above 2^53 as a decimal string is fine.
+    let big = with("maxFeePerGas", json!("18446744073709551617")).unwrap();
+    let Action::RegistryTx(t) = big.action else { panic!() };
+    assert_eq!(t.tx.max_fee_per_gas, 18_446_744_073_709_551_617);
+    // Registry calldata with a byte more is not reinterpreted.
+    let longer = format!("{}00", call_data(&call));
+    assert!(matches!(with("data", json!(longer)), Err(JsonActionError::Calldata(_))));
+    assert!(matches!(with("data", json!("0xdeadbeef")), Err(JsonActionError::Calldata(_))));
+    // data and input must agree.
+    assert!(matches!(
+        with("input", json!("0x00")),
+        Err(JsonActionError::Field { field: "input", .. })
+    ));
+    let typed = json!({"types": {}, "primaryType": "X", "domain": {}, "message": {}});
+    assert!(from_json(&typed.to_string(), &[]).is_err());
+    assert!(matches!(from_json("[1]", &[]), Err(JsonActionError::Form(_))));
+    assert!(matches!(from_json("{", &[]), Err(JsonActionError::Form(_))));
+}
+
+/// A legacy request (`gasPrice`, `type` 0 or absent) is the legacy
+/// action of the same call, with EIP-155's signing hash; its fields are
+/// checked as strictly.
+#[test]
+fn legacy_transactions() {
+    let call = sample_call(ActionKind::SetAgentUri);
+    let legacy = |extra: Value| {
+        let mut t = json!({
+            "to": IDENTITY, "data": call_data(&call), "nonce": 1, "gas": "0x5208",
+            "chainId": 8453, "gasPrice": "0x3b9aca00",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            t[k] = v.clone();
+        }
+        from_json(&t.to_string(), &[])
+    };
+    let r = legacy(json!({})).unwrap();
+    let Action::LegacyRegistryTx(t) = &r.action else { panic!("{:?}", r.action) };
+    assert_eq!((&t.call, t.tx.gas_price, t.tx.chain_id), (&call, 1_000_000_000, 8453));
+    assert_eq!(legacy(json!({"type": "0x0"})).unwrap(), r);
+    assert_eq!(legacy(json!({"type": 0, "accessList": []})).unwrap(), r);
+    // The round trip, and to an unknown contract it is generic.
+    assert_eq!(from_json(&to_json(&r.action).unwrap().to_string(), &[]).unwrap(), r);
+    let generic = legacy(json!({"to": "0x1111111111111111111111111111111111111111"})).unwrap();
+    assert!(matches!(generic.action, Action::LegacyGenericTx(_)));
+    // Legacy fields under type 2, EIP-1559 fees beside gasPrice, no
+    // gasPrice under type 0, no chain id (EIP-155 needs one).
+    assert!(matches!(
+        legacy(json!({"type": "0x2"})),
+        Err(JsonActionError::Field { field: "gasPrice", .. })
+    ));
+    assert!(matches!(
+        legacy(json!({"maxPriorityFeePerGas": "0x1"})),
+        Err(JsonActionError::Field { field: "gasPrice", .. })
+    ));
+    assert_eq!(
+        legacy(json!({"type": "0x0", "gasPrice": null})),
+        Err(JsonActionError::Missing("gasPrice"))
+    );
+    assert_eq!(legacy(json!({"chainId": null})), Err(JsonActionError::Missing("chainId")));
+    assert!(matches!(
+        legacy(json!({"gasPrice": "0x100000000000000000000000000000000"})),
+        Err(JsonActionError::Field { field: "gasPrice", .. })
+    ));
+}
+
+fn wallet_set(version: &str, owner_type: &str) -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}
+            ],
+            "AgentWalletSet": [
+                {"name": "agentId", "type": "uint256"}, {"name": "newWallet", "type": "address"},
+                {"name": "owner", "type": owner_type}, {"name": "deadline", "type": "uint256"}
+            ]
+        },
+        "primaryType": "AgentWalletSet",
+        "domain": {"name": "ERC8004IdentityRegistry", "version": version, "chainId": 8453,
+                   "verifyingContract": IDENTITY},
+        "message": {"agentId": 42, "newWallet": "0x1111111111111111111111111111111111111111",
+                    "owner": "0x2222222222222222222222222222222222222222", "deadline": "1795811955"}
+    })
+}
+
+/// The registry's AgentWalletSet is the typed action, with the digest
+/// the typed data hashes to; the same name in another shape is refused;
+/// other typed data is the pre-hashed action, with alloy's digest.
+#[test]
+fn typed_data_as_wallets_send_it() {
+    let r = from_json(&wallet_set("1", "address").to_string(), &[]).unwrap();
+    let Action::AgentWalletSet(w) = &r.action else { panic!("{:?}", r.action) };
+    assert_eq!((w.chain_id, w.deadline, w.agent_id), (8453, 1_795_811_955, U256::from_u64(42)));
+    let td: TypedData = serde_json::from_value(wallet_set("1", "address")).unwrap();
+    assert_eq!(r.action.digest().0, td.eip712_signing_hash().unwrap().0);
+    // eth_signTypedData_v4 params: [address, typed data as a string].
+    let env = json!({"method": "eth_signTypedData_v4",
+                     "params": ["0x2222222222222222222222222222222222222222", wallet_set("1", "address").to_string()]});
+    let r2 = from_json(&env.to_string(), &[]).unwrap();
+    assert_eq!((r2.action, r2.from), (r.action, Some(Address([0x22; 20]))));
+    // Another version or field type under the registry's name: refused.
+    assert!(matches!(
+        from_json(&wallet_set("2", "address").to_string(), &[]),
+        Err(JsonActionError::Field { field: "types", .. })
+    ));
+    assert!(from_json(&wallet_set("1", "uint160").to_string(), &[]).is_err());
+    // Any other typed data: pre-hashed, blind.
+    let mut permit = wallet_set("1", "address");
+    permit["domain"]["name"] = "SomeToken".into();
+    let r = from_json(&permit.to_string(), &[]).unwrap();
+    assert_eq!(r.action.kind(), ActionKind::Eip712Prehashed);
+    let td: TypedData = serde_json::from_value(permit).unwrap();
+    assert_eq!(r.action.digest().0, td.eip712_signing_hash().unwrap().0);
+}
+
+#[test]
+fn personal_sign_takes_text_or_hex() {
+    let m = |p: Value| from_json(&json!({"method": "personal_sign", "params": p}).to_string(), &[]);
+    let text = m(json!(["hello"])).unwrap();
+    let hex = m(json!(["0x68656c6c6f", "0x1111111111111111111111111111111111111111"])).unwrap();
+    assert_eq!(text.action, hex.action);
+    assert_eq!(hex.from, Some(Address([0x11; 20])));
+    assert!(m(json!([])).is_err());
+    assert!(m(json!(["x".repeat(tee_core::limits::MAX_MESSAGE_LEN + 1)])).is_err());
+    let e = from_json(&json!({"method": "eth_sign", "params": []}).to_string(), &[]);
+    assert!(matches!(e, Err(JsonActionError::Field { field: "method", .. })));
+}

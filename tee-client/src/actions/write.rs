@@ -1,0 +1,94 @@
+//! Actions written as wallets send them ([`to_json`]): the inverse of
+//! [`from_json`](super::from_json), which the round-trip tests hold it to.
+
+use serde_json::{Map, Value};
+use tee_core::action::{Action, Envelope, RegistryCall};
+use tee_core::{Address, U256};
+
+/// A JSON-RPC quantity: `0x`-hex, as wallets write them.
+fn hex_quantity(v: u128) -> Value {
+    Value::String(format!("{v:#x}"))
+}
+
+/// A number for people: a JSON number up to 2^53, a decimal string above.
+fn number(v: u64) -> Value {
+    if v <= 1 << 53 { Value::from(v) } else { Value::String(v.to_string()) }
+}
+
+/// An action in the form a wallet would send it: the inverse of
+/// [`from_json`] (a transaction to a registry decodes back to its call when
+/// the registry is deployed there or named). `None` for the pre-hashed
+/// EIP-712 action, whose typed data is gone.
+#[must_use]
+pub fn to_json(action: &Action) -> Option<Value> {
+    let tx = |envelope: Envelope<'_>, to: &Address, value: &U256, data: &[u8]| {
+        let mut o = Map::new();
+        let fees = match envelope {
+            Envelope::Eip1559(t) => [
+                ("type", "0x2".into()),
+                ("maxFeePerGas", hex_quantity(t.max_fee_per_gas)),
+                ("maxPriorityFeePerGas", hex_quantity(t.max_priority_fee_per_gas)),
+            ]
+            .to_vec(),
+            Envelope::Legacy(t) => {
+                [("type", "0x0".into()), ("gasPrice", hex_quantity(t.gas_price))].to_vec()
+            }
+        };
+        for (k, v) in fees.into_iter().chain([
+            ("chainId", hex_quantity(u128::from(envelope.chain_id()))),
+            ("nonce", hex_quantity(u128::from(envelope.nonce()))),
+            ("gas", hex_quantity(u128::from(envelope.gas_limit()))),
+            ("to", to.to_string().into()),
+            ("value", value.to_string().into()),
+            ("data", format!("0x{}", hex::encode(data)).into()),
+        ]) {
+            o.insert(k.to_owned(), v);
+        }
+        Value::Object(o)
+    };
+    let registry_tx = |envelope, registry, call: &RegistryCall| {
+        let mut buf = vec![0u8; call.calldata_len()];
+        let data = call.calldata(&mut buf).ok()?;
+        Some(tx(envelope, registry, &U256::ZERO, data))
+    };
+    Some(match action {
+        Action::RegistryTx(t) => registry_tx(Envelope::Eip1559(&t.tx), &t.registry, &t.call)?,
+        Action::LegacyRegistryTx(t) => registry_tx(Envelope::Legacy(&t.tx), &t.registry, &t.call)?,
+        Action::GenericTx(g) => tx(Envelope::Eip1559(&g.tx), &g.to, &g.value, &g.data),
+        Action::LegacyGenericTx(g) => tx(Envelope::Legacy(&g.tx), &g.to, &g.value, &g.data),
+        Action::PersonalMessage(m) => serde_json::json!({
+            "method": "personal_sign",
+            "params": [format!("0x{}", hex::encode(&m.message))],
+        }),
+        Action::AgentWalletSet(w) => serde_json::json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "AgentWalletSet": [
+                    {"name": "agentId", "type": "uint256"},
+                    {"name": "newWallet", "type": "address"},
+                    {"name": "owner", "type": "address"},
+                    {"name": "deadline", "type": "uint256"},
+                ],
+            },
+            "primaryType": "AgentWalletSet",
+            "domain": {
+                "name": tee_core::eip712::IDENTITY_REGISTRY_NAME,
+                "version": tee_core::eip712::IDENTITY_REGISTRY_VERSION,
+                "chainId": number(w.chain_id),
+                "verifyingContract": w.identity_registry.to_string(),
+            },
+            "message": {
+                "agentId": w.agent_id.to_string(),
+                "newWallet": w.new_wallet.to_string(),
+                "owner": w.owner.to_string(),
+                "deadline": number(w.deadline),
+            },
+        }),
+        Action::Eip712Prehashed(_) => return None,
+    })
+}
