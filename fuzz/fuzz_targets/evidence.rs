@@ -42,6 +42,7 @@ static VERIFIER: LazyLock<Verifier> = LazyLock::new(|| {
         },
         collateral: Some(collateral),
         pccs: None,
+        simulated_root: None,
     }
 });
 

@@ -13,6 +13,7 @@
 pub mod actions;
 pub mod admin;
 pub mod alloy;
+mod answers;
 pub mod onchain;
 pub mod policyfile;
 pub mod provider;

@@ -19,14 +19,15 @@ use serde::{Deserialize, Serialize};
 use tee_core::action::tx;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
-    Attest, AttestAction, AttestResponse, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError,
-    DeviceInfoResponse, EvidencePart, GetEvidence, GetPolicy, GetPublicKey, KeyOrigin,
-    MAX_PATH_LEN, Policy, PublicKeyResponse, SetPolicy, Sign, capability,
+    Attest, AttestAction, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError, DeviceInfoResponse,
+    EvidencePart, GetPolicy, GetPublicKey, KeyOrigin, MAX_PATH_LEN, Policy, SetPolicy, Sign,
+    capability,
 };
 use tee_core::{Action, Address, B256, SigningKey, heapless};
 
 use super::ClientError;
 use super::admin::Trust;
+use super::answers::{Key, Quoted, fetch, key_of};
 use super::session::{DEFAULT_TIMEOUT, Session, Stats};
 use tee_transport::Endpoint;
 use tee_verify::{Attestation, Bound, Report, TeeSignature, Verifier};
@@ -556,66 +557,4 @@ pub struct Signed {
     pub digest: B256,
     /// The signature.
     pub signature: tee_core::Signature,
-}
-
-/// A slot's key as `GetPublicKey` answered, copied out of the session.
-#[derive(Debug, Clone)]
-struct Key {
-    slot: u8,
-    address: Address,
-    public_key: FixedBytes<33>,
-    origin: KeyOrigin,
-    high_water: Option<u64>,
-}
-
-impl From<&PublicKeyResponse> for Key {
-    fn from(pk: &PublicKeyResponse) -> Key {
-        Key {
-            slot: pk.slot,
-            address: pk.address,
-            public_key: pk.public_key,
-            origin: pk.origin.clone(),
-            high_water: pk.high_water,
-        }
-    }
-}
-
-/// An `Attest`/`AttestAction` response, copied out of the client.
-struct Quoted {
-    address: Address,
-    report_data: FixedBytes<64>,
-    quote: Vec<u8>,
-}
-
-impl From<AttestResponse<'_>> for Quoted {
-    fn from(r: AttestResponse<'_>) -> Quoted {
-        Quoted { address: r.address, report_data: r.report_data, quote: r.quote.to_vec() }
-    }
-}
-
-fn key_of(pk: &Key, attestation: Attestation) -> TeeKey {
-    TeeKey {
-        slot: pk.slot,
-        address: pk.address,
-        public_key: pk.public_key,
-        path: match &pk.origin {
-            KeyOrigin::Generated => None,
-            KeyOrigin::Derived(p) => Some(p.to_string()),
-        },
-        attestation,
-    }
-}
-
-/// Reads a whole piece of evidence, chunk by chunk.
-fn fetch(s: &mut Session, slot: u8, part: EvidencePart) -> Result<Vec<u8>, ClientError> {
-    let mut out = Vec::new();
-    loop {
-        let offset = u32::try_from(out.len())
-            .map_err(|_| ClientError::Malformed(tee_core::Error::TooLong))?;
-        let chunk = s.call(&GetEvidence { slot, part, offset })?;
-        out.extend_from_slice(chunk.data);
-        if chunk.data.is_empty() || out.len() >= chunk.total as usize {
-            return Ok(out);
-        }
-    }
 }

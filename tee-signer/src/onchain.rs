@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
@@ -13,8 +12,8 @@ use tee_core::{Address, B256, U256};
 use super::verify::VerifierOpts;
 use super::{At, Failure, json, now_secs};
 use tee_client::onchain::bundle::{self, AgentRef, AttestationBundle, Registration, Service};
-use tee_client::onchain::rpc::{Rpc, fetch};
-use tee_client::onchain::{TAG, validate as check};
+use tee_client::onchain::rpc::Rpc;
+use tee_client::onchain::{TAG, answer};
 use tee_client::provider::PhalaDstackProvider;
 use tee_verify::Verifier;
 
@@ -174,93 +173,32 @@ pub(super) struct Validate {
 pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
     let verifier = c.verifier.verifier(false)?;
     let rpc = Rpc::new(&c.rpc);
-    let (validator, on_chain) = rpc.validation_request(&c.validation_registry, &c.request_hash)?;
-    // The validator's slot, checked to be the one the request names before
-    // anything is verified, attested or signed.
-    let signer = match &c.connect {
-        Some(endpoint) => {
-            let p = PhalaDstackProvider::new(endpoint.clone(), Verifier::default());
-            let me = p.key(c.slot)?.address;
-            if me != validator {
-                return Err(format!(
-                    "the request names validator {validator}; slot {} is {me}",
-                    c.slot
-                )
-                .into());
-            }
-            Some((p, me))
-        }
-        None => None,
+    let request = answer::Request {
+        rpc: &rpc,
+        validation_registry: c.validation_registry,
+        request_hash: c.request_hash,
+        bundle: c.bundle,
+        from_block: c.from_block,
+        ipfs_gateway: c.ipfs_gateway.as_deref(),
+        max_age: c.max_age,
+        now: match c.now {
+            Some(t) => t,
+            None => now_secs()?,
+        },
+        report_uri: c.report_uri,
+        verifier: &verifier,
     };
-    let source = match c.bundle {
-        Some(b) => b,
-        None => rpc.request_uri(&c.validation_registry, &c.request_hash, c.from_block)?,
-    };
-    let bytes = if source.contains("://") || source.starts_with("data:") {
-        fetch(&source, c.ipfs_gateway.as_deref())?
-    } else {
-        std::fs::read(&source).map_err(|e| format!("{source}: {e}"))?
-    };
-    let now = match c.now {
-        Some(t) => t,
-        None => now_secs()?,
-    };
-    let mut v = check(&on_chain, &bytes, &verifier, c.max_age, now);
-    if c.attest_validator
-        && let Some((p, _)) = &signer
-    {
-        v.validator_attestation = Some(p.get_attestation_report(c.slot, v.validator_challenge())?);
-    }
-    let report = v.report_bytes();
-    if let Some(p) = &c.report_out {
-        std::fs::write(p, &report).map_err(|e| format!("{}: {e}", p.display()))?;
-    }
-    let uri = c.report_uri.unwrap_or_else(|| bundle::data_uri(&report));
-    let response_hash = v.response_hash();
-    let mut out = json!({
-        "requestHash": c.request_hash.to_string(),
-        "agentId": on_chain.agent_id,
-        "validator": validator.to_string(),
-        "response": v.response,
-        "tag": TAG,
-        "responseURI": uri,
-        "responseHash": response_hash.to_string(),
-        "reasons": v.reasons(),
+    let provider = c.connect.map(|e| PhalaDstackProvider::new(e, Verifier::default()));
+    let responder = provider.as_ref().map(|provider| answer::Responder {
+        provider,
+        slot: c.slot,
+        attest: c.attest_validator,
     });
-    if let Some((p, me)) = signer {
-        let data = alloy_sol_types::SolCall::abi_encode(
-            &tee_client::actions::calldata::IValidationRegistry::validationResponseCall {
-                requestHash: alloy_primitives::B256::from(c.request_hash.0),
-                response: v.response,
-                responseURI: uri.clone(),
-                responseHash: alloy_primitives::B256::from(response_hash.0),
-                tag: TAG.into(),
-            },
-        );
-        let fees = rpc.fees()?;
-        let gas = rpc.estimate_gas(&me, &c.validation_registry, &data)?;
-        let request = json!({
-            "from": me.to_string(),
-            "to": c.validation_registry.to_string(),
-            "data": format!("0x{}", hex::encode(&data)),
-            "value": "0x0",
-            "nonce": format!("{:#x}", rpc.nonce(&me)?),
-            "gas": format!("{:#x}", gas + gas / 5),
-            "maxFeePerGas": format!("{:#x}", fees.max_fee_per_gas),
-            "maxPriorityFeePerGas": format!("{:#x}", fees.max_priority_fee_per_gas),
-            "chainId": format!("{:#x}", on_chain.chain_id),
-            "type": "0x2",
-        });
-        let signed = p.sign_json(c.slot, &request.to_string(), None)?;
-        let raw = signed.signature.raw_transaction.ok_or("no raw transaction signed")?;
-        let receipt = rpc.send_raw(&raw, Duration::from_secs(120))?;
-        if let Some(o) = out.as_object_mut() {
-            for k in ["transactionHash", "blockNumber"] {
-                o.insert(k.into(), receipt.get(k).cloned().unwrap_or_default());
-            }
-        }
+    let answered = answer::answer(&request, responder)?;
+    if let Some(p) = &c.report_out {
+        std::fs::write(p, &answered.report).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    json(&out)
+    json(&answered.to_json(&c.request_hash))
 }
 
 #[derive(Args)]

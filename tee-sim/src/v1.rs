@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::dstack::{SimDstack, SimError};
 use super::guest::{DerivedKey, raw};
-use tee_verify::checks::{lp, v1_key_claim};
+use tee_verify::keychain::{lp, v1_key_claim};
 use tee_verify::versioned;
 
 /// A v1 key algorithm: exactly these names, no default, no alias.

@@ -27,7 +27,7 @@ pub enum Expected {
 /// names the `purpose` it was asked for; one from the v1 API (dstack 0.6,
 /// `/v1/GetKey`) names its `domain` instead (and has an empty purpose): the
 /// two APIs' claims are different byte strings (see
-/// [`crate::checks::v1_key_claim`]).
+/// [`crate::keychain::v1_key_claim`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyChain {
     /// `GetKey`'s purpose argument (v0; empty for v1).

@@ -8,6 +8,7 @@
 //! - [`policy`]: what a validator pins (measurements, app, KMS root);
 //! - [`evidence`]: what a signer presents and the JSON bundles it hands out;
 //! - [`checks`]: the checks themselves ([`Verifier`]);
+//! - [`keychain`]: dstack's key signature chains (v0 and v1);
 //! - [`report`]: their findings and the verdict;
 //! - [`eventlog`]: dstack's event log, replayed to RTMR3;
 //! - [`pccs`]: DCAP collateral from a PCCS the user configures;
@@ -17,14 +18,16 @@ pub mod checks;
 pub mod eventlog;
 pub mod evidence;
 pub mod json;
+pub mod keychain;
 pub mod pccs;
 pub mod policy;
 pub mod report;
 pub mod versioned;
 
-pub use checks::{SimulatedRoot, Verifier, verify_key_chain};
+pub use checks::{SimulatedRoot, Verifier};
 pub use evidence::{
     Attestation, Bound, Evidence, Expected, KeyChain, TeeSignature, random_challenge,
 };
+pub use keychain::verify_key_chain;
 pub use policy::{Policy, PolicyError};
 pub use report::{Check, Failure, Report, Status};

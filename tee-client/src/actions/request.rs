@@ -412,6 +412,10 @@ impl Fees {
 }
 
 /// What a transaction does, apart from its fees.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once into the Action, which is as large (until actions borrow from the request)"
+)]
 enum Body {
     /// A typed call to an ERC-8004 registry.
     Registry { registry: Address, call: RegistryCall },

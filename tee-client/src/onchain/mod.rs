@@ -11,9 +11,12 @@
 //! - [`bundle`]: the agent's side: [`AgentRef`], its challenge, the
 //!   [`AttestationBundle`], the registration file, `data:` URIs;
 //! - [`validator`]: the validator's checks and its response;
+//! - [`answer`]: the validator's use case, whole (request, checks,
+//!   attestation, the response signed and sent);
 //! - [`rpc`]: the registries read (and transactions sent) over any
 //!   Ethereum JSON-RPC endpoint.
 
+pub mod answer;
 pub mod bundle;
 pub mod rpc;
 pub mod validator;

@@ -1,0 +1,209 @@
+//! An independent reference for each action's calldata and digest, built
+//! on alloy: what the differential tests hold tee-core's encoders to.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use alloy_primitives as ap;
+use alloy_sol_types::{SolCall, SolStruct, eip712_domain};
+use tee_core::action::{Envelope, RegistryCall};
+use tee_core::{Action, Address, B256, U256};
+
+/// The ERC-8004 v2.0.0 registry functions, as their Solidity sources
+/// declare them: alloy's ABI types, the ones the JSON actions decode with
+/// (`tee_client::actions::calldata`), independent of tee-core's encoder.
+pub use tee_client::actions::calldata::{
+    IIdentityRegistry, IReputationRegistry, IValidationRegistry,
+};
+
+/// The identity registry's typed struct; its name is part of the EIP-712
+/// type hash, so it lives in its own module to keep it.
+pub mod typed {
+    alloy_sol_types::sol! {
+        struct AgentWalletSet { uint256 agentId; address newWallet; address owner; uint256 deadline; }
+        /// The device's admin authorization message.
+        struct AdminCommand { uint8 command; uint64 counter; bytes32 payload; }
+        /// The device's signed admin state.
+        struct AdminState { bytes32 nonce; uint64 lastCounter; bytes32 lastPayload; uint8 slot; address key; bytes32 policyHash; }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tee-core -> alloy conversions
+
+pub fn addr(a: &Address) -> ap::Address {
+    ap::Address::from(a.0)
+}
+pub fn u256(v: &U256) -> ap::U256 {
+    ap::U256::from_be_bytes(v.0)
+}
+pub fn b256(v: &B256) -> ap::B256 {
+    ap::B256::from(v.0)
+}
+fn s(t: &str) -> String {
+    t.to_owned()
+}
+fn b(v: &[u8]) -> ap::Bytes {
+    ap::Bytes::copy_from_slice(v)
+}
+
+/// alloy's ABI encoding of a registry call.
+pub fn alloy_calldata(call: &RegistryCall) -> Vec<u8> {
+    use IIdentityRegistry as I;
+    use IReputationRegistry as R;
+    use IValidationRegistry as V;
+    use RegistryCall as C;
+    match call {
+        C::Register => I::register_0Call {}.abi_encode(),
+        C::RegisterWithUri { agent_uri } => {
+            I::register_1Call { agentURI: s(agent_uri) }.abi_encode()
+        }
+        C::RegisterWithMetadata { agent_uri, metadata } => I::register_2Call {
+            agentURI: s(agent_uri),
+            metadata: metadata
+                .iter()
+                .map(|e| I::MetadataEntry { metadataKey: s(&e.key), metadataValue: b(&e.value) })
+                .collect(),
+        }
+        .abi_encode(),
+        C::SetAgentUri { agent_id, new_uri } => {
+            I::setAgentURICall { agentId: u256(agent_id), newURI: s(new_uri) }.abi_encode()
+        }
+        C::SetMetadata { agent_id, key, value } => I::setMetadataCall {
+            agentId: u256(agent_id),
+            metadataKey: s(key),
+            metadataValue: b(value),
+        }
+        .abi_encode(),
+        C::SetAgentWallet { agent_id, new_wallet, deadline, signature } => I::setAgentWalletCall {
+            agentId: u256(agent_id),
+            newWallet: addr(new_wallet),
+            deadline: ap::U256::from(*deadline),
+            signature: b(signature),
+        }
+        .abi_encode(),
+        C::UnsetAgentWallet { agent_id } => {
+            I::unsetAgentWalletCall { agentId: u256(agent_id) }.abi_encode()
+        }
+        C::GiveFeedback {
+            agent_id,
+            value,
+            value_decimals,
+            tag1,
+            tag2,
+            endpoint,
+            feedback_uri,
+            feedback_hash,
+        } => R::giveFeedbackCall {
+            agentId: u256(agent_id),
+            value: *value,
+            valueDecimals: *value_decimals,
+            tag1: s(tag1),
+            tag2: s(tag2),
+            endpoint: s(endpoint),
+            feedbackURI: s(feedback_uri),
+            feedbackHash: b256(feedback_hash),
+        }
+        .abi_encode(),
+        C::RevokeFeedback { agent_id, feedback_index } => {
+            R::revokeFeedbackCall { agentId: u256(agent_id), feedbackIndex: *feedback_index }
+                .abi_encode()
+        }
+        C::AppendResponse {
+            agent_id,
+            client_address,
+            feedback_index,
+            response_uri,
+            response_hash,
+        } => R::appendResponseCall {
+            agentId: u256(agent_id),
+            clientAddress: addr(client_address),
+            feedbackIndex: *feedback_index,
+            responseURI: s(response_uri),
+            responseHash: b256(response_hash),
+        }
+        .abi_encode(),
+        C::ValidationRequest { validator_address, agent_id, request_uri, request_hash } => {
+            V::validationRequestCall {
+                validatorAddress: addr(validator_address),
+                agentId: u256(agent_id),
+                requestURI: s(request_uri),
+                requestHash: b256(request_hash),
+            }
+            .abi_encode()
+        }
+        C::ValidationResponse { request_hash, response, response_uri, response_hash, tag } => {
+            V::validationResponseCall {
+                requestHash: b256(request_hash),
+                response: *response,
+                responseURI: s(response_uri),
+                responseHash: b256(response_hash),
+                tag: s(tag),
+            }
+            .abi_encode()
+        }
+    }
+}
+
+/// alloy's transaction (EIP-1559 or legacy) for a transaction action.
+pub fn alloy_tx(action: &Action) -> Option<alloy_consensus::TypedTransaction> {
+    use alloy_consensus::{TxEip1559, TxLegacy, TypedTransaction};
+    let (to, value, input) = match action {
+        Action::RegistryTx(t) => (&t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
+        Action::LegacyRegistryTx(t) => (&t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
+        Action::GenericTx(t) => (&t.to, u256(&t.value), t.data.to_vec()),
+        Action::LegacyGenericTx(t) => (&t.to, u256(&t.value), t.data.to_vec()),
+        _ => return None,
+    };
+    let to = ap::TxKind::Call(addr(to));
+    Some(match action.envelope()? {
+        Envelope::Eip1559(p) => TypedTransaction::Eip1559(TxEip1559 {
+            chain_id: p.chain_id,
+            nonce: p.nonce,
+            gas_limit: p.gas_limit,
+            max_fee_per_gas: p.max_fee_per_gas,
+            max_priority_fee_per_gas: p.max_priority_fee_per_gas,
+            to,
+            value,
+            access_list: Default::default(),
+            input: input.into(),
+        }),
+        Envelope::Legacy(p) => TypedTransaction::Legacy(TxLegacy {
+            chain_id: Some(p.chain_id),
+            nonce: p.nonce,
+            gas_price: p.gas_price,
+            gas_limit: p.gas_limit,
+            to,
+            value,
+            input: input.into(),
+        }),
+    })
+}
+
+/// The digest alloy computes for `action`.
+pub fn alloy_digest(action: &Action) -> ap::B256 {
+    use alloy_consensus::SignableTransaction;
+    match action {
+        Action::AgentWalletSet(w) => {
+            let domain = eip712_domain! {
+                name: "ERC8004IdentityRegistry",
+                version: "1",
+                chain_id: w.chain_id,
+                verifying_contract: addr(&w.identity_registry),
+            };
+            typed::AgentWalletSet {
+                agentId: u256(&w.agent_id),
+                newWallet: addr(&w.new_wallet),
+                owner: addr(&w.owner),
+                deadline: ap::U256::from(w.deadline),
+            }
+            .eip712_signing_hash(&domain)
+        }
+        Action::RegistryTx(_)
+        | Action::GenericTx(_)
+        | Action::LegacyRegistryTx(_)
+        | Action::LegacyGenericTx(_) => alloy_tx(action).unwrap().signature_hash(),
+        Action::PersonalMessage(m) => ap::eip191_hash_message(&m.message),
+        Action::Eip712Prehashed(p) => {
+            ap::keccak256([&[0x19, 0x01][..], &p.domain_separator.0, &p.struct_hash.0].concat())
+        }
+    }
+}
