@@ -4,10 +4,8 @@
 use tee_core::Address;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{AttestResponse, EvidencePart, GetEvidence, KeyOrigin, PublicKeyResponse};
-use tee_verify::Attestation;
 
 use super::ClientError;
-use super::provider::TeeKey;
 use super::session::Session;
 
 /// A slot's key as `GetPublicKey` answered, copied out of the session.
@@ -42,19 +40,6 @@ pub(crate) struct Quoted {
 impl From<AttestResponse<'_>> for Quoted {
     fn from(r: AttestResponse<'_>) -> Quoted {
         Quoted { address: r.address, report_data: r.report_data, quote: r.quote.to_vec() }
-    }
-}
-
-pub(crate) fn key_of(pk: &Key, attestation: Attestation) -> TeeKey {
-    TeeKey {
-        slot: pk.slot,
-        address: pk.address,
-        public_key: pk.public_key,
-        path: match &pk.origin {
-            KeyOrigin::Generated => None,
-            KeyOrigin::Derived(p) => Some(p.to_string()),
-        },
-        attestation,
     }
 }
 

@@ -27,7 +27,7 @@ use tee_core::{Action, Address, B256, SigningKey, heapless};
 
 use super::ClientError;
 use super::admin::Trust;
-use super::answers::{Key, Quoted, fetch, key_of};
+use super::answers::{Key, Quoted, fetch};
 use super::session::{DEFAULT_TIMEOUT, Session, Stats};
 use tee_transport::Endpoint;
 use tee_verify::{Attestation, Bound, Report, TeeSignature, Verifier};
@@ -557,4 +557,17 @@ pub struct Signed {
     pub digest: B256,
     /// The signature.
     pub signature: tee_core::Signature,
+}
+
+fn key_of(pk: &Key, attestation: Attestation) -> TeeKey {
+    TeeKey {
+        slot: pk.slot,
+        address: pk.address,
+        public_key: pk.public_key,
+        path: match &pk.origin {
+            KeyOrigin::Generated => None,
+            KeyOrigin::Derived(p) => Some(p.to_string()),
+        },
+        attestation,
+    }
 }

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 
 use criterion::Criterion;
 use tee_core::limits::MAX_ACTION_LEN;
+use tee_core::sample;
 use tee_core::{Action, ActionKind, SigningKey};
-use tee_testkit::sample;
 
 /// anvil account 0: a well-known test key.
 const KEY: [u8; 32] =

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::store::{DSTACK_API_FILE, JOURNAL, KEY_FILE, StoreError};
+use crate::error::StoreError;
+pub use crate::layout::{DSTACK_API_FILE, JOURNAL, KEY_FILE};
 
 /// Whether `dir` holds a journal with something in it.
 #[must_use]

@@ -1,7 +1,9 @@
 #![forbid(unsafe_code)]
 #![doc = include_str!("../README.md")]
 
+pub mod error;
 mod files;
 pub mod group;
 pub mod journal;
+mod layout;
 pub mod store;

@@ -43,22 +43,14 @@ use super::journal::{
     self, AuditRecord, CounterRecord, FORMAT, Genesis, JournalError, Keys, Kind, Replay,
 };
 
-/// The journal's file name.
-pub const JOURNAL: &str = "journal";
-/// The state key's file name, for a signer without a TEE.
-pub const KEY_FILE: &str = "state.key";
-/// The file naming the dstack key API (`v0` or `v1`) the state key and the
-/// slot keys are derived under: written before the journal's genesis, read
-/// before the journal (which the key it names opens). Absent for state
-/// made before dstack had a v1, which is v0's. Editing it gains nothing:
-/// the other API's state key does not open the journal.
-pub const DSTACK_API_FILE: &str = "dstack-api";
 /// A journal larger than this is compacted.
 /// (8 MiB: a compaction rewrites the whole state under the device's lock,
 /// so it should be rare; at start the journal is read whole, which this
 /// keeps quick.)
+pub use crate::error::StoreError;
 pub use crate::files::{
-    create_private_dir, has_journal, record_dstack_api, recorded_dstack_api, write_durably,
+    DSTACK_API_FILE, JOURNAL, KEY_FILE, create_private_dir, has_journal, record_dstack_api,
+    recorded_dstack_api, write_durably,
 };
 use crate::files::{key_file, lock_private_dir};
 
@@ -93,77 +85,6 @@ pub struct Provisioning {
     pub device_id: B256,
     /// The admin address.
     pub admin: Address,
-}
-
-/// Why the store could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The directory could not be created or read.
-    #[error("state directory {path}: {source}")]
-    Io {
-        /// The directory.
-        path: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// Others can read or write the state directory, or it is not ours.
-    #[error(
-        "state directory {path} is open to others (mode {mode:o}, owner uid {owner}): it holds keys and anti-replay marks; make it yours alone (chmod 700) or give another directory"
-    )]
-    Permissions {
-        /// The directory.
-        path: String,
-        /// Its permission bits.
-        mode: u32,
-        /// Its owner.
-        owner: u32,
-    },
-    /// Another process holds the state directory.
-    #[error(
-        "state directory {path} is in use by another signer (two signers on one state could sign twice at one sequence)"
-    )]
-    Locked {
-        /// The directory.
-        path: String,
-    },
-    /// The journal is not what this signer wrote.
-    #[error("state journal in {path} refused: {source}")]
-    Journal {
-        /// The directory.
-        path: String,
-        /// Why.
-        source: JournalError,
-    },
-    /// A journal without its key file (a signer without a TEE).
-    #[error(
-        "state directory {path} has a journal but no {KEY_FILE}: its records cannot be checked"
-    )]
-    KeyMissing {
-        /// The directory.
-        path: String,
-    },
-    /// State from an older version (per-file records, not authenticated).
-    #[error(
-        "state directory {path} holds state of an older version (per-file records without MACs): not opened; move it aside and provision anew"
-    )]
-    OldFormat {
-        /// The directory.
-        path: String,
-    },
-    /// No admin was given on the first start.
-    #[error("this state directory is new: give the admin address (--admin) to provision it")]
-    NoAdmin,
-    /// An admin was given that is not the provisioned one.
-    #[error(
-        "this device's admin is {provisioned}, not {given}: the admin is fixed at provisioning"
-    )]
-    AdminMismatch {
-        /// The provisioned admin.
-        provisioned: Address,
-        /// The admin given.
-        given: Address,
-    },
 }
 
 /// Device state on disk. See the module documentation.
