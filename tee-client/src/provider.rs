@@ -321,7 +321,8 @@ impl PhalaDstackProvider {
         let mut s = self.session();
         let pk = self.public_key(&mut s, slot)?;
         let action = self.decode_json(&mut s, slot, &pk, json)?;
-        let signature = self.sign_in(&mut s, slot, &action, sequence, Some(pk))?;
+        let signed = self.sign_only(&mut s, slot, &action, sequence, Some(pk))?;
+        let signature = self.attest_signed(&mut s, slot, &action, signed)?;
         Ok(SignedJson { action, signature })
     }
 
@@ -367,7 +368,9 @@ impl PhalaDstackProvider {
         action: &Action,
         sequence: Option<u64>,
     ) -> Result<TeeSignature, ProviderError> {
-        self.sign_in(&mut self.session(), slot, action, sequence, None)
+        let mut s = self.session();
+        let signed = self.sign_only(&mut s, slot, action, sequence, None)?;
+        self.attest_signed(&mut s, slot, action, signed)
     }
 
     /// Signs `action` without attesting it (for a signer without a TEE),
@@ -429,16 +432,14 @@ impl PhalaDstackProvider {
         }
     }
 
-    /// Signs and attests on `s` (see [`PhalaDstackProvider::sign_only`]).
-    fn sign_in(
+    /// Attests `signed` ([`PhalaDstackProvider::sign_only`]'s) on `s`.
+    fn attest_signed(
         &self,
         s: &mut Session,
         slot: u8,
         action: &Action,
-        sequence: Option<u64>,
-        pk: Option<Key>,
+        (signed, pk): (Signed, Key),
     ) -> Result<TeeSignature, ProviderError> {
-        let (signed, pk) = self.sign_only(s, slot, action, sequence, pk)?;
         let request = AttestAction { slot, sequence: signed.sequence, digest: signed.digest };
         let quote = Quoted::from(s.call(&request).map_err(|e| self.err(e))?);
         let bound = Bound::ActionDigest(signed.digest);

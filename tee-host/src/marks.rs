@@ -382,6 +382,15 @@ impl PgMarks {
         self.client()?;
         let mut tx = self.client.transaction()?;
         for (i, m, mac, seen) in order {
+            // The row this mark writes, as the INSERT and the UPDATE bind it.
+            let value = m.value.to_string();
+            let row_params: [&(dyn postgres::types::ToSql + Sync); 5] = [
+                &m.signer.0.as_slice(),
+                &m.space,
+                &value,
+                &m.commitment.0.as_slice(),
+                &mac.as_slice(),
+            ];
             let stored = loop {
                 if let Some(row) = read(&mut tx, &m.signer, m.space, true)? {
                     break Some(row);
@@ -395,13 +404,7 @@ impl PgMarks {
                     "INSERT INTO tee_signer_marks (signer, space, value, commitment, mac)
                      VALUES ($1, $2, $3::text::numeric, $4, $5)
                      ON CONFLICT (signer, space) DO NOTHING",
-                    &[
-                        &m.signer.0.as_slice(),
-                        &m.space,
-                        &m.value.to_string(),
-                        &m.commitment.0.as_slice(),
-                        &mac.as_slice(),
-                    ],
+                    &row_params,
                 )?;
                 if inserted == 1 {
                     break None;
@@ -438,13 +441,7 @@ impl PgMarks {
                         "UPDATE tee_signer_marks
                          SET value = $3::text::numeric, commitment = $4, mac = $5
                          WHERE signer = $1 AND space = $2",
-                        &[
-                            &m.signer.0.as_slice(),
-                            &m.space,
-                            &m.value.to_string(),
-                            &m.commitment.0.as_slice(),
-                            &mac.as_slice(),
-                        ],
+                        &row_params,
                     )?;
                     learned.push((key, (m.value, m.commitment, mac)));
                     Outcome::Raised

@@ -13,7 +13,7 @@
 //! cargo bench -p tee-signer --bench latency     # LATENCY_RUNS=200 by default
 //! ```
 //! Prints medians and p99 in milliseconds, and the ratios within the run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::print_stdout)]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,9 +25,11 @@ use tee_core::{ActionKind, sample};
 use tee_transport::{Endpoint, connect};
 use tee_verify::Verifier;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tee-signer");
-const ADMIN_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-const ADMIN: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+/// The CLI tests' signer start-up, admin key and policy files.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{ADMIN, BIN, admin_key_file, derive_key, open_policy_file, serve, set_policy};
 
 /// Runs `f` `n` times; its durations sorted.
 fn times(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
@@ -67,42 +69,10 @@ fn main() {
     let state = dir.path().join("state");
     let socket = dir.path().join("signer.sock");
     let conn = format!("unix:{}", socket.display());
-    let mut server = Command::new(BIN)
-        .args(["serve", "--simulated", "--state", state.to_str().unwrap(), "--listen", &conn])
-        .args(["--admin", ADMIN])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = std::io::BufReader::new(server.stderr.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(std::io::BufRead::read_line(&mut log, &mut line).unwrap() > 0, "signer exited");
-        if line.contains("signer running") {
-            break;
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-    let key_file = dir.path().join("admin.key");
-    std::fs::write(&key_file, format!("0x{ADMIN_KEY}\n")).unwrap();
-    let key_file = key_file.to_str().unwrap();
-    run(&["derive-key", "-c", &conn, "--admin-key-file", key_file, "--path", "bench/agent"]);
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(
-        &policy,
-        "kinds = [\"setAgentURI\"]\nchains = \"any\"\ncontracts = \"any\"\nagents = \"any\"\n\
-         max_value_wei = \"0\"\nmax_gas_limit = 10000000\nmax_fee_per_gas_wei = \"1000000000000\"\n\
-         max_deadline_ahead_secs = 300\n",
-    )
-    .unwrap();
-    run(&[
-        "set-policy",
-        "-c",
-        &conn,
-        "--admin-key-file",
-        key_file,
-        "--policy",
-        policy.to_str().unwrap(),
-    ]);
+    let _server = serve(&state, &socket, Some(ADMIN));
+    let key_file = &admin_key_file(dir.path());
+    derive_key(&conn, key_file, "bench/agent");
+    set_policy(&conn, key_file, &open_policy_file(dir.path(), "policy.toml", &["setAgentURI"]));
 
     println!("{n} runs each; milliseconds\n{:<52} {:>8} {:>8}", "", "p50", "p99");
     let version = row("process: tee-signer --version", &times(n, || run(&["--version"])));
@@ -139,6 +109,4 @@ fn main() {
         warm.as_secs_f64() / cold.as_secs_f64(),
     );
     assert_eq!(kept.stats().connections, 1, "one connection for every signature");
-    let _ = server.kill();
-    let _ = server.wait();
 }

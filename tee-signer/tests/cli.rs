@@ -71,15 +71,7 @@ fn operator_admin_agent_and_validator_through_the_cli() {
         std::fs::read_to_string(&slot_policy).unwrap().replace("setAgentURI", "setAgentUrl"),
     )
     .unwrap();
-    let e = fails(&[
-        "set-policy",
-        "-c",
-        &conn,
-        "--admin-key-file",
-        key_file,
-        "--policy",
-        bad.to_str().unwrap(),
-    ]);
+    let e = fails(&set_policy_args(&conn, key_file, bad.to_str().unwrap()));
     assert!(e.contains("unknown action kind \"setAgentUrl\""), "{e}");
     // A wrong admin key is refused by the signer.
     let wrong = dir.path().join("wrong.key");
@@ -214,17 +206,9 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     assert!(report.contains("pass  binding") && report.contains("pass  app id"), "{report}");
     let identity = id_json["address"].as_str().unwrap().to_owned();
     let set = |identity: &str| {
-        run(&[
-            "set-policy",
-            "-c",
-            &conn,
-            "--admin-key-file",
-            key_file,
-            "--policy",
-            &slot_policy,
-            "--identity",
-            identity,
-        ])
+        let mut args = set_policy_args(&conn, key_file, &slot_policy);
+        args.extend(["--identity", identity]);
+        run(&args)
     };
     let o = set("0x0000000000000000000000000000000000000001");
     assert!(!o.status.success());

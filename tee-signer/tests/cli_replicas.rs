@@ -24,13 +24,7 @@ fn replicas_share_their_marks_across_processes_and_a_kill() {
     let marks = format!("{pg} options='-c search_path=cli_replicas'");
     let dir = tempfile::tempdir().unwrap();
     let key_file = &admin_key_file(dir.path());
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(
-        &policy,
-        "kinds = [\"personal_sign\"]\nchains = \"any\"\ncontracts = \"any\"\nagents = \"any\"\n\
-         max_value_wei = \"0\"\nmax_gas_limit = 0\nmax_fee_per_gas_wei = \"0\"\nmax_deadline_ahead_secs = 300\n",
-    )
-    .unwrap();
+    let policy = open_policy_file(dir.path(), "policy.toml", &["personal_sign"]);
     let message = |text: &str| {
         let file = dir.path().join(format!("{text}.json"));
         let request = serde_json::json!({ "method": "personal_sign", "params": [text] });
@@ -53,20 +47,10 @@ fn replicas_share_their_marks_across_processes_and_a_kill() {
     let (_b, _, _, conn_b) = replica("b");
     let mut key = String::new();
     for conn in [&conn_a, &conn_b] {
-        let derived =
-            ok(&["derive-key", "-c", conn, "--admin-key-file", key_file, "--path", "agent/1"]);
-        let address = derived.split_whitespace().nth(2).unwrap().to_owned();
+        let address = derive_key(conn, key_file, "agent/1");
         assert!(key.is_empty() || key == address, "one app, one key: {key} {address}");
         key = address;
-        ok(&[
-            "set-policy",
-            "-c",
-            conn,
-            "--admin-key-file",
-            key_file,
-            "--policy",
-            policy.to_str().unwrap(),
-        ]);
+        set_policy(conn, key_file, &policy);
     }
     let sign = |conn: &str, file: &str, seq: &str| {
         run(&["sign", "-c", conn, "--json", file, "--sequence", seq])

@@ -1,6 +1,7 @@
 //! A signer on a simulated dstack app, served over a unix socket, as an
 //! agent SDK meets it; and the verifier a validator of that app runs.
 
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use tee_core::primitives::FixedBytes;
@@ -40,14 +41,7 @@ pub fn setup() -> Setup {
     let sim = SimDstack::new(&KMS_ROOT, APP_ID, COMPOSE).unwrap();
     let kms_root = sim.kms_root();
     let dstack = SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).unwrap();
-    let device = open_device(&SignerConfig {
-        state: dir.path().join("state"),
-        dstack: Some(dstack.endpoint().to_owned()),
-        kind: BackendKind::Simulated,
-        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
-        marks: None,
-    })
-    .unwrap();
+    let device = open_device(&config(&dir.path().join("state"), &dstack, None)).unwrap();
     let server = serve(
         Arc::new(Mutex::new(device)),
         &[Endpoint::Unix(dir.path().join("signer.sock"))],
@@ -72,6 +66,32 @@ pub fn verifier(kms_root: tee_core::Address) -> Verifier {
         pccs: None,
         simulated_root: Some(tee_sim::root()),
     }
+}
+
+/// A simulated signer's configuration: its state in `state`, dstack at
+/// `dstack`, `ADMIN_SECRET`'s address as the admin, marks shared at `marks`
+/// (or its own only).
+#[allow(clippy::unwrap_used, reason = "test set-up")]
+pub fn config(state: &std::path::Path, dstack: &SimServer, marks: Option<&str>) -> SignerConfig {
+    SignerConfig {
+        state: state.to_owned(),
+        dstack: Some(dstack.endpoint().to_owned()),
+        kind: BackendKind::Simulated,
+        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
+        marks: marks.map(str::to_owned),
+    }
+}
+
+/// Puts dstack's key for `agent/1` in slot 0 of `p`, allowed to sign the
+/// typed kinds.
+pub fn derive_typed(
+    p: &mut tee_testkit::Pair<tee_host::backend::HostBackend, { tee_host::backend::HOST_SLOTS }>,
+) {
+    use tee_core::protocol::{AdminAuth, DeriveKey, SetPolicy};
+    let path = tee_core::heapless::String::from_str("agent/1").unwrap_or_default();
+    admin(p, DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED });
+    let policy = tee_testkit::typed_policy();
+    admin(p, SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED });
 }
 
 /// Authorizes `cmd` for the device in `p` with `ADMIN_SECRET`, at the next

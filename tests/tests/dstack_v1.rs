@@ -12,15 +12,16 @@ use std::sync::{Arc, Mutex};
 
 use tee_client::provider::PhalaDstackProvider;
 use tee_core::primitives::FixedBytes;
-use tee_core::protocol::{AdminAuth, BackendKind, DeriveKey, DeviceInfo, GetPublicKey, authorize};
+use tee_core::protocol::{AdminAuth, DeriveKey, DeviceInfo, GetPublicKey, authorize};
 use tee_core::{ActionKind, Address, B256, SigningKey};
-use tee_host::backend::{SignerConfig, open_device};
+use tee_host::backend::open_device;
 use tee_host::dstack::{Api, Dstack};
 use tee_host::server::{Limits, serve};
 use tee_sim::v1::KeyAlgorithm;
 use tee_sim::{SimDstack, SimServer, Surfaces};
 use tee_store::store::{DSTACK_API_FILE, JOURNAL};
 use tee_testkit::{ADMIN_SECRET, sample};
+use tee_tests::signer::config;
 use tee_transport::Endpoint;
 use tee_verify::{Bound, Expected, Policy, Verifier, verify_key_chain};
 
@@ -34,16 +35,6 @@ fn sim() -> SimDstack {
 
 fn agent(dir: &Path, name: &str, surfaces: Surfaces) -> SimServer {
     SimServer::start_with(sim(), &Endpoint::Unix(dir.join(name)), surfaces).unwrap()
-}
-
-fn config(dir: &Path, dstack: &SimServer) -> SignerConfig {
-    SignerConfig {
-        state: dir.join("state"),
-        dstack: Some(dstack.endpoint().to_owned()),
-        kind: BackendKind::Simulated,
-        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
-        marks: None,
-    }
 }
 
 fn now() -> u64 {
@@ -118,7 +109,7 @@ fn v1_keys_chains_and_quotes() {
 fn the_signer_runs_on_a_v1_only_guest_agent() {
     let dir = tempfile::tempdir().unwrap();
     let a = agent(dir.path(), "dstack.sock", Surfaces::V1_ONLY);
-    let device = open_device(&config(dir.path(), &a)).unwrap();
+    let device = open_device(&config(&dir.path().join("state"), &a, None)).unwrap();
     assert_eq!(device.backend().dstack().unwrap().api(), Api::V1);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("state").join(DSTACK_API_FILE)).unwrap(),
@@ -175,7 +166,7 @@ fn state_keeps_the_api_it_was_made_under() {
     let old = agent(dir.path(), "old.sock", Surfaces::V0_ONLY);
     let path = "agent/1";
     let address = {
-        let device = open_device(&config(dir.path(), &old)).unwrap();
+        let device = open_device(&config(&dir.path().join("state"), &old, None)).unwrap();
         let mut p = tee_testkit::Pair::with(device);
         let mut derive = DeriveKey {
             slot: 0,
@@ -194,7 +185,7 @@ fn state_keeps_the_api_it_was_made_under() {
     // State from before the record (no dstack-api file) is v0's too.
     std::fs::remove_file(dir.path().join("state").join(DSTACK_API_FILE)).unwrap();
     let both = agent(dir.path(), "new.sock", Surfaces::default());
-    let device = open_device(&config(dir.path(), &both)).unwrap();
+    let device = open_device(&config(&dir.path().join("state"), &both, None)).unwrap();
     assert_eq!(device.backend().dstack().unwrap().api(), Api::V0);
     let mut p = tee_testkit::Pair::with(device);
     let info = p.call(&GetPublicKey { slot: 0 }).unwrap();
@@ -204,13 +195,13 @@ fn state_keeps_the_api_it_was_made_under() {
     // v1 state, then an agent without v1.
     let dir = tempfile::tempdir().unwrap();
     let new = agent(dir.path(), "new.sock", Surfaces::default());
-    drop(open_device(&config(dir.path(), &new)).unwrap());
+    drop(open_device(&config(&dir.path().join("state"), &new, None)).unwrap());
     assert!(dir.path().join("state").join(JOURNAL).exists());
     drop(new);
     let old = agent(dir.path(), "old.sock", Surfaces::V0_ONLY);
-    let e = open_device(&config(dir.path(), &old)).unwrap_err().to_string();
+    let e = open_device(&config(&dir.path().join("state"), &old, None)).unwrap_err().to_string();
     assert!(e.contains("v1"), "{e}");
     // Editing the record to v0 only gives a state key that does not open it.
     std::fs::write(dir.path().join("state").join(DSTACK_API_FILE), "v0\n").unwrap();
-    assert!(open_device(&config(dir.path(), &old)).is_err());
+    assert!(open_device(&config(&dir.path().join("state"), &old, None)).is_err());
 }

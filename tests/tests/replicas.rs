@@ -12,11 +12,11 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 
 use tee_core::protocol::*;
-use tee_core::{Action, ActionKind, SigningKey};
-use tee_host::backend::{HOST_SLOTS, HostBackend, SignerConfig, open_device};
+use tee_core::{Action, ActionKind};
+use tee_host::backend::{HOST_SLOTS, HostBackend, open_device};
 use tee_sim::{SimDstack, SimServer};
-use tee_testkit::{ADMIN_SECRET, Pair, sample};
-use tee_tests::signer::{admin, pg_database};
+use tee_testkit::{Pair, sample};
+use tee_tests::signer::{config, derive_typed, pg_database};
 use tee_transport::Endpoint;
 
 type Replica = Pair<HostBackend, HOST_SLOTS>;
@@ -25,21 +25,8 @@ type Replica = Pair<HostBackend, HOST_SLOTS>;
 /// with the marks at `marks` (or its own only); slot 0 holds the app's key
 /// at `agent/1`, allowed to sign typed registry calls.
 fn replica(dir: &Path, name: &str, dstack: &SimServer, marks: Option<&str>) -> Replica {
-    let device = open_device(&SignerConfig {
-        state: dir.join(name),
-        dstack: Some(dstack.endpoint().to_owned()),
-        kind: BackendKind::Simulated,
-        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
-        marks: marks.map(str::to_owned),
-    })
-    .unwrap();
-    let mut p = Pair::with(device);
-    let path = tee_core::heapless::String::try_from("agent/1").unwrap();
-    admin(&mut p, DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED });
-    admin(
-        &mut p,
-        SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED },
-    );
+    let mut p = Pair::with(open_device(&config(&dir.join(name), dstack, marks)).unwrap());
+    derive_typed(&mut p);
     p
 }
 

@@ -14,7 +14,7 @@ use tee_host::backend::{
 use tee_sim::{SimDstack, SimServer};
 use tee_store::store::{JOURNAL, StoreError};
 use tee_testkit::{ADMIN_SECRET, Pair, sample};
-use tee_tests::signer::admin;
+use tee_tests::signer::{admin, derive_typed};
 use tee_transport::Endpoint;
 
 fn sim(dir: &Path, app: u8) -> SimServer {
@@ -37,12 +37,7 @@ fn config(dir: &Path, dstack: &SimServer, admin: bool) -> SignerConfig {
 fn signed_to_five(dir: &Path, dstack: &SimServer) -> Pair<HostBackend, HOST_SLOTS> {
     let device = open_device(&config(dir, dstack, true)).unwrap();
     let mut p = Pair::with(device);
-    let path = tee_core::heapless::String::try_from("agent/1").unwrap();
-    admin(&mut p, DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED });
-    admin(
-        &mut p,
-        SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED },
-    );
+    derive_typed(&mut p);
     for s in 1..=5 {
         p.call(&Sign { slot: 0, sequence: s, action: action(s) }).unwrap();
     }

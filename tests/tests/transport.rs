@@ -15,13 +15,14 @@ use std::time::Duration;
 use tee_client::{Client, ClientError};
 use tee_core::protocol::*;
 use tee_core::{ActionKind, SigningKey};
-use tee_host::backend::{HOST_SLOTS, SignerConfig, open_device};
-use tee_host::server::{Limits, serve};
+use tee_host::backend::{HOST_SLOTS, HostDevice, open_device};
+use tee_host::server::{Limits, ServerHandle, serve};
 use tee_sim::SimDstack;
 use tee_sim::SimServer;
 use tee_testkit::ADMIN_SECRET;
 use tee_testkit::sample;
 use tee_tests::alloy_digest;
+use tee_tests::signer::config;
 use tee_transport::{Endpoint, Stream, connect};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,16 +30,6 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 fn sim_dstack(dir: &std::path::Path) -> SimServer {
     let sim = SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
     SimServer::start(sim, &Endpoint::Unix(dir.join("dstack.sock"))).unwrap()
-}
-
-fn config(dir: &std::path::Path, dstack: &SimServer) -> SignerConfig {
-    SignerConfig {
-        state: dir.join("state"),
-        dstack: Some(dstack.endpoint().to_owned()),
-        kind: BackendKind::Simulated,
-        admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
-        marks: None,
-    }
 }
 
 fn client(e: &Endpoint) -> Client<Box<dyn Stream>> {
@@ -49,7 +40,7 @@ fn client(e: &Endpoint) -> Client<Box<dyn Stream>> {
 fn one_device_over_unix_tcp_and_serial_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let dstack = sim_dstack(dir.path());
-    let device = open_device(&config(dir.path(), &dstack)).unwrap();
+    let device = open_device(&config(&dir.path().join("state"), &dstack, None)).unwrap();
     let info = device.backend().dstack().map(|d| d.endpoint().to_owned());
     assert_eq!(info.as_deref(), Some(dstack.endpoint()));
     let device = Arc::new(Mutex::new(device));
@@ -169,10 +160,10 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
 
     // Restart from the state directory: same key (derived again), same
     // policy, same high-water mark; a second signer on it is refused.
-    let device2 = open_device(&config(dir.path(), &dstack));
+    let device2 = open_device(&config(&dir.path().join("state"), &dstack, None));
     assert!(device2.is_err(), "the first signer still holds the state");
     drop(Arc::try_unwrap(device).unwrap());
-    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
+    let device = shared(dir.path(), &dstack);
     let server =
         serve(device, &[Endpoint::Unix(dir.path().join("signer.sock"))], Limits::default())
             .unwrap();
@@ -187,16 +178,13 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
 #[test]
 fn connections_over_the_cap_are_closed_and_idle_ones_time_out() {
     let dir = tempfile::tempdir().unwrap();
-    let dstack = sim_dstack(dir.path());
-    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
     let limits = Limits {
         max_connections: 2,
         idle_timeout: Duration::from_millis(300),
         write_timeout: Duration::from_secs(1),
         ..Limits::default()
     };
-    let server = serve(device, &[Endpoint::Tcp("127.0.0.1:0".into())], limits).unwrap();
-    let e = server.endpoints()[0].clone();
+    let (_dstack, _server, e) = tcp_signer(dir.path(), limits);
     let mut a = client(&e);
     let mut b = client(&e);
     a.call(&DeviceInfo).unwrap();
@@ -220,6 +208,21 @@ fn connections_over_the_cap_are_closed_and_idle_ones_time_out() {
     d.call(&DeviceInfo).unwrap();
 }
 
+/// A signer on `dir` served on a TCP port of its own under `limits`: its
+/// simulated dstack, its server and its endpoint.
+fn tcp_signer(dir: &std::path::Path, limits: Limits) -> (SimServer, ServerHandle, Endpoint) {
+    let dstack = sim_dstack(dir);
+    let server = serve(shared(dir, &dstack), &[Endpoint::Tcp("127.0.0.1:0".into())], limits);
+    let server = server.unwrap();
+    let e = server.endpoints()[0].clone();
+    (dstack, server, e)
+}
+
+/// The signer on `dir`'s state directory, to serve.
+fn shared(dir: &std::path::Path, dstack: &SimServer) -> Arc<Mutex<HostDevice>> {
+    Arc::new(Mutex::new(open_device(&config(&dir.join("state"), dstack, None)).unwrap()))
+}
+
 fn heapless_path(p: &str) -> tee_core::heapless::String<MAX_PATH_LEN> {
     tee_core::heapless::String::try_from(p).unwrap()
 }
@@ -231,8 +234,6 @@ fn heapless_path(p: &str) -> tee_core::heapless::String<MAX_PATH_LEN> {
 #[test]
 fn trickling_clients_are_closed_and_an_honest_one_gets_in() {
     let dir = tempfile::tempdir().unwrap();
-    let dstack = sim_dstack(dir.path());
-    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
     let limits = Limits {
         max_connections: 3,
         max_per_peer: 3,
@@ -240,8 +241,7 @@ fn trickling_clients_are_closed_and_an_honest_one_gets_in() {
         frame_timeout: Duration::from_millis(400),
         ..Limits::default()
     };
-    let server = serve(device, &[Endpoint::Tcp("127.0.0.1:0".into())], limits).unwrap();
-    let e = server.endpoints()[0].clone();
+    let (_dstack, _server, e) = tcp_signer(dir.path(), limits);
     let addr = match &e {
         Endpoint::Tcp(a) => a.clone(),
         _ => unreachable!(),
@@ -281,7 +281,7 @@ fn trickling_clients_are_closed_and_an_honest_one_gets_in() {
 fn one_peer_holds_at_most_its_share() {
     let dir = tempfile::tempdir().unwrap();
     let dstack = sim_dstack(dir.path());
-    let device = Arc::new(Mutex::new(open_device(&config(dir.path(), &dstack)).unwrap()));
+    let device = shared(dir.path(), &dstack);
     let limits = Limits { max_connections: 64, max_per_peer: 2, ..Limits::default() };
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));
     let server = serve(device, std::slice::from_ref(&socket), limits).unwrap();

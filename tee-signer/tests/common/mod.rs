@@ -93,9 +93,29 @@ pub fn policy_file(dir: &Path, name: &str, kinds: &[&str]) -> String {
     path.to_str().unwrap().to_owned()
 }
 
+/// A slot policy file in `dir` named `name`: `kinds` on any chain, to any
+/// contract, for any agent, no value, generous gas and fee caps.
+pub fn open_policy_file(dir: &Path, name: &str, kinds: &[&str]) -> String {
+    let kinds = kinds.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "kinds = [{kinds}]\nchains = \"any\"\ncontracts = \"any\"\nagents = \"any\"\n\
+         max_value_wei = \"0\"\nmax_gas_limit = 10000000\nmax_fee_per_gas_wei = \"1000000000000\"\n\
+         max_deadline_ahead_secs = 300\n"
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// `set-policy`'s arguments: the policy in `file` on slot 0 of the signer
+/// at `conn`, with the admin's key in `key_file`.
+pub fn set_policy_args<'a>(conn: &'a str, key_file: &'a str, file: &'a str) -> Vec<&'a str> {
+    vec!["set-policy", "-c", conn, "--admin-key-file", key_file, "--policy", file]
+}
+
 /// Sets the policy in `file` on slot 0 of the signer at `conn`.
 pub fn set_policy(conn: &str, key_file: &str, file: &str) {
-    ok(&["set-policy", "-c", conn, "--admin-key-file", key_file, "--policy", file]);
+    ok(&set_policy_args(conn, key_file, file));
 }
 
 /// Derives dstack's key for `path` into slot 0; its address.
