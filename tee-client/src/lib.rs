@@ -14,10 +14,13 @@ pub mod actions;
 pub mod admin;
 pub mod alloy;
 mod answers;
+mod error;
 pub mod onchain;
 pub mod policyfile;
 pub mod provider;
 pub mod session;
+
+pub use error::Error;
 
 use std::io::{self, Read, Write};
 

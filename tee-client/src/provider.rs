@@ -78,7 +78,7 @@ pub enum ProviderError {
     },
     /// A signed transaction that cannot be encoded (its action is not one).
     #[error("the signed transaction cannot be encoded: {0}")]
-    Transaction(String),
+    Transaction(tee_core::Error),
     /// Evidence that does not parse.
     #[error("the signer's {what} does not parse: {message}")]
     Evidence {
@@ -449,9 +449,9 @@ impl PhalaDstackProvider {
             true => {
                 let mut buf = vec![0u8; tee_core::limits::MAX_SIGNED_TX_LEN];
                 let raw = tx::encode_signed(action, &signed.signature, &mut buf)
-                    .map_err(|e| ProviderError::Transaction(format!("{e:?}")))?;
-                let hash = tx::tx_hash(action, &signed.signature)
-                    .map_err(|e| ProviderError::Transaction(format!("{e:?}")))?;
+                    .map_err(ProviderError::Transaction)?;
+                let hash =
+                    tx::tx_hash(action, &signed.signature).map_err(ProviderError::Transaction)?;
                 (Some(raw.to_vec()), Some(hash))
             }
             false => (None, None),

@@ -3,10 +3,13 @@
 
 pub mod backend;
 pub mod dstack;
+mod error;
 mod listen;
 pub mod marks;
 pub mod served;
 pub mod server;
+
+pub use error::Error;
 
 #[cfg(test)]
 mod tests {

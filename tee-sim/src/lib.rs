@@ -3,6 +3,7 @@
 
 pub mod deployment;
 mod dstack;
+mod error;
 pub mod guest;
 pub mod pki;
 pub mod server;
@@ -10,6 +11,7 @@ pub mod tls;
 pub mod v1;
 
 pub use dstack::*;
+pub use error::Error;
 pub use server::{SimServer, Surfaces};
 
 use std::sync::Arc;

@@ -15,6 +15,7 @@
 //! - [`versioned`]: dstack's `VersionedAttestation` (`Attest`), V0 and V1.
 
 pub mod checks;
+mod error;
 pub mod eventlog;
 pub mod evidence;
 pub mod json;
@@ -25,6 +26,7 @@ pub mod report;
 pub mod versioned;
 
 pub use checks::{SimulatedRoot, Verifier};
+pub use error::Error;
 pub use evidence::{
     Attestation, Bound, Evidence, Expected, KeyChain, TeeSignature, random_challenge,
 };
