@@ -93,6 +93,20 @@ fn private_file(path: &Path, truncate: bool) -> io::Result<File> {
     options.open(path)
 }
 
+/// Creates `path` anew (a stale one is removed first), private, for
+/// appending; never through a symlink left in its place.
+pub(crate) fn create_append_only(path: &Path) -> io::Result<File> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = OpenOptions::new();
+    options.append(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Creates `dir` (and its parents) readable by its owner only.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();

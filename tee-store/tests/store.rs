@@ -174,3 +174,49 @@ fn provisioning_needs_an_admin_and_keeps_it() {
     let e = FileStore::open(dir.path(), StateKey::File, None).unwrap_err();
     assert!(e.to_string().contains("does not open under this state key"), "{e}");
 }
+
+/// The host fails a compaction's disk operations at one step, then fills
+/// the disk (EIO, ENOSPC: it controls the disk), while marks are committed and
+/// released (their group commit returned) one after another; a restart then
+/// reads the directory back. Whatever step failed, every released mark is
+/// there: before the rename the old journal is kept and appended to, from
+/// the rename on signing stops at once. Before this, a failed directory
+/// sync after the rename was ignored, the store went on appending to the
+/// unlinked old journal, released those marks, and a restart lost them.
+#[test]
+fn a_compaction_failing_at_any_step_never_loses_a_released_mark() {
+    use tee_store::store::CompactionStep;
+    for step in CompactionStep::ALL {
+        let dir = Private::new();
+        let mut s = open(dir.path());
+        s.set_max_journal(2048);
+        // This step fails, then the disk stays full: every later
+        // compaction fails before it writes anything.
+        s.inject_compaction_faults(&[step, CompactionStep::CreateTemp]);
+        let mut released = 0;
+        let mut refused = false;
+        for value in 1..=200 {
+            let committed =
+                s.commit_counter(CounterId::Slot(1), &hw(value)).and_then(|()| match s.ticket() {
+                    Some(t) => s.make_durable(t),
+                    None => Ok(()),
+                });
+            match committed {
+                Ok(()) => {
+                    assert!(!refused, "{step:?}: a mark released after signing stopped");
+                    released = value;
+                }
+                Err(_) => refused = true,
+            }
+        }
+        let stops = matches!(step, CompactionStep::Rename | CompactionStep::SyncDir);
+        assert_eq!(refused, stops, "{step:?}: signing stops only from the rename on");
+        assert!(released > 0, "{step:?}: marks before the compaction were released");
+        drop(s);
+        let mut again = open(dir.path());
+        let kept = again.load_counter(CounterId::Slot(1)).unwrap().map(|h| h.value);
+        assert!(kept >= Some(released), "{step:?}: released {released}, a restart reads {kept:?}");
+        // And the journal a restart reads is whole: it goes on from there.
+        again.commit_counter(CounterId::Slot(1), &hw(released + 1)).unwrap();
+    }
+}
