@@ -98,7 +98,10 @@ impl Verifier {
     ) {
         r.push(
             Check::Pinned,
-            match self.policy.pinning(evidence.key_chain.is_some()) {
+            match self.policy.pinning(
+                evidence.key_chain.is_some(),
+                evidence.event_log.is_some() || evidence.key_chain.is_some(),
+            ) {
                 Ok(what) => Status::Passed(what),
                 Err(why) => Status::Failed(Failure::Unpinned(why)),
             },

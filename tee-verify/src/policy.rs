@@ -97,25 +97,33 @@ impl Policy {
     /// (MRTD and RTMR0-2), and, for a key `derived` by dstack's KMS, the
     /// KMS root its chain must end at. A policy that pins neither would pass
     /// a quote from any TDX machine with a matching binding.
-    pub fn pinning(&self, derived: bool) -> Result<String, String> {
+    ///
+    /// Where the evidence shows a `dstack_app` (an event log or a key
+    /// chain), the image is not enough: every dstack app on that image (and
+    /// that KMS) boots the same MRTD and RTMR0-2, so the app must be pinned
+    /// (compose hash and app id, or RTMR3). Image-only pinning is for TDs
+    /// that are not dstack apps.
+    pub fn pinning(&self, derived: bool, dstack_app: bool) -> Result<String, String> {
         fn some<T>(list: Option<&Vec<T>>) -> bool {
             list.is_some_and(|l| !l.is_empty())
         }
         let app = some(self.compose_hash.as_ref()) && some(self.app_id.as_ref());
+        let rtmr3 = some(self.rtmr3.as_ref());
         let image =
             [&self.mrtd, &self.rtmr0, &self.rtmr1, &self.rtmr2].iter().all(|l| some(l.as_ref()));
         let mut pinned = match (app, image) {
             (true, true) => "app (compose hash, app id) and image (MRTD, RTMR0-2)".to_owned(),
             (true, false) => "app (compose hash, app id)".to_owned(),
+            (false, true) if rtmr3 => "image (MRTD, RTMR0-2) and RTMR3".to_owned(),
+            (false, true) if dstack_app => return Err(Self::IMAGE_IS_NOT_THE_APP.to_owned()),
             (false, true) => "image (MRTD, RTMR0-2)".to_owned(),
             (false, false) => return Err(Self::WHAT_TO_PIN.to_owned()),
         };
         match (derived, self.kms_root) {
-            (true, None) => {
-                Err("the key is derived by dstack's KMS: pin kms_root, the KMS root address its \
-                 chain must end at"
-                    .to_owned())
-            }
+            (true, None) => Err(format!(
+                "the policy pins the {pinned}, but the key is derived by dstack's KMS: \
+                 pin kms_root, the KMS root address its chain must end at"
+            )),
             (_, Some(root)) => {
                 pinned.push_str(&format!(", KMS root {root}"));
                 Ok(pinned)
@@ -123,6 +131,11 @@ impl Policy {
             (false, None) => Ok(pinned),
         }
     }
+
+    /// Why an image pin is not enough for a dstack app.
+    pub const IMAGE_IS_NOT_THE_APP: &str = "the evidence shows a dstack app, and the policy \
+        pins only the image (MRTD, RTMR0-2), which every app on that image shares: pin the app \
+        (compose_hash and app_id) or RTMR3";
 
     /// What a policy must pin, in words (`tee-signer verify` says it when
     /// there is no policy).

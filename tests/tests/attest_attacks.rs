@@ -159,6 +159,28 @@ fn a_quote_from_another_td_fails_a_pinned_image() {
     }
     let r = run(&verifier(policy.clone()), &quote, &log, &key, &c);
     assert!(passed(&r, Check::Pinned) && passed(&r, Check::Mrtd), "{r}");
+    // The image alone is not the app: every dstack app on that image boots
+    // the same MRTD and RTMR0-2. A policy that pins only the image (and the
+    // KMS root) is no pin for a dstack app's quote: before, it verified
+    // another app's signer.
+    let image_only = Policy {
+        compose_hash: None,
+        app_id: None,
+        kms_root: Some(Address([1; 20])),
+        ..policy.clone()
+    };
+    let r = run(&verifier(image_only.clone()), &quote, &log, &key, &c);
+    assert!(
+        matches!(r.status(Check::Pinned), Some(Status::Failed(Failure::Unpinned(why))) if why.contains("dstack app")),
+        "{r}"
+    );
+    assert!(!r.verified() && !r.verified_but_dcap(), "{r}");
+    // A TD that is not a dstack app (no event log, no key chain) may be
+    // pinned by its image.
+    assert!(image_only.pinning(false, false).is_ok());
+    let mut with_rtmr3 = image_only;
+    with_rtmr3.rtmr3 = Some(vec![FixedBytes(*q.report.rtmr[3])]);
+    assert!(with_rtmr3.pinning(true, true).is_ok());
     // Another TD (another firmware: Intel's v5 sample), the same event log
     // and a correct binding to the same key and challenge.
     let other = include_bytes!("../data/dcap-qvl/tdx_quote_outdated");
@@ -200,15 +222,15 @@ fn no_policy_is_no_verdict() {
             ..Policy::default()
         },
     ] {
-        assert!(policy.pinning(false).is_err(), "{policy:?}");
+        assert!(policy.pinning(false, false).is_err(), "{policy:?}");
     }
     // A derived key needs its KMS root pinned.
-    assert!(victim_policy().pinning(false).is_ok());
-    let e = victim_policy().pinning(true).unwrap_err();
+    assert!(victim_policy().pinning(false, true).is_ok());
+    let e = victim_policy().pinning(true, true).unwrap_err();
     assert!(e.contains("kms_root"), "{e}");
     let mut with_root = victim_policy();
     with_root.kms_root = Some(Address([1; 20]));
-    assert!(with_root.pinning(true).is_ok());
+    assert!(with_root.pinning(true, true).is_ok());
 }
 
 /// A signature's JSON as a signer hands it out, through the real provider
