@@ -151,7 +151,9 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         return cli(
             "validate", "--rpc", rpc.url, "--validation-registry", validation.address,
             "--request-hash", "0x" + req["requestHash"].hex(), *bundle,
-            "--policy", str(policy_file), "-c", signer_endpoint, "--slot", "13", *extra,
+            "--policy", str(policy_file), "-c", signer_endpoint, "--slot", "13",
+            # The test's site serves the bundle over http on loopback.
+            "--allow-http", "--allow-private-hosts", *extra,
         )
 
     try:
@@ -289,6 +291,41 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         answer = validate(req, f)
         assert answer["response"] == 0
         assert [r.split(":")[0] for r in answer["reasons"]] == ["requestHash"]
+
+        # Attack 4: the agent's owner points the validator at what it must
+        # not read (a local file, a host on loopback over https, plain
+        # http); and a validator whose own configuration is wrong sends
+        # nothing (an unpinned policy, the simulator's root on a chain that
+        # is not a test chain). Each exits non-zero; nothing reaches the chain.
+        fourth_id = register(tee.address)
+        local = tmp_path / "validator-secret.txt"
+        local.write_text("the validator's own file")
+
+        def refused(req, *args, policy=policy_file):
+            out = subprocess.run(
+                [tee_signer(), "validate", "--rpc", rpc.url,
+                 "--validation-registry", validation.address,
+                 "--request-hash", "0x" + req["requestHash"].hex(),
+                 "--policy", str(policy), "-c", signer_endpoint, "--slot", "13", *args],
+                capture_output=True, text=True)
+            assert out.returncode != 0, out.stdout
+            return out.stderr
+
+        e = refused(request(fourth_id, str(local), keccak(local.read_bytes())))
+        assert "not a data:, https:// or ipfs:// URI" in e, e
+        e = refused(request(fourth_id, bundle_uri.replace("http://", "https://"), keccak(b"4.2")))
+        assert "loopback, private or link-local" in e, e
+        e = refused(request(fourth_id, bundle_uri, keccak(b"4.3")))
+        assert "--allow-http" in e, e
+        unpinned = tmp_path / "unpinned.json"
+        unpinned.write_text(json.dumps({**json.loads(pinned), "kms_root": None}))
+        e = refused(request(fourth_id, bundle_uri, keccak(b"4.4")),
+                    "--allow-http", "--allow-private-hosts", policy=unpinned)
+        assert "not pinned" in e and "kms_root" in e, e
+        e = refused(request(fourth_id, bundle_uri, keccak(b"4.5")),
+                    "--allow-http", "--allow-private-hosts", "--test-chain", "1")
+        assert f"chain {chain_id} is not a test chain" in e, e
+        assert validation.functions.getSummary(fourth_id, [], onchain.TAG).call() == [0, 0]
 
         # Each attack shows as a 0 under the tag; the agent keeps its 100.
         for bad in (other_id, foreign_id, third_id):

@@ -12,6 +12,7 @@ use tee_core::{Address, B256, U256};
 use super::verify::VerifierOpts;
 use super::{At, Failure, json, now_secs};
 use tee_client::onchain::bundle::{self, AgentRef, AttestationBundle, Registration, Service};
+use tee_client::onchain::fetch::FetchRules;
 use tee_client::onchain::rpc::Rpc;
 use tee_client::onchain::{TAG, answer};
 use tee_client::provider::PhalaDstackProvider;
@@ -139,6 +140,18 @@ pub(super) struct Validate {
     /// An IPFS gateway for ipfs:// URIs (e.g. https://ipfs.io).
     #[arg(long)]
     ipfs_gateway: Option<String>,
+    /// Read bundles over plain http:// too (https:// only by default).
+    #[arg(long)]
+    allow_http: bool,
+    /// Read bundles from hosts on loopback, private or link-local
+    /// addresses: a test network only (an agent's owner chooses the URI).
+    #[arg(long)]
+    allow_private_hosts: bool,
+    /// A chain on which a verifier trusting the simulator's root may answer
+    /// (repeatable; default: the local test chains 1337, 31337 and
+    /// eth-tester's).
+    #[arg(long = "test-chain")]
+    test_chains: Vec<u64>,
     /// Search the ValidationRequest event from this block (public
     /// endpoints limit eth_getLogs' range).
     #[arg(long, default_value_t = 0)]
@@ -179,7 +192,12 @@ pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
         request_hash: c.request_hash,
         bundle: c.bundle,
         from_block: c.from_block,
-        ipfs_gateway: c.ipfs_gateway.as_deref(),
+        fetch: FetchRules {
+            ipfs_gateway: c.ipfs_gateway.as_deref(),
+            allow_http: c.allow_http,
+            allow_private: c.allow_private_hosts,
+        },
+        test_chains: if c.test_chains.is_empty() { &answer::TEST_CHAINS } else { &c.test_chains },
         max_age: c.max_age,
         now: match c.now {
             Some(t) => t,

@@ -22,6 +22,10 @@ pub enum JsonActionError {
     /// A field the form does not have.
     #[error("unknown field {0:?}")]
     UnknownField(String),
+    /// An object that names a key twice (JSON parsers disagree on which
+    /// one counts: `{"to": A, "to": B}` must not sign either).
+    #[error("{0}: a JSON object names each key once")]
+    DuplicateKey(String),
     /// A field the form needs.
     #[error("missing field {0:?}")]
     Missing(&'static str),
@@ -95,6 +99,7 @@ fn address(name: &'static str, v: &Value) -> Result<Address, JsonActionError> {
 /// a transaction to one is decoded as a registry call of whichever registry
 /// its function belongs to.
 pub fn from_json(json: &str, registries: &[Address]) -> Result<Request, JsonActionError> {
+    no_duplicate_keys(json)?;
     let v: Value = serde_json::from_str(json).map_err(|e| JsonActionError::Form(e.to_string()))?;
     let Value::Object(o) = v else {
         return Err(JsonActionError::Form("an action is a JSON object".into()));
@@ -108,11 +113,72 @@ pub fn from_json(json: &str, registries: &[Address]) -> Result<Request, JsonActi
     transaction(&o, registries)
 }
 
+/// Refuses JSON in which an object names a key twice (serde_json keeps the
+/// last; another parser, or a person reading it, may take the first).
+pub fn no_duplicate_keys(json: &str) -> Result<(), JsonActionError> {
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Strict;
+    impl<'de> de::Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+            d.deserialize_any(Strict)
+        }
+    }
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Strict;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(de::Error::custom(format!("duplicate key {key:?}")));
+                }
+                map.next_value::<Strict>()?;
+            }
+            Ok(Strict)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+            while seq.next_element::<Strict>()?.is_some() {}
+            Ok(Strict)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+        fn visit_unit<E>(self) -> Result<Strict, E> {
+            Ok(Strict)
+        }
+    }
+    match serde_json::from_str::<Strict>(json) {
+        Err(e) if e.to_string().starts_with("duplicate key") => {
+            Err(JsonActionError::DuplicateKey(e.to_string()))
+        }
+        // Not JSON at all: the parser that follows says so.
+        _ => Ok(()),
+    }
+}
+
 /// `eth_signTypedData_v4`'s typed data: the identity registry's
 /// `AgentWalletSet` in its domain becomes the typed action (and must hash as
 /// the registry's type does); any other is hashed here into the pre-hashed
 /// (blind) action, its domain separator and struct hash.
 fn typed_data(v: Value, from: Option<Address>) -> Result<Request, JsonActionError> {
+    // Typed data given as a string is JSON of its own.
+    if let Value::String(text) = &v {
+        no_duplicate_keys(text)?;
+    }
     let td: TypedData =
         serde_json::from_value(v).map_err(|e| JsonActionError::Form(format!("typed data: {e}")))?;
     let signing_hash = td.eip712_signing_hash().map_err(|e| field("message", e))?;

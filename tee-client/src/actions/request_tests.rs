@@ -216,3 +216,29 @@ fn personal_sign_takes_text_or_hex() {
     let e = from_json(&json!({"method": "eth_sign", "params": []}).to_string(), &[]);
     assert!(matches!(e, Err(JsonActionError::Field { field: "method", .. })));
 }
+
+/// The same key twice: serde_json keeps the last, so `{"to": registry,
+/// "to": other}` would sign a transaction to `other` while a reader (or
+/// another parser) sees the registry. Refused, naming the key, at any depth
+/// and inside typed data given as a string.
+#[test]
+fn duplicate_keys_are_refused_by_name() {
+    let tx = r#"{"to": "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432",
+        "to": "0x1111111111111111111111111111111111111111", "data": "0x", "value": "0x0",
+        "nonce": "0x0", "gas": "0x5208", "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1",
+        "chainId": "0x2105"}"#;
+    let e = from_json(tx, &[]).unwrap_err();
+    assert!(matches!(&e, JsonActionError::DuplicateKey(k) if k.contains("\"to\"")), "{e}");
+    let nested =
+        r#"{"method": "eth_signTransaction", "params": [{"nonce": "0x0", "nonce": "0x1"}]}"#;
+    assert!(matches!(from_json(nested, &[]), Err(JsonActionError::DuplicateKey(_))));
+    let td = wallet_set("1", "address").to_string().replacen(
+        "\"agentId\":42",
+        "\"agentId\":42,\"agentId\":43",
+        1,
+    );
+    assert!(td.contains("\"agentId\":43"), "{td}");
+    let env = json!({"method": "eth_signTypedData_v4",
+                     "params": ["0x2222222222222222222222222222222222222222", td]});
+    assert!(matches!(from_json(&env.to_string(), &[]), Err(JsonActionError::DuplicateKey(_))));
+}

@@ -13,12 +13,19 @@ use serde_json::{Value, json};
 use tee_core::{Address, B256, U256};
 
 use super::bundle::data_uri;
-use super::rpc::{Rpc, RpcError, fetch};
+use super::fetch::{FetchRules, MAX_FETCH, fetch};
+use super::rpc::{Rpc, RpcError};
 use super::validator::{Validation, validate};
 use super::{AgentOnChain, TAG};
 use crate::actions::calldata::IValidationRegistry::validationResponseCall;
 use crate::actions::{Fees, JsonActionError, TxRequest};
 use crate::provider::{PhalaDstackProvider, ProviderError};
+
+/// Local test chains: a dev geth or ganache (1337), anvil and hardhat
+/// (31337), eth-tester (131277322940537). A verdict under the simulator's
+/// root is sent only there: on any other chain it would vouch for quotes
+/// anyone can make.
+pub const TEST_CHAINS: [u64; 3] = [1337, 31337, 131_277_322_940_537];
 
 /// How long a sent response may take to be mined.
 const MINED_WITHIN: Duration = Duration::from_secs(120);
@@ -33,12 +40,17 @@ pub struct Request<'a> {
     /// The request's hash.
     pub request_hash: B256,
     /// Where the bundle is, if the operator says (a URI or a local path);
-    /// otherwise the request's URI from its `ValidationRequest` event.
+    /// otherwise the request's URI from its `ValidationRequest` event,
+    /// which is never read as a local path.
     pub bundle: Option<String>,
     /// The first block searched for that event.
     pub from_block: u64,
-    /// The gateway for `ipfs://` URIs.
-    pub ipfs_gateway: Option<&'a str>,
+    /// What a fetch may reach ([`fetch`](super::fetch)).
+    pub fetch: FetchRules<'a>,
+    /// The chains on which a verifier trusting the simulator's root may
+    /// answer (local test chains): [`TEST_CHAINS`] unless the operator
+    /// names others.
+    pub test_chains: &'a [u64],
     /// The oldest bundle accepted, in seconds.
     pub max_age: u64,
     /// Unix time to verify at.
@@ -114,6 +126,23 @@ pub enum AnswerError {
     /// The signer signed no raw transaction.
     #[error("the signer returned no raw transaction")]
     NoRawTransaction,
+    /// The validator's own policy pins nothing a dstack signer is: every
+    /// verdict would be 0 because of the validator, not the agent.
+    #[error("your verifier policy is not pinned ({0}): nothing sent")]
+    NotPinned(String),
+    /// The validator trusts the simulator's root on a chain that is not a
+    /// test chain.
+    #[error(
+        "your verifier trusts the simulator's root, and chain {0} is not a test chain \
+         (--test-chain to name one): nothing sent"
+    )]
+    SimulatorRoot(u64),
+    /// A local bundle file over the size cap.
+    #[error("{path} is longer than {MAX_FETCH} bytes")]
+    TooLarge {
+        /// The path.
+        path: String,
+    },
 }
 
 /// Answers the request (see the module docs). Without a responder it
@@ -128,14 +157,15 @@ pub fn answer(r: &Request<'_>, responder: Option<Responder<'_>>) -> Result<Answe
             return Err(AnswerError::NotTheValidator { named: validator, slot, slot_address });
         }
     }
-    let source = match &r.bundle {
-        Some(b) => b.clone(),
-        None => r.rpc.request_uri(&r.validation_registry, &r.request_hash, r.from_block)?,
-    };
-    let bytes = if source.contains("://") || source.starts_with("data:") {
-        fetch(&source, r.ipfs_gateway)?
-    } else {
-        std::fs::read(&source).map_err(|e| AnswerError::Bundle { path: source, source: e })?
+    let bytes = match &r.bundle {
+        // The operator's: a URI, or a file of theirs.
+        Some(b) if b.contains("://") || b.starts_with("data:") => fetch(b, &r.fetch)?,
+        Some(path) => read_capped(path)?,
+        // The agent owner's: a URI only, under the operator's rules.
+        None => {
+            let uri = r.rpc.request_uri(&r.validation_registry, &r.request_hash, r.from_block)?;
+            fetch(&uri, &r.fetch)?
+        }
     };
     let mut v = validate(&on_chain, &bytes, r.verifier, r.max_age, r.now);
     if let Some(me) = &responder
@@ -169,6 +199,20 @@ pub fn answer(r: &Request<'_>, responder: Option<Responder<'_>>) -> Result<Answe
         response_hash,
         receipt,
     })
+}
+
+/// The operator's local bundle file, at most [`MAX_FETCH`] bytes.
+fn read_capped(path: &str) -> Result<Vec<u8>, AnswerError> {
+    use std::io::Read;
+    let io = |source| AnswerError::Bundle { path: path.to_owned(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FETCH as u64 + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    if bytes.len() > MAX_FETCH {
+        return Err(AnswerError::TooLarge { path: path.to_owned() });
+    }
+    Ok(bytes)
 }
 
 /// Signs the response's transaction (the typed registry call, fees and

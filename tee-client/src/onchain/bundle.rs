@@ -97,6 +97,24 @@ pub enum BundleError {
     DataUri(String),
 }
 
+impl BundleError {
+    /// The reason in words fit for a public report: what is wrong, never
+    /// the fetched bytes nor a parser's text about them (an agent's owner
+    /// chooses the URI, and could point the validator at an internal page).
+    #[must_use]
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            BundleError::WrongBinding { .. } => {
+                "the attestation binds something other than the agent's challenge"
+            }
+            BundleError::Json(_) => "not the JSON of an attestation bundle",
+            BundleError::Type(_) => "not a tee-attestation bundle (another type)",
+            BundleError::Registry(_) => "agentRegistry is not eip155:CHAIN_ID:ADDRESS",
+            BundleError::DataUri(_) => "a data: URI that does not decode",
+        }
+    }
+}
+
 impl AttestationBundle {
     /// The bundle for `agent` around `attestation`, which must bind
     /// `agent.challenge(issued_at)` (the provider's

@@ -13,11 +13,13 @@
 //! - [`validator`]: the validator's checks and its response;
 //! - [`answer`]: the validator's use case, whole (request, checks,
 //!   attestation, the response signed and sent);
+//! - [`fetch`]: what a validator reads from a URI, under its operator's rules;
 //! - [`rpc`]: the registries read (and transactions sent) over any
 //!   Ethereum JSON-RPC endpoint.
 
 pub mod answer;
 pub mod bundle;
+pub mod fetch;
 pub mod rpc;
 pub mod validator;
 

@@ -84,38 +84,6 @@ fn quantity(method: &'static str, v: &Value) -> Result<u128, RpcError> {
         .map_err(|e| RpcError::Answer { method, message: format!("{s}: {e}") })
 }
 
-/// The content at `uri`: a `data:` URI, `http(s)://` (at most 1 MiB, 30 s),
-/// or `ipfs://CID/…` through `ipfs_gateway` (e.g. `https://ipfs.io`).
-pub fn fetch(uri: &str, ipfs_gateway: Option<&str>) -> Result<Vec<u8>, RpcError> {
-    let transport = |message: String| RpcError::Transport { url: uri.to_owned(), message };
-    let url = if uri.starts_with("data:") {
-        return super::bundle::read_data_uri(uri).map_err(|e| transport(e.to_string()));
-    } else if let Some(path) = uri.strip_prefix("ipfs://") {
-        let gateway = ipfs_gateway.ok_or_else(|| {
-            transport("an ipfs:// URI needs an IPFS gateway (--ipfs-gateway)".into())
-        })?;
-        format!("{}/ipfs/{path}", gateway.trim_end_matches('/'))
-    } else if uri.starts_with("https://") || uri.starts_with("http://") {
-        uri.to_owned()
-    } else {
-        return Err(transport("not a data:, http(s):// or ipfs:// URI".into()));
-    };
-    let agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let mut resp = agent.get(&url).call().map_err(|e| transport(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(transport(format!("HTTP {}", resp.status())));
-    }
-    resp.body_mut()
-        .with_config()
-        .limit(1024 * 1024)
-        .read_to_vec()
-        .map_err(|e| transport(e.to_string()))
-}
-
 /// How a transaction's fees are set: EIP-1559 from the latest block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fees {
@@ -381,15 +349,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fetch_takes_data_uris_and_refuses_what_it_cannot_reach() {
-        assert_eq!(fetch("data:application/json,%7B%7D", None).unwrap(), b"{}");
-        let gateway = fetch("ipfs://bafy", None).unwrap_err().to_string();
-        assert!(gateway.contains("--ipfs-gateway"), "{gateway}");
-        for bad in ["ftp://host/file", "file:///etc/passwd", "bundle.json"] {
-            assert!(matches!(fetch(bad, None), Err(RpcError::Transport { .. })), "{bad}");
-        }
+    fn an_endpoint_that_does_not_answer_is_a_transport_error() {
         // Nothing listens on port 1.
-        assert!(matches!(fetch("http://127.0.0.1:1/x", None), Err(RpcError::Transport { .. })));
         let rpc = Rpc::new("http://127.0.0.1:1");
         assert!(matches!(rpc.chain_id(), Err(RpcError::Transport { .. })));
     }

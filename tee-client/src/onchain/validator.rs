@@ -179,7 +179,7 @@ pub fn validate(
     let b = match AttestationBundle::from_bytes(bundle) {
         Ok(b) => b,
         Err(e) => {
-            check("bundle", false, e.to_string());
+            check("bundle", false, e.public_reason().to_owned());
             return v;
         }
     };
