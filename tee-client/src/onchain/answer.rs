@@ -150,6 +150,13 @@ pub enum AnswerError {
 pub fn answer(r: &Request<'_>, responder: Option<Responder<'_>>) -> Result<Answered, AnswerError> {
     let (validator, on_chain) =
         r.rpc.validation_request(&r.validation_registry, &r.request_hash)?;
+    if responder.is_some() {
+        // A derived key of a dstack app is what a verdict is about.
+        r.verifier.policy.pinning(true, true).map_err(AnswerError::NotPinned)?;
+        if r.verifier.policy.trust_simulator_root && !r.test_chains.contains(&on_chain.chain_id) {
+            return Err(AnswerError::SimulatorRoot(on_chain.chain_id));
+        }
+    }
     if let Some(me) = &responder {
         let slot_address = me.provider.address(me.slot)?;
         if slot_address != validator {
