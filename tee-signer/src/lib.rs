@@ -175,6 +175,26 @@ fn client(c: &Conn) -> Result<Client<Box<dyn Stream>>, Failure> {
 }
 
 fn read_admin(a: &AdminKey) -> Result<SigningKey, Failure> {
+    // The key that rules every slot: a file others can read is a key others
+    // may have.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = &a.admin_key_file;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{}: the admin key file is readable or writable by others (mode {:o}); \
+                 chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+            .into());
+        }
+    }
     let text = Zeroizing::new(
         std::fs::read_to_string(&a.admin_key_file)
             .map_err(|e| format!("{}: {e}", a.admin_key_file.display()))?,

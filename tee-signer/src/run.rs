@@ -54,6 +54,11 @@ pub(super) struct Serve {
     /// Connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Listen on TCP addresses other than loopback: the network between the
+    /// agent and the signer is trusted (anyone who reaches the port may ask
+    /// for signatures within the policies).
+    #[arg(long)]
+    trusted_network: bool,
     /// Permission bits of unix sockets, octal: 600 (this user only) or 660
     /// (and its group: an agent in another container, on purpose).
     #[arg(long, default_value = "600", value_parser = socket_mode)]
@@ -119,6 +124,9 @@ pub(super) fn demo(c: Demo) -> Result<ExitCode, Failure> {
 
 pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
     init_logging();
+    if !c.trusted_network {
+        refuse_open_tcp(&c.listen)?;
+    }
     let mut sim = None;
     let (endpoint, kind) = if c.no_tee {
         // No hardware guarantees, and no quotes to show for it.
@@ -164,6 +172,27 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
     tracing::info!(simulated = sim.is_some(), %identity, dstack_api = api, "signer running");
     server.wait();
     Ok(ExitCode::SUCCESS)
+}
+
+/// A TCP listener that is not on loopback serves whoever reaches it: only
+/// with `--trusted-network`.
+fn refuse_open_tcp(listen: &[Endpoint]) -> Result<(), Failure> {
+    use std::net::ToSocketAddrs;
+    for e in listen {
+        if let Endpoint::Tcp(addr) = e {
+            let open = addr.to_socket_addrs()?.find(|a| !a.ip().is_loopback());
+            if let Some(a) = open {
+                return Err(format!(
+                    "--listen {e}: {} is not a loopback address, so anyone who reaches it may ask \
+                     for signatures; listen on 127.0.0.1 or a unix socket, or say \
+                     --trusted-network",
+                    a.ip()
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn sim_dstack(c: SimDstack) -> Result<ExitCode, Failure> {

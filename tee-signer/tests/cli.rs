@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::*;
@@ -14,7 +15,6 @@ use common::*;
 /// and refuses one that others can read or write.
 #[test]
 fn state_directory_permissions() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let socket = dir.path().join("signer.sock");
@@ -73,9 +73,16 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     .unwrap();
     let e = fails(&set_policy_args(&conn, key_file, bad.to_str().unwrap()));
     assert!(e.contains("unknown action kind \"setAgentUrl\""), "{e}");
+    // An admin key file others can read is refused before anything is sent.
+    let shared = dir.path().join("shared.key");
+    std::fs::copy(key_file, &shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = fails(&set_policy_args(&conn, shared.to_str().unwrap(), &slot_policy));
+    assert!(e.contains("readable or writable by others") && e.contains("chmod 600"), "{e}");
     // A wrong admin key is refused by the signer.
     let wrong = dir.path().join("wrong.key");
     std::fs::write(&wrong, "11".repeat(32)).unwrap();
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
     let e = fails(&[
         "generate-key",
         "-c",
@@ -220,6 +227,20 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     let read = ok(&["get-policy", "-c", &conn, "--verify", "--identity", &identity]);
     assert!(read.contains("verified: policy 0x"), "{read}");
 
+    // A TCP listener off loopback serves anyone who reaches it: refused
+    // unless the operator says the network is trusted.
+    let e = fails(&[
+        "serve",
+        "--simulated",
+        "--state",
+        dir.path().join("other-state").to_str().unwrap(),
+        "--listen",
+        "tcp:0.0.0.0:0",
+        "--admin",
+        ADMIN,
+    ]);
+    assert!(e.contains("is not a loopback address") && e.contains("--trusted-network"), "{e}");
+
     // One signer per state directory; a restart keeps the key and the mark.
     let e = fails(&[
         "serve",
@@ -229,7 +250,13 @@ fn operator_admin_agent_and_validator_through_the_cli() {
         "--listen",
         &format!("unix:{}", dir.path().join("second.sock").display()),
     ]);
-    assert!(e.contains("in use by another signer"), "{e}");
+    assert!(e.contains("is another signer serving this state directory"), "{e}");
+    // The running signer kept its simulated dstack: it still signs with an
+    // attestation (a second `serve` used to take its socket away, and it
+    // answered attest and sign with a bare Backend refusal).
+    let signed: serde_json::Value =
+        serde_json::from_str(&ok(&["sign", "-c", &conn, "--sample", "setAgentURI"])).unwrap();
+    assert!(signed["attestation"]["quote"].is_string(), "{signed}");
     drop(server);
     let _ = std::fs::remove_file(&socket);
     let e = fails(&[
@@ -245,7 +272,7 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     assert!(e.contains("the admin is fixed at provisioning"), "{e}");
     let _server = serve(&state, &socket, None);
     let pk = ok(&["pubkey", "-c", &conn]);
-    assert!(pk.contains(&address) && pk.contains("Some(1)"), "{pk}");
+    assert!(pk.contains(&address) && pk.contains("Some(2)"), "{pk}");
     let audit = ok(&["audit", "-c", &conn]);
     assert!(audit.starts_with("next index"), "{audit}");
     let e = fails(&["info", "-c", "unix:/nonexistent/signer.sock"]);

@@ -62,8 +62,20 @@ impl SimServer {
         let (listener, endpoint) = rt.block_on(async {
             match listen {
                 Endpoint::Unix(path) => {
-                    // A stale socket from an earlier run would make bind fail.
-                    if path.exists() {
+                    // A stale socket from an earlier run would make bind
+                    // fail; a live one is another simulator's (a second
+                    // `serve --simulated` on a state directory in use must
+                    // not take the running signer's dstack away).
+                    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::AddrInUse,
+                            format!(
+                                "{} is in use by a running simulator: is another signer serving this state directory?",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    if std::fs::symlink_metadata(path).is_ok() {
                         std::fs::remove_file(path)?;
                     }
                     let l = UnixListener::bind(path)?;

@@ -72,8 +72,10 @@ pub fn serve_with(state: &Path, socket: &Path, admin: Option<&str>, extra: &[&st
 /// The admin's key file in `dir` (the key of [`ADMIN`]), readable by its
 /// owner only.
 pub fn admin_key_file(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("admin.key");
     std::fs::write(&path, format!("0x{ADMIN_KEY}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path.to_str().unwrap().to_owned()
 }
 
