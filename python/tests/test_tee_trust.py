@@ -286,7 +286,7 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         assert validation.functions.getSummary(third_id, [], onchain.TAG).call() == [0, 0]
         impostor = subprocess.run([tee_signer(), *common, "-c", signer_endpoint, "--slot", "12"],
                                   capture_output=True, text=True)
-        assert impostor.returncode == 1
+        assert impostor.returncode == 2  # invalid: not the validator named (docs/cli.md)
         assert f"the request names validator {validator.address}" in impostor.stderr, impostor.stderr
         answer = validate(req, f)
         assert answer["response"] == 0

@@ -10,6 +10,7 @@ use clap::Args;
 use tee_core::protocol::{DeviceInfo, GetAuditLog, GetPublicKey};
 use tee_core::{Action, B256};
 
+use super::exit::Invalid;
 use super::{At, Conn, Failure, client, json, now_secs};
 use crate::demo::demo_action;
 use tee_client::policyfile::kind_by_name;
@@ -107,10 +108,13 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         (Some(path), _, _) => p.json_action(slot, &read_json(&path)?)?,
         (None, Some(hex), _) => Action::decode(&hex::decode(hex.trim().trim_start_matches("0x"))?)?,
         (None, None, Some(kind)) => {
-            let kind = kind_by_name(&kind).ok_or(format!("unknown action kind {kind:?}"))?;
+            let kind = kind_by_name(&kind)
+                .ok_or_else(|| Invalid(format!("unknown action kind {kind:?}")))?;
             demo_action(kind, p.address(slot)?, now_secs()?)
         }
-        (None, None, None) => return Err("give --json FILE, --action HEX or --sample KIND".into()),
+        (None, None, None) => {
+            return Err(Invalid("give --json FILE, --action HEX or --sample KIND".into()).into());
+        }
     };
     if c.no_attest {
         let r = p.sign_unattested(slot, &action, c.sequence)?;

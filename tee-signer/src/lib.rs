@@ -14,6 +14,7 @@
 #![allow(clippy::print_stdout)]
 
 pub mod demo;
+pub mod exit;
 
 mod admin;
 mod agent;
@@ -162,7 +163,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tee-signer: {e}");
-            ExitCode::FAILURE
+            exit::status(exit::code_of(e.as_ref()))
         }
     }
 }
@@ -170,7 +171,8 @@ pub fn main() -> ExitCode {
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn client(c: &Conn) -> Result<Client<Box<dyn Stream>>, Failure> {
-    let stream = connect(&c.connect, TIMEOUT).map_err(|e| format!("{}: {e}", c.connect))?;
+    let stream = connect(&c.connect, TIMEOUT)
+        .map_err(|source| exit::Unreachable { what: c.connect.to_string(), source })?;
     Ok(Client::new(stream))
 }
 
@@ -186,12 +188,12 @@ fn read_admin(a: &AdminKey) -> Result<SigningKey, Failure> {
             .permissions()
             .mode();
         if mode & 0o077 != 0 {
-            return Err(format!(
+            return Err(exit::Invalid(format!(
                 "{}: the admin key file is readable or writable by others (mode {:o}); \
                  chmod 600 it",
                 path.display(),
                 mode & 0o777
-            )
+            ))
             .into());
         }
     }
@@ -202,8 +204,9 @@ fn read_admin(a: &AdminKey) -> Result<SigningKey, Failure> {
     let digits = text.trim();
     let digits = digits.strip_prefix("0x").unwrap_or(digits);
     let mut key = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(digits, &mut key[..])
-        .map_err(|_| format!("{}: not a 32-byte hex key", a.admin_key_file.display()))?;
+    hex::decode_to_slice(digits, &mut key[..]).map_err(|_| {
+        exit::Invalid(format!("{}: not a 32-byte hex key", a.admin_key_file.display()))
+    })?;
     Ok(SigningKey::from_bytes(&key)?)
 }
 

@@ -48,7 +48,7 @@ pub(super) fn agent_bundle(c: AgentBundle) -> Result<ExitCode, Failure> {
     let chain_id = match (c.chain_id, &c.rpc) {
         (Some(id), _) => id,
         (None, Some(url)) => Rpc::new(url).chain_id()?,
-        (None, None) => return Err("give --chain-id or --rpc".into()),
+        (None, None) => return Err(super::exit::Invalid("give --chain-id or --rpc".into()).into()),
     };
     let agent = AgentRef { chain_id, identity_registry: c.identity_registry, agent_id: c.agent_id };
     let issued_at = now_secs()?;

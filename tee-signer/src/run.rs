@@ -182,12 +182,12 @@ fn refuse_open_tcp(listen: &[Endpoint]) -> Result<(), Failure> {
         if let Endpoint::Tcp(addr) = e {
             let open = addr.to_socket_addrs()?.find(|a| !a.ip().is_loopback());
             if let Some(a) = open {
-                return Err(format!(
+                return Err(super::exit::Invalid(format!(
                     "--listen {e}: {} is not a loopback address, so anyone who reaches it may ask \
                      for signatures; listen on 127.0.0.1 or a unix socket, or say \
                      --trusted-network",
                     a.ip()
-                )
+                ))
                 .into());
             }
         }

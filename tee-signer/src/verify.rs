@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use tee_core::B256;
 
+use super::exit::Invalid;
 use super::{Failure, now_secs, read};
 use tee_core::Address;
 use tee_verify::pccs::Pccs;
@@ -44,9 +45,11 @@ impl VerifierOpts {
             Some(p) => Policy::load(p)?,
             None if unpinned => Policy::default(),
             None => {
-                return Err(
-                    format!("no verifier policy (--policy FILE): {}", Policy::WHAT_TO_PIN).into()
-                );
+                return Err(Invalid(format!(
+                    "no verifier policy (--policy FILE): {}",
+                    Policy::WHAT_TO_PIN
+                ))
+                .into());
             }
         };
         policy.trust_simulator_root |= self.trust_simulator_root;
@@ -68,8 +71,9 @@ pub(super) struct Verify {
     file: PathBuf,
     #[command(flatten)]
     verifier: VerifierOpts,
-    /// Verify without a policy: any TDX machine with a matching binding
-    /// passes. For trying things out only; the verdict says NOT PINNED.
+    /// Verify without a policy: every other check runs, for trying things
+    /// out; the verdict says NOT PINNED and the exit status is 5 (not
+    /// verified).
     #[arg(long, conflicts_with = "policy")]
     insecure_any_td: bool,
     /// For an attestation: the challenge it must bind.
@@ -91,23 +95,28 @@ pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
         verifier.verify_tee_signature(&s, now)
     } else {
         let a: Attestation = serde_json::from_str(&text).map_err(|e| {
-            format!("{}: neither a signature nor an attestation: {e}", c.file.display())
+            Invalid(format!("{}: neither a signature nor an attestation: {e}", c.file.display()))
         })?;
         let expected = match (c.challenge, a.bound) {
             (Some(c), Bound::Device(_)) => Expected::Device(c),
             (Some(c), _) => Expected::Challenge(c),
             (None, Bound::ActionDigest(d)) => Expected::ActionDigest(d),
             (None, Bound::Challenge(_) | Bound::Device(_)) => {
-                return Err("an attestation bound to a challenge: give the challenge you sent \
-                            (--challenge)"
-                    .into());
+                return Err(Invalid(
+                    "an attestation bound to a challenge: give the challenge you sent \
+                     (--challenge)"
+                        .into(),
+                )
+                .into());
             }
         };
         verifier.verify_attestation(&a, &expected, now)
     };
     println!("{report}");
-    let passed = report.verified() || (c.insecure_any_td && report.verified_unpinned());
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    // NOT PINNED is not verified: a script reading the status must not take
+    // a check without a policy for a verdict (the report says what passed).
+    let passed = report.verified();
+    Ok(if passed { ExitCode::SUCCESS } else { super::exit::status(super::exit::NOT_VERIFIED) })
 }
 
 #[derive(Args)]
@@ -150,7 +159,9 @@ pub(super) fn pin_policy(c: PinPolicy) -> Result<ExitCode, Failure> {
     let deployment = match (&attestation, &info) {
         (Some(a), _) => Deployment::Attestation(a),
         (None, Some(i)) => Deployment::Info(i),
-        (None, None) => return Err("give --attestation FILE or --info FILE".into()),
+        (None, None) => {
+            return Err(Invalid("give --attestation FILE or --info FILE".into()).into());
+        }
     };
     let compose = match &c.app_compose {
         Some(p) => Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?),

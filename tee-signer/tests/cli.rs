@@ -150,7 +150,7 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     ];
     let o = run(&args);
     let report = String::from_utf8(o.stdout).unwrap();
-    assert_eq!(o.status.code(), Some(1), "not verified: {report}");
+    assert_eq!(o.status.code(), Some(5), "not verified: {report}");
     for line in [
         "pass  pinned",
         "pass  JSON fields",
@@ -279,4 +279,43 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     assert!(e.contains("/nonexistent/signer.sock"), "{e}");
     let e = fails(&["info", "-c", "http://x"]);
     assert!(e.contains("expected unix:PATH"), "{e}");
+}
+
+/// A script tells what happened from the exit status alone (`docs/cli.md`):
+/// 3 refused by the signer's policy, 4 unreachable, 2 invalid input, 5 not
+/// verified, 0 done. Before, every failure exited 1.
+#[test]
+fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
+    let code = |args: &[&str]| run(args).status.code().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let socket = dir.path().join("signer.sock");
+    let conn = format!("unix:{}", socket.display());
+    let _server = serve(&state, &socket, Some(ADMIN));
+    let key_file = &admin_key_file(dir.path());
+    derive_key(&conn, key_file, "erc8004/agent");
+    // Deny-all until a policy is set: refused.
+    assert_eq!(code(&["sign", "-c", &conn, "--sample", "setAgentURI"]), 3);
+    // Nobody listens there: unreachable.
+    let nobody = format!("unix:{}", dir.path().join("nobody.sock").display());
+    assert_eq!(code(&["info", "-c", &nobody]), 4);
+    assert_eq!(code(&["sign", "-c", &nobody, "--sample", "setAgentURI"]), 4);
+    // Input that cannot be used: invalid.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"method": "personal_sign", "params": ["a"], "extra": 1}"#).unwrap();
+    assert_eq!(code(&["sign", "-c", &conn, "--json", bad.to_str().unwrap()]), 2);
+    assert_eq!(code(&["sign", "-c", &conn, "--sample", "noSuchKind"]), 2);
+    assert_eq!(code(&["sign", "-c", "nowhere", "--sample", "setAgentURI"]), 2);
+    // Signed, then checked under a policy that does not trust the
+    // simulator's root: DCAP fails under Intel's, so not verified.
+    set_policy(&conn, key_file, &open_policy_file(dir.path(), "p.toml", &["setAgentURI"]));
+    let signed = dir.path().join("signed.json");
+    std::fs::write(&signed, ok(&["sign", "-c", &conn, "--sample", "setAgentURI"])).unwrap();
+    let signed = signed.to_str().unwrap();
+    assert_eq!(code(&["verify", signed, "--insecure-any-td"]), 5);
+    // Without a policy every other check may pass: still not verified
+    // (it exited 0 on NOT PINNED before).
+    let unpinned = run(&["verify", signed, "--insecure-any-td", "--trust-simulator-root"]);
+    assert!(String::from_utf8_lossy(&unpinned.stdout).contains("NOT PINNED"));
+    assert_eq!(unpinned.status.code(), Some(5));
 }
