@@ -1,6 +1,6 @@
 //! Writes the fuzz targets' seed corpus (`fuzz/corpus/<target>/seed-*`):
 //! a typical and the largest action of every kind (and the typical one as a
-//! legacy transaction), the signed and unsigned transactions of every
+//! legacy transaction), as its canonical encoding and as the JSON wallets send, the signed and unsigned transactions of every
 //! transaction kind, request frames and bodies,
 //! response payloads from a real session, a few device sessions, and flash
 //! patches for the boot target.
@@ -41,6 +41,13 @@ fn main() {
             let name = |what: &str| format!("seed-{what}{label}-{:02}", kind as u8);
             let mut buf = [0u8; MAX_ACTION_LEN];
             write(&root.join("action_decode"), &name(""), a.encode(&mut buf).unwrap());
+            // The JSON a wallet sends for it (none for the pre-hashed kind;
+            // the typical ones: the largest are tens of KiB of hex).
+            if label != "max"
+                && let Some(json) = tee_client::actions::to_json(&a)
+            {
+                write(&root.join("json_action"), &name("json-"), json.to_string().as_bytes());
+            }
             if a.is_transaction() {
                 // The RLP decoder reads any transaction action's encoding.
                 let sig = key.sign(&a).unwrap().signature;
