@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use tee_core::protocol::{DeviceInfo, GetAuditLog, GetPublicKey};
+use tee_core::protocol::{DeviceInfo, GetAuditLog, GetPublicKey, KeyOrigin};
 use tee_core::{Action, B256};
 
 use super::exit::Invalid;
@@ -67,10 +67,56 @@ pub(super) struct Audit {
     /// The first entry wanted.
     #[arg(long, default_value_t = 0)]
     from: u64,
+    /// Print JSON (camelCase keys; numbers above 2^53 as decimal strings).
+    #[arg(long)]
+    json: bool,
 }
 
-pub(super) fn info(c: &Conn) -> Result<ExitCode, Failure> {
-    let i = client(c)?.call(&DeviceInfo)?;
+#[derive(Args)]
+pub(super) struct Info {
+    #[command(flatten)]
+    conn: Conn,
+    /// Print JSON (camelCase keys).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(super) struct Pubkey {
+    #[command(flatten)]
+    at: At,
+    /// Print JSON (camelCase keys; numbers above 2^53 as decimal strings).
+    #[arg(long)]
+    json: bool,
+}
+
+/// A JSON number, or a decimal string above 2^53 (what JavaScript reads
+/// exactly).
+fn int(v: u64) -> serde_json::Value {
+    if v <= 1 << 53 { v.into() } else { v.to_string().into() }
+}
+
+pub(super) fn info(c: &Info) -> Result<ExitCode, Failure> {
+    let i = client(&c.conn)?.call(&DeviceInfo)?;
+    if c.json {
+        let b = &i.bounds;
+        return json(&serde_json::json!({
+            "protocolVersion": i.protocol_version,
+            "firmware": i.firmware.as_str(),
+            "backend": format!("{:?}", i.backend),
+            "capabilities": i.capabilities,
+            "slots": i.slots,
+            "maxRequestFrame": i.max_request_frame,
+            "deviceId": i.device_id.to_string(),
+            "admin": i.admin.to_string(),
+            "bounds": {
+                "uri": b.uri, "tag": b.tag, "metadataKey": b.metadata_key,
+                "metadataValue": b.metadata_value, "metadataEntries": b.metadata_entries,
+                "walletSignature": b.wallet_signature, "calldata": b.calldata,
+                "message": b.message, "action": b.action,
+            },
+        }));
+    }
     println!("protocol      {}", i.protocol_version);
     println!("firmware      {}", i.firmware);
     println!("backend       {:?}", i.backend);
@@ -84,9 +130,21 @@ pub(super) fn info(c: &Conn) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn pubkey(c: &At) -> Result<ExitCode, Failure> {
-    let mut client = client(&c.conn)?;
-    let k = client.call(&GetPublicKey { slot: c.slot })?;
+pub(super) fn pubkey(c: &Pubkey) -> Result<ExitCode, Failure> {
+    let mut client = client(&c.at.conn)?;
+    let k = client.call(&GetPublicKey { slot: c.at.slot })?;
+    if c.json {
+        return json(&serde_json::json!({
+            "slot": k.slot,
+            "address": k.address.to_string(),
+            "publicKey": k.public_key.to_string(),
+            "origin": match &k.origin {
+                KeyOrigin::Generated => serde_json::json!("generated"),
+                KeyOrigin::Derived(path) => serde_json::json!({ "derived": path.as_str() }),
+            },
+            "highWater": k.high_water.map(int),
+        }));
+    }
     println!("slot          {}", k.slot);
     println!("address       {}", k.address);
     println!("public key    {}", k.public_key);
@@ -137,14 +195,44 @@ pub(super) fn attest(c: Attest) -> Result<ExitCode, Failure> {
     json(&p.get_attestation_report(c.at.slot, challenge)?)
 }
 
+/// Every entry from `--from` on, page by page (a page holds what fits a
+/// response frame: on a microcontroller fewer than the log keeps).
 pub(super) fn audit(c: &Audit) -> Result<ExitCode, Failure> {
     let mut client = client(&c.conn)?;
-    let log = client.call(&GetAuditLog { from: c.from })?;
-    println!(
-        "next index {}, head {}, oldest kept {}",
-        log.next_index, log.head_hash, log.oldest_kept
-    );
-    for e in &log.entries {
+    let mut from = c.from;
+    let mut entries = Vec::new();
+    let (next_index, head, oldest_kept) = loop {
+        let page = client.call(&GetAuditLog { from })?;
+        entries.extend(page.entries.iter().copied());
+        let done = (page.next_index, page.head_hash, page.oldest_kept);
+        match page.entries.last() {
+            Some(last) if last.index + 1 < page.next_index => from = last.index + 1,
+            _ => break done,
+        }
+    };
+    if c.json {
+        let entries: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "index": int(e.index),
+                    "command": e.command,
+                    "slot": e.slot,
+                    "sequence": int(e.sequence),
+                    "digest": e.digest.to_string(),
+                    "outcome": format!("{:?}", e.outcome),
+                })
+            })
+            .collect();
+        return json(&serde_json::json!({
+            "nextIndex": int(next_index),
+            "head": head.to_string(),
+            "oldestKept": int(oldest_kept),
+            "entries": entries,
+        }));
+    }
+    println!("next index {next_index}, head {head}, oldest kept {oldest_kept}");
+    for e in &entries {
         println!(
             "#{:<4} command {:#04x} slot {} seq {:<20} digest {} {:?}",
             e.index, e.command, e.slot, e.sequence, e.digest, e.outcome

@@ -91,9 +91,9 @@ enum Command {
     /// Run the simulated dstack guest agent (dstack's HTTP API).
     SimDstack(run::SimDstack),
     /// What the signer is.
-    Info(Conn),
+    Info(agent::Info),
     /// A slot's public key, address and high-water mark.
-    Pubkey(At),
+    Pubkey(agent::Pubkey),
     /// (admin) Put dstack's key for PATH in a slot.
     DeriveKey(admin::DeriveKey),
     /// (admin) Put a fresh random key in a slot.

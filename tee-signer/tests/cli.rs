@@ -318,4 +318,22 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     let unpinned = run(&["verify", signed, "--insecure-any-td", "--trust-simulator-root"]);
     assert!(String::from_utf8_lossy(&unpinned.stdout).contains("NOT PINNED"));
     assert_eq!(unpinned.status.code(), Some(5));
+
+    // The data commands print JSON for scripts, and the audit log whole
+    // (it pages through the device's answers: a page holds fewer entries
+    // than the log keeps).
+    for _ in 0..20 {
+        ok(&["sign", "-c", &conn, "--sample", "setAgentURI", "--no-attest"]);
+    }
+    let value = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&ok(args)).unwrap() };
+    let info = value(&["info", "-c", &conn, "--json"]);
+    assert_eq!(info["backend"], "Simulated", "{info}");
+    assert!(info["bounds"]["uri"].as_u64().unwrap() >= 256, "{info}");
+    let key = value(&["pubkey", "-c", &conn, "--json"]);
+    assert_eq!(key["highWater"], 21, "{key}");
+    assert_eq!(key["origin"]["derived"], "erc8004/agent", "{key}");
+    let audit = value(&["audit", "-c", &conn, "--json"]);
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len() as u64, audit["nextIndex"].as_u64().unwrap(), "{audit}");
+    assert!(entries.len() > 20, "{audit}");
 }
