@@ -444,18 +444,7 @@ impl PhalaDstackProvider {
         let quote = Quoted::from(s.call(&request).map_err(|e| self.err(e))?);
         let bound = Bound::ActionDigest(signed.digest);
         let attestation = self.attestation(s, slot, quote, bound, Some(&pk.origin))?;
-        // A transaction goes out signed, for `eth_sendRawTransaction`.
-        let (raw_transaction, transaction_hash) = match action.is_transaction() {
-            true => {
-                let mut buf = vec![0u8; tee_core::limits::MAX_SIGNED_TX_LEN];
-                let raw = tx::encode_signed(action, &signed.signature, &mut buf)
-                    .map_err(ProviderError::Transaction)?;
-                let hash =
-                    tx::tx_hash(action, &signed.signature).map_err(ProviderError::Transaction)?;
-                (Some(raw.to_vec()), Some(hash))
-            }
-            false => (None, None),
-        };
+        let (raw_transaction, transaction_hash) = signed.transaction(action)?.unzip();
         Ok(TeeSignature {
             provider: PROVIDER_NAME.to_owned(),
             slot,
@@ -558,6 +547,21 @@ pub struct Signed {
     pub digest: B256,
     /// The signature.
     pub signature: tee_core::Signature,
+}
+
+impl Signed {
+    /// For a transaction `action` (the one signed): the signed transaction,
+    /// ready for `eth_sendRawTransaction`, and its hash.
+    pub fn transaction(&self, action: &Action) -> Result<Option<(Vec<u8>, B256)>, ProviderError> {
+        if !action.is_transaction() {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; tee_core::limits::MAX_SIGNED_TX_LEN];
+        let raw = tx::encode_signed(action, &self.signature, &mut buf)
+            .map_err(ProviderError::Transaction)?;
+        let hash = tx::tx_hash(action, &self.signature).map_err(ProviderError::Transaction)?;
+        Ok(Some((raw.to_vec(), hash)))
+    }
 }
 
 fn key_of(pk: &Key, attestation: Attestation) -> TeeKey {

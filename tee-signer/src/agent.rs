@@ -35,7 +35,8 @@ pub(super) struct Sign {
     /// The sequence to sign at (default: the one after the slot's mark).
     #[arg(long)]
     sequence: Option<u64>,
-    /// Sign only, without the attestation (for a signer without a TEE).
+    /// Sign only, without the attestation (for a signer without a TEE): the
+    /// same JSON without `attestation`.
     #[arg(long)]
     no_attest: bool,
 }
@@ -175,11 +176,28 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         }
     };
     if c.no_attest {
+        // As `sign` prints it, without the attestation (a signer without a
+        // TEE): a transaction still comes out signed.
         let r = p.sign_unattested(slot, &action, c.sequence)?;
-        println!("sequence      {}", r.sequence);
-        println!("digest        {}", r.digest);
-        println!("signature     {}", r.signature);
-        return Ok(ExitCode::SUCCESS);
+        let tx = r.transaction(&action)?;
+        let mut out = serde_json::json!({
+            "slot": slot,
+            "sequence": r.sequence,
+            "digest": r.digest.to_string(),
+            "signature": tee_core::primitives::Hex(&r.signature.to_bytes()).to_string(),
+            "kind": action.kind().name(),
+            "action": action.to_string(),
+        });
+        if let (Some(o), Some((raw, hash))) = (out.as_object_mut(), tx) {
+            o.insert("rawTransaction".into(), tee_core::primitives::Hex(&raw).to_string().into());
+            o.insert("transactionHash".into(), hash.to_string().into());
+        }
+        if let (Some(o), Some(request)) =
+            (out.as_object_mut(), tee_client::actions::to_json(&action))
+        {
+            o.insert("request".into(), request);
+        }
+        return json(&out);
     }
     let signature = p.sign_slot_at(slot, &action, c.sequence)?;
     // The action as decoded, for people, beside the signature.

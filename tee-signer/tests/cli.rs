@@ -323,7 +323,11 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     // (it pages through the device's answers: a page holds fewer entries
     // than the log keeps).
     for _ in 0..20 {
-        ok(&["sign", "-c", &conn, "--sample", "setAgentURI", "--no-attest"]);
+        // Without the attestation, a transaction still comes out signed.
+        let out = ok(&["sign", "-c", &conn, "--sample", "setAgentURI", "--no-attest"]);
+        let signed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(signed["rawTransaction"].as_str().unwrap().starts_with("0x02"), "{signed}");
+        assert!(signed.get("attestation").is_none(), "{signed}");
     }
     let value = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&ok(args)).unwrap() };
     let info = value(&["info", "-c", &conn, "--json"]);
