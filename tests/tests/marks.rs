@@ -130,7 +130,7 @@ fn a_newer_schema_is_refused_and_an_unreachable_server_is_an_error() {
     }
     // Nothing listens on port 1: a typed error, within the connect timeout.
     match PgMarks::connect(
-        "host=127.0.0.1 port=1 user=postgres connect_timeout=2",
+        "host=127.0.0.1 port=1 user=postgres connect_timeout=2 sslmode=disable",
         Zeroizing::new(KEY),
     ) {
         Err(MarksError::Unavailable(_)) => {}
@@ -140,6 +140,20 @@ fn a_newer_schema_is_refused_and_an_unreachable_server_is_an_error() {
         PgMarks::connect("port=notanumber", Zeroizing::new(KEY)),
         Err(MarksError::Url(_))
     ));
+    // Over TCP, libpq's default sslmode (prefer) would take plain text
+    // from whoever answers without TLS: refused before connecting, naming
+    // the choice; sslmode=disable says plain text on purpose.
+    for prefer in [
+        "host=127.0.0.1 port=1 user=postgres",
+        "postgres://postgres@127.0.0.1:1/postgres?sslmode=prefer",
+    ] {
+        match PgMarks::connect(prefer, Zeroizing::new(KEY)) {
+            Err(MarksError::Url(why)) => {
+                assert!(why.contains("sslmode=require") && why.contains("disable"), "{why}")
+            }
+            other => panic!("{prefer}: {other:?}"),
+        }
+    }
 }
 
 #[test]

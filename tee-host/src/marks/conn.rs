@@ -8,8 +8,9 @@
 //! Mozilla roots) and `sslmode` `verify-ca` / `verify-full`, both read as
 //! `require`. Whenever the connection uses TLS, the server's certificate
 //! chain and host name are verified (what libpq calls `verify-full`); with
-//! `sslmode=prefer` (libpq's default) a server without TLS is still used in
-//! plain text, with `require` it is refused. Unix sockets never use TLS.
+//! `require` a server without TLS is refused; `prefer` (libpq's default,
+//! which would use a server without TLS in plain text) is refused over TCP:
+//! say `require` or `disable`. Unix sockets never use TLS.
 
 use std::sync::Arc;
 
@@ -54,6 +55,19 @@ pub(super) fn parse(url: &str) -> Result<Target, MarksError> {
         .map_err(|e| MarksError::Url(format!("TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // libpq's default, `prefer`, takes plain text from a server (or a man
+    // in the middle) that offers no TLS: over TCP the operator must say
+    // which they mean.
+    let tcp = config.get_hosts().iter().any(|h| matches!(h, postgres::config::Host::Tcp(_)));
+    if tcp && config.get_ssl_mode() == postgres::config::SslMode::Prefer {
+        return Err(MarksError::Url(
+            "sslmode=prefer (libpq's default when sslmode is absent) over TCP would take plain \
+             text from whoever answers without TLS: say sslmode=require (TLS, the server's \
+             certificate and host name verified) or sslmode=disable (plain text, on a network \
+             you trust)"
+                .into(),
+        ));
+    }
     Ok(Target { config, tls: MakeRustlsConnect::new(tls) })
 }
 
