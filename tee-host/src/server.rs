@@ -140,10 +140,25 @@ pub fn serve<B: Served, const S: usize>(
     endpoints: &[Endpoint],
     limits: Limits,
 ) -> io::Result<ServerHandle> {
+    serve_pools(device, endpoints, &[], limits)
+}
+
+/// [`serve`], with `admin` listeners whose connections are counted apart
+/// from the agent's: the agent, whatever it holds of its own listeners'
+/// places (it may run as the admin's user, so the per-peer limit cannot
+/// tell them apart), never takes the admin's. Each pool has `limits`.
+pub fn serve_pools<B: Served, const S: usize>(
+    device: Shared<B, S>,
+    agent: &[Endpoint],
+    admin: &[Endpoint],
+    limits: Limits,
+) -> io::Result<ServerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
-    let live = Arc::new(AtomicUsize::new(0));
     let open = Arc::new(Open::new(stop.clone()));
-    let peers = Arc::new(Mutex::new(HashMap::new()));
+    let pool = || (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(HashMap::new())));
+    let (agent_pool, admin_pool) = (pool(), pool());
+    let endpoints =
+        agent.iter().map(|e| (e, &agent_pool)).chain(admin.iter().map(|e| (e, &admin_pool)));
     let (quoter, committer, claims) = {
         let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
         (d.backend().quoter(), d.backend().committer(), d.backend().claims())
@@ -156,7 +171,7 @@ pub fn serve<B: Served, const S: usize>(
         endpoints: Vec::new(),
         sockets: Vec::new(),
     };
-    for endpoint in endpoints {
+    for (endpoint, (live, peers)) in endpoints {
         let ctx = Ctx {
             device: device.clone(),
             quoter: quoter.clone(),

@@ -13,7 +13,7 @@ use super::{Failure, init_logging};
 use tee_client::policyfile::kind_by_name;
 use tee_host::backend::{SignerConfig, open_device};
 use tee_host::dstack;
-use tee_host::server::{Limits, serve as serve_on};
+use tee_host::server::{Limits, serve_pools};
 use tee_sim::{SimDstack as Simulated, SimServer, Surfaces, deployment};
 use tee_transport::Endpoint;
 
@@ -33,6 +33,12 @@ pub(super) struct Serve {
     /// Where to listen (repeatable): unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH[@BAUD].
     #[arg(long, required = true)]
     listen: Vec<Endpoint>,
+    /// Where the admin connects (repeatable; same forms as --listen): its
+    /// connections are counted apart, so an agent holding every place it
+    /// may on --listen never locks the admin out. Give the agent no access
+    /// to it (a unix socket in a directory only the admin mounts).
+    #[arg(long)]
+    admin_listen: Vec<Endpoint>,
     /// The admin address (required on the first start; checked after).
     #[arg(long)]
     admin: Option<Address>,
@@ -126,6 +132,7 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
     init_logging();
     if !c.trusted_network {
         refuse_open_tcp(&c.listen)?;
+        refuse_open_tcp(&c.admin_listen)?;
     }
     let mut sim = None;
     let (endpoint, kind) = if c.no_tee {
@@ -168,7 +175,7 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
     };
     let identity = device.identity().map(|a| a.to_string()).unwrap_or_default();
     let api = device.backend().dstack().map_or("none", |d| d.api().name());
-    let server = serve_on(Arc::new(Mutex::new(device)), &c.listen, limits)?;
+    let server = serve_pools(Arc::new(Mutex::new(device)), &c.listen, &c.admin_listen, limits)?;
     tracing::info!(simulated = sim.is_some(), %identity, dstack_api = api, "signer running");
     server.wait();
     Ok(ExitCode::SUCCESS)

@@ -298,3 +298,44 @@ fn one_peer_holds_at_most_its_share() {
     std::thread::sleep(Duration::from_millis(200));
     client(&e).call(&DeviceInfo).unwrap();
 }
+
+/// The agent and the admin may run as one user (two containers as root):
+/// the per-peer limit cannot tell them apart, and an agent holding every
+/// place it may on the signer's socket locked the admin out. The admin's
+/// own listener (`serve --admin-listen`) counts its connections apart: the
+/// admin still sets a policy.
+#[test]
+fn an_agent_holding_every_place_never_locks_the_admin_out() {
+    use tee_client::admin::Trust;
+    use tee_host::server::serve_pools;
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = sim_dstack(dir.path());
+    let limits = Limits { max_connections: 4, max_per_peer: 2, ..Limits::default() };
+    let agent = Endpoint::Unix(dir.path().join("signer.sock"));
+    let admin = Endpoint::Unix(dir.path().join("admin.sock"));
+    let server = serve_pools(
+        shared(dir.path(), &dstack),
+        std::slice::from_ref(&agent),
+        std::slice::from_ref(&admin),
+        limits,
+    )
+    .unwrap();
+    // The agent takes every place it may; one more is closed at once.
+    let mut held: Vec<_> = (0..2).map(|_| client(&agent)).collect();
+    for c in &mut held {
+        c.call(&DeviceInfo).unwrap();
+    }
+    let r = client(&agent).call(&DeviceInfo);
+    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    // The admin, on its own listener, provisions and sets a policy.
+    let mut c = client(&admin);
+    let device_id = c.call(&DeviceInfo).unwrap().device_id;
+    let mut trust = Trust { device_id, identity: None };
+    let key = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
+    c.admin_confirmed(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &key, &mut trust)
+        .unwrap();
+    let set = SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED };
+    c.admin_confirmed(set, &key, &mut trust).unwrap();
+    assert_eq!(held[0].call(&GetPolicy { slot: 0 }).unwrap(), tee_testkit::typed_policy());
+    drop(server);
+}
