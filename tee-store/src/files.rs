@@ -26,11 +26,31 @@ pub fn recorded_dstack_api(dir: &Path) -> Result<Option<String>, StoreError> {
     }
 }
 
-/// Records the dstack API `name` in `dir` (made private if new), durably.
+/// Records the dstack API `name` in `dir` (made private if new), durably:
+/// only once the directory is checked to be this user's alone (it is
+/// written before the store opens and checks it), and never through a link
+/// left in its place.
 pub fn record_dstack_api(dir: &Path, name: &str) -> Result<(), StoreError> {
     let io_err = |source| StoreError::Io { path: dir.display().to_string(), source };
     create_private_dir(dir).map_err(io_err)?;
+    check_private_dir(dir, rustix::process::geteuid().as_raw())?;
     write_durably(dir, DSTACK_API_FILE, format!("{name}\n").as_bytes()).map_err(io_err)
+}
+
+/// Refuses a directory that others can read or write, or that `me` does
+/// not own: it holds keys and anti-replay marks.
+fn check_private_dir(dir: &Path, me: u32) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let shown = || dir.display().to_string();
+        let meta = fs::metadata(dir).map_err(|source| StoreError::Io { path: shown(), source })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 || meta.uid() != me {
+            return Err(StoreError::Permissions { path: shown(), mode, owner: meta.uid() });
+        }
+    }
+    Ok(())
 }
 
 /// Creates the directory private, takes its lock, and refuses a directory
@@ -40,18 +60,7 @@ pub(crate) fn lock_private_dir(dir: &Path) -> Result<File, StoreError> {
     let io_err = |source| StoreError::Io { path: shown(), source };
     create_private_dir(dir).map_err(io_err)?;
     let lock = private_file(&dir.join("LOCK"), false).map_err(io_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let meta = fs::metadata(dir).map_err(io_err)?;
-        // The lock file was created (or is opened for writing) by this
-        // process: its owner is who we are.
-        let me = lock.metadata().map_err(io_err)?.uid();
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 || meta.uid() != me {
-            return Err(StoreError::Permissions { path: shown(), mode, owner: meta.uid() });
-        }
-    }
+    check_private_dir(dir, rustix::process::geteuid().as_raw())?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
         Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: shown() }),
@@ -120,7 +129,8 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// returns only once the new content and its directory entry are on disk.
 pub fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = private_file(&tmp, true)?;
+    // Made anew: a link left at the temporary name is removed, not followed.
+    let mut file = create_append_only(&tmp)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);

@@ -220,3 +220,26 @@ fn a_compaction_failing_at_any_step_never_loses_a_released_mark() {
         again.commit_counter(CounterId::Slot(1), &hw(released + 1)).unwrap();
     }
 }
+
+/// The dstack API record is written before the store opens (and checks)
+/// the directory: it must check the directory first, and never write
+/// through a link the host left at its temporary name.
+#[test]
+fn the_dstack_api_record_checks_the_directory_and_follows_no_link() {
+    use tee_store::store::{DSTACK_API_FILE, record_dstack_api};
+    let dir = Private::new();
+    fs::create_dir_all(dir.path()).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o770)).unwrap();
+    assert!(matches!(
+        record_dstack_api(dir.path(), "v1"),
+        Err(StoreError::Permissions { mode: 0o770, .. })
+    ));
+    assert!(!dir.path().join(DSTACK_API_FILE).exists(), "nothing written to an open directory");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = dir.0.path().join("victim");
+    fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(format!("{DSTACK_API_FILE}.tmp"))).unwrap();
+    record_dstack_api(dir.path(), "v1").unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+    assert_eq!(fs::read_to_string(dir.path().join(DSTACK_API_FILE)).unwrap(), "v1\n");
+}
