@@ -127,6 +127,19 @@ pub enum PolicyFileError {
     /// A rate limit that allows nothing or has no window.
     #[error("rate_limit: max and window_secs must be at least 1")]
     BadRateLimit,
+    /// A device policy whose value a policy file cannot say (a number above
+    /// 2^128: set through the protocol, not from a file).
+    #[error("{0}: above what a policy file says (2^128)")]
+    Unwritable(&'static str),
+}
+
+/// `v` as a `u128`, if it fits.
+fn u128_of(v: &U256) -> Option<u128> {
+    let (high, low) = v.0.split_at(16);
+    if high.iter().any(|b| *b != 0) {
+        return None;
+    }
+    Some(u128::from_be_bytes(low.try_into().ok()?))
 }
 
 /// Finds an action kind by its name (`setAgentURI`) or its Rust name
@@ -155,7 +168,57 @@ fn list<T: Clone, U, const N: usize>(
     }
 }
 
+/// A device allow-list as a policy file writes it.
+fn written<T, U, const N: usize>(
+    field: &'static str,
+    v: &Allow<T, N>,
+    f: impl Fn(&T) -> Option<U>,
+) -> Result<ListOrAny<U>, PolicyFileError> {
+    match v {
+        Allow::Any => Ok(ListOrAny::Any(AnyWord::Any)),
+        Allow::Only(items) => items
+            .iter()
+            .map(|i| f(i).ok_or(PolicyFileError::Unwritable(field)))
+            .collect::<Result<_, _>>()
+            .map(ListOrAny::List),
+    }
+}
+
 impl PolicyFile {
+    /// The file that makes `policy` (what `tee-signer get-policy --toml`
+    /// prints, and `set-policy` takes back): `to_policy` of it is `policy`.
+    pub fn from_policy(policy: &Policy) -> Result<PolicyFile, PolicyFileError> {
+        let kinds = ActionKind::ALL
+            .iter()
+            .filter(|k| policy.kinds.contains(**k))
+            .map(|k| k.name().to_owned())
+            .collect();
+        let agent = |a: &U256| {
+            let v = u128_of(a)?;
+            Some(u64::try_from(v).map_or(AgentId::Text(v), AgentId::Number))
+        };
+        Ok(PolicyFile {
+            kinds,
+            chains: written("chains", &policy.chains, |c| Some(*c))?,
+            contracts: written("contracts", &policy.contracts, |a| Some(*a))?,
+            agents: written("agents", &policy.agents, agent)?,
+            max_value_wei: u128_of(&policy.max_value)
+                .ok_or(PolicyFileError::Unwritable("max_value_wei"))?,
+            max_gas_limit: policy.max_gas_limit,
+            max_fee_per_gas_wei: policy.max_fee_per_gas,
+            max_deadline_ahead_secs: policy.max_deadline_ahead_secs,
+            rate_limit: policy
+                .rate_limit
+                .map(|r| RateLimitFile { max: r.max, window_secs: r.window_secs }),
+            eip712_domains: written("eip712_domains", &policy.eip712_domains, |d| Some(*d))?,
+        })
+    }
+
+    /// The file as TOML.
+    pub fn to_toml(&self) -> Result<String, PolicyFileError> {
+        toml::to_string(self).map_err(|e| PolicyFileError::Syntax(e.to_string()))
+    }
+
     /// Parses TOML (or JSON, if it starts with `{`).
     pub fn parse(text: &str) -> Result<PolicyFile, PolicyFileError> {
         let r = if text.trim_start().starts_with('{') {
@@ -258,5 +321,29 @@ rate_limit = { max = 10, window_secs = 60 }
         assert_eq!(e, PolicyFileError::TooMany { field: "chains", max: 4 });
         let e = with("max = 10", "max = 0").unwrap().to_policy().unwrap_err();
         assert_eq!(e, PolicyFileError::BadRateLimit);
+    }
+
+    /// A device policy written back as a file makes the same policy: what
+    /// `get-policy` prints, `set-policy` takes back.
+    #[test]
+    fn a_policy_written_back_as_a_file_makes_the_same_policy() {
+        let policy = PolicyFile::parse(EXAMPLE).unwrap().to_policy().unwrap();
+        let file = PolicyFile::from_policy(&policy).unwrap();
+        let text = file.to_toml().unwrap();
+        assert_eq!(PolicyFile::parse(&text).unwrap().to_policy().unwrap(), policy, "{text}");
+        // Agent ids above 2^64 as decimal strings; "any" as the word.
+        let mut wide = policy.clone();
+        wide.agents = Allow::Only(heapless::Vec::from_slice(&[U256::from_u128(1 << 70)]).unwrap());
+        wide.chains = Allow::Any;
+        let text = PolicyFile::from_policy(&wide).unwrap().to_toml().unwrap();
+        assert!(text.contains("chains = \"any\""), "{text}");
+        assert_eq!(PolicyFile::parse(&text).unwrap().to_policy().unwrap(), wide, "{text}");
+        // A value no file can say is refused by name, not written wrong.
+        let mut huge = policy;
+        huge.max_value = U256([0xff; 32]);
+        assert_eq!(
+            PolicyFile::from_policy(&huge),
+            Err(PolicyFileError::Unwritable("max_value_wei"))
+        );
     }
 }

@@ -44,6 +44,10 @@ pub(super) struct GetPolicy {
     /// without it, the identity that answers is trusted on first use.
     #[arg(long, requires = "verify")]
     identity: Option<Address>,
+    /// Print the policy as JSON (the policy file's fields) instead of the
+    /// TOML policy file `set-policy` takes back.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -132,7 +136,13 @@ pub(super) fn set_policy(c: SetPolicy) -> Result<ExitCode, Failure> {
 pub(super) fn get_policy(c: GetPolicy) -> Result<ExitCode, Failure> {
     let mut client = client(&c.at.conn)?;
     let policy = client.call(&protocol::GetPolicy { slot: c.at.slot })?;
-    println!("{policy:#?}");
+    // The policy file that makes this policy: what set-policy takes back.
+    let file = PolicyFile::from_policy(&policy)?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&file)?);
+    } else {
+        print!("{}", file.to_toml()?);
+    }
     if !c.verify {
         return Ok(ExitCode::SUCCESS);
     }

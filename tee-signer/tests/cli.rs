@@ -226,6 +226,19 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("policy 0x"));
     let read = ok(&["get-policy", "-c", &conn, "--verify", "--identity", &identity]);
     assert!(read.contains("verified: policy 0x"), "{read}");
+    // What get-policy prints is the policy file set-policy takes back: set
+    // again, the slot's policy is the same (the statement's hash too).
+    let printed = ok(&["get-policy", "-c", &conn]);
+    assert!(printed.contains("kinds = [\"AgentWalletSet\", \"setAgentURI\"]"), "{printed}");
+    let again = dir.path().join("printed.toml");
+    std::fs::write(&again, &printed).unwrap();
+    let mut args = set_policy_args(&conn, key_file, again.to_str().unwrap());
+    args.extend(["--identity", &identity]);
+    ok(&args);
+    assert_eq!(ok(&["get-policy", "-c", &conn]), printed);
+    let as_json: serde_json::Value =
+        serde_json::from_str(&ok(&["get-policy", "-c", &conn, "--json"])).unwrap();
+    assert_eq!(as_json["chains"], serde_json::json!([8453]), "{as_json}");
 
     // A TCP listener off loopback serves anyone who reaches it: refused
     // unless the operator says the network is trusted.
