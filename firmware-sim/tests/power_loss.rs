@@ -136,7 +136,8 @@ fn run(cut: Option<u64>, seen: &mut Seen) -> (u64, u32) {
         loop {
             match op {
                 Op::Generate(slot) => {
-                    let _ = p.admin(GenerateKey { slot, auth: AdminAuth::UNSIGNED });
+                    let _ =
+                        p.admin(GenerateKey { slot, replace: false, auth: AdminAuth::UNSIGNED });
                 }
                 Op::Permit(slot) => {
                     let _ = p.admin(SetPolicy {

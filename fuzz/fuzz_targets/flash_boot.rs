@@ -49,7 +49,7 @@ fn open(flash: Flash) -> Option<Pair<Backend>> {
 static GOOD_IMAGE: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let mut p = open(SimFlash::new(vec![0xff; PAGE * PAGES])).expect("blank flash boots");
     for slot in 0..3 {
-        p.admin(GenerateKey { slot, auth: AdminAuth::UNSIGNED }).expect("key");
+        p.admin(GenerateKey { slot, replace: false, auth: AdminAuth::UNSIGNED }).expect("key");
     }
     for slot in 0..2 {
         p.admin(SetPolicy { slot, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED })

@@ -242,7 +242,7 @@ impl PhalaDstackProvider {
         let mut trust = Trust { device_id, identity: self.identity };
         let auth = tee_core::protocol::AdminAuth::UNSIGNED;
         let c = s.client().map_err(|e| self.err(e))?;
-        c.admin_confirmed(DeriveKey { slot, path, auth }, admin, &mut trust)
+        c.admin_confirmed(DeriveKey { slot, path, replace: false, auth }, admin, &mut trust)
             .map_err(|e| self.err(e))?;
         let set = SetPolicy { slot, policy: policy.clone(), auth };
         c.admin_confirmed(set, admin, &mut trust).map_err(|e| self.err(e))?;

@@ -107,7 +107,13 @@ fn run(fault: Option<(u64, PowerLoss)>, seen: &mut Observed) -> u64 {
         loop {
             match &op {
                 Op::Generate(slot) => {
-                    let _ = p.admin(GenerateKey { slot: *slot, auth: AdminAuth::UNSIGNED });
+                    // The script regenerates keys (and a crash may leave
+                    // the first one in place): replacing is meant.
+                    let _ = p.admin(GenerateKey {
+                        slot: *slot,
+                        replace: true,
+                        auth: AdminAuth::UNSIGNED,
+                    });
                 }
                 Op::Permit(slot) => {
                     let _ = p.admin(SetPolicy {

@@ -68,7 +68,7 @@ fn slot_errors() {
     assert_eq!(p.call(&Sign { slot: 200, sequence: 1, action }), Err(DeviceError::NoSuchSlot));
     assert_eq!(p.call(&GetPolicy { slot: 9 }), Err(DeviceError::NoSuchSlot));
     assert_eq!(
-        p.admin(GenerateKey { slot: 8, auth: AdminAuth::UNSIGNED }),
+        p.admin(GenerateKey { slot: 8, replace: false, auth: AdminAuth::UNSIGNED }),
         Err(DeviceError::NoSuchSlot)
     );
     assert_eq!(
@@ -83,7 +83,7 @@ fn slot_errors() {
 #[test]
 fn fresh_key_is_deny_all_and_policy_reads_back() {
     let mut p = open(MemBackend::new(1));
-    let pk = p.admin(GenerateKey { slot: 4, auth: AdminAuth::UNSIGNED }).unwrap();
+    let pk = p.admin(GenerateKey { slot: 4, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(pk.origin, KeyOrigin::Generated);
     assert_eq!(pk.high_water, None);
     assert_eq!(p.call(&GetPublicKey { slot: 4 }).unwrap(), pk);
@@ -107,10 +107,13 @@ fn fresh_key_is_deny_all_and_policy_reads_back() {
 fn derived_keys_and_unsupported_backends() {
     let mut p = open(MemBackend::new(1));
     let path = tee_core::heapless::String::try_from("agents/42/wallet").unwrap();
-    let a = p.admin(DeriveKey { slot: 1, path: path.clone(), auth: AdminAuth::UNSIGNED }).unwrap();
+    let a = p
+        .admin(DeriveKey { slot: 1, path: path.clone(), replace: false, auth: AdminAuth::UNSIGNED })
+        .unwrap();
     assert_eq!(a.origin, KeyOrigin::Derived(path.clone()));
     // Same path, same key; the slot survives a restart by derivation.
-    let b = p.admin(DeriveKey { slot: 2, path, auth: AdminAuth::UNSIGNED }).unwrap();
+    let b =
+        p.admin(DeriveKey { slot: 2, path, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(a.address, b.address);
     let mut p2 = open(p.device.into_backend());
     assert_eq!(p2.call(&GetPublicKey { slot: 1 }).unwrap().address, a.address);
@@ -118,10 +121,10 @@ fn derived_keys_and_unsupported_backends() {
     let mut mcu = open(MemBackend::mcu(1));
     let path = tee_core::heapless::String::try_from("x").unwrap();
     assert_eq!(
-        mcu.admin(DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED }),
+        mcu.admin(DeriveKey { slot: 0, path, replace: false, auth: AdminAuth::UNSIGNED }),
         Err(DeviceError::Unsupported)
     );
-    mcu.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    mcu.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     let payload = mcu.request(&Attest { slot: 0, challenge: B256::ZERO });
     assert_eq!(decode_response::<Attest>(&payload).unwrap().1, Err(DeviceError::Unsupported));
 }
@@ -132,7 +135,7 @@ fn entropy_failure_is_typed_and_changes_nothing() {
     backend.rng_fails = true;
     let mut p = open(backend);
     assert_eq!(
-        p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }),
+        p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }),
         Err(DeviceError::Entropy)
     );
     assert_eq!(p.call(&GetPublicKey { slot: 0 }), Err(DeviceError::SlotEmpty));
@@ -177,7 +180,7 @@ fn attest_action_binds_only_the_last_signed_digest() {
     assert_eq!(attest(&mut p, 1, first.digest), Err(DeviceError::NotLastSigned));
     assert!(attest(&mut p, 2, second.digest).is_ok());
     // A new key in the slot keeps the mark but did not sign that digest.
-    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(GenerateKey { slot: 0, replace: true, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(attest(&mut p, 2, second.digest), Err(DeviceError::NotLastSigned));
     // Refusals are audited.
     let log = p.call(&GetAuditLog { from: 0 }).unwrap();
@@ -197,8 +200,8 @@ fn attest_action_binds_only_the_last_signed_digest() {
 fn evidence_is_paged_from_the_backend() {
     let mut p = open(MemBackend::new(1));
     let path = tee_core::heapless::String::try_from("agents/42/wallet").unwrap();
-    p.admin(DeriveKey { slot: 1, path, auth: AdminAuth::UNSIGNED }).unwrap();
-    p.admin(GenerateKey { slot: 2, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(DeriveKey { slot: 1, path, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(GenerateKey { slot: 2, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     let evidence = |p: &mut Pair<MemBackend>, slot, part, offset| {
         let payload = p.request(&GetEvidence { slot, part, offset });
         let (_, r) = decode_response::<GetEvidence>(&payload).unwrap();
@@ -218,7 +221,7 @@ fn evidence_is_paged_from_the_backend() {
     p.request(&Attest { slot: 1, challenge: B256::ZERO });
     assert_eq!(evidence(&mut p, 1, EvidencePart::EventLog, 0), Ok((8, b"EVENTLOG".to_vec())));
     let mut mcu = open(MemBackend::mcu(1));
-    mcu.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    mcu.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(evidence(&mut mcu, 0, EvidencePart::EventLog, 0), Err(DeviceError::Unsupported));
 }
 
@@ -228,7 +231,7 @@ fn admin_authorization() {
     let stranger = SigningKey::from_bytes(&[0x99; 32]).unwrap();
 
     // Signed by someone else.
-    let mut cmd = GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED };
+    let mut cmd = GenerateKey { slot: 0, replace: true, auth: AdminAuth::UNSIGNED };
     authorize(&mut cmd, &stranger, &DEVICE_ID, 1).unwrap();
     assert_eq!(p.call(&cmd), Err(DeviceError::Unauthorized));
 
@@ -243,9 +246,10 @@ fn admin_authorization() {
     moved.slot = 1;
     assert_eq!(p.call(&moved), Err(DeviceError::Unauthorized));
     // Signed for another command code with the same body prefix.
-    let mut derive = DeriveKey { slot: 0, path: Default::default(), auth: AdminAuth::UNSIGNED };
+    let mut derive =
+        DeriveKey { slot: 0, path: Default::default(), replace: false, auth: AdminAuth::UNSIGNED };
     authorize(&mut derive, &admin, &DEVICE_ID, 1).unwrap();
-    let forged = GenerateKey { slot: 0, auth: derive.auth };
+    let forged = GenerateKey { slot: 0, replace: true, auth: derive.auth };
     assert_eq!(p.call(&forged), Err(DeviceError::Unauthorized));
 
     // The genuine request works once; replaying it is refused.
@@ -346,7 +350,7 @@ fn anti_replay() {
     // A new key in the slot keeps the mark: (slot, sequence) stays unique.
     // (The device remembers the admin counter across the restart.)
     p.admin_counter = 3;
-    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(GenerateKey { slot: 0, replace: true, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(sign(&mut p, 1000, b), Err(DeviceError::Replay { high_water: 1000 }));
 }
@@ -420,7 +424,7 @@ fn audit_log_is_a_verifiable_chain() {
     let mut backend = MemBackend::mcu(1);
     backend.now = Some(NOW);
     let mut m = open(backend);
-    m.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    m.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     m.admin(SetPolicy { slot: 0, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
     for s in 1..40 {
         sign(&mut m, s, a.clone()).unwrap();
@@ -552,4 +556,51 @@ fn sign_claim_answers_without_consuming_anything() {
     }
     assert_eq!(p.device.sign_claim(&payload(&DeviceInfo)), None, "another command");
     assert_eq!(p.device.sign_claim(b"\x00\x01garbage"), None, "garbage");
+}
+
+/// A key is never lost without the admin saying so: a key-creating command
+/// on a slot that holds another key is refused (the key and its policy
+/// stay) unless it says `replace`; deriving the same path again gives the
+/// same key and needs nothing. Before, either command replaced the key and
+/// reset the policy to deny-all without a word.
+#[test]
+fn a_key_is_replaced_only_when_the_admin_says_so() {
+    let path = |p: &str| tee_core::heapless::String::try_from(p).unwrap();
+    let mut p = open(MemBackend::new(1));
+    let first = p
+        .admin(DeriveKey {
+            slot: 3,
+            path: path("agent/1"),
+            replace: false,
+            auth: AdminAuth::UNSIGNED,
+        })
+        .unwrap();
+    p.admin(SetPolicy { slot: 3, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
+    for refused in [
+        p.admin(GenerateKey { slot: 3, replace: false, auth: AdminAuth::UNSIGNED }),
+        p.admin(DeriveKey {
+            slot: 3,
+            path: path("agent/2"),
+            replace: false,
+            auth: AdminAuth::UNSIGNED,
+        }),
+    ] {
+        assert_eq!(refused, Err(DeviceError::SlotOccupied));
+    }
+    let kept = p.call(&GetPublicKey { slot: 3 }).unwrap();
+    assert_eq!(kept.address, first.address);
+    assert_eq!(p.call(&GetPolicy { slot: 3 }).unwrap(), permissive());
+    // The same path again: the same key.
+    let again = p
+        .admin(DeriveKey {
+            slot: 3,
+            path: path("agent/1"),
+            replace: false,
+            auth: AdminAuth::UNSIGNED,
+        })
+        .unwrap();
+    assert_eq!(again.address, first.address);
+    // Said: replaced.
+    let new = p.admin(GenerateKey { slot: 3, replace: true, auth: AdminAuth::UNSIGNED }).unwrap();
+    assert_ne!(new.address, first.address);
 }

@@ -98,7 +98,7 @@ fn every_bit_flip_is_caught() {
 fn one_byte_at_a_time_session() {
     let mut p = pair();
     p.chunk = 1;
-    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     let info = p.call(&DeviceInfo).unwrap();
     assert_eq!(info.slots as usize, NUM_SLOTS);
     let r = p.call(&Sign { slot: 0, sequence: 1, action: sample::action(ActionKind::Register) });

@@ -162,7 +162,7 @@ fn policy_rules_each_allowed_and_refused() {
     let mut backend = MemBackend::new(1);
     backend.now = None;
     let mut p = open(backend);
-    let pk = p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    let pk = p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: base(), auth: AdminAuth::UNSIGNED }).unwrap();
     assert_eq!(sign(&mut p, 1, wallet_set(pk.address)), Err(DeviceError::Denied(V::NoClock)));
 }

@@ -127,7 +127,7 @@ fn generated() -> String {
          the requests before it.\n"
     );
     d.example("DeviceInfo", "No body.", &DeviceInfo);
-    let mut generate = GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED };
+    let mut generate = GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED };
     let admin = tee_core::SigningKey::from_bytes(&tee_testkit::ADMIN_SECRET).unwrap();
     authorize(&mut generate, &admin, &tee_testkit::DEVICE_ID, 1).unwrap();
     d.example("GenerateKey", "Slot 0, admin counter 1.", &generate);
@@ -284,7 +284,7 @@ fn wire_format_doc_matches_the_bytes() {
         MAX_CALLDATA_LEN, MAX_MESSAGE_LEN, MAX_METADATA_VALUE_LEN, MAX_URI_LEN,
     };
     // The document describes the default build (the microcontroller's
-    // bounds); tee-std's tests check the sentences that quote `host-bounds`.
+    // bounds); tee-host's tests check the sentences that quote `host-bounds`.
     if cfg!(feature = "host-bounds") {
         return;
     }

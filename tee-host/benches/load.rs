@@ -72,7 +72,7 @@ fn run(label: &str, clients: usize, slots: usize, seconds: f64) -> Row {
     let backend = HostBackend::new(store, None, BackendKind::Simulated);
     let mut p = Pair::with(HostDevice::open(backend, tee_testkit::config()).unwrap());
     for slot in 0..slots as u8 {
-        p.admin(GenerateKey { slot, auth: AdminAuth::UNSIGNED }).unwrap();
+        p.admin(GenerateKey { slot, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
         let policy = tee_testkit::typed_policy();
         p.admin(SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }).unwrap();
     }
@@ -123,7 +123,11 @@ fn run_replicas(
                 let path =
                     tee_core::heapless::String::try_from(format!("bench/{slot}").as_str()).unwrap();
                 counter += 1;
-                admin(&mut p, DeriveKey { slot, path, auth: AdminAuth::UNSIGNED }, counter);
+                admin(
+                    &mut p,
+                    DeriveKey { slot, path, replace: false, auth: AdminAuth::UNSIGNED },
+                    counter,
+                );
                 let policy = tee_testkit::typed_policy();
                 counter += 1;
                 admin(&mut p, SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }, counter);

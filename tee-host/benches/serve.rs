@@ -38,7 +38,7 @@ const GROUP: &str = "sign_request";
 /// A device with a generated key in slot 0 under the typed policy.
 fn ready<B: Backend>(backend: B) -> Device<B> {
     let mut p = Pair::new(Device::open(backend, tee_testkit::config()).unwrap());
-    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED })
         .unwrap();
     p.device

@@ -140,7 +140,7 @@ fn a_slow_quote_holds_nobody_else_up() {
         Ok(QuoteEvidence { quote: rd.to_vec(), event_log: Vec::new() })
     });
     let mut pair = Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap());
-    pair.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    pair.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     let backend = Slow(pair.device.into_backend(), quoter);
     let device =
         Arc::new(Mutex::new(Device::<_, NUM_SLOTS>::open(backend, tee_testkit::config()).unwrap()));

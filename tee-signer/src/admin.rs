@@ -23,6 +23,10 @@ pub(super) struct DeriveKey {
     /// dstack's key derivation path.
     #[arg(long)]
     path: String,
+    /// Replace the key the slot holds if it is not this path's: that key
+    /// is lost (deriving the same path again needs no --replace).
+    #[arg(long)]
+    replace: bool,
 }
 
 #[derive(Args)]
@@ -31,6 +35,9 @@ pub(super) struct GenerateKey {
     at: At,
     #[command(flatten)]
     admin: AdminKey,
+    /// Replace the key the slot holds: that key is lost.
+    #[arg(long)]
+    replace: bool,
 }
 
 #[derive(Args)]
@@ -112,7 +119,7 @@ fn unpinned(pinned: Option<Address>, identity: Address) {
 pub(super) fn derive_key(c: DeriveKey) -> Result<ExitCode, Failure> {
     let slot = c.at.slot;
     let path = heapless::String::try_from(c.path.as_str()).map_err(|_| "path too long")?;
-    let cmd = protocol::DeriveKey { slot, path, auth: AdminAuth::UNSIGNED };
+    let cmd = protocol::DeriveKey { slot, path, replace: c.replace, auth: AdminAuth::UNSIGNED };
     as_admin(&c.at, &c.admin, cmd, |s| {
         println!("slot {slot}: {} (derived; policy is deny-all until set-policy)", s.key);
     })
@@ -120,7 +127,7 @@ pub(super) fn derive_key(c: DeriveKey) -> Result<ExitCode, Failure> {
 
 pub(super) fn generate_key(c: GenerateKey) -> Result<ExitCode, Failure> {
     let slot = c.at.slot;
-    let cmd = protocol::GenerateKey { slot, auth: AdminAuth::UNSIGNED };
+    let cmd = protocol::GenerateKey { slot, replace: c.replace, auth: AdminAuth::UNSIGNED };
     as_admin(&c.at, &c.admin, cmd, |s| {
         println!("slot {slot}: {} (generated; policy is deny-all until set-policy)", s.key);
     })

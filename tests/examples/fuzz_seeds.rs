@@ -90,7 +90,7 @@ fn requests(root: &Path) {
 /// with the decoder index the response_decode target uses.
 fn responses(root: &Path) {
     let mut p = Pair::new(Device::open(MemBackend::new(1), tee_testkit::config()).unwrap());
-    p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED })
         .unwrap();
     let sign = Sign { slot: 0, sequence: 1, action: sample::action(ActionKind::SetAgentUri) };

@@ -146,7 +146,13 @@ pub fn measure() -> Footprint {
     // (host) build's.
     let bounds = bounds.unwrap();
     timed(&mut c, "GenerateKey (admin signature check, keygen, flash write)".into(), &mut |c| {
-        c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();
+        c.admin(
+            GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED },
+            &admin,
+            &DEVICE_ID,
+            1,
+        )
+        .unwrap();
     });
     timed(&mut c, "SetPolicy, largest policy".into(), &mut |c| {
         c.admin(

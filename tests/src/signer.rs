@@ -89,7 +89,7 @@ pub fn derive_typed(
 ) {
     use tee_core::protocol::{AdminAuth, DeriveKey, SetPolicy};
     let path = tee_core::heapless::String::from_str("agent/1").unwrap_or_default();
-    admin(p, DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED });
+    admin(p, DeriveKey { slot: 0, path, replace: false, auth: AdminAuth::UNSIGNED });
     let policy = tee_testkit::typed_policy();
     admin(p, SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED });
 }

@@ -195,8 +195,12 @@ fn rig() -> Rig {
     let device_id = c.call(&DeviceInfo).unwrap().device_id;
     let mut trust = Trust { device_id, identity };
     assert!(identity.is_some());
-    c.admin_confirmed(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin_key(), &mut trust)
-        .unwrap();
+    c.admin_confirmed(
+        GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED },
+        &admin_key(),
+        &mut trust,
+    )
+    .unwrap();
     let set = SetPolicy { slot: 0, policy: loose(), auth: AdminAuth::UNSIGNED };
     c.admin_confirmed(set, &admin_key(), &mut trust).unwrap();
     let mitm = Mitm::start(dir.path(), socket);
@@ -403,7 +407,7 @@ fn a_rewritten_key_address_is_caught() {
         _ => Verdict::Pass,
     });
     let mut trust = rig.trust;
-    let cmd = GenerateKey { slot: 1, auth: AdminAuth::UNSIGNED };
+    let cmd = GenerateKey { slot: 1, replace: false, auth: AdminAuth::UNSIGNED };
     let r = client(&rig.mitm.endpoint()).admin_confirmed(cmd, &admin_key(), &mut trust);
     assert_eq!(unauthenticated(r), Unauthenticated::Disagrees(1));
 }

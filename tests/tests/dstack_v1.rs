@@ -171,6 +171,7 @@ fn state_keeps_the_api_it_was_made_under() {
         let mut derive = DeriveKey {
             slot: 0,
             path: tee_core::heapless::String::try_from(path).unwrap(),
+            replace: false,
             auth: AdminAuth::UNSIGNED,
         };
         let device_id = p.call(&DeviceInfo).unwrap().device_id;

@@ -52,7 +52,7 @@ fn sign_until_the_crash(dir: &Path, fault_at: u64, after: bool) -> (Released, us
     let state = dir.join("state");
     let (mut p, group) = open(&state);
     for slot in 0..SLOTS {
-        p.admin(GenerateKey { slot, auth: AdminAuth::UNSIGNED }).unwrap();
+        p.admin(GenerateKey { slot, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
         let policy = tee_testkit::typed_policy();
         p.admin(SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }).unwrap();
     }

@@ -163,8 +163,8 @@ proptest! {
     ) {
         request_round_trip(&DeviceInfo)?;
         request_round_trip(&GetPublicKey { slot })?;
-        request_round_trip(&GenerateKey { slot, auth })?;
-        request_round_trip(&DeriveKey { slot, path, auth })?;
+        request_round_trip(&GenerateKey { slot, replace: false, auth })?;
+        request_round_trip(&DeriveKey { slot, path, replace: false, auth })?;
         request_round_trip(&SetPolicy { slot, policy, auth })?;
         request_round_trip(&Sign { slot, sequence, action })?;
         request_round_trip(&Attest { slot, challenge })?;

@@ -35,8 +35,14 @@ fn firmware_over_the_emulated_uart() {
     assert_eq!((mcu.uri, mcu.metadata_value, mcu.calldata, mcu.message), (256, 128, 512, 512));
     assert!(mcu.action < tee_core::action::ActionBounds::THIS_BUILD.action);
 
-    let key =
-        c.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &admin, &DEVICE_ID, 1).unwrap();
+    let key = c
+        .admin(
+            GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED },
+            &admin,
+            &DEVICE_ID,
+            1,
+        )
+        .unwrap();
     assert_eq!(c.call(&GetPublicKey { slot: 0 }).unwrap(), key);
 
     // Deny by default: a fresh key signs nothing.

@@ -88,7 +88,12 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
     // The admin derives a dstack key over TCP and sets its policy over serial.
     let path = heapless_path("erc8004/agent-1");
     let key = tcp
-        .admin(DeriveKey { slot: 0, path, auth: AdminAuth::UNSIGNED }, &admin, &info.device_id, 1)
+        .admin(
+            DeriveKey { slot: 0, path, replace: false, auth: AdminAuth::UNSIGNED },
+            &admin,
+            &info.device_id,
+            1,
+        )
         .unwrap();
     serial
         .admin(
@@ -99,8 +104,12 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
         )
         .unwrap();
     // The replayed admin counter is refused on another transport.
-    let r =
-        unix.admin(GenerateKey { slot: 1, auth: AdminAuth::UNSIGNED }, &admin, &info.device_id, 2);
+    let r = unix.admin(
+        GenerateKey { slot: 1, replace: false, auth: AdminAuth::UNSIGNED },
+        &admin,
+        &info.device_id,
+        2,
+    );
     assert!(matches!(r, Err(ClientError::Device(DeviceError::AdminReplay { last: 2 }))), "{r:?}");
 
     // Signing interleaved over all three; the sequences are one slot's.
@@ -332,8 +341,12 @@ fn an_agent_holding_every_place_never_locks_the_admin_out() {
     let device_id = c.call(&DeviceInfo).unwrap().device_id;
     let mut trust = Trust { device_id, identity: None };
     let key = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
-    c.admin_confirmed(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }, &key, &mut trust)
-        .unwrap();
+    c.admin_confirmed(
+        GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED },
+        &key,
+        &mut trust,
+    )
+    .unwrap();
     let set = SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED };
     c.admin_confirmed(set, &key, &mut trust).unwrap();
     assert_eq!(held[0].call(&GetPolicy { slot: 0 }).unwrap(), tee_testkit::typed_policy());

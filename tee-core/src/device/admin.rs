@@ -13,7 +13,7 @@ use crate::limits::MAX_SLOT_RECORD;
 use crate::primitives::{Address, B256, keccak256};
 use crate::protocol::{
     AdminCommand, AdminState, AdminStateResponse, AdminStatement, DEVICE_SLOT, DeriveKey,
-    DeviceError, GenerateKey, Outcome, Policy, PolicySet, PublicKeyResponse, SetPolicy,
+    DeviceError, GenerateKey, KeyOrigin, Outcome, Policy, PolicySet, PublicKeyResponse, SetPolicy,
     admin_digest, admin_payload_hash,
 };
 use crate::signer::SigningKey;
@@ -130,6 +130,11 @@ impl<B: Backend, const SLOTS: usize> Handle<GenerateKey> for Device<B, SLOTS> {
     fn run(&mut self, cmd: &GenerateKey, body: &[u8]) -> Result<PublicKeyResponse, DeviceError> {
         self.slot(cmd.slot)?;
         self.admin(cmd, body, |d| {
+            // A key is never lost without the admin saying so (refused
+            // after authorization: the attempt is on the audit record).
+            if d.slot(cmd.slot)?.key.is_some() && !cmd.replace {
+                return Err(DeviceError::SlotOccupied);
+            }
             let mut secret = Secret([0; 32]);
             // A uniformly random 32-byte string is a valid scalar except
             // with probability ~2^-128; a few tries make failure moot.
@@ -152,6 +157,15 @@ impl<B: Backend, const SLOTS: usize> Handle<DeriveKey> for Device<B, SLOTS> {
     fn run(&mut self, cmd: &DeriveKey, body: &[u8]) -> Result<PublicKeyResponse, DeviceError> {
         self.slot(cmd.slot)?;
         self.admin(cmd, body, |d| {
+            // Deriving the same path again gives the same key: nothing is
+            // lost; any other key is lost only if the admin says so.
+            let other_key = match &d.slot(cmd.slot)?.key {
+                None => false,
+                Some(k) => !matches!(&k.origin, KeyOrigin::Derived(p) if *p == cmd.path),
+            };
+            if other_key && !cmd.replace {
+                return Err(DeviceError::SlotOccupied);
+            }
             let secret = d.backend.derive_key(&cmd.path).map_err(map_backend)?;
             let key = SigningKey::from_bytes(&secret).map_err(|_| DeviceError::Backend)?;
             d.install(cmd.slot, StoredKey::Derived(cmd.path.clone()), key)?;

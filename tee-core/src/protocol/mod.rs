@@ -70,7 +70,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.
@@ -230,4 +230,7 @@ pub enum DeviceError {
     /// `AttestAction`: the slot's last signature (at its high-water mark)
     /// is not of this digest at this sequence by this slot's key.
     NotLastSigned,
+    /// `GenerateKey`/`DeriveKey`: the slot holds another key, which the
+    /// command would lose; it says `replace` to mean it.
+    SlotOccupied,
 }

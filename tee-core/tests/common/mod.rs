@@ -37,7 +37,7 @@ pub fn permissive() -> Policy {
 /// A device with a generated key in slot 0 under `policy`.
 pub fn ready(policy: Policy) -> (Pair<MemBackend>, Address) {
     let mut p = open(MemBackend::new(1));
-    let pk = p.admin(GenerateKey { slot: 0, auth: AdminAuth::UNSIGNED }).unwrap();
+    let pk = p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED }).unwrap();
     (p, pk.address)
 }
