@@ -587,6 +587,8 @@ fn a_key_is_replaced_only_when_the_admin_says_so() {
     ] {
         assert_eq!(refused, Err(DeviceError::SlotOccupied));
     }
+    // Refused before authorization: neither counter was spent.
+    p.admin_counter -= 2;
     let kept = p.call(&GetPublicKey { slot: 3 }).unwrap();
     assert_eq!(kept.address, first.address);
     assert_eq!(p.call(&GetPolicy { slot: 3 }).unwrap(), permissive());

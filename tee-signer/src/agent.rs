@@ -83,6 +83,15 @@ pub(super) struct Info {
 }
 
 #[derive(Args)]
+pub(super) struct Slots {
+    #[command(flatten)]
+    conn: Conn,
+    /// Print JSON (camelCase keys; numbers above 2^53 as decimal strings).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 pub(super) struct Pubkey {
     #[command(flatten)]
     at: At,
@@ -254,6 +263,58 @@ pub(super) fn audit(c: &Audit) -> Result<ExitCode, Failure> {
         println!(
             "#{:<4} command {:#04x} slot {} seq {:<20} digest {} {:?}",
             e.index, e.command, e.slot, e.sequence, e.digest, e.outcome
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every slot that holds a key: its address, where the key came from, its
+/// high-water mark and the kinds its policy allows (deny-all: none).
+pub(super) fn slots(c: &Slots) -> Result<ExitCode, Failure> {
+    let mut client = client(&c.conn)?;
+    let count = client.call(&DeviceInfo)?.slots;
+    let mut held = Vec::new();
+    for slot in 0..count {
+        let key = match client.call(&GetPublicKey { slot }) {
+            Ok(k) => k,
+            Err(tee_client::ClientError::Device(tee_core::protocol::DeviceError::SlotEmpty)) => {
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let policy = client.call(&tee_core::protocol::GetPolicy { slot })?;
+        let kinds: Vec<&str> = tee_core::ActionKind::ALL
+            .iter()
+            .filter(|k| policy.kinds.contains(**k))
+            .map(|k| k.name())
+            .collect();
+        held.push(serde_json::json!({
+            "slot": slot,
+            "address": key.address.to_string(),
+            "origin": match &key.origin {
+                KeyOrigin::Generated => serde_json::json!("generated"),
+                KeyOrigin::Derived(path) => serde_json::json!({ "derived": path.as_str() }),
+            },
+            "highWater": key.high_water.map(int),
+            "kinds": kinds,
+        }));
+    }
+    if c.json {
+        return json(&held);
+    }
+    for h in &held {
+        let origin = match &h["origin"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => format!("derived {}", other["derived"]),
+        };
+        let kinds = h["kinds"].as_array().map_or(0, Vec::len);
+        println!(
+            "slot {:<3} {}  {:<32} high water {:<8} {}",
+            h["slot"],
+            h["address"].as_str().unwrap_or_default(),
+            origin,
+            h["highWater"],
+            if kinds == 0 { "deny-all".to_owned() } else { format!("{kinds} kinds allowed") }
         );
     }
     Ok(ExitCode::SUCCESS)

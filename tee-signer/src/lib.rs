@@ -92,6 +92,9 @@ enum Command {
     SimDstack(run::SimDstack),
     /// What the signer is.
     Info(agent::Info),
+    /// Every slot that holds a key: address, origin, high-water mark, the
+    /// kinds its policy allows.
+    Slots(agent::Slots),
     /// A slot's public key, address and high-water mark.
     Pubkey(agent::Pubkey),
     /// (admin) Put dstack's key for PATH in a slot.
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Serve(c) => run::serve(c),
         Command::SimDstack(c) => run::sim_dstack(c),
         Command::Info(c) => agent::info(&c),
+        Command::Slots(c) => agent::slots(&c),
         Command::Pubkey(c) => agent::pubkey(&c),
         Command::DeriveKey(c) => admin::derive_key(c),
         Command::GenerateKey(c) => admin::generate_key(c),

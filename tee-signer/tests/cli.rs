@@ -349,6 +349,21 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     let key = value(&["pubkey", "-c", &conn, "--json"]);
     assert_eq!(key["highWater"], 21, "{key}");
     assert_eq!(key["origin"]["derived"], "erc8004/agent", "{key}");
+    // The operator sees every key the signer holds, and loses none by
+    // mistake: another key in an occupied slot needs --replace.
+    let slots = value(&["slots", "-c", &conn, "--json"]);
+    assert_eq!(slots.as_array().unwrap().len(), 1, "{slots}");
+    assert_eq!(slots[0]["origin"]["derived"], "erc8004/agent", "{slots}");
+    assert_eq!(slots[0]["kinds"], serde_json::json!(["setAgentURI"]), "{slots}");
+    let generate = ["generate-key", "-c", &conn, "--admin-key-file", key_file];
+    let e = fails(&generate);
+    assert!(e.contains("SlotOccupied"), "{e}");
+    assert_eq!(code(&generate), 3);
+    assert_eq!(value(&["slots", "-c", &conn, "--json"]), slots, "nothing changed");
+    ok(&[&generate[..], &["--replace"]].concat());
+    let replaced = value(&["slots", "-c", &conn, "--json"]);
+    assert_eq!(replaced[0]["origin"], "generated", "{replaced}");
+    assert_eq!(replaced[0]["highWater"], 21, "the mark stays: {replaced}");
     let audit = value(&["audit", "-c", &conn, "--json"]);
     let entries = audit["entries"].as_array().unwrap();
     assert_eq!(entries.len() as u64, audit["nextIndex"].as_u64().unwrap(), "{audit}");

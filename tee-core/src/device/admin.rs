@@ -128,13 +128,13 @@ impl<B: Backend, const SLOTS: usize> Handle<AdminState> for Device<B, SLOTS> {
 
 impl<B: Backend, const SLOTS: usize> Handle<GenerateKey> for Device<B, SLOTS> {
     fn run(&mut self, cmd: &GenerateKey, body: &[u8]) -> Result<PublicKeyResponse, DeviceError> {
-        self.slot(cmd.slot)?;
+        // A key is never lost without the admin saying so. Refused before
+        // authorization, as SetPolicy on an empty slot: the counter is not
+        // spent, so the admin's tool sees nothing applied.
+        if self.slot(cmd.slot)?.key.is_some() && !cmd.replace {
+            return Err(DeviceError::SlotOccupied);
+        }
         self.admin(cmd, body, |d| {
-            // A key is never lost without the admin saying so (refused
-            // after authorization: the attempt is on the audit record).
-            if d.slot(cmd.slot)?.key.is_some() && !cmd.replace {
-                return Err(DeviceError::SlotOccupied);
-            }
             let mut secret = Secret([0; 32]);
             // A uniformly random 32-byte string is a valid scalar except
             // with probability ~2^-128; a few tries make failure moot.
@@ -155,17 +155,17 @@ impl<B: Backend, const SLOTS: usize> Handle<GenerateKey> for Device<B, SLOTS> {
 
 impl<B: Backend, const SLOTS: usize> Handle<DeriveKey> for Device<B, SLOTS> {
     fn run(&mut self, cmd: &DeriveKey, body: &[u8]) -> Result<PublicKeyResponse, DeviceError> {
-        self.slot(cmd.slot)?;
+        // Deriving the same path again gives the same key: nothing is lost;
+        // any other key is lost only if the admin says so (refused before
+        // authorization, as GenerateKey).
+        let other_key = match &self.slot(cmd.slot)?.key {
+            None => false,
+            Some(k) => !matches!(&k.origin, KeyOrigin::Derived(p) if *p == cmd.path),
+        };
+        if other_key && !cmd.replace {
+            return Err(DeviceError::SlotOccupied);
+        }
         self.admin(cmd, body, |d| {
-            // Deriving the same path again gives the same key: nothing is
-            // lost; any other key is lost only if the admin says so.
-            let other_key = match &d.slot(cmd.slot)?.key {
-                None => false,
-                Some(k) => !matches!(&k.origin, KeyOrigin::Derived(p) if *p == cmd.path),
-            };
-            if other_key && !cmd.replace {
-                return Err(DeviceError::SlotOccupied);
-            }
             let secret = d.backend.derive_key(&cmd.path).map_err(map_backend)?;
             let key = SigningKey::from_bytes(&secret).map_err(|_| DeviceError::Backend)?;
             d.install(cmd.slot, StoredKey::Derived(cmd.path.clone()), key)?;
