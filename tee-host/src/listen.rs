@@ -22,12 +22,26 @@ pub(crate) enum Peer {
 }
 
 /// What a served connection must offer besides bytes.
-pub(crate) trait Conn: Read + Write + Send + 'static {
+pub(crate) trait Conn: Timed + Send + 'static {
     fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()>;
     fn set_blocking(&self) -> io::Result<()>;
     fn peer(&self) -> Peer;
     /// A handle that shuts the connection down from another thread.
     fn closer(&self) -> io::Result<Closer>;
+}
+
+/// A stream whose reads the server tells how long to wait: a connection
+/// waits for its own next deadline (a frame's, or its idle time's), since
+/// stopping the server shuts it down at once ([`Closer`]); a serial line
+/// keeps its poll interval, as nothing else would wake it for a stop.
+pub(crate) trait Timed: Read + Write {
+    fn wait_at_most(&mut self, d: Duration) -> io::Result<()>;
+}
+
+impl Timed for serialport::TTYPort {
+    fn wait_at_most(&mut self, _: Duration) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Shuts a connection down from the thread that stops the server: its
@@ -67,6 +81,11 @@ macro_rules! conn {
             }
             fn closer(&self) -> io::Result<Closer> {
                 Ok(Closer::$closer(self.try_clone()?))
+            }
+        }
+        impl Timed for $t {
+            fn wait_at_most(&mut self, d: Duration) -> io::Result<()> {
+                self.set_read_timeout(Some(d.max(Duration::from_millis(1))))
             }
         }
     };

@@ -20,7 +20,7 @@
 //! completes no request for [`Limits::idle_timeout`] is closed; a peer that
 //! does not take its responses within [`Limits::write_timeout`] is dropped.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
@@ -36,7 +36,7 @@ use tee_core::device::Step;
 use tee_core::frame::{Accumulator, FrameError};
 use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
 
-use super::listen::{Alarm, Conn, Open, Peer, Wake, bind_unix};
+use super::listen::{Alarm, Conn, Open, Peer, Timed, Wake, bind_unix};
 use super::marks::pool::Claims;
 pub use super::served::{Committer, Quoter, Served, Shared};
 use tee_transport::{Endpoint, open_serial};
@@ -393,7 +393,7 @@ enum End {
 /// arrive whole within [`Limits::frame_timeout`] of its first byte, and a
 /// connection that completes no request for `idle_timeout` is closed:
 /// trickling bytes keeps nobody's place.
-fn serve_stream<B: Served, const S: usize, T: Read + Write>(
+fn serve_stream<B: Served, const S: usize, T: Timed>(
     ctx: &Ctx<B, S>,
     io: &mut T,
     idle_timeout: Option<Duration>,
@@ -415,6 +415,17 @@ fn serve_stream<B: Served, const S: usize, T: Read + Write>(
         }
         if frame_start.is_none() && idle_timeout.is_some_and(|t| last_request.elapsed() >= t) {
             return End::Idle;
+        }
+        // Sleep until the next deadline, not a poll interval: an idle
+        // client's connection wakes the server only when its time is up.
+        let next = match (frame_start, idle_timeout) {
+            (Some(t), _) => ctx.limits.frame_timeout.saturating_sub(t.elapsed()),
+            (None, Some(idle)) => idle.saturating_sub(last_request.elapsed()),
+            (None, None) => POLL,
+        };
+        if let Err(e) = io.wait_at_most(next) {
+            tracing::debug!(error = %e, "cannot set the read timeout");
+            return End::Io;
         }
         let n = match io.read(&mut chunk) {
             Ok(0) => return End::Closed,
