@@ -79,6 +79,18 @@ pub enum ProviderError {
     /// A signed transaction that cannot be encoded (its action is not one).
     #[error("the signed transaction cannot be encoded: {0}")]
     Transaction(tee_core::Error),
+    /// Signed at `sequence`, then the attestation failed: the sequence is
+    /// spent; asking again at it gets the same signature (an exact retry).
+    #[error(
+        "signed at sequence {sequence}; attestation failed: {source}; retry with --sequence \
+         {sequence} (the same request gets the same signature)"
+    )]
+    AttestationFailed {
+        /// The sequence signed at.
+        sequence: u64,
+        /// Why the attestation failed.
+        source: Box<ProviderError>,
+    },
     /// Evidence that does not parse.
     #[error("the signer's {what} does not parse: {message}")]
     Evidence {
@@ -441,9 +453,19 @@ impl PhalaDstackProvider {
         (signed, pk): (Signed, Key),
     ) -> Result<TeeSignature, ProviderError> {
         let request = AttestAction { slot, sequence: signed.sequence, digest: signed.digest };
-        let quote = Quoted::from(s.call(&request).map_err(|e| self.err(e))?);
         let bound = Bound::ActionDigest(signed.digest);
-        let attestation = self.attestation(s, slot, quote, bound, Some(&pk.origin))?;
+        // The sequence is spent once signed: a failure from here on says
+        // which, so the caller retries there (the exact retry gets the same
+        // signature) instead of losing it.
+        let attestation = s
+            .call(&request)
+            .map_err(|e| self.err(e))
+            .map(Quoted::from)
+            .and_then(|quote| self.attestation(s, slot, quote, bound, Some(&pk.origin)))
+            .map_err(|e| ProviderError::AttestationFailed {
+                sequence: signed.sequence,
+                source: Box::new(e),
+            })?;
         let (raw_transaction, transaction_hash) = signed.transaction(action)?.unzip();
         Ok(TeeSignature {
             provider: PROVIDER_NAME.to_owned(),

@@ -70,6 +70,7 @@ fn provider(e: &ProviderError) -> u8 {
     match e {
         ProviderError::Refused(_) => REFUSED,
         ProviderError::Client { source, .. } => client(source),
+        ProviderError::AttestationFailed { source, .. } => provider(source),
         ProviderError::NotAdmin
         | ProviderError::PathTooLong
         | ProviderError::MessageTooLong

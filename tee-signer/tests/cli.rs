@@ -369,3 +369,29 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     assert_eq!(entries.len() as u64, audit["nextIndex"].as_u64().unwrap(), "{audit}");
     assert!(entries.len() > 20, "{audit}");
 }
+
+/// A signer that signs but cannot attest (here: no TEE) says which sequence
+/// it spent, so the caller retries there instead of losing it; the exact
+/// retry signs.
+#[test]
+fn a_failed_attestation_names_the_sequence_it_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let socket = dir.path().join("signer.sock");
+    let conn = format!("unix:{}", socket.display());
+    let _server = serve_no_tee(&state, &socket);
+    let key_file = &admin_key_file(dir.path());
+    ok(&["generate-key", "-c", &conn, "--admin-key-file", key_file]);
+    set_policy(&conn, key_file, &open_policy_file(dir.path(), "p.toml", &["personal_sign"]));
+    let request = dir.path().join("hello.json");
+    std::fs::write(&request, r#"{"method": "personal_sign", "params": ["hello"]}"#).unwrap();
+    let request = request.to_str().unwrap();
+    let o = run(&["sign", "-c", &conn, "--json", request]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("signed at sequence 1; attestation failed"), "{e}");
+    assert!(e.contains("retry with --sequence 1"), "{e}");
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    let again = ok(&["sign", "-c", &conn, "--json", request, "--sequence", "1", "--no-attest"]);
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["sequence"], 1, "{again}");
+}

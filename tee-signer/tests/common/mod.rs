@@ -40,10 +40,19 @@ pub fn serve(state: &Path, socket: &Path, admin: Option<&str>) -> Server {
     serve_with(state, socket, admin, &[])
 }
 
+/// A signer without a TEE (`serve --no-tee`): it signs, and cannot attest.
+pub fn serve_no_tee(state: &Path, socket: &Path) -> Server {
+    start(&["serve", "--no-tee", "--state", state.to_str().unwrap()], socket, Some(ADMIN), &[])
+}
+
 pub fn serve_with(state: &Path, socket: &Path, admin: Option<&str>, extra: &[&str]) -> Server {
-    let mut args = vec!["serve", "--simulated", "--state", state.to_str().unwrap()];
-    args.extend(extra);
+    start(&["serve", "--simulated", "--state", state.to_str().unwrap()], socket, admin, extra)
+}
+
+fn start(command: &[&str], socket: &Path, admin: Option<&str>, extra: &[&str]) -> Server {
     let listen = format!("unix:{}", socket.display());
+    let mut args: Vec<&str> = command.to_vec();
+    args.extend(extra);
     args.extend(["--listen", &listen]);
     if let Some(a) = admin {
         args.extend(["--admin", a]);
