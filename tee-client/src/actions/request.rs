@@ -91,7 +91,15 @@ fn hex_bytes(name: &'static str, v: &Value) -> Result<Vec<u8>, JsonActionError> 
 }
 
 fn address(name: &'static str, v: &Value) -> Result<Address, JsonActionError> {
-    serde_json::from_value(v.clone()).map_err(|e| field(name, e))
+    serde_json::from_value(v.clone()).map_err(|e| {
+        // Forty hex digits whose mixed case is not the EIP-55 checksum (a
+        // typo, or another address): say that, and what the checksum is.
+        let lower = v.as_str().map(str::to_ascii_lowercase);
+        match lower.as_deref().map(str::parse::<Address>) {
+            Some(Ok(a)) => field(name, format!("its mixed case is not the EIP-55 checksum of {a}")),
+            _ => field(name, e),
+        }
+    })
 }
 
 /// Decodes a JSON action. `registries` are contracts the caller knows to be

@@ -242,3 +242,21 @@ fn duplicate_keys_are_refused_by_name() {
                      "params": ["0x2222222222222222222222222222222222222222", td]});
     assert!(matches!(from_json(&env.to_string(), &[]), Err(JsonActionError::DuplicateKey(_))));
 }
+
+/// An address whose mixed case is not its EIP-55 checksum is refused as
+/// such (a typo, or another address), naming the checksummed form; before,
+/// it read "expected 0x and 40 hex digits".
+#[test]
+fn a_bad_checksum_is_named_as_one() {
+    let tx = |to: &str| {
+        json!({"to": to, "data": "0x", "value": "0x1", "nonce": "0x0", "gas": "0x5208",
+               "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1", "chainId": "0x1"})
+        .to_string()
+    };
+    let good = "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432";
+    let bad = "0x8004a169FB4a3325136EB29fA0ceB6D2e539a432";
+    let e = from_json(&tx(bad), &[]).unwrap_err().to_string();
+    assert!(e.contains("EIP-55 checksum") && e.contains(good), "{e}");
+    let e = from_json(&tx("0x1234"), &[]).unwrap_err().to_string();
+    assert!(!e.contains("EIP-55"), "{e}");
+}
