@@ -565,25 +565,18 @@ fn sign_claim_answers_without_consuming_anything() {
 /// reset the policy to deny-all without a word.
 #[test]
 fn a_key_is_replaced_only_when_the_admin_says_so() {
-    let path = |p: &str| tee_core::heapless::String::try_from(p).unwrap();
+    let derive = |path: &str| DeriveKey {
+        slot: 3,
+        path: tee_core::heapless::String::try_from(path).unwrap(),
+        replace: false,
+        auth: AdminAuth::UNSIGNED,
+    };
     let mut p = open(MemBackend::new(1));
-    let first = p
-        .admin(DeriveKey {
-            slot: 3,
-            path: path("agent/1"),
-            replace: false,
-            auth: AdminAuth::UNSIGNED,
-        })
-        .unwrap();
+    let first = p.admin(derive("agent/1")).unwrap();
     p.admin(SetPolicy { slot: 3, policy: permissive(), auth: AdminAuth::UNSIGNED }).unwrap();
     for refused in [
         p.admin(GenerateKey { slot: 3, replace: false, auth: AdminAuth::UNSIGNED }),
-        p.admin(DeriveKey {
-            slot: 3,
-            path: path("agent/2"),
-            replace: false,
-            auth: AdminAuth::UNSIGNED,
-        }),
+        p.admin(derive("agent/2")),
     ] {
         assert_eq!(refused, Err(DeviceError::SlotOccupied));
     }
@@ -593,14 +586,7 @@ fn a_key_is_replaced_only_when_the_admin_says_so() {
     assert_eq!(kept.address, first.address);
     assert_eq!(p.call(&GetPolicy { slot: 3 }).unwrap(), permissive());
     // The same path again: the same key.
-    let again = p
-        .admin(DeriveKey {
-            slot: 3,
-            path: path("agent/1"),
-            replace: false,
-            auth: AdminAuth::UNSIGNED,
-        })
-        .unwrap();
+    let again = p.admin(derive("agent/1")).unwrap();
     assert_eq!(again.address, first.address);
     // Said: replaced.
     let new = p.admin(GenerateKey { slot: 3, replace: true, auth: AdminAuth::UNSIGNED }).unwrap();

@@ -29,7 +29,9 @@ use tee_verify::Verifier;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{ADMIN, BIN, admin_key_file, derive_key, open_policy_file, serve, set_policy};
+use common::{
+    ADMIN, BIN, Paths, admin_key_file, derive_key, open_policy_file, paths, serve, set_policy,
+};
 
 /// Runs `f` `n` times; its durations sorted.
 fn times(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
@@ -66,9 +68,7 @@ fn run(args: &[&str]) {
 fn main() {
     let n: usize = std::env::var("LATENCY_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let socket = dir.path().join("signer.sock");
-    let conn = format!("unix:{}", socket.display());
+    let Paths { state, socket, conn } = paths(dir.path());
     let _server = serve(&state, &socket, Some(ADMIN));
     let key_file = &admin_key_file(dir.path());
     derive_key(&conn, key_file, "bench/agent");

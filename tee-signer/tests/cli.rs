@@ -45,9 +45,7 @@ fn state_directory_permissions() {
 #[test]
 fn operator_admin_agent_and_validator_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let socket = dir.path().join("signer.sock");
-    let conn = format!("unix:{}", socket.display());
+    let Paths { state, socket, conn } = paths(dir.path());
     let key_file = &admin_key_file(dir.path());
 
     // A new state directory needs its admin.
@@ -301,9 +299,7 @@ fn operator_admin_agent_and_validator_through_the_cli() {
 fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     let code = |args: &[&str]| run(args).status.code().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let socket = dir.path().join("signer.sock");
-    let conn = format!("unix:{}", socket.display());
+    let Paths { state, socket, conn } = paths(dir.path());
     let _server = serve(&state, &socket, Some(ADMIN));
     let key_file = &admin_key_file(dir.path());
     derive_key(&conn, key_file, "erc8004/agent");
@@ -376,9 +372,7 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
 #[test]
 fn a_failed_attestation_names_the_sequence_it_spent() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let socket = dir.path().join("signer.sock");
-    let conn = format!("unix:{}", socket.display());
+    let Paths { state, socket, conn } = paths(dir.path());
     let _server = serve_no_tee(&state, &socket);
     let key_file = &admin_key_file(dir.path());
     ok(&["generate-key", "-c", &conn, "--admin-key-file", key_file]);

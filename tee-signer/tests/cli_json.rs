@@ -24,9 +24,7 @@ fn a_user_written_transaction_signs_ready_to_broadcast() {
         function setAgentURI(uint256 agentId, string newURI) external;
     }
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let socket = dir.path().join("signer.sock");
-    let conn = format!("unix:{}", socket.display());
+    let Paths { state, socket, conn } = paths(dir.path());
     let key_file = &admin_key_file(dir.path());
     let _server = serve(&state, &socket, Some(ADMIN));
     let address = derive_key(&conn, key_file, "erc8004/agent");

@@ -291,19 +291,7 @@ impl FileStore {
             file.write_all(&out).and_then(|()| file.sync_all()).map_err(io_err)?;
             File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
             let (len, state) = (out.len() as u64, State::new(genesis));
-            let group = GroupCommit::new(&file, len).map_err(io_err)?;
-            return Ok(FileStore {
-                dir: dir.to_owned(),
-                keys,
-                file,
-                head,
-                len,
-                state,
-                group,
-                max_journal: MAX_JOURNAL,
-                compaction_faults: Vec::new(),
-                _lock: lock,
-            });
+            return FileStore::assemble(dir, keys, file, (head, len), state, lock).map_err(io_err);
         }
         if replay.torn > 0 {
             file.set_len(replay.good_len as u64).and_then(|()| file.sync_all()).map_err(io_err)?;
@@ -314,8 +302,21 @@ impl FileStore {
         {
             return Err(StoreError::AdminMismatch { provisioned: state.genesis.admin, given });
         }
-        let (head, len) = (replay.head, replay.good_len as u64);
-        let group = GroupCommit::new(&file, len).map_err(io_err)?;
+        let end = (replay.head, replay.good_len as u64);
+        FileStore::assemble(dir, keys, file, end, state, lock).map_err(io_err)
+    }
+
+    /// The store over the journal `file`, whose last record's MAC and
+    /// length are `end` and whose records made `state`.
+    fn assemble(
+        dir: &Path,
+        keys: Keys,
+        file: File,
+        (head, len): ([u8; 32], u64),
+        state: State,
+        lock: File,
+    ) -> io::Result<FileStore> {
+        let group = GroupCommit::new(&file, len)?;
         Ok(FileStore {
             dir: dir.to_owned(),
             keys,

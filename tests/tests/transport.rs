@@ -194,14 +194,7 @@ fn connections_over_the_cap_are_closed_and_idle_ones_time_out() {
         ..Limits::default()
     };
     let (_dstack, _server, e) = tcp_signer(dir.path(), limits);
-    let mut a = client(&e);
-    let mut b = client(&e);
-    a.call(&DeviceInfo).unwrap();
-    b.call(&DeviceInfo).unwrap();
-    // The third is closed at once.
-    let mut c = client(&e);
-    let r = c.call(&DeviceInfo);
-    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    let [mut a, mut b] = take_every_place(&e);
     // Idle connections are closed after the timeout (the read sees the
     // close well before its own 10 s timeout), freeing their places.
     for idle in [&mut a, &mut b] {
@@ -225,6 +218,18 @@ fn tcp_signer(dir: &std::path::Path, limits: Limits) -> (SimServer, ServerHandle
     let server = server.unwrap();
     let e = server.endpoints()[0].clone();
     (dstack, server, e)
+}
+
+/// Two clients that each got an answer at `e`, where two is every place a
+/// peer gets: a third is closed at once.
+fn take_every_place(e: &Endpoint) -> [Client<Box<dyn Stream>>; 2] {
+    let mut held = [client(e), client(e)];
+    for c in &mut held {
+        c.call(&DeviceInfo).unwrap();
+    }
+    let r = client(e).call(&DeviceInfo);
+    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    held
 }
 
 /// The signer on `dir`'s state directory, to serve.
@@ -295,13 +300,7 @@ fn one_peer_holds_at_most_its_share() {
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));
     let server = serve(device, std::slice::from_ref(&socket), limits).unwrap();
     let e = server.endpoints()[0].clone();
-    let mut a = client(&e);
-    let mut b = client(&e);
-    a.call(&DeviceInfo).unwrap();
-    b.call(&DeviceInfo).unwrap();
-    let mut c = client(&e);
-    let r = c.call(&DeviceInfo);
-    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    let [a, _b] = take_every_place(&e);
     // A place given back is a place for the same peer again.
     drop(a);
     std::thread::sleep(Duration::from_millis(200));
@@ -330,12 +329,7 @@ fn an_agent_holding_every_place_never_locks_the_admin_out() {
     )
     .unwrap();
     // The agent takes every place it may; one more is closed at once.
-    let mut held: Vec<_> = (0..2).map(|_| client(&agent)).collect();
-    for c in &mut held {
-        c.call(&DeviceInfo).unwrap();
-    }
-    let r = client(&agent).call(&DeviceInfo);
-    assert!(matches!(r, Err(ClientError::Closed | ClientError::Io(_))), "{r:?}");
+    let mut held = take_every_place(&agent);
     // The admin, on its own listener, provisions and sets a policy.
     let mut c = client(&admin);
     let device_id = c.call(&DeviceInfo).unwrap().device_id;

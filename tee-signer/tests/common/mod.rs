@@ -2,7 +2,7 @@
 //! started as an operator starts it, the slot policy files.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tee-signer");
@@ -76,6 +76,20 @@ fn start(command: &[&str], socket: &Path, admin: Option<&str>, extra: &[&str]) -
     std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
     assert!(socket.exists());
     Server(child)
+}
+
+/// Where a signer of a test lives in `dir`: its state directory, its
+/// socket, and the `-c` argument that reaches it.
+pub struct Paths {
+    pub state: PathBuf,
+    pub socket: PathBuf,
+    pub conn: String,
+}
+
+pub fn paths(dir: &Path) -> Paths {
+    let socket = dir.join("signer.sock");
+    let conn = format!("unix:{}", socket.display());
+    Paths { state: dir.join("state"), socket, conn }
 }
 
 /// The admin's key file in `dir` (the key of [`ADMIN`]), readable by its
