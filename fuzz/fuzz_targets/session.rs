@@ -84,7 +84,11 @@ fuzz_target!(|data: &[u8]| {
                 p.send_raw(&raw);
             }
             1 => {
-                let _ = p.admin(GenerateKey { slot: arg % 9, replace: false, auth: AdminAuth::UNSIGNED });
+                let _ = p.admin(GenerateKey {
+                    slot: arg % 9,
+                    replace: false,
+                    auth: AdminAuth::UNSIGNED,
+                });
             }
             2 => {
                 let mask = u32::from_le_bytes([
