@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 #![doc = include_str!("../README.md")]
 
+mod compaction;
 pub mod error;
 mod files;
 pub mod group;
