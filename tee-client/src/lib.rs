@@ -15,6 +15,7 @@ pub mod admin;
 pub mod alloy;
 mod answers;
 mod error;
+pub mod explain;
 pub mod onchain;
 pub mod policyfile;
 pub mod provider;

@@ -396,6 +396,11 @@ impl PhalaDstackProvider {
         Ok(self.sign_only(&mut self.session(), slot, action, sequence, None)?.0)
     }
 
+    /// The policy of `slot`.
+    pub fn policy(&self, slot: u8) -> Result<Policy, ProviderError> {
+        self.session().call(&GetPolicy { slot }).map_err(|e| self.err(e))
+    }
+
     /// The address of `slot`.
     pub fn address(&self, slot: u8) -> Result<Address, ProviderError> {
         Ok(self.public_key(&mut self.session(), slot)?.address)

@@ -14,7 +14,8 @@ use super::exit::Invalid;
 use super::{At, Conn, Failure, client, json, now_secs};
 use crate::demo::demo_action;
 use tee_client::policyfile::kind_by_name;
-use tee_client::provider::PhalaDstackProvider;
+use tee_client::provider::{PhalaDstackProvider, ProviderError};
+use tee_core::protocol::DeviceError;
 use tee_verify::Verifier;
 
 #[derive(Args)]
@@ -163,6 +164,16 @@ pub(super) fn pubkey(c: &Pubkey) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A policy refusal explained: what the action was read as and the limit
+/// it met (the device answers only the violation).
+fn explain(p: &PhalaDstackProvider, slot: u8, action: &Action, e: &ProviderError) {
+    if let ProviderError::Refused(DeviceError::Denied(v)) = e
+        && let Ok(policy) = p.policy(slot)
+    {
+        eprintln!("tee-signer: {}", tee_client::explain::refusal(action, &policy, *v));
+    }
+}
+
 /// One provider, so one connection, for the whole command.
 pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     let slot = c.at.slot;
@@ -170,7 +181,14 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     if let Some(path) = &c.json
         && !c.no_attest
     {
-        return json(&p.sign_json(slot, &read_json(path)?, c.sequence)?.to_json());
+        let request = read_json(path)?;
+        let signed = p.sign_json(slot, &request, c.sequence);
+        let signed = signed.inspect_err(|e| {
+            if let Ok(action) = p.json_action(slot, &request) {
+                explain(&p, slot, &action, e);
+            }
+        })?;
+        return json(&signed.to_json());
     }
     let action = match (c.json, c.action, c.sample) {
         (Some(path), _, _) => p.json_action(slot, &read_json(&path)?)?,
@@ -187,7 +205,9 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     if c.no_attest {
         // As `sign` prints it, without the attestation (a signer without a
         // TEE): a transaction still comes out signed.
-        let r = p.sign_unattested(slot, &action, c.sequence)?;
+        let r = p
+            .sign_unattested(slot, &action, c.sequence)
+            .inspect_err(|e| explain(&p, slot, &action, e))?;
         let tx = r.transaction(&action)?;
         let mut out = serde_json::json!({
             "slot": slot,
@@ -208,7 +228,8 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         }
         return json(&out);
     }
-    let signature = p.sign_slot_at(slot, &action, c.sequence)?;
+    let signature =
+        p.sign_slot_at(slot, &action, c.sequence).inspect_err(|e| explain(&p, slot, &action, e))?;
     // The action as decoded, for people, beside the signature.
     json(&tee_client::provider::SignedJson { action, signature }.to_json())
 }

@@ -318,6 +318,17 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     // Signed, then checked under a policy that does not trust the
     // simulator's root: DCAP fails under Intel's, so not verified.
     set_policy(&conn, key_file, &open_policy_file(dir.path(), "p.toml", &["setAgentURI"]));
+    // A plain transfer is refused naming what it was read as and what the
+    // policy allows (it said a bare KindNotAllowed).
+    let transfer = dir.path().join("transfer.json");
+    let tx = serde_json::json!({"to": "0x1111111111111111111111111111111111111111", "data": "0x",
+        "value": "0x1", "nonce": "0x0", "gas": "0x5208", "maxFeePerGas": "0x1",
+        "maxPriorityFeePerGas": "0x1", "chainId": "0x2105"});
+    std::fs::write(&transfer, tx.to_string()).unwrap();
+    let o = run(&["sign", "-c", &conn, "--json", transfer.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("read as generic-tx") && e.contains("[\"setAgentURI\"]"), "{e}");
+    assert_eq!(o.status.code(), Some(3), "{e}");
     let signed = dir.path().join("signed.json");
     std::fs::write(&signed, ok(&["sign", "-c", &conn, "--sample", "setAgentURI"])).unwrap();
     let signed = signed.to_str().unwrap();
