@@ -253,14 +253,13 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     assert!(e.contains("is not a loopback address") && e.contains("--trusted-network"), "{e}");
 
     // One signer per state directory; a restart keeps the key and the mark.
-    let e = fails(&[
-        "serve",
-        "--simulated",
-        "--state",
-        state.to_str().unwrap(),
-        "--listen",
-        &format!("unix:{}", dir.path().join("second.sock").display()),
-    ]);
+    let serve_args = |listen: &str| {
+        ["serve", "--simulated", "--state", state.to_str().unwrap(), "--listen", listen]
+            .map(str::to_owned)
+            .to_vec()
+    };
+    let second = format!("unix:{}", dir.path().join("second.sock").display());
+    let e = fails(&serve_args(&second).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("is another signer serving this state directory"), "{e}");
     // The running signer kept its simulated dstack: it still signs with an
     // attestation (a second `serve` used to take its socket away, and it
@@ -270,16 +269,9 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     assert!(signed["attestation"]["quote"].is_string(), "{signed}");
     drop(server);
     let _ = std::fs::remove_file(&socket);
-    let e = fails(&[
-        "serve",
-        "--simulated",
-        "--state",
-        state.to_str().unwrap(),
-        "--listen",
-        &conn,
-        "--admin",
-        "0x0000000000000000000000000000000000000001",
-    ]);
+    let mut args = serve_args(&conn);
+    args.extend(["--admin".into(), "0x0000000000000000000000000000000000000001".into()]);
+    let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("the admin is fixed at provisioning"), "{e}");
     let _server = serve(&state, &socket, None);
     let pk = ok(&["pubkey", "-c", &conn]);

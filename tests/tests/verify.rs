@@ -45,6 +45,16 @@ fn evidence(quote: &[u8]) -> Evidence<'_> {
     Evidence { quote, event_log: None, key_chain: None }
 }
 
+/// A simulated app's quote (and event log) binding a key to a challenge.
+fn simulated_quote() -> (SigningKey, B256, Vec<u8>, Vec<tee_verify::eventlog::Event>) {
+    let sim = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc0; 32]).unwrap();
+    let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
+    let challenge = B256([0x33; 32]);
+    let (quote, log) =
+        sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &challenge));
+    (key, challenge, quote, log)
+}
+
 /// `v`'s report on `quote` alone (no event log or key chain), for no key
 /// of ours (the samples bind none), at `now`.
 fn unbound(v: &Verifier, quote: &[u8], now: u64) -> tee_verify::Report {
@@ -138,11 +148,7 @@ fn every_flipped_byte_of_report_body_or_signature_fails_dcap() {
 
 #[test]
 fn binding_wrong_address_stale_challenge_and_purpose() {
-    let sim = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc0; 32]).unwrap();
-    let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
-    let challenge = B256([0x33; 32]);
-    let (quote, log) =
-        sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &challenge));
+    let (key, challenge, quote, log) = simulated_quote();
     let ev = Evidence { quote: &quote, event_log: Some(&log), key_chain: None };
     let v = Verifier {
         policy: Policy::default(),
@@ -361,11 +367,7 @@ fn binding_example_in_the_docs() {
 /// (Intel's own sample then fails), and the verdict says so.
 #[test]
 fn simulated_quotes_pass_dcap_under_the_simulator_root_only() {
-    let sim = SimDstack::new(&[0x11; 32], [0xa1; 20], [0xc0; 32]).unwrap();
-    let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
-    let challenge = B256([0x33; 32]);
-    let (quote, log) =
-        sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &challenge));
+    let (key, challenge, quote, log) = simulated_quote();
     let ev = Evidence { quote: &quote, event_log: Some(&log), key_chain: None };
     let now = 1_800_000_000;
     let expected = Expected::Challenge(challenge);
