@@ -20,6 +20,7 @@ pub mod onchain;
 pub mod policyfile;
 pub mod provider;
 pub mod session;
+mod signed;
 
 pub use error::Error;
 

@@ -15,7 +15,6 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use tee_core::action::tx;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
@@ -29,6 +28,7 @@ use super::ClientError;
 use super::admin::Trust;
 use super::answers::{Key, Quoted, fetch};
 use super::session::{DEFAULT_TIMEOUT, Session, Stats};
+pub use super::signed::{SignedJson, TeeKey};
 use tee_transport::Endpoint;
 use tee_verify::{Attestation, Bound, Report, TeeSignature, Verifier};
 
@@ -99,48 +99,6 @@ pub enum ProviderError {
         /// Why.
         message: String,
     },
-}
-
-/// A key in the signer, with an attestation bound to a fresh challenge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeeKey {
-    /// The signer's slot.
-    pub slot: u8,
-    /// The address.
-    pub address: Address,
-    /// SEC1 compressed public key.
-    pub public_key: FixedBytes<33>,
-    /// The dstack derivation path, for a derived key.
-    pub path: Option<String>,
-    /// Proof that the key is in the TEE.
-    pub attestation: Attestation,
-}
-
-/// A signed action and its signature.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedJson {
-    /// The action as decoded.
-    pub action: Action,
-    /// Its attested signature.
-    pub signature: TeeSignature,
-}
-
-impl SignedJson {
-    /// The signature's JSON with the action beside it, for people: `kind`,
-    /// `action` (its one-line description) and `request` (the action as a
-    /// wallet would send it).
-    #[must_use]
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut out = serde_json::to_value(&self.signature).unwrap_or_default();
-        if let Some(o) = out.as_object_mut() {
-            o.insert("kind".into(), self.action.kind().name().into());
-            o.insert("action".into(), self.action.to_string().into());
-            if let Some(request) = crate::actions::to_json(&self.action) {
-                o.insert("request".into(), request);
-            }
-        }
-        out
-    }
 }
 
 /// The `phala-dstack` provider over a signer at an endpoint. It keeps one
