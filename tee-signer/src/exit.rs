@@ -97,6 +97,8 @@ pub fn code_of(e: &(dyn std::error::Error + 'static)) -> u8 {
         || e.is::<tee_transport::EndpointError>()
         || e.is::<serde_json::Error>()
         || e.is::<hex::FromHexError>()
+        // A canonical encoding the user gave that does not decode.
+        || e.is::<tee_core::Error>()
     {
         return INVALID;
     }
@@ -124,11 +126,6 @@ pub fn code_of(e: &(dyn std::error::Error + 'static)) -> u8 {
             | AnswerError::Transaction(_) => INVALID,
             _ => FAILED,
         };
-    }
-    if let Some(e) = e.downcast_ref::<tee_core::Error>() {
-        // A canonical encoding the user gave that does not decode.
-        let _ = e;
-        return INVALID;
     }
     FAILED
 }
