@@ -5,9 +5,11 @@
 use embedded_io::{Read, Write};
 
 use embedded_storage::nor_flash::NorFlash;
+use tee_core::action::ActionBounds;
 use tee_core::device::{Device, DeviceConfig, Rng};
 use tee_core::frame::Accumulator;
-use tee_core::protocol::{DeviceError, MAX_REQUEST_FRAME};
+use tee_core::limits::MCU_REQUEST_FRAME;
+use tee_core::protocol::DeviceError;
 
 use crate::backend::McuBackend;
 use crate::log::Part;
@@ -97,12 +99,15 @@ pub fn run<B: Board>(
     };
     // Built in place and loaded through `&mut`: the device is several KiB,
     // and moving it around would multiply its stack cost.
+    // The receive buffer below holds a frame of the microcontroller's
+    // bounds: those are the device's, whatever the caller asked for.
+    let config = DeviceConfig { bounds: ActionBounds::MCU, ..config };
     let mut device = Device::<_, MCU_SLOTS>::new(backend, config);
     if let Err(e) = device.load() {
         return Halt::Device(e);
     }
     crate::log::line(&[Part::Str("device open, serving")]);
-    let mut rx = Accumulator::<MAX_REQUEST_FRAME>::new();
+    let mut rx = Accumulator::<MCU_REQUEST_FRAME>::new();
     let mut tx = [0u8; TX_BUFFER];
     let mut chunk = [0u8; 64];
     loop {

@@ -50,7 +50,7 @@ fn script() -> Vec<Op> {
     s
 }
 
-fn action(kind: ActionKind, nonce: u64) -> Action {
+fn action(kind: ActionKind, nonce: u64) -> Action<'static> {
     let Action::RegistryTx(mut t) = sample::action(kind) else { unreachable!() };
     t.tx.nonce = nonce;
     Action::RegistryTx(t)

@@ -14,9 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use tee_client::actions::OwnedAction;
 use tee_client::policyfile::PolicyFile;
 use tee_client::provider::{PhalaDstackProvider, ProviderError, SignedJson};
-use tee_core::action::{Eip712Prehashed, PersonalMessage, bytes};
+use tee_core::action::{Eip712Prehashed, PersonalMessage};
 use tee_core::protocol::DeviceError;
 use tee_core::{Action, B256, SigningKey};
 use tee_transport::Endpoint;
@@ -171,13 +172,8 @@ impl Signer {
 
     /// Signs an EIP-191 `personal_sign` message (version `0x45`).
     fn sign_personal(&self, py: Python<'_>, slot: u8, message: &[u8]) -> PyResult<String> {
-        let message = bytes(message).map_err(|_| {
-            invalid(
-                py,
-                format!("the message is longer than {} bytes", tee_core::limits::MAX_MESSAGE_LEN),
-            )
-        })?;
-        self.sign_action(py, slot, Action::PersonalMessage(PersonalMessage { message }))
+        // A message over the signer's bound is refused naming the bound.
+        self.sign_action(py, slot, Action::PersonalMessage(PersonalMessage { message }).into())
     }
 
     /// Signs pre-hashed EIP-712 data (EIP-191 version `0x01`): the domain
@@ -193,7 +189,7 @@ impl Signer {
             domain_separator: b256(py, "domain_separator", domain_separator)?,
             struct_hash: b256(py, "struct_hash", struct_hash)?,
         });
-        self.sign_action(py, slot, action)
+        self.sign_action(py, slot, action.into())
     }
 
     /// The key in `slot` with an attestation bound to a fresh challenge.
@@ -352,11 +348,11 @@ impl Signer {
 }
 
 impl Signer {
-    fn sign_action(&self, py: Python<'_>, slot: u8, action: Action) -> PyResult<String> {
+    fn sign_action(&self, py: Python<'_>, slot: u8, action: OwnedAction) -> PyResult<String> {
         let p = Arc::clone(&self.provider);
         let signed = py
             .detach(move || {
-                let signature = p.sign_slot_at(slot, &action, None)?;
+                let signature = p.sign_slot_at(slot, &action.view(), None)?;
                 Ok::<_, ProviderError>(SignedJson { action, signature })
             })
             .map_err(|e| provider_err(py, e))?;

@@ -31,7 +31,7 @@ use tee_core::action::{AgentWalletSet, Eip712Prehashed, PersonalMessage};
 use tee_core::{Address, B256, U256};
 
 use super::provider::{PhalaDstackProvider, ProviderError};
-use crate::actions::{Fees, JsonActionError, TxRequest};
+use crate::actions::{Fees, JsonActionError, OwnedAction, TxRequest};
 use tee_verify::TeeSignature;
 
 /// A slot of the signer as an alloy signer.
@@ -99,7 +99,7 @@ impl DeviceSigner {
     }
 
     /// Signs `action` and checks its digest is `expected`.
-    fn sign_action(&self, action: &Action, expected: B256) -> alloy_signer::Result<Signature> {
+    fn sign_action(&self, action: &Action<'_>, expected: B256) -> alloy_signer::Result<Signature> {
         let signed = self.provider.sign_slot_at(self.slot, action, None).map_err(other)?;
         if signed.digest != expected {
             return Err(other(DeviceSignerError::DigestMismatch {
@@ -120,7 +120,7 @@ impl DeviceSigner {
     fn prepare_transaction(
         &self,
         tx: &mut dyn SignableTransaction<Signature>,
-    ) -> alloy_signer::Result<(Action, B256)> {
+    ) -> alloy_signer::Result<(OwnedAction, B256)> {
         if let Some(chain_id) = self.chain_id
             && !tx.set_chain_id_checked(chain_id)
         {
@@ -137,7 +137,7 @@ impl DeviceSigner {
     fn transaction_action(
         &self,
         tx: &dyn SignableTransaction<Signature>,
-    ) -> Result<Action, DeviceSignerError> {
+    ) -> Result<OwnedAction, DeviceSignerError> {
         use DeviceSignerError::Unsupported;
         let fees = match tx.ty() {
             0 => Fees::Legacy { gas_price: tx.gas_price().ok_or(Unsupported("no gas price"))? },
@@ -168,7 +168,7 @@ impl DeviceSigner {
         Ok(request.into_action(&self.registries)?)
     }
 
-    fn typed_data_action<T: SolStruct>(payload: &T, domain: &Eip712Domain) -> Action {
+    fn typed_data_action<T: SolStruct>(payload: &T, domain: &Eip712Domain) -> Action<'static> {
         if let Some(w) = agent_wallet_set(payload, domain) {
             return Action::AgentWalletSet(w);
         }
@@ -223,9 +223,7 @@ impl SignerSync for DeviceSigner {
     }
 
     fn sign_message_sync(&self, message: &[u8]) -> alloy_signer::Result<Signature> {
-        let message =
-            tee_core::action::bytes(message).map_err(|_| other(ProviderError::MessageTooLong))?;
-        let expected = b256(&alloy_primitives::eip191_hash_message(&message));
+        let expected = b256(&alloy_primitives::eip191_hash_message(message));
         self.sign_action(&Action::PersonalMessage(PersonalMessage { message }), expected)
     }
 
@@ -244,7 +242,7 @@ impl SignerSync for DeviceSigner {
     ) -> alloy_signer::Result<Signature> {
         let json = serde_json::to_string(payload).map_err(alloy_signer::Error::other)?;
         let action = crate::actions::from_json(&json, &self.registries).map_err(other)?.action;
-        self.sign_action(&action, b256(&payload.eip712_signing_hash()?))
+        self.sign_action(&action.view(), b256(&payload.eip712_signing_hash()?))
     }
 
     fn chain_id_sync(&self) -> Option<ChainId> {
@@ -262,7 +260,7 @@ impl TxSignerSync<Signature> for DeviceSigner {
         tx: &mut dyn SignableTransaction<Signature>,
     ) -> alloy_signer::Result<Signature> {
         let (action, expected) = self.prepare_transaction(tx)?;
-        self.sign_action(&action, expected)
+        self.sign_action(&action.view(), expected)
     }
 }
 
@@ -326,7 +324,7 @@ impl TxSigner<Signature> for DeviceSigner {
         // thread signs the action made of its fields.
         let (action, expected) = self.prepare_transaction(tx)?;
         let this = self.clone();
-        off_thread(move || this.sign_action(&action, expected)).await
+        off_thread(move || this.sign_action(&action.view(), expected)).await
     }
 }
 

@@ -20,7 +20,7 @@ fn allowed<T: std::fmt::Display, const N: usize>(a: &Allow<T, N>) -> String {
 /// Why `policy` refused `action` with `v`, naming the kind the action was
 /// read as, the value the policy judged and its limit.
 #[must_use]
-pub fn refusal(action: &Action, policy: &Policy, v: PolicyViolation) -> String {
+pub fn refusal(action: &Action<'_>, policy: &Policy, v: PolicyViolation) -> String {
     let kind = action.kind();
     let read_as = match kind {
         ActionKind::GenericTx => format!(

@@ -22,7 +22,9 @@ use tee_core::protocol::{
     EvidencePart, GetPolicy, GetPublicKey, KeyOrigin, MAX_PATH_LEN, Policy, SetPolicy, Sign,
     capability,
 };
-use tee_core::{Action, Address, B256, SigningKey, heapless};
+use tee_core::{Action, Address, B256, SigningKey};
+
+use crate::actions::OwnedAction;
 
 use super::ClientError;
 use super::admin::Trust;
@@ -56,11 +58,9 @@ pub enum ProviderError {
     /// A derivation path longer than the signer takes.
     #[error("derivation path is longer than {MAX_PATH_LEN} bytes")]
     PathTooLong,
-    /// A message longer than a `personal_sign` action takes.
-    #[error("message is longer than {} bytes", tee_core::limits::MAX_MESSAGE_LEN)]
-    MessageTooLong,
-    /// An action with a field longer than the signer was built to take
-    /// (a microcontroller's bounds are smaller than the std signer's).
+    /// An action with a field longer than the signer takes (its
+    /// `DeviceInfo` bounds: a microcontroller's are smaller than the std
+    /// signer's); a message longer than its `message` bound among them.
     #[error("the signer takes {} up to {} (DeviceInfo bounds); this action's is {}", .0.field, .0.max, .0.len)]
     OverBound(tee_core::action::OverBound),
     /// A JSON action that is not one the signer takes.
@@ -206,7 +206,8 @@ impl PhalaDstackProvider {
         policy: &Policy,
     ) -> Result<TeeKey, ProviderError> {
         let admin = self.admin.as_ref().ok_or(ProviderError::NotAdmin)?;
-        let path = heapless::String::try_from(path).map_err(|_| ProviderError::PathTooLong)?;
+        let path =
+            tee_core::heapless::String::try_from(path).map_err(|_| ProviderError::PathTooLong)?;
         let mut s = self.session();
         let device_id = s.info().map_err(|e| self.err(e))?.device_id;
         let mut trust = Trust { device_id, identity: self.identity };
@@ -257,7 +258,7 @@ impl PhalaDstackProvider {
     /// ([`crate::actions::from_json`]) for `slot`: its `from` must be the
     /// slot's address, and the contracts the slot's policy names are
     /// registries too.
-    pub fn json_action(&self, slot: u8, json: &str) -> Result<Action, ProviderError> {
+    pub fn json_action(&self, slot: u8, json: &str) -> Result<OwnedAction, ProviderError> {
         let mut s = self.session();
         let pk = self.public_key(&mut s, slot)?;
         self.decode_json(&mut s, slot, &pk, json)
@@ -269,7 +270,7 @@ impl PhalaDstackProvider {
         slot: u8,
         pk: &Key,
         json: &str,
-    ) -> Result<Action, ProviderError> {
+    ) -> Result<OwnedAction, ProviderError> {
         let request = crate::actions::from_json(json, &self.contracts(s, slot)?)?;
         match request.from {
             Some(from) if from != pk.address => {
@@ -291,8 +292,8 @@ impl PhalaDstackProvider {
         let mut s = self.session();
         let pk = self.public_key(&mut s, slot)?;
         let action = self.decode_json(&mut s, slot, &pk, json)?;
-        let signed = self.sign_only(&mut s, slot, &action, sequence, Some(pk))?;
-        let signature = self.attest_signed(&mut s, slot, &action, signed)?;
+        let signed = self.sign_only(&mut s, slot, &action.view(), sequence, Some(pk))?;
+        let signature = self.attest_signed(&mut s, slot, &action.view(), signed)?;
         Ok(SignedJson { action, signature })
     }
 
@@ -305,13 +306,13 @@ impl PhalaDstackProvider {
     /// slot at once, another's signature may land between this one and its
     /// attestation: the call then fails with `Refused(NotLastSigned)`. Give
     /// each agent process its own slot.
-    pub fn sign(&self, key: &TeeKey, action: &Action) -> Result<TeeSignature, ProviderError> {
+    pub fn sign(&self, key: &TeeKey, action: &Action<'_>) -> Result<TeeSignature, ProviderError> {
         self.sign_slot(key.slot, action)
     }
 
     /// `sign` for SDKs that hand over message bytes: an EIP-191
-    /// `personal_sign` of `message` (at most
-    /// [`tee_core::limits::MAX_MESSAGE_LEN`] bytes). It is a blind kind: the
+    /// `personal_sign` of `message` (at most the signer's `message` bound:
+    /// [`ProviderError::OverBound`] otherwise). It is a blind kind: the
     /// slot's policy must name `personal_sign`. Raw 32-byte digests are
     /// never signed this way; build the typed action instead.
     pub fn sign_message(
@@ -319,14 +320,12 @@ impl PhalaDstackProvider {
         key: &TeeKey,
         message: &[u8],
     ) -> Result<TeeSignature, ProviderError> {
-        let message =
-            heapless::Vec::from_slice(message).map_err(|_| ProviderError::MessageTooLong)?;
         let action = Action::PersonalMessage(tee_core::action::PersonalMessage { message });
         self.sign_slot(key.slot, &action)
     }
 
     /// [`PhalaDstackProvider::sign`] by slot number.
-    pub fn sign_slot(&self, slot: u8, action: &Action) -> Result<TeeSignature, ProviderError> {
+    pub fn sign_slot(&self, slot: u8, action: &Action<'_>) -> Result<TeeSignature, ProviderError> {
         self.sign_slot_at(slot, action, None)
     }
 
@@ -335,7 +334,7 @@ impl PhalaDstackProvider {
     pub fn sign_slot_at(
         &self,
         slot: u8,
-        action: &Action,
+        action: &Action<'_>,
         sequence: Option<u64>,
     ) -> Result<TeeSignature, ProviderError> {
         let mut s = self.session();
@@ -348,7 +347,7 @@ impl PhalaDstackProvider {
     pub fn sign_unattested(
         &self,
         slot: u8,
-        action: &Action,
+        action: &Action<'_>,
         sequence: Option<u64>,
     ) -> Result<Signed, ProviderError> {
         Ok(self.sign_only(&mut self.session(), slot, action, sequence, None)?.0)
@@ -371,17 +370,14 @@ impl PhalaDstackProvider {
         &self,
         s: &mut Session,
         slot: u8,
-        action: &Action,
+        action: &Action<'_>,
         sequence: Option<u64>,
         pk: Option<Key>,
     ) -> Result<(Signed, Key), ProviderError> {
         // A field over the signer's bounds is named here, not refused there
         // as a bare TooLong. The bounds are the device's: asked once.
         let bounds = s.info().map_err(|e| self.err(e))?.bounds;
-        let mut buf = vec![0u8; tee_core::limits::MAX_ACTION_LEN];
-        let encoded_len =
-            action.encode(&mut buf).map_err(|e| self.err(ClientError::Encode(e)))?.len();
-        bounds.check(action, encoded_len).map_err(ProviderError::OverBound)?;
+        bounds.check(action, action.encoded_len()).map_err(ProviderError::OverBound)?;
         let mut pk = match pk {
             Some(pk) => pk,
             None => self.public_key(s, slot)?,
@@ -412,7 +408,7 @@ impl PhalaDstackProvider {
         &self,
         s: &mut Session,
         slot: u8,
-        action: &Action,
+        action: &Action<'_>,
         (signed, pk): (Signed, Key),
     ) -> Result<TeeSignature, ProviderError> {
         let request = AttestAction { slot, sequence: signed.sequence, digest: signed.digest };
@@ -537,7 +533,10 @@ pub struct Signed {
 impl Signed {
     /// For a transaction `action` (the one signed): the signed transaction,
     /// ready for `eth_sendRawTransaction`, and its hash.
-    pub fn transaction(&self, action: &Action) -> Result<Option<(Vec<u8>, B256)>, ProviderError> {
+    pub fn transaction(
+        &self,
+        action: &Action<'_>,
+    ) -> Result<Option<(Vec<u8>, B256)>, ProviderError> {
         if !action.is_transaction() {
             return Ok(None);
         }

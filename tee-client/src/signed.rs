@@ -2,8 +2,8 @@
 //! attestation, and a signed action with its signature.
 
 use serde::{Deserialize, Serialize};
+use tee_core::Address;
 use tee_core::primitives::FixedBytes;
-use tee_core::{Action, Address};
 use tee_verify::{Attestation, TeeSignature};
 
 /// A key in the signer, with an attestation bound to a fresh challenge.
@@ -25,7 +25,7 @@ pub struct TeeKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedJson {
     /// The action as decoded.
-    pub action: Action,
+    pub action: crate::actions::OwnedAction,
     /// Its attested signature.
     pub signature: TeeSignature,
 }
@@ -38,9 +38,9 @@ impl SignedJson {
     pub fn to_json(&self) -> serde_json::Value {
         let mut out = serde_json::to_value(&self.signature).unwrap_or_default();
         if let Some(o) = out.as_object_mut() {
-            o.insert("kind".into(), self.action.kind().name().into());
+            o.insert("kind".into(), self.action.view().kind().name().into());
             o.insert("action".into(), self.action.to_string().into());
-            if let Some(request) = crate::actions::to_json(&self.action) {
+            if let Some(request) = crate::actions::to_json(&self.action.view()) {
                 o.insert("request".into(), request);
             }
         }

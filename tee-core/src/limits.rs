@@ -1,63 +1,40 @@
 //! Every size bound of tee-core, in one place.
 //!
-//! The signer runs on microcontrollers with a few KiB of RAM, so every field
-//! of every action has a fixed upper bound, enforced when an action is built
-//! or decoded ([`crate::Error::TooLong`]). The field bounds are the one
-//! build-time choice here:
+//! Actions borrow their strings and byte fields from the frame they were
+//! decoded from, so no type has a size that depends on a field's bound.
+//! How long a field may be is a device's choice at run time, an
+//! [`ActionBounds`]: a device is opened with its bounds, reports them in
+//! `DeviceInfo` and refuses an action with a longer field
+//! ([`DeviceError::OverBound`](crate::protocol::DeviceError::OverBound),
+//! naming the field, its length and the bound). Two sets are defined here:
 //!
-//! - by default (a microcontroller), they cover what ERC-8004 agents
-//!   usually send: URIs are `ipfs://` or `https://` links, tags and
-//!   metadata are short. They keep the Cortex-M4 image within 24 KiB of
-//!   RAM: decoding an action needs several action-sized temporaries on the
-//!   stack (docs/performance.md);
-//! - with the `host-bounds` feature (the std signer: tee-store, tee-host, tee-client), URIs,
-//!   metadata values and messages take 8 KiB and calldata 16 KiB: an agent
-//!   may keep its whole registration file on-chain as a base64 `data:` URI.
+//! - [`ActionBounds::MCU`]: what ERC-8004 agents usually send (URIs are
+//!   `ipfs://` or `https://` links, tags and metadata short), sized for a
+//!   Cortex-M4's receive buffer;
+//! - [`ActionBounds::HOST`] (the std signer): URIs and messages of 64 KiB,
+//!   metadata values of 16 KiB, calldata of 128 KiB: an agent may keep its
+//!   whole registration file or an attestation bundle on-chain as a
+//!   `data:` URI.
 //!
-//! Everything derived below follows. A device reports its bounds
-//! ([`ActionBounds`](crate::action::ActionBounds), in `DeviceInfo`), so a
-//! client knows before it asks.
+//! Everything derived from a set of bounds (the largest action, request
+//! body and frame) is a `const fn` of it below, so a device's receive
+//! buffer is sized from the bounds it reports. The `MAX_REQUEST_*` and
+//! `MAX_ACTION_LEN` constants are the host's: the most any device of this
+//! project accepts, what a client sizes its buffers to.
 
+use crate::action::ActionBounds;
 use crate::frame::{HEADER_LEN, encoded_len_bound, wire_len_bound};
 
-#[cfg(not(feature = "host-bounds"))]
-mod fields {
-    pub const MAX_URI_LEN: usize = 256;
-    pub const MAX_METADATA_VALUE_LEN: usize = 128;
-    pub const MAX_CALLDATA_LEN: usize = 512;
-    pub const MAX_MESSAGE_LEN: usize = 512;
-}
-
-#[cfg(feature = "host-bounds")]
-mod fields {
-    pub const MAX_URI_LEN: usize = 8192;
-    pub const MAX_METADATA_VALUE_LEN: usize = 8192;
-    pub const MAX_CALLDATA_LEN: usize = 16384;
-    pub const MAX_MESSAGE_LEN: usize = 8192;
-}
-
-/// `agentURI`, `newURI`, `endpoint`, `feedbackURI`, `responseURI`, `requestURI`
-/// (256 bytes; 8 KiB with `host-bounds`).
-pub const MAX_URI_LEN: usize = fields::MAX_URI_LEN;
 /// `tag1`, `tag2` (reputation) and `tag` (validation).
 pub const MAX_TAG_LEN: usize = 64;
 /// `metadataKey` in `setMetadata` and `register(string,(string,bytes)[])`.
 pub const MAX_METADATA_KEY_LEN: usize = 64;
-/// `metadataValue` in `setMetadata` and `register(string,(string,bytes)[])`
-/// (128 bytes; 8 KiB with `host-bounds`).
-pub const MAX_METADATA_VALUE_LEN: usize = fields::MAX_METADATA_VALUE_LEN;
-/// Entries in `register(string,(string,bytes)[])`.
+/// Entries in `register(string,(string,bytes)[])` (the one bound that is a
+/// capacity: an action holds its entries inline).
 pub const MAX_METADATA_ENTRIES: usize = 4;
 /// The `signature` argument of `setAgentWallet` (65 bytes for an EOA; ERC-1271
 /// wallets may need more).
 pub const MAX_WALLET_SIGNATURE_LEN: usize = 256;
-/// Calldata of a generic (blind) transaction (an ERC-20 transfer is 68
-/// bytes, a registry call a few hundred): 512 bytes; 16 KiB with
-/// `host-bounds`.
-pub const MAX_CALLDATA_LEN: usize = fields::MAX_CALLDATA_LEN;
-/// Message of an EIP-191 `personal_sign` action (a sign-in message is a few
-/// hundred bytes): 512 bytes; 8 KiB with `host-bounds`.
-pub const MAX_MESSAGE_LEN: usize = fields::MAX_MESSAGE_LEN;
 
 // ---- the device and its protocol ----
 
@@ -91,82 +68,117 @@ pub const MAX_POLICY_DOMAINS: usize = 4;
 /// stores it through its key store.
 pub const MAX_SLOT_RECORD: usize = 640;
 
-/// Upper bound of any request body (the largest is `Sign`: slot, sequence,
-/// action).
-pub const MAX_REQUEST_BODY: usize = 1 + 10 + MAX_ACTION_LEN;
+/// Upper bound of any request body of a device with `bounds` (the largest
+/// is `Sign`: slot, sequence, action).
+#[must_use]
+pub const fn request_body_len(bounds: &ActionBounds) -> usize {
+    1 + 10 + bounds.action as usize
+}
+
+/// Accumulator a device with `bounds` needs to receive any request frame
+/// (COBS-encoded, delimiters excluded).
+#[must_use]
+pub const fn request_frame_len(bounds: &ActionBounds) -> usize {
+    encoded_len_bound(HEADER_LEN + request_body_len(bounds))
+}
+
+/// Buffer that holds any request frame to a device with `bounds` on the
+/// wire, delimiters included.
+#[must_use]
+pub const fn request_wire_len(bounds: &ActionBounds) -> usize {
+    wire_len_bound(HEADER_LEN + request_body_len(bounds))
+}
+
+/// Upper bound of any request body ([`ActionBounds::HOST`]'s, the largest).
+pub const MAX_REQUEST_BODY: usize = request_body_len(&ActionBounds::HOST);
 /// Upper bound of any response body (the largest is `Attest`).
 pub const MAX_RESPONSE_BODY: usize = MAX_QUOTE_LEN + 256;
-/// Accumulator a device needs to receive any request frame (COBS-encoded,
-/// delimiters excluded).
-pub const MAX_REQUEST_FRAME: usize = encoded_len_bound(HEADER_LEN + MAX_REQUEST_BODY);
+/// Accumulator that receives any request frame of any device of this
+/// project ([`ActionBounds::HOST`]'s).
+pub const MAX_REQUEST_FRAME: usize = request_frame_len(&ActionBounds::HOST);
+/// A microcontroller's receive accumulator ([`ActionBounds::MCU`]'s).
+pub const MCU_REQUEST_FRAME: usize = request_frame_len(&ActionBounds::MCU);
 /// Accumulator a client needs to receive any response frame.
 pub const MAX_RESPONSE_FRAME: usize = encoded_len_bound(HEADER_LEN + MAX_RESPONSE_BODY);
-/// Buffer that holds any request frame on the wire, delimiters included.
-pub const MAX_REQUEST_WIRE: usize = wire_len_bound(HEADER_LEN + MAX_REQUEST_BODY);
+/// Buffer that holds any request frame on the wire, delimiters included
+/// ([`ActionBounds::HOST`]'s).
+pub const MAX_REQUEST_WIRE: usize = request_wire_len(&ActionBounds::HOST);
 /// Buffer that holds any response frame on the wire, delimiters included.
 pub const MAX_RESPONSE_WIRE: usize = wire_len_bound(HEADER_LEN + MAX_RESPONSE_BODY);
 
 // ---- actions ----
 
-/// Upper bound of the canonical (postcard) encoding of any [`crate::Action`].
-/// A test builds the largest action of every kind and checks this bound is
-/// reached exactly.
-pub const MAX_ACTION_LEN: usize = 1 + max(
-    max(AGENT_WALLET_SET_LEN, max(REGISTRY_TX_LEN, LEGACY_REGISTRY_TX_LEN)),
+/// Upper bound of the canonical (postcard) encoding of any [`crate::Action`]
+/// a device with [`ActionBounds::HOST`] takes.
+pub const MAX_ACTION_LEN: usize = ActionBounds::HOST.action as usize;
+
+/// Upper bound of the ABI calldata of any registry call within [`ActionBounds::HOST`].
+pub const MAX_REGISTRY_CALLDATA_LEN: usize = registry_calldata_len(&ActionBounds::HOST);
+
+/// Upper bound of a signed transaction within [`ActionBounds::HOST`].
+pub const MAX_SIGNED_TX_LEN: usize = signed_tx_len(&ActionBounds::HOST);
+
+/// Upper bound of the canonical encoding of an action within `b` (a
+/// test builds the largest action of every kind and checks it is reached
+/// exactly).
+#[must_use]
+pub const fn action_len(b: &ActionBounds) -> usize {
+    let (uri, value) = (b.uri as usize, b.metadata_value as usize);
+    let (calldata, message) = (b.calldata as usize, b.message as usize);
+    let register_with_metadata = pc_bytes(uri)
+        + varint_len(MAX_METADATA_ENTRIES)
+        + MAX_METADATA_ENTRIES * (pc_bytes(MAX_METADATA_KEY_LEN) + pc_bytes(value));
+    let give_feedback = 32 + 19 + 1 + 2 * pc_bytes(MAX_TAG_LEN) + 2 * pc_bytes(uri) + 32;
+    let registry_tx = TX_PARAMS_LEN + 20 + 1 + max(register_with_metadata, give_feedback);
+    let legacy_registry_tx = registry_tx - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
+    let generic_tx = TX_PARAMS_LEN + 20 + 32 + pc_bytes(calldata);
+    let legacy_generic_tx = generic_tx - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
+    1 + max(
+        max(AGENT_WALLET_SET_LEN, max(registry_tx, legacy_registry_tx)),
+        max(max(generic_tx, legacy_generic_tx), max(pc_bytes(message), EIP712_PREHASHED_LEN)),
+    )
+}
+
+/// Upper bound of the ABI calldata of any registry call within `b`.
+#[must_use]
+pub const fn registry_calldata_len(b: &ActionBounds) -> usize {
+    let (uri, value) = (b.uri as usize, b.metadata_value as usize);
     max(
-        max(GENERIC_TX_LEN, LEGACY_GENERIC_TX_LEN),
-        max(PERSONAL_MESSAGE_LEN, EIP712_PREHASHED_LEN),
-    ),
-);
+        // register(string,(string,bytes)[])
+        4 + 2 * 32
+            + abi_tail(uri)
+            + 32
+            + MAX_METADATA_ENTRIES
+                * (32 + 2 * 32 + abi_tail(MAX_METADATA_KEY_LEN) + abi_tail(value)),
+        // giveFeedback: eight head words, four strings
+        4 + 8 * 32 + 2 * abi_tail(MAX_TAG_LEN) + 2 * abi_tail(uri),
+    )
+}
 
-/// Upper bound of the ABI calldata of any registry call.
-pub const MAX_REGISTRY_CALLDATA_LEN: usize = max(
-    // register(string,(string,bytes)[])
-    4 + 2 * 32
-        + abi_tail(MAX_URI_LEN)
-        + 32
-        + MAX_METADATA_ENTRIES
-            * (32 + 2 * 32 + abi_tail(MAX_METADATA_KEY_LEN) + abi_tail(MAX_METADATA_VALUE_LEN)),
-    // giveFeedback: eight head words, four strings
-    4 + 8 * 32 + 2 * abi_tail(MAX_TAG_LEN) + 2 * abi_tail(MAX_URI_LEN),
-);
-
-/// Upper bound of the calldata of any transaction action.
-pub const MAX_TX_CALLDATA_LEN: usize = max(MAX_REGISTRY_CALLDATA_LEN, MAX_CALLDATA_LEN);
-
-/// Upper bound of a signed transaction: an EIP-1559 one's type byte, list
-/// header and twelve fields at their largest (a legacy transaction's nine
-/// fields are shorter: no type byte, one fee, `v` at most 17 bytes against
-/// chain id, second fee, access list and y parity).
-pub const MAX_SIGNED_TX_LEN: usize = 1 + rlp_header(SIGNED_TX_PAYLOAD_LEN) + SIGNED_TX_PAYLOAD_LEN;
-
-const SIGNED_TX_PAYLOAD_LEN: usize = 3 * 9 // chain id, nonce, gas limit
-    + 2 * 17 // fees
-    + 21 // to
-    + 33 // value
-    + rlp_header(MAX_TX_CALLDATA_LEN) + MAX_TX_CALLDATA_LEN
-    + 1 // empty access list
-    + 1 // y parity
-    + 2 * 33; // r, s
+/// Upper bound of a signed transaction within `b`: an EIP-1559 one's type
+/// byte, list header and twelve fields at their largest (a legacy
+/// transaction's nine fields are shorter: no type byte, one fee, `v` at
+/// most 17 bytes against chain id, second fee, access list and y parity).
+#[must_use]
+pub const fn signed_tx_len(b: &ActionBounds) -> usize {
+    let calldata = max(registry_calldata_len(b), b.calldata as usize);
+    let payload = 3 * 9 // chain id, nonce, gas limit
+        + 2 * 17 // fees
+        + 21 // to
+        + 33 // value
+        + rlp_header(calldata) + calldata
+        + 1 // empty access list
+        + 1 // y parity
+        + 2 * 33; // r, s
+    1 + rlp_header(payload) + payload
+}
 
 // postcard sizes: u64 varint <= 10 bytes, u128/i128 varint <= 19, length
 // prefixes are varints.
 const TX_PARAMS_LEN: usize = 3 * 10 + 2 * 19;
 const LEGACY_TX_PARAMS_LEN: usize = 3 * 10 + 19;
 const AGENT_WALLET_SET_LEN: usize = 10 + 20 + 32 + 20 + 20 + 10;
-const REGISTRY_TX_LEN: usize =
-    TX_PARAMS_LEN + 20 + 1 + max(REGISTER_WITH_METADATA_LEN, GIVE_FEEDBACK_LEN);
-const REGISTER_WITH_METADATA_LEN: usize = pc_bytes(MAX_URI_LEN)
-    + varint_len(MAX_METADATA_ENTRIES)
-    + MAX_METADATA_ENTRIES * (pc_bytes(MAX_METADATA_KEY_LEN) + pc_bytes(MAX_METADATA_VALUE_LEN));
-const GIVE_FEEDBACK_LEN: usize =
-    32 + 19 + 1 + 2 * pc_bytes(MAX_TAG_LEN) + 2 * pc_bytes(MAX_URI_LEN) + 32;
-const LEGACY_REGISTRY_TX_LEN: usize = REGISTRY_TX_LEN - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
-const GENERIC_TX_LEN: usize = TX_PARAMS_LEN + 20 + 32 + pc_bytes(MAX_CALLDATA_LEN);
-const LEGACY_GENERIC_TX_LEN: usize = GENERIC_TX_LEN - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
-const PERSONAL_MESSAGE_LEN: usize = pc_bytes(MAX_MESSAGE_LEN);
 const EIP712_PREHASHED_LEN: usize = 64;
-
 const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }

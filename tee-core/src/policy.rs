@@ -36,7 +36,7 @@ impl Policy {
     pub fn admit(
         &self,
         window: &mut RateWindow,
-        action: &Action,
+        action: &Action<'_>,
         signer: &Address,
         now: Option<u64>,
     ) -> Result<(), PolicyViolation> {
@@ -48,7 +48,7 @@ impl Policy {
     /// every rule but the rate limit, which [`Policy::admit`] counts.
     pub fn check(
         &self,
-        action: &Action,
+        action: &Action<'_>,
         signer: &Address,
         now: Option<u64>,
     ) -> Result<(), PolicyViolation> {

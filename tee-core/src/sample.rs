@@ -40,23 +40,9 @@ fn tx(nonce: u64) -> TxParams {
     }
 }
 
-fn text<const N: usize>(s: &str) -> heapless::String<N> {
-    let mut out = heapless::String::new();
-    for c in s.chars() {
-        if out.push(c).is_err() {
-            break;
-        }
-    }
-    out
-}
-
-fn bytes<const N: usize>(b: &[u8]) -> heapless::Vec<u8, N> {
-    heapless::Vec::from_slice(b.get(..N.min(b.len())).unwrap_or(&[])).unwrap_or_default()
-}
-
 /// A typical action of `kind`.
 #[must_use]
-pub fn action(kind: ActionKind) -> Action {
+pub fn action(kind: ActionKind) -> Action<'static> {
     use ActionKind as K;
     use RegistryCall as C;
     let id = U256::from_u64(AGENT_ID);
@@ -78,14 +64,14 @@ pub fn action(kind: ActionKind) -> Action {
                 tx: tx(7),
                 to: OWNER,
                 value: U256::from_u64(10_000_000_000_000_000),
-                data: bytes(&hex!(
+                data: &hex!(
                     "a9059cbb00000000000000000000000070997970c51812dc3a010c7d01b50e0d17dc79c800000000000000000000000000000000000000000000000000000000000f4240"
-                )),
+                ),
             });
         }
         K::PersonalMessage => {
             return Action::PersonalMessage(PersonalMessage {
-                message: bytes(b"Sign in to agent.example as agent 42. Nonce: 8f3a1c."),
+                message: b"Sign in to agent.example as agent 42. Nonce: 8f3a1c.",
             });
         }
         K::Eip712Prehashed => {
@@ -99,26 +85,25 @@ pub fn action(kind: ActionKind) -> Action {
             });
         }
         K::Register => (IDENTITY_REGISTRY, C::Register),
-        K::RegisterWithUri => (IDENTITY_REGISTRY, C::RegisterWithUri { agent_uri: text(uri) }),
+        K::RegisterWithUri => (IDENTITY_REGISTRY, C::RegisterWithUri { agent_uri: uri }),
         K::RegisterWithMetadata => {
             let mut metadata = heapless::Vec::new();
             for (k, v) in [("tee", &b"phala-dstack"[..]), ("model", b"llama-3.1-8b")] {
-                let _ = metadata.push(MetadataEntry { key: text(k), value: bytes(v) });
+                let _ = metadata.push(MetadataEntry { key: k, value: v });
             }
-            (IDENTITY_REGISTRY, C::RegisterWithMetadata { agent_uri: text(uri), metadata })
+            (IDENTITY_REGISTRY, C::RegisterWithMetadata { agent_uri: uri, metadata })
         }
-        K::SetAgentUri => (IDENTITY_REGISTRY, C::SetAgentUri { agent_id: id, new_uri: text(uri) }),
-        K::SetMetadata => (
-            IDENTITY_REGISTRY,
-            C::SetMetadata { agent_id: id, key: text("tee"), value: bytes(b"phala-dstack") },
-        ),
+        K::SetAgentUri => (IDENTITY_REGISTRY, C::SetAgentUri { agent_id: id, new_uri: uri }),
+        K::SetMetadata => {
+            (IDENTITY_REGISTRY, C::SetMetadata { agent_id: id, key: "tee", value: b"phala-dstack" })
+        }
         K::SetAgentWallet => (
             IDENTITY_REGISTRY,
             C::SetAgentWallet {
                 agent_id: id,
                 new_wallet: AGENT_WALLET,
                 deadline: 1_767_225_600,
-                signature: bytes(&[0x5a; 65]),
+                signature: &[0x5a; 65],
             },
         ),
         K::UnsetAgentWallet => (IDENTITY_REGISTRY, C::UnsetAgentWallet { agent_id: id }),
@@ -128,10 +113,10 @@ pub fn action(kind: ActionKind) -> Action {
                 agent_id: id,
                 value: 87,
                 value_decimals: 0,
-                tag1: text("starred"),
-                tag2: text("defi"),
-                endpoint: text("https://agent.example/a2a"),
-                feedback_uri: text(uri),
+                tag1: "starred",
+                tag2: "defi",
+                endpoint: "https://agent.example/a2a",
+                feedback_uri: uri,
                 feedback_hash: hash,
             },
         ),
@@ -144,7 +129,7 @@ pub fn action(kind: ActionKind) -> Action {
                 agent_id: id,
                 client_address: OWNER,
                 feedback_index: 3,
-                response_uri: text(uri),
+                response_uri: uri,
                 response_hash: hash,
             },
         ),
@@ -153,7 +138,7 @@ pub fn action(kind: ActionKind) -> Action {
             C::ValidationRequest {
                 validator_address: OWNER,
                 agent_id: id,
-                request_uri: text(uri),
+                request_uri: uri,
                 request_hash: hash,
             },
         ),
@@ -162,9 +147,9 @@ pub fn action(kind: ActionKind) -> Action {
             C::ValidationResponse {
                 request_hash: hash,
                 response: 100,
-                response_uri: text(uri),
+                response_uri: uri,
                 response_hash: hash,
-                tag: text("tee-attested"),
+                tag: "tee-attested",
             },
         ),
     };
@@ -174,7 +159,7 @@ pub fn action(kind: ActionKind) -> Action {
 /// The legacy (type 0, EIP-155) form of a transaction action: the same
 /// call, its `gasPrice` the EIP-1559 fee cap. `None` for other actions.
 #[must_use]
-pub fn legacy(action: &Action) -> Option<Action> {
+pub fn legacy<'a>(action: &Action<'a>) -> Option<Action<'a>> {
     let params = |t: &TxParams| LegacyTxParams {
         chain_id: t.chain_id,
         nonce: t.nonce,
@@ -191,7 +176,7 @@ pub fn legacy(action: &Action) -> Option<Action> {
             tx: params(&t.tx),
             to: t.to,
             value: t.value,
-            data: t.data.clone(),
+            data: t.data,
         }),
         _ => return None,
     })
@@ -207,7 +192,7 @@ mod tests {
         for &kind in ActionKind::ALL {
             let a = action(kind);
             assert_eq!(a.kind(), kind);
-            let mut buf = [0u8; crate::limits::MAX_ACTION_LEN];
+            let mut buf = [0u8; 1024];
             let enc = a.encode(&mut buf).unwrap();
             assert_eq!(Action::decode(enc).unwrap(), a);
         }

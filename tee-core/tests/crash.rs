@@ -86,12 +86,12 @@ impl Observed {
     }
 }
 
-fn action(kind: ActionKind) -> Action {
+fn action(kind: ActionKind) -> Action<'static> {
     sample::action(kind)
 }
 
 /// A different action than `kind`'s sample, for the attacker.
-fn conflicting(kind: ActionKind) -> Action {
+fn conflicting(kind: ActionKind) -> Action<'static> {
     let Action::RegistryTx(mut t) = action(kind) else { unreachable!() };
     t.tx.nonce += 1000;
     Action::RegistryTx(t)

@@ -3,11 +3,11 @@
 //! forging lines.
 #![allow(clippy::unwrap_used)]
 
-use tee_core::action::{RegistryCall, text};
+use tee_core::action::RegistryCall;
 use tee_core::{Action, ActionKind, U256};
 use tee_testkit::sample;
 
-fn call(kind: ActionKind) -> RegistryCall {
+fn call(kind: ActionKind) -> RegistryCall<'static> {
     match sample::action(kind) {
         Action::RegistryTx(t) => t.call,
         _ => unreachable!("{kind} is a registry call"),
@@ -51,7 +51,7 @@ fn registry_calls_read_as_solidity_calls() {
 fn strings_are_escaped() {
     let c = RegistryCall::SetAgentUri {
         agent_id: U256::from_u64(1),
-        new_uri: text("a\"\nINFO forged line\\").unwrap(),
+        new_uri: "a\"\nINFO forged line\\",
     };
     assert_eq!(c.to_string(), "setAgentURI(1, \"a\\\"\\nINFO forged line\\\\\")");
 }

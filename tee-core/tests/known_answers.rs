@@ -24,7 +24,7 @@ use hex_literal::hex;
 use tee_core::action::tx;
 use tee_core::action::{
     AgentWalletSet, GenericTx, LegacyGenericTx, LegacyRegistryTx, LegacyTxParams, PersonalMessage,
-    RegistryCall, RegistryTx, TxParams, bytes, text,
+    RegistryCall, RegistryTx, TxParams,
 };
 use tee_core::{Action, Address, SigningKey, U256};
 
@@ -53,7 +53,7 @@ fn registry_tx_set_agent_uri() {
         registry: IDENTITY,
         call: RegistryCall::SetAgentUri {
             agent_id: U256::from_u64(42),
-            new_uri: text("ipfs://bafkreiagentcard").unwrap(),
+            new_uri: "ipfs://bafkreiagentcard",
         },
     });
     let Action::RegistryTx(t) = &action else { unreachable!() };
@@ -100,7 +100,7 @@ fn generic_value_transfer() {
         },
         to: ANVIL1,
         value: U256::from_u64(1_000_000_000_000_000_000),
-        data: bytes(&[]).unwrap(),
+        data: &[],
     });
     let signed = key().sign(&action).unwrap();
     let mut buf = [0u8; 256];
@@ -122,7 +122,7 @@ fn generic_value_transfer() {
 /// Signs `action` with anvil's key 0 and checks the raw transaction and
 /// its hash against eth_account's, and that the raw transaction reads back
 /// to the action's digest and the same signature.
-fn signs_as_eth_account(action: &Action, raw: &[u8], hash: [u8; 32]) {
+fn signs_as_eth_account(action: &Action<'_>, raw: &[u8], hash: [u8; 32]) {
     let signed = key().sign(action).unwrap();
     let mut buf = [0u8; 512];
     let ours = tx::encode_signed(action, &signed.signature, &mut buf).unwrap();
@@ -144,7 +144,7 @@ fn legacy_registry_tx_set_agent_uri() {
         registry: IDENTITY,
         call: RegistryCall::SetAgentUri {
             agent_id: U256::from_u64(42),
-            new_uri: text("ipfs://bafkreiagentcard").unwrap(),
+            new_uri: "ipfs://bafkreiagentcard",
         },
     });
     signs_as_eth_account(
@@ -162,7 +162,7 @@ fn legacy_generic_value_transfer() {
         tx: LegacyTxParams { chain_id: 1, nonce: 0, gas_price: 100_000_000_000, gas_limit: 21_000 },
         to: ANVIL1,
         value: U256::from_u64(1_000_000_000_000_000_000),
-        data: bytes(&[]).unwrap(),
+        data: &[],
     });
     let raw = hex!(
         "f86c8085174876e8008252089470997970c51812dc3a010c7d01b50e0d17dc79c8880de0b6b3a76400008025a00c54a804462a8d878adf9e1e728c14821817dd7ee85e6cffea69d7a8d3df9ad0a06e4614999e47b18de4ecaffb83972c5799d979dd7cfcdd6db6194c252ee29ba5"
@@ -209,8 +209,7 @@ fn agent_wallet_set_typed_data() {
 
 #[test]
 fn personal_message_hello_world() {
-    let action =
-        Action::PersonalMessage(PersonalMessage { message: bytes(b"Hello World").unwrap() });
+    let action = Action::PersonalMessage(PersonalMessage { message: b"Hello World" });
     let signed = key().sign(&action).unwrap();
     assert_eq!(
         signed.digest.0,

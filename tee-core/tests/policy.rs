@@ -35,7 +35,7 @@ fn policy_rules_each_allowed_and_refused() {
         eip712_domains: Allow::default(),
     };
     let mut seq = 0;
-    let mut check = |policy: Policy, action: Action, expect: Result<(), V>| {
+    let mut check = |policy: Policy, action: Action<'_>, expect: Result<(), V>| {
         let (mut p, _) = ready(policy);
         seq += 1;
         let got = sign(&mut p, seq, action.clone()).map(|_| ()).map_err(|e| match e {
@@ -77,11 +77,11 @@ fn policy_rules_each_allowed_and_refused() {
     check(p, set_uri.clone(), Err(V::KindNotAllowed));
 
     // Chains.
-    let other_chain = |a: &Action| {
+    fn other_chain<'a>(a: &Action<'a>) -> Action<'a> {
         let Action::RegistryTx(mut t) = a.clone() else { unreachable!() };
         t.tx.chain_id = 1;
         Action::RegistryTx(t)
-    };
+    }
     check(base(), other_chain(&set_uri), Err(V::ChainNotAllowed));
     let mut p = base();
     p.chains = Allow::Any;

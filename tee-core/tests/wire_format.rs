@@ -73,7 +73,7 @@ fn encoded<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// The Sign request body, field by field; the fields' separate encodings
 /// must concatenate to the body itself.
-fn walk_through(out: &mut String, sign: &Sign) {
+fn walk_through(out: &mut String, sign: &Sign<'_>) {
     use tee_core::Action;
     use tee_core::action::RegistryCall;
     let Action::RegistryTx(t) = &sign.action else { unreachable!() };
@@ -260,6 +260,18 @@ fn generated() -> String {
             DeviceError::NotLastSigned,
             "`AttestAction`: not the slot's last signature (digest, sequence or key differ)",
         ),
+        (
+            DeviceError::SlotOccupied,
+            "`GenerateKey`, `DeriveKey`: the slot holds another key and `replace` is not set",
+        ),
+        (
+            DeviceError::OverBound(tee_core::action::OverBound {
+                field: tee_core::action::BoundField::Uri,
+                len: 300,
+                max: 256,
+            }),
+            "`Sign`: a field over the device's bound; carries the field (`BoundField` index), its length and the bound (here `uri`, 300 > 256)",
+        ),
     ];
     for (e, what) in errors {
         let hex: Vec<String> = encoded(&e).iter().map(|b| format!("{b:02x}")).collect();
@@ -280,20 +292,21 @@ fn wire_format_doc_matches_the_bytes() {
     let doc = std::fs::read_to_string(&path).expect("docs/wire-format.md exists");
     let (head, rest) = doc.split_once(BEGIN).expect("the document has the BEGIN marker");
     let (_, tail) = rest.split_once(END).expect("the document has the END marker");
-    use tee_core::limits::{
-        MAX_CALLDATA_LEN, MAX_MESSAGE_LEN, MAX_METADATA_VALUE_LEN, MAX_URI_LEN,
-    };
-    // The document describes the default build (the microcontroller's
-    // bounds); tee-host's tests check the sentences that quote `host-bounds`.
-    if cfg!(feature = "host-bounds") {
-        return;
-    }
+    use tee_core::action::ActionBounds;
+    use tee_core::limits::MCU_REQUEST_FRAME;
+    let (mcu, host) = (ActionBounds::MCU, ActionBounds::HOST);
     for quoted in [
         format!("`MAX_REQUEST_FRAME` = {MAX_REQUEST_FRAME}"),
-        format!("`data` (bytes ≤ {MAX_CALLDATA_LEN})"),
-        format!("`message` (bytes ≤ {MAX_MESSAGE_LEN})"),
-        format!("`value` (bytes ≤ {MAX_METADATA_VALUE_LEN})"),
-        format!("`agent_uri` (string ≤ {MAX_URI_LEN})"),
+        format!("`MCU_REQUEST_FRAME` = {MCU_REQUEST_FRAME}"),
+        format!("| `uri` | {} | {} |", mcu.uri, host.uri),
+        format!("| `tag` | {} | {} |", mcu.tag, host.tag),
+        format!("| `metadata_key` | {} | {} |", mcu.metadata_key, host.metadata_key),
+        format!("| `metadata_value` | {} | {} |", mcu.metadata_value, host.metadata_value),
+        format!("| `metadata_entries` | {} | {} |", mcu.metadata_entries, host.metadata_entries),
+        format!("| `wallet_signature` | {} | {} |", mcu.wallet_signature, host.wallet_signature),
+        format!("| `calldata` | {} | {} |", mcu.calldata, host.calldata),
+        format!("| `message` | {} | {} |", mcu.message, host.message),
+        format!("| `action` | {} | {} |", mcu.action, host.action),
         format!("`MAX_RESPONSE_FRAME` = {MAX_RESPONSE_FRAME}"),
         format!("(now **{PROTOCOL_VERSION}**)"),
     ] {

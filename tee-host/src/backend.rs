@@ -141,7 +141,11 @@ pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
         let (mac_key, _) = d.get_key(MARKS_KEY_PATH, "marks")?;
         backend = backend.with_shared_marks(MarksPool::connect(url, mac_key, POOL_SIZE)?);
     }
-    let config = DeviceConfig { device_id: p.device_id, admin: p.admin };
+    let config = DeviceConfig {
+        device_id: p.device_id,
+        admin: p.admin,
+        bounds: tee_core::action::ActionBounds::HOST,
+    };
     let mut device = Device::open(backend, config).map_err(OpenError::Device)?;
     device.set_identity(identity);
     Ok(device)

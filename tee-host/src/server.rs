@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
-use tee_core::device::Step;
+use tee_core::device::{Incoming, Step};
 use tee_core::frame::{Accumulator, FrameError};
 use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
 
@@ -484,12 +484,15 @@ fn answer<B: Served, const S: usize>(
     // before the device commits it, outside the lock (many at once): the
     // device is asked in a statement of its own, so its guard is gone
     // before the database is.
-    let claim = match (&ctx.claims, frame) {
-        (Some(_), Ok(payload)) => lock()?.sign_claim(payload),
+    // The frame is read once: a `Sign` is decoded and hashed here, outside
+    // the lock, and the claim and the device read the same decoded request.
+    let incoming = Incoming::read(frame);
+    let claim = match (&ctx.claims, &incoming) {
+        (Some(_), Incoming::Sign(s)) => lock()?.sign_claim(s),
         _ => None,
     };
     let _held = ctx.claims.as_ref().zip(claim).map(|(claims, c)| claims.claim(c));
-    let step = lock()?.begin(frame, tx);
+    let step = lock()?.begin_incoming(incoming, tx);
     let reply = match step {
         Step::Done(reply) => reply,
         // The signature is made without the device: on every core at once.

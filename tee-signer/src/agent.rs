@@ -13,6 +13,7 @@ use tee_core::{Action, B256};
 use super::exit::Invalid;
 use super::{At, Conn, Failure, client, json, now_secs};
 use crate::demo::demo_action;
+use tee_client::actions::OwnedAction;
 use tee_client::policyfile::kind_by_name;
 use tee_client::provider::{PhalaDstackProvider, ProviderError};
 use tee_core::protocol::DeviceError;
@@ -166,7 +167,7 @@ pub(super) fn pubkey(c: &Pubkey) -> Result<ExitCode, Failure> {
 
 /// A policy refusal explained: what the action was read as and the limit
 /// it met (the device answers only the violation).
-fn explain(p: &PhalaDstackProvider, slot: u8, action: &Action, e: &ProviderError) {
+fn explain(p: &PhalaDstackProvider, slot: u8, action: &Action<'_>, e: &ProviderError) {
     if let ProviderError::Refused(DeviceError::Denied(v)) = e
         && let Ok(policy) = p.policy(slot)
     {
@@ -185,23 +186,26 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         let signed = p.sign_json(slot, &request, c.sequence);
         let signed = signed.inspect_err(|e| {
             if let Ok(action) = p.json_action(slot, &request) {
-                explain(&p, slot, &action, e);
+                explain(&p, slot, &action.view(), e);
             }
         })?;
         return json(&signed.to_json());
     }
-    let action = match (c.json, c.action, c.sample) {
+    let owned: OwnedAction = match (c.json, c.action, c.sample) {
         (Some(path), _, _) => p.json_action(slot, &read_json(&path)?)?,
-        (None, Some(hex), _) => Action::decode(&hex::decode(hex.trim().trim_start_matches("0x"))?)?,
+        (None, Some(hex), _) => {
+            OwnedAction::from_bytes(&hex::decode(hex.trim().trim_start_matches("0x"))?)?
+        }
         (None, None, Some(kind)) => {
             let kind = kind_by_name(&kind)
                 .ok_or_else(|| Invalid(format!("unknown action kind {kind:?}")))?;
-            demo_action(kind, p.address(slot)?, now_secs()?)
+            demo_action(kind, p.address(slot)?, now_secs()?).into()
         }
         (None, None, None) => {
             return Err(Invalid("give --json FILE, --action HEX or --sample KIND".into()).into());
         }
     };
+    let action = owned.view();
     if c.no_attest {
         // As `sign` prints it, without the attestation (a signer without a
         // TEE): a transaction still comes out signed.
@@ -231,7 +235,7 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     let signature =
         p.sign_slot_at(slot, &action, c.sequence).inspect_err(|e| explain(&p, slot, &action, e))?;
     // The action as decoded, for people, beside the signature.
-    json(&tee_client::provider::SignedJson { action, signature }.to_json())
+    json(&tee_client::provider::SignedJson { action: owned.clone(), signature }.to_json())
 }
 
 pub(super) fn attest(c: Attest) -> Result<ExitCode, Failure> {

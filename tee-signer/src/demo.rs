@@ -94,7 +94,7 @@ pub fn demo_policy(kind: ActionKind) -> Policy {
 /// The sample action of `kind`, made valid now for `signer`: a wallet
 /// binding names the signer and a deadline two minutes ahead.
 #[must_use]
-pub fn demo_action(kind: ActionKind, signer: Address, now: u64) -> Action {
+pub fn demo_action(kind: ActionKind, signer: Address, now: u64) -> Action<'static> {
     let mut action = sample::action(kind);
     match &mut action {
         Action::AgentWalletSet(w) => {

@@ -73,7 +73,6 @@ fn provider(e: &ProviderError) -> u8 {
         ProviderError::AttestationFailed { source, .. } => provider(source),
         ProviderError::NotAdmin
         | ProviderError::PathTooLong
-        | ProviderError::MessageTooLong
         | ProviderError::OverBound(_)
         | ProviderError::Action(_)
         | ProviderError::NotFrom { .. } => INVALID,

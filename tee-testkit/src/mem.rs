@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+use tee_core::action::ActionBounds;
 use tee_core::codec;
 use tee_core::device::{
     AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig,
@@ -326,7 +327,7 @@ pub const DEVICE_ID: B256 = B256([0xd1; 32]);
 #[must_use]
 pub fn config() -> DeviceConfig {
     let admin = SigningKey::from_bytes(&ADMIN_SECRET).map(|k| k.address()).unwrap_or_default();
-    DeviceConfig { device_id: DEVICE_ID, admin }
+    DeviceConfig { device_id: DEVICE_ID, admin, bounds: ActionBounds::HOST }
 }
 
 /// A policy allowing every typed action kind on any chain, contract and

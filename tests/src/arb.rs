@@ -1,11 +1,17 @@
 //! proptest strategies that generate every action kind, boundary sizes
 //! included, and the largest action of each kind within given bounds.
+//!
+//! Actions borrow their fields; a generated action's strings and bytes are
+//! leaked (`&'static`), at most a few hundred bytes a case: test processes
+//! only. Generated fields reach [`ActionBounds::MCU`]'s bounds (the
+//! boundary a microcontroller refuses at); the largest actions reach any
+//! bounds' from one shared buffer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use proptest::prelude::*;
 use tee_core::action::{
-    AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx, LegacyRegistryTx, LegacyTxParams,
-    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TxParams,
+    ActionBounds, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx, LegacyRegistryTx,
+    LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TxParams,
 };
 use tee_core::heapless;
 use tee_core::limits::*;
@@ -54,6 +60,35 @@ pub fn arb_text<const N: usize>() -> impl Strategy<Value = heapless::String<N>> 
     prop_oneof![4 => random, 1 => full]
 }
 
+/// Text of at most `max` bytes, often at exactly `max`, leaked.
+pub fn arb_str(max: u32) -> impl Strategy<Value = &'static str> {
+    let max = max as usize;
+    let random = proptest::collection::vec(any::<char>(), 0..=max).prop_map(move |chars| {
+        let mut out = String::new();
+        for c in chars {
+            if out.len() + c.len_utf8() > max {
+                break;
+            }
+            out.push(c);
+        }
+        out
+    });
+    let full = proptest::char::range('!', '~').prop_map(move |c| c.to_string().repeat(max));
+    prop_oneof![4 => random, 1 => full].prop_map(|s| &*Box::leak(s.into_boxed_str()))
+}
+
+/// Bytes of at most `max`, often exactly `max` or a single byte (RLP's
+/// special case), leaked.
+pub fn arb_slice(max: u32) -> impl Strategy<Value = &'static [u8]> {
+    let max = max as usize;
+    prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..=max),
+        1 => proptest::collection::vec(any::<u8>(), max..=max),
+        1 => proptest::collection::vec(any::<u8>(), 1..=1),
+    ]
+    .prop_map(|v| &*Box::leak(v.into_boxed_slice()))
+}
+
 /// Bytes of at most `N`, often exactly `N` or a single byte (RLP's special case).
 pub fn arb_bytes<const N: usize>() -> impl Strategy<Value = heapless::Vec<u8, N>> {
     prop_oneof![
@@ -87,33 +122,35 @@ pub fn arb_tx_params() -> impl Strategy<Value = TxParams> {
     )
 }
 
-fn arb_metadata() -> impl Strategy<Value = heapless::Vec<MetadataEntry, MAX_METADATA_ENTRIES>> {
+const B: ActionBounds = ActionBounds::MCU;
+
+fn arb_metadata() -> impl Strategy<Value = tee_core::action::Metadata<'static>> {
     proptest::collection::vec(
-        (arb_text::<MAX_METADATA_KEY_LEN>(), arb_bytes::<MAX_METADATA_VALUE_LEN>())
+        (arb_str(B.metadata_key), arb_slice(B.metadata_value))
             .prop_map(|(key, value)| MetadataEntry { key, value }),
         0..=MAX_METADATA_ENTRIES,
     )
     .prop_map(|v| heapless::Vec::from_slice(&v).unwrap())
 }
 
-fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall> {
+fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall<'static>> {
     use ActionKind as K;
     use RegistryCall as C;
     match kind {
         K::Register => Just(C::Register).boxed(),
         K::RegisterWithUri => {
-            arb_text().prop_map(|agent_uri| C::RegisterWithUri { agent_uri }).boxed()
+            arb_str(B.uri).prop_map(|agent_uri| C::RegisterWithUri { agent_uri }).boxed()
         }
-        K::RegisterWithMetadata => (arb_text(), arb_metadata())
+        K::RegisterWithMetadata => (arb_str(B.uri), arb_metadata())
             .prop_map(|(agent_uri, metadata)| C::RegisterWithMetadata { agent_uri, metadata })
             .boxed(),
-        K::SetAgentUri => (arb_u256(), arb_text())
+        K::SetAgentUri => (arb_u256(), arb_str(B.uri))
             .prop_map(|(agent_id, new_uri)| C::SetAgentUri { agent_id, new_uri })
             .boxed(),
-        K::SetMetadata => (arb_u256(), arb_text(), arb_bytes())
+        K::SetMetadata => (arb_u256(), arb_str(B.metadata_key), arb_slice(B.metadata_value))
             .prop_map(|(agent_id, key, value)| C::SetMetadata { agent_id, key, value })
             .boxed(),
-        K::SetAgentWallet => (arb_u256(), arb_address(), arb_u64(), arb_bytes())
+        K::SetAgentWallet => (arb_u256(), arb_address(), arb_u64(), arb_slice(B.wallet_signature))
             .prop_map(|(agent_id, new_wallet, deadline, signature)| C::SetAgentWallet {
                 agent_id,
                 new_wallet,
@@ -128,7 +165,7 @@ fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall> {
             arb_u256(),
             prop_oneof![any::<i128>(), -100i128..100, Just(i128::MIN), Just(i128::MAX)],
             any::<u8>(),
-            (arb_text(), arb_text(), arb_text(), arb_text()),
+            (arb_str(B.tag), arb_str(B.tag), arb_str(B.uri), arb_str(B.uri)),
             arb_b256(),
         )
             .prop_map(
@@ -155,7 +192,7 @@ fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall> {
         K::RevokeFeedback => (arb_u256(), arb_u64())
             .prop_map(|(agent_id, feedback_index)| C::RevokeFeedback { agent_id, feedback_index })
             .boxed(),
-        K::AppendResponse => (arb_u256(), arb_address(), arb_u64(), arb_text(), arb_b256())
+        K::AppendResponse => (arb_u256(), arb_address(), arb_u64(), arb_str(B.uri), arb_b256())
             .prop_map(|(agent_id, client_address, feedback_index, response_uri, response_hash)| {
                 C::AppendResponse {
                     agent_id,
@@ -166,16 +203,24 @@ fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall> {
                 }
             })
             .boxed(),
-        K::ValidationRequest => (arb_address(), arb_u256(), arb_text(), arb_b256())
+        K::ValidationRequest => (arb_address(), arb_u256(), arb_str(B.uri), arb_b256())
             .prop_map(|(validator_address, agent_id, request_uri, request_hash)| {
                 C::ValidationRequest { validator_address, agent_id, request_uri, request_hash }
             })
             .boxed(),
-        K::ValidationResponse => (arb_b256(), any::<u8>(), arb_text(), arb_b256(), arb_text())
-            .prop_map(|(request_hash, response, response_uri, response_hash, tag)| {
-                C::ValidationResponse { request_hash, response, response_uri, response_hash, tag }
-            })
-            .boxed(),
+        K::ValidationResponse => {
+            (arb_b256(), any::<u8>(), arb_str(B.uri), arb_b256(), arb_str(B.tag))
+                .prop_map(|(request_hash, response, response_uri, response_hash, tag)| {
+                    C::ValidationResponse {
+                        request_hash,
+                        response,
+                        response_uri,
+                        response_hash,
+                        tag,
+                    }
+                })
+                .boxed()
+        }
         K::AgentWalletSet | K::GenericTx | K::PersonalMessage | K::Eip712Prehashed => {
             panic!("{kind} is not a registry call")
         }
@@ -183,7 +228,7 @@ fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall> {
 }
 
 /// Actions of one kind.
-pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action> {
+pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action<'static>> {
     use ActionKind as K;
     match kind {
         K::AgentWalletSet => {
@@ -201,10 +246,10 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action> {
                 .boxed()
         }
         K::GenericTx => prop_oneof![
-            (arb_tx_params(), arb_address(), arb_u256(), arb_bytes()).prop_map(
+            (arb_tx_params(), arb_address(), arb_u256(), arb_slice(B.calldata)).prop_map(
                 |(tx, to, value, data)| Action::GenericTx(GenericTx { tx, to, value, data })
             ),
-            (arb_legacy_tx_params(), arb_address(), arb_u256(), arb_bytes()).prop_map(
+            (arb_legacy_tx_params(), arb_address(), arb_u256(), arb_slice(B.calldata)).prop_map(
                 |(tx, to, value, data)| Action::LegacyGenericTx(LegacyGenericTx {
                     tx,
                     to,
@@ -214,7 +259,7 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action> {
             ),
         ]
         .boxed(),
-        K::PersonalMessage => arb_bytes()
+        K::PersonalMessage => arb_slice(B.message)
             .prop_map(|message| Action::PersonalMessage(PersonalMessage { message }))
             .boxed(),
         K::Eip712Prehashed => (arb_b256(), arb_b256())
@@ -237,7 +282,7 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action> {
 }
 
 /// Actions of any kind.
-pub fn arb_action() -> BoxedStrategy<Action> {
+pub fn arb_action() -> BoxedStrategy<Action<'static>> {
     proptest::sample::select(ActionKind::ALL.to_vec()).prop_flat_map(arb_action_of).boxed()
 }
 
@@ -249,74 +294,30 @@ pub fn arb_secret() -> impl Strategy<Value = [u8; 32]> {
 // ---------------------------------------------------------------------------
 // The largest action of each kind, for checking the bounds in tee_core::limits.
 
-fn full_text<const N: usize>() -> heapless::String<N> {
-    let mut s = heapless::String::new();
-    while s.push('x').is_ok() {}
-    s
+/// `n` bytes of 'x', from one buffer as long as the largest bound.
+fn full_text(n: u32) -> &'static str {
+    static X: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let all = X.get_or_init(|| "x".repeat(ActionBounds::HOST.calldata as usize));
+    &all[..n as usize]
 }
 
-fn full_bytes<const N: usize>() -> heapless::Vec<u8, N> {
-    let mut v = heapless::Vec::new();
-    while v.push(0xab).is_ok() {}
-    v
+/// `n` bytes of 0xab, from one buffer as long as the largest bound.
+fn full_bytes(n: u32) -> &'static [u8] {
+    static X: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let all = X.get_or_init(|| vec![0xab; ActionBounds::HOST.calldata as usize]);
+    &all[..n as usize]
 }
 
-/// [`max_action`] with every field cut to `b`: the largest action a device
-/// built with smaller bounds than this build (a microcontroller's, as its
-/// `DeviceInfo` reports them) takes.
-pub fn max_action_within(kind: ActionKind, b: &tee_core::action::ActionBounds) -> Action {
-    fn cut_text<const N: usize>(s: &mut heapless::String<N>, max: u32) {
-        s.truncate(s.len().min(max as usize));
-    }
-    fn cut<T, const N: usize>(v: &mut heapless::Vec<T, N>, max: u32) {
-        v.truncate(max as usize);
-    }
-    let mut a = max_action(kind);
-    match &mut a {
-        Action::GenericTx(t) => cut(&mut t.data, b.calldata),
-        Action::LegacyGenericTx(t) => cut(&mut t.data, b.calldata),
-        Action::PersonalMessage(m) => cut(&mut m.message, b.message),
-        Action::RegistryTx(RegistryTx { call, .. })
-        | Action::LegacyRegistryTx(LegacyRegistryTx { call, .. }) => {
-            use RegistryCall as C;
-            match call {
-                C::RegisterWithUri { agent_uri } => cut_text(agent_uri, b.uri),
-                C::RegisterWithMetadata { agent_uri, metadata } => {
-                    cut_text(agent_uri, b.uri);
-                    cut(metadata, b.metadata_entries);
-                    for e in metadata.iter_mut() {
-                        cut_text(&mut e.key, b.metadata_key);
-                        cut(&mut e.value, b.metadata_value);
-                    }
-                }
-                C::SetAgentUri { new_uri, .. } => cut_text(new_uri, b.uri),
-                C::SetMetadata { key, value, .. } => {
-                    cut_text(key, b.metadata_key);
-                    cut(value, b.metadata_value);
-                }
-                C::SetAgentWallet { signature, .. } => cut(signature, b.wallet_signature),
-                C::GiveFeedback { tag1, tag2, endpoint, feedback_uri, .. } => {
-                    cut_text(tag1, b.tag);
-                    cut_text(tag2, b.tag);
-                    cut_text(endpoint, b.uri);
-                    cut_text(feedback_uri, b.uri);
-                }
-                C::AppendResponse { response_uri, .. } => cut_text(response_uri, b.uri),
-                C::ValidationRequest { request_uri, .. } => cut_text(request_uri, b.uri),
-                C::ValidationResponse { response_uri, tag, .. } => {
-                    cut_text(response_uri, b.uri);
-                    cut_text(tag, b.tag);
-                }
-                C::Register | C::UnsetAgentWallet { .. } | C::RevokeFeedback { .. } => {}
-            }
-        }
-        Action::AgentWalletSet(_) | Action::Eip712Prehashed(_) => {}
-    }
-    a
+/// The action of `kind` whose every field is at its largest encoding
+/// within [`ActionBounds::HOST`] (the std signer's).
+pub fn max_action(kind: ActionKind) -> Action<'static> {
+    max_action_within(kind, &ActionBounds::HOST)
 }
 
-/// The action of `kind` whose every field is at its largest encoding.
-pub fn max_action(kind: ActionKind) -> Action {
+/// The action of `kind` whose every field is at its largest encoding
+/// within `b` (a microcontroller's, as its `DeviceInfo` reports them, or
+/// the host's).
+pub fn max_action_within(kind: ActionKind, b: &ActionBounds) -> Action<'static> {
     use ActionKind as K;
     use RegistryCall as C;
     let tx = TxParams {
@@ -329,6 +330,8 @@ pub fn max_action(kind: ActionKind) -> Action {
     let id = U256([0xff; 32]);
     let a = Address([0xff; 20]);
     let h = B256([0xff; 32]);
+    let uri = full_text(b.uri);
+    let tag = full_text(b.tag);
     let call = match kind {
         K::AgentWalletSet => {
             return Action::AgentWalletSet(AgentWalletSet {
@@ -341,10 +344,11 @@ pub fn max_action(kind: ActionKind) -> Action {
             });
         }
         K::GenericTx => {
-            return Action::GenericTx(GenericTx { tx, to: a, value: id, data: full_bytes() });
+            let data = full_bytes(b.calldata);
+            return Action::GenericTx(GenericTx { tx, to: a, value: id, data });
         }
         K::PersonalMessage => {
-            return Action::PersonalMessage(PersonalMessage { message: full_bytes() });
+            return Action::PersonalMessage(PersonalMessage { message: full_bytes(b.message) });
         }
         K::Eip712Prehashed => {
             return Action::Eip712Prehashed(Eip712Prehashed {
@@ -353,30 +357,39 @@ pub fn max_action(kind: ActionKind) -> Action {
             });
         }
         K::Register => C::Register,
-        K::RegisterWithUri => C::RegisterWithUri { agent_uri: full_text() },
+        K::RegisterWithUri => C::RegisterWithUri { agent_uri: uri },
         K::RegisterWithMetadata => {
-            let e = MetadataEntry { key: full_text(), value: full_bytes() };
+            let e = MetadataEntry {
+                key: full_text(b.metadata_key),
+                value: full_bytes(b.metadata_value),
+            };
             let mut metadata = heapless::Vec::new();
-            while metadata.push(e.clone()).is_ok() {}
-            C::RegisterWithMetadata { agent_uri: full_text(), metadata }
+            for _ in 0..b.metadata_entries {
+                let _ = metadata.push(e);
+            }
+            C::RegisterWithMetadata { agent_uri: uri, metadata }
         }
-        K::SetAgentUri => C::SetAgentUri { agent_id: id, new_uri: full_text() },
-        K::SetMetadata => C::SetMetadata { agent_id: id, key: full_text(), value: full_bytes() },
+        K::SetAgentUri => C::SetAgentUri { agent_id: id, new_uri: uri },
+        K::SetMetadata => C::SetMetadata {
+            agent_id: id,
+            key: full_text(b.metadata_key),
+            value: full_bytes(b.metadata_value),
+        },
         K::SetAgentWallet => C::SetAgentWallet {
             agent_id: id,
             new_wallet: a,
             deadline: u64::MAX,
-            signature: full_bytes(),
+            signature: full_bytes(b.wallet_signature),
         },
         K::UnsetAgentWallet => C::UnsetAgentWallet { agent_id: id },
         K::GiveFeedback => C::GiveFeedback {
             agent_id: id,
             value: i128::MIN,
             value_decimals: u8::MAX,
-            tag1: full_text(),
-            tag2: full_text(),
-            endpoint: full_text(),
-            feedback_uri: full_text(),
+            tag1: tag,
+            tag2: tag,
+            endpoint: uri,
+            feedback_uri: uri,
             feedback_hash: h,
         },
         K::RevokeFeedback => C::RevokeFeedback { agent_id: id, feedback_index: u64::MAX },
@@ -384,21 +397,21 @@ pub fn max_action(kind: ActionKind) -> Action {
             agent_id: id,
             client_address: a,
             feedback_index: u64::MAX,
-            response_uri: full_text(),
+            response_uri: uri,
             response_hash: h,
         },
         K::ValidationRequest => C::ValidationRequest {
             validator_address: a,
             agent_id: id,
-            request_uri: full_text(),
+            request_uri: uri,
             request_hash: h,
         },
         K::ValidationResponse => C::ValidationResponse {
             request_hash: h,
             response: u8::MAX,
-            response_uri: full_text(),
+            response_uri: uri,
             response_hash: h,
-            tag: full_text(),
+            tag,
         },
     };
     Action::RegistryTx(RegistryTx { tx, registry: a, call })

@@ -46,7 +46,7 @@ fn b(v: &[u8]) -> ap::Bytes {
 }
 
 /// alloy's ABI encoding of a registry call.
-pub fn alloy_calldata(call: &RegistryCall) -> Vec<u8> {
+pub fn alloy_calldata(call: &RegistryCall<'_>) -> Vec<u8> {
     use IIdentityRegistry as I;
     use IReputationRegistry as R;
     use IValidationRegistry as V;
@@ -60,7 +60,7 @@ pub fn alloy_calldata(call: &RegistryCall) -> Vec<u8> {
             agentURI: s(agent_uri),
             metadata: metadata
                 .iter()
-                .map(|e| I::MetadataEntry { metadataKey: s(&e.key), metadataValue: b(&e.value) })
+                .map(|e| I::MetadataEntry { metadataKey: s(e.key), metadataValue: b(e.value) })
                 .collect(),
         }
         .abi_encode(),
@@ -144,7 +144,7 @@ pub fn alloy_calldata(call: &RegistryCall) -> Vec<u8> {
 }
 
 /// alloy's transaction (EIP-1559 or legacy) for a transaction action.
-pub fn alloy_tx(action: &Action) -> Option<alloy_consensus::TypedTransaction> {
+pub fn alloy_tx(action: &Action<'_>) -> Option<alloy_consensus::TypedTransaction> {
     use alloy_consensus::{TxEip1559, TxLegacy, TypedTransaction};
     let (to, value, input) = match action {
         Action::RegistryTx(t) => (&t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
@@ -179,7 +179,7 @@ pub fn alloy_tx(action: &Action) -> Option<alloy_consensus::TypedTransaction> {
 }
 
 /// The digest alloy computes for `action`.
-pub fn alloy_digest(action: &Action) -> ap::B256 {
+pub fn alloy_digest(action: &Action<'_>) -> ap::B256 {
     use alloy_consensus::SignableTransaction;
     match action {
         Action::AgentWalletSet(w) => {
@@ -201,7 +201,7 @@ pub fn alloy_digest(action: &Action) -> ap::B256 {
         | Action::GenericTx(_)
         | Action::LegacyRegistryTx(_)
         | Action::LegacyGenericTx(_) => alloy_tx(action).unwrap().signature_hash(),
-        Action::PersonalMessage(m) => ap::eip191_hash_message(&m.message),
+        Action::PersonalMessage(m) => ap::eip191_hash_message(m.message),
         Action::Eip712Prehashed(p) => {
             ap::keccak256([&[0x19, 0x01][..], &p.domain_separator.0, &p.struct_hash.0].concat())
         }

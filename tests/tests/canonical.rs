@@ -3,15 +3,19 @@
 
 use proptest::prelude::*;
 use tee_core::action::tx;
-use tee_core::action::{GenericTx, LegacyGenericTx, PersonalMessage, bytes};
+use tee_core::action::{
+    ActionBounds, BoundField, GenericTx, LegacyGenericTx, MetadataEntry, PersonalMessage,
+    RegistryCall,
+};
 use tee_core::limits::{
-    MAX_ACTION_LEN, MAX_MESSAGE_LEN, MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN,
+    MAX_ACTION_LEN, MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN, action_len,
+    registry_calldata_len, signed_tx_len,
 };
 use tee_core::{Action, ActionKind, Error, SigningKey, codec};
 use tee_tests::{arb_action, arb_action_of, arb_secret, max_action};
 
-fn encode(a: &Action) -> Vec<u8> {
-    let mut buf = [0u8; MAX_ACTION_LEN];
+fn encode(a: &Action<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; a.encoded_len()];
     a.encode(&mut buf).unwrap().to_vec()
 }
 
@@ -57,7 +61,7 @@ proptest! {
         prop_assert_eq!(codec::encoded_len(&action).unwrap(), enc.len());
         let back = Action::decode(&enc).unwrap();
         prop_assert_eq!(&back, &action);
-        prop_assert_eq!(encode(&back), enc);
+        prop_assert_eq!(&encode(&back), &enc);
     }
 
     /// A damaged encoding fails to decode, or decodes to a different action
@@ -71,7 +75,7 @@ proptest! {
             prop_assert_ne!(&other, &action);
             prop_assert_ne!(other.digest(), action.digest());
             // And whatever decoded is itself canonical.
-            prop_assert_eq!(encode(&other), bad);
+            prop_assert_eq!(&encode(&other), &bad);
         }
     }
 
@@ -85,7 +89,7 @@ proptest! {
         secret in arb_secret(),
         m in arb_mutation(),
     ) {
-        let mut buf = [0u8; MAX_SIGNED_TX_LEN];
+        let mut buf = vec![0u8; 4096];
         let unsigned = tx::encode_unsigned(&action, &mut buf).unwrap().to_vec();
         prop_assert_eq!(&decode_unsigned(&unsigned).unwrap(), &action);
         let sig = SigningKey::from_bytes(&secret).unwrap().sign(&action).unwrap().signature;
@@ -106,20 +110,20 @@ proptest! {
         let bad = mutate(&unsigned, &m);
         if let Ok(t) = decode_unsigned(&bad) {
             let again = tx::encode_unsigned(&t, &mut buf).unwrap().to_vec();
-            prop_assert_eq!(again, bad);
+            prop_assert_eq!(&again, &bad);
         }
     }
 }
 
 /// Either decoder, by the first byte (a type byte or an RLP list).
-fn decode_unsigned(b: &[u8]) -> Result<Action, Error> {
+fn decode_unsigned(b: &[u8]) -> Result<Action<'_>, Error> {
     match b.first() {
         Some(0xc0..) => LegacyGenericTx::decode_unsigned(b).map(Action::LegacyGenericTx),
         _ => GenericTx::decode_unsigned(b).map(Action::GenericTx),
     }
 }
 
-fn decode_signed(b: &[u8]) -> Result<(Action, tee_core::Signature), Error> {
+fn decode_signed(b: &[u8]) -> Result<(Action<'_>, tee_core::Signature), Error> {
     match b.first() {
         Some(0xc0..) => {
             LegacyGenericTx::decode_signed(b).map(|(t, s)| (Action::LegacyGenericTx(t), s))
@@ -128,39 +132,114 @@ fn decode_signed(b: &[u8]) -> Result<(Action, tee_core::Signature), Error> {
     }
 }
 
+/// The bounds derived from a device's field bounds (the largest action,
+/// registry calldata and signed transaction) are reached exactly, for the
+/// host's and the microcontroller's bounds alike.
 #[test]
 fn limits_are_tight() {
+    for b in [ActionBounds::HOST, ActionBounds::MCU] {
+        limits_are_tight_within(&b);
+    }
+    assert_eq!(action_len(&ActionBounds::HOST), MAX_ACTION_LEN);
+    assert_eq!(registry_calldata_len(&ActionBounds::HOST), MAX_REGISTRY_CALLDATA_LEN);
+    assert_eq!(signed_tx_len(&ActionBounds::HOST), MAX_SIGNED_TX_LEN);
+}
+
+fn limits_are_tight_within(b: &ActionBounds) {
+    let (max_action, max_calldata) = (action_len(b), registry_calldata_len(b));
+    let max_action_of = |k| tee_tests::max_action_within(k, b);
     let mut largest = 0;
     for &kind in ActionKind::ALL {
-        let a = max_action(kind);
+        let a = max_action_of(kind);
         assert_eq!(a.kind(), kind);
         let enc = encode(&a);
         assert_eq!(Action::decode(&enc).unwrap(), a, "{kind}");
         largest = largest.max(enc.len());
+        assert_eq!(b.check(&a, enc.len()), Ok(()), "{kind}");
         if let Action::RegistryTx(t) = &a {
-            assert!(t.call.calldata_len() <= MAX_REGISTRY_CALLDATA_LEN, "{kind}");
+            assert!(t.call.calldata_len() <= max_calldata, "{kind}");
         }
         if a.is_transaction() {
             let sig = SigningKey::from_bytes(&[7; 32]).unwrap().sign(&a).unwrap().signature;
-            assert!(tx::signed_len(&a, &sig).unwrap() <= MAX_SIGNED_TX_LEN, "{kind}");
+            assert!(tx::signed_len(&a, &sig).unwrap() <= signed_tx_len(b), "{kind}");
         }
     }
-    assert_eq!(largest, MAX_ACTION_LEN, "MAX_ACTION_LEN is the largest encoding");
+    assert_eq!(largest, max_action, "action_len is the largest encoding");
     let worst_calldata = ActionKind::ALL
         .iter()
-        .filter_map(|&k| match max_action(k) {
+        .filter_map(|&k| match max_action_of(k) {
             Action::RegistryTx(t) => Some(t.call.calldata_len()),
             _ => None,
         })
         .max()
         .unwrap();
-    assert_eq!(worst_calldata, MAX_REGISTRY_CALLDATA_LEN);
+    assert_eq!(worst_calldata, max_calldata);
+}
+
+/// One byte (or entry) over a bound in any field of any kind is refused
+/// by the bounds check, naming that field, its length and the bound.
+#[test]
+fn a_field_over_its_bound_is_named() {
+    let b = ActionBounds::MCU;
+    let x = "x".repeat(70_000);
+    let long = |n: u32| &x[..n as usize + 1];
+    let bytes = vec![0u8; 70_000];
+    let over = |n: u32| &bytes[..n as usize + 1];
+    // An action longer than the device takes whole is named as such: the
+    // action's length is checked first.
+    let mut a = tee_tests::max_action_within(ActionKind::PersonalMessage, &b);
+    if let Action::PersonalMessage(m) = &mut a {
+        m.message = over(b.action);
+    }
+    let r = b.check(&a, a.encoded_len()).unwrap_err();
+    assert_eq!((r.field, r.len, r.max), (BoundField::Action, a.encoded_len() as u32, b.action));
+    // Within the action's bound, the first field over its own.
+    let mut a = tee_tests::max_action_within(ActionKind::GiveFeedback, &b);
+    if let Action::RegistryTx(t) = &mut a
+        && let RegistryCall::GiveFeedback { feedback_uri, .. } = &mut t.call
+    {
+        *feedback_uri = long(b.uri);
+    }
+    let r = b.check(&a, a.encoded_len()).unwrap_err();
+    assert_eq!((r.field, r.len, r.max), (BoundField::Uri, b.uri + 1, b.uri));
+    if let Action::RegistryTx(t) = &mut a
+        && let RegistryCall::GiveFeedback { feedback_uri, tag2, .. } = &mut t.call
+    {
+        *feedback_uri = "";
+        *tag2 = long(b.tag);
+    }
+    let r = b.check(&a, a.encoded_len()).unwrap_err();
+    assert_eq!((r.field, r.len, r.max), (BoundField::Tag, b.tag + 1, b.tag));
+    let cases: [(ActionKind, BoundField, u32); 5] = [
+        (ActionKind::GenericTx, BoundField::Calldata, b.calldata),
+        (ActionKind::PersonalMessage, BoundField::Message, b.message),
+        (ActionKind::SetAgentUri, BoundField::Uri, b.uri),
+        (ActionKind::SetMetadata, BoundField::MetadataValue, b.metadata_value),
+        (ActionKind::SetAgentWallet, BoundField::WalletSignature, b.wallet_signature),
+    ];
+    for (kind, field, bound) in cases {
+        let mut a = tee_tests::max_action_within(kind, &b);
+        match &mut a {
+            Action::GenericTx(t) => t.data = over(bound),
+            Action::PersonalMessage(m) => m.message = over(bound),
+            Action::RegistryTx(t) => match &mut t.call {
+                RegistryCall::SetAgentUri { new_uri, .. } => *new_uri = long(bound),
+                RegistryCall::SetMetadata { value, .. } => *value = over(bound),
+                RegistryCall::SetAgentWallet { signature, .. } => *signature = over(bound),
+                _ => unreachable!(),
+            },
+            _ => unreachable!(),
+        }
+        // The action length is checked first; here only the field is over.
+        let r = b.check(&a, 0).unwrap_err();
+        assert_eq!((r.field, r.len, r.max), (field, bound + 1, bound), "{kind}");
+    }
 }
 
 #[test]
 fn typed_errors() {
     // Variant 3 is PersonalMessage: [tag, varint len, bytes].
-    let msg = Action::PersonalMessage(PersonalMessage { message: bytes(b"hi").unwrap() });
+    let msg = Action::PersonalMessage(PersonalMessage { message: b"hi" });
     let enc = encode(&msg);
     assert_eq!(enc, [3, 2, b'h', b'i']);
     assert_eq!(Action::decode(&[3, 0x82, 0x00, b'h', b'i']), Err(Error::NonCanonical));
@@ -169,13 +248,21 @@ fn typed_errors() {
     assert_eq!(Action::decode(&[]), Err(Error::Truncated));
     assert_eq!(Action::decode(&[7]), Err(Error::UnknownVariant), "one past the last action");
     assert_eq!(Action::decode(&[0x80, 0x01]), Err(Error::UnknownVariant));
-    // One byte over the message bound.
-    let n = MAX_MESSAGE_LEN + 1;
-    let mut long = vec![3, (n as u8) | 0x80, (n >> 7) as u8];
-    long.extend(std::iter::repeat_n(b'a', n));
-    assert_eq!(Action::decode(&long), Err(Error::TooLong));
-    // Anything longer than the largest action is refused before decoding.
-    assert_eq!(Action::decode(&vec![3; MAX_ACTION_LEN + 1]), Err(Error::TooLong));
+    // More metadata entries than an action holds: register(string,
+    // (string,bytes)[]) with five empty entries.
+    let e = MetadataEntry { key: "", value: &[] };
+    let mut a = max_action(ActionKind::RegisterWithMetadata);
+    let Action::RegistryTx(t) = &mut a else { unreachable!() };
+    t.call = RegistryCall::RegisterWithMetadata {
+        agent_uri: "",
+        metadata: tee_core::heapless::Vec::from_slice(&[e; 4]).unwrap(),
+    };
+    let mut enc = encode(&a);
+    let at = enc.len() - 4 * 2 - 1;
+    assert_eq!(enc[at], 4, "the entry count");
+    enc[at] = 5;
+    enc.extend_from_slice(&[0, 0]);
+    assert_eq!(Action::decode(&enc), Err(Error::TooLong));
     // Invalid UTF-8 in a string field: register(string) with bytes ff fe.
     let a = max_action(ActionKind::RegisterWithUri);
     let mut enc = encode(&a);

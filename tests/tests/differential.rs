@@ -18,7 +18,7 @@ use tee_core::limits::{MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN};
 use tee_core::{Action, ActionKind, SigningKey};
 use tee_tests::{alloy_calldata, alloy_digest, alloy_tx, arb_action_of, arb_secret};
 
-fn check(action: &Action, secret: &[u8; 32]) -> Result<(), TestCaseError> {
+fn check(action: &Action<'_>, secret: &[u8; 32]) -> Result<(), TestCaseError> {
     let key = SigningKey::from_bytes(secret).unwrap();
     let reference = PrivateKeySigner::from_slice(secret).unwrap();
     prop_assert_eq!(key.address().0, reference.address().0.0);

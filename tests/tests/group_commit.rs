@@ -28,7 +28,7 @@ use tee_transport::{Endpoint, connect};
 
 const SLOTS: u8 = 4;
 
-fn action(client: u64, sequence: u64) -> Action {
+fn action(client: u64, sequence: u64) -> Action<'static> {
     let mut a = sample::action(ActionKind::SetAgentUri);
     if let Action::RegistryTx(t) = &mut a {
         t.tx.nonce = client * 1_000 + sequence;

@@ -131,7 +131,7 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(
 }
 
 /// A request through a whole frame and its command's own decoder.
-fn request_round_trip<C: Command + PartialEq + Debug>(cmd: &C) -> Result<(), TestCaseError> {
+fn request_round_trip<C: Command + Debug>(cmd: &C) -> Result<(), TestCaseError> {
     let mut buf = vec![0u8; MAX_REQUEST_WIRE];
     let frame = encode_request(0xdead_beef, cmd, &mut buf).unwrap().to_vec();
     prop_assert!(frame.len() <= MAX_REQUEST_WIRE);
@@ -143,7 +143,8 @@ fn request_round_trip<C: Command + PartialEq + Debug>(cmd: &C) -> Result<(), Tes
     prop_assert!(rest.is_empty());
     let (h, body) = Header::split(payload.unwrap().unwrap()).unwrap();
     prop_assert_eq!((h.version, h.command, h.request_id), (PROTOCOL_VERSION, C::CODE, 0xdead_beef));
-    prop_assert_eq!(&C::decode(body).unwrap(), cmd);
+    // The decoded request (borrowing the body, for `Sign`) is the command.
+    prop_assert_eq!(format!("{:?}", C::decode(body).unwrap()), format!("{cmd:?}"));
     Ok(())
 }
 
@@ -201,7 +202,7 @@ proptest! {
             max_request_frame: n as u32,
             device_id: hash,
             admin: addr,
-            bounds: tee_core::action::ActionBounds { uri: n as u32, ..tee_core::action::ActionBounds::THIS_BUILD },
+            bounds: tee_core::action::ActionBounds { uri: n as u32, ..tee_core::action::ActionBounds::MCU },
         })?;
         let mut key = [2u8; 33];
         key[1..].copy_from_slice(&pk);

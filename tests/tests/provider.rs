@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use tee_client::provider::{PhalaDstackProvider, ProviderError};
+use tee_core::action::BoundField;
 use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{DeviceError, PolicyViolation};
 use tee_core::{ActionKind, B256, SigningKey};
@@ -186,8 +187,12 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     let by = sig.recover_address_from_msg(b"hello from agent 42").unwrap();
     assert_eq!(by.0.0, key1.address.0, "alloy's EIP-191 recovers the key");
     assert!(agent.verify_attestation(&m, Some(SAMPLE_COLLATERAL_TIME)).verified_but_dcap());
-    let r = agent.sign_message(&key1, &[0u8; tee_core::limits::MAX_MESSAGE_LEN + 1]);
-    assert!(matches!(r, Err(ProviderError::MessageTooLong)), "{r:?}");
+    // A message over the signer's bound is named, with its length and the
+    // bound the signer reported, before it is sent.
+    let bound = tee_core::action::ActionBounds::HOST.message;
+    let r = agent.sign_message(&key1, &vec![0u8; bound as usize + 1]);
+    let Err(ProviderError::OverBound(over)) = r else { panic!("{r:?}") };
+    assert_eq!((over.field, over.len, over.max), (BoundField::Message, bound + 1, bound));
 
     // get_attestation_report for a validator's challenge.
     let challenge = B256([0xcc; 32]);

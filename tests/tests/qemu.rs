@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use tee_client::ClientError;
+use tee_core::action::BoundField;
 use tee_core::protocol::*;
 use tee_core::{Action, ActionKind, B256, SigningKey};
 use tee_testkit::sample;
@@ -30,10 +31,11 @@ fn firmware_over_the_emulated_uart() {
     assert_eq!(info.device_id, DEVICE_ID);
     assert_eq!(info.admin, admin.address());
     assert_eq!(info.capabilities, capability::GENERATE);
-    // The microcontroller's own bounds, smaller than this (host) build's.
+    // The microcontroller's own bounds, smaller than the host's.
     let mcu = info.bounds;
+    assert_eq!(mcu, tee_core::action::ActionBounds::MCU);
     assert_eq!((mcu.uri, mcu.metadata_value, mcu.calldata, mcu.message), (256, 128, 512, 512));
-    assert!(mcu.action < tee_core::action::ActionBounds::THIS_BUILD.action);
+    assert_eq!(info.max_request_frame as usize, tee_core::limits::MCU_REQUEST_FRAME);
 
     let key = c
         .admin(
@@ -113,23 +115,19 @@ fn firmware_over_the_emulated_uart() {
 
     // A URI the host's bounds take and the device's do not: the client can
     // tell from DeviceInfo, and the device refuses it, typed.
+    let uri = format!("data:,{}", "x".repeat(300));
     let Action::RegistryTx(mut long) = sample::action(ActionKind::SetAgentUri) else {
         unreachable!()
     };
     let tee_core::action::RegistryCall::SetAgentUri { new_uri, .. } = &mut long.call else {
         unreachable!()
     };
-    *new_uri = tee_core::action::text(&format!("data:,{}", "x".repeat(300))).unwrap();
+    *new_uri = &uri;
     let long = Action::RegistryTx(long);
-    let mut buf = vec![0u8; tee_core::limits::MAX_ACTION_LEN];
-    let len = long.encode(&mut buf).unwrap().len();
-    let over = mcu.check(&long, len).unwrap_err();
-    assert_eq!((over.field, over.len, over.max), ("uri", 306, 256));
+    let over = mcu.check(&long, long.encoded_len()).unwrap_err();
+    assert_eq!((over.field, over.len, over.max), (BoundField::Uri, 306, 256));
     let r = c.call(&Sign { slot: 0, sequence: 14, action: long });
-    assert!(
-        matches!(r, Err(ClientError::Device(DeviceError::Malformed(tee_core::Error::TooLong)))),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ClientError::Device(DeviceError::OverBound(o))) if o == over), "{r:?}");
 
     // Garbage on the line, then a good request.
     let garbage: Vec<u8> = (1..=200u8).map(|b| b.wrapping_mul(37) | 1).collect();

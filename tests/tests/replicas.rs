@@ -36,7 +36,7 @@ fn app(dir: &Path) -> SimServer {
 }
 
 /// A distinct action per (replica, sequence).
-fn action(replica: u8, sequence: u64) -> Action {
+fn action(replica: u8, sequence: u64) -> Action<'static> {
     let mut a = sample::action(ActionKind::SetAgentUri);
     if let Action::RegistryTx(t) = &mut a {
         t.tx.nonce = u64::from(replica) << 32 | sequence;

@@ -44,7 +44,7 @@ fn signed_to_five(dir: &Path, dstack: &SimServer) -> Pair<HostBackend, HOST_SLOT
     p
 }
 
-fn action(nonce: u64) -> Action {
+fn action(nonce: u64) -> Action<'static> {
     let mut a = sample::action(ActionKind::SetAgentUri);
     if let Action::RegistryTx(t) = &mut a {
         t.tx.nonce = nonce;

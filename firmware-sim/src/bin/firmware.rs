@@ -26,6 +26,7 @@ use firmware_sim::board::{Board, Halt, Ticks};
 use firmware_sim::entropy::ChaChaEntropy;
 use firmware_sim::flash::SimFlash;
 use firmware_sim::log::{Part, line};
+use tee_core::action::ActionBounds;
 use tee_core::device::DeviceConfig;
 use tee_core::{Address, B256};
 
@@ -211,7 +212,7 @@ fn main() -> ! {
     let board = QemuBoard { flash, ticks };
     // Static messages only: formatting derived `Debug` impls would cost
     // kilobytes of flash.
-    let config = DeviceConfig { device_id: DEVICE_ID, admin: ADMIN };
+    let config = DeviceConfig { device_id: DEVICE_ID, admin: ADMIN, bounds: ActionBounds::MCU };
     halt(match firmware_sim::board::run(board, config) {
         Halt::Store(_) => "the flash store cannot be opened",
         Halt::Device(_) => "the device cannot be opened from the stored state",

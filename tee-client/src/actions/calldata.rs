@@ -1,13 +1,14 @@
 //! Registry calldata back into the typed call, strictly: decoded with
-//! alloy's ABI types for the ERC-8004 v2.0.0 functions, bounded as the core
-//! bounds them, then encoded again by the core, which must give the same
-//! bytes. So what the device signs (calldata it builds from the typed
-//! fields) is exactly what the user's transaction carries, and anything the
-//! core would encode differently (a non-canonical offset, padding, trailing
-//! bytes, an over-long field) is refused rather than reinterpreted.
+//! alloy's ABI types for the ERC-8004 v2.0.0 functions, then encoded again
+//! by the core, which must give the same bytes. So what the device signs
+//! (calldata it builds from the typed fields) is exactly what the user's
+//! transaction carries, and anything the core would encode differently (a
+//! non-canonical offset, padding, trailing bytes) is refused rather than
+//! reinterpreted. How long a field may be is the device's bound, checked
+//! against the action before it is sent.
 
 use alloy_sol_types::{SolCall, sol};
-use tee_core::action::{MetadataEntry, Registry, RegistryCall, bytes, text};
+use tee_core::action::{MetadataEntry, Registry, RegistryCall};
 use tee_core::{Address, B256, U256};
 
 sol! {
@@ -55,8 +56,8 @@ pub enum CalldataError {
         /// Why.
         reason: String,
     },
-    /// A field is longer than the signer takes.
-    #[error("{function}: {field} is longer than the signer takes")]
+    /// More entries than an action holds (`metadata`: four).
+    #[error("{function}: more {field} entries than the signer takes")]
     TooLong {
         /// The function.
         function: &'static str,
@@ -83,8 +84,13 @@ fn u256(v: alloy_sol_types::private::U256) -> U256 {
     U256(v.to_be_bytes())
 }
 
-/// Decodes `data` sent to a `registry` into its typed call.
-pub fn decode(registry: Registry, data: &[u8]) -> Result<RegistryCall, CalldataError> {
+/// Decodes `data` sent to a `registry` into its typed call, which `then`
+/// reads (the call borrows the decoded arguments).
+pub fn decode<R>(
+    registry: Registry,
+    data: &[u8],
+    then: impl FnOnce(&RegistryCall<'_>) -> R,
+) -> Result<R, CalldataError> {
     use IIdentityRegistry as I;
     use IReputationRegistry as R;
     use IValidationRegistry as V;
@@ -98,133 +104,116 @@ pub fn decode(registry: Registry, data: &[u8]) -> Result<RegistryCall, CalldataE
                 .map_err(|e| CalldataError::Decode { function: $name, reason: e.to_string() })?
         };
     }
-    let long = |function, field| CalldataError::TooLong { function, field };
-    let call = match (registry, selector) {
+    // Strict: the core's encoding of the decoded call is the input.
+    let finish = |call: RegistryCall<'_>| {
+        let mut buf = vec![0u8; call.calldata_len()];
+        if !call.calldata(&mut buf).is_ok_and(|b| b == data) {
+            return Err(CalldataError::NotCanonical { function: call.kind().name() });
+        }
+        Ok(then(&call))
+    };
+    match (registry, selector) {
         (Registry::Identity, I::register_0Call::SELECTOR) => {
             args!(I::register_0Call, "register()");
-            RegistryCall::Register
+            finish(RegistryCall::Register)
         }
         (Registry::Identity, I::register_1Call::SELECTOR) => {
-            const F: &str = "register(string)";
             let a = args!(I::register_1Call, "register(string)");
-            RegistryCall::RegisterWithUri {
-                agent_uri: text(&a.agentURI).map_err(|_| long(F, "agentURI"))?,
-            }
+            finish(RegistryCall::RegisterWithUri { agent_uri: &a.agentURI })
         }
         (Registry::Identity, I::register_2Call::SELECTOR) => {
             const F: &str = "register(string,(string,bytes)[])";
             let a = args!(I::register_2Call, "register(string,(string,bytes)[])");
             let mut metadata = tee_core::heapless::Vec::new();
-            for e in a.metadata {
-                let entry = MetadataEntry {
-                    key: text(&e.metadataKey).map_err(|_| long(F, "metadataKey"))?,
-                    value: bytes(&e.metadataValue).map_err(|_| long(F, "metadataValue"))?,
-                };
-                metadata.push(entry).map_err(|_| long(F, "metadata"))?;
+            for e in &a.metadata {
+                let entry = MetadataEntry { key: &e.metadataKey, value: &e.metadataValue };
+                metadata
+                    .push(entry)
+                    .map_err(|_| CalldataError::TooLong { function: F, field: "metadata" })?;
             }
-            RegistryCall::RegisterWithMetadata {
-                agent_uri: text(&a.agentURI).map_err(|_| long(F, "agentURI"))?,
-                metadata,
-            }
+            finish(RegistryCall::RegisterWithMetadata { agent_uri: &a.agentURI, metadata })
         }
         (Registry::Identity, I::setAgentURICall::SELECTOR) => {
             let a = args!(I::setAgentURICall, "setAgentURI");
-            RegistryCall::SetAgentUri {
-                agent_id: u256(a.agentId),
-                new_uri: text(&a.newURI).map_err(|_| long("setAgentURI", "newURI"))?,
-            }
+            finish(RegistryCall::SetAgentUri { agent_id: u256(a.agentId), new_uri: &a.newURI })
         }
         (Registry::Identity, I::setMetadataCall::SELECTOR) => {
-            const F: &str = "setMetadata";
             let a = args!(I::setMetadataCall, "setMetadata");
-            RegistryCall::SetMetadata {
+            finish(RegistryCall::SetMetadata {
                 agent_id: u256(a.agentId),
-                key: text(&a.metadataKey).map_err(|_| long(F, "metadataKey"))?,
-                value: bytes(&a.metadataValue).map_err(|_| long(F, "metadataValue"))?,
-            }
+                key: &a.metadataKey,
+                value: &a.metadataValue,
+            })
         }
         (Registry::Identity, I::setAgentWalletCall::SELECTOR) => {
             const F: &str = "setAgentWallet";
             let a = args!(I::setAgentWalletCall, "setAgentWallet");
-            RegistryCall::SetAgentWallet {
+            finish(RegistryCall::SetAgentWallet {
                 agent_id: u256(a.agentId),
                 new_wallet: Address(a.newWallet.0.0),
                 deadline: u64::try_from(a.deadline)
                     .map_err(|_| CalldataError::OutOfRange { function: F, field: "deadline" })?,
-                signature: bytes(&a.signature).map_err(|_| long(F, "signature"))?,
-            }
+                signature: &a.signature,
+            })
         }
         (Registry::Identity, I::unsetAgentWalletCall::SELECTOR) => {
             let a = args!(I::unsetAgentWalletCall, "unsetAgentWallet");
-            RegistryCall::UnsetAgentWallet { agent_id: u256(a.agentId) }
+            finish(RegistryCall::UnsetAgentWallet { agent_id: u256(a.agentId) })
         }
         (Registry::Reputation, R::giveFeedbackCall::SELECTOR) => {
-            const F: &str = "giveFeedback";
             let a = args!(R::giveFeedbackCall, "giveFeedback");
-            RegistryCall::GiveFeedback {
+            finish(RegistryCall::GiveFeedback {
                 agent_id: u256(a.agentId),
                 value: a.value,
                 value_decimals: a.valueDecimals,
-                tag1: text(&a.tag1).map_err(|_| long(F, "tag1"))?,
-                tag2: text(&a.tag2).map_err(|_| long(F, "tag2"))?,
-                endpoint: text(&a.endpoint).map_err(|_| long(F, "endpoint"))?,
-                feedback_uri: text(&a.feedbackURI).map_err(|_| long(F, "feedbackURI"))?,
+                tag1: &a.tag1,
+                tag2: &a.tag2,
+                endpoint: &a.endpoint,
+                feedback_uri: &a.feedbackURI,
                 feedback_hash: B256(a.feedbackHash.0),
-            }
+            })
         }
         (Registry::Reputation, R::revokeFeedbackCall::SELECTOR) => {
             let a = args!(R::revokeFeedbackCall, "revokeFeedback");
-            RegistryCall::RevokeFeedback {
+            finish(RegistryCall::RevokeFeedback {
                 agent_id: u256(a.agentId),
                 feedback_index: a.feedbackIndex,
-            }
+            })
         }
         (Registry::Reputation, R::appendResponseCall::SELECTOR) => {
-            const F: &str = "appendResponse";
             let a = args!(R::appendResponseCall, "appendResponse");
-            RegistryCall::AppendResponse {
+            finish(RegistryCall::AppendResponse {
                 agent_id: u256(a.agentId),
                 client_address: Address(a.clientAddress.0.0),
                 feedback_index: a.feedbackIndex,
-                response_uri: text(&a.responseURI).map_err(|_| long(F, "responseURI"))?,
+                response_uri: &a.responseURI,
                 response_hash: B256(a.responseHash.0),
-            }
+            })
         }
         (Registry::Validation, V::validationRequestCall::SELECTOR) => {
-            const F: &str = "validationRequest";
             let a = args!(V::validationRequestCall, "validationRequest");
-            RegistryCall::ValidationRequest {
+            finish(RegistryCall::ValidationRequest {
                 validator_address: Address(a.validatorAddress.0.0),
                 agent_id: u256(a.agentId),
-                request_uri: text(&a.requestURI).map_err(|_| long(F, "requestURI"))?,
+                request_uri: &a.requestURI,
                 request_hash: B256(a.requestHash.0),
-            }
+            })
         }
         (Registry::Validation, V::validationResponseCall::SELECTOR) => {
-            const F: &str = "validationResponse";
             let a = args!(V::validationResponseCall, "validationResponse");
-            RegistryCall::ValidationResponse {
+            finish(RegistryCall::ValidationResponse {
                 request_hash: B256(a.requestHash.0),
                 response: a.response,
-                response_uri: text(&a.responseURI).map_err(|_| long(F, "responseURI"))?,
+                response_uri: &a.responseURI,
                 response_hash: B256(a.responseHash.0),
-                tag: text(&a.tag).map_err(|_| long(F, "tag"))?,
-            }
+                tag: &a.tag,
+            })
         }
-        _ => {
-            return Err(CalldataError::UnknownFunction {
-                selector: format!("0x{}", hex::encode(selector)),
-                registry,
-            });
-        }
-    };
-    // Strict: the core's encoding of the decoded call is the input.
-    let mut buf = vec![0u8; call.calldata_len()];
-    let canonical = call.calldata(&mut buf).map(|b| b == data).unwrap_or(false);
-    if !canonical {
-        return Err(CalldataError::NotCanonical { function: call.kind().name() });
+        _ => Err(CalldataError::UnknownFunction {
+            selector: format!("0x{}", hex::encode(selector)),
+            registry,
+        }),
     }
-    Ok(call)
 }
 
 #[cfg(test)]
@@ -245,16 +234,19 @@ mod tests {
             let mut buf = vec![0u8; t.call.calldata_len()];
             let data = t.call.calldata(&mut buf).unwrap().to_vec();
             let registry = t.call.registry();
-            assert_eq!(decode(registry, &data), Ok(t.call.clone()), "{}", kind.name());
+            assert_eq!(decode(registry, &data, |c| c == &t.call), Ok(true), "{}", kind.name());
             let mut longer = data.clone();
             longer.extend_from_slice(&[0; 32]);
-            assert!(decode(registry, &longer).is_err(), "{} with a word more", kind.name());
+            assert!(decode(registry, &longer, |_| ()).is_err(), "{} with a word more", kind.name());
             let other = match registry {
                 Registry::Identity => Registry::Reputation,
                 _ => Registry::Identity,
             };
-            assert!(matches!(decode(other, &data), Err(CalldataError::UnknownFunction { .. })));
+            assert!(matches!(
+                decode(other, &data, |_| ()),
+                Err(CalldataError::UnknownFunction { .. })
+            ));
         }
-        assert!(decode(Registry::Identity, &[0x1a, 0xa3]).is_err());
+        assert!(decode(Registry::Identity, &[0x1a, 0xa3], |_| ()).is_err());
     }
 }

@@ -26,9 +26,11 @@
 //! path without JSON (alloy's transactions take it, `client::alloy`).
 
 pub mod calldata;
+mod owned;
 pub mod registries;
 mod request;
 mod write;
 
+pub use owned::OwnedAction;
 pub use request::{Fees, JsonActionError, Request, TxRequest, from_json};
 pub use write::to_json;

@@ -3,12 +3,12 @@
 use alloy_dyn_abi::TypedData;
 use serde_json::{Map, Value};
 use tee_core::action::{
-    Action, AgentWalletSet, Calldata, Eip712Prehashed, GenericTx, LegacyGenericTx,
-    LegacyRegistryTx, LegacyTxParams, PersonalMessage, Registry, RegistryCall, RegistryTx,
-    TxParams, bytes,
+    Action, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx, LegacyRegistryTx,
+    LegacyTxParams, PersonalMessage, Registry, RegistryCall, RegistryTx, TxParams,
 };
 use tee_core::{Address, U256};
 
+use super::OwnedAction;
 use super::calldata::{self, CalldataError};
 use super::registries;
 
@@ -49,7 +49,7 @@ pub enum JsonActionError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The action.
-    pub action: Action,
+    pub action: OwnedAction,
     /// The signer the request names (`from`, or `personal_sign`'s address):
     /// the caller checks it is the slot's.
     pub from: Option<Address>,
@@ -219,7 +219,7 @@ fn typed_data(v: Value, from: Option<Address>) -> Result<Request, JsonActionErro
     if action.digest().0 != signing_hash.0 {
         return Err(field("types", "an AgentWalletSet that is not the identity registry's type"));
     }
-    Ok(Request { action, from })
+    Ok(Request { action: OwnedAction::new(&action), from })
 }
 
 fn envelope(o: &Map<String, Value>, registries: &[Address]) -> Result<Request, JsonActionError> {
@@ -249,16 +249,8 @@ fn envelope(o: &Map<String, Value>, registries: &[Address]) -> Result<Request, J
                 Some(Ok(b)) => b,
                 _ => text.as_bytes().to_vec(),
             };
-            let message = bytes(&raw).map_err(|_| {
-                field(
-                    "params",
-                    format!(
-                        "the message is longer than {} bytes",
-                        tee_core::limits::MAX_MESSAGE_LEN
-                    ),
-                )
-            })?;
-            Ok(Request { action: Action::PersonalMessage(PersonalMessage { message }), from })
+            let action = Action::PersonalMessage(PersonalMessage { message: &raw });
+            Ok(Request { action: OwnedAction::new(&action), from })
         }
         "eth_signTypedData_v4" => match params.as_slice() {
             [a, data] => typed_data(data.clone(), Some(address("params", a)?)),
@@ -343,8 +335,8 @@ impl TxRequest {
     /// The action: sent to an ERC-8004 registry (deployed on the chain,
     /// or one of `registries`), the typed registry call, its calldata
     /// decoded strictly; otherwise the generic (blind) transaction.
-    pub fn into_action(self, registries: &[Address]) -> Result<Action, JsonActionError> {
-        let TxRequest { fees, chain_id, nonce, gas_limit, to, value, data } = self;
+    pub fn into_action(&self, registries: &[Address]) -> Result<OwnedAction, JsonActionError> {
+        let TxRequest { fees, chain_id, nonce, gas_limit, to, value, ref data } = *self;
         let candidates: Vec<Registry> = match registries::deployed(chain_id, &to) {
             Some(r) => vec![r],
             None if registries.contains(&to) => {
@@ -358,29 +350,20 @@ impl TxRequest {
             }
             // The deployed registry's functions; for a named contract, the
             // registry whose function the selector is.
-            let mut result = calldata::decode(*first, &data);
+            let typed = |call: &RegistryCall<'_>| {
+                let body = Body::Registry { registry: to, call: call.clone() };
+                OwnedAction::new(&fees.action(chain_id, nonce, gas_limit, body))
+            };
+            let mut result = calldata::decode(*first, data, typed);
             for r in rest {
                 if matches!(result, Err(CalldataError::UnknownFunction { .. })) {
-                    result = calldata::decode(*r, &data);
+                    result = calldata::decode(*r, data, typed);
                 }
             }
-            return Ok(fees.action(
-                chain_id,
-                nonce,
-                gas_limit,
-                Body::Registry { registry: to, call: result? },
-            ));
+            return Ok(result?);
         }
-        let data = bytes(&data).map_err(|_| {
-            field(
-                "data",
-                format!(
-                    "longer than {} bytes, the most a generic transaction carries",
-                    tee_core::limits::MAX_CALLDATA_LEN
-                ),
-            )
-        })?;
-        Ok(fees.action(chain_id, nonce, gas_limit, Body::Generic { to, value, data }))
+        let body = Body::Generic { to, value, data };
+        Ok(OwnedAction::new(&fees.action(chain_id, nonce, gas_limit, body)))
     }
 }
 
@@ -451,7 +434,7 @@ impl Fees {
 
     /// The transaction action of `body` in this fee envelope: one body,
     /// either envelope, so a call is written once for both types.
-    fn action(self, chain_id: u64, nonce: u64, gas_limit: u64, body: Body) -> Action {
+    fn action(self, chain_id: u64, nonce: u64, gas_limit: u64, body: Body<'_>) -> Action<'_> {
         match self {
             Fees::Eip1559 { max_fee_per_gas, max_priority_fee_per_gas } => {
                 let tx = TxParams {
@@ -486,15 +469,11 @@ impl Fees {
 }
 
 /// What a transaction does, apart from its fees.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "moved once into the Action, which is as large (until actions borrow from the request)"
-)]
-enum Body {
+enum Body<'a> {
     /// A typed call to an ERC-8004 registry.
-    Registry { registry: Address, call: RegistryCall },
+    Registry { registry: Address, call: RegistryCall<'a> },
     /// Anything else (blind).
-    Generic { to: Address, value: U256, data: Calldata },
+    Generic { to: Address, value: U256, data: &'a [u8] },
 }
 
 #[cfg(test)]

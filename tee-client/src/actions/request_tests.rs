@@ -9,7 +9,7 @@ use crate::actions::to_json;
 
 const IDENTITY: &str = "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432";
 
-fn call_data(call: &RegistryCall) -> String {
+fn call_data(call: &RegistryCall<'_>) -> String {
     let mut buf = vec![0u8; call.calldata_len()];
     format!("0x{}", hex::encode(call.calldata(&mut buf).unwrap()))
 }
@@ -21,7 +21,7 @@ fn tx(to: &str, data: &str) -> Value {
     })
 }
 
-fn sample_call(kind: ActionKind) -> RegistryCall {
+fn sample_call(kind: ActionKind) -> RegistryCall<'static> {
     match tee_testkit::sample::action(kind) {
         Action::RegistryTx(t) => t.call,
         _ => panic!("{kind:?} is not a registry call"),
@@ -32,21 +32,24 @@ fn sample_call(kind: ActionKind) -> RegistryCall {
 fn transactions_to_registries_are_typed_and_others_generic() {
     let call = sample_call(ActionKind::SetAgentUri);
     let r = from_json(&tx(IDENTITY, &call_data(&call)).to_string(), &[]).unwrap();
-    let Action::RegistryTx(t) = &r.action else { panic!("{:?}", r.action) };
+    let Action::RegistryTx(t) = &r.action.view() else { panic!("{:?}", r.action) };
     assert_eq!((t.call.clone(), t.tx.nonce, t.tx.gas_limit), (call.clone(), 1, 21_000));
     // The same request to an unknown contract: generic (blind).
     let other = "0x1111111111111111111111111111111111111111";
     let r = from_json(&tx(other, &call_data(&call)).to_string(), &[]).unwrap();
-    assert_eq!(r.action.kind(), ActionKind::GenericTx);
+    assert_eq!(r.action.view().kind(), ActionKind::GenericTx);
     // ... unless the caller names it a registry (a policy's contract):
     // the selector tells which registry's function it is.
     let named = Address([0x11; 20]);
     let feedback = sample_call(ActionKind::GiveFeedback);
     let r = from_json(&tx(other, &call_data(&feedback)).to_string(), &[named]).unwrap();
-    assert_eq!(r.action.kind(), ActionKind::GiveFeedback);
+    assert_eq!(r.action.view().kind(), ActionKind::GiveFeedback);
     // The enveloped form says the same.
     let env = json!({"method": "eth_signTransaction", "params": [tx(IDENTITY, &call_data(&call))]});
-    assert_eq!(from_json(&env.to_string(), &[]).unwrap().action.kind(), ActionKind::SetAgentUri);
+    assert_eq!(
+        from_json(&env.to_string(), &[]).unwrap().action.view().kind(),
+        ActionKind::SetAgentUri
+    );
 }
 
 #[test]
@@ -90,7 +93,7 @@ fn mistakes_are_named() {
     ));
     // Above 2^53 as a decimal string is fine.
     let big = with("maxFeePerGas", json!("18446744073709551617")).unwrap();
-    let Action::RegistryTx(t) = big.action else { panic!() };
+    let Action::RegistryTx(t) = big.action.view() else { panic!() };
     assert_eq!(t.tx.max_fee_per_gas, 18_446_744_073_709_551_617);
     // Registry calldata with a byte more is not reinterpreted.
     let longer = format!("{}00", call_data(&call));
@@ -124,14 +127,14 @@ fn legacy_transactions() {
         from_json(&t.to_string(), &[])
     };
     let r = legacy(json!({})).unwrap();
-    let Action::LegacyRegistryTx(t) = &r.action else { panic!("{:?}", r.action) };
+    let Action::LegacyRegistryTx(t) = &r.action.view() else { panic!("{:?}", r.action) };
     assert_eq!((&t.call, t.tx.gas_price, t.tx.chain_id), (&call, 1_000_000_000, 8453));
     assert_eq!(legacy(json!({"type": "0x0"})).unwrap(), r);
     assert_eq!(legacy(json!({"type": 0, "accessList": []})).unwrap(), r);
     // The round trip, and to an unknown contract it is generic.
-    assert_eq!(from_json(&to_json(&r.action).unwrap().to_string(), &[]).unwrap(), r);
+    assert_eq!(from_json(&to_json(&r.action.view()).unwrap().to_string(), &[]).unwrap(), r);
     let generic = legacy(json!({"to": "0x1111111111111111111111111111111111111111"})).unwrap();
-    assert!(matches!(generic.action, Action::LegacyGenericTx(_)));
+    assert!(matches!(generic.action.view(), Action::LegacyGenericTx(_)));
     // Legacy fields under type 2, EIP-1559 fees beside gasPrice, no
     // gasPrice under type 0, no chain id (EIP-155 needs one).
     assert!(matches!(
@@ -180,15 +183,15 @@ fn wallet_set(version: &str, owner_type: &str) -> Value {
 #[test]
 fn typed_data_as_wallets_send_it() {
     let r = from_json(&wallet_set("1", "address").to_string(), &[]).unwrap();
-    let Action::AgentWalletSet(w) = &r.action else { panic!("{:?}", r.action) };
+    let Action::AgentWalletSet(w) = &r.action.view() else { panic!("{:?}", r.action) };
     assert_eq!((w.chain_id, w.deadline, w.agent_id), (8453, 1_795_811_955, U256::from_u64(42)));
     let td: TypedData = serde_json::from_value(wallet_set("1", "address")).unwrap();
-    assert_eq!(r.action.digest().0, td.eip712_signing_hash().unwrap().0);
+    assert_eq!(r.action.view().digest().0, td.eip712_signing_hash().unwrap().0);
     // eth_signTypedData_v4 params: [address, typed data as a string].
     let env = json!({"method": "eth_signTypedData_v4",
                      "params": ["0x2222222222222222222222222222222222222222", wallet_set("1", "address").to_string()]});
     let r2 = from_json(&env.to_string(), &[]).unwrap();
-    assert_eq!((r2.action, r2.from), (r.action, Some(Address([0x22; 20]))));
+    assert_eq!((&r2.action, r2.from), (&r.action, Some(Address([0x22; 20]))));
     // Another version or field type under the registry's name: refused.
     assert!(matches!(
         from_json(&wallet_set("2", "address").to_string(), &[]),
@@ -199,9 +202,9 @@ fn typed_data_as_wallets_send_it() {
     let mut permit = wallet_set("1", "address");
     permit["domain"]["name"] = "SomeToken".into();
     let r = from_json(&permit.to_string(), &[]).unwrap();
-    assert_eq!(r.action.kind(), ActionKind::Eip712Prehashed);
+    assert_eq!(r.action.view().kind(), ActionKind::Eip712Prehashed);
     let td: TypedData = serde_json::from_value(permit).unwrap();
-    assert_eq!(r.action.digest().0, td.eip712_signing_hash().unwrap().0);
+    assert_eq!(r.action.view().digest().0, td.eip712_signing_hash().unwrap().0);
 }
 
 #[test]
@@ -212,7 +215,6 @@ fn personal_sign_takes_text_or_hex() {
     assert_eq!(text.action, hex.action);
     assert_eq!(hex.from, Some(Address([0x11; 20])));
     assert!(m(json!([])).is_err());
-    assert!(m(json!(["x".repeat(tee_core::limits::MAX_MESSAGE_LEN + 1)])).is_err());
     let e = from_json(&json!({"method": "eth_sign", "params": []}).to_string(), &[]);
     assert!(matches!(e, Err(JsonActionError::Field { field: "method", .. })));
 }

@@ -20,7 +20,7 @@ fn number(v: u64) -> Value {
 /// the registry is deployed there or named). `None` for the pre-hashed
 /// EIP-712 action, whose typed data is gone.
 #[must_use]
-pub fn to_json(action: &Action) -> Option<Value> {
+pub fn to_json(action: &Action<'_>) -> Option<Value> {
     let tx = |envelope: Envelope<'_>, to: &Address, value: &U256, data: &[u8]| {
         let mut o = Map::new();
         let fees = match envelope {
@@ -46,7 +46,7 @@ pub fn to_json(action: &Action) -> Option<Value> {
         }
         Value::Object(o)
     };
-    let registry_tx = |envelope, registry, call: &RegistryCall| {
+    let registry_tx = |envelope, registry, call: &RegistryCall<'_>| {
         let mut buf = vec![0u8; call.calldata_len()];
         let data = call.calldata(&mut buf).ok()?;
         Some(tx(envelope, registry, &U256::ZERO, data))
@@ -54,11 +54,11 @@ pub fn to_json(action: &Action) -> Option<Value> {
     Some(match action {
         Action::RegistryTx(t) => registry_tx(Envelope::Eip1559(&t.tx), &t.registry, &t.call)?,
         Action::LegacyRegistryTx(t) => registry_tx(Envelope::Legacy(&t.tx), &t.registry, &t.call)?,
-        Action::GenericTx(g) => tx(Envelope::Eip1559(&g.tx), &g.to, &g.value, &g.data),
-        Action::LegacyGenericTx(g) => tx(Envelope::Legacy(&g.tx), &g.to, &g.value, &g.data),
+        Action::GenericTx(g) => tx(Envelope::Eip1559(&g.tx), &g.to, &g.value, g.data),
+        Action::LegacyGenericTx(g) => tx(Envelope::Legacy(&g.tx), &g.to, &g.value, g.data),
         Action::PersonalMessage(m) => serde_json::json!({
             "method": "personal_sign",
-            "params": [format!("0x{}", hex::encode(&m.message))],
+            "params": [format!("0x{}", hex::encode(m.message))],
         }),
         Action::AgentWalletSet(w) => serde_json::json!({
             "types": {

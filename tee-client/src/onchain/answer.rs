@@ -248,7 +248,7 @@ fn send(
     // The registry the request was read from is a registry wherever it is
     // deployed: its call is typed, so the slot's policy reads it.
     let action = tx.into_action(&[r.validation_registry])?;
-    let signed = me.provider.sign_slot_at(me.slot, &action, None)?;
+    let signed = me.provider.sign_slot_at(me.slot, &action.view(), None)?;
     let raw = signed.raw_transaction.ok_or(AnswerError::NoRawTransaction)?;
     Ok(r.rpc.send_raw(&raw, MINED_WITHIN)?)
 }

@@ -59,7 +59,7 @@ pub(super) enum Arg<'a> {
     /// `bytes`.
     Bytes(&'a [u8]),
     /// `(string,bytes)[]`.
-    Metadata(&'a [MetadataEntry]),
+    Metadata(&'a [MetadataEntry<'a>]),
 }
 
 impl Arg<'_> {
@@ -113,11 +113,11 @@ fn write_bytes<S: Sink>(s: &mut S, b: &[u8]) {
     s.put_zeros(b.len().next_multiple_of(32) - b.len());
 }
 
-fn entry_args(e: &MetadataEntry) -> [Arg<'_>; 2] {
-    [Arg::Str(&e.key), Arg::Bytes(&e.value)]
+fn entry_args<'a>(e: &MetadataEntry<'a>) -> [Arg<'a>; 2] {
+    [Arg::Str(e.key), Arg::Bytes(e.value)]
 }
 
-fn entry_len(e: &MetadataEntry) -> usize {
+fn entry_len(e: &MetadataEntry<'_>) -> usize {
     body_len(&entry_args(e))
 }
 
@@ -142,7 +142,7 @@ fn write_body<S: Sink>(s: &mut S, args: &[Arg<'_>]) {
     }
 }
 
-impl RegistryCall {
+impl RegistryCall<'_> {
     /// Calls `f` with the function's selector and name and the arguments
     /// in ABI order: the one table of each call's fields, which the
     /// calldata and the display both read.
@@ -271,8 +271,8 @@ impl RegistryCall {
         });
     }
 
-    /// Writes the calldata into `buf` (at most
-    /// [`crate::limits::MAX_REGISTRY_CALLDATA_LEN`] bytes) and returns it.
+    /// Writes the calldata into `buf` ([`Self::calldata_len`] bytes) and
+    /// returns it.
     pub fn calldata<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
         let mut w = SliceWriter::new(buf);
         self.write_calldata(&mut w);
@@ -283,7 +283,6 @@ impl RegistryCall {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{bytes, text};
     use crate::primitives::keccak256;
     use crate::sink::Counter;
 
@@ -315,10 +314,7 @@ mod tests {
 
     #[test]
     fn set_agent_uri_layout() {
-        let call = RegistryCall::SetAgentUri {
-            agent_id: U256::from_u64(7),
-            new_uri: text("ipfs://x").unwrap(),
-        };
+        let call = RegistryCall::SetAgentUri { agent_id: U256::from_u64(7), new_uri: "ipfs://x" };
         let mut buf = [0u8; 256];
         let cd = call.calldata(&mut buf).unwrap();
         assert_eq!(cd.len(), 4 + 4 * 32);
@@ -332,10 +328,9 @@ mod tests {
 
     #[test]
     fn length_arithmetic_matches_writer() {
-        let e =
-            |k: &str, v: &[u8]| MetadataEntry { key: text(k).unwrap(), value: bytes(v).unwrap() };
+        let e = |key, value| MetadataEntry { key, value };
         let call = RegistryCall::RegisterWithMetadata {
-            agent_uri: text("https://agent.example/card.json").unwrap(),
+            agent_uri: "https://agent.example/card.json",
             metadata: heapless::Vec::from_slice(&[
                 e("a", &[1; 33]),
                 e("", &[]),

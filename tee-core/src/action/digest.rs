@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::primitives::B256;
 use crate::signer::{Signed, SigningKey};
 
-impl Action {
+impl Action<'_> {
     /// The 32-byte digest the signer signs: the EIP-712 typed-data hash, the
     /// transaction signing hash (EIP-1559, or legacy with EIP-155), or the
     /// EIP-191 message hash.
@@ -31,12 +31,12 @@ impl Action {
                 signing_hash(&TxView::registry(Legacy(&t.tx), &t.registry, &t.call))
             }
             Action::GenericTx(t) => {
-                signing_hash(&TxView::generic(Eip1559(&t.tx), &t.to, t.value, &t.data))
+                signing_hash(&TxView::generic(Eip1559(&t.tx), &t.to, t.value, t.data))
             }
             Action::LegacyGenericTx(t) => {
-                signing_hash(&TxView::generic(Legacy(&t.tx), &t.to, t.value, &t.data))
+                signing_hash(&TxView::generic(Legacy(&t.tx), &t.to, t.value, t.data))
             }
-            Action::PersonalMessage(m) => personal_message_digest(&m.message),
+            Action::PersonalMessage(m) => personal_message_digest(m.message),
             Action::Eip712Prehashed(p) => typed_data_digest(&p.domain_separator, &p.struct_hash),
         }
     }
@@ -71,7 +71,7 @@ impl AgentWalletSet {
 
 impl SigningKey {
     /// Signs `action`'s digest.
-    pub fn sign(&self, action: &Action) -> Result<Signed> {
+    pub fn sign(&self, action: &Action<'_>) -> Result<Signed> {
         let digest = action.digest();
         let signature = self.sign_digest(&digest)?;
         Ok(Signed { digest, signature })

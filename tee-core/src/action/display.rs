@@ -57,7 +57,7 @@ impl fmt::Display for LegacyTxParams {
     }
 }
 
-impl fmt::Display for RegistryCall {
+impl fmt::Display for RegistryCall<'_> {
     /// `name(arg, ...)`, from the same table as the calldata
     /// ([`RegistryCall::with_args`]): numbers in decimal, addresses EIP-55,
     /// hashes and bytes in hex, strings quoted and escaped.
@@ -87,7 +87,7 @@ impl fmt::Display for Arg<'_> {
                 f.write_str("[")?;
                 for (i, e) in entries.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ", " };
-                    write!(f, "{sep}({}, {})", Escaped(&e.key), Hex(&e.value))?;
+                    write!(f, "{sep}({}, {})", Escaped(e.key), Hex(e.value))?;
                 }
                 f.write_str("]")
             }
@@ -95,7 +95,7 @@ impl fmt::Display for Arg<'_> {
     }
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for Action<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::AgentWalletSet(a) => write!(
@@ -106,17 +106,17 @@ impl fmt::Display for Action {
             ),
             Action::RegistryTx(t) => registry_tx(f, Envelope::Eip1559(&t.tx), &t.registry, &t.call),
             Action::GenericTx(t) => {
-                generic_tx(f, Envelope::Eip1559(&t.tx), &t.to, &t.value, &t.data)
+                generic_tx(f, Envelope::Eip1559(&t.tx), &t.to, &t.value, t.data)
             }
             Action::LegacyRegistryTx(t) => {
                 registry_tx(f, Envelope::Legacy(&t.tx), &t.registry, &t.call)
             }
             Action::LegacyGenericTx(t) => {
-                generic_tx(f, Envelope::Legacy(&t.tx), &t.to, &t.value, &t.data)
+                generic_tx(f, Envelope::Legacy(&t.tx), &t.to, &t.value, t.data)
             }
-            Action::PersonalMessage(m) => match core::str::from_utf8(&m.message) {
+            Action::PersonalMessage(m) => match core::str::from_utf8(m.message) {
                 Ok(s) => write!(f, "EIP-191 message (blind) {}", Escaped(s)),
-                Err(_) => write!(f, "EIP-191 message (blind) {}", Hex(&m.message)),
+                Err(_) => write!(f, "EIP-191 message (blind) {}", Hex(m.message)),
             },
             Action::Eip712Prehashed(p) => write!(
                 f,
@@ -149,7 +149,7 @@ fn registry_tx(
     f: &mut fmt::Formatter<'_>,
     e: Envelope<'_>,
     registry: &Address,
-    call: &RegistryCall,
+    call: &RegistryCall<'_>,
 ) -> fmt::Result {
     let name = envelope_name(e);
     write!(f, "{name} tx to {:?} registry {registry}: {call} ({e})", call.registry())

@@ -7,24 +7,33 @@ use super::types::{Action, RegistryCall};
 use crate::codec;
 use crate::error::{Error, Result};
 
-impl Action {
-    /// Decodes the one canonical encoding of an action.
+impl<'a> Action<'a> {
+    /// Decodes the one canonical encoding of an action, its strings and
+    /// byte fields borrowed from `bytes` (nothing is copied). How long a
+    /// field may be is not the decoder's concern but the device's
+    /// ([`super::ActionBounds::check`]).
     ///
     /// Errors are typed: [`Error::UnknownVariant`] for an action or registry
-    /// call tag this version does not know, [`Error::TooLong`] for a field over
-    /// its bound, and the others of [`codec::decode`].
+    /// call tag this version does not know, [`Error::TooLong`] for more
+    /// metadata entries than an action holds, and the others of
+    /// [`codec::decode`].
     #[inline(never)]
-    pub fn decode(bytes: &[u8]) -> Result<Action> {
-        if bytes.len() > crate::limits::MAX_ACTION_LEN {
-            return Err(Error::TooLong);
-        }
+    pub fn decode(bytes: &'a [u8]) -> Result<Action<'a>> {
         check_tags(bytes)?;
         codec::decode(bytes)
     }
 
-    /// Encodes into `buf` (at most [`crate::limits::MAX_ACTION_LEN`] bytes).
+    /// Encodes into `buf` ([`Self::encoded_len`] bytes), or
+    /// [`Error::BufferTooSmall`].
     pub fn encode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
         codec::encode(self, buf)
+    }
+
+    /// The length of the canonical encoding.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        // Serializing into a size counter cannot fail for an action.
+        codec::encoded_len(self).unwrap_or(usize::MAX)
     }
 }
 
@@ -79,7 +88,7 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{LegacyRegistryTx, LegacyTxParams, RegistryTx, Tag, TxParams, Uri};
+    use crate::action::{LegacyRegistryTx, LegacyTxParams, RegistryTx, TxParams};
     use crate::primitives::{Address, B256};
 
     /// The tag positions `check_tags` relies on, and both tags one past the
@@ -90,16 +99,16 @@ mod tests {
             tx: LegacyTxParams::default(),
             to: Address::ZERO,
             value: crate::primitives::U256::ZERO,
-            data: heapless::Vec::new(),
+            data: &[],
         });
         let mut buf = [0u8; 128];
         assert_eq!(usize::from(legacy_generic.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
         let call = RegistryCall::ValidationResponse {
             request_hash: B256::ZERO,
             response: 0,
-            response_uri: Uri::new(),
+            response_uri: "",
             response_hash: B256::ZERO,
-            tag: Tag::new(),
+            tag: "",
         };
         let eip1559 = Action::RegistryTx(RegistryTx {
             tx: TxParams::default(),

@@ -113,7 +113,7 @@ impl ActionKind {
     }
 }
 
-impl RegistryCall {
+impl RegistryCall<'_> {
     /// The flat kind of this call.
     #[must_use]
     pub const fn kind(&self) -> ActionKind {
@@ -214,7 +214,7 @@ impl Envelope<'_> {
     }
 }
 
-impl Action {
+impl<'a> Action<'a> {
     /// The flat kind, for policy. A legacy transaction has the kind of its
     /// EIP-1559 counterpart: the kind names what is called, not the envelope.
     #[must_use]
@@ -271,7 +271,7 @@ impl Action {
 
     /// The registry call, for registry transactions of either type.
     #[must_use]
-    pub const fn registry_call(&self) -> Option<&RegistryCall> {
+    pub const fn registry_call(&self) -> Option<&RegistryCall<'a>> {
         match self {
             Action::RegistryTx(t) => Some(&t.call),
             Action::LegacyRegistryTx(t) => Some(&t.call),

@@ -30,11 +30,11 @@ mod types;
 pub mod calldata;
 pub mod tx;
 
-pub use bounds::{ActionBounds, OverBound};
+pub use bounds::{ActionBounds, BoundField, OverBound};
 pub use calldata::selector;
 pub use kind::{ActionKind, Envelope};
 pub use types::{
-    Action, AgentWalletSet, Calldata, Eip712Prehashed, GenericTx, LegacyGenericTx,
-    LegacyRegistryTx, LegacyTxParams, MetadataEntry, PersonalMessage, Registry, RegistryCall,
-    RegistryTx, Tag, TxParams, Uri, bytes, text,
+    Action, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx, LegacyRegistryTx,
+    LegacyTxParams, Metadata, MetadataEntry, PersonalMessage, Registry, RegistryCall, RegistryTx,
+    TxParams,
 };

@@ -27,7 +27,7 @@ pub const TX_TYPE_EIP1559: u8 = 0x02;
 #[derive(Clone, Copy)]
 pub(crate) enum CallData<'a> {
     Raw(&'a [u8]),
-    Registry(&'a RegistryCall),
+    Registry(&'a RegistryCall<'a>),
 }
 
 /// The fields of a transaction action, borrowed.
@@ -41,7 +41,11 @@ pub(crate) struct TxView<'a> {
 
 impl<'a> TxView<'a> {
     /// A registry call (registry functions are not payable: value zero).
-    pub(crate) fn registry(params: Envelope<'a>, to: &'a Address, call: &'a RegistryCall) -> Self {
+    pub(crate) fn registry(
+        params: Envelope<'a>,
+        to: &'a Address,
+        call: &'a RegistryCall<'a>,
+    ) -> Self {
         TxView { params, to, value: U256::ZERO, data: CallData::Registry(call) }
     }
 
@@ -55,13 +59,13 @@ impl<'a> TxView<'a> {
         TxView { params, to, value, data: CallData::Raw(data) }
     }
 
-    pub(crate) fn of(action: &'a Action) -> Result<Self> {
+    pub(crate) fn of(action: &'a Action<'a>) -> Result<Self> {
         use Envelope::{Eip1559, Legacy};
         Ok(match action {
             Action::RegistryTx(t) => TxView::registry(Eip1559(&t.tx), &t.registry, &t.call),
             Action::LegacyRegistryTx(t) => TxView::registry(Legacy(&t.tx), &t.registry, &t.call),
-            Action::GenericTx(t) => TxView::generic(Eip1559(&t.tx), &t.to, t.value, &t.data),
-            Action::LegacyGenericTx(t) => TxView::generic(Legacy(&t.tx), &t.to, t.value, &t.data),
+            Action::GenericTx(t) => TxView::generic(Eip1559(&t.tx), &t.to, t.value, t.data),
+            Action::LegacyGenericTx(t) => TxView::generic(Legacy(&t.tx), &t.to, t.value, t.data),
             _ => return Err(Error::NotATransaction),
         })
     }
@@ -192,7 +196,7 @@ pub(crate) fn signing_hash(view: &TxView<'_>) -> B256 {
 /// The unsigned transaction (`0x02 ‖ rlp(fields)`, or a legacy
 /// transaction's `rlp([nonce, gasPrice, gas, to, value, data, chainId, 0, 0])`),
 /// whose keccak is the signing hash. Fails with [`Error::NotATransaction`] for other actions.
-pub fn encode_unsigned<'b>(action: &Action, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
+pub fn encode_unsigned<'b>(action: &Action<'_>, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
     let view = TxView::of(action)?;
     let mut w = SliceWriter::new(buf);
     view.write(&mut w, None);
@@ -202,7 +206,7 @@ pub fn encode_unsigned<'b>(action: &Action, buf: &'b mut [u8]) -> Result<&'b mut
 /// The signed transaction, ready for `eth_sendRawTransaction` (at most
 /// [`crate::limits::MAX_SIGNED_TX_LEN`] bytes).
 pub fn encode_signed<'b>(
-    action: &Action,
+    action: &Action<'_>,
     sig: &Signature,
     buf: &'b mut [u8],
 ) -> Result<&'b mut [u8]> {
@@ -213,21 +217,22 @@ pub fn encode_signed<'b>(
 }
 
 /// Length of [`encode_signed`]'s output.
-pub fn signed_len(action: &Action, sig: &Signature) -> Result<usize> {
+pub fn signed_len(action: &Action<'_>, sig: &Signature) -> Result<usize> {
     Ok(TxView::of(action)?.encoded_len(Some(sig)))
 }
 
 /// The transaction hash: keccak-256 of the signed encoding.
-pub fn tx_hash(action: &Action, sig: &Signature) -> Result<B256> {
+pub fn tx_hash(action: &Action<'_>, sig: &Signature) -> Result<B256> {
     let view = TxView::of(action)?;
     let mut h = Keccak256::new();
     view.write(&mut h, Some(sig));
     Ok(B256(h.finalize().into()))
 }
 
-impl GenericTx {
-    /// Decodes an unsigned EIP-1559 transaction, strictly.
-    pub fn decode_unsigned(bytes: &[u8]) -> Result<GenericTx> {
+impl<'a> GenericTx<'a> {
+    /// Decodes an unsigned EIP-1559 transaction, strictly (the calldata
+    /// borrowed from `bytes`).
+    pub fn decode_unsigned(bytes: &'a [u8]) -> Result<GenericTx<'a>> {
         let (tx, fields) = decode_common(bytes)?;
         if !fields.is_empty() {
             return Err(Error::Malformed);
@@ -237,17 +242,17 @@ impl GenericTx {
 
     /// Decodes a signed EIP-1559 transaction, strictly; the signature must
     /// be in range and low-S, as Ethereum requires.
-    pub fn decode_signed(bytes: &[u8]) -> Result<(GenericTx, Signature)> {
+    pub fn decode_signed(bytes: &'a [u8]) -> Result<(GenericTx<'a>, Signature)> {
         let (tx, mut fields) = decode_common(bytes)?;
         let sig = read_signature(&mut fields)?;
         Ok((tx, sig))
     }
 }
 
-impl LegacyGenericTx {
+impl<'a> LegacyGenericTx<'a> {
     /// Decodes an unsigned legacy transaction (`rlp([nonce, gasPrice, gas,
     /// to, value, data, chainId, 0, 0])`), strictly.
-    pub fn decode_unsigned(bytes: &[u8]) -> Result<LegacyGenericTx> {
+    pub fn decode_unsigned(bytes: &'a [u8]) -> Result<LegacyGenericTx<'a>> {
         let (mut tx, mut f) = decode_legacy(bytes)?;
         tx.tx.chain_id = f.u64()?;
         if f.u64()? != 0 || f.u64()? != 0 || !f.is_empty() {
@@ -258,7 +263,7 @@ impl LegacyGenericTx {
 
     /// Decodes a signed legacy transaction with an EIP-155 `v`, strictly;
     /// the signature must be in range and low-S.
-    pub fn decode_signed(bytes: &[u8]) -> Result<(LegacyGenericTx, Signature)> {
+    pub fn decode_signed(bytes: &'a [u8]) -> Result<(LegacyGenericTx<'a>, Signature)> {
         let (mut tx, mut f) = decode_legacy(bytes)?;
         let (chain_id, y_parity) = eip155_chain(f.u128()?)?;
         tx.tx.chain_id = chain_id;
@@ -268,13 +273,13 @@ impl LegacyGenericTx {
 
 /// A legacy transaction's first six fields (the chain id left zero), and
 /// the reader after them.
-fn decode_legacy(bytes: &[u8]) -> Result<(LegacyGenericTx, Reader<'_>)> {
+fn decode_legacy(bytes: &[u8]) -> Result<(LegacyGenericTx<'_>, Reader<'_>)> {
     let mut f = open_legacy(bytes)?;
     let tx =
         LegacyTxParams { chain_id: 0, nonce: f.u64()?, gas_price: f.u128()?, gas_limit: f.u64()? };
     let to = read_to(&mut f)?;
     let value = f.u256()?;
-    let data = heapless::Vec::from_slice(f.bytes()?).map_err(|_| Error::TooLong)?;
+    let data = f.bytes()?;
     Ok((LegacyGenericTx { tx, to, value, data }, f))
 }
 
@@ -423,21 +428,19 @@ fn read_unsigned<'a>(f: &mut Reader<'a>) -> Result<Unsigned<'a>> {
     Ok(Unsigned { tx, to, value, data })
 }
 
-/// The nine fields as a generic transaction (calldata bounded); returns
-/// the reader positioned after the access list.
-fn decode_common(bytes: &[u8]) -> Result<(GenericTx, Reader<'_>)> {
+/// The nine fields as a generic transaction; returns the reader
+/// positioned after the access list.
+fn decode_common(bytes: &[u8]) -> Result<(GenericTx<'_>, Reader<'_>)> {
     let mut f = open_fields(bytes)?;
     let u = read_unsigned(&mut f)?;
-    let data = heapless::Vec::from_slice(u.data).map_err(|_| Error::TooLong)?;
-    Ok((GenericTx { tx: u.tx, to: u.to, value: u.value, data }, f))
+    Ok((GenericTx { tx: u.tx, to: u.to, value: u.value, data: u.data }, f))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::bytes;
 
-    fn sample() -> Action {
+    fn sample() -> Action<'static> {
         Action::GenericTx(GenericTx {
             tx: TxParams {
                 chain_id: 1,
@@ -448,7 +451,7 @@ mod tests {
             },
             to: Address([0x35; 20]),
             value: U256::from_u64(1_000_000_000_000_000_000),
-            data: bytes(&[]).unwrap(),
+            data: &[],
         })
     }
 
@@ -479,11 +482,11 @@ mod tests {
         let key = crate::signer::SigningKey::from_bytes(&[7; 32]).unwrap();
         let mut big = sample();
         if let Action::GenericTx(g) = &mut big {
-            g.data = bytes(&[0xab; 300]).unwrap();
+            g.data = &[0xab; 300];
         }
         for a in [sample(), big] {
             let sig = key.sign_digest(&a.digest()).unwrap();
-            let mut buf = [0u8; crate::limits::MAX_SIGNED_TX_LEN];
+            let mut buf = [0u8; 1024];
             let raw = encode_signed(&a, &sig, &mut buf).unwrap().to_vec();
             assert_eq!(signing_hash_of_signed(&raw), Ok((a.digest(), sig)));
             let mut edited = raw.clone();
@@ -495,9 +498,7 @@ mod tests {
 
     #[test]
     fn not_a_transaction() {
-        let a = Action::PersonalMessage(crate::action::PersonalMessage {
-            message: bytes(b"hi").unwrap(),
-        });
+        let a = Action::PersonalMessage(crate::action::PersonalMessage { message: b"hi" });
         assert_eq!(encode_unsigned(&a, &mut [0u8; 64]), Err(Error::NotATransaction));
     }
 }

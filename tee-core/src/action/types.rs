@@ -3,33 +3,15 @@
 //! Wire stability: postcard encodes an enum variant by its index, so variants
 //! are only ever appended, never reordered or `cfg`-gated.
 
-use heapless::{String, Vec};
+use heapless::Vec;
 use serde::{Deserialize, Serialize};
 use strum::EnumCount;
 
-use crate::error::{Error, Result};
-use crate::limits::{
-    MAX_CALLDATA_LEN, MAX_MESSAGE_LEN, MAX_METADATA_ENTRIES, MAX_METADATA_KEY_LEN,
-    MAX_METADATA_VALUE_LEN, MAX_TAG_LEN, MAX_URI_LEN, MAX_WALLET_SIGNATURE_LEN,
-};
+use crate::limits::MAX_METADATA_ENTRIES;
 use crate::primitives::{Address, B256, U256};
 
-/// A URI field (`agentURI`, `feedbackURI`, ...).
-pub type Uri = String<MAX_URI_LEN>;
-/// A tag field (`tag1`, `tag2`, `tag`).
-pub type Tag = String<MAX_TAG_LEN>;
-/// A generic transaction's calldata.
-pub type Calldata = Vec<u8, MAX_CALLDATA_LEN>;
-
-/// A bounded string from `s`, or [`Error::TooLong`].
-pub fn text<const N: usize>(s: &str) -> Result<String<N>> {
-    String::try_from(s).map_err(|_| Error::TooLong)
-}
-
-/// A bounded byte vector from `b`, or [`Error::TooLong`].
-pub fn bytes<const N: usize>(b: &[u8]) -> Result<Vec<u8, N>> {
-    Vec::from_slice(b).map_err(|_| Error::TooLong)
-}
+/// The entries of `register(string,(string,bytes)[])`.
+pub type Metadata<'a> = Vec<MetadataEntry<'a>, MAX_METADATA_ENTRIES>;
 
 /// The EIP-1559 fields a transaction action carries besides its call.
 /// Access lists are always empty: no registry call needs one, and a policy
@@ -88,52 +70,49 @@ pub struct AgentWalletSet {
 }
 
 /// One `(string metadataKey, bytes metadataValue)` entry of `register`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct MetadataEntry {
+pub struct MetadataEntry<'a> {
     /// `metadataKey`.
-    pub key: String<MAX_METADATA_KEY_LEN>,
+    pub key: &'a str,
     /// `metadataValue`.
-    pub value: Vec<u8, MAX_METADATA_VALUE_LEN>,
+    pub value: &'a [u8],
 }
 
 /// A call to one of the ERC-8004 registry functions, fields in ABI order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "no alloc: actions live inline, bounded by crate::limits"
-)]
-pub enum RegistryCall {
+pub enum RegistryCall<'a> {
     /// Identity `register()`.
     Register,
     /// Identity `register(string agentURI)`.
     RegisterWithUri {
         /// `agentURI`.
-        agent_uri: Uri,
+        agent_uri: &'a str,
     },
     /// Identity `register(string agentURI, (string,bytes)[] metadata)`.
     RegisterWithMetadata {
         /// `agentURI`.
-        agent_uri: Uri,
+        agent_uri: &'a str,
         /// `metadata`.
-        metadata: Vec<MetadataEntry, MAX_METADATA_ENTRIES>,
+        #[serde(borrow)]
+        metadata: Metadata<'a>,
     },
     /// Identity `setAgentURI(uint256 agentId, string newURI)`.
     SetAgentUri {
         /// `agentId`.
         agent_id: U256,
         /// `newURI`.
-        new_uri: Uri,
+        new_uri: &'a str,
     },
     /// Identity `setMetadata(uint256 agentId, string metadataKey, bytes metadataValue)`.
     SetMetadata {
         /// `agentId`.
         agent_id: U256,
         /// `metadataKey`.
-        key: String<MAX_METADATA_KEY_LEN>,
+        key: &'a str,
         /// `metadataValue`.
-        value: Vec<u8, MAX_METADATA_VALUE_LEN>,
+        value: &'a [u8],
     },
     /// Identity `setAgentWallet(uint256 agentId, address newWallet, uint256 deadline, bytes signature)`.
     SetAgentWallet {
@@ -144,7 +123,7 @@ pub enum RegistryCall {
         /// `deadline` (see [`AgentWalletSet::deadline`]).
         deadline: u64,
         /// The new wallet's `AgentWalletSet` signature.
-        signature: Vec<u8, MAX_WALLET_SIGNATURE_LEN>,
+        signature: &'a [u8],
     },
     /// Identity `unsetAgentWallet(uint256 agentId)`.
     UnsetAgentWallet {
@@ -160,13 +139,13 @@ pub enum RegistryCall {
         /// `valueDecimals`.
         value_decimals: u8,
         /// `tag1`.
-        tag1: Tag,
+        tag1: &'a str,
         /// `tag2`.
-        tag2: Tag,
+        tag2: &'a str,
         /// `endpoint`.
-        endpoint: Uri,
+        endpoint: &'a str,
         /// `feedbackURI`.
-        feedback_uri: Uri,
+        feedback_uri: &'a str,
         /// `feedbackHash`.
         feedback_hash: B256,
     },
@@ -186,7 +165,7 @@ pub enum RegistryCall {
         /// `feedbackIndex`.
         feedback_index: u64,
         /// `responseURI`.
-        response_uri: Uri,
+        response_uri: &'a str,
         /// `responseHash`.
         response_hash: B256,
     },
@@ -197,7 +176,7 @@ pub enum RegistryCall {
         /// `agentId`.
         agent_id: U256,
         /// `requestURI`.
-        request_uri: Uri,
+        request_uri: &'a str,
         /// `requestHash`.
         request_hash: B256,
     },
@@ -208,11 +187,11 @@ pub enum RegistryCall {
         /// `response` (0..=100 on chain).
         response: u8,
         /// `responseURI`.
-        response_uri: Uri,
+        response_uri: &'a str,
         /// `responseHash`.
         response_hash: B256,
         /// `tag`.
-        tag: Tag,
+        tag: &'a str,
     },
 }
 
@@ -220,19 +199,20 @@ pub enum RegistryCall {
 /// are not payable, so the value is always zero.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct RegistryTx {
+pub struct RegistryTx<'a> {
     /// Envelope fields.
     pub tx: TxParams,
     /// The registry contract (`to`).
     pub registry: Address,
     /// The function and its arguments.
-    pub call: RegistryCall,
+    #[serde(borrow)]
+    pub call: RegistryCall<'a>,
 }
 
 /// A generic EIP-1559 transaction with bounded calldata (blind).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct GenericTx {
+pub struct GenericTx<'a> {
     /// Envelope fields.
     pub tx: TxParams,
     /// Recipient; contract creation is not supported.
@@ -240,15 +220,15 @@ pub struct GenericTx {
     /// Value in wei.
     pub value: U256,
     /// Calldata.
-    pub data: Calldata,
+    pub data: &'a [u8],
 }
 
 /// An EIP-191 `personal_sign` message (version `0x45`), bounded (blind).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct PersonalMessage {
+pub struct PersonalMessage<'a> {
     /// The message bytes, before the EIP-191 prefix.
-    pub message: Vec<u8, MAX_MESSAGE_LEN>,
+    pub message: &'a [u8],
 }
 
 /// A pre-hashed EIP-712 message: the signer sees only two hashes (blind).
@@ -265,20 +245,21 @@ pub struct Eip712Prehashed {
 /// [`RegistryTx`] with a gas price instead of EIP-1559 fees.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct LegacyRegistryTx {
+pub struct LegacyRegistryTx<'a> {
     /// Envelope fields.
     pub tx: LegacyTxParams,
     /// The registry contract (`to`).
     pub registry: Address,
     /// The function and its arguments.
-    pub call: RegistryCall,
+    #[serde(borrow)]
+    pub call: RegistryCall<'a>,
 }
 
 /// A generic legacy (type 0, EIP-155) transaction (blind): [`GenericTx`]
 /// with a gas price instead of EIP-1559 fees.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct LegacyGenericTx {
+pub struct LegacyGenericTx<'a> {
     /// Envelope fields.
     pub tx: LegacyTxParams,
     /// Recipient; contract creation is not supported.
@@ -286,32 +267,39 @@ pub struct LegacyGenericTx {
     /// Value in wei.
     pub value: U256,
     /// Calldata.
-    pub data: Calldata,
+    pub data: &'a [u8],
 }
 
 /// Everything the signer signs. One action has exactly one encoding
 /// ([`Action::decode`]) and so exactly one digest ([`Action::digest`]).
+///
+/// Strings and byte fields borrow from the bytes the action was decoded
+/// from (a request frame) or built from: an action is a few hundred bytes
+/// whatever its fields' lengths, and nothing is copied to read one. How
+/// long a field may be is the device's bound ([`crate::action::ActionBounds`]),
+/// checked at run time, not a property of the type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "no alloc: actions live inline, bounded by crate::limits"
-)]
-pub enum Action {
+pub enum Action<'a> {
     /// EIP-712 `AgentWalletSet`.
     AgentWalletSet(AgentWalletSet),
     /// EIP-1559 transaction to a registry function.
-    RegistryTx(RegistryTx),
+    #[serde(borrow)]
+    RegistryTx(RegistryTx<'a>),
     /// Generic EIP-1559 transaction (blind).
-    GenericTx(GenericTx),
+    #[serde(borrow)]
+    GenericTx(GenericTx<'a>),
     /// EIP-191 message (blind).
-    PersonalMessage(PersonalMessage),
+    #[serde(borrow)]
+    PersonalMessage(PersonalMessage<'a>),
     /// Pre-hashed EIP-712 (blind).
     Eip712Prehashed(Eip712Prehashed),
     /// Legacy (type 0, EIP-155) transaction to a registry function.
-    LegacyRegistryTx(LegacyRegistryTx),
+    #[serde(borrow)]
+    LegacyRegistryTx(LegacyRegistryTx<'a>),
     /// Generic legacy (type 0, EIP-155) transaction (blind).
-    LegacyGenericTx(LegacyGenericTx),
+    #[serde(borrow)]
+    LegacyGenericTx(LegacyGenericTx<'a>),
 }
 
 /// Which ERC-8004 registry a call goes to.

@@ -16,6 +16,86 @@ use crate::primitives::B256;
 use crate::protocol::{Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION, Sign};
 use crate::signer::SigningKey;
 
+/// A request frame read once, before the device is asked about it: its
+/// header and body, a `Sign` decoded (its action borrowed from the frame)
+/// and hashed, or the error to answer an unreadable frame with. Needs no
+/// device state, so a host reads frames outside the device's lock.
+#[derive(Debug)]
+// No allocator to box the `Sign` in; an `Incoming` is read once and
+// consumed where it is, never stored or moved through layers.
+#[allow(clippy::large_enum_variant)]
+pub enum Incoming<'f> {
+    /// An unreadable frame, or one of another protocol version: the error
+    /// to answer it with (request id 0 when the header is unreadable).
+    Refused(Header, DeviceError),
+    /// A `Sign`, decoded and hashed.
+    Sign(DecodedSign<'f>),
+    /// Any other request: its header and body.
+    Other(Header, &'f [u8]),
+}
+
+/// A `Sign` request decoded once (its action borrowing the frame) with
+/// its digest computed once: what a shared-marks claim
+/// ([`Device::sign_claim`]) and the device's admission both read.
+#[derive(Debug)]
+pub struct DecodedSign<'f> {
+    pub(super) header: Header,
+    pub(super) request: Sign<'f>,
+    pub(super) digest: B256,
+    /// The action's canonical length (what [`crate::action::ActionBounds::action`] bounds).
+    pub(super) action_len: usize,
+}
+
+impl<'f> DecodedSign<'f> {
+    /// Decodes a `Sign` body and hashes its action.
+    pub(super) fn decode(header: Header, body: &'f [u8]) -> Result<Self, DeviceError> {
+        let request = Sign::decode(body).map_err(DeviceError::Malformed)?;
+        let digest = request.action.digest();
+        // The slot and the sequence prefix the action: one byte and a varint.
+        let prefix = 1 + crate::codec::encoded_len(&request.sequence).unwrap_or(0);
+        Ok(DecodedSign { header, request, digest, action_len: body.len().saturating_sub(prefix) })
+    }
+
+    /// The request.
+    #[must_use]
+    pub fn request(&self) -> &Sign<'f> {
+        &self.request
+    }
+
+    /// The action's digest.
+    #[must_use]
+    pub fn digest(&self) -> &B256 {
+        &self.digest
+    }
+}
+
+impl<'f> Incoming<'f> {
+    /// Reads a received frame (or the reason it could not be read).
+    #[must_use]
+    pub fn read(frame: Result<&'f [u8], FrameError>) -> Incoming<'f> {
+        let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
+        let payload = match frame {
+            Ok(p) => p,
+            Err(e) => return Incoming::Refused(unknown, DeviceError::Frame(e)),
+        };
+        let Ok((request, body)) = Header::split(payload) else {
+            return Incoming::Refused(unknown, DeviceError::Frame(FrameError::TooShort));
+        };
+        let h = Header { version: PROTOCOL_VERSION, ..request };
+        if request.version != PROTOCOL_VERSION {
+            let e = DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION };
+            return Incoming::Refused(h, e);
+        }
+        if h.command == Sign::CODE {
+            return match DecodedSign::decode(h, body) {
+                Ok(s) => Incoming::Sign(s),
+                Err(e) => Incoming::Refused(h, e),
+            };
+        }
+        Incoming::Other(h, body)
+    }
+}
+
 /// What [`Device::begin`] did with a frame.
 #[must_use = "a pending quote must be finished, a reply released"]
 #[derive(Debug)]
@@ -74,15 +154,31 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// server that shares one sync among many requests uses
     /// [`Device::begin`] and [`Reply`] instead.
     pub fn handle(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> usize {
-        let reply = match self.read(frame, out) {
-            Ok((h, body)) => {
+        self.sync_audit();
+        let reply = match Incoming::read(frame) {
+            Incoming::Refused(h, e) => {
+                let len = respond::<()>(&h, Err(e), out);
+                self.reply(h, len)
+            }
+            Incoming::Sign(s) => self.handle_sign(&s, out),
+            Incoming::Other(h, body) => {
                 let len = self.dispatch(&h, body, out);
                 self.reply(h, len)
             }
-            Err((h, len)) => self.reply(h, len),
         };
         let committed = reply.ticket.map_or(Ok(()), |t| self.backend.make_durable(t));
         reply.release(committed, out)
+    }
+
+    /// [`Device::handle`] of a decoded `Sign`: admitted, signed, answered.
+    /// Not inlined, so its frame (the policy's and the signature's
+    /// temporaries) is not on the stack of every other command.
+    #[inline(never)]
+    fn handle_sign(&mut self, s: &DecodedSign<'_>, out: &mut [u8]) -> Reply {
+        let r = self.admit_sign(&s.request, &s.digest, s.action_len);
+        let r = r.and_then(|key| respond_sign(&key, &s.digest, s.request.sequence));
+        let len = respond(&s.header, r, out);
+        self.reply(s.header, len)
     }
 
     /// A response of `len` bytes for `h`, with the backend's ticket.
@@ -98,32 +194,37 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// admitted comes back as [`Step::Sign`] (the caller computes the
     /// signature, [`PendingSign::finish`]). Every response is a [`Reply`].
     pub fn begin(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> Step {
-        let (h, body) = match self.read(frame, out) {
-            Ok(request) => request,
-            Err((h, len)) => return Step::Done(self.reply(h, len)),
+        self.begin_incoming(Incoming::read(frame), out)
+    }
+
+    /// [`Device::begin`] of a frame already read ([`Incoming::read`]): a
+    /// host that claims a `Sign`'s mark in a shared store first reads the
+    /// frame once, asks [`Device::sign_claim`], claims, then begins the same
+    /// decoded request: a `Sign` is decoded and hashed once on every path.
+    pub fn begin_incoming(&mut self, incoming: Incoming<'_>, out: &mut [u8]) -> Step {
+        self.sync_audit();
+        let (h, body) = match incoming {
+            Incoming::Refused(h, e) => {
+                let len = respond::<()>(&h, Err(e), out);
+                return Step::Done(self.reply(h, len));
+            }
+            Incoming::Sign(s) => {
+                return match self.admit_sign(&s.request, &s.digest, s.action_len) {
+                    Ok(key) => Step::Sign(PendingSign {
+                        header: s.header,
+                        key,
+                        digest: s.digest,
+                        sequence: s.request.sequence,
+                        ticket: self.backend.ticket(),
+                    }),
+                    Err(e) => {
+                        let len = respond::<()>(&s.header, Err(e), out);
+                        Step::Done(self.reply(s.header, len))
+                    }
+                };
+            }
+            Incoming::Other(h, body) => (h, body),
         };
-        if h.command == Sign::CODE {
-            // The request is decoded in place and only its sequence leaves:
-            // with the host's bounds a `Sign` is ~41 KB, and every move of
-            // it is a copy of that size.
-            let admitted = match Sign::decode(body) {
-                Ok(req) => self.admit_sign(&req).map(|(key, digest)| (key, digest, req.sequence)),
-                Err(e) => Err(DeviceError::Malformed(e)),
-            };
-            return match admitted {
-                Ok((key, digest, sequence)) => Step::Sign(PendingSign {
-                    header: h,
-                    key,
-                    digest,
-                    sequence,
-                    ticket: self.backend.ticket(),
-                }),
-                Err(e) => {
-                    let len = respond::<()>(&h, Err(e), out);
-                    Step::Done(self.reply(h, len))
-                }
-            };
-        }
         let prepared = match h.command {
             Attest::CODE => Attest::decode(body)
                 .map_err(DeviceError::Malformed)
@@ -143,29 +244,6 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                 Step::Done(self.reply(h, len))
             }
         }
-    }
-
-    /// The frame's header and body, or the header and length of the error
-    /// response written for a frame that cannot be read.
-    fn read<'f>(
-        &mut self,
-        frame: Result<&'f [u8], FrameError>,
-        out: &mut [u8],
-    ) -> Result<(Header, &'f [u8]), (Header, usize)> {
-        self.sync_audit();
-        let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
-        let payload = frame
-            .map_err(|e| (unknown, respond::<()>(&unknown, Err(DeviceError::Frame(e)), out)))?;
-        let Ok((request, body)) = Header::split(payload) else {
-            let e = DeviceError::Frame(FrameError::TooShort);
-            return Err((unknown, respond::<()>(&unknown, Err(e), out)));
-        };
-        let h = Header { version: PROTOCOL_VERSION, ..request };
-        if request.version != PROTOCOL_VERSION {
-            let e = DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION };
-            return Err((h, respond::<()>(&h, Err(e), out)));
-        }
-        Ok((h, body))
     }
 
     /// Decodes command `C`, runs its handler and encodes the response.

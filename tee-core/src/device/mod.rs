@@ -38,10 +38,11 @@ pub use backend::{
     AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater,
     KeyStore, QuoteSource, Rng, Ticket,
 };
-pub use dispatch::{PendingSign, Step};
+pub use dispatch::{DecodedSign, Incoming, PendingSign, Step};
 pub use reply::Reply;
 pub use slot::{SignClaim, retry_commitment};
 
+use crate::action::ActionBounds;
 use crate::limits::{MAX_SLOTS, NUM_SLOTS};
 use crate::primitives::{Address, B256};
 use crate::protocol::{AuditEntry, DeviceError, Outcome};
@@ -56,6 +57,11 @@ pub struct DeviceConfig {
     pub device_id: B256,
     /// The address whose EIP-712 signatures authorize admin commands.
     pub admin: Address,
+    /// How long an action's fields may be ([`ActionBounds::MCU`],
+    /// [`ActionBounds::HOST`]): `DeviceInfo` reports them, `Sign` refuses
+    /// a longer field. The receive buffer in front of the device must hold
+    /// a frame of [`crate::limits::request_frame_len`] of them.
+    pub bounds: ActionBounds,
 }
 
 /// The device. See the module documentation.

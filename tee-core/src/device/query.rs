@@ -6,8 +6,7 @@ use heapless::String;
 use super::Device;
 use super::backend::Backend;
 use super::reply::Handle;
-use crate::action::ActionBounds;
-use crate::limits::MAX_REQUEST_FRAME;
+use crate::limits::request_frame_len;
 use crate::protocol::{
     AuditLogResponse, DeviceError, DeviceInfo, DeviceInfoResponse, Echo, FixedBytes, GetAuditLog,
     GetPolicy, GetPublicKey, PROTOCOL_VERSION, Policy, PublicKeyResponse,
@@ -39,10 +38,10 @@ impl<B: Backend, const SLOTS: usize> Handle<DeviceInfo> for Device<B, SLOTS> {
             backend: self.backend.kind(),
             capabilities: self.backend.capabilities(),
             slots: SLOTS as u8,
-            max_request_frame: MAX_REQUEST_FRAME as u32,
+            max_request_frame: request_frame_len(&self.config.bounds) as u32,
             device_id: self.config.device_id,
             admin: self.config.admin,
-            bounds: ActionBounds::THIS_BUILD,
+            bounds: self.config.bounds,
         })
     }
 }

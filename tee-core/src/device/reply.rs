@@ -44,7 +44,7 @@ impl Reply {
 /// How the device answers command `C`: the decoded request and its body
 /// (admin signatures cover the body's bytes) in, the response out.
 pub(super) trait Handle<C: Command> {
-    fn run(&mut self, cmd: &C, body: &[u8]) -> Result<C::Response<'_>, DeviceError>;
+    fn run(&mut self, cmd: &C::Request<'_>, body: &[u8]) -> Result<C::Response<'_>, DeviceError>;
 }
 
 /// Encodes a response frame; falls back to a `ResponseTooLarge` error when

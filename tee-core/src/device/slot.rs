@@ -44,7 +44,7 @@ impl Slot {
     fn admit_new(
         &self,
         window: &mut RateWindow,
-        req: &Sign,
+        req: &Sign<'_>,
         signer: &Address,
         now: Option<u64>,
     ) -> Result<(), DeviceError> {
@@ -118,10 +118,14 @@ enum Signed {
     Retry,
 }
 
-impl<B: Backend, const SLOTS: usize> Handle<Sign> for Device<B, SLOTS> {
+/// What the command table's dispatch would run for a `Sign`; every path
+/// in fact reads a `Sign` through [`super::Incoming`], which decodes and
+/// hashes it once.
+impl<B: Backend, const SLOTS: usize> Handle<Sign<'static>> for Device<B, SLOTS> {
     #[inline(never)]
-    fn run(&mut self, req: &Sign, _: &[u8]) -> Result<SignResponse, DeviceError> {
-        let (key, digest) = self.admit_sign(req)?;
+    fn run(&mut self, req: &Sign<'_>, _: &[u8]) -> Result<SignResponse, DeviceError> {
+        let digest = req.action.digest();
+        let key = self.admit_sign(req, &digest, req.action.encoded_len())?;
         respond_sign(&key, &digest, req.sequence)
     }
 }
@@ -138,39 +142,44 @@ pub(super) fn respond_sign(
 
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// For a host whose marks are shared with other replicas: the claim a
-    /// `Sign` frame's payload would make if the device signed it now (a new
-    /// mark: not a replay, not an exact retry, within the slot's policy),
-    /// checked without consuming anything: no rate-window use, nothing
-    /// written, nothing audited. `None` for any other payload, or one the
-    /// device will refuse or answer as a retry ([`Device::begin`] then
-    /// answers it as always). The host claims it outside the device's lock,
-    /// many at once, before `begin` commits the mark
+    /// decoded `Sign` ([`super::Incoming::read`]) would make if the device
+    /// signed it now (a new mark: not a replay, not an exact retry, within
+    /// the slot's bounds and policy), checked without consuming anything: no
+    /// rate-window use, nothing written, nothing audited. `None` for one the
+    /// device will refuse or answer as a retry ([`Device::begin_incoming`]
+    /// then answers it as always). The host claims it outside the device's
+    /// lock, many at once, before `begin_incoming` commits the mark
     /// ([`CounterStore::commit_signature_mark`] then finds it claimed);
     /// nothing is signed on this answer alone.
-    pub fn sign_claim(&mut self, payload: &[u8]) -> Option<SignClaim> {
-        let (h, body) = crate::frame::Header::split(payload).ok()?;
-        if h.version != crate::protocol::PROTOCOL_VERSION || h.command != Sign::CODE {
-            return None;
-        }
-        let req = Sign::decode(body).ok()?;
+    pub fn sign_claim(&mut self, decoded: &super::DecodedSign<'_>) -> Option<SignClaim> {
+        let req = &decoded.request;
+        self.config.bounds.check(&req.action, decoded.action_len).ok()?;
         let now = self.backend.now();
         let slot = self.slots.get(usize::from(req.slot))?;
         let signer = slot.key.as_ref()?.key.address();
         // The same rule `decide_sign` applies, on a copy of the window.
         let mut window = slot.window;
-        slot.admit_new(&mut window, &req, &signer, now).ok()?;
-        let commitment = retry_commitment(&signer, &req.action.digest());
+        slot.admit_new(&mut window, req, &signer, now).ok()?;
+        let commitment = retry_commitment(&signer, &decoded.digest);
         Some(SignClaim { signer, sequence: req.sequence, commitment })
     }
 
-    /// Decides a `Sign`: the anti-replay rule and the policy, the new mark
-    /// committed with its audit entry (or a retry or refusal audited).
-    /// Returns the key to sign with and the digest; the signature itself
+    /// Decides a `Sign` whose action's digest is `digest` and canonical
+    /// length `action_len`: the device's bounds, the anti-replay rule and the
+    /// policy, the new mark committed with its audit entry (or a retry or
+    /// refusal audited). Returns the key to sign with; the signature itself
     /// needs no device state, so a host computes it outside the device's
     /// lock ([`super::PendingSign`]).
-    pub(super) fn admit_sign(&mut self, req: &Sign) -> Result<(SigningKey, B256), DeviceError> {
-        let digest = req.action.digest();
-        let result = self.decide_sign(req, &digest);
+    pub(super) fn admit_sign(
+        &mut self,
+        req: &Sign<'_>,
+        digest: &B256,
+        action_len: usize,
+    ) -> Result<SigningKey, DeviceError> {
+        let result = match self.config.bounds.check(&req.action, action_len) {
+            Ok(()) => self.decide_sign(req, digest),
+            Err(over) => Err(DeviceError::OverBound(over)),
+        };
         let outcome = match &result {
             // Already on the record, with the mark.
             Ok((_, Signed::Committed)) => None,
@@ -178,15 +187,15 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             Err(e) => Some(Outcome::Refused(*e)),
         };
         if let Some(outcome) = outcome {
-            self.log(Sign::CODE, req.slot, req.sequence, digest, outcome, false);
+            self.log(Sign::CODE, req.slot, req.sequence, *digest, outcome, false);
         }
-        result.map(|(key, _)| (key, digest))
+        result.map(|(key, _)| key)
     }
 
     /// The key to sign with and how the signature came to be.
     fn decide_sign(
         &mut self,
-        req: &Sign,
+        req: &Sign<'_>,
         digest: &B256,
     ) -> Result<(SigningKey, Signed), DeviceError> {
         let now = self.backend.now();

@@ -25,7 +25,7 @@ use crate::action::{Action, Eip712Prehashed};
 use crate::codec;
 use crate::eip712::typed_data_digest;
 use crate::error::Result;
-use crate::limits::MAX_REQUEST_BODY;
+use crate::limits::MAX_SLOT_RECORD;
 use crate::primitives::{B256, keccak256};
 use crate::signer::{Signature, SigningKey};
 
@@ -78,7 +78,12 @@ pub fn admin_struct_hash(command: u8, counter: u64, payload: &B256) -> B256 {
 /// The admin's message as an action any signer can sign: an
 /// [`Eip712Prehashed`] over the admin domain (no raw-digest signing needed).
 #[must_use]
-pub fn admin_action(device_id: &B256, command: u8, counter: u64, payload: &B256) -> Action {
+pub fn admin_action(
+    device_id: &B256,
+    command: u8,
+    counter: u64,
+    payload: &B256,
+) -> Action<'static> {
     Action::Eip712Prehashed(Eip712Prehashed {
         domain_separator: admin_domain_separator(device_id),
         struct_hash: admin_struct_hash(command, counter, payload),
@@ -142,7 +147,9 @@ pub fn authorize<C: AdminCommand>(
     counter: u64,
 ) -> Result<B256> {
     cmd.auth_mut().counter = counter;
-    let mut buf = [0u8; MAX_REQUEST_BODY];
+    // An admin command is a slot number, a key path or a policy, and its
+    // authorization: well within a slot record and a signature.
+    let mut buf = [0u8; MAX_SLOT_RECORD + 256];
     let body = codec::encode(cmd, &mut buf)?;
     let payload = admin_payload_hash(body, cmd);
     let action = admin_action(device_id, C::CODE, counter, &payload);

@@ -96,5 +96,6 @@ impl AdminStateResponse {
 
 impl Command for AdminState {
     const CODE: u8 = 0x0D;
+    type Request<'a> = Self;
     type Response<'a> = AdminStateResponse;
 }

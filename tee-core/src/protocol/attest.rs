@@ -31,5 +31,6 @@ pub struct AttestResponse<'a> {
 
 impl Command for Attest {
     const CODE: u8 = 0x07;
+    type Request<'a> = Self;
     type Response<'a> = AttestResponse<'a>;
 }

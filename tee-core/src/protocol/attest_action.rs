@@ -23,5 +23,6 @@ pub struct AttestAction {
 
 impl Command for AttestAction {
     const CODE: u8 = 0x0B;
+    type Request<'a> = Self;
     type Response<'a> = AttestResponse<'a>;
 }

@@ -25,6 +25,7 @@ pub struct DeriveKey {
 
 impl Command for DeriveKey {
     const CODE: u8 = 0x04;
+    type Request<'a> = Self;
     type Response<'a> = PublicKeyResponse;
 }
 

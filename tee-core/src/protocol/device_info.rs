@@ -38,5 +38,6 @@ pub struct DeviceInfoResponse {
 
 impl Command for DeviceInfo {
     const CODE: u8 = 0x01;
+    type Request<'a> = Self;
     type Response<'a> = DeviceInfoResponse;
 }

@@ -15,5 +15,6 @@ pub struct Echo {
 
 impl Command for Echo {
     const CODE: u8 = 0x09;
+    type Request<'a> = Self;
     type Response<'a> = Echo;
 }

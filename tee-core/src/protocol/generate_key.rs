@@ -20,6 +20,7 @@ pub struct GenerateKey {
 
 impl Command for GenerateKey {
     const CODE: u8 = 0x03;
+    type Request<'a> = Self;
     type Response<'a> = PublicKeyResponse;
 }
 

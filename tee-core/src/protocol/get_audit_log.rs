@@ -67,5 +67,6 @@ pub struct AuditLogResponse {
 
 impl Command for GetAuditLog {
     const CODE: u8 = 0x08;
+    type Request<'a> = Self;
     type Response<'a> = AuditLogResponse;
 }

@@ -41,5 +41,6 @@ pub struct EvidenceChunk<'a> {
 
 impl Command for GetEvidence {
     const CODE: u8 = 0x0C;
+    type Request<'a> = Self;
     type Response<'a> = EvidenceChunk<'a>;
 }

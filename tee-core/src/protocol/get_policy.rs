@@ -13,5 +13,6 @@ pub struct GetPolicy {
 
 impl Command for GetPolicy {
     const CODE: u8 = 0x0A;
+    type Request<'a> = Self;
     type Response<'a> = Policy;
 }

@@ -41,5 +41,6 @@ pub struct PublicKeyResponse {
 
 impl Command for GetPublicKey {
     const CODE: u8 = 0x02;
+    type Request<'a> = Self;
     type Response<'a> = PublicKeyResponse;
 }

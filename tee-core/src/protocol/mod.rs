@@ -70,21 +70,25 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.
 pub const DEVICE_SLOT: u8 = 0xFF;
 
-/// A request type: its stable code and its response type.
-pub trait Command: Serialize + for<'de> Deserialize<'de> {
+/// A request type: its stable code, the request as read from a body, and
+/// its response type.
+pub trait Command: Serialize {
     /// The command code in the frame header. Never reused.
     const CODE: u8;
+    /// The request as decoded from a body: `Self`, or (`Sign`) `Self` with
+    /// its fields borrowed from the body.
+    type Request<'a>: Serialize + Deserialize<'a> + core::fmt::Debug;
     /// The successful response.
     type Response<'a>: Serialize + Deserialize<'a> + core::fmt::Debug;
 
     /// Decodes a request body, canonically.
-    fn decode(body: &[u8]) -> Result<Self> {
+    fn decode(body: &[u8]) -> Result<Self::Request<'_>> {
         codec::decode(body)
     }
 }
@@ -101,7 +105,7 @@ macro_rules! for_each_command {
             $crate::protocol::GenerateKey,
             $crate::protocol::DeriveKey,
             $crate::protocol::SetPolicy,
-            $crate::protocol::Sign,
+            $crate::protocol::Sign<'static>,
             $crate::protocol::Attest,
             $crate::protocol::GetAuditLog,
             $crate::protocol::Echo,
@@ -233,4 +237,7 @@ pub enum DeviceError {
     /// `GenerateKey`/`DeriveKey`: the slot holds another key, which the
     /// command would lose; it says `replace` to mean it.
     SlotOccupied,
+    /// `Sign`: a field of the action is longer than this device's bound
+    /// (`DeviceInfo`'s `bounds`): which field, its length, the bound.
+    OverBound(crate::action::OverBound),
 }

@@ -27,6 +27,7 @@ pub struct PolicySet {
 
 impl Command for SetPolicy {
     const CODE: u8 = 0x05;
+    type Request<'a> = Self;
     type Response<'a> = PolicySet;
 }
 

@@ -9,16 +9,18 @@ use crate::error::{Error, Result};
 use crate::primitives::B256;
 use crate::signer::Signature;
 
-/// `0x06` Sign: sign `action` with a slot's key at `sequence`.
+/// `0x06` Sign: sign `action` with a slot's key at `sequence`. The action
+/// borrows its fields from the body it was decoded from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sign {
+pub struct Sign<'a> {
     /// Slot number.
     pub slot: u8,
     /// Anti-replay sequence: above the slot's high-water mark, or equal to it
     /// for an exact retry of the last signed action.
     pub sequence: u64,
     /// What to sign.
-    pub action: Action,
+    #[serde(borrow)]
+    pub action: Action<'a>,
 }
 
 /// Response to [`Sign`].
@@ -32,13 +34,14 @@ pub struct SignResponse {
     pub sequence: u64,
 }
 
-impl Command for Sign {
+impl Command for Sign<'_> {
     const CODE: u8 = 0x06;
+    type Request<'a> = Sign<'a>;
     type Response<'a> = SignResponse;
 
     /// The action is the last field; it goes through [`Action::decode`] so an
     /// unknown action tag is reported as such.
-    fn decode(body: &[u8]) -> Result<Self> {
+    fn decode(body: &[u8]) -> Result<Sign<'_>> {
         let ((slot, sequence), rest) = postcard::take_from_bytes::<(u8, u64)>(body)?;
         let prefix = body.get(..body.len() - rest.len()).ok_or(Error::Malformed)?;
         if !codec::encodes_to(&(slot, sequence), prefix) {

@@ -43,7 +43,7 @@ pub fn ready(policy: Policy) -> (Pair<MemBackend>, Address) {
 }
 
 /// The sample AgentWalletSet, made valid for `wallet` at NOW.
-pub fn wallet_set(wallet: Address) -> Action {
+pub fn wallet_set(wallet: Address) -> Action<'static> {
     let Action::AgentWalletSet(mut w) = sample::action(ActionKind::AgentWalletSet) else {
         unreachable!()
     };
@@ -55,7 +55,7 @@ pub fn wallet_set(wallet: Address) -> Action {
 pub fn sign(
     p: &mut Pair<MemBackend>,
     sequence: u64,
-    action: Action,
+    action: Action<'_>,
 ) -> Result<SignResponse, DeviceError> {
     p.call(&Sign { slot: 0, sequence, action })
 }
