@@ -31,7 +31,7 @@ const PAGES: usize = 4;
 type Flash = SimFlash<Vec<u8>, PAGE, PAGES>;
 type Backend = McuBackend<Flash, ChaChaEntropy>;
 
-fn action(nonce: u64) -> Action {
+fn action(nonce: u64) -> Action<'static> {
     let mut a = sample::action(ActionKind::SetAgentUri);
     if let Action::RegistryTx(t) = &mut a {
         t.tx.nonce = nonce;

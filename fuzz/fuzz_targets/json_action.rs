@@ -20,11 +20,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(request) = from_json(text, &[NAMED]) else {
         return;
     };
-    let mut buf = vec![0u8; MAX_ACTION_LEN];
-    let encoded = request.action.encode(&mut buf).expect("a decoded action encodes");
-    assert_eq!(Action::decode(encoded).expect("and decodes"), request.action);
+    // The owned action holds its canonical encoding: it decodes, and
+    // re-encodes to the same bytes.
+    let action = request.action.view();
+    let mut buf = vec![0u8; MAX_ACTION_LEN.max(request.action.bytes().len())];
+    let encoded = action.encode(&mut buf).expect("a decoded action encodes");
+    assert_eq!(encoded, request.action.bytes());
+    assert_eq!(Action::decode(encoded).expect("and decodes"), action);
     // The pre-hashed EIP-712 action has no JSON of its own to write.
-    if let Some(json) = to_json(&request.action) {
+    if let Some(json) = to_json(&action) {
         let again = from_json(&json.to_string(), &[NAMED]).expect("to_json's JSON decodes");
         assert_eq!(again.action, request.action, "{json}");
     }

@@ -45,9 +45,12 @@ fn policy(mask: u32) -> Policy {
     }
 }
 
+/// The messages a `personal_sign` action is varied over.
+const VARIED_MESSAGES: [&[u8]; 4] = [b"sign in 0", b"sign in 1", b"sign in 2", b"sign in 3"];
+
 /// The sample action of a kind (its legacy form for an odd `variant`,
 /// where it has one), varied by `variant`.
-fn action(kind: u8, variant: u8) -> Action {
+fn action(kind: u8, variant: u8) -> Action<'static> {
     let mut a = sample::action(ActionKind::ALL[usize::from(kind) % ActionKind::ALL.len()]);
     if variant % 2 == 1
         && let Some(legacy) = sample::legacy(&a)
@@ -60,9 +63,7 @@ fn action(kind: u8, variant: u8) -> Action {
         Action::LegacyRegistryTx(t) => t.tx.nonce = u64::from(variant),
         Action::LegacyGenericTx(t) => t.tx.nonce = u64::from(variant),
         Action::AgentWalletSet(w) => w.deadline = 1_767_225_000 + u64::from(variant),
-        Action::PersonalMessage(m) => {
-            let _ = m.message.push(variant);
-        }
+        Action::PersonalMessage(m) => m.message = VARIED_MESSAGES[usize::from(variant % 4)],
         Action::Eip712Prehashed(p) => p.struct_hash.0[0] = variant,
     }
     a
