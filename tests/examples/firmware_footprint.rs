@@ -38,6 +38,10 @@ fn main() {
         static_ram + stack_hwm,
         kib(static_ram + stack_hwm)
     );
+    let boot = f.stack_after.first().map_or(0, |(_, h)| *h);
+    if let Some((what, _)) = f.stack_after.iter().find(|(_, h)| *h == stack_hwm) {
+        println!("| — stack set by: {what} (after boot and the first request: {boot}) | | | |");
+    }
     println!(
         "| emulated NOR flash (.bss; on-chip flash on a real MCU) | {EMULATED_FLASH} | {} | |",
         kib(EMULATED_FLASH)

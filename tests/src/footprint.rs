@@ -88,6 +88,9 @@ pub struct Footprint {
     pub static_ram: u64,
     /// The stack's measured high-water mark.
     pub stack_hwm: u64,
+    /// The stack's high-water mark after each request, in order (the first
+    /// to reach [`Footprint::stack_hwm`] is the request that set it).
+    pub stack_after: Vec<(String, u64)>,
     /// Ticks of each operation.
     pub costs: Vec<(String, u64)>,
     /// Each `Sign`: kind, typical or largest, ticks, outcome.
@@ -130,12 +133,25 @@ pub fn measure() -> Footprint {
     let admin = SigningKey::from_bytes(&ADMIN_SECRET).unwrap();
     let mut costs: Vec<(String, u64)> =
         vec![("one signature (power-on self-test)".into(), self_test)];
+    // Stack high-water mark so far: the lowest address whose paint was
+    // scrubbed. Read after every request, so the table names the request
+    // that set it.
+    let hwm = |qemu: &Qemu| {
+        let ram = qemu.dump(stack_end, stack_start - stack_end);
+        let untouched = ram
+            .chunks_exact(4)
+            .take_while(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) == PAINT)
+            .count();
+        u64::from(stack_start - stack_end) - 4 * untouched as u64
+    };
+    let stack = std::cell::RefCell::new(Vec::new());
     let mut timed = |c: &mut tee_client::Client<_>,
                      what: String,
                      run: &mut dyn FnMut(&mut tee_client::Client<_>)| {
         let before = qemu.log().len();
         run(c);
-        costs.push((what, ticks(&qemu.line_after(before))));
+        costs.push((what.clone(), ticks(&qemu.line_after(before))));
+        stack.borrow_mut().push((what, hwm(&qemu)));
     };
 
     let mut bounds = None;
@@ -177,6 +193,7 @@ pub fn measure() -> Footprint {
                 Err(e) => format!("{e}"),
             };
             sign_costs.push((kind, label, t, outcome));
+            stack.borrow_mut().push((format!("Sign {} ({label})", kind.name()), hwm(&qemu)));
         }
     }
     timed(&mut c, "GetAuditLog (8 entries)".into(), &mut |c| {
@@ -186,15 +203,18 @@ pub fn measure() -> Footprint {
         c.call(&Echo { data: heapless::Vec::from_slice(&[0x5a; MAX_ECHO_LEN]).unwrap() }).unwrap();
     });
 
-    // Stack high-water mark: the lowest address whose paint was scrubbed.
-    let ram = qemu.dump(stack_end, stack_start - stack_end);
-    let untouched = ram
-        .chunks_exact(4)
-        .take_while(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) == PAINT)
-        .count();
-    let stack_hwm = u64::from(stack_start - stack_end) - 4 * untouched as u64;
+    let stack_hwm = hwm(&qemu);
     drop(qemu);
 
     let static_ram = data + bss + uninit - EMULATED_FLASH;
-    Footprint { flash, text, rodata, static_ram, stack_hwm, costs, sign_costs }
+    Footprint {
+        flash,
+        text,
+        rodata,
+        static_ram,
+        stack_hwm,
+        stack_after: stack.into_inner(),
+        costs,
+        sign_costs,
+    }
 }
