@@ -192,18 +192,23 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         send(identity.functions.setAgentWallet(agent_id, tee.address, deadline, consent.signature))
         assert identity.functions.getAgentWallet(agent_id).call() == tee.address
 
-        # 5. The validation request, committing to the bundle.
-        req = request(agent_id, bundle_uri, bundle.request_hash)
+        # 5. The validation request, committing to the bundle, which it
+        #    carries whole: its URI is the bundle as a data: URI, signed as
+        #    a typed validationRequest like any other.
+        bundle_data_uri = data_uri(bundle.content)
+        assert len(bundle_data_uri) > 8192  # more than the signer took before protocol 4
+        req = request(agent_id, bundle_data_uri, bundle.request_hash)
+        assert req["requestURI"] == bundle_data_uri
 
-        # 6. The validator reads the request's event, fetches the bundle from
-        #    its URI, verifies and answers 100, signed by its own slot; its
-        #    report (published at its own URI) carries the validator's own
-        #    attestation, bound to this request and this response.
+        # 6. The validator reads the request's event, reads the bundle from
+        #    its data: URI, verifies and answers 100, signed by its own slot;
+        #    its report carries the validator's own attestation, bound to
+        #    this request and this response, and is on-chain whole too.
         report_file = tmp_path / "report.json"
-        report_uri = "https://validator.example/reports/1.json"
-        answer = validate(req, None, "--attest-validator", "--report-uri", report_uri,
-                          "--report-out", str(report_file))
+        answer = validate(req, None, "--attest-validator", "--report-out", str(report_file))
         assert answer["response"] == 100, answer["reasons"]
+        assert answer["responseURI"].startswith("data:application/json;base64,")
+        assert base64.b64decode(answer["responseURI"].split(",", 1)[1]) == report_file.read_bytes()
         assert answer["validator"] == validator.address
         status = validation.functions.getValidationStatus(bundle.request_hash).call()
         assert status[0] == validator.address and status[1] == agent_id and status[2] == 100
