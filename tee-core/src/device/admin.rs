@@ -20,6 +20,10 @@ use crate::signer::SigningKey;
 
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// Verifies an admin command and burns its counter; audits a refusal.
+    /// Not inlined, like the change it guards ([`apply`]): the signature
+    /// recovery's deep stack and the change's large temporaries (a slot
+    /// record, a new key) are never on the stack at once.
+    #[inline(never)]
     fn authorize<C: AdminCommand>(&mut self, cmd: &C, body: &[u8]) -> Result<(), DeviceError> {
         let payload = admin_payload_hash(body, cmd);
         let counter = cmd.auth().counter;
@@ -60,7 +64,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         change: impl FnOnce(&mut Self) -> Result<T, DeviceError>,
     ) -> Result<T, DeviceError> {
         self.authorize(cmd, body)?;
-        let result = change(self);
+        let result = apply(self, change);
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(e) => Outcome::Refused(*e),
@@ -89,6 +93,16 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         };
         Ok(())
     }
+}
+
+/// Runs an authorized admin command's change in a frame of its own (see
+/// `Device::authorize`).
+#[inline(never)]
+fn apply<D, T>(
+    device: &mut D,
+    change: impl FnOnce(&mut D) -> Result<T, DeviceError>,
+) -> Result<T, DeviceError> {
+    change(device)
 }
 
 /// keccak-256 of a policy's canonical encoding.

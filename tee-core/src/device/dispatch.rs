@@ -252,7 +252,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     where
         Self: Handle<C>,
     {
-        match C::decode(body) {
+        match decode_request::<C>(body) {
             Ok(cmd) => {
                 let r = <Self as Handle<C>>::run(self, &cmd, body);
                 respond(h, r, out)
@@ -260,6 +260,13 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             Err(e) => respond::<()>(h, Err(DeviceError::Malformed(e)), out),
         }
     }
+}
+
+/// A command's request, decoded in a frame of its own: the decoder's
+/// temporaries (a policy is half a KiB) are gone before the handler runs.
+#[inline(never)]
+fn decode_request<C: Command>(body: &[u8]) -> Result<C::Request<'_>, crate::Error> {
+    C::decode(body)
 }
 
 macro_rules! dispatch {
