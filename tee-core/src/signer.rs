@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use k256::ecdsa::{self, RecoveryId, VerifyingKey};
+use k256::ecdsa::{self, VerifyingKey};
 use k256::elliptic_curve::scalar::IsHigh;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -193,19 +193,76 @@ impl Signature {
         Ok(sig)
     }
 
-    /// The public key that produced this signature over `digest`.
+    /// The public key that produced this signature over `digest`:
+    /// `Q = r⁻¹(s·R − z·G)`, where `R` is the point whose x is `r` and
+    /// whose y has this signature's parity (SEC 1 §4.1.6, as
+    /// `ecrecover`; `r` is taken below the group order, as Ethereum does).
+    ///
+    /// The two products are made one after the other, each in a frame of
+    /// its own, not as one two-point combination: that keeps half the
+    /// tables on the stack at once (a microcontroller's admin path, where
+    /// recovery is the deepest stack: docs/performance.md). Both products
+    /// are k256's constant-time ones: slower than a variable-time
+    /// two-point combination (a signature is public), never less safe.
     pub fn recover_public_key(&self, digest: &B256) -> Result<PublicKey> {
+        // Only the two scalars and `R` are live across the products.
+        let (u1, u2, big_r) = self.recovery_terms(digest)?;
+        let q = generator_times(&u1) + point_times(&big_r, &u2);
+        key_of(&q)
+    }
+
+    /// `(−z·r⁻¹, s·r⁻¹, R)` for [`Signature::recover_public_key`], in a
+    /// frame of its own.
+    #[inline(never)]
+    fn recovery_terms(
+        &self,
+        digest: &B256,
+    ) -> Result<(k256::Scalar, k256::Scalar, k256::ProjectivePoint)> {
+        use k256::elliptic_curve::PrimeField;
+        use k256::elliptic_curve::ops::Reduce;
+        use k256::elliptic_curve::point::DecompressPoint;
+        use k256::elliptic_curve::subtle::Choice;
+        use k256::{AffinePoint, Scalar, U256};
+
         let sig = self.to_k256()?;
-        let recid = RecoveryId::new(self.y_parity, false);
-        VerifyingKey::recover_from_prehash(&digest.0, &sig, recid)
-            .map(PublicKey)
-            .map_err(|_| Error::InvalidSignature)
+        let (r, s) = sig.split_scalars();
+        let z = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(&digest.0));
+        let big_r = AffinePoint::decompress(&r.to_repr(), Choice::from(u8::from(self.y_parity)));
+        let big_r = Option::<AffinePoint>::from(big_r).ok_or(Error::InvalidSignature)?;
+        let r_inv = Option::<Scalar>::from(r.invert()).ok_or(Error::InvalidSignature)?;
+        Ok((-(r_inv * z), r_inv * *s, big_r.into()))
     }
 
     /// The address that produced this signature over `digest`.
     pub fn recover_address(&self, digest: &B256) -> Result<Address> {
-        Ok(self.recover_public_key(digest)?.address())
+        recovered_address(self.recover_public_key(digest))
     }
+}
+
+/// The key at `q`, unless `q` is the point at infinity (no key); in a
+/// frame of its own (see [`Signature::recover_public_key`]).
+#[inline(never)]
+fn key_of(q: &k256::ProjectivePoint) -> Result<PublicKey> {
+    VerifyingKey::from_affine(q.to_affine()).map(PublicKey).map_err(|_| Error::InvalidSignature)
+}
+
+/// The address of a recovered key: its hashing in a frame apart from the
+/// recovery's (see [`Signature::recover_public_key`]).
+#[inline(never)]
+fn recovered_address(key: Result<PublicKey>) -> Result<Address> {
+    Ok(key?.address())
+}
+
+/// `k·G`, in a frame of its own (see [`Signature::recover_public_key`]).
+#[inline(never)]
+fn generator_times(k: &k256::Scalar) -> k256::ProjectivePoint {
+    k256::ProjectivePoint::mul_by_generator(k)
+}
+
+/// `k·p`, in a frame of its own (see [`Signature::recover_public_key`]).
+#[inline(never)]
+fn point_times(p: &k256::ProjectivePoint, k: &k256::Scalar) -> k256::ProjectivePoint {
+    *p * *k
 }
 
 impl fmt::Debug for Signature {

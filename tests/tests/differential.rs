@@ -43,6 +43,9 @@ fn check(action: &Action<'_>, secret: &[u8; 32]) -> Result<(), TestCaseError> {
     prop_assert_eq!(signed.signature.y_parity, theirs.v());
     prop_assert_eq!(&signed.signature.to_bytes()[..], &theirs.as_bytes()[..]);
     prop_assert_eq!(theirs.recover_address_from_prehash(&digest).unwrap(), reference.address());
+    // And ours recovers it too.
+    let ours = signed.signature.recover_address(&signed.digest).unwrap();
+    prop_assert_eq!(ours.0, reference.address().0.0);
 
     // Signed transaction and its hash.
     if let Some(atx) = alloy_tx(action) {
@@ -99,6 +102,52 @@ differential! {
     generic_tx => ActionKind::GenericTx,
     personal_message => ActionKind::PersonalMessage,
     eip712_prehashed => ActionKind::Eip712Prehashed,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Recovery from any signature tee-core accepts (in range, low `s`):
+    /// the same address as alloy's, or refused by both (an `r` that is no
+    /// point's x, a product at infinity). Half the cases use a real
+    /// signature with one byte of its digest or signature flipped.
+    #[test]
+    fn recovery_agrees_with_alloy(
+        secret in arb_secret(),
+        digest in any::<[u8; 32]>(),
+        raw in any::<[u8; 64]>(),
+        parity in any::<bool>(),
+        (real, flip) in (any::<bool>(), 0usize..96),
+    ) {
+        let (mut r, mut s) = (raw[..32].try_into().unwrap(), raw[32..].try_into().unwrap());
+        let mut digest = digest;
+        let mut parity = parity;
+        if real {
+            let key = SigningKey::from_bytes(&secret).unwrap();
+            let message = tee_core::action::PersonalMessage { message: &digest };
+            let signed = key.sign(&Action::PersonalMessage(message)).unwrap();
+            let sig = signed.signature;
+            (digest, r, s, parity) = (signed.digest.0, sig.r, sig.s, sig.y_parity);
+            match flip {
+                0..32 => digest[flip] ^= 1,
+                32..64 => r[flip - 32] ^= 1,
+                _ => s[flip - 64] ^= 1,
+            }
+        }
+        let sig = tee_core::Signature { r, s, y_parity: parity };
+        // Only what tee-core takes as a signature (a flipped `s` may be high).
+        prop_assume!(tee_core::Signature::from_bytes(&sig.to_bytes()).is_ok());
+        let theirs = alloy_primitives::Signature::new(
+            alloy_primitives::U256::from_be_bytes(r),
+            alloy_primitives::U256::from_be_bytes(s),
+            parity,
+        )
+        .recover_address_from_prehash(&alloy_primitives::B256::from(digest))
+        .ok()
+        .map(|a| a.0.0);
+        let ours = sig.recover_address(&tee_core::B256(digest)).ok().map(|a| a.0);
+        prop_assert_eq!(ours, theirs);
+    }
 }
 
 /// Every kind has a test above: a new kind without one fails here.
