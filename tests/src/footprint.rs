@@ -18,10 +18,13 @@ use tee_testkit::{ADMIN_SECRET, DEVICE_ID};
 
 /// Instructions per SysTick tick under `-icount shift=0`.
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
-/// The flash budget (image).
-pub const FLASH_BUDGET: u64 = 96 * 1024;
-/// The RAM budget (static RAM and stack).
-pub const RAM_BUDGET: u64 = 24 * 1024;
+/// The flash budget (image): 90 KiB of the board's 96, so 6 KiB stay free
+/// for the next policy rules. Work that needs more raises it here, with the
+/// footprint table in docs/performance.md saying what for.
+pub const FLASH_BUDGET: u64 = 90 * 1024;
+/// The RAM budget (static RAM and the stack's high-water mark): 20 KiB of
+/// the board's 24, for the same reason.
+pub const RAM_BUDGET: u64 = 20 * 1024;
 const PAINT: u32 = 0xcccc_cccc;
 /// The emulated NOR flash, in .bss on QEMU (on-chip flash on a real MCU).
 pub const EMULATED_FLASH: u64 = 16 * 1024;

@@ -144,7 +144,7 @@ fn firmware_over_the_emulated_uart() {
     assert!(log.next_index >= 10);
 }
 
-/// The firmware stays within its budgets (96 KiB flash, 24 KiB RAM with
+/// The firmware stays within its budgets (90 KiB flash, 20 KiB RAM with
 /// the stack's high-water mark after the heaviest requests: the largest
 /// policy and the largest action of every kind), and answers every one of
 /// those requests. A change that grows either fails here, not only in the

@@ -77,7 +77,9 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     }
 
     /// Stores a new key with a deny-all policy in slot `n`, then installs it;
-    /// the slot keeps its high-water mark.
+    /// the slot keeps its high-water mark. Not inlined: its slot record and
+    /// new slot are not on the stack while the key's public point is made.
+    #[inline(never)]
     fn install(&mut self, n: u8, stored: StoredKey, key: SigningKey) -> Result<(), DeviceError> {
         let origin = stored.origin();
         record::store(
