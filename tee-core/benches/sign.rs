@@ -47,6 +47,23 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    // Recovering a signer (the admin's signature on a device, a key chain
+    // or an attestation's signature in the verifier): tee-core's two
+    // one-point products against k256's two-point recovery.
+    let signature = key.sign(&sample::action(ActionKind::AgentWalletSet)).unwrap().signature;
+    let (sig, recid) = raw.sign_prehash_recoverable(&digest);
+    let mut g = c.benchmark_group("recovery");
+    g.bench_function("core_recover", |b| {
+        b.iter(|| signature.recover_public_key(black_box(&tee_core::B256(digest))).unwrap())
+    });
+    g.bench_function("k256_recover", |b| {
+        b.iter(|| {
+            k256::ecdsa::VerifyingKey::recover_from_prehash(black_box(&digest), &sig, recid)
+                .unwrap()
+        })
+    });
+    g.finish();
+
     // Per kind, side by side: the whole request path, raw k256 on the same
     // digest (so the ratio compares neighbours, not runs minutes apart), and
     // decode+digest alone, which is what the 10 % target is about.
@@ -85,6 +102,16 @@ fn median(group: &str, id: &str) -> Option<f64> {
 }
 
 fn report() {
+    if let (Some(ours), Some(k256)) =
+        (median("recovery", "core_recover"), median("recovery", "k256_recover"))
+    {
+        println!(
+            "\nrecovery: tee-core {:.1} us, k256 recover_from_prehash {:.1} us: {:.2}x",
+            ours / 1e3,
+            k256 / 1e3,
+            ours / k256
+        );
+    }
     let (Some(raw), Some(secp)) =
         (median("baseline", "k256_raw"), median("baseline", "libsecp256k1"))
     else {
