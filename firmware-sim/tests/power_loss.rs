@@ -51,9 +51,7 @@ fn script() -> Vec<Op> {
 }
 
 fn action(kind: ActionKind, nonce: u64) -> Action<'static> {
-    let Action::RegistryTx(mut t) = sample::action(kind) else { unreachable!() };
-    t.tx.nonce = nonce;
-    Action::RegistryTx(t)
+    sample::with_nonce(sample::action(kind), nonce)
 }
 
 /// Boots from `flash`. A boot that the power cut itself interrupts (say,

@@ -32,11 +32,7 @@ type Flash = SimFlash<Vec<u8>, PAGE, PAGES>;
 type Backend = McuBackend<Flash, ChaChaEntropy>;
 
 fn action(nonce: u64) -> Action<'static> {
-    let mut a = sample::action(ActionKind::SetAgentUri);
-    if let Action::RegistryTx(t) = &mut a {
-        t.tx.nonce = nonce;
-    }
-    a
+    sample::with_nonce(sample::action(ActionKind::SetAgentUri), nonce)
 }
 
 fn open(flash: Flash) -> Option<Pair<Backend>> {

@@ -6,25 +6,19 @@
 
 use libfuzzer_sys::fuzz_target;
 use tee_core::Action;
+use tee_core::action::Transaction;
 use tee_core::action::tx;
-use tee_core::action::{GenericTx, LegacyGenericTx};
 use tee_core::limits::MAX_SIGNED_TX_LEN;
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = [0u8; MAX_SIGNED_TX_LEN];
-    let unsigned = [
-        GenericTx::decode_unsigned(data).map(Action::GenericTx),
-        LegacyGenericTx::decode_unsigned(data).map(Action::LegacyGenericTx),
-    ];
-    for action in unsigned.into_iter().flatten() {
+    if let Ok(t) = Transaction::decode_unsigned(data) {
+        let action = Action::Transaction(t);
         let enc = tx::encode_unsigned(&action, &mut buf).expect("re-encodes");
         assert_eq!(&enc[..], data, "accepted a non-canonical unsigned transaction");
     }
-    let signed = [
-        GenericTx::decode_signed(data).map(|(t, s)| (Action::GenericTx(t), s)),
-        LegacyGenericTx::decode_signed(data).map(|(t, s)| (Action::LegacyGenericTx(t), s)),
-    ];
-    for (action, sig) in signed.into_iter().flatten() {
+    if let Ok((t, sig)) = Transaction::decode_signed(data) {
+        let action = Action::Transaction(t);
         let enc = tx::encode_signed(&action, &sig, &mut buf).expect("re-encodes");
         assert_eq!(&enc[..], data, "accepted a non-canonical signed transaction");
         assert_eq!(tx::signing_hash_of_signed(data), Ok((action.digest(), sig)));

@@ -57,11 +57,9 @@ fn action(kind: u8, variant: u8) -> Action<'static> {
     {
         a = legacy;
     }
+    a = sample::with_nonce(a, u64::from(variant));
     match &mut a {
-        Action::RegistryTx(t) => t.tx.nonce = u64::from(variant),
-        Action::GenericTx(t) => t.tx.nonce = u64::from(variant),
-        Action::LegacyRegistryTx(t) => t.tx.nonce = u64::from(variant),
-        Action::LegacyGenericTx(t) => t.tx.nonce = u64::from(variant),
+        Action::Transaction(_) => {}
         Action::AgentWalletSet(w) => w.deadline = 1_767_225_000 + u64::from(variant),
         Action::PersonalMessage(m) => m.message = VARIED_MESSAGES[usize::from(variant % 4)],
         Action::Eip712Prehashed(p) => p.struct_hash.0[0] = variant,

@@ -129,14 +129,12 @@ pub const fn action_len(b: &ActionBounds) -> usize {
         + varint_len(MAX_METADATA_ENTRIES)
         + MAX_METADATA_ENTRIES * (pc_bytes(MAX_METADATA_KEY_LEN) + pc_bytes(value));
     let give_feedback = 32 + 19 + 1 + 2 * pc_bytes(MAX_TAG_LEN) + 2 * pc_bytes(uri) + 32;
-    let registry_tx = TX_PARAMS_LEN + 20 + 1 + max(register_with_metadata, give_feedback);
-    let legacy_registry_tx = registry_tx - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
-    let generic_tx = TX_PARAMS_LEN + 20 + 32 + pc_bytes(calldata);
-    let legacy_generic_tx = generic_tx - TX_PARAMS_LEN + LEGACY_TX_PARAMS_LEN;
-    1 + max(
-        max(AGENT_WALLET_SET_LEN, max(registry_tx, legacy_registry_tx)),
-        max(max(generic_tx, legacy_generic_tx), max(pc_bytes(message), EIP712_PREHASHED_LEN)),
-    )
+    // A registry call: the registry, the call's tag, its arguments.
+    let registry_body = 20 + 1 + max(register_with_metadata, give_feedback);
+    let generic_body = 20 + 32 + pc_bytes(calldata);
+    // The envelope's tag and the larger envelope, the body's tag and body.
+    let transaction = 1 + TX_PARAMS_LEN + 1 + max(registry_body, generic_body);
+    1 + max(max(AGENT_WALLET_SET_LEN, transaction), max(pc_bytes(message), EIP712_PREHASHED_LEN))
 }
 
 /// Upper bound of the ABI calldata of any registry call within `b`.
@@ -176,7 +174,6 @@ pub const fn signed_tx_len(b: &ActionBounds) -> usize {
 // postcard sizes: u64 varint <= 10 bytes, u128/i128 varint <= 19, length
 // prefixes are varints.
 const TX_PARAMS_LEN: usize = 3 * 10 + 2 * 19;
-const LEGACY_TX_PARAMS_LEN: usize = 3 * 10 + 19;
 const AGENT_WALLET_SET_LEN: usize = 10 + 20 + 32 + 20 + 20 + 10;
 const EIP712_PREHASHED_LEN: usize = 64;
 const fn max(a: usize, b: usize) -> usize {

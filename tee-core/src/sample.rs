@@ -7,9 +7,8 @@
 use hex_literal::hex;
 
 use crate::action::{
-    Action, ActionKind, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx,
-    LegacyRegistryTx, LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx,
-    TxParams,
+    Action, ActionKind, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams,
+    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, Transaction, TxBody, TxParams,
 };
 use crate::primitives::{Address, B256, U256};
 
@@ -60,14 +59,13 @@ pub fn action(kind: ActionKind) -> Action<'static> {
             });
         }
         K::GenericTx => {
-            return Action::GenericTx(GenericTx {
-                tx: tx(7),
+            return transaction(TxBody::Generic(GenericTx {
                 to: OWNER,
                 value: U256::from_u64(10_000_000_000_000_000),
                 data: &hex!(
                     "a9059cbb00000000000000000000000070997970c51812dc3a010c7d01b50e0d17dc79c800000000000000000000000000000000000000000000000000000000000f4240"
                 ),
-            });
+            }));
         }
         K::PersonalMessage => {
             return Action::PersonalMessage(PersonalMessage {
@@ -153,33 +151,43 @@ pub fn action(kind: ActionKind) -> Action<'static> {
             },
         ),
     };
-    Action::RegistryTx(RegistryTx { tx: tx(7), registry, call })
+    transaction(TxBody::Registry(RegistryTx { registry, call }))
+}
+
+/// `body` as an EIP-1559 transaction at nonce 7.
+fn transaction(body: TxBody<'_>) -> Action<'_> {
+    Action::Transaction(Transaction { envelope: Envelope::Eip1559(tx(7)), body })
 }
 
 /// The legacy (type 0, EIP-155) form of a transaction action: the same
 /// call, its `gasPrice` the EIP-1559 fee cap. `None` for other actions.
 #[must_use]
 pub fn legacy<'a>(action: &Action<'a>) -> Option<Action<'a>> {
-    let params = |t: &TxParams| LegacyTxParams {
-        chain_id: t.chain_id,
-        nonce: t.nonce,
-        gas_price: t.max_fee_per_gas,
-        gas_limit: t.gas_limit,
+    let Action::Transaction(t) = action else { return None };
+    let envelope = match t.envelope {
+        Envelope::Eip1559(p) => Envelope::Legacy(LegacyTxParams {
+            chain_id: p.chain_id,
+            nonce: p.nonce,
+            gas_price: p.max_fee_per_gas,
+            gas_limit: p.gas_limit,
+        }),
+        Envelope::Legacy(_) => t.envelope,
     };
-    Some(match action {
-        Action::RegistryTx(t) => Action::LegacyRegistryTx(LegacyRegistryTx {
-            tx: params(&t.tx),
-            registry: t.registry,
-            call: t.call.clone(),
-        }),
-        Action::GenericTx(t) => Action::LegacyGenericTx(LegacyGenericTx {
-            tx: params(&t.tx),
-            to: t.to,
-            value: t.value,
-            data: t.data,
-        }),
-        _ => return None,
-    })
+    Some(Action::Transaction(Transaction { envelope, body: t.body.clone() }))
+}
+
+/// `action` at another nonce, whatever its envelope (anything but a
+/// transaction unchanged): a different action of the same kind, for replay
+/// and conflict tests.
+#[must_use]
+pub fn with_nonce(mut action: Action<'_>, nonce: u64) -> Action<'_> {
+    if let Action::Transaction(t) = &mut action {
+        match &mut t.envelope {
+            Envelope::Eip1559(p) => p.nonce = nonce,
+            Envelope::Legacy(p) => p.nonce = nonce,
+        }
+    }
+    action
 }
 
 #[cfg(test)]

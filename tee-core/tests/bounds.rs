@@ -75,18 +75,15 @@ fn every_field_over_a_bound_is_named_on_the_device() {
     let long = "u".repeat(b.uri as usize + 1);
     for &kind in ActionKind::ALL {
         let mut action: Action<'_> = tee_testkit::sample::action(kind);
-        let field = match &mut action {
-            Action::RegistryTx(t) => match &mut t.call {
-                RegistryCall::SetAgentUri { new_uri, .. } => {
-                    *new_uri = &long;
-                    BoundField::Uri
-                }
-                RegistryCall::ValidationRequest { request_uri, .. } => {
-                    *request_uri = &long;
-                    BoundField::Uri
-                }
-                _ => continue,
-            },
+        let field = match action.registry_call_mut() {
+            Some(RegistryCall::SetAgentUri { new_uri, .. }) => {
+                *new_uri = &long;
+                BoundField::Uri
+            }
+            Some(RegistryCall::ValidationRequest { request_uri, .. }) => {
+                *request_uri = &long;
+                BoundField::Uri
+            }
             _ => continue,
         };
         sequence += 1;

@@ -92,9 +92,9 @@ fn action(kind: ActionKind) -> Action<'static> {
 
 /// A different action than `kind`'s sample, for the attacker.
 fn conflicting(kind: ActionKind) -> Action<'static> {
-    let Action::RegistryTx(mut t) = action(kind) else { unreachable!() };
-    t.tx.nonce += 1000;
-    Action::RegistryTx(t)
+    let a = action(kind);
+    let nonce = a.envelope().map_or(0, |e| e.nonce());
+    sample::with_nonce(a, nonce + 1000)
 }
 
 /// Runs the script with an optional power loss; returns the write steps used.

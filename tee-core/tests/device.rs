@@ -9,7 +9,7 @@ use tee_core::client::decode_response;
 use tee_core::device::{CounterId, audit_chain_hash};
 use tee_core::frame::{self, FrameError, Header};
 use tee_core::protocol::*;
-use tee_core::{Action, ActionKind, Address, B256, Error, SigningKey, codec};
+use tee_core::{ActionKind, Address, B256, Error, SigningKey, codec};
 use tee_testkit::sample;
 use tee_testkit::{DEVICE_ID, MemBackend, Pair};
 
@@ -40,11 +40,11 @@ fn every_sample_action_signs_and_recovers() {
         let action = match kind {
             ActionKind::AgentWalletSet => wallet_set(address),
             ActionKind::SetAgentWallet => {
-                let Action::RegistryTx(mut t) = sample::action(kind) else { unreachable!() };
-                if let RegistryCall::SetAgentWallet { deadline, .. } = &mut t.call {
+                let mut a = sample::action(kind);
+                if let Some(RegistryCall::SetAgentWallet { deadline, .. }) = a.registry_call_mut() {
                     *deadline = NOW + 60;
                 }
-                Action::RegistryTx(t)
+                a
             }
             _ => sample::action(kind),
         };

@@ -4,14 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use tee_core::action::RegistryCall;
-use tee_core::{Action, ActionKind, U256};
+use tee_core::{ActionKind, U256};
 use tee_testkit::sample;
 
 fn call(kind: ActionKind) -> RegistryCall<'static> {
-    match sample::action(kind) {
-        Action::RegistryTx(t) => t.call,
-        _ => unreachable!("{kind} is a registry call"),
-    }
+    let action = sample::action(kind);
+    action.registry_call().cloned().unwrap_or_else(|| unreachable!("{kind} is a registry call"))
 }
 
 #[test]

@@ -23,8 +23,8 @@
 use hex_literal::hex;
 use tee_core::action::tx;
 use tee_core::action::{
-    AgentWalletSet, GenericTx, LegacyGenericTx, LegacyRegistryTx, LegacyTxParams, PersonalMessage,
-    RegistryCall, RegistryTx, TxParams,
+    AgentWalletSet, Envelope, GenericTx, LegacyTxParams, PersonalMessage, RegistryCall, RegistryTx,
+    Transaction, TxBody, TxParams,
 };
 use tee_core::{Action, Address, SigningKey, U256};
 
@@ -34,6 +34,10 @@ const ANVIL0: Address = Address(hex!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
 const ANVIL1: Address = Address(hex!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
 const IDENTITY: Address = Address(hex!("8004A169FB4a3325136EB29fA0ceB6D2e539a432"));
 
+fn transaction(envelope: Envelope, body: TxBody<'_>) -> Action<'_> {
+    Action::Transaction(Transaction { envelope, body })
+}
+
 fn key() -> SigningKey {
     let k = SigningKey::from_bytes(&ANVIL0_KEY).unwrap();
     assert_eq!(k.address(), ANVIL0);
@@ -42,24 +46,25 @@ fn key() -> SigningKey {
 
 #[test]
 fn registry_tx_set_agent_uri() {
-    let action = Action::RegistryTx(RegistryTx {
-        tx: TxParams {
+    let action = transaction(
+        Envelope::Eip1559(TxParams {
             chain_id: 8453,
             nonce: 7,
             max_priority_fee_per_gas: 1_000_000,
             max_fee_per_gas: 2_000_000_000,
             gas_limit: 120_000,
-        },
-        registry: IDENTITY,
-        call: RegistryCall::SetAgentUri {
-            agent_id: U256::from_u64(42),
-            new_uri: "ipfs://bafkreiagentcard",
-        },
-    });
-    let Action::RegistryTx(t) = &action else { unreachable!() };
+        }),
+        TxBody::Registry(RegistryTx {
+            registry: IDENTITY,
+            call: RegistryCall::SetAgentUri {
+                agent_id: U256::from_u64(42),
+                new_uri: "ipfs://bafkreiagentcard",
+            },
+        }),
+    );
     let mut cd = [0u8; 256];
     assert_eq!(
-        t.call.calldata(&mut cd).unwrap(),
+        action.registry_call().unwrap().calldata(&mut cd).unwrap(),
         hex!(
             "0af28bd3000000000000000000000000000000000000000000000000000000000000002a00000000000000000000000000000000000000000000000000000000000000400000000000000000000000000000000000000000000000000000000000000017697066733a2f2f6261666b7265696167656e7463617264000000000000000000"
         )
@@ -90,18 +95,20 @@ fn registry_tx_set_agent_uri() {
 
 #[test]
 fn generic_value_transfer() {
-    let action = Action::GenericTx(GenericTx {
-        tx: TxParams {
+    let action = transaction(
+        Envelope::Eip1559(TxParams {
             chain_id: 1,
             nonce: 0,
             max_priority_fee_per_gas: 2_000_000_000,
             max_fee_per_gas: 100_000_000_000,
             gas_limit: 21_000,
-        },
-        to: ANVIL1,
-        value: U256::from_u64(1_000_000_000_000_000_000),
-        data: &[],
-    });
+        }),
+        TxBody::Generic(GenericTx {
+            to: ANVIL1,
+            value: U256::from_u64(1_000_000_000_000_000_000),
+            data: &[],
+        }),
+    );
     let signed = key().sign(&action).unwrap();
     let mut buf = [0u8; 256];
     let raw = tx::encode_signed(&action, &signed.signature, &mut buf).unwrap().to_vec();
@@ -114,8 +121,8 @@ fn generic_value_transfer() {
         hex!("82ae38eadb1dc9e7c3e325ed62591eae3ca31517544ffbcfddd7c29b86ae81bc")
     );
     // The strict decoder reads eth_account's bytes back to the same action.
-    let (decoded, sig) = GenericTx::decode_signed(&expected).unwrap();
-    assert_eq!(Action::GenericTx(decoded), action);
+    let (decoded, sig) = Transaction::decode_signed(&expected).unwrap();
+    assert_eq!(Action::Transaction(decoded), action);
     assert_eq!(sig, signed.signature);
 }
 
@@ -134,19 +141,21 @@ fn signs_as_eth_account(action: &Action<'_>, raw: &[u8], hash: [u8; 32]) {
 
 #[test]
 fn legacy_registry_tx_set_agent_uri() {
-    let action = Action::LegacyRegistryTx(LegacyRegistryTx {
-        tx: LegacyTxParams {
+    let action = transaction(
+        Envelope::Legacy(LegacyTxParams {
             chain_id: 8453,
             nonce: 7,
             gas_price: 2_000_000_000,
             gas_limit: 120_000,
-        },
-        registry: IDENTITY,
-        call: RegistryCall::SetAgentUri {
-            agent_id: U256::from_u64(42),
-            new_uri: "ipfs://bafkreiagentcard",
-        },
-    });
+        }),
+        TxBody::Registry(RegistryTx {
+            registry: IDENTITY,
+            call: RegistryCall::SetAgentUri {
+                agent_id: U256::from_u64(42),
+                new_uri: "ipfs://bafkreiagentcard",
+            },
+        }),
+    );
     signs_as_eth_account(
         &action,
         &hex!(
@@ -158,12 +167,19 @@ fn legacy_registry_tx_set_agent_uri() {
 
 #[test]
 fn legacy_generic_value_transfer() {
-    let action = Action::LegacyGenericTx(LegacyGenericTx {
-        tx: LegacyTxParams { chain_id: 1, nonce: 0, gas_price: 100_000_000_000, gas_limit: 21_000 },
-        to: ANVIL1,
-        value: U256::from_u64(1_000_000_000_000_000_000),
-        data: &[],
-    });
+    let action = transaction(
+        Envelope::Legacy(LegacyTxParams {
+            chain_id: 1,
+            nonce: 0,
+            gas_price: 100_000_000_000,
+            gas_limit: 21_000,
+        }),
+        TxBody::Generic(GenericTx {
+            to: ANVIL1,
+            value: U256::from_u64(1_000_000_000_000_000_000),
+            data: &[],
+        }),
+    );
     let raw = hex!(
         "f86c8085174876e8008252089470997970c51812dc3a010c7d01b50e0d17dc79c8880de0b6b3a76400008025a00c54a804462a8d878adf9e1e728c14821817dd7ee85e6cffea69d7a8d3df9ad0a06e4614999e47b18de4ecaffb83972c5799d979dd7cfcdd6db6194c252ee29ba5"
     );
@@ -172,6 +188,9 @@ fn legacy_generic_value_transfer() {
         &raw,
         hex!("1788cef32401912195964f23e10e2dd3317fe5d69395609a33becf5f60c87e50"),
     );
+    // The strict decoder reads eth_account's legacy bytes back too.
+    let (decoded, _) = Transaction::decode_signed(&raw).unwrap();
+    assert_eq!(Action::Transaction(decoded), action);
     // The same transaction with a pre-EIP-155 v (27: bound to no chain) is
     // refused, and so is one whose v claims another chain's signature.
     let mut pre155 = raw;

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-use tee_core::action::{AgentWalletSet, RegistryCall};
+use tee_core::action::{AgentWalletSet, Envelope, RegistryCall, Transaction, TxBody};
 use tee_core::protocol::*;
 use tee_core::{Action, ActionKind, Address, U256};
 use tee_testkit::{MemBackend, sample};
@@ -78,9 +78,11 @@ fn policy_rules_each_allowed_and_refused() {
 
     // Chains.
     fn other_chain<'a>(a: &Action<'a>) -> Action<'a> {
-        let Action::RegistryTx(mut t) = a.clone() else { unreachable!() };
-        t.tx.chain_id = 1;
-        Action::RegistryTx(t)
+        let mut a = a.clone();
+        let Action::Transaction(t) = &mut a else { unreachable!() };
+        let Envelope::Eip1559(p) = &mut t.envelope else { unreachable!() };
+        p.chain_id = 1;
+        a
     }
     check(base(), other_chain(&set_uri), Err(V::ChainNotAllowed));
     let mut p = base();
@@ -89,7 +91,7 @@ fn policy_rules_each_allowed_and_refused() {
 
     // Contracts.
     let mut to_other = set_uri.clone();
-    if let Action::RegistryTx(t) = &mut to_other {
+    if let Action::Transaction(Transaction { body: TxBody::Registry(t), .. }) = &mut to_other {
         t.registry = Address([0x42; 20]);
     }
     check(base(), to_other.clone(), Err(V::ContractNotAllowed));
@@ -99,9 +101,7 @@ fn policy_rules_each_allowed_and_refused() {
 
     // Agents.
     let mut other_agent = set_uri.clone();
-    if let Action::RegistryTx(t) = &mut other_agent
-        && let RegistryCall::SetAgentUri { agent_id, .. } = &mut t.call
-    {
+    if let Some(RegistryCall::SetAgentUri { agent_id, .. }) = other_agent.registry_call_mut() {
         *agent_id = U256::from_u64(43);
     }
     check(base(), other_agent.clone(), Err(V::AgentNotAllowed));
@@ -172,13 +172,7 @@ fn rate_limit() {
     let mut policy = permissive();
     policy.rate_limit = Some(RateLimit { max: 2, window_secs: 60 });
     let (mut p, _) = ready(policy);
-    let a = |n: u8| {
-        let Action::RegistryTx(mut t) = sample::action(ActionKind::RevokeFeedback) else {
-            unreachable!()
-        };
-        t.tx.nonce = u64::from(n);
-        Action::RegistryTx(t)
-    };
+    let a = |n: u8| sample::with_nonce(sample::action(ActionKind::RevokeFeedback), u64::from(n));
     assert!(sign(&mut p, 1, a(1)).is_ok());
     assert!(sign(&mut p, 2, a(2)).is_ok());
     assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::RateLimited)));

@@ -75,21 +75,27 @@ fn encoded<T: Serialize>(v: &T) -> Vec<u8> {
 /// must concatenate to the body itself.
 fn walk_through(out: &mut String, sign: &Sign<'_>) {
     use tee_core::Action;
-    use tee_core::action::RegistryCall;
-    let Action::RegistryTx(t) = &sign.action else { unreachable!() };
+    use tee_core::action::{Envelope, RegistryCall, Transaction, TxBody};
+    let Action::Transaction(Transaction { envelope: Envelope::Eip1559(tx), body }) = &sign.action
+    else {
+        unreachable!()
+    };
+    let TxBody::Registry(t) = body else { unreachable!() };
     let RegistryCall::SetAgentUri { agent_id, new_uri } = &t.call else { unreachable!() };
     let rows: Vec<(Vec<u8>, String)> = vec![
         (encoded(&sign.slot), "slot 0".into()),
         (encoded(&sign.sequence), "sequence 1".into()),
-        (vec![1], "action variant 1: RegistryTx".into()),
-        (encoded(&t.tx.chain_id), format!("chain id {}", t.tx.chain_id)),
-        (encoded(&t.tx.nonce), format!("nonce {}", t.tx.nonce)),
+        (vec![1], "action variant 1: Transaction".into()),
+        (vec![0], "envelope variant 0: EIP-1559".into()),
+        (encoded(&tx.chain_id), format!("chain id {}", tx.chain_id)),
+        (encoded(&tx.nonce), format!("nonce {}", tx.nonce)),
         (
-            encoded(&t.tx.max_priority_fee_per_gas),
-            format!("max priority fee {} wei", t.tx.max_priority_fee_per_gas),
+            encoded(&tx.max_priority_fee_per_gas),
+            format!("max priority fee {} wei", tx.max_priority_fee_per_gas),
         ),
-        (encoded(&t.tx.max_fee_per_gas), format!("max fee {} wei", t.tx.max_fee_per_gas)),
-        (encoded(&t.tx.gas_limit), format!("gas limit {}", t.tx.gas_limit)),
+        (encoded(&tx.max_fee_per_gas), format!("max fee {} wei", tx.max_fee_per_gas)),
+        (encoded(&tx.gas_limit), format!("gas limit {}", tx.gas_limit)),
+        (vec![0], "body variant 0: a registry call".into()),
         (encoded(&t.registry), format!("registry {}", t.registry)),
         (vec![3], "registry call variant 3: setAgentURI".into()),
         (encoded(agent_id), format!("agent id {agent_id}")),

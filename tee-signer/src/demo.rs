@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use tee_core::action::tx;
+use tee_core::action::{RegistryCall, tx};
 use tee_core::limits::MAX_SIGNED_TX_LEN;
 use tee_core::primitives::Hex;
 use tee_core::protocol::{
@@ -101,12 +101,12 @@ pub fn demo_action(kind: ActionKind, signer: Address, now: u64) -> Action<'stati
             w.new_wallet = signer;
             w.deadline = now + 120;
         }
-        Action::RegistryTx(t) => {
-            if let tee_core::action::RegistryCall::SetAgentWallet { deadline, .. } = &mut t.call {
+        _ => {
+            if let Some(RegistryCall::SetAgentWallet { deadline, .. }) = action.registry_call_mut()
+            {
                 *deadline = now + 120;
             }
         }
-        _ => {}
     }
     action
 }

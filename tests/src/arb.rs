@@ -10,8 +10,8 @@
 
 use proptest::prelude::*;
 use tee_core::action::{
-    ActionBounds, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx, LegacyRegistryTx,
-    LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TxParams,
+    ActionBounds, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams,
+    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, Transaction, TxBody, TxParams,
 };
 use tee_core::heapless;
 use tee_core::limits::*;
@@ -120,6 +120,23 @@ pub fn arb_tx_params() -> impl Strategy<Value = TxParams> {
             gas_limit,
         },
     )
+}
+
+/// Either fee envelope.
+pub fn arb_envelope() -> impl Strategy<Value = Envelope> {
+    prop_oneof![
+        arb_tx_params().prop_map(Envelope::Eip1559),
+        arb_legacy_tx_params().prop_map(Envelope::Legacy),
+    ]
+}
+
+/// `body` under either envelope.
+fn arb_transaction(
+    body: impl Strategy<Value = TxBody<'static>> + 'static,
+) -> BoxedStrategy<Action<'static>> {
+    (arb_envelope(), body)
+        .prop_map(|(envelope, body)| Action::Transaction(Transaction { envelope, body }))
+        .boxed()
 }
 
 const B: ActionBounds = ActionBounds::MCU;
@@ -245,20 +262,10 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action<'static>> {
                 })
                 .boxed()
         }
-        K::GenericTx => prop_oneof![
-            (arb_tx_params(), arb_address(), arb_u256(), arb_slice(B.calldata)).prop_map(
-                |(tx, to, value, data)| Action::GenericTx(GenericTx { tx, to, value, data })
-            ),
-            (arb_legacy_tx_params(), arb_address(), arb_u256(), arb_slice(B.calldata)).prop_map(
-                |(tx, to, value, data)| Action::LegacyGenericTx(LegacyGenericTx {
-                    tx,
-                    to,
-                    value,
-                    data
-                })
-            ),
-        ]
-        .boxed(),
+        K::GenericTx => arb_transaction(
+            (arb_address(), arb_u256(), arb_slice(B.calldata))
+                .prop_map(|(to, value, data)| TxBody::Generic(GenericTx { to, value, data })),
+        ),
         K::PersonalMessage => arb_slice(B.message)
             .prop_map(|message| Action::PersonalMessage(PersonalMessage { message }))
             .boxed(),
@@ -267,17 +274,10 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action<'static>> {
                 Action::Eip712Prehashed(Eip712Prehashed { domain_separator, struct_hash })
             })
             .boxed(),
-        call => prop_oneof![
-            (arb_tx_params(), arb_address(), arb_call(call)).prop_map(|(tx, registry, call)| {
-                Action::RegistryTx(RegistryTx { tx, registry, call })
-            }),
-            (arb_legacy_tx_params(), arb_address(), arb_call(call)).prop_map(
-                |(tx, registry, call)| {
-                    Action::LegacyRegistryTx(LegacyRegistryTx { tx, registry, call })
-                }
-            ),
-        ]
-        .boxed(),
+        call => arb_transaction(
+            (arb_address(), arb_call(call))
+                .prop_map(|(registry, call)| TxBody::Registry(RegistryTx { registry, call })),
+        ),
     }
 }
 
@@ -320,13 +320,14 @@ pub fn max_action(kind: ActionKind) -> Action<'static> {
 pub fn max_action_within(kind: ActionKind, b: &ActionBounds) -> Action<'static> {
     use ActionKind as K;
     use RegistryCall as C;
-    let tx = TxParams {
+    let envelope = Envelope::Eip1559(TxParams {
         chain_id: u64::MAX,
         nonce: u64::MAX,
         max_priority_fee_per_gas: u128::MAX,
         max_fee_per_gas: u128::MAX,
         gas_limit: u64::MAX,
-    };
+    });
+    let tx = |body| Action::Transaction(Transaction { envelope, body });
     let id = U256([0xff; 32]);
     let a = Address([0xff; 20]);
     let h = B256([0xff; 32]);
@@ -345,7 +346,7 @@ pub fn max_action_within(kind: ActionKind, b: &ActionBounds) -> Action<'static> 
         }
         K::GenericTx => {
             let data = full_bytes(b.calldata);
-            return Action::GenericTx(GenericTx { tx, to: a, value: id, data });
+            return tx(TxBody::Generic(GenericTx { to: a, value: id, data }));
         }
         K::PersonalMessage => {
             return Action::PersonalMessage(PersonalMessage { message: full_bytes(b.message) });
@@ -414,5 +415,5 @@ pub fn max_action_within(kind: ActionKind, b: &ActionBounds) -> Action<'static> 
             tag,
         },
     };
-    Action::RegistryTx(RegistryTx { tx, registry: a, call })
+    tx(TxBody::Registry(RegistryTx { registry: a, call }))
 }

@@ -4,7 +4,7 @@
 
 use alloy_primitives as ap;
 use alloy_sol_types::{SolCall, SolStruct, eip712_domain};
-use tee_core::action::{Envelope, RegistryCall};
+use tee_core::action::{Envelope, RegistryCall, TxBody};
 use tee_core::{Action, Address, B256, U256};
 
 /// The ERC-8004 v2.0.0 registry functions, as their Solidity sources
@@ -146,15 +146,13 @@ pub fn alloy_calldata(call: &RegistryCall<'_>) -> Vec<u8> {
 /// alloy's transaction (EIP-1559 or legacy) for a transaction action.
 pub fn alloy_tx(action: &Action<'_>) -> Option<alloy_consensus::TypedTransaction> {
     use alloy_consensus::{TxEip1559, TxLegacy, TypedTransaction};
-    let (to, value, input) = match action {
-        Action::RegistryTx(t) => (&t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
-        Action::LegacyRegistryTx(t) => (&t.registry, ap::U256::ZERO, alloy_calldata(&t.call)),
-        Action::GenericTx(t) => (&t.to, u256(&t.value), t.data.to_vec()),
-        Action::LegacyGenericTx(t) => (&t.to, u256(&t.value), t.data.to_vec()),
-        _ => return None,
+    let t = action.transaction()?;
+    let (to, value, input) = match &t.body {
+        TxBody::Registry(r) => (&r.registry, ap::U256::ZERO, alloy_calldata(&r.call)),
+        TxBody::Generic(g) => (&g.to, u256(&g.value), g.data.to_vec()),
     };
     let to = ap::TxKind::Call(addr(to));
-    Some(match action.envelope()? {
+    Some(match t.envelope {
         Envelope::Eip1559(p) => TypedTransaction::Eip1559(TxEip1559 {
             chain_id: p.chain_id,
             nonce: p.nonce,
@@ -197,10 +195,7 @@ pub fn alloy_digest(action: &Action<'_>) -> ap::B256 {
             }
             .eip712_signing_hash(&domain)
         }
-        Action::RegistryTx(_)
-        | Action::GenericTx(_)
-        | Action::LegacyRegistryTx(_)
-        | Action::LegacyGenericTx(_) => alloy_tx(action).unwrap().signature_hash(),
+        Action::Transaction(_) => alloy_tx(action).unwrap().signature_hash(),
         Action::PersonalMessage(m) => ap::eip191_hash_message(m.message),
         Action::Eip712Prehashed(p) => {
             ap::keccak256([&[0x19, 0x01][..], &p.domain_separator.0, &p.struct_hash.0].concat())

@@ -4,8 +4,7 @@
 use proptest::prelude::*;
 use tee_core::action::tx;
 use tee_core::action::{
-    ActionBounds, BoundField, GenericTx, LegacyGenericTx, MetadataEntry, PersonalMessage,
-    RegistryCall,
+    ActionBounds, BoundField, MetadataEntry, PersonalMessage, RegistryCall, Transaction, TxBody,
 };
 use tee_core::limits::{
     MAX_ACTION_LEN, MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN, action_len,
@@ -115,21 +114,12 @@ proptest! {
     }
 }
 
-/// Either decoder, by the first byte (a type byte or an RLP list).
 fn decode_unsigned(b: &[u8]) -> Result<Action<'_>, Error> {
-    match b.first() {
-        Some(0xc0..) => LegacyGenericTx::decode_unsigned(b).map(Action::LegacyGenericTx),
-        _ => GenericTx::decode_unsigned(b).map(Action::GenericTx),
-    }
+    Transaction::decode_unsigned(b).map(Action::Transaction)
 }
 
 fn decode_signed(b: &[u8]) -> Result<(Action<'_>, tee_core::Signature), Error> {
-    match b.first() {
-        Some(0xc0..) => {
-            LegacyGenericTx::decode_signed(b).map(|(t, s)| (Action::LegacyGenericTx(t), s))
-        }
-        _ => GenericTx::decode_signed(b).map(|(t, s)| (Action::GenericTx(t), s)),
-    }
+    Transaction::decode_signed(b).map(|(t, s)| (Action::Transaction(t), s))
 }
 
 /// The bounds derived from a device's field bounds (the largest action,
@@ -156,8 +146,8 @@ fn limits_are_tight_within(b: &ActionBounds) {
         assert_eq!(Action::decode(&enc).unwrap(), a, "{kind}");
         largest = largest.max(enc.len());
         assert_eq!(b.check(&a, enc.len()), Ok(()), "{kind}");
-        if let Action::RegistryTx(t) = &a {
-            assert!(t.call.calldata_len() <= max_calldata, "{kind}");
+        if let Some(call) = a.registry_call() {
+            assert!(call.calldata_len() <= max_calldata, "{kind}");
         }
         if a.is_transaction() {
             let sig = SigningKey::from_bytes(&[7; 32]).unwrap().sign(&a).unwrap().signature;
@@ -167,10 +157,7 @@ fn limits_are_tight_within(b: &ActionBounds) {
     assert_eq!(largest, max_action, "action_len is the largest encoding");
     let worst_calldata = ActionKind::ALL
         .iter()
-        .filter_map(|&k| match max_action_of(k) {
-            Action::RegistryTx(t) => Some(t.call.calldata_len()),
-            _ => None,
-        })
+        .filter_map(|k| max_action_of(*k).registry_call().map(RegistryCall::calldata_len))
         .max()
         .unwrap();
     assert_eq!(worst_calldata, max_calldata);
@@ -195,16 +182,12 @@ fn a_field_over_its_bound_is_named() {
     assert_eq!((r.field, r.len, r.max), (BoundField::Action, a.encoded_len() as u32, b.action));
     // Within the action's bound, the first field over its own.
     let mut a = tee_tests::max_action_within(ActionKind::GiveFeedback, &b);
-    if let Action::RegistryTx(t) = &mut a
-        && let RegistryCall::GiveFeedback { feedback_uri, .. } = &mut t.call
-    {
+    if let Some(RegistryCall::GiveFeedback { feedback_uri, .. }) = a.registry_call_mut() {
         *feedback_uri = long(b.uri);
     }
     let r = b.check(&a, a.encoded_len()).unwrap_err();
     assert_eq!((r.field, r.len, r.max), (BoundField::Uri, b.uri + 1, b.uri));
-    if let Action::RegistryTx(t) = &mut a
-        && let RegistryCall::GiveFeedback { feedback_uri, tag2, .. } = &mut t.call
-    {
+    if let Some(RegistryCall::GiveFeedback { feedback_uri, tag2, .. }) = a.registry_call_mut() {
         *feedback_uri = "";
         *tag2 = long(b.tag);
     }
@@ -220,15 +203,16 @@ fn a_field_over_its_bound_is_named() {
     for (kind, field, bound) in cases {
         let mut a = tee_tests::max_action_within(kind, &b);
         match &mut a {
-            Action::GenericTx(t) => t.data = over(bound),
+            Action::Transaction(Transaction { body: TxBody::Generic(t), .. }) => {
+                t.data = over(bound);
+            }
             Action::PersonalMessage(m) => m.message = over(bound),
-            Action::RegistryTx(t) => match &mut t.call {
-                RegistryCall::SetAgentUri { new_uri, .. } => *new_uri = long(bound),
-                RegistryCall::SetMetadata { value, .. } => *value = over(bound),
-                RegistryCall::SetAgentWallet { signature, .. } => *signature = over(bound),
+            a => match a.registry_call_mut() {
+                Some(RegistryCall::SetAgentUri { new_uri, .. }) => *new_uri = long(bound),
+                Some(RegistryCall::SetMetadata { value, .. }) => *value = over(bound),
+                Some(RegistryCall::SetAgentWallet { signature, .. }) => *signature = over(bound),
                 _ => unreachable!(),
             },
-            _ => unreachable!(),
         }
         // The action length is checked first; here only the field is over.
         let r = b.check(&a, 0).unwrap_err();
@@ -238,22 +222,21 @@ fn a_field_over_its_bound_is_named() {
 
 #[test]
 fn typed_errors() {
-    // Variant 3 is PersonalMessage: [tag, varint len, bytes].
+    // Variant 2 is PersonalMessage: [tag, varint len, bytes].
     let msg = Action::PersonalMessage(PersonalMessage { message: b"hi" });
     let enc = encode(&msg);
-    assert_eq!(enc, [3, 2, b'h', b'i']);
-    assert_eq!(Action::decode(&[3, 0x82, 0x00, b'h', b'i']), Err(Error::NonCanonical));
-    assert_eq!(Action::decode(&[3, 2, b'h', b'i', 0]), Err(Error::TrailingBytes));
-    assert_eq!(Action::decode(&[3, 2, b'h']), Err(Error::Truncated));
+    assert_eq!(enc, [2, 2, b'h', b'i']);
+    assert_eq!(Action::decode(&[2, 0x82, 0x00, b'h', b'i']), Err(Error::NonCanonical));
+    assert_eq!(Action::decode(&[2, 2, b'h', b'i', 0]), Err(Error::TrailingBytes));
+    assert_eq!(Action::decode(&[2, 2, b'h']), Err(Error::Truncated));
     assert_eq!(Action::decode(&[]), Err(Error::Truncated));
-    assert_eq!(Action::decode(&[7]), Err(Error::UnknownVariant), "one past the last action");
+    assert_eq!(Action::decode(&[4]), Err(Error::UnknownVariant), "one past the last action");
     assert_eq!(Action::decode(&[0x80, 0x01]), Err(Error::UnknownVariant));
     // More metadata entries than an action holds: register(string,
     // (string,bytes)[]) with five empty entries.
     let e = MetadataEntry { key: "", value: &[] };
     let mut a = max_action(ActionKind::RegisterWithMetadata);
-    let Action::RegistryTx(t) = &mut a else { unreachable!() };
-    t.call = RegistryCall::RegisterWithMetadata {
+    *a.registry_call_mut().unwrap() = RegistryCall::RegisterWithMetadata {
         agent_uri: "",
         metadata: tee_core::heapless::Vec::from_slice(&[e; 4]).unwrap(),
     };

@@ -12,7 +12,6 @@ use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use proptest::prelude::*;
-use tee_core::action::GenericTx;
 use tee_core::action::tx;
 use tee_core::limits::{MAX_REGISTRY_CALLDATA_LEN, MAX_SIGNED_TX_LEN};
 use tee_core::{Action, ActionKind, SigningKey};
@@ -24,11 +23,11 @@ fn check(action: &Action<'_>, secret: &[u8; 32]) -> Result<(), TestCaseError> {
     prop_assert_eq!(key.address().0, reference.address().0.0);
 
     // Calldata of typed registry calls.
-    if let Action::RegistryTx(t) = action {
+    if let Some(call) = action.registry_call() {
         let mut buf = [0u8; MAX_REGISTRY_CALLDATA_LEN];
-        let ours = t.call.calldata(&mut buf).unwrap();
-        prop_assert_eq!(&ours[..], &alloy_calldata(&t.call)[..]);
-        prop_assert_eq!(ours.len(), t.call.calldata_len());
+        let ours = call.calldata(&mut buf).unwrap();
+        prop_assert_eq!(&ours[..], &alloy_calldata(call)[..]);
+        prop_assert_eq!(ours.len(), call.calldata_len());
     }
 
     // Digest.
@@ -60,11 +59,13 @@ fn check(action: &Action<'_>, secret: &[u8; 32]) -> Result<(), TestCaseError> {
         let decoded = TxEnvelope::decode_2718(&mut &ours[..]).unwrap();
         prop_assert_eq!(decoded.recover_signer().unwrap(), reference.address());
         prop_assert_eq!(decoded.chain_id(), action.chain_id());
-        // Our strict decoder reads alloy's bytes back, for generic txs.
-        if let Action::GenericTx(g) = action {
-            let (back, sig) = GenericTx::decode_signed(&alloy_raw).unwrap();
-            prop_assert_eq!(&back, g);
-            prop_assert_eq!(sig, signed.signature);
+        // Our strict decoder reads alloy's bytes back (either envelope),
+        // for generic txs; a registry call's calldata reads back as bytes.
+        let (back, sig) = tee_core::action::Transaction::decode_signed(&alloy_raw).unwrap();
+        prop_assert_eq!(sig, signed.signature);
+        prop_assert_eq!(back.envelope, action.envelope().copied().unwrap());
+        if action.registry_call().is_none() {
+            prop_assert_eq!(&Action::Transaction(back), action);
         }
     }
     Ok(())

@@ -29,11 +29,7 @@ use tee_transport::{Endpoint, connect};
 const SLOTS: u8 = 4;
 
 fn action(client: u64, sequence: u64) -> Action<'static> {
-    let mut a = sample::action(ActionKind::SetAgentUri);
-    if let Action::RegistryTx(t) = &mut a {
-        t.tx.nonce = client * 1_000 + sequence;
-    }
-    a
+    sample::with_nonce(sample::action(ActionKind::SetAgentUri), client * 1_000 + sequence)
 }
 
 fn open(state: &Path) -> (Pair<HostBackend, HOST_SLOTS>, Arc<GroupCommit>) {

@@ -8,7 +8,7 @@
 
 use proptest::prelude::*;
 use tee_client::actions::{from_json, to_json};
-use tee_core::{Action, ActionKind};
+use tee_core::ActionKind;
 use tee_tests::arb_action;
 
 proptest! {
@@ -22,10 +22,9 @@ proptest! {
         };
         // A registry call to an arbitrary address is a registry because
         // the caller names it (a policy's contract).
-        let named = match &action {
-            Action::RegistryTx(t) => vec![t.registry],
-            Action::LegacyRegistryTx(t) => vec![t.registry],
-            _ => Vec::new(),
+        let named: Vec<_> = match action.registry_call() {
+            Some(_) => action.contract().into_iter().copied().collect(),
+            None => Vec::new(),
         };
         let back = from_json(&json.to_string(), &named).unwrap();
         prop_assert_eq!(back.action.view().digest(), action.digest());

@@ -116,14 +116,13 @@ fn firmware_over_the_emulated_uart() {
     // A URI the host's bounds take and the device's do not: the client can
     // tell from DeviceInfo, and the device refuses it, typed.
     let uri = format!("data:,{}", "x".repeat(300));
-    let Action::RegistryTx(mut long) = sample::action(ActionKind::SetAgentUri) else {
-        unreachable!()
-    };
-    let tee_core::action::RegistryCall::SetAgentUri { new_uri, .. } = &mut long.call else {
+    let mut long = sample::action(ActionKind::SetAgentUri);
+    let Some(tee_core::action::RegistryCall::SetAgentUri { new_uri, .. }) =
+        long.registry_call_mut()
+    else {
         unreachable!()
     };
     *new_uri = &uri;
-    let long = Action::RegistryTx(long);
     let over = mcu.check(&long, long.encoded_len()).unwrap_err();
     assert_eq!((over.field, over.len, over.max), (BoundField::Uri, 306, 256));
     let r = c.call(&Sign { slot: 0, sequence: 14, action: long });

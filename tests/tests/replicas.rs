@@ -37,11 +37,7 @@ fn app(dir: &Path) -> SimServer {
 
 /// A distinct action per (replica, sequence).
 fn action(replica: u8, sequence: u64) -> Action<'static> {
-    let mut a = sample::action(ActionKind::SetAgentUri);
-    if let Action::RegistryTx(t) = &mut a {
-        t.tx.nonce = u64::from(replica) << 32 | sequence;
-    }
-    a
+    sample::with_nonce(sample::action(ActionKind::SetAgentUri), u64::from(replica) << 32 | sequence)
 }
 
 fn sign(p: &mut Replica, r: u8, sequence: u64) -> Result<SignResponse, DeviceError> {

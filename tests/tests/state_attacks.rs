@@ -45,11 +45,7 @@ fn signed_to_five(dir: &Path, dstack: &SimServer) -> Pair<HostBackend, HOST_SLOT
 }
 
 fn action(nonce: u64) -> Action<'static> {
-    let mut a = sample::action(ActionKind::SetAgentUri);
-    if let Action::RegistryTx(t) = &mut a {
-        t.tx.nonce = nonce;
-    }
-    a
+    sample::with_nonce(sample::action(ActionKind::SetAgentUri), nonce)
 }
 
 fn reopen(dir: &Path, dstack: &SimServer, admin: bool) -> Result<HostDevice, OpenError> {

@@ -228,13 +228,12 @@ mod tests {
     #[test]
     fn every_registry_call_decodes_back_strictly() {
         for &kind in ActionKind::ALL {
-            let tee_core::Action::RegistryTx(t) = tee_testkit::sample::action(kind) else {
-                continue;
-            };
-            let mut buf = vec![0u8; t.call.calldata_len()];
-            let data = t.call.calldata(&mut buf).unwrap().to_vec();
-            let registry = t.call.registry();
-            assert_eq!(decode(registry, &data, |c| c == &t.call), Ok(true), "{}", kind.name());
+            let action = tee_testkit::sample::action(kind);
+            let Some(call) = action.registry_call() else { continue };
+            let mut buf = vec![0u8; call.calldata_len()];
+            let data = call.calldata(&mut buf).unwrap().to_vec();
+            let registry = call.registry();
+            assert_eq!(decode(registry, &data, |c| c == call), Ok(true), "{}", kind.name());
             let mut longer = data.clone();
             longer.extend_from_slice(&[0; 32]);
             assert!(decode(registry, &longer, |_| ()).is_err(), "{} with a word more", kind.name());

@@ -3,8 +3,8 @@
 use alloy_dyn_abi::TypedData;
 use serde_json::{Map, Value};
 use tee_core::action::{
-    Action, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx, LegacyRegistryTx,
-    LegacyTxParams, PersonalMessage, Registry, RegistryCall, RegistryTx, TxParams,
+    Action, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams, PersonalMessage,
+    Registry, RegistryCall, RegistryTx, Transaction, TxBody, TxParams,
 };
 use tee_core::{Address, U256};
 
@@ -351,7 +351,7 @@ impl TxRequest {
             // The deployed registry's functions; for a named contract, the
             // registry whose function the selector is.
             let typed = |call: &RegistryCall<'_>| {
-                let body = Body::Registry { registry: to, call: call.clone() };
+                let body = TxBody::Registry(RegistryTx { registry: to, call: call.clone() });
                 OwnedAction::new(&fees.action(chain_id, nonce, gas_limit, body))
             };
             let mut result = calldata::decode(*first, data, typed);
@@ -362,7 +362,7 @@ impl TxRequest {
             }
             return Ok(result?);
         }
-        let body = Body::Generic { to, value, data };
+        let body = TxBody::Generic(GenericTx { to, value, data });
         Ok(OwnedAction::new(&fees.action(chain_id, nonce, gas_limit, body)))
     }
 }
@@ -434,46 +434,23 @@ impl Fees {
 
     /// The transaction action of `body` in this fee envelope: one body,
     /// either envelope, so a call is written once for both types.
-    fn action(self, chain_id: u64, nonce: u64, gas_limit: u64, body: Body<'_>) -> Action<'_> {
-        match self {
+    fn action(self, chain_id: u64, nonce: u64, gas_limit: u64, body: TxBody<'_>) -> Action<'_> {
+        let envelope = match self {
             Fees::Eip1559 { max_fee_per_gas, max_priority_fee_per_gas } => {
-                let tx = TxParams {
+                Envelope::Eip1559(TxParams {
                     chain_id,
                     nonce,
                     max_priority_fee_per_gas,
                     max_fee_per_gas,
                     gas_limit,
-                };
-                match body {
-                    Body::Registry { registry, call } => {
-                        Action::RegistryTx(RegistryTx { tx, registry, call })
-                    }
-                    Body::Generic { to, value, data } => {
-                        Action::GenericTx(GenericTx { tx, to, value, data })
-                    }
-                }
+                })
             }
             Fees::Legacy { gas_price } => {
-                let tx = LegacyTxParams { chain_id, nonce, gas_price, gas_limit };
-                match body {
-                    Body::Registry { registry, call } => {
-                        Action::LegacyRegistryTx(LegacyRegistryTx { tx, registry, call })
-                    }
-                    Body::Generic { to, value, data } => {
-                        Action::LegacyGenericTx(LegacyGenericTx { tx, to, value, data })
-                    }
-                }
+                Envelope::Legacy(LegacyTxParams { chain_id, nonce, gas_price, gas_limit })
             }
-        }
+        };
+        Action::Transaction(Transaction { envelope, body })
     }
-}
-
-/// What a transaction does, apart from its fees.
-enum Body<'a> {
-    /// A typed call to an ERC-8004 registry.
-    Registry { registry: Address, call: RegistryCall<'a> },
-    /// Anything else (blind).
-    Generic { to: Address, value: U256, data: &'a [u8] },
 }
 
 #[cfg(test)]

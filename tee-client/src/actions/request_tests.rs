@@ -22,18 +22,19 @@ fn tx(to: &str, data: &str) -> Value {
 }
 
 fn sample_call(kind: ActionKind) -> RegistryCall<'static> {
-    match tee_testkit::sample::action(kind) {
-        Action::RegistryTx(t) => t.call,
-        _ => panic!("{kind:?} is not a registry call"),
-    }
+    let action = tee_testkit::sample::action(kind);
+    action.registry_call().cloned().unwrap_or_else(|| panic!("{kind:?} is not a registry call"))
 }
 
 #[test]
 fn transactions_to_registries_are_typed_and_others_generic() {
     let call = sample_call(ActionKind::SetAgentUri);
     let r = from_json(&tx(IDENTITY, &call_data(&call)).to_string(), &[]).unwrap();
-    let Action::RegistryTx(t) = &r.action.view() else { panic!("{:?}", r.action) };
-    assert_eq!((t.call.clone(), t.tx.nonce, t.tx.gas_limit), (call.clone(), 1, 21_000));
+    let a = r.action.view();
+    let (Some(c), Some(Envelope::Eip1559(p))) = (a.registry_call(), a.envelope()) else {
+        panic!("{:?}", r.action)
+    };
+    assert_eq!((c.clone(), p.nonce, p.gas_limit), (call.clone(), 1, 21_000));
     // The same request to an unknown contract: generic (blind).
     let other = "0x1111111111111111111111111111111111111111";
     let r = from_json(&tx(other, &call_data(&call)).to_string(), &[]).unwrap();
@@ -93,8 +94,8 @@ fn mistakes_are_named() {
     ));
     // Above 2^53 as a decimal string is fine.
     let big = with("maxFeePerGas", json!("18446744073709551617")).unwrap();
-    let Action::RegistryTx(t) = big.action.view() else { panic!() };
-    assert_eq!(t.tx.max_fee_per_gas, 18_446_744_073_709_551_617);
+    let Some(Envelope::Eip1559(p)) = big.action.view().envelope().copied() else { panic!() };
+    assert_eq!(p.max_fee_per_gas, 18_446_744_073_709_551_617);
     // Registry calldata with a byte more is not reinterpreted.
     let longer = format!("{}00", call_data(&call));
     assert!(matches!(with("data", json!(longer)), Err(JsonActionError::Calldata(_))));
@@ -127,14 +128,19 @@ fn legacy_transactions() {
         from_json(&t.to_string(), &[])
     };
     let r = legacy(json!({})).unwrap();
-    let Action::LegacyRegistryTx(t) = &r.action.view() else { panic!("{:?}", r.action) };
-    assert_eq!((&t.call, t.tx.gas_price, t.tx.chain_id), (&call, 1_000_000_000, 8453));
+    let a = r.action.view();
+    let (Some(c), Some(Envelope::Legacy(p))) = (a.registry_call(), a.envelope()) else {
+        panic!("{:?}", r.action)
+    };
+    assert_eq!((c, p.gas_price, p.chain_id), (&call, 1_000_000_000, 8453));
     assert_eq!(legacy(json!({"type": "0x0"})).unwrap(), r);
     assert_eq!(legacy(json!({"type": 0, "accessList": []})).unwrap(), r);
     // The round trip, and to an unknown contract it is generic.
     assert_eq!(from_json(&to_json(&r.action.view()).unwrap().to_string(), &[]).unwrap(), r);
     let generic = legacy(json!({"to": "0x1111111111111111111111111111111111111111"})).unwrap();
-    assert!(matches!(generic.action.view(), Action::LegacyGenericTx(_)));
+    let generic = generic.action.view();
+    assert_eq!(generic.kind(), ActionKind::GenericTx);
+    assert!(matches!(generic.envelope(), Some(Envelope::Legacy(_))));
     // Legacy fields under type 2, EIP-1559 fees beside gasPrice, no
     // gasPrice under type 0, no chain id (EIP-155 needs one).
     assert!(matches!(

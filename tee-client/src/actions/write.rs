@@ -2,7 +2,7 @@
 //! [`from_json`](super::from_json), which the round-trip tests hold it to.
 
 use serde_json::{Map, Value};
-use tee_core::action::{Action, Envelope, RegistryCall};
+use tee_core::action::{Action, Envelope, RegistryCall, TxBody};
 use tee_core::{Address, U256};
 
 /// A JSON-RPC quantity: `0x`-hex, as wallets write them.
@@ -21,7 +21,7 @@ fn number(v: u64) -> Value {
 /// EIP-712 action, whose typed data is gone.
 #[must_use]
 pub fn to_json(action: &Action<'_>) -> Option<Value> {
-    let tx = |envelope: Envelope<'_>, to: &Address, value: &U256, data: &[u8]| {
+    let tx = |envelope: &Envelope, to: &Address, value: &U256, data: &[u8]| {
         let mut o = Map::new();
         let fees = match envelope {
             Envelope::Eip1559(t) => [
@@ -52,10 +52,10 @@ pub fn to_json(action: &Action<'_>) -> Option<Value> {
         Some(tx(envelope, registry, &U256::ZERO, data))
     };
     Some(match action {
-        Action::RegistryTx(t) => registry_tx(Envelope::Eip1559(&t.tx), &t.registry, &t.call)?,
-        Action::LegacyRegistryTx(t) => registry_tx(Envelope::Legacy(&t.tx), &t.registry, &t.call)?,
-        Action::GenericTx(g) => tx(Envelope::Eip1559(&g.tx), &g.to, &g.value, g.data),
-        Action::LegacyGenericTx(g) => tx(Envelope::Legacy(&g.tx), &g.to, &g.value, g.data),
+        Action::Transaction(t) => match &t.body {
+            TxBody::Registry(r) => registry_tx(&t.envelope, &r.registry, &r.call)?,
+            TxBody::Generic(g) => tx(&t.envelope, &g.to, &g.value, g.data),
+        },
         Action::PersonalMessage(m) => serde_json::json!({
             "method": "personal_sign",
             "params": [format!("0x{}", hex::encode(m.message))],

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, RegistryCall};
+use super::{Action, RegistryCall, Transaction, TxBody};
 use crate::limits::{
     MAX_METADATA_ENTRIES, MAX_METADATA_KEY_LEN, MAX_TAG_LEN, MAX_WALLET_SIGNATURE_LEN, action_len,
 };
@@ -147,8 +147,9 @@ impl ActionBounds {
         use BoundField as F;
         over(F::Action, encoded_len, self.action)?;
         match action {
-            Action::GenericTx(t) => over(F::Calldata, t.data.len(), self.calldata)?,
-            Action::LegacyGenericTx(t) => over(F::Calldata, t.data.len(), self.calldata)?,
+            Action::Transaction(Transaction { body: TxBody::Generic(t), .. }) => {
+                over(F::Calldata, t.data.len(), self.calldata)?;
+            }
             Action::PersonalMessage(m) => over(F::Message, m.message.len(), self.message)?,
             _ => {}
         }

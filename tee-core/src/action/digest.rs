@@ -4,7 +4,6 @@
 
 use sha3::{Digest, Keccak256};
 
-use super::kind::Envelope;
 use super::tx::{TxView, signing_hash};
 use super::types::{Action, AgentWalletSet};
 use crate::abi::word;
@@ -21,21 +20,9 @@ impl Action<'_> {
     /// EIP-191 message hash.
     #[must_use]
     pub fn digest(&self) -> B256 {
-        use Envelope::{Eip1559, Legacy};
         match self {
             Action::AgentWalletSet(a) => a.digest(),
-            Action::RegistryTx(t) => {
-                signing_hash(&TxView::registry(Eip1559(&t.tx), &t.registry, &t.call))
-            }
-            Action::LegacyRegistryTx(t) => {
-                signing_hash(&TxView::registry(Legacy(&t.tx), &t.registry, &t.call))
-            }
-            Action::GenericTx(t) => {
-                signing_hash(&TxView::generic(Eip1559(&t.tx), &t.to, t.value, t.data))
-            }
-            Action::LegacyGenericTx(t) => {
-                signing_hash(&TxView::generic(Legacy(&t.tx), &t.to, t.value, t.data))
-            }
+            Action::Transaction(t) => signing_hash(&TxView::new(t)),
             Action::PersonalMessage(m) => personal_message_digest(m.message),
             Action::Eip712Prehashed(p) => typed_data_digest(&p.domain_separator, &p.struct_hash),
         }

@@ -5,9 +5,9 @@
 use core::fmt;
 
 use super::calldata::Arg;
-use super::kind::{ActionKind, Envelope};
-use super::types::{Action, LegacyTxParams, RegistryCall, TxParams};
-use crate::primitives::{Address, Hex, U256};
+use super::kind::ActionKind;
+use super::types::{Action, Envelope, LegacyTxParams, RegistryCall, Transaction, TxBody, TxParams};
+use crate::primitives::Hex;
 
 impl fmt::Display for ActionKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,16 +104,7 @@ impl fmt::Display for Action<'_> {
                  for registry {} on chain {}",
                 a.agent_id, a.new_wallet, a.owner, a.deadline, a.identity_registry, a.chain_id
             ),
-            Action::RegistryTx(t) => registry_tx(f, Envelope::Eip1559(&t.tx), &t.registry, &t.call),
-            Action::GenericTx(t) => {
-                generic_tx(f, Envelope::Eip1559(&t.tx), &t.to, &t.value, t.data)
-            }
-            Action::LegacyRegistryTx(t) => {
-                registry_tx(f, Envelope::Legacy(&t.tx), &t.registry, &t.call)
-            }
-            Action::LegacyGenericTx(t) => {
-                generic_tx(f, Envelope::Legacy(&t.tx), &t.to, &t.value, t.data)
-            }
+            Action::Transaction(t) => t.fmt(f),
             Action::PersonalMessage(m) => match core::str::from_utf8(m.message) {
                 Ok(s) => write!(f, "EIP-191 message (blind) {}", Escaped(s)),
                 Err(_) => write!(f, "EIP-191 message (blind) {}", Hex(m.message)),
@@ -128,7 +119,7 @@ impl fmt::Display for Action<'_> {
 }
 
 /// A transaction's fee envelope, as the transaction's line shows it.
-impl fmt::Display for Envelope<'_> {
+impl fmt::Display for Envelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Envelope::Eip1559(p) => p.fmt(f),
@@ -137,31 +128,19 @@ impl fmt::Display for Envelope<'_> {
     }
 }
 
-/// The envelope's name in a transaction's line.
-fn envelope_name(e: Envelope<'_>) -> &'static str {
-    match e {
-        Envelope::Eip1559(_) => "EIP-1559",
-        Envelope::Legacy(_) => "legacy",
+/// One line per body, the envelope named before it and its fields after.
+impl fmt::Display for Transaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, e) = (self.envelope.name(), &self.envelope);
+        match &self.body {
+            TxBody::Registry(t) => {
+                let (registry, call) = (&t.registry, &t.call);
+                write!(f, "{name} tx to {:?} registry {registry}: {call} ({e})", call.registry())
+            }
+            TxBody::Generic(t) => {
+                let (to, value) = (&t.to, &t.value);
+                write!(f, "{name} tx (blind) to {to} value {value} data {} ({e})", Hex(t.data))
+            }
+        }
     }
-}
-
-fn registry_tx(
-    f: &mut fmt::Formatter<'_>,
-    e: Envelope<'_>,
-    registry: &Address,
-    call: &RegistryCall<'_>,
-) -> fmt::Result {
-    let name = envelope_name(e);
-    write!(f, "{name} tx to {:?} registry {registry}: {call} ({e})", call.registry())
-}
-
-fn generic_tx(
-    f: &mut fmt::Formatter<'_>,
-    e: Envelope<'_>,
-    to: &Address,
-    value: &U256,
-    data: &[u8],
-) -> fmt::Result {
-    let name = envelope_name(e);
-    write!(f, "{name} tx (blind) to {to} value {value} data {} ({e})", Hex(data))
 }

@@ -3,7 +3,7 @@
 
 use strum::EnumCount;
 
-use super::types::{Action, RegistryCall};
+use super::types::{Action, Envelope, RegistryCall, TxBody};
 use crate::codec;
 use crate::error::{Error, Result};
 
@@ -59,26 +59,37 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
         }
         None
     }
+    let unknown = |tag: u64, count: usize| tag >= count as u64;
     let mut r = bytes;
     let Some(tag) = varint(&mut r) else { return Ok(()) };
-    if tag >= Action::COUNT as u64 {
+    if unknown(tag, Action::COUNT) {
         return Err(Error::UnknownVariant);
     }
-    // RegistryTx: TxParams (five varints); LegacyRegistryTx: LegacyTxParams
-    // (four). Then the registry (20 bytes) and the call tag.
-    let params = match tag {
-        1 => 5,
-        5 => 4,
-        _ => 0,
+    // A transaction: the envelope's tag and its varints (EIP-1559 five,
+    // legacy four), the body's tag, and for a registry body the registry
+    // (20 bytes) and the call's tag.
+    if tag != 1 {
+        return Ok(());
+    }
+    let Some(envelope) = varint(&mut r) else { return Ok(()) };
+    let params = match envelope {
+        0 => 5,
+        1 => 4,
+        _ => return Err(Error::UnknownVariant),
     };
-    if params > 0 {
-        for _ in 0..params {
-            if varint(&mut r).is_none() {
-                return Ok(());
-            }
+    debug_assert_eq!(Envelope::COUNT, 2);
+    for _ in 0..params {
+        if varint(&mut r).is_none() {
+            return Ok(());
         }
+    }
+    let Some(body) = varint(&mut r) else { return Ok(()) };
+    if unknown(body, TxBody::COUNT) {
+        return Err(Error::UnknownVariant);
+    }
+    if body == 0 {
         let Some(mut rest) = r.get(20..) else { return Ok(()) };
-        if varint(&mut rest).is_some_and(|call| call >= RegistryCall::COUNT as u64) {
+        if varint(&mut rest).is_some_and(|call| unknown(call, RegistryCall::COUNT)) {
             return Err(Error::UnknownVariant);
         }
     }
@@ -88,21 +99,13 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{LegacyRegistryTx, LegacyTxParams, RegistryTx, TxParams};
-    use crate::primitives::{Address, B256};
+    use crate::action::{GenericTx, LegacyTxParams, RegistryTx, Transaction, TxParams};
+    use crate::primitives::{Address, B256, U256};
 
-    /// The tag positions `check_tags` relies on, and both tags one past the
-    /// last variant refused as unknown, for both registry transaction types.
+    /// The tag positions `check_tags` relies on, and every tag one past the
+    /// last variant refused as unknown, under both envelopes.
     #[test]
     fn unknown_tags() {
-        let legacy_generic = Action::LegacyGenericTx(crate::action::LegacyGenericTx {
-            tx: LegacyTxParams::default(),
-            to: Address::ZERO,
-            value: crate::primitives::U256::ZERO,
-            data: &[],
-        });
-        let mut buf = [0u8; 128];
-        assert_eq!(usize::from(legacy_generic.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
         let call = RegistryCall::ValidationResponse {
             request_hash: B256::ZERO,
             response: 0,
@@ -110,25 +113,45 @@ mod tests {
             response_hash: B256::ZERO,
             tag: "",
         };
-        let eip1559 = Action::RegistryTx(RegistryTx {
-            tx: TxParams::default(),
-            registry: Address::ZERO,
-            call: call.clone(),
+        let registry = TxBody::Registry(RegistryTx { registry: Address::ZERO, call });
+        let generic =
+            TxBody::Generic(GenericTx { to: Address::ZERO, value: U256::ZERO, data: &[] });
+        let mut buf = [0u8; 128];
+        // The last action variant's tag.
+        let last = Action::Eip712Prehashed(crate::action::Eip712Prehashed {
+            domain_separator: B256::ZERO,
+            struct_hash: B256::ZERO,
         });
-        let legacy = Action::LegacyRegistryTx(LegacyRegistryTx {
-            tx: LegacyTxParams::default(),
-            registry: Address::ZERO,
-            call,
-        });
-        // tag, five (four) one-byte zero varints, 20-byte address, call tag
-        for (action, params) in [(eip1559, 5), (legacy, 4)] {
-            let enc = action.encode(&mut buf).unwrap();
-            let at = 1 + params + 20;
-            assert_eq!(usize::from(enc[at]), RegistryCall::COUNT - 1);
-            enc[at] = RegistryCall::COUNT as u8;
-            assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
-            enc[0] = Action::COUNT as u8;
-            assert_eq!(Action::decode(enc), Err(Error::UnknownVariant));
+        assert_eq!(usize::from(last.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
+        // Each envelope with its tag and its number of varints.
+        let envelopes = [
+            (Envelope::Eip1559(TxParams::default()), 0, 5),
+            (Envelope::Legacy(LegacyTxParams::default()), 1, 4),
+        ];
+        for (envelope, envelope_tag, params) in envelopes {
+            for body in [registry.clone(), generic.clone()] {
+                let is_registry = matches!(body, TxBody::Registry(_));
+                let action = Action::Transaction(Transaction { envelope, body });
+                let enc = action.encode(&mut buf).unwrap();
+                // action tag, envelope tag, one-byte zero varints, body tag
+                let (at_envelope, at_body) = (1, 2 + params);
+                assert_eq!(enc[0], 1);
+                assert_eq!(enc[at_envelope], envelope_tag);
+                assert_eq!(usize::from(enc[at_body]), usize::from(!is_registry));
+                let wrong = |at: usize, tag: usize| {
+                    let mut e = enc.to_vec();
+                    e[at] = tag as u8;
+                    assert_eq!(Action::decode(&e), Err(Error::UnknownVariant), "tag {tag} at {at}");
+                };
+                wrong(0, Action::COUNT);
+                wrong(at_envelope, Envelope::COUNT);
+                wrong(at_body, TxBody::COUNT);
+                if is_registry {
+                    let at_call = at_body + 1 + 20;
+                    assert_eq!(usize::from(enc[at_call]), RegistryCall::COUNT - 1);
+                    wrong(at_call, RegistryCall::COUNT);
+                }
+            }
         }
     }
 }

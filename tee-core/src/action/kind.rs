@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use strum::VariantArray;
 
-use super::types::{Action, LegacyTxParams, Registry, RegistryCall, TxParams};
+use super::types::{Action, Envelope, Registry, RegistryCall, Transaction, TxBody};
 use crate::primitives::{Address, U256};
 
 /// The flat list of action kinds a policy allows or refuses, with a stable
@@ -165,20 +165,10 @@ impl RegistryCall<'_> {
     }
 }
 
-/// A transaction action's envelope, whatever its type: what a policy reads
-/// of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Envelope<'a> {
-    /// EIP-1559 (type 2).
-    Eip1559(&'a TxParams),
-    /// Legacy (type 0, EIP-155).
-    Legacy(&'a LegacyTxParams),
-}
-
-impl Envelope<'_> {
+impl Envelope {
     /// EIP-155 chain id.
     #[must_use]
-    pub const fn chain_id(self) -> u64 {
+    pub const fn chain_id(&self) -> u64 {
         match self {
             Envelope::Eip1559(p) => p.chain_id,
             Envelope::Legacy(p) => p.chain_id,
@@ -187,7 +177,7 @@ impl Envelope<'_> {
 
     /// Sender's account nonce.
     #[must_use]
-    pub const fn nonce(self) -> u64 {
+    pub const fn nonce(&self) -> u64 {
         match self {
             Envelope::Eip1559(p) => p.nonce,
             Envelope::Legacy(p) => p.nonce,
@@ -196,7 +186,7 @@ impl Envelope<'_> {
 
     /// Gas limit.
     #[must_use]
-    pub const fn gas_limit(self) -> u64 {
+    pub const fn gas_limit(&self) -> u64 {
         match self {
             Envelope::Eip1559(p) => p.gas_limit,
             Envelope::Legacy(p) => p.gas_limit,
@@ -206,26 +196,80 @@ impl Envelope<'_> {
     /// The most wei per gas the transaction can pay: `maxFeePerGas`, or a
     /// legacy transaction's `gasPrice` (what a policy's fee cap bounds).
     #[must_use]
-    pub const fn max_fee_per_gas(self) -> u128 {
+    pub const fn max_fee_per_gas(&self) -> u128 {
         match self {
             Envelope::Eip1559(p) => p.max_fee_per_gas,
             Envelope::Legacy(p) => p.gas_price,
         }
     }
+
+    /// The envelope's name in a transaction's line and in JSON.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Envelope::Eip1559(_) => "EIP-1559",
+            Envelope::Legacy(_) => "legacy",
+        }
+    }
+}
+
+impl<'a> TxBody<'a> {
+    /// The flat kind: the registry function called, or a generic call.
+    #[must_use]
+    pub const fn kind(&self) -> ActionKind {
+        match self {
+            TxBody::Registry(t) => t.call.kind(),
+            TxBody::Generic(_) => ActionKind::GenericTx,
+        }
+    }
+
+    /// The recipient (`to`).
+    #[must_use]
+    pub const fn to(&self) -> &Address {
+        match self {
+            TxBody::Registry(t) => &t.registry,
+            TxBody::Generic(t) => &t.to,
+        }
+    }
+
+    /// Wei the call transfers (registry functions are not payable).
+    #[must_use]
+    pub const fn value(&self) -> U256 {
+        match self {
+            TxBody::Registry(_) => U256::ZERO,
+            TxBody::Generic(t) => t.value,
+        }
+    }
+
+    /// The registry call, for a call to a registry.
+    #[must_use]
+    pub const fn registry_call(&self) -> Option<&RegistryCall<'a>> {
+        match self {
+            TxBody::Registry(t) => Some(&t.call),
+            TxBody::Generic(_) => None,
+        }
+    }
 }
 
 impl<'a> Action<'a> {
-    /// The flat kind, for policy. A legacy transaction has the kind of its
-    /// EIP-1559 counterpart: the kind names what is called, not the envelope.
+    /// The flat kind, for policy. The kind names what is called, not the
+    /// envelope: a legacy transaction has the kind of its EIP-1559 twin.
     #[must_use]
     pub const fn kind(&self) -> ActionKind {
         match self {
             Action::AgentWalletSet(_) => ActionKind::AgentWalletSet,
-            Action::RegistryTx(t) => t.call.kind(),
-            Action::LegacyRegistryTx(t) => t.call.kind(),
-            Action::GenericTx(_) | Action::LegacyGenericTx(_) => ActionKind::GenericTx,
+            Action::Transaction(t) => t.body.kind(),
             Action::PersonalMessage(_) => ActionKind::PersonalMessage,
             Action::Eip712Prehashed(_) => ActionKind::Eip712Prehashed,
+        }
+    }
+
+    /// The transaction, for transaction actions.
+    #[must_use]
+    pub const fn transaction(&self) -> Option<&Transaction<'a>> {
+        match self {
+            Action::Transaction(t) => Some(t),
+            _ => None,
         }
     }
 
@@ -234,10 +278,8 @@ impl<'a> Action<'a> {
     pub const fn chain_id(&self) -> Option<u64> {
         match self {
             Action::AgentWalletSet(a) => Some(a.chain_id),
-            _ => match self.envelope() {
-                Some(e) => Some(e.chain_id()),
-                None => None,
-            },
+            Action::Transaction(t) => Some(t.envelope.chain_id()),
+            Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
     }
 
@@ -247,10 +289,7 @@ impl<'a> Action<'a> {
     pub const fn contract(&self) -> Option<&Address> {
         match self {
             Action::AgentWalletSet(a) => Some(&a.identity_registry),
-            Action::RegistryTx(t) => Some(&t.registry),
-            Action::LegacyRegistryTx(t) => Some(&t.registry),
-            Action::GenericTx(t) => Some(&t.to),
-            Action::LegacyGenericTx(t) => Some(&t.to),
+            Action::Transaction(t) => Some(t.body.to()),
             Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
     }
@@ -260,51 +299,52 @@ impl<'a> Action<'a> {
     pub const fn agent_id(&self) -> Option<&U256> {
         match self {
             Action::AgentWalletSet(a) => Some(&a.agent_id),
-            Action::RegistryTx(t) => t.call.agent_id(),
-            Action::LegacyRegistryTx(t) => t.call.agent_id(),
-            Action::GenericTx(_)
-            | Action::LegacyGenericTx(_)
-            | Action::PersonalMessage(_)
-            | Action::Eip712Prehashed(_) => None,
+            Action::Transaction(t) => match t.body.registry_call() {
+                Some(call) => call.agent_id(),
+                None => None,
+            },
+            Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
     }
 
-    /// The registry call, for registry transactions of either type.
+    /// The registry call, for registry transactions of either envelope.
     #[must_use]
     pub const fn registry_call(&self) -> Option<&RegistryCall<'a>> {
         match self {
-            Action::RegistryTx(t) => Some(&t.call),
-            Action::LegacyRegistryTx(t) => Some(&t.call),
+            Action::Transaction(t) => t.body.registry_call(),
+            _ => None,
+        }
+    }
+
+    /// The registry call, to change a field of it (a deadline, a URI).
+    #[must_use]
+    pub fn registry_call_mut(&mut self) -> Option<&mut RegistryCall<'a>> {
+        match self {
+            Action::Transaction(Transaction { body: TxBody::Registry(t), .. }) => Some(&mut t.call),
             _ => None,
         }
     }
 
     /// The transaction envelope, for transaction actions.
     #[must_use]
-    pub const fn envelope(&self) -> Option<Envelope<'_>> {
+    pub const fn envelope(&self) -> Option<&Envelope> {
         match self {
-            Action::RegistryTx(t) => Some(Envelope::Eip1559(&t.tx)),
-            Action::GenericTx(t) => Some(Envelope::Eip1559(&t.tx)),
-            Action::LegacyRegistryTx(t) => Some(Envelope::Legacy(&t.tx)),
-            Action::LegacyGenericTx(t) => Some(Envelope::Legacy(&t.tx)),
-            Action::AgentWalletSet(_) | Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => {
-                None
-            }
+            Action::Transaction(t) => Some(&t.envelope),
+            _ => None,
         }
     }
 
-    /// Whether the action is a transaction (of either type).
+    /// Whether the action is a transaction (of either envelope).
     #[must_use]
     pub const fn is_transaction(&self) -> bool {
-        self.envelope().is_some()
+        matches!(self, Action::Transaction(_))
     }
 
     /// Wei the action transfers (zero for everything but a generic transaction).
     #[must_use]
     pub const fn value(&self) -> U256 {
         match self {
-            Action::GenericTx(t) => t.value,
-            Action::LegacyGenericTx(t) => t.value,
+            Action::Transaction(t) => t.body.value(),
             _ => U256::ZERO,
         }
     }

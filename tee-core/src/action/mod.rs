@@ -11,7 +11,8 @@
 //! policy must opt in to each explicitly.
 //!
 //! One concern per file, each depending only on the types:
-//! - `types`: the action types ([`Action`] and its parts);
+//! - `types`: the action types ([`Action`] and its parts: a transaction is
+//!   a [`TxBody`] under a fee [`Envelope`]);
 //! - `kind`: the kind table ([`ActionKind`]) and the accessors policy reads;
 //! - `encoding`: the one canonical byte encoding ([`Action::decode`]);
 //! - `display`: the one-line human description;
@@ -32,9 +33,9 @@ pub mod tx;
 
 pub use bounds::{ActionBounds, BoundField, OverBound};
 pub use calldata::selector;
-pub use kind::{ActionKind, Envelope};
+pub use kind::ActionKind;
 pub use types::{
-    Action, AgentWalletSet, Eip712Prehashed, GenericTx, LegacyGenericTx, LegacyRegistryTx,
-    LegacyTxParams, Metadata, MetadataEntry, PersonalMessage, Registry, RegistryCall, RegistryTx,
+    Action, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams, Metadata,
+    MetadataEntry, PersonalMessage, Registry, RegistryCall, RegistryTx, Transaction, TxBody,
     TxParams,
 };

@@ -12,8 +12,9 @@
 
 use sha3::{Digest, Keccak256};
 
-use super::kind::Envelope;
-use super::types::{Action, GenericTx, LegacyGenericTx, LegacyTxParams, RegistryCall, TxParams};
+use super::types::{
+    Action, Envelope, GenericTx, LegacyTxParams, RegistryCall, Transaction, TxBody, TxParams,
+};
 use crate::error::{Error, Result};
 use crate::primitives::{Address, B256, U256};
 use crate::rlp::{self, Reader};
@@ -33,41 +34,24 @@ pub(crate) enum CallData<'a> {
 /// The fields of a transaction action, borrowed.
 #[derive(Clone, Copy)]
 pub(crate) struct TxView<'a> {
-    params: Envelope<'a>,
+    params: &'a Envelope,
     to: &'a Address,
     value: U256,
     data: CallData<'a>,
 }
 
 impl<'a> TxView<'a> {
-    /// A registry call (registry functions are not payable: value zero).
-    pub(crate) fn registry(
-        params: Envelope<'a>,
-        to: &'a Address,
-        call: &'a RegistryCall<'a>,
-    ) -> Self {
-        TxView { params, to, value: U256::ZERO, data: CallData::Registry(call) }
-    }
-
-    /// A generic transaction.
-    pub(crate) fn generic(
-        params: Envelope<'a>,
-        to: &'a Address,
-        value: U256,
-        data: &'a [u8],
-    ) -> Self {
-        TxView { params, to, value, data: CallData::Raw(data) }
+    /// A transaction's fields, whatever its envelope and body.
+    pub(crate) fn new(tx: &'a Transaction<'a>) -> Self {
+        let data = match &tx.body {
+            TxBody::Registry(r) => CallData::Registry(&r.call),
+            TxBody::Generic(g) => CallData::Raw(g.data),
+        };
+        TxView { params: &tx.envelope, to: tx.body.to(), value: tx.body.value(), data }
     }
 
     pub(crate) fn of(action: &'a Action<'a>) -> Result<Self> {
-        use Envelope::{Eip1559, Legacy};
-        Ok(match action {
-            Action::RegistryTx(t) => TxView::registry(Eip1559(&t.tx), &t.registry, &t.call),
-            Action::LegacyRegistryTx(t) => TxView::registry(Legacy(&t.tx), &t.registry, &t.call),
-            Action::GenericTx(t) => TxView::generic(Eip1559(&t.tx), &t.to, t.value, t.data),
-            Action::LegacyGenericTx(t) => TxView::generic(Legacy(&t.tx), &t.to, t.value, t.data),
-            _ => return Err(Error::NotATransaction),
-        })
+        action.transaction().map(TxView::new).ok_or(Error::NotATransaction)
     }
 
     fn data_field_len(&self) -> usize {
@@ -229,10 +213,21 @@ pub fn tx_hash(action: &Action<'_>, sig: &Signature) -> Result<B256> {
     Ok(B256(h.finalize().into()))
 }
 
-impl<'a> GenericTx<'a> {
-    /// Decodes an unsigned EIP-1559 transaction, strictly (the calldata
-    /// borrowed from `bytes`).
-    pub fn decode_unsigned(bytes: &'a [u8]) -> Result<GenericTx<'a>> {
+impl<'a> Transaction<'a> {
+    /// Decodes an unsigned transaction, strictly, the calldata borrowed
+    /// from `bytes`: EIP-1559 (`0x02 ‖ rlp(...)`, empty access list) or
+    /// legacy with EIP-155 (`rlp([nonce, gasPrice, gas, to, value, data,
+    /// chainId, 0, 0])`). The body is generic: raw calldata is not read as
+    /// a registry call.
+    pub fn decode_unsigned(bytes: &'a [u8]) -> Result<Transaction<'a>> {
+        if is_legacy(bytes) {
+            let (mut tx, mut f) = decode_legacy(bytes)?;
+            tx.chain_id = f.u64()?;
+            if f.u64()? != 0 || f.u64()? != 0 || !f.is_empty() {
+                return Err(Error::Malformed);
+            }
+            return Ok(tx.into_transaction());
+        }
         let (tx, fields) = decode_common(bytes)?;
         if !fields.is_empty() {
             return Err(Error::Malformed);
@@ -240,47 +235,56 @@ impl<'a> GenericTx<'a> {
         Ok(tx)
     }
 
-    /// Decodes a signed EIP-1559 transaction, strictly; the signature must
-    /// be in range and low-S, as Ethereum requires.
-    pub fn decode_signed(bytes: &'a [u8]) -> Result<(GenericTx<'a>, Signature)> {
+    /// Decodes a signed transaction of either envelope, strictly (a legacy
+    /// one with an EIP-155 `v`); the signature must be in range and low-S,
+    /// as Ethereum requires.
+    pub fn decode_signed(bytes: &'a [u8]) -> Result<(Transaction<'a>, Signature)> {
+        if is_legacy(bytes) {
+            let (mut tx, mut f) = decode_legacy(bytes)?;
+            let (chain_id, y_parity) = eip155_chain(f.u128()?)?;
+            tx.chain_id = chain_id;
+            return Ok((tx.into_transaction(), read_rs(y_parity, &mut f)?));
+        }
         let (tx, mut fields) = decode_common(bytes)?;
         let sig = read_signature(&mut fields)?;
         Ok((tx, sig))
     }
 }
 
-impl<'a> LegacyGenericTx<'a> {
-    /// Decodes an unsigned legacy transaction (`rlp([nonce, gasPrice, gas,
-    /// to, value, data, chainId, 0, 0])`), strictly.
-    pub fn decode_unsigned(bytes: &'a [u8]) -> Result<LegacyGenericTx<'a>> {
-        let (mut tx, mut f) = decode_legacy(bytes)?;
-        tx.tx.chain_id = f.u64()?;
-        if f.u64()? != 0 || f.u64()? != 0 || !f.is_empty() {
-            return Err(Error::Malformed);
-        }
-        Ok(tx)
-    }
+/// An RLP list: a legacy transaction (EIP-2718 types are below 0x80).
+fn is_legacy(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|&b| b >= 0xc0)
+}
 
-    /// Decodes a signed legacy transaction with an EIP-155 `v`, strictly;
-    /// the signature must be in range and low-S.
-    pub fn decode_signed(bytes: &'a [u8]) -> Result<(LegacyGenericTx<'a>, Signature)> {
-        let (mut tx, mut f) = decode_legacy(bytes)?;
-        let (chain_id, y_parity) = eip155_chain(f.u128()?)?;
-        tx.tx.chain_id = chain_id;
-        Ok((tx, read_rs(y_parity, &mut f)?))
+/// A legacy transaction read so far (its chain id comes last).
+struct Legacy<'a> {
+    chain_id: u64,
+    nonce: u64,
+    gas_price: u128,
+    gas_limit: u64,
+    body: GenericTx<'a>,
+}
+
+impl<'a> Legacy<'a> {
+    fn into_transaction(self) -> Transaction<'a> {
+        let Legacy { chain_id, nonce, gas_price, gas_limit, body } = self;
+        Transaction {
+            envelope: Envelope::Legacy(LegacyTxParams { chain_id, nonce, gas_price, gas_limit }),
+            body: TxBody::Generic(body),
+        }
     }
 }
 
 /// A legacy transaction's first six fields (the chain id left zero), and
 /// the reader after them.
-fn decode_legacy(bytes: &[u8]) -> Result<(LegacyGenericTx<'_>, Reader<'_>)> {
+fn decode_legacy(bytes: &[u8]) -> Result<(Legacy<'_>, Reader<'_>)> {
     let mut f = open_legacy(bytes)?;
-    let tx =
-        LegacyTxParams { chain_id: 0, nonce: f.u64()?, gas_price: f.u128()?, gas_limit: f.u64()? };
+    let (nonce, gas_price, gas_limit) = (f.u64()?, f.u128()?, f.u64()?);
     let to = read_to(&mut f)?;
     let value = f.u256()?;
     let data = f.bytes()?;
-    Ok((LegacyGenericTx { tx, to, value, data }, f))
+    let body = GenericTx { to, value, data };
+    Ok((Legacy { chain_id: 0, nonce, gas_price, gas_limit, body }, f))
 }
 
 /// A legacy transaction's field list: the reader over its items.
@@ -341,10 +345,10 @@ fn read_rs(y_parity: bool, fields: &mut Reader<'_>) -> Result<Signature> {
 /// over) and its signature. What a verifier checks a raw transaction handed
 /// out with a signature against.
 pub fn signing_hash_of_signed(bytes: &[u8]) -> Result<(B256, Signature)> {
-    match bytes.first() {
-        // An RLP list: a legacy transaction (EIP-2718 types are below 0x80).
-        Some(&b) if b >= 0xc0 => legacy_signing_hash_of_signed(bytes),
-        _ => eip1559_signing_hash_of_signed(bytes),
+    if is_legacy(bytes) {
+        legacy_signing_hash_of_signed(bytes)
+    } else {
+        eip1559_signing_hash_of_signed(bytes)
     }
 }
 
@@ -430,10 +434,11 @@ fn read_unsigned<'a>(f: &mut Reader<'a>) -> Result<Unsigned<'a>> {
 
 /// The nine fields as a generic transaction; returns the reader
 /// positioned after the access list.
-fn decode_common(bytes: &[u8]) -> Result<(GenericTx<'_>, Reader<'_>)> {
+fn decode_common(bytes: &[u8]) -> Result<(Transaction<'_>, Reader<'_>)> {
     let mut f = open_fields(bytes)?;
     let u = read_unsigned(&mut f)?;
-    Ok((GenericTx { tx: u.tx, to: u.to, value: u.value, data: u.data }, f))
+    let body = TxBody::Generic(GenericTx { to: u.to, value: u.value, data: u.data });
+    Ok((Transaction { envelope: Envelope::Eip1559(u.tx), body }, f))
 }
 
 #[cfg(test)]
@@ -441,17 +446,19 @@ mod tests {
     use super::*;
 
     fn sample() -> Action<'static> {
-        Action::GenericTx(GenericTx {
-            tx: TxParams {
+        Action::Transaction(Transaction {
+            envelope: Envelope::Eip1559(TxParams {
                 chain_id: 1,
                 nonce: 0,
                 max_priority_fee_per_gas: 2_000_000_000,
                 max_fee_per_gas: 100_000_000_000,
                 gas_limit: 21_000,
-            },
-            to: Address([0x35; 20]),
-            value: U256::from_u64(1_000_000_000_000_000_000),
-            data: &[],
+            }),
+            body: TxBody::Generic(GenericTx {
+                to: Address([0x35; 20]),
+                value: U256::from_u64(1_000_000_000_000_000_000),
+                data: &[],
+            }),
         })
     }
 
@@ -461,16 +468,16 @@ mod tests {
         let mut buf = [0u8; 512];
         let enc = encode_unsigned(&a, &mut buf).unwrap().to_vec();
         assert_eq!(crate::primitives::keccak256(&enc), a.digest());
-        let Action::GenericTx(g) = &a else { unreachable!() };
-        assert_eq!(&GenericTx::decode_unsigned(&enc).unwrap(), g);
+        let Action::Transaction(t) = &a else { unreachable!() };
+        assert_eq!(&Transaction::decode_unsigned(&enc).unwrap(), t);
         // Trailing byte after the list, and a wrong type byte.
         let mut t = enc.clone();
         t.push(0);
-        assert_eq!(GenericTx::decode_unsigned(&t), Err(Error::TrailingBytes));
+        assert_eq!(Transaction::decode_unsigned(&t), Err(Error::TrailingBytes));
         t = enc.clone();
         t[0] = 0x01;
-        assert_eq!(GenericTx::decode_unsigned(&t), Err(Error::Unsupported));
-        assert_eq!(GenericTx::decode_unsigned(&[]), Err(Error::Truncated));
+        assert_eq!(Transaction::decode_unsigned(&t), Err(Error::Unsupported));
+        assert_eq!(Transaction::decode_unsigned(&[]), Err(Error::Truncated));
     }
 
     /// A signed transaction reads back to the digest it was signed over
@@ -481,7 +488,7 @@ mod tests {
     fn a_signed_transaction_reads_back_to_its_digest() {
         let key = crate::signer::SigningKey::from_bytes(&[7; 32]).unwrap();
         let mut big = sample();
-        if let Action::GenericTx(g) = &mut big {
+        if let Action::Transaction(Transaction { body: TxBody::Generic(g), .. }) = &mut big {
             g.data = &[0xab; 300];
         }
         for a in [sample(), big] {

@@ -16,7 +16,7 @@ pub type Metadata<'a> = Vec<MetadataEntry<'a>, MAX_METADATA_ENTRIES>;
 /// The EIP-1559 fields a transaction action carries besides its call.
 /// Access lists are always empty: no registry call needs one, and a policy
 /// could not reason about them.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TxParams {
     /// EIP-155 chain id.
@@ -35,7 +35,7 @@ pub struct TxParams {
 /// call, signed with EIP-155 replay protection (the chain id is part of the
 /// signing hash and of `v`); unprotected pre-EIP-155 transactions are not
 /// supported.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LegacyTxParams {
     /// EIP-155 chain id.
@@ -195,13 +195,23 @@ pub enum RegistryCall<'a> {
     },
 }
 
-/// An EIP-1559 transaction calling an ERC-8004 registry. Registry functions
-/// are not payable, so the value is always zero.
+/// A transaction's fee envelope: how it pays for gas and how its chain is
+/// bound. One transaction body ([`TxBody`]) under either envelope, so the
+/// calldata, display, JSON, policy and digest code is written once per body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Envelope {
+    /// EIP-1559 (type 2).
+    Eip1559(TxParams),
+    /// Legacy (type 0) with EIP-155 replay protection.
+    Legacy(LegacyTxParams),
+}
+
+/// A call to an ERC-8004 registry function. Registry functions are not
+/// payable, so the value is always zero.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RegistryTx<'a> {
-    /// Envelope fields.
-    pub tx: TxParams,
     /// The registry contract (`to`).
     pub registry: Address,
     /// The function and its arguments.
@@ -209,18 +219,41 @@ pub struct RegistryTx<'a> {
     pub call: RegistryCall<'a>,
 }
 
-/// A generic EIP-1559 transaction with bounded calldata (blind).
+/// A generic call with bounded calldata (blind).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct GenericTx<'a> {
-    /// Envelope fields.
-    pub tx: TxParams,
     /// Recipient; contract creation is not supported.
     pub to: Address,
     /// Value in wei.
     pub value: U256,
     /// Calldata.
     pub data: &'a [u8],
+}
+
+/// What a transaction does, whatever its envelope. A new registry call is a
+/// [`RegistryCall`] variant; a new kind of call (a token transfer, say) is a
+/// variant here.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TxBody<'a> {
+    /// A call to a registry function.
+    #[serde(borrow)]
+    Registry(RegistryTx<'a>),
+    /// A generic call (blind).
+    #[serde(borrow)]
+    Generic(GenericTx<'a>),
+}
+
+/// A transaction: a body under a fee envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Transaction<'a> {
+    /// Chain, nonce, gas and fees.
+    pub envelope: Envelope,
+    /// The call.
+    #[serde(borrow)]
+    pub body: TxBody<'a>,
 }
 
 /// An EIP-191 `personal_sign` message (version `0x45`), bounded (blind).
@@ -241,35 +274,6 @@ pub struct Eip712Prehashed {
     pub struct_hash: B256,
 }
 
-/// A legacy (type 0, EIP-155) transaction calling an ERC-8004 registry:
-/// [`RegistryTx`] with a gas price instead of EIP-1559 fees.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct LegacyRegistryTx<'a> {
-    /// Envelope fields.
-    pub tx: LegacyTxParams,
-    /// The registry contract (`to`).
-    pub registry: Address,
-    /// The function and its arguments.
-    #[serde(borrow)]
-    pub call: RegistryCall<'a>,
-}
-
-/// A generic legacy (type 0, EIP-155) transaction (blind): [`GenericTx`]
-/// with a gas price instead of EIP-1559 fees.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct LegacyGenericTx<'a> {
-    /// Envelope fields.
-    pub tx: LegacyTxParams,
-    /// Recipient; contract creation is not supported.
-    pub to: Address,
-    /// Value in wei.
-    pub value: U256,
-    /// Calldata.
-    pub data: &'a [u8],
-}
-
 /// Everything the signer signs. One action has exactly one encoding
 /// ([`Action::decode`]) and so exactly one digest ([`Action::digest`]).
 ///
@@ -278,28 +282,23 @@ pub struct LegacyGenericTx<'a> {
 /// whatever its fields' lengths, and nothing is copied to read one. How
 /// long a field may be is the device's bound ([`crate::action::ActionBounds`]),
 /// checked at run time, not a property of the type.
+///
+/// Messages and typed data carry no fee envelope; a transaction carries
+/// one ([`Transaction`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Action<'a> {
     /// EIP-712 `AgentWalletSet`.
     AgentWalletSet(AgentWalletSet),
-    /// EIP-1559 transaction to a registry function.
+    /// A transaction (EIP-1559 or legacy EIP-155) to a registry function
+    /// or a generic call.
     #[serde(borrow)]
-    RegistryTx(RegistryTx<'a>),
-    /// Generic EIP-1559 transaction (blind).
-    #[serde(borrow)]
-    GenericTx(GenericTx<'a>),
+    Transaction(Transaction<'a>),
     /// EIP-191 message (blind).
     #[serde(borrow)]
     PersonalMessage(PersonalMessage<'a>),
     /// Pre-hashed EIP-712 (blind).
     Eip712Prehashed(Eip712Prehashed),
-    /// Legacy (type 0, EIP-155) transaction to a registry function.
-    #[serde(borrow)]
-    LegacyRegistryTx(LegacyRegistryTx<'a>),
-    /// Generic legacy (type 0, EIP-155) transaction (blind).
-    #[serde(borrow)]
-    LegacyGenericTx(LegacyGenericTx<'a>),
 }
 
 /// Which ERC-8004 registry a call goes to.
