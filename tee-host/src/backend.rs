@@ -335,7 +335,7 @@ impl CounterStore for HostBackend {
         prev: &B256,
     ) -> Result<(), BackendError> {
         if let Some(shared) = &self.shared {
-            // Claimed outside the lock by the server, or now.
+            // Claimed outside the lock by the server (never here, under it).
             let claim =
                 SignClaim { signer: *signer, sequence: value.value, commitment: value.digest };
             match shared.take(&claim) {

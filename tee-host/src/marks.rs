@@ -28,13 +28,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use postgres::{Client, Config, Statement, Transaction};
 use sha2::Sha256;
 use tee_core::{Address, B256};
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, Statement, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use zeroize::Zeroizing;
 
@@ -97,7 +100,13 @@ pub enum MarksError {
     /// The database is unreachable or failed a statement (retry later:
     /// signing resumes when it answers).
     #[error("marks database unavailable: {0}")]
-    Unavailable(#[source] postgres::Error),
+    Unavailable(#[source] tokio_postgres::Error),
+    /// The database did not answer a connection attempt or a statement
+    /// within [`TIMEOUT`] (stopped, or a network that holds the packets):
+    /// the call is abandoned and the next one starts from a new
+    /// connection.
+    #[error("marks database did not answer within {} s", TIMEOUT.as_secs())]
+    Deadline,
     /// The database holds a schema newer than this build understands.
     #[error(
         "marks database has schema version {found}; this signer understands up to {SCHEMA_VERSION}: upgrade the signer"
@@ -132,8 +141,8 @@ pub enum MarksError {
     },
 }
 
-impl From<postgres::Error> for MarksError {
-    fn from(e: postgres::Error) -> Self {
+impl From<tokio_postgres::Error> for MarksError {
+    fn from(e: tokio_postgres::Error) -> Self {
         MarksError::Unavailable(e)
     }
 }
@@ -153,8 +162,17 @@ const RAISE_KNOWN: &str = "UPDATE tee_signer_marks
        AND value = $6::text::numeric AND commitment = $7 AND mac = $8";
 
 /// The shared marks: one connection to the database and the MAC key.
+///
+/// Every call into the database, the connection's start-up included, runs
+/// under a client-side deadline of [`TIMEOUT`] on a runtime of the store's
+/// own: a database that stops answering (or a host that holds its packets)
+/// costs a call [`MarksError::Deadline`], never a hang; the server's own
+/// `statement_timeout` is only a second line.
 pub struct PgMarks {
+    runtime: Runtime,
     client: Client,
+    /// The task that drives `client`'s connection.
+    connection: JoinHandle<()>,
     config: Config,
     tls: MakeRustlsConnect,
     /// [`RAISE_KNOWN`], prepared on this connection.
@@ -189,9 +207,15 @@ impl PgMarks {
         if config.get_application_name().is_none() {
             config.application_name("tee-signer");
         }
-        let client = open(&config, &tls)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| MarksError::Url(format!("a runtime for the marks connection: {e}")))?;
+        let (client, connection) = open(&runtime, &config, &tls)?;
         let mut marks = PgMarks {
+            runtime,
             client,
+            connection,
             config,
             tls,
             raise_known: None,
@@ -207,13 +231,16 @@ impl PgMarks {
     /// failover): the call that found it broken failed with
     /// [`MarksError::Unavailable`], the next one reconnects, so signing
     /// resumes by itself once the database answers.
-    fn client(&mut self) -> Result<&mut Client, MarksError> {
+    fn reconnect(&mut self) -> Result<(), MarksError> {
         if self.broken || self.client.is_closed() {
-            self.client = open(&self.config, &self.tls)?;
+            self.connection.abort();
+            let (client, connection) = open(&self.runtime, &self.config, &self.tls)?;
+            self.client = client;
+            self.connection = connection;
             self.raise_known = None;
             self.broken = false;
         }
-        Ok(&mut self.client)
+        Ok(())
     }
 
     /// After any failure of the database (I/O, a closed or terminated
@@ -221,47 +248,16 @@ impl PgMarks {
     /// from a new connection: failures are rare, and a session the server
     /// is ending may still look open.
     fn noted<T>(&mut self, r: Result<T, MarksError>) -> Result<T, MarksError> {
-        if matches!(r, Err(MarksError::Unavailable(_))) {
+        if matches!(r, Err(MarksError::Unavailable(_) | MarksError::Deadline)) {
             self.broken = true;
         }
         r
     }
 
     fn migrate(&mut self) -> Result<(), MarksError> {
-        let mut tx = self.client()?.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS tee_signer_schema (
-                 one boolean PRIMARY KEY DEFAULT true CHECK (one),
-                 version integer NOT NULL
-             )",
-        )?;
-        let found: Option<i32> =
-            tx.query_opt("SELECT version FROM tee_signer_schema", &[])?.map(|row| row.get(0));
-        match found {
-            Some(v) if v > SCHEMA_VERSION => return Err(MarksError::NewerSchema { found: v }),
-            Some(_) => {}
-            None => {
-                tx.batch_execute(
-                    "CREATE TABLE tee_signer_marks (
-                         signer bytea NOT NULL CHECK (length(signer) = 20),
-                         space text NOT NULL,
-                         value numeric(20, 0) NOT NULL,
-                         commitment bytea NOT NULL CHECK (length(commitment) = 32),
-                         mac bytea NOT NULL,
-                         PRIMARY KEY (signer, space)
-                     );
-                     COMMENT ON TABLE tee_signer_marks IS
-                         'tee-signer anti-replay marks: raise only, each row MACed by the app key';",
-                )?;
-                tx.execute(
-                    "INSERT INTO tee_signer_schema (version) VALUES ($1)",
-                    &[&SCHEMA_VERSION],
-                )?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.reconnect()?;
+        let r = deadline(&self.runtime, migrate(&mut self.client));
+        self.noted(r)
     }
 
     /// Shares what this connection learns of the rows with `known` (a
@@ -286,10 +282,15 @@ impl PgMarks {
         signer: &Address,
         space: &str,
     ) -> Result<Option<(u64, B256)>, MarksError> {
-        let mut tx = self.client()?.transaction()?;
-        let stored = read(&mut tx, signer, space, false)?;
-        tx.commit()?;
-        match stored {
+        self.reconnect()?;
+        let client = &mut self.client;
+        let r = deadline(&self.runtime, async move {
+            let tx = client.transaction().await?;
+            let stored = read(&tx, signer, space, false).await?;
+            tx.commit().await?;
+            Ok(stored)
+        });
+        match self.noted(r)? {
             None => Ok(None),
             Some(row) if self.authentic(signer, space, &row) => {
                 Ok(Some((row.value, row.commitment)))
@@ -332,28 +333,30 @@ impl PgMarks {
             return Ok(None);
         }
         let new_mac = self.mac(&m.signer, m.space, m.value, &m.commitment);
-        self.client()?;
-        let statement = match &self.raise_known {
-            Some(s) => s.clone(),
-            None => {
-                let s = self.client.prepare(RAISE_KNOWN)?;
-                self.raise_known = Some(s.clone());
-                s
-            }
-        };
-        let raised = self.client.execute(
-            &statement,
-            &[
-                &m.signer.0.as_slice(),
-                &m.space,
-                &m.value.to_string(),
-                &m.commitment.0.as_slice(),
-                &new_mac.as_slice(),
-                &value.to_string(),
-                &commitment.0.as_slice(),
-                &mac.as_slice(),
-            ],
-        )?;
+        self.reconnect()?;
+        let (client, prepared) = (&self.client, &mut self.raise_known);
+        let raised = deadline(&self.runtime, async move {
+            let statement = match prepared {
+                Some(s) => s.clone(),
+                None => prepared.insert(client.prepare(RAISE_KNOWN).await?).clone(),
+            };
+            let raised = client
+                .execute(
+                    &statement,
+                    &[
+                        &m.signer.0.as_slice(),
+                        &m.space,
+                        &m.value.to_string(),
+                        &m.commitment.0.as_slice(),
+                        &new_mac.as_slice(),
+                        &value.to_string(),
+                        &commitment.0.as_slice(),
+                        &mac.as_slice(),
+                    ],
+                )
+                .await?;
+            Ok(raised)
+        })?;
         if raised != 1 {
             return Ok(None);
         }
@@ -366,7 +369,7 @@ impl PgMarks {
         // committed for its key: rows only go up, so one below it (or
         // none) was put back.
         let known = self.known();
-        let mut order: Vec<(usize, &Mark<'_>, [u8; 32], Option<u64>)> = marks
+        let mut order: Vec<Ordered<'_, '_>> = marks
             .iter()
             .enumerate()
             .map(|(i, m)| {
@@ -376,91 +379,177 @@ impl PgMarks {
             .collect();
         drop(known);
         order.sort_by(|(_, a, ..), (_, b, ..)| (a.signer.0, a.space).cmp(&(b.signer.0, b.space)));
-        let mut outcomes = Vec::with_capacity(marks.len());
-        // The authentic rows the transaction leaves, to remember.
-        let mut learned = Vec::with_capacity(marks.len());
-        self.client()?;
-        let mut tx = self.client.transaction()?;
-        for (i, m, mac, seen) in order {
-            // The row this mark writes, as the INSERT and the UPDATE bind it.
-            let value = m.value.to_string();
-            let row_params: [&(dyn postgres::types::ToSql + Sync); 5] = [
-                &m.signer.0.as_slice(),
-                &m.space,
-                &value,
-                &m.commitment.0.as_slice(),
-                &mac.as_slice(),
-            ];
-            let stored = loop {
-                if let Some(row) = read(&mut tx, &m.signer, m.space, true)? {
-                    break Some(row);
-                }
-                if seen.is_some() {
-                    break None;
-                }
-                // No row yet: insert; a replica that inserted meanwhile
-                // makes this insert do nothing, and the row is read again.
-                let inserted = tx.execute(
-                    "INSERT INTO tee_signer_marks (signer, space, value, commitment, mac)
-                     VALUES ($1, $2, $3::text::numeric, $4, $5)
-                     ON CONFLICT (signer, space) DO NOTHING",
-                    &row_params,
-                )?;
-                if inserted == 1 {
-                    break None;
-                }
-            };
-            let key = (m.signer, m.space.to_owned());
-            let stored_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
-            let outcome = match stored {
-                // Deleted since this signer saw it.
-                None if seen.is_some() => Outcome::Tampered,
-                None => {
-                    learned.push((key, (m.value, m.commitment, mac)));
-                    Outcome::Raised
-                }
-                Some(row) if !authentic(&self.mac_key, &m.signer, m.space, &row) => {
-                    Outcome::Tampered
-                }
-                // An older authentic row put back.
-                Some(row) if seen.is_some_and(|seen| row.value < seen) => Outcome::Tampered,
-                Some(row) if row.value == m.value && row.commitment == m.commitment => {
-                    learned.extend(
-                        stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))),
-                    );
-                    Outcome::Retry
-                }
-                Some(row) if row.value >= m.value => {
-                    learned.extend(
-                        stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))),
-                    );
-                    Outcome::Used { stored: row.value }
-                }
-                Some(_) => {
-                    tx.execute(
-                        "UPDATE tee_signer_marks
-                         SET value = $3::text::numeric, commitment = $4, mac = $5
-                         WHERE signer = $1 AND space = $2",
-                        &row_params,
-                    )?;
-                    learned.push((key, (m.value, m.commitment, mac)));
-                    Outcome::Raised
-                }
-            };
-            outcomes.push((i, outcome));
-        }
-        tx.commit()?;
+        self.reconnect()?;
+        let (client, mac_key) = (&mut self.client, &self.mac_key);
+        let (mut outcomes, learned) =
+            deadline(&self.runtime, decide(client, mac_key, order, marks.len()))?;
         self.known().extend(learned);
         outcomes.sort_by_key(|(i, _)| *i);
         Ok(outcomes.into_iter().map(|(_, o)| o).collect())
     }
 }
 
-/// A connection with [`TIMEOUT`] on every statement.
-fn open(config: &Config, tls: &MakeRustlsConnect) -> Result<Client, MarksError> {
-    let mut client = config.connect(tls.clone())?;
-    client.batch_execute(&format!("SET statement_timeout = {}", TIMEOUT.as_millis()))?;
-    Ok(client)
+/// A mark in the order its row is locked: its index in the group, the
+/// mark, its MAC, and the highest row this signer saw committed for its key.
+type Ordered<'m, 's> = (usize, &'m Mark<'s>, [u8; 32], Option<u64>);
+
+/// A row this signer now knows: (key, space) and (value, commitment, MAC).
+type Learned = ((Address, String), (u64, B256, [u8; 32]));
+
+/// The locking transaction of [`PgMarks::raise`]: each mark's outcome (by
+/// its index in the group) and the authentic rows it leaves, once it
+/// committed.
+async fn decide(
+    client: &mut Client,
+    mac_key: &[u8; 32],
+    order: Vec<Ordered<'_, '_>>,
+    n: usize,
+) -> Result<(Vec<(usize, Outcome)>, Vec<Learned>), MarksError> {
+    let mut outcomes = Vec::with_capacity(n);
+    let mut learned = Vec::with_capacity(n);
+    let tx = client.transaction().await?;
+    for (i, m, mac, seen) in order {
+        // The row this mark writes, as the INSERT and the UPDATE bind it.
+        let value = m.value.to_string();
+        let row_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&m.signer.0.as_slice(), &m.space, &value, &m.commitment.0.as_slice(), &mac.as_slice()];
+        let stored = loop {
+            if let Some(row) = read(&tx, &m.signer, m.space, true).await? {
+                break Some(row);
+            }
+            if seen.is_some() {
+                break None;
+            }
+            // No row yet: insert; a replica that inserted meanwhile makes
+            // this insert do nothing, and the row is read again.
+            let inserted = tx
+                .execute(
+                    "INSERT INTO tee_signer_marks (signer, space, value, commitment, mac)
+                     VALUES ($1, $2, $3::text::numeric, $4, $5)
+                     ON CONFLICT (signer, space) DO NOTHING",
+                    &row_params,
+                )
+                .await?;
+            if inserted == 1 {
+                break None;
+            }
+        };
+        let key = (m.signer, m.space.to_owned());
+        let stored_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
+        let outcome = match stored {
+            // Deleted since this signer saw it.
+            None if seen.is_some() => Outcome::Tampered,
+            None => {
+                learned.push((key, (m.value, m.commitment, mac)));
+                Outcome::Raised
+            }
+            Some(row) if !authentic(mac_key, &m.signer, m.space, &row) => Outcome::Tampered,
+            // An older authentic row put back.
+            Some(row) if seen.is_some_and(|seen| row.value < seen) => Outcome::Tampered,
+            Some(row) if row.value == m.value && row.commitment == m.commitment => {
+                learned.extend(stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))));
+                Outcome::Retry
+            }
+            Some(row) if row.value >= m.value => {
+                learned.extend(stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))));
+                Outcome::Used { stored: row.value }
+            }
+            Some(_) => {
+                tx.execute(
+                    "UPDATE tee_signer_marks
+                     SET value = $3::text::numeric, commitment = $4, mac = $5
+                     WHERE signer = $1 AND space = $2",
+                    &row_params,
+                )
+                .await?;
+                learned.push((key, (m.value, m.commitment, mac)));
+                Outcome::Raised
+            }
+        };
+        outcomes.push((i, outcome));
+    }
+    tx.commit().await?;
+    Ok((outcomes, learned))
+}
+
+/// Creates the schema if the database has none; refuses a newer one.
+async fn migrate(client: &mut Client) -> Result<(), MarksError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS tee_signer_schema (
+             one boolean PRIMARY KEY DEFAULT true CHECK (one),
+             version integer NOT NULL
+         )",
+    )
+    .await?;
+    let found: Option<i32> =
+        tx.query_opt("SELECT version FROM tee_signer_schema", &[]).await?.map(|row| row.get(0));
+    match found {
+        Some(v) if v > SCHEMA_VERSION => return Err(MarksError::NewerSchema { found: v }),
+        Some(_) => {}
+        None => {
+            tx.batch_execute(
+                "CREATE TABLE tee_signer_marks (
+                     signer bytea NOT NULL CHECK (length(signer) = 20),
+                     space text NOT NULL,
+                     value numeric(20, 0) NOT NULL,
+                     commitment bytea NOT NULL CHECK (length(commitment) = 32),
+                     mac bytea NOT NULL,
+                     PRIMARY KEY (signer, space)
+                 );
+                 COMMENT ON TABLE tee_signer_marks IS
+                     'tee-signer anti-replay marks: raise only, each row MACed by the app key';",
+            )
+            .await?;
+            tx.execute("INSERT INTO tee_signer_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Runs `call` on `runtime` under the client-side deadline: [`TIMEOUT`],
+/// then [`MarksError::Deadline`]. A call abandoned inside a transaction
+/// leaves it to be rolled back (the transaction's drop asks for it; the
+/// connection is then replaced, which ends the session).
+fn deadline<T>(
+    runtime: &Runtime,
+    call: impl Future<Output = Result<T, MarksError>>,
+) -> Result<T, MarksError> {
+    runtime.block_on(async {
+        tokio::time::timeout(TIMEOUT, call).await.unwrap_or(Err(MarksError::Deadline))
+    })
+}
+
+/// A connection, started and set to [`TIMEOUT`] per statement (on the
+/// server's side too) within the client-side deadline, and the task that
+/// drives it on `runtime` (it runs while a call waits on the runtime).
+fn open(
+    runtime: &Runtime,
+    config: &Config,
+    tls: &MakeRustlsConnect,
+) -> Result<(Client, JoinHandle<()>), MarksError> {
+    let mut task = None;
+    let r = deadline(runtime, async {
+        let (client, connection) = config.connect(tls.clone()).await?;
+        task = Some(tokio::spawn(async move {
+            // Its end (an error, the server gone) shows in the next call.
+            let _ = connection.await;
+        }));
+        client.batch_execute(&format!("SET statement_timeout = {}", TIMEOUT.as_millis())).await?;
+        Ok(client)
+    });
+    match (r, task) {
+        (Ok(client), Some(task)) => Ok((client, task)),
+        (r, task) => {
+            if let Some(t) = task {
+                t.abort();
+            }
+            Err(r.err().unwrap_or(MarksError::Deadline))
+        }
+    }
 }
 
 /// A stored row, decoded.
@@ -470,8 +559,8 @@ struct Row {
     mac: Vec<u8>,
 }
 
-fn read(
-    tx: &mut Transaction<'_>,
+async fn read(
+    tx: &Transaction<'_>,
     signer: &Address,
     space: &str,
     lock: bool,
@@ -482,7 +571,7 @@ fn read(
     } else {
         "SELECT value::text, commitment, mac FROM tee_signer_marks WHERE signer = $1 AND space = $2"
     };
-    let Some(row) = tx.query_opt(sql, &[&signer.0.as_slice(), &space])? else {
+    let Some(row) = tx.query_opt(sql, &[&signer.0.as_slice(), &space]).await? else {
         return Ok(None);
     };
     let malformed = || MarksError::Malformed { signer: *signer, space: space.to_owned() };

@@ -7,6 +7,7 @@
 
 mod arb;
 pub mod footprint;
+pub mod netfault;
 pub mod postgres;
 pub mod qemu;
 mod reference;

@@ -282,3 +282,52 @@ fn the_one_statement_path_never_raises_over_a_row_it_did_not_see() {
         "nothing inserted"
     );
 }
+
+/// A host that controls the network (or a database that stops answering)
+/// gets the store no further than its client-side deadline: a server that
+/// accepts and never answers fails the connection's start-up with
+/// [`MarksError::Deadline`] (libpq's `connect_timeout` covers only the TCP
+/// connect), a session whose packets are held mid-call fails that call
+/// the same way, and the store resumes by itself once the network passes
+/// again, with the mark where one of the two calls left it, never lower.
+/// The 60 s receive is a guard against a hang, not a speed check.
+#[test]
+fn a_database_that_stops_answering_costs_a_call_its_deadline_never_a_hang() {
+    use std::sync::mpsc;
+    use tee_tests::netfault::{Proxy, black_hole};
+    let guard = std::time::Duration::from_secs(60);
+    let within = |f: Box<dyn FnOnce() -> Result<(), MarksError> + Send>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(guard).expect("the store hung past its deadline")
+    };
+
+    let hole = format!("host=127.0.0.1 port={} user=postgres sslmode=disable", black_hole());
+    let r = within(Box::new(move || PgMarks::connect(&hole, Zeroizing::new(KEY)).map(drop)));
+    assert!(matches!(r, Err(MarksError::Deadline)), "{r:?}");
+
+    let shared = std::env::var("TEE_SIGNER_TEST_PG").unwrap();
+    let dir = shared
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("host="))
+        .expect("TEE_SIGNER_TEST_PG names its socket directory");
+    let proxy = Proxy::start(std::path::Path::new(dir));
+    let url = database("marks_deadline").replace(
+        &format!("host={dir}"),
+        &format!("host=127.0.0.1 port={} sslmode=disable", proxy.port()),
+    );
+    let store = Arc::new(std::sync::Mutex::new(marks(&url)));
+    assert_eq!(store.lock().unwrap().raise(&[mark(1, 1, 1)]).unwrap(), [Outcome::Raised]);
+    proxy.freeze();
+    let s = store.clone();
+    let r = within(Box::new(move || s.lock().unwrap().raise(&[mark(1, 2, 2)]).map(drop)));
+    assert!(matches!(r, Err(MarksError::Deadline)), "{r:?}");
+    proxy.thaw();
+    // Held bytes of the abandoned call may reach the database after all:
+    // the same mark again is then a retry, never a second winner.
+    let mut store = store.lock().unwrap();
+    let again = store.raise(&[mark(1, 2, 2)]).unwrap();
+    assert!(matches!(again[..], [Outcome::Raised | Outcome::Retry]), "{again:?}");
+    assert_eq!(store.raise(&[mark(1, 2, 3)]).unwrap(), [Outcome::Used { stored: 2 }]);
+    assert_eq!(store.load(&Address([1; 20]), "actions").unwrap(), Some((2, B256([2; 32]))));
+}

@@ -9,17 +9,43 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
 
+use tee_client::{Client, ClientError};
 use tee_core::protocol::*;
 use tee_core::{Action, ActionKind};
-use tee_host::backend::{HOST_SLOTS, HostBackend, open_device};
+use tee_host::backend::{HostDevice, open_device};
+use tee_host::server::{Limits, Served, ServerHandle, serve};
 use tee_sim::{SimDstack, SimServer};
 use tee_testkit::{Pair, sample};
 use tee_tests::signer::{config, derive_typed, pg_database};
-use tee_transport::Endpoint;
+use tee_transport::{Endpoint, Stream, connect};
 
-type Replica = Pair<HostBackend, HOST_SLOTS>;
+/// A replica as `serve` runs it: its device behind a server on a socket of
+/// its own (where marks are shared, the server claims a signature's mark in
+/// the database outside the device's lock: the only place a claim is made),
+/// and a client of that socket.
+struct Replica {
+    device: Arc<Mutex<HostDevice>>,
+    endpoint: Endpoint,
+    client: Client<Box<dyn Stream>>,
+    _server: ServerHandle,
+}
+
+impl Replica {
+    fn call<C: Command>(&mut self, cmd: &C) -> Result<C::Response<'_>, DeviceError> {
+        self.client.call(cmd).map_err(|e| match e {
+            ClientError::Device(e) => e,
+            other => panic!("the replica's socket: {other:?}"),
+        })
+    }
+
+    /// Another client of this replica's socket.
+    fn client(&self) -> Client<Box<dyn Stream>> {
+        Client::new(connect(&self.endpoint, Duration::from_secs(30)).unwrap())
+    }
+}
 
 /// Replica `name` of the app served by `dstack`, its own state directory,
 /// with the marks at `marks` (or its own only); slot 0 holds the app's key
@@ -27,7 +53,11 @@ type Replica = Pair<HostBackend, HOST_SLOTS>;
 fn replica(dir: &Path, name: &str, dstack: &SimServer, marks: Option<&str>) -> Replica {
     let mut p = Pair::with(open_device(&config(&dir.join(name), dstack, marks)).unwrap());
     derive_typed(&mut p);
-    p
+    let device = Arc::new(Mutex::new(p.device));
+    let endpoint = Endpoint::Unix(dir.join(format!("{name}.sock")));
+    let server = serve(device.clone(), std::slice::from_ref(&endpoint), Limits::default()).unwrap();
+    let client = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
+    Replica { device, endpoint, client, _server: server }
 }
 
 fn app(dir: &Path) -> SimServer {
@@ -233,25 +263,14 @@ fn a_database_stopped_mid_run_refuses_then_resumes_and_never_signs_twice() {
 /// action afterwards, and no claim left behind.
 #[test]
 fn claims_made_outside_the_device_lock_never_sign_twice() {
-    use tee_client::{Client, ClientError};
-    use tee_host::server::{Limits, Served, serve};
-    use tee_transport::connect;
     const CLIENTS: u8 = 8;
     const SEQUENCES: u64 = 25;
     let dir = tempfile::tempdir().unwrap();
     let dstack = app(dir.path());
     let url = pg_database("replicas_server");
-    let mut servers = Vec::new();
-    let mut devices = Vec::new();
-    for r in 0..2u8 {
-        let device = replica(dir.path(), &format!("s{r}"), &dstack, Some(&url)).device;
-        let device = Arc::new(std::sync::Mutex::new(device));
-        let endpoint = Endpoint::Unix(dir.path().join(format!("s{r}.sock")));
-        servers.push(
-            serve(device.clone(), std::slice::from_ref(&endpoint), Limits::default()).unwrap(),
-        );
-        devices.push((device, endpoint));
-    }
+    let replicas: Vec<Replica> =
+        (0..2u8).map(|r| replica(dir.path(), &format!("s{r}"), &dstack, Some(&url))).collect();
+    let devices: Vec<_> = replicas.iter().map(|r| (r.device.clone(), r.endpoint.clone())).collect();
     let barrier = Arc::new(Barrier::new(usize::from(CLIENTS) * 2));
     let threads: Vec<_> = (0..CLIENTS * 2)
         .map(|c| {
@@ -312,18 +331,12 @@ fn claims_made_outside_the_device_lock_never_sign_twice() {
 /// once the row is free.
 #[test]
 fn a_claim_waiting_on_the_database_does_not_hold_the_device() {
-    use tee_client::Client;
-    use tee_host::server::{Limits, serve};
-    use tee_transport::connect;
     let dir = tempfile::tempdir().unwrap();
     let dstack = app(dir.path());
     let url = pg_database("replicas_lock");
     let marks = format!("{url} application_name=replicas_lock");
-    let device = replica(dir.path(), "a", &dstack, Some(&marks)).device;
-    let endpoint = Endpoint::Unix(dir.path().join("a.sock"));
-    let device = Arc::new(std::sync::Mutex::new(device));
-    let _server = serve(device, std::slice::from_ref(&endpoint), Limits::default()).unwrap();
-    let client = || Client::new(connect(&endpoint, std::time::Duration::from_secs(30)).unwrap());
+    let a = replica(dir.path(), "a", &dstack, Some(&marks));
+    let client = || a.client();
     client().call(&Sign { slot: 0, sequence: 1, action: action(1, 1) }).unwrap();
 
     let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();

@@ -15,10 +15,10 @@
 use std::sync::Arc;
 
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use postgres::Config;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use tokio_postgres::Config;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::MarksError;
@@ -33,7 +33,7 @@ pub(super) struct Target {
 pub(super) fn parse(url: &str) -> Result<Target, MarksError> {
     let (rest, root_cert) = take_tls_options(url)?;
     let config: Config =
-        rest.parse().map_err(|e: postgres::Error| MarksError::Url(e.to_string()))?;
+        rest.parse().map_err(|e: tokio_postgres::Error| MarksError::Url(e.to_string()))?;
     let roots = match root_cert.as_deref() {
         None | Some("system") => RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() },
         Some(path) => {
@@ -58,8 +58,8 @@ pub(super) fn parse(url: &str) -> Result<Target, MarksError> {
     // libpq's default, `prefer`, takes plain text from a server (or a man
     // in the middle) that offers no TLS: over TCP the operator must say
     // which they mean.
-    let tcp = config.get_hosts().iter().any(|h| matches!(h, postgres::config::Host::Tcp(_)));
-    if tcp && config.get_ssl_mode() == postgres::config::SslMode::Prefer {
+    let tcp = config.get_hosts().iter().any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)));
+    if tcp && config.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
         return Err(MarksError::Url(
             "sslmode=prefer (libpq's default when sslmode is absent) over TCP would take plain \
              text from whoever answers without TLS: say sslmode=require (TLS, the server's \
@@ -176,7 +176,7 @@ mod tests {
         );
         let config: Config = rest.parse().unwrap();
         assert_eq!(config.get_options(), Some("-c search_path=a'b"));
-        assert_eq!(config.get_ssl_mode(), postgres::config::SslMode::Require);
+        assert_eq!(config.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
 
         let (rest, root) = take_tls_options(
             "postgres://u@db.example/marks?sslrootcert=%2Fetc%2Fca.pem&sslmode=verify-ca&application_name=x",

@@ -9,7 +9,8 @@
 //! policy, nothing consumed), claims it outside the lock on one of the
 //! pool's connections, many requests at once, and only then lets the
 //! device commit the mark: the backend finds the claim made and does not
-//! ask the database again ([`Claims::take`]). The rule stays: a local mark
+//! ask the database again ([`Claims::take`]), and never asks it under the
+//! lock (a mark not claimed before is refused). The rule stays: a local mark
 //! is written only once the database committed its claim, and nothing is
 //! signed on an answer of the database that was not for this exact
 //! (key, sequence, commitment). A claim the device then does not use (it
@@ -159,12 +160,20 @@ impl Claims {
         Held { claims: self, claim: c }
     }
 
-    /// The outcome of claim `c`, made before (and no longer held), or made
-    /// now (under the device's lock: for a request whose claim was not
-    /// made outside it).
+    /// The outcome of claim `c`, made before by [`Claims::claim`] (and no
+    /// longer held). A claim not made before is [`Claimed::Failed`] and
+    /// nothing is asked of the database: the caller holds the device's
+    /// lock, and a database round trip there would stall every request
+    /// for up to [`TIMEOUT`]. It happens only when the device's state
+    /// changed between the server's two looks (a policy or key set in
+    /// between): the request is refused, nothing is consumed, and the same
+    /// request again is claimed as usual.
     pub fn take(&self, c: &SignClaim) -> Claimed {
         let made = self.made.lock().unwrap_or_else(PoisonError::into_inner).remove(c);
-        made.unwrap_or_else(|| self.raise(c))
+        made.unwrap_or_else(|| {
+            tracing::warn!(signer = %c.signer, sequence = c.sequence, "a signature's mark was not claimed before the device committed it: refused");
+            Claimed::Failed
+        })
     }
 
     /// Claims made and not yet taken or forgotten (none once every request
