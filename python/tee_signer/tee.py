@@ -117,7 +117,7 @@ class PhalaDstackTEE:
         attestation = dict(key["attestation"])
         attestation["address"] = key["address"]
         return TEEKeypair(
-            public_key=key["public_key"],
+            public_key=key["publicKey"],
             private_key=self.handle(slot),
             attestation=attestation,
             provider=PROVIDER_NAME,

@@ -51,7 +51,7 @@ def test_the_sdk_protocol_with_its_own_dataclasses(signer_endpoint, keypair):
     message = encode_defunct(b"hello from chaoschain")
     assert Account.recover_message(message, signature=sig.signature) == keypair.attestation["address"]
     report = tee.get_attestation_report()
-    assert set(["quote", "event_log", "challenge"]) <= set(report), sorted(report)
+    assert set(["quote", "eventLog", "challenge"]) <= set(report), sorted(report)
 
 
 def test_a_pinned_validator_verifies_and_another_app_does_not(signer_endpoint, keypair):

@@ -8,12 +8,14 @@ use tee_verify::{Attestation, TeeSignature};
 
 /// A key in the signer, with an attestation bound to a fresh challenge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TeeKey {
     /// The signer's slot.
     pub slot: u8,
     /// The address.
     pub address: Address,
     /// SEC1 compressed public key.
+    #[serde(alias = "public_key")]
     pub public_key: FixedBytes<33>,
     /// The dstack derivation path, for a derived key.
     pub path: Option<String>,
