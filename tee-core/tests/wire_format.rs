@@ -207,6 +207,12 @@ fn generated() -> String {
          `AdminState` in the admin domain.",
         &AdminState { slot: 0, nonce: B256([0x4e; 32]) },
     );
+    d.example(
+        "Health",
+        "Asked of a device on its own, which answers `Unsupported`: the host service answers it \
+         itself, `00` ‖ `dstack` ‖ `marks` ‖ `storage`, each `00` not used, `01` ok, `02` failed.",
+        &Health,
+    );
 
     // A frame that cannot be read.
     let mut buf = [0u8; 64];

@@ -15,7 +15,7 @@ use tee_core::device::{
     AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig,
     EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, SignClaim,
 };
-use tee_core::protocol::{AuditEntry, BackendKind, DeviceError, capability};
+use tee_core::protocol::{AuditEntry, BackendKind, DeviceError, HealthResponse, Probe, capability};
 use tee_core::{Address, B256, SigningKey};
 use zeroize::Zeroizing;
 
@@ -23,7 +23,7 @@ use tee_verify::KeyChain;
 use tee_verify::eventlog::Event;
 
 use super::dstack::QuoteEvidence;
-use super::served::{Committer, Quoter, Served};
+use super::served::{Committer, Prober, Quoter, Served};
 use crate::dstack::Dstack;
 use crate::marks::MarksError;
 use crate::marks::pool::{Claimed, Claims, MarksPool, POOL_SIZE};
@@ -261,6 +261,29 @@ impl Served for HostBackend {
     /// The shared marks' claims, made outside the device lock.
     fn claims(&self) -> Option<Arc<Claims>> {
         self.shared.clone()
+    }
+
+    /// dstack's `Info` (within the client's timeout), a statement on the
+    /// shared marks' pool (within its deadline), the journal's state.
+    fn prober(&self) -> Option<Prober> {
+        let dstack = self.dstack.clone();
+        let marks = self.shared.as_ref().map(|c| c.pool());
+        let group = self.store.group();
+        // None: not used; whether it answered.
+        let probe = |answered: Option<bool>| match answered {
+            None => Probe::NotUsed,
+            Some(true) => Probe::Ok,
+            Some(false) => Probe::Failed,
+        };
+        Some(Arc::new(move || HealthResponse {
+            dstack: probe(dstack.as_ref().map(|d| {
+                d.info().inspect_err(|e| tracing::warn!(error = %e, "health: dstack")).is_ok()
+            })),
+            marks: probe(marks.as_ref().map(|p| {
+                p.ping().inspect_err(|e| tracing::warn!(error = %e, "health: marks")).is_ok()
+            })),
+            storage: if group.failed() { Probe::Failed } else { Probe::Ok },
+        }))
     }
 }
 

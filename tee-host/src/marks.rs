@@ -260,6 +260,18 @@ impl PgMarks {
         self.noted(r)
     }
 
+    /// One statement on this connection, within the deadline: whether the
+    /// database answers (`Health`).
+    pub fn ping(&mut self) -> Result<(), MarksError> {
+        self.reconnect()?;
+        let client = &self.client;
+        let r = deadline(&self.runtime, async move {
+            client.batch_execute("SELECT 1").await?;
+            Ok(())
+        });
+        self.noted(r)
+    }
+
     /// Shares what this connection learns of the rows with `known` (a
     /// pool's other connections).
     pub(crate) fn with_known(mut self, known: Known) -> PgMarks {

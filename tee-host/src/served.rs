@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use tee_core::device::{Backend, BackendError, Device, Ticket};
-use tee_core::protocol::NUM_SLOTS;
+use tee_core::protocol::{HealthResponse, NUM_SLOTS};
 
 use super::dstack::QuoteEvidence;
 use super::marks::pool::Claims;
@@ -21,6 +21,11 @@ pub type Quoter = Arc<dyn Fn(&[u8; 64]) -> Result<QuoteEvidence, BackendError> +
 /// Makes the backend's writes durable up to a ticket without the device
 /// (the journal's group commit: [`tee_store::group::GroupCommit::wait`]).
 pub type Committer = Arc<dyn Fn(Ticket) -> Result<(), BackendError> + Send + Sync>;
+
+/// Probes what signing needs around the device (dstack, the shared
+/// marks, the journal's storage), without the device: what `Health`
+/// answers.
+pub type Prober = Arc<dyn Fn() -> HealthResponse + Send + Sync>;
 
 /// What the server asks of a backend besides the device's traits: a way to
 /// make quotes outside the device lock, where to keep their evidence, and a
@@ -47,6 +52,12 @@ pub trait Served: Backend + Send + 'static {
     /// Where signatures' marks are claimed in a store replicas share, to
     /// claim them outside the device lock (`None`: no such store).
     fn claims(&self) -> Option<Arc<Claims>> {
+        None
+    }
+
+    /// The probes `Health` answers with, made outside the device lock;
+    /// `None`: the device answers `Health` itself (`Unsupported`).
+    fn prober(&self) -> Option<Prober> {
         None
     }
 }

@@ -34,10 +34,11 @@ use std::collections::HashMap;
 
 use tee_core::device::{Incoming, Step};
 use tee_core::frame::{Accumulator, FrameError};
-use tee_core::protocol::{MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
+use tee_core::protocol::{Command, DeviceError, Health, MAX_REQUEST_FRAME, MAX_RESPONSE_WIRE};
 
 use super::listen::{Alarm, Conn, Open, Peer, Timed, Wake, bind_unix};
 use super::marks::pool::Claims;
+use super::served::Prober;
 pub use super::served::{Committer, Quoter, Served, Shared};
 use tee_transport::{Endpoint, open_serial};
 
@@ -159,9 +160,9 @@ pub fn serve_pools<B: Served, const S: usize>(
     let (agent_pool, admin_pool) = (pool(), pool());
     let endpoints =
         agent.iter().map(|e| (e, &agent_pool)).chain(admin.iter().map(|e| (e, &admin_pool)));
-    let (quoter, committer, claims) = {
+    let (quoter, committer, claims, prober) = {
         let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
-        (d.backend().quoter(), d.backend().committer(), d.backend().claims())
+        (d.backend().quoter(), d.backend().committer(), d.backend().claims(), d.backend().prober())
     };
     let mut handle = ServerHandle {
         stop: stop.clone(),
@@ -177,6 +178,7 @@ pub fn serve_pools<B: Served, const S: usize>(
             quoter: quoter.clone(),
             committer: committer.clone(),
             claims: claims.clone(),
+            prober: prober.clone(),
             stop: stop.clone(),
             live: live.clone(),
             open: open.clone(),
@@ -239,6 +241,7 @@ struct Ctx<B: Served, const S: usize> {
     quoter: Option<Quoter>,
     committer: Option<Committer>,
     claims: Option<Arc<Claims>>,
+    prober: Option<Prober>,
     stop: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
     open: Arc<Open>,
@@ -253,6 +256,7 @@ impl<B: Served, const S: usize> Clone for Ctx<B, S> {
             quoter: self.quoter.clone(),
             committer: self.committer.clone(),
             claims: self.claims.clone(),
+            prober: self.prober.clone(),
             stop: self.stop.clone(),
             live: self.live.clone(),
             open: self.open.clone(),
@@ -487,6 +491,17 @@ fn answer<B: Served, const S: usize>(
     // The frame is read once: a `Sign` is decoded and hashed here, outside
     // the lock, and the claim and the device read the same decoded request.
     let incoming = Incoming::read(frame);
+    // `Health` is the service's, not the device's: probed here, without
+    // the device's lock (a malformed one goes to the device, which says so).
+    if let (Incoming::Other(h, body), Some(probe)) = (&incoming, &ctx.prober)
+        && h.command == Health::CODE
+        && tee_core::codec::decode::<Health>(body).is_ok()
+    {
+        let r: Result<_, DeviceError> = Ok(probe());
+        let len = tee_core::frame::encode(h, &r, tx).map_or(0, |f| f.len());
+        out.extend_from_slice(tx.get(..len).unwrap_or(&[]));
+        return Ok(());
+    }
     let claim = match (&ctx.claims, &incoming) {
         (Some(_), Incoming::Sign(s)) => lock()?.sign_claim(s),
         _ => None,

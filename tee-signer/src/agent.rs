@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use tee_core::protocol::{DeviceInfo, GetAuditLog, GetPublicKey, KeyOrigin};
+use tee_core::protocol::{
+    DeviceInfo, GetAuditLog, GetPublicKey, Health, HealthResponse, KeyOrigin, Probe,
+};
 use tee_core::{Action, B256};
 
 use super::exit::Invalid;
@@ -108,11 +110,35 @@ fn int(v: u64) -> serde_json::Value {
     if v <= 1 << 53 { v.into() } else { v.to_string().into() }
 }
 
+/// A probe's name in `info`'s output.
+fn probe(p: Probe) -> &'static str {
+    match p {
+        Probe::NotUsed => "notUsed",
+        Probe::Ok => "ok",
+        Probe::Failed => "failed",
+    }
+}
+
+/// What `info` reports and how it exits: 0, or [`super::exit::UNREACHABLE`]
+/// when something the signer needs (dstack, the shared marks, its storage)
+/// failed its probe. A device alone (a microcontroller) reports no health.
 pub(super) fn info(c: &Info) -> Result<ExitCode, Failure> {
-    let i = client(&c.conn)?.call(&DeviceInfo)?;
+    let mut client = client(&c.conn)?;
+    let i = client.call(&DeviceInfo)?;
+    let health: Option<HealthResponse> = match client.call(&Health) {
+        Ok(h) => Some(h),
+        Err(tee_client::ClientError::Device(
+            DeviceError::Unsupported | DeviceError::UnknownCommand,
+        )) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let code = match health {
+        Some(h) if !h.healthy() => super::exit::UNREACHABLE,
+        _ => super::exit::OK,
+    };
     if c.json {
         let b = &i.bounds;
-        return json(&serde_json::json!({
+        json(&serde_json::json!({
             "protocolVersion": i.protocol_version,
             "firmware": i.firmware.as_str(),
             "backend": format!("{:?}", i.backend),
@@ -127,7 +153,11 @@ pub(super) fn info(c: &Info) -> Result<ExitCode, Failure> {
                 "walletSignature": b.wallet_signature, "calldata": b.calldata,
                 "message": b.message, "action": b.action,
             },
-        }));
+            "health": health.map(|h| serde_json::json!({
+                "dstack": probe(h.dstack), "marks": probe(h.marks), "storage": probe(h.storage),
+            })),
+        }))?;
+        return Ok(super::exit::status(code));
     }
     println!("protocol      {}", i.protocol_version);
     println!("firmware      {}", i.firmware);
@@ -139,7 +169,16 @@ pub(super) fn info(c: &Info) -> Result<ExitCode, Failure> {
     println!("slots         {}", i.slots);
     println!("device id     {}", i.device_id);
     println!("admin         {}", i.admin);
-    Ok(ExitCode::SUCCESS)
+    match health {
+        Some(h) => println!(
+            "health        dstack {}, marks {}, storage {}",
+            probe(h.dstack),
+            probe(h.marks),
+            probe(h.storage)
+        ),
+        None => println!("health        not reported (a device without a host service)"),
+    }
+    Ok(super::exit::status(code))
 }
 
 pub(super) fn pubkey(c: &Pubkey) -> Result<ExitCode, Failure> {

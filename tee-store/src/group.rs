@@ -84,8 +84,10 @@ impl GroupCommit {
         }))
     }
 
-    /// Whether a sync failed (the store then refuses every write).
-    pub(super) fn failed(&self) -> bool {
+    /// Whether a sync failed (the store then refuses every write until a
+    /// restart reads the journal back).
+    #[must_use]
+    pub fn failed(&self) -> bool {
         lock(&self.state).failed
     }
 

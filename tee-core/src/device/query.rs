@@ -1,5 +1,6 @@
 //! The read-only commands: `DeviceInfo`, `GetPublicKey`, `GetPolicy`,
-//! `GetAuditLog` and `Echo`.
+//! `GetAuditLog`, `Echo` and `Health` (which the host service answers, not
+//! the device).
 
 use heapless::String;
 
@@ -9,7 +10,7 @@ use super::reply::Handle;
 use crate::limits::request_frame_len;
 use crate::protocol::{
     AuditLogResponse, DeviceError, DeviceInfo, DeviceInfoResponse, Echo, FixedBytes, GetAuditLog,
-    GetPolicy, GetPublicKey, PROTOCOL_VERSION, Policy, PublicKeyResponse,
+    GetPolicy, GetPublicKey, Health, HealthResponse, PROTOCOL_VERSION, Policy, PublicKeyResponse,
 };
 
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
@@ -93,5 +94,13 @@ impl<B: Backend, const SLOTS: usize> Handle<GetAuditLog> for Device<B, SLOTS> {
 impl<B: Backend, const SLOTS: usize> Handle<Echo> for Device<B, SLOTS> {
     fn run(&mut self, c: &Echo, _: &[u8]) -> Result<Echo, DeviceError> {
         Ok(c.clone())
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<Health> for Device<B, SLOTS> {
+    /// A device alone sees nothing around it: the host service answers
+    /// `Health` before the device is asked.
+    fn run(&mut self, _: &Health, _: &[u8]) -> Result<HealthResponse, DeviceError> {
+        Err(DeviceError::Unsupported)
     }
 }

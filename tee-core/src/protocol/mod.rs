@@ -32,6 +32,7 @@ mod get_audit_log;
 mod get_evidence;
 mod get_policy;
 mod get_public_key;
+mod health;
 mod set_policy;
 mod sign;
 
@@ -53,6 +54,7 @@ pub use get_audit_log::{AuditEntry, AuditLogResponse, GetAuditLog, Outcome};
 pub use get_evidence::{EvidenceChunk, EvidencePart, GetEvidence};
 pub use get_policy::GetPolicy;
 pub use get_public_key::{GetPublicKey, KeyOrigin, PublicKeyResponse};
+pub use health::{Health, HealthResponse, Probe};
 pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit};
 pub use set_policy::{PolicySet, SetPolicy};
 pub use sign::{Sign, SignResponse};
@@ -113,6 +115,7 @@ macro_rules! for_each_command {
             $crate::protocol::AttestAction,
             $crate::protocol::GetEvidence,
             $crate::protocol::AdminState,
+            $crate::protocol::Health,
         }
     };
 }

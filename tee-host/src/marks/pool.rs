@@ -101,6 +101,14 @@ impl MarksPool {
         self.freed.notify_one();
     }
 
+    /// [`PgMarks::ping`] on one of the pool's connections.
+    pub fn ping(&self) -> Result<(), MarksError> {
+        let mut c = self.take()?;
+        let r = c.ping();
+        self.give(c);
+        r
+    }
+
     /// [`PgMarks::raise`] on one of the pool's connections.
     pub fn raise(&self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
         let mut c = self.take()?;
@@ -174,6 +182,12 @@ impl Claims {
             tracing::warn!(signer = %c.signer, sequence = c.sequence, "a signature's mark was not claimed before the device committed it: refused");
             Claimed::Failed
         })
+    }
+
+    /// The pool the claims are made on.
+    #[must_use]
+    pub fn pool(&self) -> Arc<MarksPool> {
+        self.pool.clone()
     }
 
     /// Claims made and not yet taken or forgotten (none once every request

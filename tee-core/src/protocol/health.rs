@@ -1,0 +1,55 @@
+//! `0x0E` Health: whether the service around the device can reach what
+//! signing needs.
+
+use serde::{Deserialize, Serialize};
+
+use super::Command;
+
+/// `0x0E` Health: what the service around the device reaches at the time
+/// of the request: dstack (keys and quotes), the shared marks database,
+/// the state journal's storage. The host service answers it itself, from
+/// probes it makes then, outside the device's lock; a device on its own
+/// (a microcontroller) has nothing around it to report and answers
+/// `Unsupported`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health;
+
+/// What one probe found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Probe {
+    /// This signer does not use it (no dstack with `--no-tee`, no shared
+    /// marks without `--marks`).
+    NotUsed,
+    /// It answered.
+    Ok,
+    /// It did not answer, or failed: requests that need it are refused.
+    Failed,
+}
+
+/// Response to [`Health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HealthResponse {
+    /// dstack's API (`Info`), within its timeout.
+    pub dstack: Probe,
+    /// The shared marks database (a statement, within its deadline).
+    pub marks: Probe,
+    /// The state journal: `Failed` once a write or sync failed (signing
+    /// stops until a restart reads the journal back).
+    pub storage: Probe,
+}
+
+impl HealthResponse {
+    /// Every part it uses answered.
+    #[must_use]
+    pub fn healthy(&self) -> bool {
+        [self.dstack, self.marks, self.storage].iter().all(|p| *p != Probe::Failed)
+    }
+}
+
+impl Command for Health {
+    const CODE: u8 = 0x0E;
+    type Request<'a> = Self;
+    type Response<'a> = HealthResponse;
+}
