@@ -41,7 +41,9 @@ fn provider_err(py: Python<'_>, e: ProviderError) -> PyErr {
     match e {
         ProviderError::Refused(d) => {
             let reason = match d {
-                DeviceError::Denied(v) => format!("{v:?}"),
+                DeviceError::Denied(v) | DeviceError::DeniedAt { violation: v, .. } => {
+                    format!("{v:?}")
+                }
                 other => format!("{other:?}"),
             };
             raise(py, "Refused", message, Some(reason))

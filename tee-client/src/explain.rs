@@ -5,7 +5,8 @@
 
 use tee_core::ActionKind;
 use tee_core::action::Action;
-use tee_core::protocol::{Allow, Policy, PolicyViolation};
+use tee_core::action::RegistryCall;
+use tee_core::protocol::{Allow, DeviceError, Policy, PolicyViolation};
 
 fn allowed<T: std::fmt::Display, const N: usize>(a: &Allow<T, N>) -> String {
     match a {
@@ -17,10 +18,30 @@ fn allowed<T: std::fmt::Display, const N: usize>(a: &Allow<T, N>) -> String {
     }
 }
 
-/// Why `policy` refused `action` with `v`, naming the kind the action was
-/// read as, the value the policy judged and its limit.
+/// The deadline a policy's time rules judge in `action`, if it has one.
+fn deadline(action: &Action<'_>) -> Option<u64> {
+    match action {
+        Action::AgentWalletSet(w) => Some(w.deadline),
+        _ => match action.registry_call() {
+            Some(RegistryCall::SetAgentWallet { deadline, .. }) => Some(*deadline),
+            _ => None,
+        },
+    }
+}
+
+/// Why `policy` refused `action` with `e` (a policy refusal: `Denied` or
+/// `DeniedAt`), naming the kind the action was read as, the value the
+/// policy judged, its limit and, for a rule that reads the time, the
+/// device's time. Any other error is named as it is.
 #[must_use]
-pub fn refusal(action: &Action<'_>, policy: &Policy, v: PolicyViolation) -> String {
+pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
+    let Some(v) = e.violation() else {
+        return format!("refused: {e:?}");
+    };
+    let device_time = match e {
+        DeviceError::DeniedAt { device_time, .. } => Some(device_time),
+        _ => None,
+    };
     let kind = action.kind();
     let read_as = match kind {
         ActionKind::GenericTx => format!(
@@ -69,16 +90,36 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, v: PolicyViolation) -> Stri
             policy.max_fee_per_gas
         ),
         PolicyViolation::DeadlineTooFar => format!(
-            "the deadline is more than the policy's max_deadline_ahead_secs ({} s) after the \
-             device's time",
+            "deadline {} is {} s after the device's time {}, more than the policy's \
+             max_deadline_ahead_secs ({} s)",
+            or_unknown(deadline(action)),
+            match (deadline(action), device_time) {
+                (Some(d), Some(t)) => d.saturating_sub(t).to_string(),
+                _ => "?".into(),
+            },
+            or_unknown(device_time),
             policy.max_deadline_ahead_secs
         ),
-        PolicyViolation::DeadlineExpired => "the deadline is before the device's time".into(),
+        PolicyViolation::DeadlineExpired => format!(
+            "deadline {} is before the device's time {}",
+            or_unknown(deadline(action)),
+            or_unknown(device_time)
+        ),
         PolicyViolation::RateLimited => match policy.rate_limit {
-            Some(r) => format!("the policy's rate limit: {} per {} s", r.max, r.window_secs),
+            Some(r) => format!(
+                "the policy's rate limit: {} per {} s, used up in the window at the device's \
+                 time {}",
+                r.max,
+                r.window_secs,
+                or_unknown(device_time)
+            ),
             None => "the rate limit".into(),
         },
         other => format!("{other:?}"),
     };
     format!("refused by the slot's policy ({v:?}): the action was read as {read_as}; {limit}")
+}
+
+fn or_unknown(v: Option<u64>) -> String {
+    v.map_or_else(|| "unknown".into(), |v| v.to_string())
 }

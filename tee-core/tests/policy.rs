@@ -143,21 +143,15 @@ fn policy_rules_each_allowed_and_refused() {
         }
         a
     };
-    assert_eq!(
-        sign(&mut p, 3, with_deadline(NOW - 1)),
-        Err(DeviceError::Denied(V::DeadlineExpired))
-    );
-    assert_eq!(
-        sign(&mut p, 4, with_deadline(NOW + 301)),
-        Err(DeviceError::Denied(V::DeadlineTooFar))
-    );
+    // A time rule's refusal says the device's time it read: the client's
+    // clock need not agree.
+    let at = |violation| Err(DeviceError::DeniedAt { violation, device_time: NOW });
+    assert_eq!(sign(&mut p, 3, with_deadline(NOW - 1)), at(V::DeadlineExpired));
+    assert_eq!(sign(&mut p, 4, with_deadline(NOW + 301)), at(V::DeadlineTooFar));
     assert!(sign(&mut p, 5, with_deadline(NOW + 300)).is_ok());
     assert!(sign(&mut p, 6, with_deadline(NOW)).is_ok());
     // setAgentWallet transactions carry a deadline too.
-    assert_eq!(
-        sign(&mut p, 7, sample::action(ActionKind::SetAgentWallet)),
-        Err(DeviceError::Denied(V::DeadlineTooFar))
-    );
+    assert_eq!(sign(&mut p, 7, sample::action(ActionKind::SetAgentWallet)), at(V::DeadlineTooFar));
     // Without a clock, deadline rules refuse.
     let mut backend = MemBackend::new(1);
     backend.now = None;
@@ -175,10 +169,13 @@ fn rate_limit() {
     let a = |n: u8| sample::with_nonce(sample::action(ActionKind::RevokeFeedback), u64::from(n));
     assert!(sign(&mut p, 1, a(1)).is_ok());
     assert!(sign(&mut p, 2, a(2)).is_ok());
-    assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::RateLimited)));
+    let limited = |device_time| {
+        Err(DeviceError::DeniedAt { violation: PolicyViolation::RateLimited, device_time })
+    };
+    assert_eq!(sign(&mut p, 3, a(3)), limited(NOW));
     // A refused request does not burn its sequence.
     p.device.backend_mut().now = Some(NOW + 59);
-    assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::RateLimited)));
+    assert_eq!(sign(&mut p, 3, a(3)), limited(NOW + 59));
     p.device.backend_mut().now = Some(NOW + 60);
     assert!(sign(&mut p, 3, a(3)).is_ok());
     // Exact retries do not count against the limit.

@@ -284,6 +284,13 @@ fn generated() -> String {
             }),
             "`Sign`: a field over the device's bound; carries the field (`BoundField` index), its length and the bound (here `uri`, 300 > 256)",
         ),
+        (
+            DeviceError::DeniedAt {
+                violation: PolicyViolation::DeadlineTooFar,
+                device_time: 1_700_000_000,
+            },
+            "`Sign`: a rule that reads the time refused; carries the rule and the device's time (unix seconds, varint)",
+        ),
     ];
     for (e, what) in errors {
         let hex: Vec<String> = encoded(&e).iter().map(|b| format!("{b:02x}")).collect();

@@ -207,10 +207,11 @@ pub(super) fn pubkey(c: &Pubkey) -> Result<ExitCode, Failure> {
 /// A policy refusal explained: what the action was read as and the limit
 /// it met (the device answers only the violation).
 fn explain(p: &PhalaDstackProvider, slot: u8, action: &Action<'_>, e: &ProviderError) {
-    if let ProviderError::Refused(DeviceError::Denied(v)) = e
+    if let ProviderError::Refused(d) = e
+        && d.violation().is_some()
         && let Ok(policy) = p.policy(slot)
     {
-        eprintln!("tee-signer: {}", tee_client::explain::refusal(action, &policy, *v));
+        eprintln!("tee-signer: {}", tee_client::explain::refusal(action, &policy, *d));
     }
 }
 

@@ -107,11 +107,31 @@ fn a_user_written_transaction_signs_ready_to_broadcast() {
     let out = ok(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["kind"], "AgentWalletSet", "{out}");
-    let td: alloy_dyn_abi::TypedData = serde_json::from_value(typed).unwrap();
+    let td: alloy_dyn_abi::TypedData = serde_json::from_value(typed.clone()).unwrap();
     let hash = td.eip712_signing_hash().unwrap();
     assert_eq!(json["digest"].as_str().unwrap(), hash.to_string());
     let sig: alloy_primitives::Signature = json["signature"].as_str().unwrap().parse().unwrap();
     assert_eq!(sig.recover_address_from_prehash(&hash).unwrap().to_string(), address);
+    // A deadline further ahead than the policy's 300 s: the refusal names
+    // the deadline, how far ahead of the device's time it is, that time
+    // (the device's, not this machine's) and the limit.
+    let mut far = typed.clone();
+    far["message"]["deadline"] = (deadline + 100_000).into();
+    let envelope = serde_json::json!({"method": "eth_signTypedData_v4", "params": [address, far]});
+    std::fs::write(&file, envelope.to_string()).unwrap();
+    let e = fails(&["sign", "-c", &conn, "--json", file.to_str().unwrap()]);
+    let named = format!(
+        "DeadlineTooFar): the action was read as AgentWalletSet; deadline {}",
+        deadline + 100_000
+    );
+    assert!(e.contains(&named) && e.contains("max_deadline_ahead_secs (300 s)"), "{e}");
+    let device_time: u64 = e
+        .split("after the device's time ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no device time in {e}"));
+    assert!((deadline - 120..=deadline + 5).contains(&device_time), "{e}");
 
     // Refusals name what is wrong.
     let mut other = request.clone();

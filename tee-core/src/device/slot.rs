@@ -53,7 +53,7 @@ impl Slot {
         {
             return Err(DeviceError::Replay { high_water: hw.value });
         }
-        self.policy.admit(window, &req.action, signer, now).map_err(DeviceError::Denied)
+        self.policy.admit(window, &req.action, signer, now).map_err(|v| DeviceError::denied(v, now))
     }
 }
 

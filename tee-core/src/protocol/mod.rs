@@ -72,7 +72,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 5;
+pub const PROTOCOL_VERSION: u8 = 6;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.
@@ -243,4 +243,39 @@ pub enum DeviceError {
     /// `Sign`: a field of the action is longer than this device's bound
     /// (`DeviceInfo`'s `bounds`): which field, its length, the bound.
     OverBound(crate::action::OverBound),
+    /// `Sign`: a rule of the slot's policy that reads the time refused the
+    /// action (`DeadlineExpired`, `DeadlineTooFar`, `RateLimited`): the rule
+    /// and the device's time it read, which the client's clock need not
+    /// agree with. (A device without a clock answers `Denied(NoClock)`.)
+    DeniedAt {
+        /// The rule.
+        violation: PolicyViolation,
+        /// The device's time the rule read (unix seconds).
+        device_time: u64,
+    },
+}
+
+impl DeviceError {
+    /// The slot's policy refused with `violation`: [`DeviceError::DeniedAt`]
+    /// with the device's time for a rule that read it, else
+    /// [`DeviceError::Denied`].
+    #[must_use]
+    pub fn denied(violation: PolicyViolation, now: Option<u64>) -> DeviceError {
+        use PolicyViolation as V;
+        match (violation, now) {
+            (V::DeadlineExpired | V::DeadlineTooFar | V::RateLimited, Some(device_time)) => {
+                DeviceError::DeniedAt { violation, device_time }
+            }
+            _ => DeviceError::Denied(violation),
+        }
+    }
+
+    /// The policy rule that refused, from either form of a policy refusal.
+    #[must_use]
+    pub fn violation(&self) -> Option<PolicyViolation> {
+        match self {
+            DeviceError::Denied(v) | DeviceError::DeniedAt { violation: v, .. } => Some(*v),
+            _ => None,
+        }
+    }
 }
