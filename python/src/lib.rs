@@ -18,7 +18,6 @@ use tee_client::actions::OwnedAction;
 use tee_client::policyfile::PolicyFile;
 use tee_client::provider::{PhalaDstackProvider, ProviderError, SignedJson};
 use tee_core::action::{Eip712Prehashed, PersonalMessage};
-use tee_core::protocol::DeviceError;
 use tee_core::{Action, B256, SigningKey};
 use tee_transport::Endpoint;
 use tee_verify::{Policy, TeeSignature, Verifier};
@@ -39,12 +38,13 @@ fn raise(py: Python<'_>, class: &str, message: String, reason: Option<String>) -
 fn provider_err(py: Python<'_>, e: ProviderError) -> PyErr {
     let message = e.to_string();
     match e {
-        ProviderError::Refused(d) => {
-            let reason = match d {
-                DeviceError::Denied(v) | DeviceError::DeniedAt { violation: v, .. } => {
-                    format!("{v:?}")
-                }
-                other => format!("{other:?}"),
+        // The reason is the policy rule's name (`KindNotAllowed`), or the
+        // device's error; a policy refusal's message says what the action
+        // was read as and the limit it met.
+        ProviderError::Refused(d) | ProviderError::Denied { reason: d, .. } => {
+            let reason = match d.violation() {
+                Some(v) => format!("{v:?}"),
+                None => format!("{d:?}"),
             };
             raise(py, "Refused", message, Some(reason))
         }

@@ -52,6 +52,17 @@ pub enum ProviderError {
     /// The signer refused, with its typed reason.
     #[error("the signer refused: {0:?}")]
     Refused(DeviceError),
+    /// The slot's policy refused the action: the device's typed reason
+    /// (`Denied` or `DeniedAt`) and, in words, what the action was read as
+    /// and the limit it met ([`crate::explain::refusal`], from the slot's
+    /// policy read back on the same connection).
+    #[error("the signer {why}")]
+    Denied {
+        /// The device's answer.
+        reason: DeviceError,
+        /// What the action was read as, the rule's limit and the device's time.
+        why: String,
+    },
     /// Generating a key needs the admin key, which this provider lacks.
     #[error("generate_key needs the signer's admin key (PhalaDstackProvider::with_admin)")]
     NotAdmin,
@@ -397,6 +408,13 @@ impl PhalaDstackProvider {
                     let signed =
                         Signed { sequence: r.sequence, digest: r.digest, signature: r.signature };
                     return Ok((signed, pk));
+                }
+                Err(ClientError::Device(reason)) if reason.violation().is_some() => {
+                    let why = match s.call(&GetPolicy { slot }) {
+                        Ok(policy) => crate::explain::refusal(action, &policy, reason),
+                        Err(_) => format!("refused: {reason:?}"),
+                    };
+                    return Err(ProviderError::Denied { reason, why });
                 }
                 Err(e) => return Err(self.err(e)),
             }

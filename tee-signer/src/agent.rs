@@ -7,17 +7,17 @@ use std::process::ExitCode;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use tee_core::B256;
 use tee_core::protocol::{
     DeviceInfo, GetAuditLog, GetPublicKey, Health, HealthResponse, KeyOrigin, Probe,
 };
-use tee_core::{Action, B256};
 
 use super::exit::Invalid;
 use super::{At, Conn, Failure, client, json, now_secs};
 use crate::demo::demo_action;
 use tee_client::actions::OwnedAction;
 use tee_client::policyfile::kind_by_name;
-use tee_client::provider::{PhalaDstackProvider, ProviderError};
+use tee_client::provider::PhalaDstackProvider;
 use tee_core::protocol::DeviceError;
 use tee_verify::Verifier;
 
@@ -204,17 +204,6 @@ pub(super) fn pubkey(c: &Pubkey) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A policy refusal explained: what the action was read as and the limit
-/// it met (the device answers only the violation).
-fn explain(p: &PhalaDstackProvider, slot: u8, action: &Action<'_>, e: &ProviderError) {
-    if let ProviderError::Refused(d) = e
-        && d.violation().is_some()
-        && let Ok(policy) = p.policy(slot)
-    {
-        eprintln!("tee-signer: {}", tee_client::explain::refusal(action, &policy, *d));
-    }
-}
-
 /// One provider, so one connection, for the whole command.
 pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     let slot = c.at.slot;
@@ -223,13 +212,9 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         && !c.no_attest
     {
         let request = read_json(path)?;
-        let signed = p.sign_json(slot, &request, c.sequence);
-        let signed = signed.inspect_err(|e| {
-            if let Ok(action) = p.json_action(slot, &request) {
-                explain(&p, slot, &action.view(), e);
-            }
-        })?;
-        return json(&signed.to_json());
+        // A policy refusal's message says what the action was read as and
+        // the limit it met (`ProviderError::Denied`).
+        return json(&p.sign_json(slot, &request, c.sequence)?.to_json());
     }
     let owned: OwnedAction = match (c.json, c.action, c.sample) {
         (Some(path), _, _) => p.json_action(slot, &read_json(&path)?)?,
@@ -249,9 +234,7 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
     if c.no_attest {
         // As `sign` prints it, without the attestation (a signer without a
         // TEE): a transaction still comes out signed.
-        let r = p
-            .sign_unattested(slot, &action, c.sequence)
-            .inspect_err(|e| explain(&p, slot, &action, e))?;
+        let r = p.sign_unattested(slot, &action, c.sequence)?;
         let tx = r.transaction(&action)?;
         let mut out = serde_json::json!({
             "slot": slot,
@@ -272,8 +255,7 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         }
         return json(&out);
     }
-    let signature =
-        p.sign_slot_at(slot, &action, c.sequence).inspect_err(|e| explain(&p, slot, &action, e))?;
+    let signature = p.sign_slot_at(slot, &action, c.sequence)?;
     // The action as decoded, for people, beside the signature.
     json(&tee_client::provider::SignedJson { action: owned.clone(), signature }.to_json())
 }

@@ -76,7 +76,7 @@ fn refused(e: &alloy_signer::Error, violation: PolicyViolation) -> bool {
     let alloy_signer::Error::Other(o) = e else { return false };
     matches!(
         o.downcast_ref::<DeviceSignerError>(),
-        Some(DeviceSignerError::Provider(ProviderError::Refused(DeviceError::Denied(v)))) if *v == violation
+        Some(DeviceSignerError::Provider(ProviderError::Denied { reason: DeviceError::Denied(v), .. })) if *v == violation
     )
 }
 

@@ -163,10 +163,19 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     assert!(
         matches!(
             r,
-            Err(ProviderError::Refused(DeviceError::Denied(PolicyViolation::KindNotAllowed)))
+            Err(ProviderError::Denied {
+                reason: DeviceError::Denied(PolicyViolation::KindNotAllowed),
+                ..
+            })
         ),
         "{r:?}"
     );
+
+    // The refusal says, in words, what the action was read as and what the
+    // policy allows (Python's `Refused` carries this message).
+    let why = r.unwrap_err().to_string();
+    let read_as = format!("read as {};", ActionKind::PersonalMessage.name());
+    assert!(why.contains(&read_as) && why.contains("the policy allows the kinds"), "{why}");
 
     // Message bytes, as SDKs hand them over: EIP-191, refused until the
     // policy names personal_sign, then signed and attested like any action.
@@ -174,7 +183,10 @@ fn an_agent_sdk_generates_signs_and_a_validator_verifies() {
     assert!(
         matches!(
             r,
-            Err(ProviderError::Refused(DeviceError::Denied(PolicyViolation::KindNotAllowed)))
+            Err(ProviderError::Denied {
+                reason: DeviceError::Denied(PolicyViolation::KindNotAllowed),
+                ..
+            })
         ),
         "{r:?}"
     );
