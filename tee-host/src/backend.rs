@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tee_core::device::{
-    AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig,
-    EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, SignClaim,
+    AuditStore, AuditedMark, Backend, BackendError, Clock, CounterId, CounterStore, Device,
+    DeviceConfig, EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, SignClaim,
 };
 use tee_core::protocol::{AuditEntry, BackendKind, DeviceError, HealthResponse, Probe, capability};
 use tee_core::{Address, B256, SigningKey};
@@ -342,21 +342,18 @@ impl CounterStore for HostBackend {
     fn commit_counter_audited(
         &mut self,
         id: CounterId,
-        value: &HighWater,
-        entry: &AuditEntry,
-        prev: &B256,
+        m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
-        self.store.commit_counter_audited(id, value, entry, prev)
+        self.store.commit_counter_audited(id, m)
     }
 
     fn commit_signature_mark(
         &mut self,
         slot: u8,
         signer: &Address,
-        value: &HighWater,
-        entry: &AuditEntry,
-        prev: &B256,
+        m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
+        let value = m.mark;
         if let Some(shared) = &self.shared {
             // Claimed outside the lock by the server (never here, under it).
             let claim =
@@ -367,7 +364,7 @@ impl CounterStore for HostBackend {
                 Claimed::Failed => return Err(BackendError::Failed),
             }
         }
-        self.store.commit_counter_audited(CounterId::Slot(slot), value, entry, prev)
+        self.store.commit_counter_audited(CounterId::Slot(slot), m)
     }
 }
 

@@ -32,7 +32,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tee_core::device::{BackendError, CounterId, HighWater, Ticket};
+use tee_core::device::{AuditedMark, BackendError, CounterId, HighWater, Ticket};
 use tee_core::protocol::{AuditEntry, MAX_SLOTS};
 use tee_core::{Address, B256};
 use zeroize::Zeroizing;
@@ -429,11 +429,9 @@ impl FileStore {
     pub fn commit_counter_audited(
         &mut self,
         id: CounterId,
-        value: &HighWater,
-        entry: &AuditEntry,
-        prev: &B256,
+        m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
-        self.commit(id, value, Some(AuditRecord { entry: *entry, prev: *prev }))
+        self.commit(id, m.mark, Some(AuditRecord { entry: *m.entry, prev: *m.prev }))
     }
 
     fn commit(

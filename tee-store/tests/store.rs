@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tee_core::device::{CounterId, HighWater};
+use tee_core::device::{AuditedMark, CounterId, HighWater};
 use tee_core::protocol::{AuditEntry, Outcome};
 use tee_core::{Address, B256};
 use tee_store::store::{FileStore, JOURNAL, KEY_FILE, MAX_JOURNAL, StateKey, StoreError};
@@ -56,7 +56,11 @@ fn records_marks_and_audit_survive_reopening() {
     assert_eq!(provisioned.admin, ADMIN);
     s.store_slot(1, b"record one").unwrap();
     s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
-    s.commit_counter_audited(CounterId::Slot(1), &hw(4), &entry(0), &B256::ZERO).unwrap();
+    s.commit_counter_audited(
+        CounterId::Slot(1),
+        AuditedMark { mark: &hw(4), entry: &entry(0), prev: &B256::ZERO },
+    )
+    .unwrap();
     s.commit_counter(CounterId::Admin, &hw(9)).unwrap();
     s.store_slot(1, b"record two").unwrap();
     drop(s);
@@ -110,7 +114,11 @@ fn compaction_keeps_the_state_and_the_audit_chain_head() {
     // Enough marks and entries to pass the journal's size bound.
     while i == 0 || s.audit_oldest() == 0 {
         let e = entry(i);
-        s.commit_counter_audited(CounterId::Slot(3), &hw(i + 1), &e, &prev).unwrap();
+        s.commit_counter_audited(
+            CounterId::Slot(3),
+            AuditedMark { mark: &hw(i + 1), entry: &e, prev: &prev },
+        )
+        .unwrap();
         prev = tee_core::device::audit_chain_hash(&prev, &e);
         i += 1;
     }

@@ -23,8 +23,8 @@ use zeroize::Zeroizing;
 use tee_core::action::ActionBounds;
 use tee_core::codec;
 use tee_core::device::{
-    AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, Device, DeviceConfig,
-    EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, audit_chain_hash,
+    AuditStore, AuditedMark, Backend, BackendError, Clock, CounterId, CounterStore, Device,
+    DeviceConfig, EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, audit_chain_hash,
 };
 use tee_core::frame::{Accumulator, Header};
 use tee_core::primitives::{B256, keccak256};
@@ -222,10 +222,9 @@ impl CounterStore for MemBackend {
     fn commit_counter_audited(
         &mut self,
         id: CounterId,
-        value: &HighWater,
-        entry: &AuditEntry,
-        prev: &B256,
+        m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
+        let AuditedMark { mark: value, entry, prev } = m;
         let i = match id {
             CounterId::Slot(n) => usize::from(n),
             CounterId::Admin => NUM_SLOTS,

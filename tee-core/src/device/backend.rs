@@ -81,6 +81,18 @@ pub struct HighWater {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Ticket(pub u64);
 
+/// A mark to commit with the audit entry that records it, in one durable
+/// write ([`CounterStore::commit_counter_audited`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditedMark<'a> {
+    /// The new value.
+    pub mark: &'a HighWater,
+    /// The audit entry that records it.
+    pub entry: &'a AuditEntry,
+    /// The audit chain's hash before the entry.
+    pub prev: &'a B256,
+}
+
 /// Durable, monotonic counters.
 ///
 /// A store may defer durability: `commit_counter` then returns once the
@@ -93,19 +105,15 @@ pub struct Ticket(pub u64);
 /// before it returns. Either way no signature leaves before its mark is
 /// durable.
 pub trait CounterStore {
-    /// Commits `value` together with the audit entry that records it (and
-    /// `prev`, the chain hash before the entry), in one durable write, where
-    /// the backend keeps an audit log ([`AuditStore`]); by default the
-    /// counter alone.
+    /// Commits a mark together with the audit entry that records it, in
+    /// one durable write, where the backend keeps an audit log
+    /// ([`AuditStore`]); by default the counter alone.
     fn commit_counter_audited(
         &mut self,
         id: CounterId,
-        value: &HighWater,
-        entry: &AuditEntry,
-        prev: &B256,
+        m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
-        let _ = (entry, prev);
-        self.commit_counter(id, value)
+        self.commit_counter(id, m.mark)
     }
 
     /// Commits the mark of a signature by `signer` (slot `slot`'s key) with
@@ -118,12 +126,10 @@ pub trait CounterStore {
         &mut self,
         slot: u8,
         signer: &Address,
-        value: &HighWater,
-        entry: &AuditEntry,
-        prev: &B256,
+        m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
         let _ = signer;
-        self.commit_counter_audited(CounterId::Slot(slot), value, entry, prev)
+        self.commit_counter_audited(CounterId::Slot(slot), m)
     }
 
     /// The last committed value, if any.

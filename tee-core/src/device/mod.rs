@@ -35,8 +35,8 @@ mod slot;
 pub use attest::PendingQuote;
 pub use audit::audit_chain_hash;
 pub use backend::{
-    AuditStore, Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef, HighWater,
-    KeyStore, QuoteSource, Rng, Ticket,
+    AuditStore, AuditedMark, Backend, BackendError, Clock, CounterId, CounterStore, EvidenceRef,
+    HighWater, KeyStore, QuoteSource, Rng, Ticket,
 };
 pub use dispatch::{DecodedSign, Incoming, PendingSign, Step};
 pub use reply::Reply;

@@ -4,7 +4,7 @@
 use sha3::{Digest, Keccak256};
 
 use super::Device;
-use super::backend::{Backend, BackendError, CounterId, CounterStore, HighWater};
+use super::backend::{AuditedMark, Backend, BackendError, CounterId, CounterStore, HighWater};
 use super::reply::Handle;
 use crate::policy::RateWindow;
 use crate::primitives::{Address, B256};
@@ -97,10 +97,10 @@ pub(super) fn commit_above<S: CounterStore>(
     }
     match (record, id) {
         (Record::Signature(signer, entry, prev), CounterId::Slot(slot)) => {
-            store.commit_signature_mark(slot, signer, mark, entry, prev)
+            store.commit_signature_mark(slot, signer, AuditedMark { mark, entry, prev })
         }
         (Record::Signature(_, entry, prev), CounterId::Admin) => {
-            store.commit_counter_audited(id, mark, entry, prev)
+            store.commit_counter_audited(id, AuditedMark { mark, entry, prev })
         }
         (Record::Plain, _) => store.commit_counter(id, mark),
     }
