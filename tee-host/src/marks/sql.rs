@@ -1,0 +1,208 @@
+//! The shared marks' statements: the locking transaction, the schema, a
+//! row's read, and the client-side deadline every call runs under.
+
+use std::future::Future;
+
+use tee_core::{Address, B256};
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{Mark, MarksError, Outcome, SCHEMA_LOCK, SCHEMA_VERSION, TIMEOUT, authentic};
+
+/// A mark in the order its row is locked: its index in the group, the
+/// mark, its MAC, and the highest row this signer saw committed for its key.
+pub(super) type Ordered<'m, 's> = (usize, &'m Mark<'s>, [u8; 32], Option<u64>);
+
+/// A row this signer now knows: (key, space) and (value, commitment, MAC).
+pub(super) type Learned = ((Address, String), (u64, B256, [u8; 32]));
+
+/// The locking transaction of [`super::PgMarks::raise`]: each mark's outcome (by
+/// its index in the group) and the authentic rows it leaves, once it
+/// committed.
+pub(super) async fn decide(
+    client: &mut Client,
+    mac_key: &[u8; 32],
+    order: Vec<Ordered<'_, '_>>,
+    n: usize,
+) -> Result<(Vec<(usize, Outcome)>, Vec<Learned>), MarksError> {
+    let mut outcomes = Vec::with_capacity(n);
+    let mut learned = Vec::with_capacity(n);
+    let tx = client.transaction().await?;
+    for (i, m, mac, seen) in order {
+        // The row this mark writes, as the INSERT and the UPDATE bind it.
+        let value = m.value.to_string();
+        let row_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&m.signer.0.as_slice(), &m.space, &value, &m.commitment.0.as_slice(), &mac.as_slice()];
+        let stored = loop {
+            if let Some(row) = read(&tx, &m.signer, m.space, true).await? {
+                break Some(row);
+            }
+            if seen.is_some() {
+                break None;
+            }
+            // No row yet: insert; a replica that inserted meanwhile makes
+            // this insert do nothing, and the row is read again.
+            let inserted = tx
+                .execute(
+                    "INSERT INTO tee_signer_marks (signer, space, value, commitment, mac)
+                     VALUES ($1, $2, $3::text::numeric, $4, $5)
+                     ON CONFLICT (signer, space) DO NOTHING",
+                    &row_params,
+                )
+                .await?;
+            if inserted == 1 {
+                break None;
+            }
+        };
+        let key = (m.signer, m.space.to_owned());
+        let stored_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
+        let outcome = match stored {
+            // Deleted since this signer saw it.
+            None if seen.is_some() => Outcome::Tampered,
+            None => {
+                learned.push((key, (m.value, m.commitment, mac)));
+                Outcome::Raised
+            }
+            Some(row) if !authentic(mac_key, &m.signer, m.space, &row) => Outcome::Tampered,
+            // An older authentic row put back.
+            Some(row) if seen.is_some_and(|seen| row.value < seen) => Outcome::Tampered,
+            Some(row) if row.value == m.value && row.commitment == m.commitment => {
+                learned.extend(stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))));
+                Outcome::Retry
+            }
+            Some(row) if row.value >= m.value => {
+                learned.extend(stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))));
+                Outcome::Used { stored: row.value }
+            }
+            Some(_) => {
+                tx.execute(
+                    "UPDATE tee_signer_marks
+                     SET value = $3::text::numeric, commitment = $4, mac = $5
+                     WHERE signer = $1 AND space = $2",
+                    &row_params,
+                )
+                .await?;
+                learned.push((key, (m.value, m.commitment, mac)));
+                Outcome::Raised
+            }
+        };
+        outcomes.push((i, outcome));
+    }
+    tx.commit().await?;
+    Ok((outcomes, learned))
+}
+
+/// Creates the schema if the database has none; refuses a newer one.
+pub(super) async fn migrate(client: &mut Client) -> Result<(), MarksError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS tee_signer_schema (
+             one boolean PRIMARY KEY DEFAULT true CHECK (one),
+             version integer NOT NULL
+         )",
+    )
+    .await?;
+    let found: Option<i32> =
+        tx.query_opt("SELECT version FROM tee_signer_schema", &[]).await?.map(|row| row.get(0));
+    match found {
+        Some(v) if v > SCHEMA_VERSION => return Err(MarksError::NewerSchema { found: v }),
+        Some(_) => {}
+        None => {
+            tx.batch_execute(
+                "CREATE TABLE tee_signer_marks (
+                     signer bytea NOT NULL CHECK (length(signer) = 20),
+                     space text NOT NULL,
+                     value numeric(20, 0) NOT NULL,
+                     commitment bytea NOT NULL CHECK (length(commitment) = 32),
+                     mac bytea NOT NULL,
+                     PRIMARY KEY (signer, space)
+                 );
+                 COMMENT ON TABLE tee_signer_marks IS
+                     'tee-signer anti-replay marks: raise only, each row MACed by the app key';",
+            )
+            .await?;
+            tx.execute("INSERT INTO tee_signer_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Runs `call` on `runtime` under the client-side deadline: [`TIMEOUT`],
+/// then [`MarksError::Deadline`]. A call abandoned inside a transaction
+/// leaves it to be rolled back (the transaction's drop asks for it; the
+/// connection is then replaced, which ends the session).
+pub(super) fn deadline<T>(
+    runtime: &Runtime,
+    call: impl Future<Output = Result<T, MarksError>>,
+) -> Result<T, MarksError> {
+    runtime.block_on(async {
+        tokio::time::timeout(TIMEOUT, call).await.unwrap_or(Err(MarksError::Deadline))
+    })
+}
+
+/// A connection, started and set to [`TIMEOUT`] per statement (on the
+/// server's side too) within the client-side deadline, and the task that
+/// drives it on `runtime` (it runs while a call waits on the runtime).
+pub(super) fn open(
+    runtime: &Runtime,
+    config: &Config,
+    tls: &MakeRustlsConnect,
+) -> Result<(Client, JoinHandle<()>), MarksError> {
+    let mut task = None;
+    let r = deadline(runtime, async {
+        let (client, connection) = config.connect(tls.clone()).await?;
+        task = Some(tokio::spawn(async move {
+            // Its end (an error, the server gone) shows in the next call.
+            let _ = connection.await;
+        }));
+        client.batch_execute(&format!("SET statement_timeout = {}", TIMEOUT.as_millis())).await?;
+        Ok(client)
+    });
+    match (r, task) {
+        (Ok(client), Some(task)) => Ok((client, task)),
+        (r, task) => {
+            if let Some(t) = task {
+                t.abort();
+            }
+            Err(r.err().unwrap_or(MarksError::Deadline))
+        }
+    }
+}
+
+/// A stored row, decoded.
+pub(super) struct Row {
+    pub(super) value: u64,
+    pub(super) commitment: B256,
+    pub(super) mac: Vec<u8>,
+}
+
+pub(super) async fn read(
+    tx: &Transaction<'_>,
+    signer: &Address,
+    space: &str,
+    lock: bool,
+) -> Result<Option<Row>, MarksError> {
+    let sql = if lock {
+        "SELECT value::text, commitment, mac FROM tee_signer_marks
+         WHERE signer = $1 AND space = $2 FOR UPDATE"
+    } else {
+        "SELECT value::text, commitment, mac FROM tee_signer_marks WHERE signer = $1 AND space = $2"
+    };
+    let Some(row) = tx.query_opt(sql, &[&signer.0.as_slice(), &space]).await? else {
+        return Ok(None);
+    };
+    let malformed = || MarksError::Malformed { signer: *signer, space: space.to_owned() };
+    let value: String = row.try_get(0)?;
+    let commitment: Vec<u8> = row.try_get(1)?;
+    let mac: Vec<u8> = row.try_get(2)?;
+    Ok(Some(Row {
+        value: value.parse().map_err(|_| malformed())?,
+        commitment: B256(<[u8; 32]>::try_from(commitment.as_slice()).map_err(|_| malformed())?),
+        mac,
+    }))
+}
