@@ -5,7 +5,6 @@
 
 use tee_core::ActionKind;
 use tee_core::action::Action;
-use tee_core::action::RegistryCall;
 use tee_core::protocol::{Allow, DeviceError, Policy, PolicyViolation};
 
 fn allowed<T: std::fmt::Display, const N: usize>(a: &Allow<T, N>) -> String {
@@ -15,17 +14,6 @@ fn allowed<T: std::fmt::Display, const N: usize>(a: &Allow<T, N>) -> String {
             let items: Vec<String> = list.iter().map(ToString::to_string).collect();
             format!("[{}]", items.join(", "))
         }
-    }
-}
-
-/// The deadline a policy's time rules judge in `action`, if it has one.
-fn deadline(action: &Action<'_>) -> Option<u64> {
-    match action {
-        Action::AgentWalletSet(w) => Some(w.deadline),
-        _ => match action.registry_call() {
-            Some(RegistryCall::SetAgentWallet { deadline, .. }) => Some(*deadline),
-            _ => None,
-        },
     }
 }
 
@@ -92,8 +80,8 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
         PolicyViolation::DeadlineTooFar => format!(
             "deadline {} is {} s after the device's time {}, more than the policy's \
              max_deadline_ahead_secs ({} s)",
-            or_unknown(deadline(action)),
-            match (deadline(action), device_time) {
+            or_unknown(action.deadline()),
+            match (action.deadline(), device_time) {
                 (Some(d), Some(t)) => d.saturating_sub(t).to_string(),
                 _ => "?".into(),
             },
@@ -102,7 +90,7 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
         ),
         PolicyViolation::DeadlineExpired => format!(
             "deadline {} is before the device's time {}",
-            or_unknown(deadline(action)),
+            or_unknown(action.deadline()),
             or_unknown(device_time)
         ),
         PolicyViolation::RateLimited => match policy.rate_limit {

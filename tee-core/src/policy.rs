@@ -2,7 +2,7 @@
 //! its key sign an action now, rate-limit window included. The policy type
 //! itself is a wire type ([`crate::protocol::Policy`]).
 
-use crate::action::{Action, RegistryCall};
+use crate::action::Action;
 use crate::primitives::Address;
 use crate::protocol::{Policy, PolicyViolation, RateLimit};
 
@@ -81,19 +81,12 @@ impl Policy {
                 return Err(V::FeeTooHigh);
             }
         }
-        let deadline = match action {
-            Action::AgentWalletSet(w) => {
-                if w.new_wallet != *signer {
-                    return Err(V::WalletIsNotSigner);
-                }
-                Some(w.deadline)
-            }
-            _ => match action.registry_call() {
-                Some(RegistryCall::SetAgentWallet { deadline, .. }) => Some(*deadline),
-                _ => None,
-            },
-        };
-        if let Some(deadline) = deadline {
+        if let Action::AgentWalletSet(w) = action
+            && w.new_wallet != *signer
+        {
+            return Err(V::WalletIsNotSigner);
+        }
+        if let Some(deadline) = action.deadline() {
             let now = now.ok_or(V::NoClock)?;
             if deadline < now {
                 return Err(V::DeadlineExpired);

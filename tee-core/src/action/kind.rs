@@ -316,6 +316,19 @@ impl<'a> Action<'a> {
         }
     }
 
+    /// The deadline the action carries (unix seconds), which the policy's
+    /// time rules judge: `AgentWalletSet`'s and `setAgentWallet`'s.
+    #[must_use]
+    pub const fn deadline(&self) -> Option<u64> {
+        match self {
+            Action::AgentWalletSet(a) => Some(a.deadline),
+            _ => match self.registry_call() {
+                Some(RegistryCall::SetAgentWallet { deadline, .. }) => Some(*deadline),
+                _ => None,
+            },
+        }
+    }
+
     /// The registry call, to change a field of it (a deadline, a URI).
     #[must_use]
     pub fn registry_call_mut(&mut self) -> Option<&mut RegistryCall<'a>> {
