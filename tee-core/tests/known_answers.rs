@@ -44,6 +44,18 @@ fn key() -> SigningKey {
     k
 }
 
+/// `setAgentURI(42, "ipfs://bafkreiagentcard")` on the identity registry:
+/// the body both envelopes' vectors carry.
+fn set_agent_uri_42() -> TxBody<'static> {
+    TxBody::Registry(RegistryTx {
+        registry: IDENTITY,
+        call: RegistryCall::SetAgentUri {
+            agent_id: U256::from_u64(42),
+            new_uri: "ipfs://bafkreiagentcard",
+        },
+    })
+}
+
 #[test]
 fn registry_tx_set_agent_uri() {
     let action = transaction(
@@ -54,13 +66,7 @@ fn registry_tx_set_agent_uri() {
             max_fee_per_gas: 2_000_000_000,
             gas_limit: 120_000,
         }),
-        TxBody::Registry(RegistryTx {
-            registry: IDENTITY,
-            call: RegistryCall::SetAgentUri {
-                agent_id: U256::from_u64(42),
-                new_uri: "ipfs://bafkreiagentcard",
-            },
-        }),
+        set_agent_uri_42(),
     );
     let mut cd = [0u8; 256];
     assert_eq!(
@@ -148,13 +154,7 @@ fn legacy_registry_tx_set_agent_uri() {
             gas_price: 2_000_000_000,
             gas_limit: 120_000,
         }),
-        TxBody::Registry(RegistryTx {
-            registry: IDENTITY,
-            call: RegistryCall::SetAgentUri {
-                agent_id: U256::from_u64(42),
-                new_uri: "ipfs://bafkreiagentcard",
-            },
-        }),
+        set_agent_uri_42(),
     );
     signs_as_eth_account(
         &action,
