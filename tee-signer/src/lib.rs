@@ -9,7 +9,8 @@
 //!   `attest`, `audit`);
 //! - `verify`: what a validator does (`policy`, `verify`);
 //! - `onchain`: TEE trust on the ERC-8004 registries (`agent-bundle`,
-//!   `registration-file`, `validate`, `verdict`).
+//!   `registration-file`, `validate`, `verdict`);
+//! - `rpc`: the Ethereum JSON-RPC endpoint for tools that speak to a node.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
 
@@ -19,6 +20,7 @@ pub mod exit;
 mod admin;
 mod agent;
 mod onchain;
+mod rpc;
 mod run;
 mod verify;
 
@@ -132,6 +134,11 @@ enum Command {
     Validate(onchain::Validate),
     /// Read an agent's tee-attestation verdict from the Validation Registry.
     Verdict(onchain::Verdict),
+    /// An Ethereum JSON-RPC endpoint for the served slots (eth_accounts,
+    /// personal_sign, eth_signTypedData_v4, eth_signTransaction,
+    /// eth_sendTransaction, tee_getAttestation); every other method is
+    /// forwarded to --upstream. No admin command.
+    Rpc(rpc::Rpc),
 }
 
 /// Why a command failed, as the user reads it.
@@ -162,6 +169,7 @@ pub fn main() -> ExitCode {
         Command::RegistrationFile(c) => onchain::registration_file(c),
         Command::Validate(c) => onchain::validate(c),
         Command::Verdict(c) => onchain::verdict(c),
+        Command::Rpc(c) => rpc::rpc(c),
     };
     match r {
         Ok(code) => code,

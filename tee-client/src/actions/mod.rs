@@ -32,5 +32,5 @@ mod request;
 mod write;
 
 pub use owned::OwnedAction;
-pub use request::{Fees, JsonActionError, Request, TxRequest, from_json};
+pub use request::{Fees, JsonActionError, Request, TxRequest, from_json, no_duplicate_keys};
 pub use write::to_json;

@@ -107,23 +107,8 @@ impl Rpc {
 
     /// One call.
     pub fn call(&self, method: &'static str, params: Value) -> Result<Value, RpcError> {
-        let transport = |message: String| RpcError::Transport { url: self.url.clone(), message };
         let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-        let mut resp = self
-            .agent
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .send(body.to_string())
-            .map_err(|e| transport(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(16 * 1024 * 1024)
-            .read_to_vec()
-            .map_err(|e| transport(format!("HTTP {status}: {e}")))?;
-        let answer: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| transport(format!("HTTP {status}: not JSON-RPC: {e}")))?;
+        let answer = self.post(&body)?;
         if let Some(err) = answer.get("error") {
             let message = err.get("message").and_then(Value::as_str).map_or_else(
                 || err.to_string(),
@@ -138,6 +123,32 @@ impl Rpc {
             .get("result")
             .cloned()
             .ok_or_else(|| RpcError::Answer { method, message: answer.to_string() })
+    }
+
+    /// Sends `request` (a JSON-RPC request object, or a batch) as it is and
+    /// returns the node's answer as it is, its errors included: what a
+    /// proxy in front of the node forwards.
+    pub fn forward(&self, request: &Value) -> Result<Value, RpcError> {
+        self.post(request)
+    }
+
+    fn post(&self, body: &Value) -> Result<Value, RpcError> {
+        let transport = |message: String| RpcError::Transport { url: self.url.clone(), message };
+        let mut resp = self
+            .agent
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .map_err(|e| transport(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| transport(format!("HTTP {status}: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| transport(format!("HTTP {status}: not JSON-RPC: {e}")))
     }
 
     /// `eth_chainId`.
