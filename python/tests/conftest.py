@@ -22,7 +22,8 @@ def start(args: list[str], stream: str, ready: str) -> subprocess.Popen:
     """Starts `tee-signer ARGS` and returns once it prints `ready` on
     `stream` ("stdout" or "stderr"): no clock, its output ending first means
     it exited, and the failure shows what it said. The rest of that output
-    is drained so it never blocks on a full pipe."""
+    is drained so it never blocks on a full pipe; the line that said it is
+    `proc.ready_line`."""
     pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: subprocess.PIPE}
     proc = subprocess.Popen([tee_signer(), *args], text=True, **pipes)
     out = getattr(proc, stream)
@@ -30,6 +31,7 @@ def start(args: list[str], stream: str, ready: str) -> subprocess.Popen:
     for line in out:
         seen.append(line)
         if ready in line:
+            proc.ready_line = line
             threading.Thread(target=out.read, daemon=True).start()
             return proc
     proc.wait()
