@@ -143,8 +143,7 @@ class JsonRpcEndpoint:
             def log_message(self, *args):
                 pass
 
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            def answer(self, body):
                 answer = {"jsonrpc": "2.0", "id": body.get("id")}
                 try:
                     with lock:
@@ -152,6 +151,15 @@ class JsonRpcEndpoint:
                     answer["result"] = _to_json_rpc(result)
                 except Exception as e:  # the node's error, as a node reports it
                     answer["error"] = {"code": -32000, "message": f"{type(e).__name__}: {e}"}
+                return answer
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                # A batch (ethers sends them) is its requests, answered in order.
+                if isinstance(body, list):
+                    answer = [self.answer(r) for r in body]
+                else:
+                    answer = self.answer(body)
                 out = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
