@@ -138,6 +138,9 @@ impl RpcServer {
                         std::fs::remove_file(path).map_err(io(&what))?;
                     }
                     let l = UnixListener::bind(path).map_err(io(&what))?;
+                    // This user only, as the signer's own socket by default.
+                    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+                    std::fs::set_permissions(path, private).map_err(io(&what))?;
                     Ok((Listener::Unix(l), format!("unix:{what}")))
                 }
                 Endpoint::Tcp(addr) => {

@@ -307,6 +307,15 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     assert_eq!(code(&["sign", "-c", &conn, "--json", bad.to_str().unwrap()]), 2);
     assert_eq!(code(&["sign", "-c", &conn, "--sample", "noSuchKind"]), 2);
     assert_eq!(code(&["sign", "-c", "nowhere", "--sample", "setAgentURI"]), 2);
+    // The JSON-RPC endpoint: a signer that does not answer, a port beyond
+    // loopback without a token, a token file others can read.
+    assert_eq!(code(&["rpc", "-c", &nobody, "--listen", "tcp:127.0.0.1:0"]), 4);
+    assert_eq!(code(&["rpc", "-c", &conn, "--listen", "tcp:0.0.0.0:0"]), 2);
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-token-of-sixteen-chars").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let token = token.to_str().unwrap();
+    assert_eq!(code(&["rpc", "-c", &conn, "--token-file", token, "--listen", "tcp:0.0.0.0:0"]), 2);
     // Signed, then checked under a policy that does not trust the
     // simulator's root: DCAP fails under Intel's, so not verified.
     set_policy(&conn, key_file, &open_policy_file(dir.path(), "p.toml", &["setAgentURI"]));
