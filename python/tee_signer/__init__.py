@@ -2,6 +2,8 @@
 
 - `TeeAccount`: an eth_account `LocalAccount` whose key stays in the
   signer (web3.py, coinbase-agentkit, the ERC-8004 SDKs accept it);
+- `use_with`: eth_account routes a `TeeAccount.key` handle to its account,
+  for SDKs that sign with `w3.eth.account.sign_transaction(tx, account.key)`;
 - `Signer`: the native client (python/src/lib.rs, over tee-client and tee-verify,
   JSON actions and verifier);
 - `PhalaDstackTEE`: chaoschain-sdk's `phala-dstack` TEE provider;
@@ -13,6 +15,7 @@
 
 from ._native import PROVIDER_NAME, Signer, pin_policy, simulated_deployment
 from .account import TeeAccount
+from .route import TeeKey, use_with
 from .tee import PhalaDstackTEE
 from . import onchain
 from .errors import (
@@ -32,10 +35,12 @@ __all__ = [
     "Refused",
     "Signer",
     "TeeAccount",
+    "TeeKey",
     "TeeSignerError",
     "Unavailable",
     "UnsupportedOperation",
     "onchain",
     "pin_policy",
     "simulated_deployment",
+    "use_with",
 ]

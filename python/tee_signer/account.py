@@ -8,7 +8,8 @@ filled dict) or typed data is sent as the JSON a wallet receives, decoded
 by the signer into its canonical action (a transaction to an ERC-8004
 registry as the typed call), checked against the slot's policy and signed
 with an attestation (`last_attestation`). There is no key to read:
-`key`, `encrypt` and `unsafe_sign_hash` raise `UnsupportedOperation`.
+`key` is a handle that holds none (`tee_signer.route`), and `encrypt` and
+`unsafe_sign_hash` raise `UnsupportedOperation`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hexbytes import HexBytes
 
 from ._native import Signer
 from .errors import InvalidRequest, UnsupportedOperation
+from .route import TeeKey
 
 # Numbers above 2^53 do not survive JSON readers in other languages: the
 # signer takes them as strings.
@@ -90,8 +92,12 @@ class TeeAccount(LocalAccount):
         return None if self.last_signature is None else self.last_signature["attestation"]
 
     @property
-    def key(self) -> bytes:  # type: ignore[override]
-        raise UnsupportedOperation("the key stays in the signer: there is none to read")
+    def key(self) -> TeeKey:  # type: ignore[override]
+        """A handle naming this account, no secret: SDKs that sign with
+        `w3.eth.account.sign_transaction(tx, account.key)` sign in the signer
+        once `tee_signer.use_with()` routes eth_account; anything else that
+        gets it fails naming it (`tee_signer.route`)."""
+        return TeeKey(self)
 
     def encrypt(self, password: str, kdf: str | None = None, iterations: int | None = None) -> Any:  # type: ignore[override]
         raise UnsupportedOperation("the key stays in the signer: there is none to encrypt")

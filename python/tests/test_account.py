@@ -12,6 +12,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
 
 from chain import agent_wallet_set
 from conftest import ADMIN_KEY
@@ -21,6 +23,7 @@ from tee_signer import (
     Signer,
     TeeAccount,
     UnsupportedOperation,
+    use_with,
 )
 
 IDENTITY = "0x8004A169FB4a3325136EB29fA0ceB6D2e539a432"
@@ -65,12 +68,44 @@ def wallet_set(account, deadline):
 def test_it_is_a_local_account_without_a_key(account):
     assert isinstance(account, LocalAccount)
     assert account.address == to_checksum_address(account.address)
-    with pytest.raises(UnsupportedOperation):
-        account.key
+    # `key` is a handle naming the slot: no bytes, and eth_account cannot
+    # sign with it (unless `use_with` routes it to this account).
+    handle = account.key
+    assert "TeeKey" in repr(handle) and account.address in repr(handle)
+    for leak in (bytes, int, lambda k: k.hex(), lambda k: bytes(HexBytes(k))):
+        with pytest.raises((UnsupportedOperation, TypeError), match="TeeKey"):
+            leak(handle)
+    with pytest.raises(TypeError, match="TeeKey"):
+        Account.sign_transaction({"to": IDENTITY, "nonce": 0, "gas": 21000, "gasPrice": 1,
+                                  "value": 0, "chainId": BASE}, handle)
     with pytest.raises(UnsupportedOperation):
         account.encrypt("password")
     with pytest.raises(UnsupportedOperation):
         account.unsafe_sign_hash(b"\x11" * 32)
+
+
+def test_use_with_routes_the_handle_to_the_account_and_nothing_else(account):
+    tx = {"to": IDENTITY, "data": SET_AGENT_URI, "value": 0, "nonce": 9, "gas": 200000,
+          "maxFeePerGas": 10**9, "maxPriorityFeePerGas": 10**9, "chainId": BASE, "type": 2}
+    w3 = Web3()
+    undo = use_with(w3)
+    try:
+        signed = w3.eth.account.sign_transaction(tx, account.key)
+        assert signed.raw_transaction == HexBytes(account.last_signature["rawTransaction"])
+        assert w3.eth.account.from_key(account.key) is account
+        # Another key is signed as eth_account always did.
+        plain = Account.create()
+        other = w3.eth.account.sign_transaction(tx, plain.key)
+        assert Account.recover_transaction(other.raw_transaction) == plain.address
+        with pytest.raises(UnsupportedOperation):
+            w3.eth.account.unsafe_sign_hash(b"\x11" * 32, account.key)
+        # Only that Web3's account routes: the class does not.
+        with pytest.raises(TypeError, match="TeeKey"):
+            Account.sign_transaction(tx, account.key)
+    finally:
+        undo()
+    with pytest.raises(TypeError, match="TeeKey"):
+        w3.eth.account.sign_transaction(tx, account.key)
 
 
 def test_transactions_as_web3_fills_them(account):

@@ -5,18 +5,17 @@ What agent0-sdk 1.7.1 does with the account, read from its wheel:
 `Web3Client.signMessage` and `sign_typed_data` call `account.sign_message`
 (EIP-191 version 0x45, and version 0x01 where only the domain separator and
 the struct hash reach the account); `transact_contract` signs transactions
-with `w3.eth.account.sign_transaction(tx, self.account.key)`, which a device
-account cannot serve (it has no key). The test shows that refusal, then
-applies the one-line upstream change the README names (sign with
-`self.account.sign_transaction(tx)`) to agent0-sdk's own method and runs its
-registration, wallet binding and feedback flows unchanged.
+with `w3.eth.account.sign_transaction(tx, self.account.key)`. A device
+account's `key` is a handle with no secret (`tee_signer.TeeKey`): without
+`tee_signer.use_with()` eth_account refuses it, naming it, and nothing is
+sent; with it, eth_account routes the handle to the account and agent0's
+registration, wallet binding and feedback flows run with no patch to its
+source.
 
 agent0-sdk reaches the chain through `Web3(Web3.HTTPProvider(rpcUrl))`; the
 test hands it the in-process chain instead of an HTTP one (its only change
 of transport), so its calls meet the same contracts as test_onchain.py."""
 
-import inspect
-import textwrap
 import time
 
 import pytest
@@ -27,11 +26,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 
 from chain import deployment, events, fund, policy
 from conftest import ADMIN_KEY
-from tee_signer import Refused, Signer, TeeAccount, UnsupportedOperation
-
-#: The line agent0-sdk signs its transactions with, and the upstream change.
-KEY_LINE = "self.w3.eth.account.sign_transaction(tx, self.account.key)"
-ACCOUNT_LINE = "self.account.sign_transaction(tx)"
+from tee_signer import Refused, Signer, TeeAccount, UnsupportedOperation, use_with
 
 
 @pytest.fixture
@@ -50,15 +45,13 @@ def chain(monkeypatch):
 
 
 @pytest.fixture
-def signs_with_the_account(monkeypatch):
-    """agent0-sdk's `transact_contract` with its one signing line changed
-    upstream's way; the rest is its own code, read from the installed
-    package (the test fails if the line is gone: then upstream changed it)."""
-    source = textwrap.dedent(inspect.getsource(agent0_web3.Web3Client.transact_contract))
-    assert KEY_LINE in source, "agent0-sdk no longer signs with account.key: drop this fixture"
-    scope: dict = {}
-    exec(source.replace(KEY_LINE, ACCOUNT_LINE), vars(agent0_web3), scope)  # noqa: S102
-    monkeypatch.setattr(agent0_web3.Web3Client, "transact_contract", scope["transact_contract"])
+def routed():
+    """`tee_signer.use_with()`: every eth_account `Account` (agent0 builds
+    its own Web3) routes a `TeeAccount.key` handle to its account; undone
+    after the test."""
+    undo = use_with()
+    yield
+    undo()
 
 
 def sdk(w3, identity, reputation, validation, account):
@@ -104,20 +97,29 @@ def slots(signer_endpoint, w3, identity, reputation, first_slot):
     return accounts
 
 
-def test_agent0_cannot_send_through_account_key(signer_endpoint, chain):
-    """Unchanged agent0-sdk reads `account.key` for every transaction: the
-    device account refuses with a clear error, it never hands out a key."""
+def test_without_routing_the_key_handle_is_refused_by_name_and_nothing_is_sent(signer_endpoint, chain):
+    """Unchanged agent0-sdk hands `account.key` to eth_account: without
+    `use_with()` eth_account cannot read the handle as a key and says which
+    it is; nothing is signed with a made-up key, nothing reaches the chain,
+    and the handle gives no bytes to anyone who asks."""
     w3, identity, reputation, validation = chain
     accounts = slots(signer_endpoint, w3, identity, reputation, 20)
-    agent0 = sdk(w3, identity, reputation, validation, accounts["owner"])
+    owner = accounts["owner"]
+    agent0 = sdk(w3, identity, reputation, validation, owner)
     agent = agent0.createAgent("tee agent", "signs inside a TEE")
-    with pytest.raises(UnsupportedOperation, match="key"):
+    nonce = w3.eth.get_transaction_count(owner.address)
+    with pytest.raises(Exception, match="TeeKey"):
         agent.registerOnChain()
+    assert w3.eth.get_transaction_count(owner.address) == nonce
+    assert owner.last_signature is None
+    for leak in (bytes, int, lambda k: k.hex()):
+        with pytest.raises(UnsupportedOperation, match="no key bytes"):
+            leak(owner.key)
+    with pytest.raises(Exception, match="TeeKey"):
+        Account.from_key(owner.key)
 
 
-def test_agent0_registers_binds_its_wallet_and_takes_feedback(
-    signer_endpoint, chain, signs_with_the_account
-):
+def test_agent0_registers_binds_its_wallet_and_takes_feedback(signer_endpoint, chain, routed):
     w3, identity, reputation, validation = chain
     accounts = slots(signer_endpoint, w3, identity, reputation, 24)
     owner, wallet, client = accounts["owner"], accounts["wallet"], accounts["client"]
