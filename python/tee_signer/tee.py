@@ -25,7 +25,27 @@ from .errors import InvalidRequest
 
 try:  # the SDK's own dataclasses, when it is installed
     from chaoschain_sdk.providers.tee.base import TEEKeypair, TEESignature
-except ImportError:  # pragma: no cover - exercised without chaoschain-sdk
+except ImportError as _e:  # pragma: no cover - exercised without chaoschain-sdk
+    import importlib.util
+    import warnings
+
+    #: Why chaoschain-sdk's dataclasses are not used (None: they are, or it
+    #: is not installed).
+    CHAOSCHAIN_IMPORT_ERROR: str | None = None
+    if importlib.util.find_spec("chaoschain_sdk") is not None:
+        # Installed, but it does not import: say why rather than hand the
+        # SDK dataclasses its isinstance checks will not accept.
+        _flask = (
+            " (chaoschain-sdk 0.4.1 imports flask without declaring it: pip install flask)"
+            if "flask" in str(_e)
+            else ""
+        )
+        CHAOSCHAIN_IMPORT_ERROR = (
+            f"chaoschain-sdk is installed but chaoschain_sdk.providers.tee.base does not import: "
+            f"{type(_e).__name__}: {_e}{_flask}. PhalaDstackTEE returns tee_signer's own "
+            "TEEKeypair and TEESignature, which chaoschain-sdk's checks do not take for its own."
+        )
+        warnings.warn(CHAOSCHAIN_IMPORT_ERROR, RuntimeWarning, stacklevel=2)
 
     @dataclass
     class TEEKeypair:  # type: ignore[no-redef]
@@ -44,6 +64,9 @@ except ImportError:  # pragma: no cover - exercised without chaoschain-sdk
         attestation: dict[str, Any]
         verified: bool
         provider: str
+
+else:
+    CHAOSCHAIN_IMPORT_ERROR = None
 
 
 #: Where the signer listens unless told otherwise.

@@ -93,3 +93,33 @@ def test_a_key_from_another_signer_or_a_refused_kind(signer_endpoint, keypair):
     with pytest.raises(Refused) as e:
         tee.sign(b"x", empty)
     assert e.value.reason == "SlotEmpty"
+
+
+def test_a_chaoschain_sdk_that_does_not_import_is_named_not_silently_replaced(tmp_path):
+    """chaoschain-sdk 0.4.1 imports flask without declaring it: with the SDK
+    installed but flask missing, importing tee_signer warns with the reason
+    (and `CHAOSCHAIN_IMPORT_ERROR` keeps it) instead of falling back quietly
+    to its own dataclasses."""
+    import subprocess
+    import sys
+
+    shadow = tmp_path / "chaoschain_sdk"
+    (shadow / "providers" / "tee").mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    (shadow / "providers" / "__init__.py").write_text("import flask\n")
+    (shadow / "providers" / "tee" / "__init__.py").write_text("")
+    (shadow / "providers" / "tee" / "base.py").write_text("")
+    blocked = tmp_path / "flask.py"
+    blocked.write_text("raise ModuleNotFoundError(\"No module named 'flask'\", name='flask')\n")
+    code = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from tee_signer import tee\n"
+        "print(tee.CHAOSCHAIN_IMPORT_ERROR)\n"
+        "print(len([x for x in w if 'chaoschain-sdk is installed' in str(x.message)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path)}, check=True).stdout
+    assert "No module named 'flask'" in out and "pip install flask" in out, out
+    assert out.strip().endswith("1"), out
