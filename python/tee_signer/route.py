@@ -4,7 +4,9 @@ agent0-sdk, chaoschain-sdk and others take an account, then sign with its
 key through eth_account rather than through the account. A `TeeAccount`
 has no key: its `key` is a `TeeKey`, a handle that names the slot and holds
 no secret. `use_with()` makes eth_account route a handle to its account,
-so those SDKs sign in the signer, unchanged:
+so those SDKs sign in the signer, unchanged. A key given as a string
+`tee-signer:slot/N@ENDPOINT` (a wallet file's or an environment variable's,
+what `PhalaDstackTEE.generate_key` hands out) is routed the same way:
 
     from tee_signer import TeeAccount, use_with
     use_with()                      # every eth_account Account (SDKs build their own Web3)
@@ -84,11 +86,30 @@ _ROUTES: dict[str, tuple[int, str | None]] = {
 }
 
 
+#: A key that names a slot of a signer instead of holding a secret, as a
+#: wallet file or an environment variable holds a key: what
+#: `PhalaDstackTEE.generate_key` hands out as `private_key`.
+HANDLE_PREFIX = "tee-signer:slot/"
+
+
+def _handle(key: Any) -> Any:
+    """`key` as a `TeeKey` if it is a handle string
+    (`tee-signer:slot/N@ENDPOINT`), else unchanged."""
+    if isinstance(key, str) and key.startswith(HANDLE_PREFIX):
+        from .account import TeeAccount
+
+        slot, sep, endpoint = key[len(HANDLE_PREFIX) :].partition("@")
+        if not sep or not slot.isdigit():
+            raise UnsupportedOperation(f"{key!r}: a signer handle is tee-signer:slot/N@ENDPOINT")
+        return TeeKey(TeeAccount(endpoint, int(slot)))
+    return key
+
+
 def _route_call(name: str, original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """`original(*args, **kwargs)` (a bound method) unless its key is a
-    `TeeKey`: then the key's account does it."""
+    `TeeKey` or a handle string: then the key's account does it."""
     position, method = _ROUTES[name]
-    key = _key_at(position)(args, kwargs)
+    key = _handle(_key_at(position)(args, kwargs))
     if not isinstance(key, TeeKey):
         return original(*args, **kwargs)
     if method is None:
