@@ -63,6 +63,7 @@ fn action(kind: u8, variant: u8) -> Action<'static> {
         Action::AgentWalletSet(w) => w.deadline = 1_767_225_000 + u64::from(variant),
         Action::PersonalMessage(m) => m.message = VARIED_MESSAGES[usize::from(variant % 4)],
         Action::Eip712Prehashed(p) => p.struct_hash.0[0] = variant,
+        Action::TaskReceipt(r) => r.result_hash.0[0] = variant,
     }
     a
 }

@@ -15,6 +15,19 @@ pub const DOMAIN_TYPEHASH: B256 =
 pub const AGENT_WALLET_SET_TYPEHASH: B256 =
     B256(hex_literal::hex!("678b53cd718d595370ab070ebf48edfdcd834beac116bf23e625fc7f4d5b7d32"));
 
+/// `keccak256("TaskReceipt(uint256 agentId,bytes32 taskHash,bytes32 resultHash,uint256 completedAt)")`.
+pub const TASK_RECEIPT_TYPEHASH: B256 =
+    B256(hex_literal::hex!("c5a5ab5f9572126243bb3aa38bdd9c894befba4d007efe294122d08bb0f64cd5"));
+
+/// A task receipt's EIP-712 domain name.
+pub const TASK_RECEIPT_NAME: &str = "ERC8004TaskReceipt";
+/// A task receipt's EIP-712 domain version.
+pub const TASK_RECEIPT_VERSION: &str = "1";
+
+/// `keccak256("ERC8004TaskReceipt")`
+const TASK_RECEIPT_NAME_HASH: B256 =
+    B256(hex_literal::hex!("884bf1224966a8e1da8b4609e85539e741670f38a335979739fc52c4724c7252"));
+
 /// The identity registry's EIP-712 domain name.
 pub const IDENTITY_REGISTRY_NAME: &str = "ERC8004IdentityRegistry";
 /// The identity registry's EIP-712 domain version.
@@ -56,6 +69,18 @@ fn domain_separator_hashed(name: &B256, version: &B256, chain_id: u64, contract:
 pub fn identity_registry_domain(chain_id: u64, registry: &Address) -> B256 {
     domain_separator_hashed(
         &IDENTITY_REGISTRY_NAME_HASH,
+        &IDENTITY_REGISTRY_VERSION_HASH,
+        chain_id,
+        registry,
+    )
+}
+
+/// A task receipt's domain separator on `chain_id`, bound to the identity
+/// registry the agent is in (version "1", as the identity registry's).
+#[must_use]
+pub fn task_receipt_domain(chain_id: u64, registry: &Address) -> B256 {
+    domain_separator_hashed(
+        &TASK_RECEIPT_NAME_HASH,
         &IDENTITY_REGISTRY_VERSION_HASH,
         chain_id,
         registry,

@@ -8,7 +8,8 @@ use hex_literal::hex;
 
 use crate::action::{
     Action, ActionKind, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams,
-    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, Transaction, TxBody, TxParams,
+    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TaskReceipt, Transaction, TxBody,
+    TxParams,
 };
 use crate::primitives::{Address, B256, U256};
 
@@ -56,6 +57,18 @@ pub fn action(kind: ActionKind) -> Action<'static> {
                 new_wallet: AGENT_WALLET,
                 owner: OWNER,
                 deadline: 1_767_225_600,
+            });
+        }
+        K::TaskReceipt => {
+            return Action::TaskReceipt(TaskReceipt {
+                chain_id: CHAIN_ID,
+                identity_registry: IDENTITY_REGISTRY,
+                agent_id: id,
+                task_hash: B256(hex!(
+                    "7d8f6c3b2a1e0f9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d"
+                )),
+                result_hash: hash,
+                completed_at: 1_767_225_300,
             });
         }
         K::GenericTx => {

@@ -11,6 +11,10 @@
 //! Account.sign_typed_data(key, full_message={AgentWalletSet, domain ERC8004IdentityRegistry/1/8453/IDENTITY,
 //!     agentId 42, newWallet acct.address, owner ANVIL1, deadline 1767225600})
 //! Account.sign_message(encode_defunct(text="Hello World"), key)
+//! # TaskReceipt, run on 2026-12-04 (eth-account 0.14.0):
+//! Account.sign_typed_data(key, full_message={TaskReceipt(uint256 agentId,bytes32 taskHash,
+//!     bytes32 resultHash,uint256 completedAt), domain ERC8004TaskReceipt/1/8453/IDENTITY,
+//!     agentId 42, taskHash 0x7d8f…6e5d, resultHash 0xa1de…78f2, completedAt 1767225300})
 //! # legacy (type 0, EIP-155), run on 2026-11-27:
 //! acct.sign_transaction({"chainId": 8453, "nonce": 7, "gasPrice": 2_000_000_000, "gas": 120000,
 //!     "to": IDENTITY, "value": 0, "data": data})
@@ -24,9 +28,9 @@ use hex_literal::hex;
 use tee_core::action::tx;
 use tee_core::action::{
     AgentWalletSet, Envelope, GenericTx, LegacyTxParams, PersonalMessage, RegistryCall, RegistryTx,
-    Transaction, TxBody, TxParams,
+    TaskReceipt, Transaction, TxBody, TxParams,
 };
-use tee_core::{Action, Address, SigningKey, U256};
+use tee_core::{Action, Address, B256, SigningKey, U256};
 
 const ANVIL0_KEY: [u8; 32] =
     hex!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
@@ -222,6 +226,29 @@ fn agent_wallet_set_typed_data() {
         signed.signature.to_bytes(),
         hex!(
             "7cd56522746a62d75698063c9a6c8b0e61aa6e1bbeae94398671e09d4f0afeaf54c1b51d9c48bb05f904b3921c6a648f7e94a1f766e82055e334484111be21c91b"
+        )
+    );
+}
+
+#[test]
+fn task_receipt_typed_data() {
+    let action = Action::TaskReceipt(TaskReceipt {
+        chain_id: 8453,
+        identity_registry: IDENTITY,
+        agent_id: U256::from_u64(42),
+        task_hash: B256(hex!("7d8f6c3b2a1e0f9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d")),
+        result_hash: B256(hex!("a1de988600a42c4b4ab089b619297c17d53cffae5d5120d82d8a92d0bb3b78f2")),
+        completed_at: 1_767_225_300,
+    });
+    let signed = key().sign(&action).unwrap();
+    assert_eq!(
+        signed.digest.0,
+        hex!("f85115d0671ebe60c7cc4f71d26ade6f0ff49e161be28bf5062b5041d7f0c157")
+    );
+    assert_eq!(
+        signed.signature.to_bytes(),
+        hex!(
+            "492b6749b8d7955ada30cc38c45578916daaaea84e9bc12d908ba5a51d5343e82f2917eb492eeb48897d8bc47e14672c35b109772f668804705f8a5834c037e21b"
         )
     );
 }

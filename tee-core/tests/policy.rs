@@ -111,6 +111,27 @@ fn policy_rules_each_allowed_and_refused() {
     // register() names no agent: the agent list does not apply.
     check(base(), sample::action(ActionKind::Register), Ok(()));
 
+    // An agent's TaskReceipt: its chain, registry (the domain's contract)
+    // and agent are the policy's, as any typed action's.
+    let receipt = sample::action(ActionKind::TaskReceipt);
+    check(base(), receipt.clone(), Ok(()));
+    let receipt_with = |f: &dyn Fn(&mut tee_core::action::TaskReceipt)| {
+        let mut a = receipt.clone();
+        let Action::TaskReceipt(r) = &mut a else { unreachable!() };
+        f(r);
+        a
+    };
+    check(base(), receipt_with(&|r| r.chain_id = 1), Err(V::ChainNotAllowed));
+    check(
+        base(),
+        receipt_with(&|r| r.identity_registry = Address([0x42; 20])),
+        Err(V::ContractNotAllowed),
+    );
+    check(base(), receipt_with(&|r| r.agent_id = U256::from_u64(43)), Err(V::AgentNotAllowed));
+    let mut no_receipts = base();
+    no_receipts.kinds = KindSet::NONE.with(ActionKind::SetAgentUri);
+    check(no_receipts, receipt, Err(V::KindNotAllowed));
+
     // Value, gas, fee.
     let mut generic = base();
     generic.kinds = generic.kinds.with(ActionKind::GenericTx);

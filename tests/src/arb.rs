@@ -11,7 +11,8 @@
 use proptest::prelude::*;
 use tee_core::action::{
     ActionBounds, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams,
-    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, Transaction, TxBody, TxParams,
+    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TaskReceipt, Transaction, TxBody,
+    TxParams,
 };
 use tee_core::heapless;
 use tee_core::limits::*;
@@ -238,7 +239,11 @@ fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall<'static>> {
                 })
                 .boxed()
         }
-        K::AgentWalletSet | K::GenericTx | K::PersonalMessage | K::Eip712Prehashed => {
+        K::AgentWalletSet
+        | K::GenericTx
+        | K::PersonalMessage
+        | K::Eip712Prehashed
+        | K::TaskReceipt => {
             panic!("{kind} is not a registry call")
         }
     }
@@ -262,6 +267,20 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action<'static>> {
                 })
                 .boxed()
         }
+        K::TaskReceipt => (arb_u64(), arb_address(), arb_u256(), arb_b256(), arb_b256(), arb_u64())
+            .prop_map(
+                |(chain_id, identity_registry, agent_id, task_hash, result_hash, completed_at)| {
+                    Action::TaskReceipt(TaskReceipt {
+                        chain_id,
+                        identity_registry,
+                        agent_id,
+                        task_hash,
+                        result_hash,
+                        completed_at,
+                    })
+                },
+            )
+            .boxed(),
         K::GenericTx => arb_transaction(
             (arb_address(), arb_u256(), arb_slice(B.calldata))
                 .prop_map(|(to, value, data)| TxBody::Generic(GenericTx { to, value, data })),
@@ -355,6 +374,16 @@ pub fn max_action_within(kind: ActionKind, b: &ActionBounds) -> Action<'static> 
             return Action::Eip712Prehashed(Eip712Prehashed {
                 domain_separator: h,
                 struct_hash: h,
+            });
+        }
+        K::TaskReceipt => {
+            return Action::TaskReceipt(TaskReceipt {
+                chain_id: u64::MAX,
+                identity_registry: a,
+                agent_id: id,
+                task_hash: h,
+                result_hash: h,
+                completed_at: u64::MAX,
             });
         }
         K::Register => C::Register,

@@ -49,7 +49,7 @@ fn max_policy() -> Policy {
     let agents =
         [U256::from_u64(sample::AGENT_ID), U256([0xff; 32]), U256::from_u64(1), U256::from_u64(2)];
     Policy {
-        kinds: KindSet(0xffff),
+        kinds: tee_core::ActionKind::ALL.iter().fold(KindSet::NONE, |s, &k| s.with(k)),
         chains: Allow::Only(heapless::Vec::from_slice(&chains).unwrap()),
         contracts: Allow::Only(heapless::Vec::from_slice(&contracts).unwrap()),
         agents: Allow::Only(heapless::Vec::from_slice(&agents).unwrap()),

@@ -19,6 +19,8 @@ pub use tee_client::actions::calldata::{
 pub mod typed {
     alloy_sol_types::sol! {
         struct AgentWalletSet { uint256 agentId; address newWallet; address owner; uint256 deadline; }
+        /// An agent's receipt for a task (domain `ERC8004TaskReceipt`).
+        struct TaskReceipt { uint256 agentId; bytes32 taskHash; bytes32 resultHash; uint256 completedAt; }
         /// The device's admin authorization message.
         struct AdminCommand { uint8 command; uint64 counter; bytes32 payload; }
         /// The device's signed admin state.
@@ -192,6 +194,21 @@ pub fn alloy_digest(action: &Action<'_>) -> ap::B256 {
                 newWallet: addr(&w.new_wallet),
                 owner: addr(&w.owner),
                 deadline: ap::U256::from(w.deadline),
+            }
+            .eip712_signing_hash(&domain)
+        }
+        Action::TaskReceipt(r) => {
+            let domain = eip712_domain! {
+                name: "ERC8004TaskReceipt",
+                version: "1",
+                chain_id: r.chain_id,
+                verifying_contract: addr(&r.identity_registry),
+            };
+            typed::TaskReceipt {
+                agentId: u256(&r.agent_id),
+                taskHash: ap::B256::from(r.task_hash.0),
+                resultHash: ap::B256::from(r.result_hash.0),
+                completedAt: ap::U256::from(r.completed_at),
             }
             .eip712_signing_hash(&domain)
         }

@@ -103,6 +103,7 @@ differential! {
     generic_tx => ActionKind::GenericTx,
     personal_message => ActionKind::PersonalMessage,
     eip712_prehashed => ActionKind::Eip712Prehashed,
+    task_receipt => ActionKind::TaskReceipt,
 }
 
 proptest! {
@@ -154,5 +155,5 @@ proptest! {
 /// Every kind has a test above: a new kind without one fails here.
 #[test]
 fn every_kind_is_covered() {
-    assert_eq!(ActionKind::ALL.len(), 16);
+    assert_eq!(ActionKind::ALL.len(), 17);
 }

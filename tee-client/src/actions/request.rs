@@ -4,7 +4,7 @@ use alloy_dyn_abi::TypedData;
 use serde_json::{Map, Value};
 use tee_core::action::{
     Action, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams, PersonalMessage,
-    Registry, RegistryCall, RegistryTx, Transaction, TxBody, TxParams,
+    Registry, RegistryCall, RegistryTx, TaskReceipt, Transaction, TxBody, TxParams,
 };
 use tee_core::{Address, U256};
 
@@ -190,18 +190,28 @@ fn typed_data(v: Value, from: Option<Address>) -> Result<Request, JsonActionErro
     let td: TypedData =
         serde_json::from_value(v).map_err(|e| JsonActionError::Form(format!("typed data: {e}")))?;
     let signing_hash = td.eip712_signing_hash().map_err(|e| field("message", e))?;
-    let is_registry = td.domain.name.as_deref() == Some(tee_core::eip712::IDENTITY_REGISTRY_NAME);
-    let action = if td.primary_type == "AgentWalletSet" && is_registry {
-        let d = &td.domain;
-        let chain_id = d.chain_id.ok_or(JsonActionError::Missing("domain.chainId"))?;
-        let chain_id = u64::try_from(chain_id).map_err(|_| field("domain.chainId", "too large"))?;
-        let registry =
-            d.verifying_contract.ok_or(JsonActionError::Missing("domain.verifyingContract"))?;
+    let domain_name = td.domain.name.as_deref();
+    let is_registry = domain_name == Some(tee_core::eip712::IDENTITY_REGISTRY_NAME);
+    let is_receipt = domain_name == Some(tee_core::eip712::TASK_RECEIPT_NAME);
+    let action = if td.primary_type == "TaskReceipt" && is_receipt {
+        let (chain_id, identity_registry) = chain_and_contract(&td)?;
+        let m = &td.message;
+        let get = |name: &'static str| m.get(name).ok_or(JsonActionError::Missing(name));
+        Action::TaskReceipt(TaskReceipt {
+            chain_id,
+            identity_registry,
+            agent_id: quantity("agentId", get("agentId")?)?,
+            task_hash: bytes32("taskHash", get("taskHash")?)?,
+            result_hash: bytes32("resultHash", get("resultHash")?)?,
+            completed_at: small("completedAt", get("completedAt")?)?,
+        })
+    } else if td.primary_type == "AgentWalletSet" && is_registry {
+        let (chain_id, identity_registry) = chain_and_contract(&td)?;
         let m = &td.message;
         let get = |name: &'static str| m.get(name).ok_or(JsonActionError::Missing(name));
         Action::AgentWalletSet(AgentWalletSet {
             chain_id,
-            identity_registry: Address(registry.0.0),
+            identity_registry,
             agent_id: quantity("agentId", get("agentId")?)?,
             new_wallet: address("newWallet", get("newWallet")?)?,
             owner: address("owner", get("owner")?)?,
@@ -215,11 +225,32 @@ fn typed_data(v: Value, from: Option<Address>) -> Result<Request, JsonActionErro
         })
     };
     // What the device will sign is what the typed data hashes to; an
-    // AgentWalletSet of another shape (types, domain) is not the registry's.
+    // AgentWalletSet or TaskReceipt of another shape (types, domain) is not
+    // the one the signer knows.
     if action.digest().0 != signing_hash.0 {
-        return Err(field("types", "an AgentWalletSet that is not the identity registry's type"));
+        return Err(field(
+            "types",
+            format!("a {} that is not the type the signer knows", td.primary_type),
+        ));
     }
     Ok(Request { action: OwnedAction::new(&action), from })
+}
+
+/// The domain's `chainId` and `verifyingContract`, both required.
+fn chain_and_contract(td: &TypedData) -> Result<(u64, Address), JsonActionError> {
+    let d = &td.domain;
+    let chain_id = d.chain_id.ok_or(JsonActionError::Missing("domain.chainId"))?;
+    let chain_id = u64::try_from(chain_id).map_err(|_| field("domain.chainId", "too large"))?;
+    let contract =
+        d.verifying_contract.ok_or(JsonActionError::Missing("domain.verifyingContract"))?;
+    Ok((chain_id, Address(contract.0.0)))
+}
+
+/// A `bytes32`: `0x` and 64 hex digits.
+fn bytes32(name: &'static str, v: &Value) -> Result<tee_core::B256, JsonActionError> {
+    let bytes = hex_bytes(name, v)?;
+    let array: [u8; 32] = bytes.try_into().map_err(|_| field(name, "not 32 bytes"))?;
+    Ok(tee_core::B256(array))
 }
 
 fn envelope(o: &Map<String, Value>, registries: &[Address]) -> Result<Request, JsonActionError> {

@@ -213,6 +213,35 @@ fn typed_data_as_wallets_send_it() {
     assert_eq!(r.action.view().digest().0, td.eip712_signing_hash().unwrap().0);
 }
 
+/// An agent's TaskReceipt is its typed action, hashed as the typed data
+/// hashes; a receipt of another shape under the name, or without its
+/// domain's contract, is refused by name.
+#[test]
+fn task_receipts_are_typed() {
+    let receipt = tee_testkit::sample::action(ActionKind::TaskReceipt);
+    let json = to_json(&receipt).unwrap();
+    let r = from_json(&json.to_string(), &[]).unwrap();
+    assert_eq!(r.action.view(), receipt);
+    let td: TypedData = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(r.action.view().digest().0, td.eip712_signing_hash().unwrap().0);
+    let mut other = json.clone();
+    other["types"]["TaskReceipt"][3]["type"] = "uint64".into();
+    assert!(matches!(
+        from_json(&other.to_string(), &[]),
+        Err(JsonActionError::Field { field: "types", .. })
+    ));
+    let mut short = json.clone();
+    short["message"]["taskHash"] = "0x1234".into();
+    assert!(from_json(&short.to_string(), &[]).is_err());
+    let mut no_contract = json;
+    no_contract["domain"].as_object_mut().unwrap().remove("verifyingContract");
+    no_contract["types"]["EIP712Domain"].as_array_mut().unwrap().pop();
+    assert_eq!(
+        from_json(&no_contract.to_string(), &[]),
+        Err(JsonActionError::Missing("domain.verifyingContract"))
+    );
+}
+
 #[test]
 fn personal_sign_takes_text_or_hex() {
     let m = |p: Value| from_json(&json!({"method": "personal_sign", "params": p}).to_string(), &[]);

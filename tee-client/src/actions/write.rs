@@ -62,12 +62,7 @@ pub fn to_json(action: &Action<'_>) -> Option<Value> {
         }),
         Action::AgentWalletSet(w) => serde_json::json!({
             "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
+                "EIP712Domain": domain_types(),
                 "AgentWalletSet": [
                     {"name": "agentId", "type": "uint256"},
                     {"name": "newWallet", "type": "address"},
@@ -89,6 +84,41 @@ pub fn to_json(action: &Action<'_>) -> Option<Value> {
                 "deadline": number(w.deadline),
             },
         }),
+        Action::TaskReceipt(r) => serde_json::json!({
+            "types": {
+                "EIP712Domain": domain_types(),
+                "TaskReceipt": [
+                    {"name": "agentId", "type": "uint256"},
+                    {"name": "taskHash", "type": "bytes32"},
+                    {"name": "resultHash", "type": "bytes32"},
+                    {"name": "completedAt", "type": "uint256"},
+                ],
+            },
+            "primaryType": "TaskReceipt",
+            "domain": {
+                "name": tee_core::eip712::TASK_RECEIPT_NAME,
+                "version": tee_core::eip712::TASK_RECEIPT_VERSION,
+                "chainId": number(r.chain_id),
+                "verifyingContract": r.identity_registry.to_string(),
+            },
+            "message": {
+                "agentId": r.agent_id.to_string(),
+                "taskHash": r.task_hash.to_string(),
+                "resultHash": r.result_hash.to_string(),
+                "completedAt": number(r.completed_at),
+            },
+        }),
         Action::Eip712Prehashed(_) => return None,
     })
+}
+
+/// The `EIP712Domain` type of the registries' domains (name, version,
+/// chainId, verifyingContract).
+fn domain_types() -> Value {
+    serde_json::json!([
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ])
 }

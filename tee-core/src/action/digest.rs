@@ -5,10 +5,11 @@
 use sha3::{Digest, Keccak256};
 
 use super::tx::{TxView, signing_hash};
-use super::types::{Action, AgentWalletSet};
+use super::types::{Action, AgentWalletSet, TaskReceipt};
 use crate::abi::word;
 use crate::eip712::{
-    AGENT_WALLET_SET_TYPEHASH, identity_registry_domain, personal_message_digest, typed_data_digest,
+    AGENT_WALLET_SET_TYPEHASH, TASK_RECEIPT_TYPEHASH, identity_registry_domain,
+    personal_message_digest, task_receipt_domain, typed_data_digest,
 };
 use crate::error::Result;
 use crate::primitives::B256;
@@ -25,6 +26,7 @@ impl Action<'_> {
             Action::Transaction(t) => signing_hash(&TxView::new(t)),
             Action::PersonalMessage(m) => personal_message_digest(m.message),
             Action::Eip712Prehashed(p) => typed_data_digest(&p.domain_separator, &p.struct_hash),
+            Action::TaskReceipt(r) => r.digest(),
         }
     }
 }
@@ -50,6 +52,33 @@ impl AgentWalletSet {
     }
 
     /// The EIP-712 digest the new wallet signs.
+    #[must_use]
+    pub fn digest(&self) -> B256 {
+        typed_data_digest(&self.domain_separator(), &self.struct_hash())
+    }
+}
+
+impl TaskReceipt {
+    /// `hashStruct(TaskReceipt)`.
+    #[must_use]
+    pub fn struct_hash(&self) -> B256 {
+        let mut h = Keccak256::new();
+        h.update(TASK_RECEIPT_TYPEHASH.0);
+        h.update(self.agent_id.0);
+        h.update(self.task_hash.0);
+        h.update(self.result_hash.0);
+        h.update(word::uint(self.completed_at));
+        B256(h.finalize().into())
+    }
+
+    /// The receipt's EIP-712 domain separator (`ERC8004TaskReceipt`, this
+    /// chain, the identity registry).
+    #[must_use]
+    pub fn domain_separator(&self) -> B256 {
+        task_receipt_domain(self.chain_id, &self.identity_registry)
+    }
+
+    /// The EIP-712 digest the agent signs.
     #[must_use]
     pub fn digest(&self) -> B256 {
         typed_data_digest(&self.domain_separator(), &self.struct_hash())

@@ -114,6 +114,17 @@ impl fmt::Display for Action<'_> {
                 "EIP-712 pre-hashed (blind) domain {} struct {}",
                 p.domain_separator, p.struct_hash
             ),
+            Action::TaskReceipt(r) => write!(
+                f,
+                "EIP-712 TaskReceipt(agentId {}, taskHash {}, resultHash {}, completedAt {}) \
+                 for registry {} on chain {}",
+                r.agent_id,
+                r.task_hash,
+                r.result_hash,
+                r.completed_at,
+                r.identity_registry,
+                r.chain_id
+            ),
         }
     }
 }

@@ -118,9 +118,13 @@ mod tests {
             TxBody::Generic(GenericTx { to: Address::ZERO, value: U256::ZERO, data: &[] });
         let mut buf = [0u8; 128];
         // The last action variant's tag.
-        let last = Action::Eip712Prehashed(crate::action::Eip712Prehashed {
-            domain_separator: B256::ZERO,
-            struct_hash: B256::ZERO,
+        let last = Action::TaskReceipt(crate::action::TaskReceipt {
+            chain_id: 0,
+            identity_registry: Address::ZERO,
+            agent_id: U256::ZERO,
+            task_hash: B256::ZERO,
+            result_hash: B256::ZERO,
+            completed_at: 0,
         });
         assert_eq!(usize::from(last.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
         // Each envelope with its tag and its number of varints.

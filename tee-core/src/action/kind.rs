@@ -48,6 +48,8 @@ pub enum ActionKind {
     PersonalMessage = 14,
     /// Pre-hashed EIP-712 (blind).
     Eip712Prehashed = 15,
+    /// EIP-712 `TaskReceipt`.
+    TaskReceipt = 16,
 }
 
 impl ActionKind {
@@ -84,7 +86,11 @@ impl ActionKind {
             | K::UnsetAgentWallet => Some(Registry::Identity),
             K::GiveFeedback | K::RevokeFeedback | K::AppendResponse => Some(Registry::Reputation),
             K::ValidationRequest | K::ValidationResponse => Some(Registry::Validation),
-            K::AgentWalletSet | K::GenericTx | K::PersonalMessage | K::Eip712Prehashed => None,
+            K::AgentWalletSet
+            | K::GenericTx
+            | K::PersonalMessage
+            | K::Eip712Prehashed
+            | K::TaskReceipt => None,
         }
     }
 
@@ -109,6 +115,7 @@ impl ActionKind {
             K::GenericTx => "generic-tx",
             K::PersonalMessage => "personal_sign",
             K::Eip712Prehashed => "eip712-prehashed",
+            K::TaskReceipt => "TaskReceipt",
         }
     }
 }
@@ -261,6 +268,7 @@ impl<'a> Action<'a> {
             Action::Transaction(t) => t.body.kind(),
             Action::PersonalMessage(_) => ActionKind::PersonalMessage,
             Action::Eip712Prehashed(_) => ActionKind::Eip712Prehashed,
+            Action::TaskReceipt(_) => ActionKind::TaskReceipt,
         }
     }
 
@@ -278,6 +286,7 @@ impl<'a> Action<'a> {
     pub const fn chain_id(&self) -> Option<u64> {
         match self {
             Action::AgentWalletSet(a) => Some(a.chain_id),
+            Action::TaskReceipt(r) => Some(r.chain_id),
             Action::Transaction(t) => Some(t.envelope.chain_id()),
             Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
@@ -289,6 +298,7 @@ impl<'a> Action<'a> {
     pub const fn contract(&self) -> Option<&Address> {
         match self {
             Action::AgentWalletSet(a) => Some(&a.identity_registry),
+            Action::TaskReceipt(r) => Some(&r.identity_registry),
             Action::Transaction(t) => Some(t.body.to()),
             Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
@@ -299,6 +309,7 @@ impl<'a> Action<'a> {
     pub const fn agent_id(&self) -> Option<&U256> {
         match self {
             Action::AgentWalletSet(a) => Some(&a.agent_id),
+            Action::TaskReceipt(r) => Some(&r.agent_id),
             Action::Transaction(t) => match t.body.registry_call() {
                 Some(call) => call.agent_id(),
                 None => None,

@@ -36,6 +36,6 @@ pub use calldata::selector;
 pub use kind::ActionKind;
 pub use types::{
     Action, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams, Metadata,
-    MetadataEntry, PersonalMessage, Registry, RegistryCall, RegistryTx, Transaction, TxBody,
-    TxParams,
+    MetadataEntry, PersonalMessage, Registry, RegistryCall, RegistryTx, TaskReceipt, Transaction,
+    TxBody, TxParams,
 };

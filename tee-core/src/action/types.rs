@@ -69,6 +69,30 @@ pub struct AgentWalletSet {
     pub deadline: u64,
 }
 
+/// EIP-712 `TaskReceipt(uint256 agentId,bytes32 taskHash,bytes32 resultHash,uint256 completedAt)`
+/// in domain `ERC8004TaskReceipt`, version `1`, on the chain and identity
+/// registry where the agent is registered: the agent's statement, signed
+/// by its TEE key, that it completed the task of hash `task_hash` with the
+/// result of hash `result_hash`. A client puts it in its feedback file, so
+/// a reader of the Reputation Registry counts TEE-verified feedback apart.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TaskReceipt {
+    /// Domain `chainId`.
+    pub chain_id: u64,
+    /// Domain `verifyingContract`: the identity registry the agent is in.
+    pub identity_registry: Address,
+    /// The agent (ERC-721 token id).
+    pub agent_id: U256,
+    /// keccak-256 of the task as the client asked it.
+    pub task_hash: B256,
+    /// keccak-256 of the result the agent returned.
+    pub result_hash: B256,
+    /// When the agent completed it (unix seconds; the agent's claim, which
+    /// a reader compares with the feedback's block).
+    pub completed_at: u64,
+}
+
 /// One `(string metadataKey, bytes metadataValue)` entry of `register`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -299,6 +323,8 @@ pub enum Action<'a> {
     PersonalMessage(PersonalMessage<'a>),
     /// Pre-hashed EIP-712 (blind).
     Eip712Prehashed(Eip712Prehashed),
+    /// EIP-712 `TaskReceipt`.
+    TaskReceipt(TaskReceipt),
 }
 
 /// Which ERC-8004 registry a call goes to.

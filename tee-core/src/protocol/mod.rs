@@ -72,7 +72,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 6;
+pub const PROTOCOL_VERSION: u8 = 7;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.
