@@ -267,6 +267,63 @@ impl Signer {
         )
     }
 
+    /// An agent's reputation (`tee_client::onchain::reputation`): all its
+    /// feedback and the TEE-verified part, under this signer's pinned
+    /// verifier policy. `query` is JSON: `rpc`, `reputationRegistry`,
+    /// `validationRegistry`, `agentId` (decimal), `validators`, and
+    /// optionally `allowHttp`, `allowPrivateHosts`, `fromBlock`.
+    #[pyo3(signature = (query, now=None))]
+    fn reputation(&self, py: Python<'_>, query: &str, now: Option<u64>) -> PyResult<String> {
+        use tee_client::onchain::reputation::{Query, reputation};
+        let q: serde_json::Value =
+            serde_json::from_str(query).map_err(|e| invalid(py, format!("query: {e}")))?;
+        let text = |k: &str| {
+            q.get(k)
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| invalid(py, format!("query: {k} is required")))
+        };
+        let address = |k: &str| -> PyResult<tee_core::Address> {
+            tee_core::Address::from_str(text(k)?).map_err(|e| invalid(py, format!("{k}: {e:?}")))
+        };
+        let validators: Vec<tee_core::Address> = q
+            .get("validators")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| invalid(py, "query: validators is required"))?
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .and_then(|a| tee_core::Address::from_str(a).ok())
+                    .ok_or_else(|| invalid(py, format!("validators: {v}")))
+            })
+            .collect::<PyResult<_>>()?;
+        let flag = |k: &str| q.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let rpc = tee_client::onchain::rpc::Rpc::new(text("rpc")?);
+        let query = Query {
+            rpc: &rpc,
+            reputation_registry: address("reputationRegistry")?,
+            validation_registry: address("validationRegistry")?,
+            agent_id: tee_core::U256::from_decimal(text("agentId")?)
+                .ok_or_else(|| invalid(py, "agentId: a decimal number"))?,
+            validators: &validators,
+            verifier: self.provider.verifier(),
+            fetch: tee_client::onchain::fetch::FetchRules {
+                ipfs_gateway: None,
+                allow_http: flag("allowHttp"),
+                allow_private: flag("allowPrivateHosts"),
+            },
+            from_block: q.get("fromBlock").and_then(serde_json::Value::as_u64).unwrap_or(0),
+            now: now.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            }),
+        };
+        let out = py
+            .detach(|| reputation(&query))
+            .map_err(|e| raise(py, "Unavailable", e.to_string(), None))?;
+        json_out(py, &out)
+    }
+
     /// The validator's checks (`tee_client::onchain::validate`) of `bundle`
     /// (its bytes as published) for the request `request` (JSON:
     /// `chainId`, `identityRegistry`, `requestHash`, `agentId`,

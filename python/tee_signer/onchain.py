@@ -99,3 +99,69 @@ def validate(
         signer.validate_bundle(json.dumps(request), bundle, max_age, now)
     )
     return out
+
+
+def reputation(
+    signer: Signer,
+    *,
+    rpc: str,
+    reputation_registry: str,
+    validation_registry: str,
+    agent_id: int,
+    validators: list[str],
+    allow_http: bool = False,
+    allow_private_hosts: bool = False,
+    from_block: int = 0,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """An agent's feedback on the Reputation Registry at `rpc` (what
+    `tee-signer reputation` prints): `all` and `teeVerified` summaries
+    (`count`, `average`), `validated` (the `validators`' TEE verdicts pass),
+    `teeSigners`, and each feedback with `teeVerified` and, where it is
+    not, its `reason`. A feedback is TEE-verified when its file (fetched
+    under the rules given, hashed against `feedbackHash`) carries a
+    `teeReceipt` (`typedData`: the agent's `TaskReceipt`; `signature`: its
+    signature with the attestation) signed by the agent's TEE signer and
+    verified under `signer`'s pinned verifier policy."""
+    query = {
+        "rpc": rpc,
+        "reputationRegistry": reputation_registry,
+        "validationRegistry": validation_registry,
+        "agentId": str(agent_id),
+        "validators": list(validators),
+        "allowHttp": allow_http,
+        "allowPrivateHosts": allow_private_hosts,
+        "fromBlock": from_block,
+    }
+    out: dict[str, Any] = json.loads(signer.reputation(json.dumps(query), now))
+    return out
+
+
+def task_receipt(chain_id: int, identity_registry: str, agent_id: int, task: bytes,
+                 result: bytes, completed_at: int) -> dict[str, Any]:
+    """The agent's `TaskReceipt` for `task` and its `result`, as
+    eth_signTypedData_v4 typed data (what `TeeAccount.sign_typed_data`
+    signs as the typed kind `TaskReceipt`)."""
+    from eth_utils import keccak
+
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TaskReceipt": [
+                {"name": "agentId", "type": "uint256"},
+                {"name": "taskHash", "type": "bytes32"},
+                {"name": "resultHash", "type": "bytes32"},
+                {"name": "completedAt", "type": "uint256"},
+            ],
+        },
+        "primaryType": "TaskReceipt",
+        "domain": {"name": "ERC8004TaskReceipt", "version": "1", "chainId": chain_id,
+                   "verifyingContract": identity_registry},
+        "message": {"agentId": agent_id, "taskHash": "0x" + keccak(task).hex(),
+                    "resultHash": "0x" + keccak(result).hex(), "completedAt": completed_at},
+    }

@@ -9,7 +9,7 @@
 //!   `attest`, `audit`);
 //! - `verify`: what a validator does (`policy`, `verify`);
 //! - `onchain`: TEE trust on the ERC-8004 registries (`agent-bundle`,
-//!   `registration-file`, `validate`, `verdict`);
+//!   `registration-file`, `validate`, `verdict`, `reputation`);
 //! - `rpc`: the Ethereum JSON-RPC endpoint for tools that speak to a node.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
@@ -134,6 +134,10 @@ enum Command {
     Validate(onchain::Validate),
     /// Read an agent's tee-attestation verdict from the Validation Registry.
     Verdict(onchain::Verdict),
+    /// An agent's feedback on the Reputation Registry: all of it, and the
+    /// TEE-verified part (feedback files carrying the agent's TaskReceipt,
+    /// signed and attested in its TEE), each left out with its reason.
+    Reputation(onchain::Reputation),
     /// An Ethereum JSON-RPC endpoint for the served slots (eth_accounts,
     /// personal_sign, eth_signTypedData_v4, eth_signTransaction,
     /// eth_sendTransaction, tee_getAttestation); every other method is
@@ -169,6 +173,7 @@ pub fn main() -> ExitCode {
         Command::RegistrationFile(c) => onchain::registration_file(c),
         Command::Validate(c) => onchain::validate(c),
         Command::Verdict(c) => onchain::verdict(c),
+        Command::Reputation(c) => onchain::reputation(c),
         Command::Rpc(c) => rpc::rpc(c),
     };
     match r {

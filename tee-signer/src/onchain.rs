@@ -254,3 +254,66 @@ pub(super) fn verdict(c: Verdict) -> Result<ExitCode, Failure> {
         "validations": validations,
     }))
 }
+
+#[derive(Args)]
+pub(super) struct Reputation {
+    /// The chain's JSON-RPC endpoint.
+    #[arg(long)]
+    rpc: String,
+    /// The Reputation Registry's address.
+    #[arg(long)]
+    reputation_registry: Address,
+    /// The Validation Registry whose verdicts vouch for the agent's TEE.
+    #[arg(long)]
+    validation_registry: Address,
+    /// The agent's id (decimal).
+    #[arg(long, value_parser = u256)]
+    agent_id: U256,
+    /// A validator whose TEE verdicts you trust (repeatable; at least one:
+    /// anyone can become a validator).
+    #[arg(long = "validator", required = true)]
+    validators: Vec<Address>,
+    #[command(flatten)]
+    verifier: VerifierOpts,
+    /// An IPFS gateway for ipfs:// feedback files.
+    #[arg(long)]
+    ipfs_gateway: Option<String>,
+    /// Read feedback files over plain http:// too.
+    #[arg(long)]
+    allow_http: bool,
+    /// Read feedback files from hosts on loopback or private addresses (a
+    /// test network only: a client chose the URI).
+    #[arg(long)]
+    allow_private_hosts: bool,
+    /// Search NewFeedback events from this block.
+    #[arg(long, default_value_t = 0)]
+    from_block: u64,
+    /// Unix time to verify at (default: now).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+/// All feedback and TEE-verified feedback (`tee_client::onchain::reputation`).
+pub(super) fn reputation(c: Reputation) -> Result<ExitCode, Failure> {
+    let verifier = c.verifier.verifier(false)?;
+    let rpc = Rpc::new(&c.rpc);
+    let query = tee_client::onchain::reputation::Query {
+        rpc: &rpc,
+        reputation_registry: c.reputation_registry,
+        validation_registry: c.validation_registry,
+        agent_id: c.agent_id,
+        validators: &c.validators,
+        verifier: &verifier,
+        fetch: FetchRules {
+            ipfs_gateway: c.ipfs_gateway.as_deref(),
+            allow_http: c.allow_http,
+            allow_private: c.allow_private_hosts,
+        },
+        from_block: c.from_block,
+        now: match c.now {
+            Some(t) => t,
+            None => now_secs()?,
+        },
+    };
+    json(&tee_client::onchain::reputation::reputation(&query)?)
+}

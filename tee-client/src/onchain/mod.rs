@@ -15,11 +15,14 @@
 //!   attestation, the response signed and sent);
 //! - [`fetch`]: what a validator reads from a URI, under its operator's rules;
 //! - [`rpc`]: the registries read (and transactions sent) over any
-//!   Ethereum JSON-RPC endpoint.
+//!   Ethereum JSON-RPC endpoint;
+//! - [`reputation`]: an agent's feedback, all and TEE-verified (the
+//!   agent's `TaskReceipt` in the client's feedback file).
 
 pub mod answer;
 pub mod bundle;
 pub mod fetch;
+pub mod reputation;
 pub mod rpc;
 pub mod validator;
 

@@ -187,24 +187,37 @@ impl Rpc {
             &getValidationStatusCall { requestHash: alloy_primitives::B256::from(request_hash.0) },
         )?;
         let identity = Address(self.view(validation, &getIdentityRegistryCall {})?.0.0);
-        let agent_id = status.agentId;
-        let wallet = self.view(&identity, &getAgentWalletCall { agentId: agent_id })?;
-        let meta = self.view(
-            &identity,
-            &getMetadataCall { agentId: agent_id, metadataKey: super::METADATA_KEY.into() },
-        )?;
-        let tee_signer = <[u8; 20]>::try_from(meta.as_ref()).ok().map(Address);
+        let agent_id = U256(status.agentId.to_be_bytes());
+        let (agent_wallet, tee_signer) = self.tee_signers(&identity, &agent_id)?;
         Ok((
             Address(status.validatorAddress.0.0),
             AgentOnChain {
                 chain_id: self.chain_id()?,
                 identity_registry: identity,
                 request_hash: *request_hash,
-                agent_id: U256(agent_id.to_be_bytes()),
-                agent_wallet: Some(Address(wallet.0.0)).filter(|w| w.0 != [0; 20]),
+                agent_id,
+                agent_wallet,
                 tee_signer,
             },
         ))
+    }
+
+    /// What the identity registry at `identity` names as `agent_id`'s
+    /// signers: its wallet (`getAgentWallet`, if set) and the signer its
+    /// metadata names ([`super::METADATA_KEY`], if any).
+    pub fn tee_signers(
+        &self,
+        identity: &Address,
+        agent_id: &U256,
+    ) -> Result<(Option<Address>, Option<Address>), RpcError> {
+        use IRegistryReads::*;
+        let wallet = self.view(identity, &getAgentWalletCall { agentId: u(agent_id) })?;
+        let meta = self.view(
+            identity,
+            &getMetadataCall { agentId: u(agent_id), metadataKey: super::METADATA_KEY.into() },
+        )?;
+        let tee_signer = <[u8; 20]>::try_from(meta.as_ref()).ok().map(Address);
+        Ok((Some(Address(wallet.0.0)).filter(|w| w.0 != [0; 20]), tee_signer))
     }
 
     /// `getSummary(agentId, validators, tag)`: how many responses and
