@@ -489,6 +489,31 @@ fn registration_file(
 /// simulates, as a validator of it pins it: its KMS root address and the
 /// app-compose file whose hash the event log carries. For trying things
 /// out: anyone can run that simulator.
+/// An agent's `TaskReceipt` (tee-core's typed action) as
+/// eth_signTypedData_v4 JSON, written by tee-client's `to_json`.
+#[pyfunction]
+fn task_receipt(
+    py: Python<'_>,
+    chain_id: u64,
+    identity_registry: &str,
+    agent_id: &str,
+    task_hash: &[u8],
+    result_hash: &[u8],
+    completed_at: u64,
+) -> PyResult<String> {
+    let action = Action::TaskReceipt(tee_core::action::TaskReceipt {
+        chain_id,
+        identity_registry: tee_core::Address::from_str(identity_registry)
+            .map_err(|e| invalid(py, format!("identity_registry: {e:?}")))?,
+        agent_id: tee_core::U256::from_decimal(agent_id)
+            .ok_or_else(|| invalid(py, "agent_id: a decimal number"))?,
+        task_hash: b256(py, "task_hash", task_hash)?,
+        result_hash: b256(py, "result_hash", result_hash)?,
+        completed_at,
+    });
+    json_out(py, &tee_client::actions::to_json(&action))
+}
+
 #[pyfunction]
 fn simulated_deployment(py: Python<'_>) -> PyResult<String> {
     use tee_sim::deployment::{APP_COMPOSE, APP_ID, KMS_ROOT};
@@ -509,6 +534,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pin_policy, m)?)?;
     m.add_function(wrap_pyfunction!(simulated_deployment, m)?)?;
     m.add_function(wrap_pyfunction!(registration_file, m)?)?;
+    m.add_function(wrap_pyfunction!(task_receipt, m)?)?;
     m.add("PROVIDER_NAME", tee_client::provider::PROVIDER_NAME)?;
     Ok(())
 }

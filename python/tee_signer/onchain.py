@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from ._native import Signer
 from ._native import registration_file as _registration_file
+from ._native import task_receipt as _task_receipt
 
 #: The Validation Registry tag of a TEE attestation verdict.
 TAG = "tee-attestation"
@@ -139,29 +140,13 @@ def reputation(
 
 def task_receipt(chain_id: int, identity_registry: str, agent_id: int, task: bytes,
                  result: bytes, completed_at: int) -> dict[str, Any]:
-    """The agent's `TaskReceipt` for `task` and its `result`, as
-    eth_signTypedData_v4 typed data (what `TeeAccount.sign_typed_data`
-    signs as the typed kind `TaskReceipt`)."""
+    """The agent's `TaskReceipt` for `task` and its `result` (their
+    keccak-256 hashes), as eth_signTypedData_v4 typed data, written by the
+    signer's own code: what `TeeAccount.sign_typed_data` signs as the typed
+    kind `TaskReceipt`."""
     from eth_utils import keccak
 
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TaskReceipt": [
-                {"name": "agentId", "type": "uint256"},
-                {"name": "taskHash", "type": "bytes32"},
-                {"name": "resultHash", "type": "bytes32"},
-                {"name": "completedAt", "type": "uint256"},
-            ],
-        },
-        "primaryType": "TaskReceipt",
-        "domain": {"name": "ERC8004TaskReceipt", "version": "1", "chainId": chain_id,
-                   "verifyingContract": identity_registry},
-        "message": {"agentId": agent_id, "taskHash": "0x" + keccak(task).hex(),
-                    "resultHash": "0x" + keccak(result).hex(), "completedAt": completed_at},
-    }
+    out: dict[str, Any] = json.loads(_task_receipt(
+        chain_id, identity_registry, str(agent_id), keccak(task), keccak(result), completed_at
+    ))
+    return out
