@@ -122,6 +122,31 @@ pub(super) fn registration_file(c: RegistrationFile) -> Result<ExitCode, Failure
     json(&file)
 }
 
+/// What a document someone else chose the URI of may be read from.
+#[derive(Args)]
+struct FetchOpts {
+    /// An IPFS gateway for ipfs:// URIs (e.g. https://ipfs.io).
+    #[arg(long)]
+    ipfs_gateway: Option<String>,
+    /// Read over plain http:// too (https:// only by default).
+    #[arg(long)]
+    allow_http: bool,
+    /// Read from hosts on loopback, private or link-local addresses: a test
+    /// network only (an agent's owner or a client chose the URI).
+    #[arg(long)]
+    allow_private_hosts: bool,
+}
+
+impl FetchOpts {
+    fn rules(&self) -> FetchRules<'_> {
+        FetchRules {
+            ipfs_gateway: self.ipfs_gateway.as_deref(),
+            allow_http: self.allow_http,
+            allow_private: self.allow_private_hosts,
+        }
+    }
+}
+
 #[derive(Args)]
 pub(super) struct Validate {
     /// The chain's JSON-RPC endpoint.
@@ -137,16 +162,8 @@ pub(super) struct Validate {
     /// the requestURI of the request's ValidationRequest event).
     #[arg(long)]
     bundle: Option<String>,
-    /// An IPFS gateway for ipfs:// URIs (e.g. https://ipfs.io).
-    #[arg(long)]
-    ipfs_gateway: Option<String>,
-    /// Read bundles over plain http:// too (https:// only by default).
-    #[arg(long)]
-    allow_http: bool,
-    /// Read bundles from hosts on loopback, private or link-local
-    /// addresses: a test network only (an agent's owner chooses the URI).
-    #[arg(long)]
-    allow_private_hosts: bool,
+    #[command(flatten)]
+    fetch: FetchOpts,
     /// A chain on which a verifier trusting the simulator's root may answer
     /// (repeatable; default: the local test chains 1337, 31337 and
     /// eth-tester's).
@@ -192,11 +209,7 @@ pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
         request_hash: c.request_hash,
         bundle: c.bundle,
         from_block: c.from_block,
-        fetch: FetchRules {
-            ipfs_gateway: c.ipfs_gateway.as_deref(),
-            allow_http: c.allow_http,
-            allow_private: c.allow_private_hosts,
-        },
+        fetch: c.fetch.rules(),
         test_chains: if c.test_chains.is_empty() { &answer::TEST_CHAINS } else { &c.test_chains },
         max_age: c.max_age,
         now: match c.now {
@@ -275,16 +288,8 @@ pub(super) struct Reputation {
     validators: Vec<Address>,
     #[command(flatten)]
     verifier: VerifierOpts,
-    /// An IPFS gateway for ipfs:// feedback files.
-    #[arg(long)]
-    ipfs_gateway: Option<String>,
-    /// Read feedback files over plain http:// too.
-    #[arg(long)]
-    allow_http: bool,
-    /// Read feedback files from hosts on loopback or private addresses (a
-    /// test network only: a client chose the URI).
-    #[arg(long)]
-    allow_private_hosts: bool,
+    #[command(flatten)]
+    fetch: FetchOpts,
     /// Search NewFeedback events from this block.
     #[arg(long, default_value_t = 0)]
     from_block: u64,
@@ -304,11 +309,7 @@ pub(super) fn reputation(c: Reputation) -> Result<ExitCode, Failure> {
         agent_id: c.agent_id,
         validators: &c.validators,
         verifier: &verifier,
-        fetch: FetchRules {
-            ipfs_gateway: c.ipfs_gateway.as_deref(),
-            allow_http: c.allow_http,
-            allow_private: c.allow_private_hosts,
-        },
+        fetch: c.fetch.rules(),
         from_block: c.from_block,
         now: match c.now {
             Some(t) => t,
