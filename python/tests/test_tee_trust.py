@@ -21,10 +21,13 @@ import time
 
 import pytest
 from eth_utils import keccak
+from eth_account import Account
+from eth_tester.exceptions import TransactionFailed
+from web3.exceptions import ContractLogicError
 from web3.middleware import SignAndSendRawMiddlewareBuilder
 
 from chain import JsonRpcEndpoint, agent_wallet_set, deployment, events, policy, tee_accounts
-from conftest import ADMIN, ADMIN_KEY, start, stop, tee_signer
+from conftest import ADMIN, ADMIN_KEY, ROOT, start, stop, tee_signer
 from tee_signer import Signer, onchain, pin_policy, simulated_deployment
 
 OTHER_APP_COMPOSE = '{"name":"not-the-agent","runner":"docker-compose","manifest_version":2}'
@@ -79,6 +82,16 @@ class Site:
     def close(self):
         self._server.shutdown()
         self._server.server_close()
+
+
+def deploy_gate(w3, identity, validation, validators, max_age):
+    """contracts/RequireTEE.sol's TEEGatedAction, from its committed artifacts."""
+    artifacts = json.loads((ROOT / "contracts" / "artifacts.json").read_text())
+    a = artifacts["contracts"]["TEEGatedAction"]
+    factory = w3.eth.contract(abi=a["abi"], bytecode=a["bytecode"])
+    tx = factory.constructor(identity, validation, validators, max_age).transact({"from": w3.eth.accounts[0]})
+    address = w3.eth.wait_for_transaction_receipt(tx)["contractAddress"]
+    return w3.eth.contract(address=address, abi=a["abi"])
 
 
 def cli(*args):
@@ -214,7 +227,10 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         assert status[0] == validator.address and status[1] == agent_id and status[2] == 100
         assert status[4] == onchain.TAG
         report = report_file.read_bytes()
-        assert keccak(report) == status[3]
+        # The response hash binds the report's hash to the signer it attests.
+        assert answer["reportHash"] == "0x" + keccak(report).hex()
+        assert keccak(bytes.fromhex(tee.address[2:]) + keccak(report)) == status[3]
+        good_report_hash = keccak(report)
         checks = json.loads(report)["checks"]
         assert [c["check"] for c in checks if c["passed"]] == [
             "requestHash", "bundle", "agent", "challenge", "freshness", "attestation", "signer"
@@ -258,6 +274,7 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         f.write_bytes(relabelled)
         answer = validate(request(other_id, bundle_uri, keccak(relabelled)), f)
         assert answer["response"] == 0
+        zero_verdict = (other_id, keccak(relabelled), bytes.fromhex(answer["reportHash"][2:]))
         # The report is on-chain whole (a data: URI), the reasons in it.
         report = json.loads(base64.b64decode(answer["responseURI"].split(",", 1)[1]))
         assert report["response"] == 0 and report["agentId"] == str(other_id)
@@ -336,6 +353,44 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         for bad in (other_id, foreign_id, third_id):
             assert validation.functions.getSummary(bad, [validator.address], onchain.TAG).call() == [1, 0]
         assert validation.functions.getSummary(agent_id, [validator.address], onchain.TAG).call() == [1, 100]
+
+        # A contract that requires a TEE agent (contracts/RequireTEE.sol, its
+        # committed artifacts): it passes for the validated agent and
+        # reverts, naming why, for anything else.
+        funder = w3.eth.accounts[0]
+        gate = deploy_gate(w3, identity.address, validation.address, [validator.address], 3600)
+
+        def act(agent, request_hash, report_hash, on=gate):
+            return on.functions.act(agent, request_hash, report_hash)
+
+        def reverts(call, why):
+            # eth-tester raises its TransactionFailed with the revert string.
+            with pytest.raises((ContractLogicError, TransactionFailed), match=why):
+                call.call({"from": funder})
+
+        r = w3.eth.wait_for_transaction_receipt(
+            act(agent_id, bundle.request_hash, good_report_hash).transact({"from": funder}))
+        assert events(gate, "Acted", r)[0]["args"]["agentId"] == agent_id
+        reverts(act(agent_id, bundle.request_hash, keccak(b"another report")),
+                "the agent wallet is not the attested signer")
+        reverts(act(*zero_verdict), "the verdict is not 100")
+        reverts(act(other_id, bundle.request_hash, good_report_hash), "the verdict is for another agent")
+        reverts(act(agent_id, keccak(b"never requested"), good_report_hash), "RequireTEE: no")
+        untrusting = deploy_gate(w3, identity.address, validation.address, [owner.address], 3600)
+        reverts(act(agent_id, bundle.request_hash, good_report_hash, on=untrusting),
+                "no verdict from a trusted validator")
+        # The agent's wallet changes after the verdict: it covers the old one only.
+        newcomer = Account.create()
+        deadline = int(time.time()) + 120
+        consent = newcomer.sign_typed_data(full_message=agent_wallet_set(
+            chain_id, identity.address, agent_id, newcomer.address, owner.address, deadline))
+        send(identity.functions.setAgentWallet(agent_id, newcomer.address, deadline, consent.signature))
+        reverts(act(agent_id, bundle.request_hash, good_report_hash),
+                "the agent wallet is not the attested signer")
+        # And a verdict older than the gate's window no longer passes.
+        w3.testing.timeTravel(w3.eth.get_block("latest")["timestamp"] + 7200)
+        w3.testing.mine()
+        reverts(act(agent_id, bundle.request_hash, good_report_hash), "the verdict is too old")
     finally:
         rpc.close()
         site.close()

@@ -71,7 +71,12 @@ fn the_validator_passes_one_bundle_and_fails_each_change_for_its_reason() {
     let ok = validate(&on_chain, &bytes, &verifier, 30 * DAY, NOW + 60);
     assert_eq!((ok.response, failed(&ok)), (100, vec![]), "{:?}", ok.reasons());
     assert_eq!(ok.signer, Some(key.address));
-    assert_eq!(ok.response_hash(), B256(tee_core::primitives::keccak256(&ok.report_bytes()).0));
+    // The response hash is the report's hash bound to the attested signer
+    // (what contracts/RequireTEE.sol recomputes from the agent's wallet).
+    let report_hash = tee_core::primitives::keccak256(&ok.report_bytes());
+    assert_eq!(ok.report_hash(), report_hash);
+    let bound = [&key.address.0[..], &report_hash.0[..]].concat();
+    assert_eq!(ok.response_hash(), tee_core::primitives::keccak256(&bound));
     // Named in the metadata instead of as the wallet: also a pass.
     let by_metadata =
         AgentOnChain { agent_wallet: None, tee_signer: Some(key.address), ..on_chain.clone() };

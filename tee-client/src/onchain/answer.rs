@@ -82,7 +82,8 @@ pub struct Answered {
     pub agent_id: U256,
     /// The checks and the verdict.
     pub validation: Validation,
-    /// The report, as published (its keccak256 is the response hash).
+    /// The report, as published (its keccak256, bound to the attested
+    /// signer, is the response hash: [`Validation::response_hash`]).
     pub report: Vec<u8>,
     /// Where it is published.
     pub response_uri: String,
@@ -266,6 +267,8 @@ impl Answered {
             "tag": TAG,
             "responseURI": self.response_uri,
             "responseHash": self.response_hash.to_string(),
+            "reportHash": self.validation.report_hash().to_string(),
+            "signer": self.validation.signer.map(|s| s.to_string()),
             "reasons": self.validation.reasons(),
         });
         if let (Some(o), Some(receipt)) = (out.as_object_mut(), &self.receipt) {

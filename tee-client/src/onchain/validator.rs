@@ -2,7 +2,8 @@
 //! Registry holds it (and what the identity registry says of the agent)
 //! and the bundle's bytes as published, every check, and the
 //! `validationResponse` to send: 100 when all pass, 0 otherwise, with the
-//! report (its reasons) whose `keccak256` is the `responseHash`.
+//! report (its reasons) whose `keccak256`, bound to the attested signer, is
+//! the `responseHash`.
 
 use serde::Serialize;
 use tee_core::primitives::keccak256;
@@ -53,7 +54,7 @@ pub struct ValidationCheck {
 }
 
 /// What the validator says of the bundle: the report it publishes (its
-/// JSON is the `responseURI`'s content, its hash the `responseHash`).
+/// JSON is the `responseURI`'s content; [`Validation::response_hash`] the `responseHash`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Validation {
@@ -93,10 +94,23 @@ impl Validation {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// `keccak256` of [`Validation::report_bytes`]: the `responseHash`.
+    /// `keccak256` of [`Validation::report_bytes`]: the report's hash.
+    #[must_use]
+    pub fn report_hash(&self) -> B256 {
+        keccak256(&self.report_bytes())
+    }
+
+    /// The `responseHash`: `keccak256(signer ‖ keccak256(report))`, the
+    /// report's hash bound to the signer it attests (20 zero bytes when the
+    /// bundle did not read), so a contract can check, with the report's
+    /// hash alone, that a verdict is about the address the identity
+    /// registry now names as the agent's wallet (`contracts/RequireTEE.sol`).
+    /// A reader of the report recomputes it from the report's `signer`.
     #[must_use]
     pub fn response_hash(&self) -> B256 {
-        keccak256(&self.report_bytes())
+        let mut m = self.signer.map_or([0; 20], |a| a.0).to_vec();
+        m.extend_from_slice(&self.report_hash().0);
+        keccak256(&m)
     }
 
     /// What a validator's own attestation binds: `keccak256(domain ‖

@@ -1,0 +1,37 @@
+// Compiles RequireTEE.sol with solc-js (npm `solc`, pinned in package.json
+// and the lockfile) into artifacts.json: each contract's ABI and creation
+// bytecode, and the compiler and settings that made them. `--check`
+// compiles again and fails if the committed artifacts differ (the gate runs
+// it, so the artifacts are what this source compiles to).
+import { readFileSync, writeFileSync } from 'node:fs';
+import solc from 'solc';
+
+const source = 'RequireTEE.sol';
+const settings = {
+  optimizer: { enabled: true, runs: 200 },
+  evmVersion: 'cancun',
+  outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } },
+};
+const input = { language: 'Solidity', sources: { [source]: { content: readFileSync(new URL(source, import.meta.url), 'utf8') } }, settings };
+const output = JSON.parse(solc.compile(JSON.stringify(input)));
+const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
+if (errors.length > 0) {
+  for (const e of errors) console.error(e.formattedMessage);
+  process.exit(1);
+}
+const artifacts = { compiler: `solc ${solc.version()}`, settings: { optimizer: settings.optimizer, evmVersion: settings.evmVersion }, contracts: {} };
+for (const [name, c] of Object.entries(output.contracts[source])) {
+  artifacts.contracts[name] = { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` };
+}
+const text = `${JSON.stringify(artifacts, null, 1)}\n`;
+const path = new URL('artifacts.json', import.meta.url);
+if (process.argv.includes('--check')) {
+  if (readFileSync(path, 'utf8') !== text) {
+    console.error('contracts/artifacts.json is not what RequireTEE.sol compiles to: run `npm run build` in contracts/');
+    process.exit(1);
+  }
+  console.log(`artifacts.json matches ${artifacts.compiler}`);
+} else {
+  writeFileSync(path, text);
+  console.log(`wrote artifacts.json (${artifacts.compiler})`);
+}
