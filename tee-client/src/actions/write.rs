@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 use tee_core::action::{Action, Envelope, RegistryCall, TxBody};
+use tee_core::eip712;
 use tee_core::{Address, U256};
 
 /// A JSON-RPC quantity: `0x`-hex, as wallets write them.
@@ -60,55 +61,58 @@ pub fn to_json(action: &Action<'_>) -> Option<Value> {
             "method": "personal_sign",
             "params": [format!("0x{}", hex::encode(m.message))],
         }),
-        Action::AgentWalletSet(w) => serde_json::json!({
-            "types": {
-                "EIP712Domain": domain_types(),
-                "AgentWalletSet": [
-                    {"name": "agentId", "type": "uint256"},
-                    {"name": "newWallet", "type": "address"},
-                    {"name": "owner", "type": "address"},
-                    {"name": "deadline", "type": "uint256"},
-                ],
-            },
-            "primaryType": "AgentWalletSet",
-            "domain": {
-                "name": tee_core::eip712::IDENTITY_REGISTRY_NAME,
-                "version": tee_core::eip712::IDENTITY_REGISTRY_VERSION,
-                "chainId": number(w.chain_id),
-                "verifyingContract": w.identity_registry.to_string(),
-            },
-            "message": {
-                "agentId": w.agent_id.to_string(),
-                "newWallet": w.new_wallet.to_string(),
-                "owner": w.owner.to_string(),
-                "deadline": number(w.deadline),
-            },
-        }),
-        Action::TaskReceipt(r) => serde_json::json!({
-            "types": {
-                "EIP712Domain": domain_types(),
-                "TaskReceipt": [
-                    {"name": "agentId", "type": "uint256"},
-                    {"name": "taskHash", "type": "bytes32"},
-                    {"name": "resultHash", "type": "bytes32"},
-                    {"name": "completedAt", "type": "uint256"},
-                ],
-            },
-            "primaryType": "TaskReceipt",
-            "domain": {
-                "name": tee_core::eip712::TASK_RECEIPT_NAME,
-                "version": tee_core::eip712::TASK_RECEIPT_VERSION,
-                "chainId": number(r.chain_id),
-                "verifyingContract": r.identity_registry.to_string(),
-            },
-            "message": {
-                "agentId": r.agent_id.to_string(),
-                "taskHash": r.task_hash.to_string(),
-                "resultHash": r.result_hash.to_string(),
-                "completedAt": number(r.completed_at),
-            },
-        }),
+        Action::AgentWalletSet(w) => typed_data(
+            "AgentWalletSet",
+            &[
+                ("agentId", "uint256", w.agent_id.to_string().into()),
+                ("newWallet", "address", w.new_wallet.to_string().into()),
+                ("owner", "address", w.owner.to_string().into()),
+                ("deadline", "uint256", number(w.deadline)),
+            ],
+            (eip712::IDENTITY_REGISTRY_NAME, eip712::IDENTITY_REGISTRY_VERSION),
+            w.chain_id,
+            &w.identity_registry,
+        ),
+        Action::TaskReceipt(r) => typed_data(
+            "TaskReceipt",
+            &[
+                ("agentId", "uint256", r.agent_id.to_string().into()),
+                ("taskHash", "bytes32", r.task_hash.to_string().into()),
+                ("resultHash", "bytes32", r.result_hash.to_string().into()),
+                ("completedAt", "uint256", number(r.completed_at)),
+            ],
+            (eip712::TASK_RECEIPT_NAME, eip712::TASK_RECEIPT_VERSION),
+            r.chain_id,
+            &r.identity_registry,
+        ),
         Action::Eip712Prehashed(_) => return None,
+    })
+}
+
+/// eth_signTypedData_v4 JSON of a typed action: its `primary` type's
+/// fields (name, Solidity type, value) in order, in the domain (name,
+/// version, chainId, verifyingContract).
+fn typed_data(
+    primary: &str,
+    fields: &[(&str, &str, Value)],
+    (name, version): (&str, &str),
+    chain_id: u64,
+    contract: &Address,
+) -> Value {
+    let types: Vec<Value> =
+        fields.iter().map(|(n, t, _)| serde_json::json!({"name": n, "type": t})).collect();
+    let message: Map<String, Value> =
+        fields.iter().map(|(n, _, v)| ((*n).to_owned(), v.clone())).collect();
+    serde_json::json!({
+        "types": {"EIP712Domain": domain_types(), primary: types},
+        "primaryType": primary,
+        "domain": {
+            "name": name,
+            "version": version,
+            "chainId": number(chain_id),
+            "verifyingContract": contract.to_string(),
+        },
+        "message": message,
     })
 }
 
