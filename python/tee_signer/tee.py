@@ -14,6 +14,7 @@ installed, its own `TEEKeypair` and `TEESignature` dataclasses are used.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -173,3 +174,108 @@ class PhalaDstackTEE:
         report = json.loads(self._signer.attestation_report(self.slot, challenge))
         report["challenge"] = "0x" + challenge.hex()
         return report
+
+    def register_agent(
+        self,
+        w3: Any,
+        keypair: Any,
+        *,
+        identity_registry: str,
+        name: str,
+        description: str = "",
+        services: Any = (),
+        tee_attestation: bool = True,
+        validation_registry: str | None = None,
+        validator: str | None = None,
+        bundle_uri: str | None = None,
+        timeout: int = 120,
+    ) -> dict[str, Any]:
+        """Registers the agent whose key is `keypair` on the ERC-8004 v2
+        identity registry through `w3`, every transaction signed by that key
+        in the signer (its slot's policy must name `register(string)`,
+        `setAgentURI` and, with `tee_attestation`, `validationRequest`).
+
+        With `tee_attestation`: the agent's attestation bundle (bound to its
+        agent id on this registry and chain), a registration file whose
+        `supportedTrust` is `["tee-attestation"]` naming the signer and the
+        bundle, and a `validationRequest` to `validator` carrying the bundle
+        whole (a `data:` URI) with `requestHash = keccak256(bundle)`.
+        Returns `agentId`, `registrationFile`, `bundle` (an
+        `onchain.AttestationBundle`, or None) and `transactions`: each one's
+        signature record with the attestation bound to its digest."""
+        from web3.logs import DISCARD
+
+        from . import onchain
+        from .account import TeeAccount
+
+        account = TeeAccount(self._signer, self._slot_of(keypair))
+        transactions: list[dict[str, Any]] = []
+
+        def send(call: Any) -> Any:
+            tx = call.build_transaction({
+                "from": account.address,
+                "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            })
+            signed = account.sign_transaction(tx)
+            receipt = w3.eth.wait_for_transaction_receipt(
+                w3.eth.send_raw_transaction(signed.raw_transaction), timeout=timeout
+            )
+            if receipt["status"] != 1:
+                raise InvalidRequest(f"transaction {signed.hash.hex()} reverted")
+            transactions.append(dict(account.last_signature or {}))
+            return receipt
+
+        identity = w3.eth.contract(address=identity_registry, abi=_IDENTITY_ABI)
+        registered = identity.events.Registered().process_receipt(
+            send(identity.functions.register("")), errors=DISCARD
+        )
+        agent_id = int(registered[0]["args"]["agentId"])
+        bundle = None
+        if tee_attestation:
+            if validation_registry is None or validator is None:
+                raise InvalidRequest("tee_attestation needs validation_registry and validator")
+            bundle = onchain.attested_bundle(
+                self._signer, account.slot, w3.eth.chain_id, identity_registry, agent_id
+            )
+            registration = onchain.registration_file(
+                bundle, name, description, services, bundle_uri=bundle_uri
+            )
+        else:
+            registration = {"type": "https://eips.ethereum.org/EIPS/eip-8004#registration-v1",
+                            "name": name, "description": description, "services": list(services)}
+        uri = "data:application/json;base64," + base64.b64encode(
+            json.dumps(registration).encode()).decode()
+        send(identity.functions.setAgentURI(agent_id, uri))
+        if bundle is not None:
+            validation = w3.eth.contract(address=validation_registry, abi=_VALIDATION_ABI)
+            send(validation.functions.validationRequest(
+                validator, agent_id, bundle.data_uri, bundle.request_hash
+            ))
+        return {
+            "agentId": agent_id,
+            "registrationFile": registration,
+            "bundle": bundle,
+            "transactions": transactions,
+        }
+
+
+def _fn(name: str, inputs: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"type": "function", "name": name, "stateMutability": "nonpayable", "outputs": [],
+            "inputs": [{"name": n, "type": t} for n, t in inputs]}
+
+
+#: The ERC-8004 v2.0.0 functions `register_agent` calls (their selectors
+#: are what the signer decodes and its policy names).
+_IDENTITY_ABI = [
+    _fn("register", [("agentURI", "string")]),
+    _fn("setAgentURI", [("agentId", "uint256"), ("newURI", "string")]),
+    {"type": "event", "name": "Registered", "anonymous": False, "inputs": [
+        {"name": "agentId", "type": "uint256", "indexed": True},
+        {"name": "agentURI", "type": "string", "indexed": False},
+        {"name": "owner", "type": "address", "indexed": True},
+    ]},
+]
+_VALIDATION_ABI = [
+    _fn("validationRequest", [("validatorAddress", "address"), ("agentId", "uint256"),
+                              ("requestURI", "string"), ("requestHash", "bytes32")]),
+]

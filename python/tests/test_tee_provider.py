@@ -123,3 +123,48 @@ def test_a_chaoschain_sdk_that_does_not_import_is_named_not_silently_replaced(tm
                          env={"PYTHONPATH": str(tmp_path)}, check=True).stdout
     assert "No module named 'flask'" in out and "pip install flask" in out, out
     assert out.strip().endswith("1"), out
+
+
+def test_the_seed_snippet_registers_an_agent_with_tee_attestation(signer_endpoint):
+    """ChaosChain's request, as close to its lines as the SDK allows: a
+    `PhalaDstackTEE`, `generate_key()`, and the agent registered with
+    `tee_attestation=True`: a registration file trusting tee-attestation,
+    the bundle, the validationRequest; every transaction signed in the TEE
+    with its attestation bound to its digest."""
+    import base64
+    import json
+
+    from chain import deployment, events, fund, policy
+    from conftest import ADMIN_KEY
+    from eth_utils import keccak
+
+    from tee_signer import PhalaDstackTEE
+
+    w3, identity, _, validation = deployment()
+    kinds = ["register(string)", "setAgentURI", "validationRequest"]
+    tee = PhalaDstackTEE(signer_endpoint, slot=30, admin_key=ADMIN_KEY)
+    keypair = tee.generate_key(path="chaoschain/seed", policy=policy(
+        kinds, w3.eth.chain_id, [identity.address, validation.address]))
+    fund(w3, keypair.attestation["address"])
+    validator = w3.eth.accounts[3]
+    agent = tee.register_agent(
+        w3, keypair, identity_registry=identity.address, name="seed agent",
+        description="signs inside a TEE", tee_attestation=True,
+        validation_registry=validation.address, validator=validator,
+        bundle_uri="https://agent.example/.well-known/tee-attestation.json",
+    )
+    agent_id = agent["agentId"]
+    assert identity.functions.ownerOf(agent_id).call() == keypair.attestation["address"]
+    uri = identity.functions.tokenURI(agent_id).call()
+    registration = json.loads(base64.b64decode(uri.split(",", 1)[1]))
+    assert registration["supportedTrust"] == ["tee-attestation"]
+    assert registration["tee"]["signer"] == keypair.attestation["address"]
+    bundle = agent["bundle"]
+    assert bundle.request_hash == keccak(bundle.content)
+    status = validation.functions.getValidationStatus(bundle.request_hash).call()
+    assert status[0] == validator and status[1] == agent_id
+    # Three transactions, each with its attestation bound to its digest.
+    kinds_signed = [t["kind"] for t in agent["transactions"]]
+    assert kinds_signed == ["register(string)", "setAgentURI", "validationRequest"]
+    for t in agent["transactions"]:
+        assert t["attestation"]["bound"] == {"purpose": "action_digest", "value": t["digest"]}
