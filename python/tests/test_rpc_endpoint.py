@@ -106,3 +106,23 @@ def test_a_call_outside_the_policy_is_refused_typed_and_reaches_no_chain(rig):
     with pytest.raises(Exception, match="KindNotAllowed"):
         tool.eth.send_transaction({"from": agent.address, "to": w3.eth.accounts[1], "value": 1})
     assert (w3.eth.block_number, w3.eth.get_transaction_count(agent.address)) == before
+
+
+def test_concurrent_sends_from_one_account_get_one_nonce_each(rig):
+    """Tools that fire transactions at once: the endpoint fills each nonce
+    from the node and sends before the next one reads it, so none collides
+    and every one lands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    w3, identity, agent, url = rig
+    data = identity.encode_abi("register", ["ipfs://concurrent"])
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_sendTransaction",
+            "params": [{"from": agent.address, "to": identity.address, "data": data}]}
+    before = w3.eth.get_transaction_count(agent.address)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: post(url, body), range(6)))
+    hashes = [a["result"] for a in answers]
+    receipts = [w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    assert all(r["status"] == 1 for r in receipts)
+    nonces = sorted(w3.eth.get_transaction(h)["nonce"] for h in hashes)
+    assert nonces == list(range(before, before + 6))
