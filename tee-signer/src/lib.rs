@@ -35,10 +35,15 @@ use zeroize::Zeroizing;
 use tee_client::Client;
 use tee_transport::{Endpoint, Stream, connect};
 
+/// The version and the commit it was built from (`--version`): what ties a
+/// binary, and the image holding it, to the source.
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TEE_SIGNER_COMMIT"), ")");
+
 #[derive(Parser)]
 #[command(
     name = "tee-signer",
-    version,
+    version = VERSION,
     about = "Sign ERC-8004 agent actions with a key held in a TEE"
 )]
 struct Cli {
@@ -117,6 +122,9 @@ enum Command {
     /// id, image measurements and KMS root), from an attestation or dstack's
     /// Info, checking the app-compose file you reviewed against it.
     Policy(verify::PinPolicy),
+    /// Print the compose hash dstack computes for an app-compose file (what
+    /// a deployment's event log records and `policy --app-compose` pins).
+    ComposeHash(verify::ComposeHash),
     /// Verify an attestation (from `attest`) or a signature (from `sign`)
     /// under a pinned policy.
     Verify(verify::Verify),
@@ -167,6 +175,7 @@ pub fn main() -> ExitCode {
         Command::Sign(c) => agent::sign(c),
         Command::Attest(c) => agent::attest(c),
         Command::Policy(c) => verify::pin_policy(c),
+        Command::ComposeHash(c) => verify::compose_hash(&c),
         Command::Verify(c) => verify::verify(c),
         Command::Audit(c) => agent::audit(&c),
         Command::AgentBundle(c) => onchain::agent_bundle(c),

@@ -9,7 +9,7 @@ use clap::Args;
 use tee_core::B256;
 
 use super::exit::Invalid;
-use super::{Failure, now_secs, read};
+use super::{Failure, json, now_secs, read};
 use tee_core::Address;
 use tee_verify::pccs::Pccs;
 use tee_verify::policy::Deployment;
@@ -180,4 +180,29 @@ pub(super) fn pin_policy(c: PinPolicy) -> Result<ExitCode, Failure> {
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub(super) struct ComposeHash {
+    /// The app-compose file (app-compose.json), exactly as deployed.
+    file: PathBuf,
+    /// Print JSON (`composeHash`, `appId`, `bytes`).
+    #[arg(long)]
+    json: bool,
+}
+
+/// The compose hash dstack computes for an app-compose file: what the CVM's
+/// event log records, what `policy --app-compose` checks and pins, and (its
+/// first 20 bytes) the app id dstack gives an app deployed without one.
+pub(super) fn compose_hash(c: &ComposeHash) -> Result<ExitCode, Failure> {
+    let bytes = std::fs::read(&c.file).map_err(|e| format!("{}: {e}", c.file.display()))?;
+    let hash = tee_verify::policy::compose_hash(&bytes);
+    if !c.json {
+        println!("{hash}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let app_id = format!("0x{}", hex::encode(hash.0.get(..20).unwrap_or_default()));
+    json(
+        &serde_json::json!({ "composeHash": hash.to_string(), "appId": app_id, "bytes": bytes.len() }),
+    )
 }

@@ -135,6 +135,17 @@ fn operator_admin_agent_and_validator_through_the_cli() {
     assert!(pin(&compose).status.success());
     let pinned = std::fs::read_to_string(&policy).unwrap();
     assert!(pinned.contains("compose_hash") && pinned.contains("mrtd"), "{pinned}");
+    // `compose-hash` prints the hash the deployment's event log records
+    // (the one just pinned), and the app id dstack derives from it.
+    let printed = ok(&["compose-hash", compose.to_str().unwrap()]);
+    let hash = printed.trim().trim_start_matches("0x");
+    assert!(pinned.contains(hash), "{hash} not in {pinned}");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["compose-hash", compose.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(j["appId"].as_str().unwrap(), &printed.trim()[..42]);
+    // `--version` names the commit it was built from.
+    let version = ok(&["--version"]);
+    assert!(version.contains("(commit "), "{version}");
     let p = policy.to_str().unwrap();
     let args = [
         "verify",

@@ -212,7 +212,7 @@ impl Policy {
         let app_id: [u8; 20] =
             app_id.try_into().map_err(|_| pin_err("the app id is not 20 bytes"))?;
         if let Some(compose) = app_compose {
-            let hashed: [u8; 32] = Sha256::digest(compose).into();
+            let hashed = self::compose_hash(compose).0;
             if hashed != compose_hash {
                 return Err(pin_err(format!(
                     "the app-compose file hashes to {}, the deployment runs {}",
@@ -271,4 +271,12 @@ fn info_fields(json: &str) -> Result<Pinned, PinError> {
         hex_field(&tcb, "rtmr2")?,
     ];
     Ok((compose, app_id, m))
+}
+
+/// The compose hash dstack computes for an app-compose file (what a CVM's
+/// event log records as `compose-hash`, and a policy pins): SHA-256 of the
+/// file's bytes, exactly as deployed.
+#[must_use]
+pub fn compose_hash(app_compose: &[u8]) -> B256 {
+    B256(Sha256::digest(app_compose).into())
 }
