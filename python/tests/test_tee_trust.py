@@ -118,7 +118,7 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
     }
     accounts = tee_accounts(w3, signer_endpoint, ADMIN_KEY, "tee-trust", slots, contracts)
     owner, tee, validator = accounts["owner"], accounts["tee"], accounts["validator"]
-    w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(owner), layer=0)
+    w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build([owner, validator]), layer=0)
     signer = Signer(signer_endpoint)
 
     def send(call):
@@ -379,6 +379,16 @@ def test_an_attested_agent_is_validated_and_the_attacks_are_answered_zero(
         untrusting = deploy_gate(w3, identity.address, validation.address, [owner.address], 3600)
         reverts(act(agent_id, bundle.request_hash, good_report_hash, on=untrusting),
                 "no verdict from a trusted validator")
+        # A verdict under ERC-8004's own tag, "tee", counts as well: the
+        # validator answers a second request of the agent's with it.
+        tee_request = keccak(b"a second request, answered under the tee tag")
+        request(agent_id, "ipfs://bundle", tee_request)
+        tee_report = keccak(b"the validator's report under the tee tag")
+        answer = validation.functions.validationResponse(
+            tee_request, 100, "ipfs://report", keccak(bytes.fromhex(tee.address[2:]) + tee_report), "tee")
+        receipt = w3.eth.wait_for_transaction_receipt(answer.transact({"from": validator.address}))
+        assert receipt["status"] == 1
+        act(agent_id, tee_request, tee_report).call({"from": funder})
         # The agent's wallet changes after the verdict: it covers the old one only.
         newcomer = Account.create()
         deadline = int(time.time()) + 120
