@@ -115,6 +115,7 @@ fn run_replicas(
                 kind: BackendKind::Simulated,
                 admin: Some(tee_testkit::config().admin),
                 marks: marks.map(str::to_owned),
+                accept_async_standbys: false,
             })
             .unwrap();
             let mut p = Pair::with(device);

@@ -15,7 +15,9 @@ use tee_core::device::{
     AuditStore, AuditedMark, Backend, BackendError, Clock, CounterId, CounterStore, Device,
     DeviceConfig, EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, SignClaim,
 };
-use tee_core::protocol::{AuditEntry, BackendKind, DeviceError, HealthResponse, Probe, capability};
+use tee_core::protocol::{
+    AuditEntry, BackendKind, DeviceError, HealthResponse, Probe, Replication, capability,
+};
 use tee_core::{Address, B256, SigningKey};
 use zeroize::Zeroizing;
 
@@ -27,6 +29,7 @@ use super::served::{Committer, Prober, Quoter, Served};
 use crate::dstack::Dstack;
 use crate::marks::MarksError;
 use crate::marks::pool::{Claimed, Claims, MarksPool, POOL_SIZE};
+use crate::marks::replication::ReplicationRule;
 use tee_store::store::{FileStore, StateKey, StoreError};
 
 /// Derivation paths under this prefix are the signer's own (the sealing
@@ -109,6 +112,9 @@ pub struct SignerConfig {
     /// The PostgreSQL database whose marks the app's replicas share
     /// ([`super::marks`]), or `None` for this signer's own marks only.
     pub marks: Option<String>,
+    /// Serve shared marks from a primary whose standbys are asynchronous
+    /// (or hidden from the signer's role): [`crate::marks::replication`].
+    pub accept_async_standbys: bool,
 }
 
 /// Opens the signer: takes the state directory, reads or makes its
@@ -139,7 +145,19 @@ pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
             )));
         };
         let (mac_key, _) = d.get_key(MARKS_KEY_PATH, "marks")?;
-        backend = backend.with_shared_marks(MarksPool::connect(url, mac_key, POOL_SIZE)?);
+        let rule = ReplicationRule { accept_async: config.accept_async_standbys };
+        let pool = MarksPool::connect(url, mac_key, POOL_SIZE, rule)?;
+        let replication = pool.replication();
+        if matches!(replication, Replication::Asynchronous | Replication::Hidden) {
+            tracing::warn!(
+                ?replication,
+                "shared marks on a primary whose standbys are not all synchronous, accepted by \
+                 --marks-accept-async-standbys: a failover can lose marks"
+            );
+        } else {
+            tracing::info!(?replication, "shared marks");
+        }
+        backend = backend.with_shared_marks(pool);
     }
     let config = DeviceConfig {
         device_id: p.device_id,
@@ -275,14 +293,28 @@ impl Served for HostBackend {
             Some(true) => Probe::Ok,
             Some(false) => Probe::Failed,
         };
-        Some(Arc::new(move || HealthResponse {
-            dstack: probe(dstack.as_ref().map(|d| {
-                d.info().inspect_err(|e| tracing::warn!(error = %e, "health: dstack")).is_ok()
-            })),
-            marks: probe(marks.as_ref().map(|p| {
-                p.ping().inspect_err(|e| tracing::warn!(error = %e, "health: marks")).is_ok()
-            })),
-            storage: if group.failed() { Probe::Failed } else { Probe::Ok },
+        Some(Arc::new(move || {
+            // The marks answered, and how they replicate (a refused
+            // reading is reported with the probe failed).
+            let (marks, replication) = match marks.as_ref().map(|p| (p.ping(), p)) {
+                None => (Probe::NotUsed, Replication::NotUsed),
+                Some((Ok(r), _)) => (Probe::Ok, r),
+                Some((Err(e), p)) => {
+                    tracing::warn!(error = %e, "health: marks");
+                    match e {
+                        MarksError::Replication { found, .. } => (Probe::Failed, found),
+                        _ => (Probe::Failed, p.replication()),
+                    }
+                }
+            };
+            HealthResponse {
+                dstack: probe(dstack.as_ref().map(|d| {
+                    d.info().inspect_err(|e| tracing::warn!(error = %e, "health: dstack")).is_ok()
+                })),
+                marks,
+                storage: if group.failed() { Probe::Failed } else { Probe::Ok },
+                replication,
+            }
         }))
     }
 }

@@ -29,10 +29,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use tee_core::protocol::Replication;
 use tee_core::{Address, B256};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
@@ -42,7 +43,10 @@ use zeroize::Zeroizing;
 
 mod conn;
 pub mod pool;
+pub mod replication;
 mod sql;
+
+use replication::ReplicationRule;
 
 use sql::{Ordered, Row, deadline, decide, migrate, open, read};
 
@@ -117,6 +121,16 @@ pub enum MarksError {
         /// The version found.
         found: i32,
     },
+    /// The database replicates in a way a failover can lose marks in
+    /// ([`replication`]), and the operator did not accept it; or it is a
+    /// standby. Nothing is claimed there.
+    #[error("{why}")]
+    Replication {
+        /// What the signer read.
+        found: Replication,
+        /// Why it refuses, and what would change that.
+        why: String,
+    },
     /// Every connection of the pool stayed busy for [`TIMEOUT`].
     #[error("marks database: every connection busy for {} s", TIMEOUT.as_secs())]
     Busy,
@@ -184,6 +198,12 @@ pub struct PgMarks {
     /// connection.
     broken: bool,
     mac_key: Zeroizing<[u8; 32]>,
+    rule: ReplicationRule,
+    /// The last reading of how the database replicates, and when it was
+    /// judged servable on this connection (`None`: judge before the next
+    /// call).
+    replication: Replication,
+    judged: Option<Instant>,
 }
 
 impl fmt::Debug for PgMarks {
@@ -198,10 +218,16 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PgMarks {
     /// Connects to `url` (a libpq URL or key=value string, TLS as
-    /// [`conn`] says), creates the schema if the database has none, and
+    /// [`conn`] says; several hosts with `target_session_attrs=read-write`
+    /// find the primary, after a failover too), checks how it replicates
+    /// ([`replication`]), creates the schema if the database has none, and
     /// refuses a newer one. `mac_key` is derived from the TEE: the same on
     /// every replica of the app.
-    pub fn connect(url: &str, mac_key: Zeroizing<[u8; 32]>) -> Result<Self, MarksError> {
+    pub fn connect(
+        url: &str,
+        mac_key: Zeroizing<[u8; 32]>,
+        rule: ReplicationRule,
+    ) -> Result<Self, MarksError> {
         let conn::Target { mut config, tls } = conn::parse(url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(TIMEOUT);
@@ -224,15 +250,45 @@ impl PgMarks {
             known: Known::default(),
             broken: false,
             mac_key,
+            rule,
+            replication: Replication::NotUsed,
+            judged: None,
         };
         marks.migrate()?;
         Ok(marks)
+    }
+
+    /// How the database replicates, as this connection last read it.
+    #[must_use]
+    pub fn replication(&self) -> Replication {
+        self.replication
+    }
+
+    /// Reads how the database replicates on this connection and judges it
+    /// (raising the session's `synchronous_commit` if the server's default
+    /// is weaker).
+    fn judge(&mut self) -> Result<Replication, MarksError> {
+        let client = &self.client;
+        let reading = deadline(&self.runtime, replication::read(client));
+        let reading = self.noted(reading)?;
+        let judged = replication::judge(&reading, self.rule);
+        self.replication = match &judged {
+            Ok(r) | Err(MarksError::Replication { found: r, .. }) => *r,
+            Err(_) => self.replication,
+        };
+        if judged.is_ok() {
+            self.judged = Some(Instant::now());
+        }
+        judged
     }
 
     /// The connection, opened again if the server closed it (a restart, a
     /// failover): the call that found it broken failed with
     /// [`MarksError::Unavailable`], the next one reconnects, so signing
     /// resumes by itself once the database answers.
+    /// A new connection (another server, after a failover) is judged
+    /// before its first use, and a connection in use again every
+    /// [`replication::RECHECK`].
     fn reconnect(&mut self) -> Result<(), MarksError> {
         if self.broken || self.client.is_closed() {
             self.connection.abort();
@@ -241,6 +297,10 @@ impl PgMarks {
             self.connection = connection;
             self.raise_known = None;
             self.broken = false;
+            self.judged = None;
+        }
+        if self.judged.is_none_or(|at| at.elapsed() >= replication::RECHECK) {
+            self.judge()?;
         }
         Ok(())
     }
@@ -262,16 +322,12 @@ impl PgMarks {
         self.noted(r)
     }
 
-    /// One statement on this connection, within the deadline: whether the
-    /// database answers (`Health`).
-    pub fn ping(&mut self) -> Result<(), MarksError> {
+    /// Whether the database answers, and how it replicates, read now on
+    /// this connection within the deadline (`Health`).
+    pub fn ping(&mut self) -> Result<Replication, MarksError> {
+        self.judged = None;
         self.reconnect()?;
-        let client = &self.client;
-        let r = deadline(&self.runtime, async move {
-            client.batch_execute("SELECT 1").await?;
-            Ok(())
-        });
-        self.noted(r)
+        Ok(self.replication)
     }
 
     /// Shares what this connection learns of the rows with `known` (a

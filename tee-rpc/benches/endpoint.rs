@@ -90,6 +90,7 @@ fn main() {
         kind: BackendKind::Simulated,
         admin: Some(admin.address()),
         marks: None,
+        accept_async_standbys: false,
     })
     .unwrap();
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));

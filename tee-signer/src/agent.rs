@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use tee_core::B256;
 use tee_core::protocol::{
-    DeviceInfo, GetAuditLog, GetPublicKey, Health, HealthResponse, KeyOrigin, Probe,
+    DeviceInfo, GetAuditLog, GetPublicKey, Health, HealthResponse, KeyOrigin, Probe, Replication,
 };
 
 use super::exit::Invalid;
@@ -119,6 +119,31 @@ fn probe(p: Probe) -> &'static str {
     }
 }
 
+fn replication(r: Replication) -> &'static str {
+    match r {
+        Replication::NotUsed => "notUsed",
+        Replication::NoStandby => "noStandby",
+        Replication::Synchronous => "synchronous",
+        Replication::Asynchronous => "asynchronous",
+        Replication::Hidden => "hidden",
+    }
+}
+
+/// How the shared marks database replicates, for people.
+fn replication_text(r: Replication) -> &'static str {
+    match r {
+        Replication::NotUsed => "no shared marks",
+        Replication::NoStandby => "marks database without standbys",
+        Replication::Synchronous => {
+            "marks database with synchronous standbys (a failover keeps every mark)"
+        }
+        Replication::Asynchronous => {
+            "marks database with asynchronous standbys (a failover can lose marks)"
+        }
+        Replication::Hidden => "marks database hides its standbys from the signer's role",
+    }
+}
+
 /// What `info` reports and how it exits: 0, or [`super::exit::UNREACHABLE`]
 /// when something the signer needs (dstack, the shared marks, its storage)
 /// failed its probe. A device alone (a microcontroller) reports no health.
@@ -155,6 +180,7 @@ pub(super) fn info(c: &Info) -> Result<ExitCode, Failure> {
             },
             "health": health.map(|h| serde_json::json!({
                 "dstack": probe(h.dstack), "marks": probe(h.marks), "storage": probe(h.storage),
+                "replication": replication(h.replication),
             })),
         }))?;
         return Ok(super::exit::status(code));
@@ -170,12 +196,17 @@ pub(super) fn info(c: &Info) -> Result<ExitCode, Failure> {
     println!("device id     {}", i.device_id);
     println!("admin         {}", i.admin);
     match health {
-        Some(h) => println!(
-            "health        dstack {}, marks {}, storage {}",
-            probe(h.dstack),
-            probe(h.marks),
-            probe(h.storage)
-        ),
+        Some(h) => {
+            println!(
+                "health        dstack {}, marks {}, storage {}",
+                probe(h.dstack),
+                probe(h.marks),
+                probe(h.storage)
+            );
+            if h.replication != Replication::NotUsed {
+                println!("replication   {}", replication_text(h.replication));
+            }
+        }
         None => println!("health        not reported (a device without a host service)"),
     }
     Ok(super::exit::status(code))

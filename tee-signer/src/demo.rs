@@ -138,6 +138,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
         kind: BackendKind::Simulated,
         admin: Some(admin_address),
         marks: None,
+        accept_async_standbys: false,
     })?;
     let api = device.backend().dstack().map(|d| d.api());
     let endpoint = Endpoint::Unix(dir.path().join("signer.sock"));

@@ -74,6 +74,13 @@ pub(super) struct Serve {
     /// signature's (key, sequence) is claimed there first. Needs dstack.
     #[arg(long, conflicts_with = "no_tee")]
     marks: Option<String>,
+    /// Serve shared marks from a primary whose standbys are asynchronous
+    /// (or that hides them from the signer's role). Without it the signer
+    /// refuses such a database: a failover to an asynchronous standby can
+    /// lose marks the primary acknowledged, and a replica that had not seen
+    /// them would sign a second action at a used sequence.
+    #[arg(long, requires = "marks")]
+    marks_accept_async_standbys: bool,
 }
 
 fn socket_mode(s: &str) -> Result<u32, String> {
@@ -167,6 +174,7 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
         kind,
         admin: c.admin,
         marks: c.marks,
+        accept_async_standbys: c.marks_accept_async_standbys,
     })?;
     let limits = Limits {
         max_connections: c.max_connections,

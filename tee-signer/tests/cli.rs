@@ -366,7 +366,7 @@ fn exit_codes_tell_refused_unreachable_invalid_and_not_verified_apart() {
     assert_eq!(info["backend"], "Simulated", "{info}");
     assert!(info["bounds"]["uri"].as_u64().unwrap() >= 256, "{info}");
     // The simulated dstack answers, no shared marks, the journal takes commits.
-    let health = serde_json::json!({"dstack": "ok", "marks": "notUsed", "storage": "ok"});
+    let health = serde_json::json!({"dstack": "ok", "marks": "notUsed", "storage": "ok", "replication": "notUsed"});
     assert_eq!(info["health"], health, "{info}");
     let key = value(&["pubkey", "-c", &conn, "--json"]);
     assert_eq!(key["highWater"], 21, "{key}");

@@ -79,6 +79,7 @@ pub fn config(state: &std::path::Path, dstack: &SimServer, marks: Option<&str>) 
         kind: BackendKind::Simulated,
         admin: Some(SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
         marks: marks.map(str::to_owned),
+        accept_async_standbys: false,
     }
 }
 

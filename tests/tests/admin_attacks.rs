@@ -184,6 +184,7 @@ fn rig() -> Rig {
         kind: BackendKind::Simulated,
         admin: Some(admin_key().address()),
         marks: None,
+        accept_async_standbys: false,
     })
     .unwrap();
     let identity = device.identity();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tee_client::{Client, ClientError};
 use tee_core::ActionKind;
 use tee_core::device::Device;
-use tee_core::protocol::{DeviceError, Health, HealthResponse, Probe, Sign};
+use tee_core::protocol::{DeviceError, Health, HealthResponse, Probe, Replication, Sign};
 use tee_host::backend::open_device;
 use tee_host::server::{Limits, serve};
 use tee_sim::{SimDstack, SimServer};
@@ -38,7 +38,12 @@ fn health_says_what_signing_needs_as_it_goes_away_and_comes_back() {
         let action = sample::with_nonce(sample::action(ActionKind::SetAgentUri), sequence);
         c.call(&Sign { slot: 0, sequence, action }).map(|_| ())
     };
-    let all_ok = HealthResponse { dstack: Probe::Ok, marks: Probe::Ok, storage: Probe::Ok };
+    let all_ok = HealthResponse {
+        dstack: Probe::Ok,
+        marks: Probe::Ok,
+        storage: Probe::Ok,
+        replication: Replication::NoStandby,
+    };
     assert_eq!(c.call(&Health).unwrap(), all_ok);
     sign(&mut c, 1).unwrap();
 
@@ -47,6 +52,7 @@ fn health_says_what_signing_needs_as_it_goes_away_and_comes_back() {
     assert!(matches!(sign(&mut c, 2), Err(ClientError::Device(DeviceError::Storage))));
     let h = c.call(&Health).unwrap();
     assert_eq!((h.marks, h.dstack, h.storage), (Probe::Failed, Probe::Ok, Probe::Ok));
+    assert_eq!(h.replication, Replication::NoStandby, "the last reading, while it is away");
     assert!(!h.healthy());
     // It comes back: both recover without a restart of the signer.
     pg.start_again();

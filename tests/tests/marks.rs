@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 
 use tee_core::{Address, B256};
+use tee_host::marks::replication::ReplicationRule;
 use tee_host::marks::{Mark, MarksError, Outcome, PgMarks, SCHEMA_VERSION};
 use zeroize::Zeroizing;
 
@@ -25,7 +26,7 @@ fn raw(url: &str) -> postgres::Client {
 }
 
 fn marks(url: &str) -> PgMarks {
-    PgMarks::connect(url, Zeroizing::new(KEY)).unwrap()
+    PgMarks::connect(url, Zeroizing::new(KEY), ReplicationRule::default()).unwrap()
 }
 
 fn mark(signer: u8, value: u64, what: u8) -> Mark<'static> {
@@ -108,7 +109,8 @@ fn rows_written_outside_the_app_stop_that_key_only() {
     );
     assert!(matches!(store.load(&Address([1; 20]), "actions"), Err(MarksError::Tampered { .. })));
     // A row under a MAC key that is not the app's: the same.
-    let mut other = PgMarks::connect(&url, Zeroizing::new([8; 32])).unwrap();
+    let mut other =
+        PgMarks::connect(&url, Zeroizing::new([8; 32]), ReplicationRule::default()).unwrap();
     other.raise(&[mark(4, 1, 1)]).unwrap();
     assert_eq!(store.raise(&[mark(4, 2, 1)]).unwrap(), [Outcome::Tampered]);
     // Deleting a row loses it (what the MAC cannot show: docs/security.md).
@@ -124,7 +126,7 @@ fn a_newer_schema_is_refused_and_an_unreachable_server_is_an_error() {
     raw(&url)
         .execute("UPDATE tee_signer_schema SET version = $1", &[&(SCHEMA_VERSION + 1)])
         .unwrap();
-    match PgMarks::connect(&url, Zeroizing::new(KEY)) {
+    match PgMarks::connect(&url, Zeroizing::new(KEY), ReplicationRule::default()) {
         Err(MarksError::NewerSchema { found }) => assert_eq!(found, SCHEMA_VERSION + 1),
         other => panic!("{other:?}"),
     }
@@ -132,12 +134,13 @@ fn a_newer_schema_is_refused_and_an_unreachable_server_is_an_error() {
     match PgMarks::connect(
         "host=127.0.0.1 port=1 user=postgres connect_timeout=2 sslmode=disable",
         Zeroizing::new(KEY),
+        ReplicationRule::default(),
     ) {
         Err(MarksError::Unavailable(_)) => {}
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        PgMarks::connect("port=notanumber", Zeroizing::new(KEY)),
+        PgMarks::connect("port=notanumber", Zeroizing::new(KEY), ReplicationRule::default()),
         Err(MarksError::Url(_))
     ));
     // Over TCP, libpq's default sslmode (prefer) would take plain text
@@ -147,7 +150,7 @@ fn a_newer_schema_is_refused_and_an_unreachable_server_is_an_error() {
         "host=127.0.0.1 port=1 user=postgres",
         "postgres://postgres@127.0.0.1:1/postgres?sslmode=prefer",
     ] {
-        match PgMarks::connect(prefer, Zeroizing::new(KEY)) {
+        match PgMarks::connect(prefer, Zeroizing::new(KEY), ReplicationRule::default()) {
             Err(MarksError::Url(why)) => {
                 assert!(why.contains("sslmode=require") && why.contains("disable"), "{why}")
             }
@@ -219,7 +222,7 @@ fn marks_over_tls_verify_the_server() {
         ),
         ("the public roots", pg.url("sslmode=require")),
     ] {
-        match PgMarks::connect(&url, Zeroizing::new(KEY)) {
+        match PgMarks::connect(&url, Zeroizing::new(KEY), ReplicationRule::default()) {
             Err(MarksError::Unavailable(e)) => {
                 assert!(format!("{e:?}").to_lowercase().contains("certificate"), "{what}: {e:?}")
             }
@@ -303,7 +306,9 @@ fn a_database_that_stops_answering_costs_a_call_its_deadline_never_a_hang() {
     };
 
     let hole = format!("host=127.0.0.1 port={} user=postgres sslmode=disable", black_hole());
-    let r = within(Box::new(move || PgMarks::connect(&hole, Zeroizing::new(KEY)).map(drop)));
+    let r = within(Box::new(move || {
+        PgMarks::connect(&hole, Zeroizing::new(KEY), ReplicationRule::default()).map(drop)
+    }));
     assert!(matches!(r, Err(MarksError::Deadline)), "{r:?}");
 
     let shared = std::env::var("TEE_SIGNER_TEST_PG").unwrap();

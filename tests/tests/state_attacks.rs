@@ -29,6 +29,7 @@ fn config(dir: &Path, dstack: &SimServer, admin: bool) -> SignerConfig {
         kind: BackendKind::Simulated,
         admin: admin.then(|| SigningKey::from_bytes(&ADMIN_SECRET).unwrap().address()),
         marks: None,
+        accept_async_standbys: false,
     }
 }
 

@@ -27,6 +27,31 @@ pub enum Probe {
     Failed,
 }
 
+/// How the shared marks database replicates, as the signer last read it
+/// on its primary (`synchronous_standby_names`, `pg_stat_replication`).
+/// A reading the signer refuses (an asynchronous standby without the
+/// operator's consent) comes with `marks: Failed`; with `marks: Ok` the
+/// operator accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Replication {
+    /// No shared marks.
+    NotUsed,
+    /// No standby streams from the primary and none is named synchronous:
+    /// no failover can lose a mark (a restore from a backup can: the
+    /// rollback the marks' MACs cannot see).
+    NoStandby,
+    /// Every standby streaming from the primary is synchronous: a mark
+    /// counts only once a standby has it, so a promoted one has it.
+    Synchronous,
+    /// A standby is asynchronous (or a synchronous candidate not yet
+    /// chosen): a failover to it can lose marks the primary acknowledged.
+    Asynchronous,
+    /// The server does not show its standbys to the signer's role (it
+    /// lacks `pg_read_all_stats`).
+    Hidden,
+}
+
 /// Response to [`Health`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -38,6 +63,8 @@ pub struct HealthResponse {
     /// The state journal: `Failed` once a write or sync failed (signing
     /// stops until a restart reads the journal back).
     pub storage: Probe,
+    /// How the shared marks database replicates (protocol 8).
+    pub replication: Replication,
 }
 
 impl HealthResponse {

@@ -54,7 +54,7 @@ pub use get_audit_log::{AuditEntry, AuditLogResponse, GetAuditLog, Outcome};
 pub use get_evidence::{EvidenceChunk, EvidencePart, GetEvidence};
 pub use get_policy::GetPolicy;
 pub use get_public_key::{GetPublicKey, KeyOrigin, PublicKeyResponse};
-pub use health::{Health, HealthResponse, Probe};
+pub use health::{Health, HealthResponse, Probe, Replication};
 pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit};
 pub use set_policy::{PolicySet, SetPolicy};
 pub use sign::{Sign, SignResponse};
@@ -72,7 +72,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 7;
+pub const PROTOCOL_VERSION: u8 = 8;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.

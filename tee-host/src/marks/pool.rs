@@ -24,12 +24,18 @@ use std::time::Instant;
 use tee_core::device::SignClaim;
 use zeroize::Zeroizing;
 
+use tee_core::protocol::Replication;
+
+use super::replication::ReplicationRule;
 use super::{Known, Mark, MarksError, Outcome, PgMarks, TIMEOUT};
 
 /// Connections to the marks database, opened when needed up to a bound.
 pub struct MarksPool {
     url: String,
     mac_key: Zeroizing<[u8; 32]>,
+    rule: ReplicationRule,
+    /// The last reading of how the database replicates (any connection's).
+    replication: Mutex<Replication>,
     size: usize,
     /// What the connections learn of the rows, shared among them.
     known: Known,
@@ -59,11 +65,14 @@ impl MarksPool {
         url: &str,
         mac_key: Zeroizing<[u8; 32]>,
         size: usize,
+        rule: ReplicationRule,
     ) -> Result<Arc<MarksPool>, MarksError> {
-        let first = PgMarks::connect(url, mac_key.clone())?;
+        let first = PgMarks::connect(url, mac_key.clone(), rule)?;
         Ok(Arc::new(MarksPool {
             url: url.to_owned(),
             mac_key,
+            rule,
+            replication: Mutex::new(first.replication()),
             size: size.max(1),
             known: first.known.clone(),
             state: Mutex::new(PoolState { idle: vec![first], open: 1 }),
@@ -81,7 +90,7 @@ impl MarksPool {
             if s.open < self.size {
                 s.open += 1;
                 drop(s);
-                return PgMarks::connect(&self.url, self.mac_key.clone())
+                return PgMarks::connect(&self.url, self.mac_key.clone(), self.rule)
                     .map(|c| c.with_known(self.known.clone()))
                     .inspect_err(|_| {
                         self.state.lock().unwrap_or_else(PoisonError::into_inner).open -= 1;
@@ -97,12 +106,19 @@ impl MarksPool {
     }
 
     fn give(&self, c: PgMarks) {
+        *self.replication.lock().unwrap_or_else(PoisonError::into_inner) = c.replication();
         self.state.lock().unwrap_or_else(PoisonError::into_inner).idle.push(c);
         self.freed.notify_one();
     }
 
+    /// How the database replicates, as the pool last read it.
+    #[must_use]
+    pub fn replication(&self) -> Replication {
+        *self.replication.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// [`PgMarks::ping`] on one of the pool's connections.
-    pub fn ping(&self) -> Result<(), MarksError> {
+    pub fn ping(&self) -> Result<Replication, MarksError> {
         let mut c = self.take()?;
         let r = c.ping();
         self.give(c);
