@@ -11,6 +11,7 @@ pub mod netfault;
 pub mod postgres;
 pub mod qemu;
 mod reference;
+pub mod replica;
 pub mod signer;
 
 pub use arb::*;

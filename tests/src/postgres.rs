@@ -16,6 +16,10 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     tls: bool,
+    /// Server options given at every start (`-c name=value …`): on the
+    /// command line, so a standby copied from this cluster does not
+    /// inherit them.
+    options: String,
 }
 
 impl fmt::Debug for Cluster {
@@ -67,12 +71,26 @@ impl Cluster {
     /// its directory), with TLS if `tls`: the server's certificate for
     /// `localhost` signed by [`Cluster::ca`].
     pub fn start(tls: bool) -> Cluster {
-        let bin = PathBuf::from(std::env::var("TEE_SIGNER_TEST_PG_BIN").expect(
+        Cluster::start_with(tls, "")
+    }
+
+    fn bin() -> PathBuf {
+        PathBuf::from(std::env::var("TEE_SIGNER_TEST_PG_BIN").expect(
             "TEE_SIGNER_TEST_PG_BIN is not set: these tests start a PostgreSQL server of their \
              own (bash .ci/run sets it; by hand: source .ci/postgres)",
-        ));
+        ))
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// [`Cluster::start`] with server `options` (`-c name=value …`) at
+    /// every start.
+    pub fn start_with(tls: bool, options: &str) -> Cluster {
+        let bin = Cluster::bin();
         let dir = tempfile::Builder::new().prefix("pg-").tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = Cluster::free_port();
         if tls {
             let d = dir.path();
             let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
@@ -119,7 +137,7 @@ impl Cluster {
             c.args(["-R", "postgres:"]).arg(dir.path());
             run(c);
         }
-        let cluster = Cluster { dir, bin, port, tls };
+        let cluster = Cluster { dir, bin, port, tls, options: options.to_owned() };
         run(as_postgres(
             &cluster.bin.join("initdb"),
             &["-D", &cluster.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
@@ -139,7 +157,8 @@ impl Cluster {
         } else {
             String::new()
         };
-        let options = format!("-c listen_addresses=127.0.0.1 -p {} -k {d}{ssl}", self.port);
+        let options =
+            format!("-c listen_addresses=127.0.0.1 -p {} -k {d}{ssl} {}", self.port, self.options);
         let log = format!("{d}/log");
         let data = self.data();
         let args =
@@ -150,6 +169,60 @@ impl Cluster {
     /// Stops the server (every session ends).
     pub fn stop(&self) {
         self.pg_ctl(&["stop"]);
+    }
+
+    /// A streaming standby of `primary` (plain text, no options of the
+    /// primary's), copied by `pg_basebackup` and started on a port of its
+    /// own, connecting as `application_name` `name` (what
+    /// `synchronous_standby_names` names).
+    pub fn standby_of(primary: &Cluster, name: &str) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("pg-standby-").tempdir().unwrap();
+        if root() {
+            let mut c = Command::new("chown");
+            c.args(["-R", "postgres:"]).arg(dir.path());
+            run(c);
+        }
+        let cluster = Cluster {
+            dir,
+            bin: Cluster::bin(),
+            port: Cluster::free_port(),
+            tls: false,
+            options: String::new(),
+        };
+        let port = primary.port.to_string();
+        run(as_postgres(
+            &cluster.bin.join("pg_basebackup"),
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", &cluster.data()],
+        ));
+        // standby.signal: start as a standby; primary_conninfo: where from,
+        // and the name the primary knows it by.
+        let data = cluster.dir.path().join("data");
+        std::fs::write(data.join("standby.signal"), "").unwrap();
+        let mut conf = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+        conf.push_str(&format!(
+            "primary_conninfo = 'host=127.0.0.1 port={port} user=postgres application_name={name}'\n"
+        ));
+        std::fs::write(data.join("postgresql.auto.conf"), conf).unwrap();
+        if root() {
+            let mut c = Command::new("chown");
+            c.args(["-R", "postgres:"]).arg(&data);
+            run(c);
+        }
+        cluster.pg_ctl(&["start"]);
+        cluster
+    }
+
+    /// Kills the server as a crash would (`immediate`: no checkpoint, its
+    /// sessions cut).
+    pub fn kill(&self) {
+        let data = self.data();
+        run(as_postgres(&self.bin.join("pg_ctl"), &["stop", "-D", &data, "-m", "immediate", "-w"]));
+    }
+
+    /// Promotes this standby to a primary (and waits until it is one).
+    pub fn promote(&self) {
+        let data = self.data();
+        run(as_postgres(&self.bin.join("pg_ctl"), &["promote", "-D", &data, "-w"]));
     }
 
     /// Starts the stopped server again.

@@ -8,71 +8,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, Barrier, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Barrier};
 
 use tee_client::{Client, ClientError};
 use tee_core::protocol::*;
-use tee_core::{Action, ActionKind};
-use tee_host::backend::{HostDevice, open_device};
-use tee_host::server::{Limits, Served, ServerHandle, serve};
-use tee_sim::{SimDstack, SimServer};
-use tee_testkit::{Pair, sample};
-use tee_tests::signer::{config, derive_typed, pg_database};
-use tee_transport::{Endpoint, Stream, connect};
-
-/// A replica as `serve` runs it: its device behind a server on a socket of
-/// its own (where marks are shared, the server claims a signature's mark in
-/// the database outside the device's lock: the only place a claim is made),
-/// and a client of that socket.
-struct Replica {
-    device: Arc<Mutex<HostDevice>>,
-    endpoint: Endpoint,
-    client: Client<Box<dyn Stream>>,
-    _server: ServerHandle,
-}
-
-impl Replica {
-    fn call<C: Command>(&mut self, cmd: &C) -> Result<C::Response<'_>, DeviceError> {
-        self.client.call(cmd).map_err(|e| match e {
-            ClientError::Device(e) => e,
-            other => panic!("the replica's socket: {other:?}"),
-        })
-    }
-
-    /// Another client of this replica's socket.
-    fn client(&self) -> Client<Box<dyn Stream>> {
-        Client::new(connect(&self.endpoint, Duration::from_secs(30)).unwrap())
-    }
-}
-
-/// Replica `name` of the app served by `dstack`, its own state directory,
-/// with the marks at `marks` (or its own only); slot 0 holds the app's key
-/// at `agent/1`, allowed to sign typed registry calls.
-fn replica(dir: &Path, name: &str, dstack: &SimServer, marks: Option<&str>) -> Replica {
-    let mut p = Pair::with(open_device(&config(&dir.join(name), dstack, marks)).unwrap());
-    derive_typed(&mut p);
-    let device = Arc::new(Mutex::new(p.device));
-    let endpoint = Endpoint::Unix(dir.join(format!("{name}.sock")));
-    let server = serve(device.clone(), std::slice::from_ref(&endpoint), Limits::default()).unwrap();
-    let client = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
-    Replica { device, endpoint, client, _server: server }
-}
-
-fn app(dir: &Path) -> SimServer {
-    let sim = SimDstack::new(&[0x11; 32], [0x22; 20], [0x33; 32]).unwrap();
-    SimServer::start(sim, &Endpoint::Unix(dir.join("dstack.sock"))).unwrap()
-}
-
-/// A distinct action per (replica, sequence).
-fn action(replica: u8, sequence: u64) -> Action<'static> {
-    sample::with_nonce(sample::action(ActionKind::SetAgentUri), u64::from(replica) << 32 | sequence)
-}
-
-fn sign(p: &mut Replica, r: u8, sequence: u64) -> Result<SignResponse, DeviceError> {
-    p.call(&Sign { slot: 0, sequence, action: action(r, sequence) })
-}
+use tee_host::server::Served;
+use tee_tests::replica::{Replica, action, app, replica, sign};
+use tee_tests::signer::pg_database;
+use tee_transport::connect;
 
 #[test]
 fn without_shared_marks_two_replicas_sign_twice_at_one_sequence() {
