@@ -128,6 +128,10 @@ enum Command {
     /// Verify an attestation (from `attest`) or a signature (from `sign`)
     /// under a pinned policy.
     Verify(verify::Verify),
+    /// A platform's TCB (from a quote, an attestation, a signature or a
+    /// running signer): status, advisories, FMSPC, TCB evaluation number,
+    /// and how long its DCAP collateral lasts.
+    Tcb(verify::Tcb),
     /// The signer's hash-chained audit log.
     Audit(agent::Audit),
     /// An attestation bundle for an ERC-8004 agent: a slot's attestation
@@ -177,6 +181,7 @@ pub fn main() -> ExitCode {
         Command::Policy(c) => verify::pin_policy(c),
         Command::ComposeHash(c) => verify::compose_hash(&c),
         Command::Verify(c) => verify::verify(c),
+        Command::Tcb(c) => verify::tcb(c),
         Command::Audit(c) => agent::audit(&c),
         Command::AgentBundle(c) => onchain::agent_bundle(c),
         Command::RegistrationFile(c) => onchain::registration_file(c),

@@ -206,3 +206,129 @@ pub(super) fn compose_hash(c: &ComposeHash) -> Result<ExitCode, Failure> {
         &serde_json::json!({ "composeHash": hash.to_string(), "appId": app_id, "bytes": bytes.len() }),
     )
 }
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("quote_from").required(true))]
+pub(super) struct Tcb {
+    /// An attestation (from `attest`), a signature (from `sign`), or a raw
+    /// TDX quote.
+    #[arg(group = "quote_from")]
+    file: Option<PathBuf>,
+    /// A running signer instead: its identity's attestation, for a fresh
+    /// challenge.
+    #[arg(long, short, group = "quote_from")]
+    connect: Option<tee_transport::Endpoint>,
+    #[command(flatten)]
+    verifier: VerifierOpts,
+    /// Unix time to evaluate at (default: now).
+    #[arg(long)]
+    now: Option<u64>,
+    /// Print JSON (`status`, `advisoryIds`, `dcapError`, `accepted`,
+    /// `fmspc`, `tcbEvaluationDataNumber`, `qeEvaluationDataNumber`,
+    /// `tcbInfoIssueDate`, `tcbInfoNextUpdate`, `qeIdentityNextUpdate`,
+    /// `nextUpdate`, `secondsLeft`).
+    #[arg(long)]
+    json: bool,
+}
+
+/// The quote in `file`: an attestation's, a signature's, or the file itself.
+fn quote_of(file: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let bytes = std::fs::read(file).map_err(|e| Invalid(format!("{}: {e}", file.display())))?;
+    if let Ok(s) = serde_json::from_slice::<TeeSignature>(&bytes) {
+        return Ok(s.attestation.quote);
+    }
+    if let Ok(a) = serde_json::from_slice::<Attestation>(&bytes) {
+        return Ok(a.quote);
+    }
+    // A TDX quote starts with its version (4 or 5) as a little-endian u16.
+    match bytes.get(..2) {
+        Some([4 | 5, 0]) => Ok(bytes),
+        _ => Err(Invalid(format!(
+            "{}: neither an attestation, a signature nor a TDX quote",
+            file.display()
+        ))
+        .into()),
+    }
+}
+
+fn span(secs: i64) -> String {
+    let s = secs.unsigned_abs();
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    if d > 0 { format!("{d} d {h} h") } else { format!("{h} h {m} min") }
+}
+
+/// A platform's TCB: status, advisories, FMSPC, TCB evaluation number, and
+/// how long its collateral lasts. Exits 0 when DCAP passed, the policy (or
+/// the default: UpToDate, no advisory) accepts the TCB and the collateral
+/// is valid; 5 otherwise; 4 when the PCCS did not answer.
+pub(super) fn tcb(c: Tcb) -> Result<ExitCode, Failure> {
+    use tee_verify::Failure as F;
+    let verifier = c.verifier.verifier(true)?;
+    let now = match c.now {
+        Some(t) => t,
+        None => now_secs()?,
+    };
+    let quote = match (&c.file, &c.connect) {
+        (Some(f), _) => quote_of(f)?,
+        (None, Some(endpoint)) => {
+            let p = tee_client::provider::PhalaDstackProvider::new(
+                endpoint.clone(),
+                Verifier::default(),
+            );
+            let challenge = tee_verify::random_challenge()?;
+            p.get_attestation_report(tee_core::protocol::DEVICE_SLOT, challenge)?.quote
+        }
+        (None, None) => return Err(Invalid("give a FILE or --connect".into()).into()),
+    };
+    let t = match verifier.tcb(&quote, now) {
+        Ok(t) => t,
+        Err(F::CollateralFetch(e)) => {
+            return Err(Box::new(super::exit::Unreachable {
+                what: "the PCCS".into(),
+                source: std::io::Error::other(e),
+            }));
+        }
+        Err(F::Missing("collateral")) => {
+            return Err(
+                Invalid("no collateral: give --collateral FILE or --pccs URL".into()).into()
+            );
+        }
+        Err(e) => return Err(Invalid(format!("the collateral: {e}")).into()),
+    };
+    let good = t.accepted && t.seconds_left > 0;
+    let code = if good { super::exit::OK } else { super::exit::NOT_VERIFIED };
+    if c.json {
+        json(&t)?;
+        return Ok(super::exit::status(code));
+    }
+    println!("status        {}", t.status.as_deref().unwrap_or("unknown (DCAP did not pass)"));
+    println!(
+        "advisories    {}",
+        if t.advisory_ids.is_empty() { "none".to_owned() } else { t.advisory_ids.join(", ") }
+    );
+    match &t.dcap_error {
+        None => println!("dcap          passed"),
+        Some(e) => println!("dcap          FAILED: {e}"),
+    }
+    println!("fmspc         {}", t.fmspc);
+    println!(
+        "tcb eval      {} (QE identity {})",
+        t.tcb_evaluation_data_number, t.qe_evaluation_data_number
+    );
+    println!(
+        "tcb info      issued {}, next update {}",
+        t.tcb_info_issue_date, t.tcb_info_next_update
+    );
+    println!("qe identity   next update {}", t.qe_identity_next_update);
+    if t.seconds_left > 0 {
+        let soon = if t.expires_soon() { " (renew it: less than 7 days left)" } else { "" };
+        println!("collateral    valid for {}{soon}", span(t.seconds_left));
+    } else {
+        println!("collateral    EXPIRED {} ago: nothing verifies with it", span(t.seconds_left));
+    }
+    println!(
+        "accepted      {}",
+        if t.accepted { "yes, under the policy" } else { "NO, under the policy" }
+    );
+    Ok(super::exit::status(code))
+}

@@ -151,48 +151,14 @@ impl Verifier {
         }
 
         let boot = self.event_log_checks(r, evidence.event_log, report.rtmr[3]);
-        let fetched;
-        let collateral = match (&self.collateral, &self.pccs) {
-            (Some(c), _) => Some(c),
-            // The simulator's collateral is anyone's to make: for now.
-            (None, _) if self.policy.trust_simulator_root => {
-                match self.simulated_root.as_ref().map(|root| root.collateral(now)) {
-                    Some(Ok(c)) => {
-                        fetched = c;
-                        Some(&fetched)
-                    }
-                    Some(Err(e)) => {
-                        let f = Failure::CollateralInvalid(e);
-                        r.push(Check::Collateral, Status::Failed(f));
-                        None
-                    }
-                    None => {
-                        r.push(
-                            Check::Collateral,
-                            Status::Failed(Failure::Missing("simulator PKI")),
-                        );
-                        None
-                    }
-                }
-            }
-            (None, Some(pccs)) => match pccs.collateral(evidence.quote) {
-                Ok(c) => {
-                    fetched = c;
-                    Some(&fetched)
-                }
-                Err(e) => {
-                    r.push(
-                        Check::Collateral,
-                        Status::Failed(Failure::CollateralFetch(e.to_string())),
-                    );
-                    None
-                }
-            },
-            (None, None) => {
-                r.push(Check::Collateral, Status::Failed(Failure::Missing("collateral")));
+        let fetched = match self.collateral_for(evidence.quote, now) {
+            Ok(c) => Some(c),
+            Err(f) => {
+                r.push(Check::Collateral, Status::Failed(f));
                 None
             }
         };
+        let collateral = fetched.as_deref();
         if let Some(c) = collateral.filter(|c| Self::collateral_check(r, c, now)) {
             self.dcap_checks(r, c, evidence.quote, report.report_data, now);
         } else {
@@ -201,6 +167,52 @@ impl Verifier {
         }
         let app_id = boot.as_ref().and_then(|b| b.get("app-id"));
         self.key_chain_check(r, evidence, address, app_id);
+    }
+
+    /// The DCAP collateral for `quote`: the one given, the simulator's made
+    /// for `now` (a policy trusting the simulator), or fetched from the
+    /// configured PCCS.
+    pub fn collateral_for(
+        &self,
+        quote: &[u8],
+        now: u64,
+    ) -> Result<std::borrow::Cow<'_, QuoteCollateralV3>, Failure> {
+        use std::borrow::Cow;
+        match (&self.collateral, &self.pccs) {
+            (Some(c), _) => Ok(Cow::Borrowed(c)),
+            // The simulator's collateral is anyone's to make: for now.
+            (None, _) if self.policy.trust_simulator_root => match &self.simulated_root {
+                Some(root) => {
+                    root.collateral(now).map(Cow::Owned).map_err(Failure::CollateralInvalid)
+                }
+                None => Err(Failure::Missing("simulator PKI")),
+            },
+            (None, Some(pccs)) => pccs
+                .collateral(quote)
+                .map(Cow::Owned)
+                .map_err(|e| Failure::CollateralFetch(e.to_string())),
+            (None, None) => Err(Failure::Missing("collateral")),
+        }
+    }
+
+    /// DCAP on `raw` with `c` at `now`, under Intel's root or (a policy
+    /// trusting it) the simulator's.
+    pub(crate) fn dcap(
+        &self,
+        raw: &[u8],
+        c: &QuoteCollateralV3,
+        now: u64,
+    ) -> Result<dcap_qvl::verify::VerifiedReport, String> {
+        if self.policy.trust_simulator_root {
+            match &self.simulated_root {
+                Some(root) => dcap_qvl::verify::QuoteVerifier::new(root.root_ca_der())
+                    .verify(raw, c, now)
+                    .map_err(|e| format!("{e:#}")),
+                None => Err("the simulator's root was not given to the verifier".to_owned()),
+            }
+        } else {
+            dcap_qvl::verify::verify(raw, c, now).map_err(|e| format!("{e:#}"))
+        }
     }
 
     /// Replays the event log to RTMR3 and reads it as dstack defines it;
@@ -358,16 +370,7 @@ impl Verifier {
         now: u64,
     ) {
         let simulated = self.policy.trust_simulator_root;
-        let verified = if simulated {
-            match &self.simulated_root {
-                Some(root) => dcap_qvl::verify::QuoteVerifier::new(root.root_ca_der())
-                    .verify(raw, c, now)
-                    .map_err(|e| format!("{e:#}")),
-                None => Err("the simulator's root was not given to the verifier".to_owned()),
-            }
-        } else {
-            dcap_qvl::verify::verify(raw, c, now).map_err(|e| format!("{e:#}"))
-        };
+        let verified = self.dcap(raw, c, now);
         match verified {
             Ok(v) => {
                 // The report dcap-qvl verified is the one we read.
@@ -393,11 +396,14 @@ impl Verifier {
                         "quote signature, QE report and PCK chain to Intel's root".into()
                     }),
                 );
-                let accepted = self.policy.accepted_statuses();
                 r.push(
                     Check::TcbStatus,
-                    if accepted.contains(&v.status.as_str()) {
-                        Status::Passed(v.status)
+                    if self.policy.accepts_tcb(&v.status, &v.advisory_ids) {
+                        Status::Passed(if v.advisory_ids.is_empty() {
+                            v.status
+                        } else {
+                            format!("{} ({})", v.status, v.advisory_ids.join(", "))
+                        })
                     } else {
                         Status::Failed(Failure::TcbStatus {
                             status: v.status,

@@ -12,6 +12,7 @@
 //! - [`report`]: their findings and the verdict;
 //! - [`eventlog`]: dstack's event log, replayed to RTMR3;
 //! - [`pccs`]: DCAP collateral from a PCCS the user configures;
+//! - [`tcb`]: a platform's TCB status, advisories and collateral lifetime;
 //! - [`versioned`]: dstack's `VersionedAttestation` (`Attest`), V0 and V1.
 
 pub mod checks;
@@ -23,6 +24,7 @@ pub mod keychain;
 pub mod pccs;
 pub mod policy;
 pub mod report;
+pub mod tcb;
 pub mod versioned;
 
 pub use checks::{SimulatedRoot, Verifier};

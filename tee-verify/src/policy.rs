@@ -55,6 +55,12 @@ pub struct Policy {
     /// deployment: anyone can make such quotes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trust_simulator_root: bool,
+    /// Intel security advisories (`INTEL-SA-…`) a passing TCB may carry.
+    /// Absent: none when `tcb_status` is absent too (UpToDate with no
+    /// advisory, dstack KMS's own rule), any when `tcb_status` names the
+    /// statuses; present: only these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcb_advisories: Option<Vec<String>>,
 }
 
 /// A policy file could not be read.
@@ -149,6 +155,16 @@ impl Policy {
         } else {
             self.tcb_status.iter().map(String::as_str).collect()
         }
+    }
+
+    /// Whether a platform at TCB `status` with `advisories` passes.
+    #[must_use]
+    pub fn accepts_tcb(&self, status: &str, advisories: &[String]) -> bool {
+        let advisories_ok = match &self.tcb_advisories {
+            Some(allowed) => advisories.iter().all(|a| allowed.contains(a)),
+            None => !self.tcb_status.is_empty() || advisories.is_empty(),
+        };
+        self.accepted_statuses().contains(&status) && advisories_ok
     }
 }
 
@@ -279,4 +295,40 @@ fn info_fields(json: &str) -> Result<Pinned, PinError> {
 #[must_use]
 pub fn compose_hash(app_compose: &[u8]) -> B256 {
     B256(Sha256::digest(app_compose).into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tcb_rule_tests {
+    use super::Policy;
+
+    fn sa(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_default_is_up_to_date_with_no_advisory_and_a_list_narrows_advisories() {
+        let default = Policy::default();
+        assert!(default.accepts_tcb("UpToDate", &[]));
+        assert!(!default.accepts_tcb("UpToDate", &sa(&["INTEL-SA-00837"])), "dstack KMS's rule");
+        assert!(!default.accepts_tcb("SWHardeningNeeded", &[]));
+        // Statuses named, advisories not: any advisory (as before the list).
+        let named =
+            Policy { tcb_status: sa(&["UpToDate", "SWHardeningNeeded"]), ..Policy::default() };
+        assert!(named.accepts_tcb("SWHardeningNeeded", &sa(&["INTEL-SA-00837"])));
+        assert!(!named.accepts_tcb("OutOfDate", &[]));
+        // Advisories listed: only those.
+        let listed = Policy { tcb_advisories: Some(sa(&["INTEL-SA-00837"])), ..named.clone() };
+        assert!(listed.accepts_tcb("SWHardeningNeeded", &sa(&["INTEL-SA-00837"])));
+        assert!(
+            !listed.accepts_tcb("SWHardeningNeeded", &sa(&["INTEL-SA-00837", "INTEL-SA-00960"]))
+        );
+        let none = Policy { tcb_advisories: Some(vec![]), ..named };
+        assert!(!none.accepts_tcb("SWHardeningNeeded", &sa(&["INTEL-SA-00837"])));
+        assert!(none.accepts_tcb("UpToDate", &[]));
+        // The field round-trips through TOML.
+        let text = toml::to_string(&listed).unwrap();
+        assert!(text.contains("tcb_advisories"), "{text}");
+        assert_eq!(toml::from_str::<Policy>(&text).unwrap(), listed);
+    }
 }

@@ -225,3 +225,34 @@ fn pccs_faults_are_reported_with_their_reason() {
     let err = Pccs::new(&url, Some(b"not a pem")).unwrap_err();
     assert!(matches!(err, PccsError::Config(_)), "{err}");
 }
+
+/// `tcb` through a PCCS serving the real sample collateral, asked at chosen
+/// times: inside its window (accepted, days left), three days before its
+/// `nextUpdate` (a warning), after it (nothing verifies); a tampered TCB
+/// info is a DCAP failure the report names; a PCCS that does not answer is
+/// a fetch error, not a report.
+#[test]
+fn the_tcb_of_the_sample_from_a_pccs_at_chosen_times() {
+    let fake = spawn_pccs(sample_collateral(), Fault::None);
+    let v = Verifier {
+        policy: Policy::default(),
+        collateral: None,
+        pccs: Some(Pccs::new(&fake.url, None).unwrap()),
+        simulated_root: None,
+    };
+    let t = v.tcb(SAMPLE_QUOTE, NOW).unwrap();
+    assert_eq!((t.status.as_deref(), t.accepted), (Some("UpToDate"), true), "{t:?}");
+    let next = chrono::DateTime::parse_from_rfc3339(&t.next_update).unwrap().timestamp() as u64;
+    let soon = v.tcb(SAMPLE_QUOTE, next - 3 * 86_400).unwrap();
+    assert!(soon.accepted && soon.expires_soon(), "{soon:?}");
+    let after = v.tcb(SAMPLE_QUOTE, next + 1).unwrap();
+    assert!(!after.accepted && after.seconds_left < 0 && after.status.is_none(), "{after:?}");
+
+    let tampered = spawn_pccs(sample_collateral(), Fault::TamperedTcb);
+    let v = Verifier { pccs: Some(Pccs::new(&tampered.url, None).unwrap()), ..v };
+    let t = v.tcb(SAMPLE_QUOTE, NOW).unwrap();
+    assert!(!t.accepted && t.dcap_error.is_some(), "a TCB info the PCCS altered: {t:?}");
+
+    let gone = Verifier { pccs: Some(Pccs::new("http://127.0.0.1:1", None).unwrap()), ..v };
+    assert!(matches!(gone.tcb(SAMPLE_QUOTE, NOW), Err(Failure::CollateralFetch(_))));
+}

@@ -414,3 +414,44 @@ fn simulated_quotes_pass_dcap_under_the_simulator_root_only() {
     let r = verifier(V4_COLLATERAL).verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &expected, NOW);
     assert!(matches!(r.status(Check::Dcap), Some(Status::Passed(_))), "{r}");
 }
+
+/// `Verifier::tcb` (what `tee-signer tcb` prints): the sample platform's
+/// status, FMSPC, TCB evaluation numbers and collateral lifetime; near and
+/// after its `nextUpdate` it says so, and an expired collateral verifies
+/// nothing (no status, not accepted).
+#[test]
+fn the_tcb_report_names_the_platform_and_how_long_its_collateral_lasts() {
+    let v = verifier(V4_COLLATERAL);
+    let t = v.tcb(SAMPLE_QUOTE, NOW).unwrap();
+    assert_eq!(t.status.as_deref(), Some("UpToDate"));
+    assert!(t.advisory_ids.is_empty() && t.dcap_error.is_none() && t.accepted, "{t:?}");
+    assert_eq!(t.fmspc, "b0c06f000000");
+    assert_eq!((t.tcb_evaluation_data_number, t.qe_evaluation_data_number), (17, 17));
+    assert_eq!(t.tcb_info_next_update, "2025-07-19T10:16:03Z");
+    assert_eq!(t.next_update, "2025-07-19T10:16:03Z", "the earlier of TCB info and QE identity");
+    let next = chrono::DateTime::parse_from_rfc3339(&t.next_update).unwrap().timestamp();
+    assert_eq!(t.seconds_left, next - NOW as i64);
+    assert!(!t.expires_soon());
+    // Three days before it: a warning.
+    let soon = v.tcb(SAMPLE_QUOTE, next as u64 - 3 * 86_400).unwrap();
+    assert!(soon.expires_soon() && soon.accepted, "{soon:?}");
+    // After it: nothing verifies.
+    let after = v.tcb(SAMPLE_QUOTE, next as u64 + 60).unwrap();
+    assert!(after.seconds_left < 0 && after.status.is_none() && !after.accepted, "{after:?}");
+    assert!(after.dcap_error.is_some());
+    // A policy that does not accept the status: reported, not accepted.
+    let mut strict = verifier(V4_COLLATERAL);
+    strict.policy.tcb_status = vec!["SWHardeningNeeded".into()];
+    let t = strict.tcb(SAMPLE_QUOTE, NOW).unwrap();
+    assert_eq!((t.status.as_deref(), t.accepted), (Some("UpToDate"), false));
+    // No collateral at all: an error, not a report.
+    assert!(matches!(
+        Verifier::default().tcb(SAMPLE_QUOTE, NOW),
+        Err(Failure::Missing("collateral"))
+    ));
+    // A platform whose TCB matches no level: reported as such.
+    let out =
+        verifier(V5_OUTDATED_COLLATERAL).tcb(V5_OUTDATED, inside(V5_OUTDATED_COLLATERAL)).unwrap();
+    assert!(out.dcap_error.as_deref().is_some_and(|e| e.contains("TCB level")), "{out:?}");
+    assert_eq!(out.fmspc, "90c06f000000");
+}
