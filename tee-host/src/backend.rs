@@ -28,6 +28,7 @@ use super::dstack::QuoteEvidence;
 use super::served::{Committer, Prober, Quoter, Served};
 use crate::dstack::Dstack;
 use crate::marks::MarksError;
+use crate::marks::anchor::{Anchor, AnchorError};
 use crate::marks::pool::{Claimed, Claims, MarksPool, POOL_SIZE};
 use crate::marks::replication::ReplicationRule;
 use tee_store::store::{FileStore, StateKey, StoreError};
@@ -66,6 +67,8 @@ pub struct HostBackend {
     key_chains: BTreeMap<String, KeyChain>,
     evidence: Vec<u8>,
     shared: Option<Arc<Claims>>,
+    /// The rollback anchor, kept with the shared marks.
+    anchor: Option<Arc<Anchor>>,
 }
 
 impl std::fmt::Debug for HostBackend {
@@ -95,6 +98,10 @@ pub enum OpenError {
     /// The shared marks database.
     #[error(transparent)]
     Marks(#[from] MarksError),
+    /// The rollback anchor: the state directory is behind what the marks
+    /// database recorded of it, or it could not be checked.
+    #[error(transparent)]
+    Anchor(#[from] AnchorError),
 }
 
 /// How to open a signer.
@@ -157,7 +164,13 @@ pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
         } else {
             tracing::info!(?replication, "shared marks");
         }
+        // A directory behind the head the database recorded for it (an
+        // older copy put back) does not open.
+        let anchor = Anchor::open(&pool, p.device_id, backend.store.group(), |head| {
+            backend.store.reached(head)
+        })?;
         backend = backend.with_shared_marks(pool);
+        backend.anchor = Some(Arc::new(anchor));
     }
     let config = DeviceConfig {
         device_id: p.device_id,
@@ -220,6 +233,7 @@ impl HostBackend {
             key_chains: BTreeMap::new(),
             evidence: Vec::new(),
             shared: None,
+            anchor: None,
         }
     }
 
@@ -254,10 +268,16 @@ impl HostBackend {
 }
 
 impl Served for HostBackend {
-    /// The journal's group commit: one sync for every reply waiting.
+    /// The journal's group commit: one sync for every reply waiting; with
+    /// shared marks, then the rollback anchor ([`Anchor::after_commit`]:
+    /// an admin change's reply waits until the database records it).
     fn committer(&self) -> Option<Committer> {
         let group = self.store.group();
-        Some(Arc::new(move |ticket| group.wait(ticket)))
+        let anchor = self.anchor.clone();
+        Some(Arc::new(move |ticket| {
+            group.wait(ticket)?;
+            anchor.as_ref().map_or(Ok(()), |a| a.after_commit())
+        }))
     }
 
     /// dstack's `GetQuote`, made by the server outside the device lock.
@@ -359,12 +379,20 @@ impl CounterStore for HostBackend {
         self.store.load_counter(id)
     }
 
+    /// The journal's writes not yet durable; or, when they all are but an
+    /// admin change among them is not yet in the rollback anchor, a ticket
+    /// all the same, so the reply waits for the anchor
+    /// ([`Anchor::after_commit`]).
     fn ticket(&mut self) -> Option<tee_core::device::Ticket> {
-        self.store.ticket()
+        self.store.ticket().or_else(|| {
+            let owed = self.anchor.as_ref().is_some_and(|a| a.owed());
+            owed.then(|| self.store.group().position())
+        })
     }
 
     fn make_durable(&mut self, ticket: tee_core::device::Ticket) -> Result<(), BackendError> {
-        self.store.make_durable(ticket)
+        self.store.make_durable(ticket)?;
+        self.anchor.as_ref().map_or(Ok(()), |a| a.after_commit())
     }
 
     fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError> {

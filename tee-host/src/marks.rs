@@ -41,6 +41,7 @@ use tokio_postgres::{Client, Config, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use zeroize::Zeroizing;
 
+pub mod anchor;
 mod conn;
 pub mod pool;
 pub mod replication;
@@ -145,6 +146,16 @@ pub enum MarksError {
         signer: Address,
         /// The space.
         space: String,
+    },
+    /// The rollback anchor of a state directory fails its MAC (or does not
+    /// decode): written outside the app. The directory does not open until
+    /// an operator clears the row.
+    #[error(
+        "the rollback anchor of device {device} fails its MAC: written outside the app; the state directory does not open"
+    )]
+    AnchorTampered {
+        /// The directory's device id.
+        device: B256,
     },
     /// A stored row is not what this store writes (its value or
     /// commitment does not decode).

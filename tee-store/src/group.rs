@@ -19,6 +19,31 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use tee_core::device::{BackendError, Ticket};
 
+/// Where the journal stands: its generation (compactions so far), its
+/// length in bytes and the MAC of its last record (the chain's head).
+/// Heads order by (generation, length): a journal only grows, and a
+/// compaction starts the next generation. An older copy of a state
+/// directory has a lower head; the shared marks database records the
+/// highest durable head each directory reached (the rollback anchor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Compactions so far.
+    pub generation: u64,
+    /// Bytes of the journal file.
+    pub length: u64,
+    /// The MAC of its last record.
+    pub mac: [u8; 32],
+}
+
+impl Head {
+    /// Whether `self` is behind `other`: a lower generation, or the same
+    /// one and shorter.
+    #[must_use]
+    pub fn behind(&self, other: &Head) -> bool {
+        (self.generation, self.length) < (other.generation, other.length)
+    }
+}
+
 /// The journal's durability, shared by the store (which writes) and the
 /// server (which waits). See the module documentation.
 #[derive(Debug)]
@@ -36,9 +61,12 @@ struct Inner {
     written: u64,
     /// Of them, durable.
     durable: u64,
-    /// The journal file's length, and how much of it is durable.
-    file_len: u64,
-    durable_file_len: u64,
+    /// The journal's head as written, and as durable.
+    head: Head,
+    durable_head: Head,
+    /// The head after the last write whose reply waits for the rollback
+    /// anchor (an admin change).
+    must_anchor: Head,
     /// A sync is running (its leader has released the lock).
     syncing: bool,
     /// A sync failed: nothing more is written or released.
@@ -66,15 +94,16 @@ fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 }
 
 impl GroupCommit {
-    /// For `file`, `len` bytes long and durable.
-    pub(super) fn new(file: &File, len: u64) -> std::io::Result<Arc<GroupCommit>> {
+    /// For `file`, durable up to `head`.
+    pub(super) fn new(file: &File, head: Head) -> std::io::Result<Arc<GroupCommit>> {
         Ok(Arc::new(GroupCommit {
             state: Mutex::new(Inner {
                 file: Arc::new(file.try_clone()?),
                 written: 0,
                 durable: 0,
-                file_len: len,
-                durable_file_len: len,
+                head,
+                durable_head: head,
+                must_anchor: head,
                 syncing: false,
                 failed: false,
                 syncs: 0,
@@ -91,26 +120,38 @@ impl GroupCommit {
         lock(&self.state).failed
     }
 
-    /// A write of `n` bytes went to the file (now `file_len` long), not yet
-    /// durable.
-    pub(super) fn wrote(&self, n: u64, file_len: u64) {
+    /// A write of `n` bytes went to the file (its head now `head`), not
+    /// yet durable; `strict`: an admin change.
+    pub(super) fn wrote(&self, n: u64, head: Head, strict: bool) {
         let mut s = lock(&self.state);
         s.written += n;
-        s.file_len = file_len;
+        s.head = head;
+        if strict {
+            s.must_anchor = head;
+        }
     }
 
     /// Everything written is durable: the store synced under its own lock
     /// (`file`: `None`), or a compaction wrote the journal anew (`file`: the
-    /// new one).
-    pub(super) fn all_durable(&self, file: Option<&File>, file_len: u64) -> std::io::Result<()> {
+    /// new one); its head is `head`, and `strict` if the last write was an
+    /// admin change.
+    pub(super) fn all_durable(
+        &self,
+        file: Option<&File>,
+        head: Head,
+        strict: bool,
+    ) -> std::io::Result<()> {
         let new = file.map(File::try_clone).transpose()?;
         let mut s = lock(&self.state);
         if let Some(f) = new {
             s.file = Arc::new(f);
         }
         s.durable = s.written;
-        s.file_len = file_len;
-        s.durable_file_len = file_len;
+        s.head = head;
+        s.durable_head = head;
+        if strict {
+            s.must_anchor = head;
+        }
         self.synced.notify_all();
         Ok(())
     }
@@ -119,6 +160,13 @@ impl GroupCommit {
     pub(super) fn fail(&self) {
         lock(&self.state).failed = true;
         self.synced.notify_all();
+    }
+
+    /// Where writes reached, durable or not: a ticket that
+    /// [`GroupCommit::wait`] returns on at once once it is durable.
+    #[must_use]
+    pub fn position(&self) -> Ticket {
+        Ticket(lock(&self.state).written)
     }
 
     /// Where writes reached that are not durable yet.
@@ -147,7 +195,7 @@ impl GroupCommit {
             // go on meanwhile (they ride the next sync).
             s.syncing = true;
             s.syncs += 1;
-            let (target, target_len, file) = (s.written, s.file_len, s.file.clone());
+            let (target, target_head, file) = (s.written, s.head, s.file.clone());
             let fault = s.fault;
             if fault == Some(Fault::BeforeSync(s.syncs)) {
                 s.failed = true;
@@ -162,7 +210,9 @@ impl GroupCommit {
             match synced {
                 Ok(()) => {
                     s.durable = s.durable.max(target);
-                    s.durable_file_len = s.durable_file_len.max(target_len);
+                    if s.durable_head.behind(&target_head) {
+                        s.durable_head = target_head;
+                    }
                     if fault == Some(Fault::AfterSync(s.syncs)) {
                         s.failed = true;
                     }
@@ -186,7 +236,23 @@ impl GroupCommit {
     /// what was written after).
     #[must_use]
     pub fn crash_image_len(&self) -> u64 {
-        lock(&self.state).durable_file_len
+        lock(&self.state).durable_head.length
+    }
+
+    /// The journal's head as far as it is durable: what a restart after
+    /// a power loss finds at least.
+    #[must_use]
+    pub fn durable_head(&self) -> Head {
+        lock(&self.state).durable_head
+    }
+
+    /// The head after the last admin change, if it is durable: a reply
+    /// released now waits until the rollback anchor records it (one not
+    /// yet durable is its own reply's to wait for).
+    #[must_use]
+    pub fn must_anchor(&self) -> Option<Head> {
+        let s = lock(&self.state);
+        (!s.durable_head.behind(&s.must_anchor)).then_some(s.must_anchor)
     }
 
     /// Syncs made so far.

@@ -15,8 +15,10 @@
 //! What the chain cannot show is the end cut off: a torn last record (a
 //! write the crash interrupted, whose call never returned) is discarded,
 //! and so is a tail an attacker cut off, which is the whole-state rollback
-//! `docs/security.md` names as out of reach without a monotonic counter
-//! outside the host.
+//! the journal alone cannot see: with shared marks, the database records
+//! the journal's durable head ([`crate::group::Head`]) outside the host
+//! (tee-host's rollback anchor); without, `docs/security.md` says what is
+//! out of reach.
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
@@ -285,6 +287,32 @@ pub(super) fn replay<'j>(keys: &Keys, bytes: &'j [u8]) -> Result<Replay<'j>, Jou
         at += HEAD + len + MAC;
     }
     Ok(Replay { records, good_len: at, head, torn: 0 })
+}
+
+/// The MAC of the record of `bytes` (a journal under `keys`) that ends at
+/// byte `length`: `None` if no record ends there, or the records up to it do
+/// not check.
+pub(super) fn head_at(keys: &Keys, bytes: &[u8], length: u64) -> Option<[u8; 32]> {
+    let mut head = keys.start();
+    let mut at = 0u64;
+    let mut rest = bytes;
+    while at < length {
+        let (&[l0, l1, l2, l3, k], body) = rest.split_first_chunk::<HEAD>()?;
+        let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+        if len > MAX_PAYLOAD {
+            return None;
+        }
+        let (payload, after) = body.split_at_checked(len)?;
+        let (mac, after) = after.split_at_checked(MAC)?;
+        let expected = keys.hmac(&[&head, &[l0, l1, l2, l3], &[k], payload]);
+        if mac != expected {
+            return None;
+        }
+        head = expected;
+        at += (HEAD + len + MAC) as u64;
+        rest = after;
+    }
+    (at == length).then_some(head)
 }
 
 /// A journal of `records` (kind byte, payload) under `state_key`, MACs

@@ -37,7 +37,7 @@ use tee_core::protocol::{AuditEntry, MAX_SLOTS};
 use tee_core::{Address, B256};
 use zeroize::Zeroizing;
 
-pub use super::group::{Fault, GroupCommit};
+pub use super::group::{Fault, GroupCommit, Head};
 pub use super::journal::MAX_APPEND;
 use super::journal::{
     self, AuditRecord, CounterRecord, FORMAT, Genesis, JournalError, Keys, Kind, Replay,
@@ -280,7 +280,8 @@ impl FileStore {
         state: State,
         lock: File,
     ) -> io::Result<FileStore> {
-        let group = GroupCommit::new(&file, len)?;
+        let generation = state.genesis.generation;
+        let group = GroupCommit::new(&file, Head { generation, length: len, mac: head })?;
         Ok(FileStore {
             dir: dir.to_owned(),
             keys,
@@ -293,6 +294,29 @@ impl FileStore {
             compaction_faults: Vec::new(),
             _lock: lock,
         })
+    }
+
+    /// The journal's head as written (durable once the group commit
+    /// covering it returned; [`GroupCommit::durable_head`]).
+    #[must_use]
+    pub fn head(&self) -> Head {
+        Head { generation: self.state.genesis.generation, length: self.len, mac: self.head }
+    }
+
+    /// Whether `anchor`, a head this directory reached before, is on its
+    /// journal: a head of an older generation is (a compaction carried it
+    /// forward), one of this generation must be the MAC of the record that
+    /// ends at its length. A head that is not says this directory's journal
+    /// went another way since (a copy restored and written on).
+    pub fn reached(&self, anchor: &Head) -> Result<bool, StoreError> {
+        let generation = self.state.genesis.generation;
+        if anchor.generation != generation || anchor.length > self.len {
+            return Ok(anchor.generation < generation);
+        }
+        let path = self.dir.join(JOURNAL);
+        let io_err = |source| StoreError::Io { path: path.display().to_string(), source };
+        let bytes = fs::read(&path).map_err(io_err)?;
+        Ok(journal::head_at(&self.keys, &bytes, anchor.length) == Some(anchor.mac))
     }
 
     /// The device's provisioning.
@@ -335,8 +359,14 @@ impl FileStore {
 
     /// Appends `records` in one write, then applies them: fsynced now if
     /// `sync` (with every write before), else durable with the group
-    /// commit that covers its ticket.
-    fn append(&mut self, records: &[(Kind, Vec<u8>)], sync: bool) -> Result<(), BackendError> {
+    /// commit that covers its ticket. `strict`: a change whose reply waits
+    /// for the rollback anchor too ([`GroupCommit::must_anchor`]).
+    fn append(
+        &mut self,
+        records: &[(Kind, Vec<u8>)],
+        sync: bool,
+        strict: bool,
+    ) -> Result<(), BackendError> {
         if self.group.failed() {
             // A sync failed: what is on disk is unknown until a restart
             // reads it back.
@@ -366,9 +396,9 @@ impl FileStore {
                 self.group.fail();
                 return Err(BackendError::Failed);
             }
-            self.group.all_durable(None, self.len).map_err(|_| BackendError::Failed)?;
+            self.group.all_durable(None, self.head(), strict).map_err(|_| BackendError::Failed)?;
         } else {
-            self.group.wrote(out.len() as u64, self.len);
+            self.group.wrote(out.len() as u64, self.head(), strict);
         }
         for (kind, payload) in records {
             let _ = self.state.apply(&self.keys, *kind, payload);
@@ -406,7 +436,7 @@ impl FileStore {
     pub fn store_slot(&mut self, slot: u8, record: &[u8]) -> Result<(), BackendError> {
         check_slot(slot)?;
         let sealed = self.keys.seal_slot(slot, record).ok_or(BackendError::Failed)?;
-        self.append(&[(Kind::Slot, sealed)], true)
+        self.append(&[(Kind::Slot, sealed)], true, true)
     }
 
     /// A durable counter (`CounterStore::load_counter`).
@@ -448,8 +478,9 @@ impl FileStore {
             records.push((Kind::Audit, journal::encode(a)));
         }
         records.push((Kind::Counter, journal::encode(&CounterRecord { id, mark: *mark })));
-        // Durable with its group: the reply waits for its ticket.
-        self.append(&records, false)
+        // Durable with its group: the reply waits for its ticket (and an
+        // admin change's for the rollback anchor).
+        self.append(&records, false, id == CounterId::Admin)
     }
 
     /// The audit chain's next index and head (`AuditStore::audit_head`).
@@ -467,7 +498,7 @@ impl FileStore {
         durable: bool,
     ) -> Result<(), BackendError> {
         let rec = AuditRecord { entry: *entry, prev: *prev };
-        self.append(&[(Kind::Audit, journal::encode(&rec))], durable)
+        self.append(&[(Kind::Audit, journal::encode(&rec))], durable, durable)
     }
 
     /// Audit entry `index` (`AuditStore::audit_entry`).

@@ -251,3 +251,31 @@ fn the_dstack_api_record_checks_the_directory_and_follows_no_link() {
     assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
     assert_eq!(fs::read_to_string(dir.path().join(DSTACK_API_FILE)).unwrap(), "v1\n");
 }
+
+#[test]
+fn heads_order_across_compactions_and_an_anchor_is_reached_only_on_its_own_branch() {
+    use tee_store::store::Head;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s");
+    let mut store = FileStore::open(&state, StateKey::File, Some(Address([7; 20]))).unwrap();
+    let first = store.head();
+    assert_eq!(first.generation, 0);
+    assert!(store.reached(&first).unwrap(), "its own head");
+    store.store_slot(0, b"a record").unwrap();
+    let second = store.head();
+    assert!(first.behind(&second) && !second.behind(&first));
+    assert!(store.reached(&first).unwrap(), "an earlier head of this journal");
+    // The same length with another MAC, and a length no record ends at.
+    assert!(!store.reached(&Head { mac: [9; 32], ..first }).unwrap());
+    assert!(!store.reached(&Head { length: first.length + 1, ..first }).unwrap());
+    // A head beyond the journal is not reached.
+    assert!(!store.reached(&Head { length: second.length + 100, ..second }).unwrap());
+    // A compaction starts the next generation, shorter: still ahead.
+    store.set_max_journal(1);
+    store.store_slot(1, b"another").unwrap();
+    let third = store.head();
+    assert_eq!(third.generation, 1);
+    assert!(second.behind(&third));
+    assert!(store.reached(&second).unwrap(), "an older generation was carried forward");
+    assert_eq!(store.group().durable_head(), third, "a compaction is durable");
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tee_client::{Client, ClientError};
 use tee_core::protocol::{Command, DeviceError, Sign, SignResponse};
 use tee_core::{Action, ActionKind};
-use tee_host::backend::{HostDevice, SignerConfig, open_device};
+use tee_host::backend::{HostDevice, OpenError, SignerConfig, open_device};
 use tee_host::server::{Limits, ServerHandle, serve};
 use tee_sim::{SimDstack, SimServer};
 use tee_testkit::{Pair, sample};
@@ -29,7 +29,20 @@ pub struct Replica {
     /// The server's socket.
     pub endpoint: Endpoint,
     client: Client<Box<dyn Stream>>,
-    _server: ServerHandle,
+    server: Option<ServerHandle>,
+}
+
+impl Drop for Replica {
+    /// A clean stop, finished when this returns: the server stopped, its
+    /// connections' threads gone, the device (its journal and rollback
+    /// anchor) dropped.
+    fn drop(&mut self) {
+        drop(self.server.take());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.device) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 impl std::fmt::Debug for Replica {
@@ -68,11 +81,21 @@ pub fn replica(dir: &Path, name: &str, dstack: &SimServer, marks: Option<&str>) 
 pub fn replica_with(dir: &Path, name: &str, config: &SignerConfig) -> Replica {
     let mut p = Pair::with(open_device(config).unwrap());
     derive_typed(&mut p);
-    let device = Arc::new(Mutex::new(p.device));
+    served(dir, name, p.device)
+}
+
+/// Replica `name` started again on the state directory of `config` as it
+/// is (its slots as they were left): what opening it said.
+pub fn reopen(dir: &Path, name: &str, config: &SignerConfig) -> Result<Replica, OpenError> {
+    Ok(served(dir, name, open_device(config)?))
+}
+
+fn served(dir: &Path, name: &str, device: HostDevice) -> Replica {
+    let device = Arc::new(Mutex::new(device));
     let endpoint = Endpoint::Unix(dir.join(format!("{name}.sock")));
     let server = serve(device.clone(), std::slice::from_ref(&endpoint), Limits::default()).unwrap();
     let client = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
-    Replica { device, endpoint, client, _server: server }
+    Replica { device, endpoint, client, server: Some(server) }
 }
 
 /// The app's simulated dstack, on a socket in `dir`.

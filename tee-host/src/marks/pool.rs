@@ -125,6 +125,13 @@ impl MarksPool {
         r
     }
 
+    /// A connection of its own, outside the pool (the rollback anchor's:
+    /// its writes never wait behind claims for a connection).
+    pub fn dedicated(&self) -> Result<PgMarks, MarksError> {
+        PgMarks::connect(&self.url, self.mac_key.clone(), self.rule)
+            .map(|c| c.with_known(self.known.clone()))
+    }
+
     /// [`PgMarks::raise`] on one of the pool's connections.
     pub fn raise(&self, marks: &[Mark<'_>]) -> Result<Vec<Outcome>, MarksError> {
         let mut c = self.take()?;

@@ -86,7 +86,7 @@ impl FileStore {
             return Err(Compaction::Stopped(e));
         }
         // The new journal holds every write so far, durably.
-        self.group.all_durable(Some(&self.file), self.len).map_err(|_| {
+        self.group.all_durable(Some(&self.file), self.head(), false).map_err(|_| {
             Compaction::Stopped(io::Error::other("the group commit had already failed"))
         })
     }
