@@ -296,6 +296,10 @@ impl Served for HostBackend {
         self.event_log = evidence.event_log;
     }
 
+    fn metered(&self) -> (Option<Arc<tee_store::group::GroupCommit>>, Option<Arc<Anchor>>) {
+        (Some(self.store.group()), self.anchor.clone())
+    }
+
     /// The shared marks' claims, made outside the device lock.
     fn claims(&self) -> Option<Arc<Claims>> {
         self.shared.clone()

@@ -6,6 +6,7 @@ pub mod dstack;
 mod error;
 mod listen;
 pub mod marks;
+pub mod metrics;
 pub mod served;
 pub mod server;
 

@@ -9,7 +9,9 @@ use tee_core::device::{Backend, BackendError, Device, Ticket};
 use tee_core::protocol::{HealthResponse, NUM_SLOTS};
 
 use super::dstack::QuoteEvidence;
+use super::marks::anchor::Anchor;
 use super::marks::pool::Claims;
+use tee_store::group::GroupCommit;
 
 /// The device, shared by every connection.
 pub type Shared<B, const S: usize = NUM_SLOTS> = Arc<Mutex<Device<B, S>>>;
@@ -59,5 +61,11 @@ pub trait Served: Backend + Send + 'static {
     /// `None`: the device answers `Health` itself (`Unsupported`).
     fn prober(&self) -> Option<Prober> {
         None
+    }
+
+    /// What the metrics read besides the server's counts: the journal's
+    /// group commit and the rollback anchor, where the backend has them.
+    fn metered(&self) -> (Option<Arc<GroupCommit>>, Option<Arc<Anchor>>) {
+        (None, None)
     }
 }

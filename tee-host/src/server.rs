@@ -38,6 +38,7 @@ use tee_core::protocol::{Command, DeviceError, Health, MAX_REQUEST_FRAME, MAX_RE
 
 use super::listen::{Alarm, Conn, Open, Peer, Timed, Wake, bind_unix};
 use super::marks::pool::Claims;
+use super::metrics::Metrics;
 use super::served::Prober;
 pub use super::served::{Committer, Quoter, Served, Shared};
 use tee_transport::{Endpoint, open_serial};
@@ -154,6 +155,18 @@ pub fn serve_pools<B: Served, const S: usize>(
     admin: &[Endpoint],
     limits: Limits,
 ) -> io::Result<ServerHandle> {
+    serve_metered(device, agent, admin, limits, None)
+}
+
+/// [`serve_pools`], counting what it serves in `metrics` (which then also
+/// reads the backend's journal, anchor and health probe).
+pub fn serve_metered<B: Served, const S: usize>(
+    device: Shared<B, S>,
+    agent: &[Endpoint],
+    admin: &[Endpoint],
+    limits: Limits,
+    metrics: Option<Arc<Metrics>>,
+) -> io::Result<ServerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let open = Arc::new(Open::new(stop.clone()));
     let pool = || (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(HashMap::new())));
@@ -162,6 +175,10 @@ pub fn serve_pools<B: Served, const S: usize>(
         agent.iter().map(|e| (e, &agent_pool)).chain(admin.iter().map(|e| (e, &admin_pool)));
     let (quoter, committer, claims, prober) = {
         let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
+        if let Some(m) = &metrics {
+            let (group, anchor) = d.backend().metered();
+            m.watch(group, anchor, d.backend().prober());
+        }
         (d.backend().quoter(), d.backend().committer(), d.backend().claims(), d.backend().prober())
     };
     let mut handle = ServerHandle {
@@ -179,6 +196,7 @@ pub fn serve_pools<B: Served, const S: usize>(
             committer: committer.clone(),
             claims: claims.clone(),
             prober: prober.clone(),
+            metrics: metrics.clone(),
             stop: stop.clone(),
             live: live.clone(),
             open: open.clone(),
@@ -242,6 +260,7 @@ struct Ctx<B: Served, const S: usize> {
     committer: Option<Committer>,
     claims: Option<Arc<Claims>>,
     prober: Option<Prober>,
+    metrics: Option<Arc<Metrics>>,
     stop: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
     open: Arc<Open>,
@@ -257,6 +276,7 @@ impl<B: Served, const S: usize> Clone for Ctx<B, S> {
             committer: self.committer.clone(),
             claims: self.claims.clone(),
             prober: self.prober.clone(),
+            metrics: self.metrics.clone(),
             stop: self.stop.clone(),
             live: self.live.clone(),
             open: self.open.clone(),
@@ -290,6 +310,10 @@ impl<B: Served, const S: usize> Place<B, S> {
             return Err("this peer's connections are all taken");
         }
         *n += 1;
+        if let Some(m) = &ctx.metrics {
+            m.accepted.fetch_add(1, Ordering::Relaxed);
+            m.open.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Place { ctx: ctx.clone(), peer, id: None })
     }
 }
@@ -308,6 +332,9 @@ impl<B: Served, const S: usize> Drop for Place<B, S> {
         }
         drop(peers);
         self.ctx.live.fetch_sub(1, Ordering::SeqCst);
+        if let Some(m) = &self.ctx.metrics {
+            m.open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -343,6 +370,9 @@ fn accept_loop<B, L, C, A, const S: usize>(
         let mut place = match Place::take(ctx, peer) {
             Ok(p) => p,
             Err(why) => {
+                if let Some(m) = &ctx.metrics {
+                    m.turned_away.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::warn!(?peer, "connection refused: {why}");
                 continue;
             }
@@ -490,7 +520,14 @@ fn answer<B: Served, const S: usize>(
     // before the database is.
     // The frame is read once: a `Sign` is decoded and hashed here, outside
     // the lock, and the claim and the device read the same decoded request.
+    if let (Err(_), Some(m)) = (&frame, &ctx.metrics) {
+        m.bad_frames.fetch_add(1, Ordering::Relaxed);
+    }
     let incoming = Incoming::read(frame);
+    let command = match &incoming {
+        Incoming::Refused(h, _) | Incoming::Other(h, _) => h.command,
+        Incoming::Sign(_) => tee_core::protocol::Sign::CODE,
+    };
     // `Health` is the service's, not the device's: probed here, without
     // the device's lock (a malformed one goes to the device, which says so).
     if let (Incoming::Other(h, body), Some(probe)) = (&incoming, &ctx.prober)
@@ -500,13 +537,23 @@ fn answer<B: Served, const S: usize>(
         let r: Result<_, DeviceError> = Ok(probe());
         let len = tee_core::frame::encode(h, &r, tx).map_or(0, |f| f.len());
         out.extend_from_slice(tx.get(..len).unwrap_or(&[]));
+        if let Some(m) = &ctx.metrics {
+            m.response(Health::CODE, Ok(()));
+        }
         return Ok(());
     }
     let claim = match (&ctx.claims, &incoming) {
         (Some(_), Incoming::Sign(s)) => lock()?.sign_claim(s),
         _ => None,
     };
-    let _held = ctx.claims.as_ref().zip(claim).map(|(claims, c)| claims.claim(c));
+    let _held = ctx.claims.as_ref().zip(claim).map(|(claims, c)| {
+        let started = Instant::now();
+        let held = claims.claim(c);
+        if let Some(m) = &ctx.metrics {
+            m.claimed(held.outcome_name(), started.elapsed());
+        }
+        held
+    });
     let step = lock()?.begin_incoming(incoming, tx);
     let reply = match step {
         Step::Done(reply) => reply,
@@ -530,12 +577,21 @@ fn answer<B: Served, const S: usize>(
     };
     // The reply leaves only once what it depends on (a signature's mark) is
     // durable: one sync, outside the lock, for every reply waiting.
+    let waited = Instant::now();
     let committed = match (reply.ticket(), &ctx.committer) {
         (None, _) => Ok(()),
         (Some(t), Some(commit)) => commit(t),
         (Some(t), None) => lock()?.backend_mut().make_durable(t),
     };
+    let ticket = reply.ticket().is_some();
     let len = reply.release(committed, tx);
-    out.extend_from_slice(tx.get(..len).unwrap_or(&[]));
+    let frame = tx.get(..len).unwrap_or(&[]);
+    if let Some(m) = &ctx.metrics {
+        if ticket {
+            m.commit.observe(waited.elapsed());
+        }
+        m.count_frame(command, frame);
+    }
+    out.extend_from_slice(frame);
     Ok(())
 }

@@ -13,7 +13,9 @@ use super::{Failure, init_logging};
 use tee_client::policyfile::kind_by_name;
 use tee_host::backend::{SignerConfig, open_device};
 use tee_host::dstack;
-use tee_host::server::{Limits, serve_pools};
+use tee_host::metrics::Metrics;
+use tee_host::metrics::endpoint::serve_metrics;
+use tee_host::server::{Limits, serve_metered};
 use tee_sim::{SimDstack as Simulated, SimServer, Surfaces, deployment};
 use tee_transport::Endpoint;
 
@@ -74,6 +76,12 @@ pub(super) struct Serve {
     /// signature's (key, sequence) is claimed there first. Needs dstack.
     #[arg(long, conflicts_with = "no_tee")]
     marks: Option<String>,
+    /// Serve metrics (Prometheus text, GET /metrics) and health (JSON,
+    /// GET /health: 200 or 503) over HTTP at tcp:HOST:PORT or unix:PATH.
+    /// They hold counts, never keys or actions; any address, so a scraper
+    /// outside the CVM can reach it.
+    #[arg(long)]
+    metrics: Option<Endpoint>,
     /// Serve shared marks from a primary whose standbys are asynchronous
     /// (or that hides them from the signer's role). Without it the signer
     /// refuses such a database: a failover to an asynchronous standby can
@@ -183,7 +191,13 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
     };
     let identity = device.identity().map(|a| a.to_string()).unwrap_or_default();
     let api = device.backend().dstack().map_or("none", |d| d.api().name());
-    let server = serve_pools(Arc::new(Mutex::new(device)), &c.listen, &c.admin_listen, limits)?;
+    let metrics = c.metrics.as_ref().map(|_| Metrics::new());
+    let device = Arc::new(Mutex::new(device));
+    let server = serve_metered(device, &c.listen, &c.admin_listen, limits, metrics.clone())?;
+    let _metrics = match (&c.metrics, metrics) {
+        (Some(at), Some(m)) => Some(serve_metrics(m, at)?),
+        _ => None,
+    };
     tracing::info!(simulated = sim.is_some(), %identity, dstack_api = api, "signer running");
     server.wait();
     Ok(ExitCode::SUCCESS)

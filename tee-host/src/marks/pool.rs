@@ -170,6 +170,19 @@ pub struct Held<'a> {
     claim: SignClaim,
 }
 
+impl Held<'_> {
+    /// What the claim came to, by name (`ok`, `used`, `failed`): for the
+    /// metrics.
+    #[must_use]
+    pub fn outcome_name(&self) -> &'static str {
+        match self.claims.made.lock().unwrap_or_else(PoisonError::into_inner).get(&self.claim) {
+            Some(Claimed::Ok) => "ok",
+            Some(Claimed::Used(_)) => "used",
+            Some(Claimed::Failed) | None => "failed",
+        }
+    }
+}
+
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.claims.made.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.claim);
