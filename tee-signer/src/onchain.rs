@@ -226,6 +226,7 @@ pub(super) fn validate(c: Validate) -> Result<ExitCode, Failure> {
         attest: c.attest_validator,
     });
     let answered = answer::answer(&request, responder)?;
+    super::verify::warn_expiry(&verifier, request.now);
     if let Some(p) = &c.report_out {
         std::fs::write(p, &answered.report).map_err(|e| format!("{}: {e}", p.display()))?;
     }

@@ -29,6 +29,10 @@ pub(super) struct VerifierOpts {
     /// A PCCS to fetch collateral from.
     #[arg(long)]
     pccs: Option<String>,
+    /// Keep the PCCS's collateral in this directory (per FMSPC) and reuse
+    /// it until its nextUpdate: one fetch per platform and period.
+    #[arg(long, requires = "pccs")]
+    collateral_cache: Option<PathBuf>,
     /// Trust the built-in simulated TEE's DCAP root instead of Intel's (its
     /// collateral is made for the time if none is given): a simulated
     /// signer's quotes then pass, and the verdict says "simulated root".
@@ -59,9 +63,30 @@ impl VerifierOpts {
                 Some(p) => Some(serde_json::from_str(&read(p)?)?),
                 None => None,
             },
-            pccs: self.pccs.as_deref().map(|url| Pccs::new(url, None)).transpose()?,
+            pccs: match (&self.pccs, &self.collateral_cache) {
+                (Some(url), Some(dir)) => Some(Pccs::new(url, None)?.with_cache(dir)?),
+                (Some(url), None) => Some(Pccs::new(url, None)?),
+                (None, _) => None,
+            },
             simulated_root: Some(tee_sim::root()),
         })
+    }
+}
+
+/// Warns on standard error when the collateral the PCCS last gave expires
+/// within [`tee_verify::tcb::EXPIRY_WARNING_SECS`] of `now` (or has): every
+/// verdict turns to "not verified" once it has and no newer one is served.
+pub(super) fn warn_expiry(verifier: &Verifier, now: u64) {
+    let Some((fmspc, next)) = verifier.pccs.as_ref().and_then(Pccs::last_seen) else {
+        return;
+    };
+    let left = next - i64::try_from(now).unwrap_or(i64::MAX);
+    if left < tee_verify::tcb::EXPIRY_WARNING_SECS {
+        eprintln!(
+            "warning: the DCAP collateral for FMSPC {fmspc} {} (its nextUpdate, unix {next}): \
+             verdicts fail once it has unless the PCCS serves a newer one",
+            if left > 0 { format!("expires in {} h", left / 3600) } else { "has expired".into() }
+        );
     }
 }
 
@@ -113,6 +138,7 @@ pub(super) fn verify(c: Verify) -> Result<ExitCode, Failure> {
         verifier.verify_attestation(&a, &expected, now)
     };
     println!("{report}");
+    warn_expiry(&verifier, now);
     // NOT PINNED is not verified: a script reading the status must not take
     // a check without a policy for a verdict (the report says what passed).
     let passed = report.verified();

@@ -188,8 +188,8 @@ impl Verifier {
                 None => Err(Failure::Missing("simulator PKI")),
             },
             (None, Some(pccs)) => pccs
-                .collateral(quote)
-                .map(Cow::Owned)
+                .collateral_at(quote, now)
+                .map(|(c, _)| Cow::Owned(c))
                 .map_err(|e| Failure::CollateralFetch(e.to_string())),
             (None, None) => Err(Failure::Missing("collateral")),
         }

@@ -8,6 +8,7 @@
 //! `tdx/…/qe/identity`, `rootcacrl`, with the issuer chains in the
 //! `…-Issuer-Chain` headers (percent-encoded PEM).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dcap_qvl::QuoteCollateralV3;
@@ -45,6 +46,11 @@ pub enum PccsError {
 pub struct Pccs {
     base: String,
     agent: ureq::Agent,
+    /// Where fetched collateral is kept, per FMSPC and PCK CA, while valid.
+    cache: Option<PathBuf>,
+    /// The FMSPC and `nextUpdate` of the last collateral
+    /// [`Pccs::collateral_at`] gave.
+    seen: std::sync::Arc<std::sync::Mutex<Option<(String, i64)>>>,
 }
 
 struct Response {
@@ -80,7 +86,79 @@ impl Pccs {
                 .build();
             config = config.tls_config(tls);
         }
-        Ok(Pccs { base, agent: config.build().new_agent() })
+        Ok(Pccs { base, agent: config.build().new_agent(), cache: None, seen: Default::default() })
+    }
+
+    /// Keeps fetched collateral in `dir` (one JSON file per FMSPC and PCK
+    /// CA, the directory made private) and reuses it while it is valid
+    /// ([`Pccs::collateral_at`]): a validator answering many requests asks
+    /// the PCCS once per platform and collateral period. The collateral is
+    /// Intel-signed, checked at every use; a file that does not read, or
+    /// belongs to another platform, is fetched again.
+    pub fn with_cache(mut self, dir: &Path) -> Result<Self, PccsError> {
+        let io = |e: std::io::Error| PccsError::Config(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
+        self.cache = Some(dir.to_owned());
+        Ok(self)
+    }
+
+    /// The FMSPC and `nextUpdate` (unix seconds) of the last collateral
+    /// [`Pccs::collateral_at`] gave: what a validator warns about ahead of
+    /// its expiry.
+    #[must_use]
+    pub fn last_seen(&self) -> Option<(String, i64)> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The collateral for `quote` at unix time `now`: from the cache while
+    /// its `nextUpdate` is ahead of `now`, else fetched (and cached). Says
+    /// which.
+    pub fn collateral_at(
+        &self,
+        quote: &[u8],
+        now: u64,
+    ) -> Result<(QuoteCollateralV3, Source), PccsError> {
+        let (fmspc, ca) = platform(quote)?;
+        let noted = |c: &QuoteCollateralV3| {
+            if let Some(next) = crate::tcb::collateral_next_update(c) {
+                *self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((fmspc.clone(), next));
+            }
+        };
+        let Some(dir) = &self.cache else {
+            let c = self.collateral(quote)?;
+            noted(&c);
+            return Ok((c, Source::Fetched));
+        };
+        let file = dir.join(format!("{fmspc}-{ca}.json"));
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let cached = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<QuoteCollateralV3>(&b).ok())
+            .filter(|c| {
+                crate::tcb::collateral_next_update(c).is_some_and(|next| now < next)
+                    && c.pck_certificate_chain.as_deref() == Some(pck_chain(quote).as_str())
+            });
+        if let Some(c) = cached {
+            noted(&c);
+            return Ok((c, Source::Cached));
+        }
+        let c = self.collateral(quote)?;
+        noted(&c);
+        // A cache that cannot be written costs a fetch next time, nothing
+        // more.
+        if let Ok(json) = serde_json::to_vec(&c) {
+            let tmp = file.with_extension("tmp");
+            if std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &file)).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Ok((c, Source::Fetched))
     }
 
     fn get(&self, path: &str, chain_headers: &[&str]) -> Result<Response, PccsError> {
@@ -105,25 +183,10 @@ impl Pccs {
     }
 
     /// The collateral for `quote` (a TDX quote whose certification data is
-    /// the PCK certificate chain, as dstack's are).
+    /// the PCK certificate chain, as dstack's are), fetched now.
     pub fn collateral(&self, quote: &[u8]) -> Result<QuoteCollateralV3, PccsError> {
-        let parsed = Quote::parse(quote).map_err(|e| PccsError::Quote(e.to_string()))?;
-        if parsed.auth.cert_type != tee_core::quote::CERT_TYPE_PCK_CHAIN {
-            return Err(PccsError::Quote(format!(
-                "certification data type {} (only 5, an embedded PCK chain, is supported)",
-                parsed.auth.cert_type
-            )));
-        }
-        let pck_chain =
-            String::from_utf8_lossy(parsed.auth.cert_data).trim_end_matches('\0').to_owned();
-        let dcap =
-            dcap_qvl::quote::Quote::parse(quote).map_err(|e| PccsError::Quote(format!("{e:#}")))?;
-        let fmspc = hex::encode_upper(
-            dcap_qvl::intel::quote_fmspc(&dcap).map_err(|e| PccsError::Quote(format!("{e:#}")))?,
-        );
-        let ca = dcap_qvl::intel::quote_ca(&dcap)
-            .map_err(|e| PccsError::Quote(format!("{e:#}")))?
-            .as_id_str();
+        let (fmspc, ca) = platform(quote)?;
+        let pck_chain = pck_chain(quote);
 
         let missing = |url: String, what: &str| PccsError::Response {
             url,
@@ -169,6 +232,44 @@ impl Pccs {
             pck_certificate_chain: Some(pck_chain),
         })
     }
+}
+
+/// Where collateral came from ([`Pccs::collateral_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The cache, still valid.
+    Cached,
+    /// The PCCS, now.
+    Fetched,
+}
+
+/// The quote's FMSPC (upper-case hex) and PCK CA (`processor` or
+/// `platform`), as dcap-qvl reads them; the quote must carry its PCK
+/// certificate chain (certification data type 5, as dstack's do).
+fn platform(quote: &[u8]) -> Result<(String, &'static str), PccsError> {
+    let parsed = Quote::parse(quote).map_err(|e| PccsError::Quote(e.to_string()))?;
+    if parsed.auth.cert_type != tee_core::quote::CERT_TYPE_PCK_CHAIN {
+        return Err(PccsError::Quote(format!(
+            "certification data type {} (only 5, an embedded PCK chain, is supported)",
+            parsed.auth.cert_type
+        )));
+    }
+    let dcap =
+        dcap_qvl::quote::Quote::parse(quote).map_err(|e| PccsError::Quote(format!("{e:#}")))?;
+    let fmspc = hex::encode_upper(
+        dcap_qvl::intel::quote_fmspc(&dcap).map_err(|e| PccsError::Quote(format!("{e:#}")))?,
+    );
+    let ca = dcap_qvl::intel::quote_ca(&dcap)
+        .map_err(|e| PccsError::Quote(format!("{e:#}")))?
+        .as_id_str();
+    Ok((fmspc, ca))
+}
+
+/// The PCK certificate chain the quote carries (PEM).
+fn pck_chain(quote: &[u8]) -> String {
+    Quote::parse(quote)
+        .map(|q| String::from_utf8_lossy(q.auth.cert_data).trim_end_matches('\0').to_owned())
+        .unwrap_or_default()
 }
 
 /// Splits `{"<key>": {...}, "signature": "<hex>"}` into the signed JSON text

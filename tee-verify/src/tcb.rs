@@ -54,6 +54,15 @@ impl TcbReport {
     }
 }
 
+/// When `c` stops being valid: the earlier `nextUpdate` of its TCB info
+/// and QE identity, in unix seconds (`None`: one does not read).
+#[must_use]
+pub fn collateral_next_update(c: &dcap_qvl::QuoteCollateralV3) -> Option<i64> {
+    let tcb = dated("TCB info", &c.tcb_info).ok()?;
+    let qe = dated("QE identity", &c.qe_identity).ok()?;
+    Some(tcb.next_update_secs.min(qe.next_update_secs))
+}
+
 /// The fields of a TCB info or QE identity (bare or in PCCS's wrapper).
 struct Dated {
     issue_date: String,

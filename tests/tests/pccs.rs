@@ -256,3 +256,60 @@ fn the_tcb_of_the_sample_from_a_pccs_at_chosen_times() {
     let gone = Verifier { pccs: Some(Pccs::new("http://127.0.0.1:1", None).unwrap()), ..v };
     assert!(matches!(gone.tcb(SAMPLE_QUOTE, NOW), Err(Failure::CollateralFetch(_))));
 }
+
+/// A validator's collateral cache (`--collateral-cache`): one fetch per
+/// platform while the collateral is valid, fetched again after its
+/// `nextUpdate`, and a cache file someone edited or swapped is never used
+/// as it is (fetched again, or refused by DCAP: the collateral is
+/// Intel-signed).
+#[test]
+fn cached_collateral_is_reused_until_its_next_update() {
+    use tee_verify::pccs::Source;
+    let fake = spawn_pccs(sample_collateral(), Fault::None);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("collateral");
+    let pccs = Pccs::new(&fake.url, None).unwrap().with_cache(&cache).unwrap();
+    let asked = || fake.requests.lock().unwrap().len();
+    let (first, src) = pccs.collateral_at(SAMPLE_QUOTE, NOW).unwrap();
+    assert_eq!(src, Source::Fetched);
+    let after_first = asked();
+    assert!(after_first >= 4, "CRL, TCB info, QE identity, root CRL");
+    let (second, src) = pccs.collateral_at(SAMPLE_QUOTE, NOW + 3600).unwrap();
+    assert_eq!((src, asked()), (Source::Cached, after_first), "no request while valid");
+    assert_eq!(second.tcb_info, first.tcb_info);
+    let (fmspc, next) = pccs.last_seen().unwrap();
+    assert_eq!(
+        fmspc,
+        hex::encode_upper(
+            dcap_qvl::intel::quote_fmspc(&dcap_qvl::quote::Quote::parse(SAMPLE_QUOTE).unwrap())
+                .unwrap()
+        )
+    );
+    let next = u64::try_from(next).unwrap();
+    // Past its nextUpdate: fetched again.
+    let (_, src) = pccs.collateral_at(SAMPLE_QUOTE, next + 1).unwrap();
+    assert_eq!(src, Source::Fetched);
+    assert!(asked() > after_first);
+    // A cache file that does not read: fetched again, and rewritten.
+    let file = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&file, b"{ not collateral").unwrap();
+    assert_eq!(pccs.collateral_at(SAMPLE_QUOTE, NOW).unwrap().1, Source::Fetched);
+    // A cache file whose TCB info someone edited (keeping the dates): used,
+    // and DCAP refuses it, as it refuses the same from a PCCS.
+    let mut edited: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let tcb = edited["tcb_info"].as_str().unwrap().replace("UpToDate", "UpToDatf");
+    edited["tcb_info"] = tcb.into();
+    std::fs::write(&file, edited.to_string()).unwrap();
+    let v = Verifier {
+        policy: Policy::default(),
+        collateral: None,
+        pccs: Some(pccs.clone()),
+        simulated_root: None,
+    };
+    let t = v.tcb(SAMPLE_QUOTE, NOW).unwrap();
+    assert!(!t.accepted && t.dcap_error.is_some(), "{t:?}");
+    // The directory is the validator's own.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+}
