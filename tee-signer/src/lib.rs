@@ -14,12 +14,28 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
 
+/// `println!` for a command-line tool whose output may go to a reader that
+/// stops early (`tee-signer audit | head`): std's panics when standard
+/// output is a closed pipe; this one ends the process as a killed-by-SIGPIPE
+/// tool would, quietly, with status 141 (`docs/cli.md`). Every module below
+/// uses it in place of std's.
+macro_rules! println {
+    () => { $crate::out::line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::out::line(format_args!($($arg)*)) };
+}
+
+/// `print!`, as [`println!`] is.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::out::text(format_args!($($arg)*)) };
+}
+
 pub mod demo;
 pub mod exit;
 
 mod admin;
 mod agent;
 mod onchain;
+mod out;
 mod rpc;
 mod run;
 mod verify;
