@@ -78,15 +78,20 @@ struct Signer {
 impl Signer {
     /// `endpoint`; `verifier_policy`: the validator's pinned policy as JSON
     /// (what `tee-signer policy` writes), for `verify`; `admin_key`: the
-    /// signer's admin key (32 bytes), only for `generate_key`.
+    /// signer's admin key (32 bytes), only for `generate_key`; the DCAP
+    /// collateral: stored (`collateral`, dcap-qvl JSON) or from a PCCS
+    /// (`pccs`, its URL), kept per FMSPC in `collateral_cache` (a
+    /// directory) until its nextUpdate.
     #[new]
-    #[pyo3(signature = (endpoint, verifier_policy=None, admin_key=None, collateral=None))]
+    #[pyo3(signature = (endpoint, verifier_policy=None, admin_key=None, collateral=None, pccs=None, collateral_cache=None))]
     fn new(
         py: Python<'_>,
         endpoint: &str,
         verifier_policy: Option<&str>,
         admin_key: Option<&[u8]>,
         collateral: Option<&str>,
+        pccs: Option<&str>,
+        collateral_cache: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let at = Endpoint::from_str(endpoint).map_err(|e| invalid(py, e))?;
         let policy: Policy = match verifier_policy {
@@ -98,9 +103,20 @@ impl Signer {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| invalid(py, format!("collateral: {e}")))?;
+        let pccs = match (pccs, collateral_cache) {
+            (Some(url), cache) => {
+                let p = tee_verify::pccs::Pccs::new(url, None).map_err(|e| invalid(py, e))?;
+                Some(match cache {
+                    Some(dir) => p.with_cache(&dir).map_err(|e| invalid(py, e))?,
+                    None => p,
+                })
+            }
+            (None, Some(_)) => return Err(invalid(py, "collateral_cache needs pccs")),
+            (None, None) => None,
+        };
         let mut provider = PhalaDstackProvider::new(
             at,
-            Verifier { policy, collateral, pccs: None, simulated_root: Some(tee_sim::root()) },
+            Verifier { policy, collateral, pccs, simulated_root: Some(tee_sim::root()) },
         );
         if let Some(key) = admin_key {
             let key: [u8; 32] =
@@ -403,6 +419,21 @@ impl Signer {
             o.insert("text".into(), report.to_string().into());
         }
         json_out(py, &v)
+    }
+
+    /// The TCB of the signer's platform at unix time `now` (default: the
+    /// clock), read with this signer's verifier (its collateral and
+    /// policy), as JSON: what `tee-signer tcb -c … --json` prints
+    /// (`status`, `advisoryIds`, `fmspc`, `accepted`, `nextUpdate`,
+    /// `secondsLeft`, ...).
+    #[pyo3(signature = (now=None))]
+    fn tcb(&self, py: Python<'_>, now: Option<u64>) -> PyResult<String> {
+        let now = now.unwrap_or_else(|| {
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        });
+        let p = Arc::clone(&self.provider);
+        let report = py.detach(move || p.tcb(now)).map_err(|e| provider_err(py, e))?;
+        json_out(py, &report)
     }
 }
 

@@ -26,6 +26,8 @@ class Signer:
         verifier_policy: str | None = None,
         admin_key: bytes | None = None,
         collateral: str | None = None,
+        pccs: str | None = None,
+        collateral_cache: str | None = None,
     ) -> None: ...
     @property
     def endpoint(self) -> str: ...
@@ -46,6 +48,7 @@ class Signer:
         self, request: str, bundle: bytes, max_age: int = 2592000, now: int | None = None
     ) -> str: ...
     def reputation(self, query: str, now: int | None = None) -> str: ...
+    def tcb(self, now: int | None = None) -> str: ...
 
 def task_receipt(
     chain_id: int, identity_registry: str, agent_id: str, task_hash: bytes, result_hash: bytes,

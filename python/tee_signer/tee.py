@@ -82,7 +82,10 @@ class PhalaDstackTEE:
     `unix:/run/tee-signer.sock`). `verifier_policy`: the validator's pinned
     policy (a dict, JSON text, or a path; default `$TEE_SIGNER_VERIFIER_POLICY`);
     without one, `verify_attestation` is always False. `admin_key`: only for
-    deriving a key into a slot (`generate_key(path=..., policy=...)`).
+    deriving a key into a slot (`generate_key(path=..., policy=...)`). DCAP
+    collateral: stored (`collateral`, dcap-qvl JSON) or from a PCCS (`pccs`,
+    its URL), kept per platform in `collateral_cache` (a directory) until its
+    nextUpdate.
     """
 
     def __init__(
@@ -93,6 +96,8 @@ class PhalaDstackTEE:
         verifier_policy: dict[str, Any] | str | None = None,
         admin_key: bytes | None = None,
         collateral: str | None = None,
+        pccs: str | None = None,
+        collateral_cache: str | None = None,
     ) -> None:
         self.endpoint = endpoint or os.environ.get("TEE_SIGNER_ENDPOINT", DEFAULT_ENDPOINT)
         self.slot = slot
@@ -103,7 +108,9 @@ class PhalaDstackTEE:
         if isinstance(policy, dict):
             policy = json.dumps(policy)
         self.pinned = policy is not None
-        self._signer = Signer(self.endpoint, policy, admin_key, collateral)
+        self._signer = Signer(
+            self.endpoint, policy, admin_key, collateral, pccs, collateral_cache
+        )
         #: The verifier's report of the last `verify_attestation`.
         self.last_report: dict[str, Any] | None = None
 
@@ -166,6 +173,13 @@ class PhalaDstackTEE:
         report = json.loads(self._signer.verify(json.dumps(signature.attestation)))
         self.last_report = report
         return bool(report["verified"])
+
+    def tcb(self, now: int | None = None) -> dict[str, Any]:
+        """The TCB of the signer's platform: status, Intel advisory IDs,
+        FMSPC, TCB evaluation numbers, whether the policy accepts it, and how
+        long the collateral lasts (`secondsLeft`; a TCB recovery or an expiry
+        turns every verdict to 0): what `tee-signer tcb -c` prints."""
+        return dict(json.loads(self._signer.tcb(now)))
 
     def get_attestation_report(self) -> dict[str, Any]:
         """An attestation of this provider's slot for a fresh challenge:

@@ -168,3 +168,30 @@ def test_the_seed_snippet_registers_an_agent_with_tee_attestation(signer_endpoin
     assert kinds_signed == ["register(string)", "setAgentURI", "validationRequest"]
     for t in agent["transactions"]:
         assert t["attestation"]["bound"] == {"purpose": "action_digest", "value": t["digest"]}
+
+
+def test_a_validator_reads_the_signers_tcb(signer_endpoint):
+    # The simulated platform's TCB, with the simulator's collateral (made
+    # for the time asked): accepted, and how long it lasts; at a time past
+    # that collateral's own window, not.
+    simulated = json.loads(simulated_deployment())
+    agent = PhalaDstackTEE(signer_endpoint, slot=2)
+    pinned = json.loads(
+        pin_policy(
+            json.dumps(agent.get_attestation_report()),
+            app_compose=simulated["appCompose"].encode(),
+            kms_root=simulated["kmsRoot"],
+            trust_simulator_root=True,
+        )
+    )
+    validator = PhalaDstackTEE(signer_endpoint, verifier_policy=pinned)
+    tcb = validator.tcb()
+    assert tcb["status"] == "UpToDate" and tcb["accepted"] is True, tcb
+    assert tcb["advisoryIds"] == [] and tcb["secondsLeft"] > 0, tcb
+    assert len(tcb["fmspc"]) == 12, tcb
+    # A PCCS that does not answer is an error naming it, never a verdict.
+    with pytest.raises(Exception, match="collateral_cache needs pccs"):
+        PhalaDstackTEE(signer_endpoint, verifier_policy=pinned, collateral_cache="/tmp/x")
+    unpinned = PhalaDstackTEE(signer_endpoint, pccs="http://127.0.0.1:1")
+    with pytest.raises(Exception, match="(?i)pccs|collateral|127.0.0.1"):
+        unpinned.tcb()

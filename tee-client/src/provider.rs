@@ -34,6 +34,8 @@ pub use super::signed::{SignedJson, TeeKey};
 use tee_transport::Endpoint;
 use tee_verify::{Attestation, Bound, Report, TeeSignature, Verifier};
 
+mod tcb;
+
 /// The provider's name, as agent SDKs know it.
 pub const PROVIDER_NAME: &str = "phala-dstack";
 
@@ -110,6 +112,10 @@ pub enum ProviderError {
         /// Why.
         message: String,
     },
+    /// The TCB could not be read: no collateral, or the PCCS did not
+    /// answer ([`PhalaDstackProvider::tcb`]).
+    #[error("the TCB: {0}")]
+    Tcb(tee_verify::Failure),
 }
 
 /// The `phala-dstack` provider over a signer at an endpoint. It keeps one

@@ -294,19 +294,18 @@ pub(super) fn tcb(c: Tcb) -> Result<ExitCode, Failure> {
         Some(t) => t,
         None => now_secs()?,
     };
-    let quote = match (&c.file, &c.connect) {
-        (Some(f), _) => quote_of(f)?,
+    let read = match (&c.file, &c.connect) {
+        (Some(f), _) => verifier.tcb(&quote_of(f)?, now),
         (None, Some(endpoint)) => {
-            let p = tee_client::provider::PhalaDstackProvider::new(
-                endpoint.clone(),
-                Verifier::default(),
-            );
-            let challenge = tee_verify::random_challenge()?;
-            p.get_attestation_report(tee_core::protocol::DEVICE_SLOT, challenge)?.quote
+            let p = tee_client::provider::PhalaDstackProvider::new(endpoint.clone(), verifier);
+            match p.tcb(now) {
+                Err(tee_client::provider::ProviderError::Tcb(e)) => Err(e),
+                other => Ok(other?),
+            }
         }
         (None, None) => return Err(Invalid("give a FILE or --connect".into()).into()),
     };
-    let t = match verifier.tcb(&quote, now) {
+    let t = match read {
         Ok(t) => t,
         Err(F::CollateralFetch(e)) => {
             return Err(Box::new(super::exit::Unreachable {
