@@ -155,3 +155,28 @@ fn a_scrape_counts_what_was_served_and_health_follows_the_database() {
         Some(1.0)
     );
 }
+
+proptest::proptest! {
+    /// Whatever bytes a stranger sends as a request head, the endpoint
+    /// reads a route from them (never a panic), and only the two exact GETs
+    /// reach the signer's counts.
+    #[test]
+    fn any_request_head_gets_a_route(head in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..512)) {
+        use tee_host::metrics::endpoint::{Route, route};
+        let r = route(&head);
+        if matches!(r, Route::Metrics | Route::Health) {
+            proptest::prop_assert!(head.starts_with(b"GET /metrics") || head.starts_with(b"GET /health"));
+        }
+    }
+}
+
+#[test]
+fn request_heads_route_as_written() {
+    use tee_host::metrics::endpoint::{Route, route};
+    assert_eq!(route(b"GET /metrics HTTP/1.1\r\n\r\n"), Route::Metrics);
+    assert_eq!(route(b"GET /health?x=1 HTTP/1.1\r\n\r\n"), Route::Health);
+    assert_eq!(route(b"GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
+    assert_eq!(route(b"get /metrics HTTP/1.1\r\n\r\n"), Route::NotAllowed);
+    assert_eq!(route(b"\xff\xfe"), Route::NotAllowed);
+    assert_eq!(route(b""), Route::NotAllowed);
+}

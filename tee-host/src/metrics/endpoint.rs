@@ -141,21 +141,46 @@ fn answer(metrics: &Metrics, c: &mut impl Conn) -> io::Result<()> {
             n => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
         }
     }
-    let line = buf.split(|b| *b == b'\r').next().unwrap_or_default();
+    match route(&buf) {
+        Route::Metrics => {
+            respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &metrics.render())
+        }
+        Route::Health => {
+            let (status, body) = health(metrics);
+            respond(c, status, "application/json", &body)
+        }
+        Route::NotFound => respond(c, 404, "text/plain", "not found: GET /metrics or /health\n"),
+        Route::NotAllowed => respond(c, 405, "text/plain", "only GET\n"),
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /health`.
+    Health,
+    /// `GET` of anything else.
+    NotFound,
+    /// Any other method, or a request line that does not read.
+    NotAllowed,
+}
+
+/// Reads a request's head (any bytes: what a stranger sends): its first
+/// line's method and path (a query string ignored).
+#[must_use]
+pub fn route(head: &[u8]) -> Route {
+    let line = head.split(|b| *b == b'\r' || *b == b'\n').next().unwrap_or_default();
     let line = String::from_utf8_lossy(line);
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     match (method, path) {
-        ("GET", "/metrics") => {
-            respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", &metrics.render())
-        }
-        ("GET", "/health") => {
-            let (status, body) = health(metrics);
-            respond(c, status, "application/json", &body)
-        }
-        ("GET", _) => respond(c, 404, "text/plain", "not found: GET /metrics or /health\n"),
-        _ => respond(c, 405, "text/plain", "only GET\n"),
+        ("GET", "/metrics") => Route::Metrics,
+        ("GET", "/health") => Route::Health,
+        ("GET", _) => Route::NotFound,
+        _ => Route::NotAllowed,
     }
 }
 
