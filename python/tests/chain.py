@@ -40,17 +40,29 @@ def registry(w3, name, init_args):
     return real
 
 
-def policy(kinds, chain_id, contracts):
+def policy(
+    kinds,
+    chain_id=None,
+    contracts=None,
+    *,
+    agents=None,
+    max_gas_limit=3000000,
+    max_fee_per_gas_wei="1000000000000",
+    extra="",
+):
+    """A slot policy file (TOML): `kinds` on `chain_id`, `contracts` and
+    `agents` (each any when not given), the gas and fee caps, `extra` lines."""
+    any_or = lambda v, text: '"any"' if v is None else text  # noqa: E731
     return f"""
 kinds = {json.dumps(kinds)}
-chains = [{chain_id}]
-contracts = {json.dumps(contracts)}
-agents = "any"
+chains = {any_or(chain_id, f"[{chain_id}]")}
+contracts = {any_or(contracts, json.dumps(contracts))}
+agents = {any_or(agents, json.dumps(agents))}
 max_value_wei = "0"
-max_gas_limit = 3000000
-max_fee_per_gas_wei = "1000000000000"
+max_gas_limit = {max_gas_limit}
+max_fee_per_gas_wei = "{max_fee_per_gas_wei}"
 max_deadline_ahead_secs = 300
-"""
+{extra}"""
 
 
 def tee_accounts(w3, endpoint, admin_key, prefix, slots, contracts):
@@ -175,3 +187,15 @@ class JsonRpcEndpoint:
     def close(self):
         self._server.shutdown()
         self._server.server_close()
+
+
+def in_process(monkeypatch, module, w3):
+    """Gives an SDK's `module.Web3` the in-process chain `w3` for any RPC
+    URL it is handed."""
+
+    class InProcess(module.Web3):
+        @staticmethod
+        def HTTPProvider(url, **kwargs):  # noqa: N802 (web3's name)
+            return w3.provider
+
+    monkeypatch.setattr(module, "Web3", InProcess)

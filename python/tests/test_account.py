@@ -15,7 +15,7 @@ from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 
-from chain import agent_wallet_set
+from chain import agent_wallet_set, policy
 from conftest import ADMIN_KEY
 from tee_signer import (
     InvalidRequest,
@@ -38,16 +38,14 @@ SET_AGENT_URI = (
     + b"ipfs://bafkreiagent".ljust(32, b"\0").hex()
 )
 
-REGISTRY_POLICY = f"""
-kinds = ["setAgentURI", "AgentWalletSet", "personal_sign"]
-chains = [{BASE}]
-contracts = ["{IDENTITY}"]
-agents = [42]
-max_value_wei = "0"
-max_gas_limit = 500000
-max_fee_per_gas_wei = "100000000000"
-max_deadline_ahead_secs = 300
-"""
+REGISTRY_POLICY = policy(
+    ["setAgentURI", "AgentWalletSet", "personal_sign"],
+    BASE,
+    [IDENTITY],
+    agents=[42],
+    max_gas_limit=500000,
+    max_fee_per_gas_wei="100000000000",
+)
 
 
 @pytest.fixture(scope="module")
@@ -236,17 +234,15 @@ def test_typed_data_handed_over_as_two_hashes_in_an_allowed_domain(signer_endpoi
     admin.generate_key(
         5,
         "erc8004/agent0",
-        f"""
-kinds = ["eip712-prehashed"]
-chains = [{BASE}]
-contracts = ["{IDENTITY}"]
-agents = [42]
-max_value_wei = "0"
-max_gas_limit = 0
-max_fee_per_gas_wei = "0"
-max_deadline_ahead_secs = 300
-eip712_domains = ["0x{bytes(registry_domain).hex()}"]
-""",
+        policy(
+            ["eip712-prehashed"],
+            BASE,
+            [IDENTITY],
+            agents=[42],
+            max_gas_limit=0,
+            max_fee_per_gas_wei="0",
+            extra=f'eip712_domains = ["0x{bytes(registry_domain).hex()}"]\n',
+        ),
     )
     account = TeeAccount(signer_endpoint, 5)
     consent = encode_typed_data(full_message=wallet_set(account, int(time.time()) + 120))

@@ -24,7 +24,7 @@ from agent0_sdk.core import web3_client as agent0_web3
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
-from chain import deployment, events, fund, policy
+from chain import deployment, events, fund, in_process, policy
 from conftest import ADMIN_KEY
 from tee_signer import Refused, Signer, TeeAccount, UnsupportedOperation, use_with
 
@@ -34,13 +34,7 @@ def chain(monkeypatch):
     """The registries on an in-process chain, given to agent0-sdk for any
     RPC URL."""
     w3, identity, reputation, validation = deployment()
-
-    class InProcess(agent0_web3.Web3):
-        @staticmethod
-        def HTTPProvider(url, **kwargs):  # noqa: N802 (web3's name)
-            return w3.provider
-
-    monkeypatch.setattr(agent0_web3, "Web3", InProcess)
+    in_process(monkeypatch, agent0_web3, w3)
     return w3, identity, reputation, validation
 
 

@@ -12,20 +12,12 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from chain import policy
 from conftest import ADMIN_KEY
 from chaoschain_sdk.providers.tee import base
 from tee_signer import PhalaDstackTEE, Refused, pin_policy, simulated_deployment
 
-POLICY = """
-kinds = ["personal_sign"]
-chains = "any"
-contracts = "any"
-agents = "any"
-max_value_wei = "0"
-max_gas_limit = 0
-max_fee_per_gas_wei = "0"
-max_deadline_ahead_secs = 300
-"""
+POLICY = policy(["personal_sign"], max_gas_limit=0, max_fee_per_gas_wei="0")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +126,7 @@ def test_the_seed_snippet_registers_an_agent_with_tee_attestation(signer_endpoin
     import base64
     import json
 
-    from chain import deployment, events, fund, policy
+    from chain import deployment, events, fund
     from conftest import ADMIN_KEY
     from eth_utils import keccak
 

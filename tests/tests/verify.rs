@@ -33,9 +33,14 @@ fn collateral(json: &str) -> QuoteCollateralV3 {
 }
 
 fn verifier(json: &str) -> Verifier {
+    Verifier { collateral: Some(collateral(json)), ..simulated() }
+}
+
+/// The default policy, no collateral, the simulator's root given.
+fn simulated() -> Verifier {
     Verifier {
         policy: Policy::default(),
-        collateral: Some(collateral(json)),
+        collateral: None,
         pccs: None,
         simulated_root: Some(tee_sim::root()),
     }
@@ -144,12 +149,7 @@ fn every_flipped_byte_of_report_body_or_signature_fails_dcap() {
 fn binding_wrong_address_stale_challenge_and_purpose() {
     let (key, challenge, quote, log) = simulated_quote();
     let ev = Evidence { quote: &quote, event_log: Some(&log), key_chain: None };
-    let v = Verifier {
-        policy: Policy::default(),
-        collateral: Some(collateral(V4_COLLATERAL)),
-        pccs: None,
-        simulated_root: Some(tee_sim::root()),
-    };
+    let v = verifier(V4_COLLATERAL);
 
     let ok = v.verify(&ev, &key.address(), &Expected::Challenge(challenge), NOW);
     assert!(matches!(ok.status(Check::Binding), Some(Status::Passed(_))), "{ok}");
@@ -204,12 +204,7 @@ fn event_log_compose_hash_and_app_id() {
     let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
     let c = B256([9; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
-    let mut v = Verifier {
-        policy: Policy::default(),
-        collateral: None,
-        pccs: None,
-        simulated_root: Some(tee_sim::root()),
-    };
+    let mut v = simulated();
     v.policy.compose_hash = Some(vec![B256([0xc0; 32])]);
     v.policy.app_id = Some(vec![FixedBytes([0xa1; 20])]);
     let check = |v: &Verifier, log: Option<&[tee_verify::eventlog::Event]>| {
@@ -255,12 +250,7 @@ fn dstack_key_chain_up_to_the_kms_root() {
     let key = SigningKey::from_bytes(&secret).unwrap();
     let c = B256([5; 32]);
     let (quote, log) = sim.get_quote(&binding::bind(&key.address(), Purpose::Challenge, &c));
-    let mut v = Verifier {
-        policy: Policy::default(),
-        collateral: None,
-        pccs: None,
-        simulated_root: Some(tee_sim::root()),
-    };
+    let mut v = simulated();
     v.policy.kms_root = Some(sim.kms_root());
     let run =
         |v: &Verifier, chain: Option<&KeyChain>, log: Option<&[tee_verify::eventlog::Event]>| {
@@ -372,24 +362,14 @@ fn simulated_quotes_pass_dcap_under_the_simulator_root_only() {
     };
 
     // Intel's root (the default), no collateral given: nothing verifies.
-    let v = Verifier {
-        policy: policy.clone(),
-        collateral: None,
-        pccs: None,
-        simulated_root: Some(tee_sim::root()),
-    };
+    let v = Verifier { policy: policy.clone(), ..simulated() };
     let r = v.verify(&ev, &key.address(), &expected, now);
     assert!(!r.verified() && !r.simulated_root, "{r}");
 
     // The simulator's root: its collateral is made for the time, and every
     // check passes, reported as simulated.
     policy.trust_simulator_root = true;
-    let v = Verifier {
-        policy: policy.clone(),
-        collateral: None,
-        pccs: None,
-        simulated_root: Some(tee_sim::root()),
-    };
+    let v = Verifier { policy: policy.clone(), ..simulated() };
     let r = v.verify(&ev, &key.address(), &expected, now);
     assert!(r.verified() && r.simulated_root, "{r}");
     assert!(r.to_string().contains("VERIFIED (simulated root)"), "{r}");
@@ -405,9 +385,7 @@ fn simulated_quotes_pass_dcap_under_the_simulator_root_only() {
     // sample fails DCAP under it, and passes under Intel's.
     let sample = Verifier {
         policy: Policy { trust_simulator_root: true, ..Policy::default() },
-        collateral: Some(collateral(V4_COLLATERAL)),
-        pccs: None,
-        simulated_root: Some(tee_sim::root()),
+        ..verifier(V4_COLLATERAL)
     };
     let r = sample.verify(&evidence(SAMPLE_QUOTE), &Address::ZERO, &expected, NOW);
     assert!(matches!(r.status(Check::Dcap), Some(Status::Failed(_))), "{r}");

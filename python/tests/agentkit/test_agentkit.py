@@ -18,7 +18,7 @@ from coinbase_agentkit.wallet_providers import eth_account_wallet_provider as ag
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
-from chain import agent_wallet_set, deployment, events, fund, policy
+from chain import agent_wallet_set, deployment, events, fund, in_process, policy
 from conftest import ADMIN_KEY
 from tee_signer import Refused, Signer, TeeAccount
 
@@ -26,13 +26,7 @@ from tee_signer import Refused, Signer, TeeAccount
 @pytest.fixture
 def chain(monkeypatch):
     w3, identity, reputation, validation = deployment()
-
-    class InProcess(agentkit_provider.Web3):
-        @staticmethod
-        def HTTPProvider(url, **kwargs):  # noqa: N802 (web3's name)
-            return w3.provider
-
-    monkeypatch.setattr(agentkit_provider, "Web3", InProcess)
+    in_process(monkeypatch, agentkit_provider, w3)
     monkeypatch.setitem(agentkit_provider.CHAIN_ID_TO_NETWORK_ID, str(w3.eth.chain_id), "base-sepolia")
     return w3, identity
 
