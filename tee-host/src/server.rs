@@ -175,11 +175,12 @@ pub fn serve_metered<B: Served, const S: usize>(
         agent.iter().map(|e| (e, &agent_pool)).chain(admin.iter().map(|e| (e, &admin_pool)));
     let (quoter, committer, claims, prober) = {
         let d = device.lock().map_err(|_| io::Error::other("the device lock is poisoned"))?;
+        let prober = d.backend().prober();
         if let Some(m) = &metrics {
             let (group, anchor) = d.backend().metered();
-            m.watch(group, anchor, d.backend().prober());
+            m.watch(group, anchor, prober.clone());
         }
-        (d.backend().quoter(), d.backend().committer(), d.backend().claims(), d.backend().prober())
+        (d.backend().quoter(), d.backend().committer(), d.backend().claims(), prober)
     };
     let mut handle = ServerHandle {
         stop: stop.clone(),
@@ -513,6 +514,9 @@ fn answer<B: Served, const S: usize>(
 ) -> Result<(), End> {
     // A poisoned lock means a thread panicked inside the device: its
     // in-memory state is suspect, so nobody is served from it again.
+    if let (Err(_), Some(m)) = (&frame, &ctx.metrics) {
+        m.bad_frames.fetch_add(1, Ordering::Relaxed);
+    }
     let lock = || ctx.device.lock().map_err(|_| End::DeviceUnavailable);
     // Where marks are shared, a signature's is claimed in the database
     // before the device commits it, outside the lock (many at once): the
@@ -520,9 +524,6 @@ fn answer<B: Served, const S: usize>(
     // before the database is.
     // The frame is read once: a `Sign` is decoded and hashed here, outside
     // the lock, and the claim and the device read the same decoded request.
-    if let (Err(_), Some(m)) = (&frame, &ctx.metrics) {
-        m.bad_frames.fetch_add(1, Ordering::Relaxed);
-    }
     let incoming = Incoming::read(frame);
     let command = match &incoming {
         Incoming::Refused(h, _) | Incoming::Other(h, _) => h.command,

@@ -224,12 +224,7 @@ impl Anchor {
             std::thread::Builder::new()
                 .name("rollback-anchor".into())
                 .spawn(move || shared.write_behind())
-                .map_err(|e| {
-                    AnchorError::Store(tee_store::store::StoreError::Io {
-                        path: "the rollback anchor's thread".into(),
-                        source: e,
-                    })
-                })?
+                .map_err(AnchorError::Thread)?
         };
         Ok(Anchor { shared, writer: Some(writer) })
     }
@@ -367,6 +362,9 @@ pub enum AnchorError {
     /// The state directory's journal could not be read again.
     #[error(transparent)]
     Store(#[from] tee_store::store::StoreError),
+    /// The anchor's writer thread could not be started.
+    #[error("the rollback anchor's thread: {0}")]
+    Thread(std::io::Error),
     /// The state directory is behind what the database recorded of it: an
     /// older copy was put in its place. Nothing is signed from it.
     #[error("{0}")]
