@@ -117,6 +117,9 @@ impl<F, E> QuoteSource for McuBackend<F, E> {
 }
 
 impl<F: NorFlash, E: Rng> Backend for McuBackend<F, E> {
+    // 90 KiB of flash are kept for the policy's rules.
+    const IMPORTS_MARKS: bool = false;
+
     fn kind(&self) -> BackendKind {
         BackendKind::Mcu
     }

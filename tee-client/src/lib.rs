@@ -16,6 +16,7 @@ pub mod alloy;
 mod answers;
 mod error;
 pub mod explain;
+pub mod marks;
 pub mod onchain;
 pub mod policyfile;
 pub mod provider;

@@ -122,6 +122,16 @@ fn walk_through(out: &mut String, sign: &Sign<'_>) {
     let _ = writeln!(out);
 }
 
+/// Slot 0's key's address, as the device answers it.
+fn device_key_address(d: &mut Doc) -> tee_core::Address {
+    let mut buf = vec![0u8; MAX_RESPONSE_WIRE];
+    let request = encode_request(0xffff, &GetPublicKey { slot: 0 }, &mut buf).unwrap().to_vec();
+    let payload = d.pair.send_raw(&request).last().unwrap().clone();
+    let (_, body) = Header::split(&payload).unwrap();
+    let r: Result<PublicKeyResponse, DeviceError> = codec::decode(body).unwrap();
+    r.unwrap().address
+}
+
 fn generated() -> String {
     let mut device = Device::open(MemBackend::new(1), tee_testkit::config()).unwrap();
     device.set_identity(tee_core::SigningKey::from_bytes(&[0x1d; 32]).unwrap());
@@ -203,8 +213,8 @@ fn generated() -> String {
     d.example(
         "AdminState",
         "Slot 0 with nonce `0x4e…4e`: the last admin counter (2, the SetPolicy above), its \
-         payload hash, slot 0's key and policy hash, signed by the identity key over the EIP-712 \
-         `AdminState` in the admin domain.",
+         payload hash, slot 0's key, policy hash and mark (sequence 1 and its commitment), signed \
+         by the identity key over the EIP-712 `AdminState` in the admin domain.",
         &AdminState { slot: 0, nonce: B256([0x4e; 32]) },
     );
     d.example(
@@ -212,6 +222,34 @@ fn generated() -> String {
         "Asked of a device on its own, which answers `Unsupported`: the host service answers it \
          itself, `00` ‖ `dstack` ‖ `marks` ‖ `storage`, each `00` not used, `01` ok, `02` failed.",
         &Health,
+    );
+    // The device's own statement of slot 0, as `marks export` keeps it,
+    // naming a higher mark (what a later export of this device says).
+    let identity = tee_core::SigningKey::from_bytes(&[0x1d; 32]).unwrap();
+    let key = device_key_address(&mut d);
+    let statement = AdminStatement {
+        nonce: B256([0xe7; 32]),
+        last_counter: 2,
+        last_payload: B256::ZERO,
+        slot: 0,
+        key,
+        policy_hash: B256::ZERO,
+        sequence: 9,
+        commitment: B256([0xc0; 32]),
+    };
+    // The statement's digest is EIP-712 in the admin domain: signed as
+    // pre-hashed typed data.
+    let typed = tee_core::Action::Eip712Prehashed(tee_core::action::Eip712Prehashed {
+        domain_separator: admin_domain_separator(&tee_testkit::DEVICE_ID),
+        struct_hash: statement.struct_hash(),
+    });
+    let signature = identity.sign(&typed).unwrap().signature;
+    d.example(
+        "ImportMark",
+        "Slot 0, with the device's own statement (nonce `0xe7…e7`) of slot 0's key at sequence 9 \
+         (commitment `0xc0…c0`), signed by its identity: no admin authorization needed \
+         (`auth` unsigned), the mark rises from 1 to 9.",
+        &ImportMark { slot: 0, statement, signature, auth: AdminAuth::UNSIGNED },
     );
 
     // A frame that cannot be read.
@@ -290,6 +328,10 @@ fn generated() -> String {
                 device_time: 1_700_000_000,
             },
             "`Sign`: a rule that reads the time refused; carries the rule and the device's time (unix seconds, varint)",
+        ),
+        (
+            DeviceError::OtherKey,
+            "`ImportMark`: the statement's key is not the slot's (or the slot is empty)",
         ),
     ];
     for (e, what) in errors {

@@ -107,6 +107,14 @@ pub fn code_of(e: &(dyn std::error::Error + 'static)) -> u8 {
     if let Some(e) = e.downcast_ref::<ClientError>() {
         return client(e);
     }
+    if let Some(e) = e.downcast_ref::<tee_client::marks::MarksError>() {
+        use tee_client::marks::MarksError as M;
+        return match e {
+            M::Client(c) => client(c),
+            M::Format(_) | M::SignatureEncoding(_) | M::NeedsAdmin { .. } => INVALID,
+            M::BadSignature { .. } | M::NotRaised { .. } => FAILED,
+        };
+    }
     if let Some(e) = e.downcast_ref::<ProviderError>() {
         return provider(e);
     }

@@ -34,6 +34,7 @@ pub mod exit;
 
 mod admin;
 mod agent;
+mod marks;
 mod onchain;
 mod out;
 mod rpc;
@@ -150,6 +151,8 @@ enum Command {
     Tcb(verify::Tcb),
     /// The signer's hash-chained audit log.
     Audit(agent::Audit),
+    /// Export every key's anti-replay mark, or import another export's.
+    Marks(marks::Marks),
     /// An attestation bundle for an ERC-8004 agent: a slot's attestation
     /// bound to (chain id, identity registry, agent id); its hash is the
     /// validation request's requestHash.
@@ -199,6 +202,7 @@ pub fn main() -> ExitCode {
         Command::Verify(c) => verify::verify(c),
         Command::Tcb(c) => verify::tcb(c),
         Command::Audit(c) => agent::audit(&c),
+        Command::Marks(c) => marks::marks(c),
         Command::AgentBundle(c) => onchain::agent_bundle(c),
         Command::RegistrationFile(c) => onchain::registration_file(c),
         Command::Validate(c) => onchain::validate(c),

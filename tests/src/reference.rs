@@ -24,7 +24,7 @@ pub mod typed {
         /// The device's admin authorization message.
         struct AdminCommand { uint8 command; uint64 counter; bytes32 payload; }
         /// The device's signed admin state.
-        struct AdminState { bytes32 nonce; uint64 lastCounter; bytes32 lastPayload; uint8 slot; address key; bytes32 policyHash; }
+        struct AdminState { bytes32 nonce; uint64 lastCounter; bytes32 lastPayload; uint8 slot; address key; bytes32 policyHash; uint64 sequence; bytes32 commitment; }
     }
 }
 

@@ -264,19 +264,19 @@ proptest! {
     /// The identity's AdminState statement is plain EIP-712 in the admin
     /// domain: any EIP-712 library checks it.
     #[test]
-    fn admin_state_digest_matches_alloy(device_id in arb_b256(), nonce in arb_b256(), last_counter in any::<u64>(), last_payload in arb_b256(), slot in any::<u8>(), key in arb_address(), policy_hash in arb_b256()) {
+    fn admin_state_digest_matches_alloy(device_id in arb_b256(), nonce in arb_b256(), last_counter in any::<u64>(), last_payload in arb_b256(), slot in any::<u8>(), key in arb_address(), policy_hash in arb_b256(), sequence in any::<u64>(), commitment in arb_b256()) {
         let domain = eip712_domain! {
             name: "ERC8004TeeSigner",
             version: "1",
             salt: b256(&device_id),
         };
-        let msg = typed::AdminState { nonce: b256(&nonce), lastCounter: last_counter, lastPayload: b256(&last_payload), slot, key: addr(&key), policyHash: b256(&policy_hash) };
-        let statement = AdminStatement { nonce, last_counter, last_payload, slot, key, policy_hash };
+        let msg = typed::AdminState { nonce: b256(&nonce), lastCounter: last_counter, lastPayload: b256(&last_payload), slot, key: addr(&key), policyHash: b256(&policy_hash), sequence, commitment: b256(&commitment) };
+        let statement = AdminStatement { nonce, last_counter, last_payload, slot, key, policy_hash, sequence, commitment };
         prop_assert_eq!(statement.digest(&device_id).0, msg.eip712_signing_hash(&domain).0);
     }
 }
 
 #[test]
 fn command_codes_are_unique_and_stable() {
-    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
 }

@@ -12,9 +12,9 @@ use crate::codec;
 use crate::limits::MAX_SLOT_RECORD;
 use crate::primitives::{Address, B256, keccak256};
 use crate::protocol::{
-    AdminCommand, AdminState, AdminStateResponse, AdminStatement, DEVICE_SLOT, DeriveKey,
-    DeviceError, GenerateKey, KeyOrigin, Outcome, Policy, PolicySet, PublicKeyResponse, SetPolicy,
-    admin_digest, admin_payload_hash,
+    AdminAuth, AdminCommand, AdminState, AdminStateResponse, AdminStatement, Command, DEVICE_SLOT,
+    DeriveKey, DeviceError, GenerateKey, ImportMark, KeyOrigin, MarkImported, Outcome, Policy,
+    PolicySet, PublicKeyResponse, SetPolicy, admin_digest, admin_payload_hash,
 };
 use crate::signer::SigningKey;
 
@@ -26,9 +26,23 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     #[inline(never)]
     fn authorize<C: AdminCommand>(&mut self, cmd: &C, body: &[u8]) -> Result<(), DeviceError> {
         let payload = admin_payload_hash(body, cmd);
-        let counter = cmd.auth().counter;
-        let digest = admin_digest(&self.config.device_id, C::CODE, counter, &payload);
-        let r = match cmd.auth().signature.recover_address(&digest) {
+        self.authorize_payload(C::CODE, cmd.slot(), cmd.auth(), payload)
+    }
+
+    /// [`Device::authorize`] once the payload is hashed: one copy for every
+    /// admin command (on a microcontroller each generic copy of the
+    /// signature check would cost flash).
+    #[inline(never)]
+    fn authorize_payload(
+        &mut self,
+        code: u8,
+        slot: u8,
+        auth: &AdminAuth,
+        payload: B256,
+    ) -> Result<(), DeviceError> {
+        let counter = auth.counter;
+        let digest = admin_digest(&self.config.device_id, code, counter, &payload);
+        let r = match auth.signature.recover_address(&digest) {
             Ok(who) if who == self.config.admin => {
                 // Exactly the next counter: no replay, and no jump that
                 // could lock the admin out (a counter at u64::MAX).
@@ -49,7 +63,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                 Ok(())
             }
             Err(e) => {
-                self.log(C::CODE, cmd.slot(), counter, payload, Outcome::Refused(e), false);
+                self.log(code, slot, counter, payload, Outcome::Refused(e), false);
                 Err(e)
             }
         }
@@ -117,13 +131,13 @@ pub(super) fn policy_hash(policy: &Policy) -> Result<B256, DeviceError> {
 impl<B: Backend, const SLOTS: usize> Handle<AdminState> for Device<B, SLOTS> {
     fn run(&mut self, c: &AdminState, _: &[u8]) -> Result<AdminStateResponse, DeviceError> {
         let identity = self.identity.as_ref().ok_or(DeviceError::Unsupported)?;
-        let (key, policy_hash) = if c.slot == DEVICE_SLOT {
-            (Address::ZERO, B256::ZERO)
+        let (key, policy_hash, mark) = if c.slot == DEVICE_SLOT {
+            (Address::ZERO, B256::ZERO, None)
         } else {
             let slot = self.slot(c.slot)?;
             match &slot.key {
-                Some(k) => (k.key.address(), policy_hash(&slot.policy)?),
-                None => (Address::ZERO, B256::ZERO),
+                Some(k) => (k.key.address(), policy_hash(&slot.policy)?, slot.high_water),
+                None => (Address::ZERO, B256::ZERO, slot.high_water),
             }
         };
         let (last_counter, last_payload) =
@@ -135,6 +149,8 @@ impl<B: Backend, const SLOTS: usize> Handle<AdminState> for Device<B, SLOTS> {
             slot: c.slot,
             key,
             policy_hash,
+            sequence: mark.map_or(0, |m| m.value),
+            commitment: mark.map_or(B256::ZERO, |m| m.digest),
         };
         let digest = statement.digest(&self.config.device_id);
         let signature = identity.sign_digest(&digest).map_err(|_| DeviceError::SigningFailed)?;
@@ -209,5 +225,49 @@ impl<B: Backend, const SLOTS: usize> Handle<SetPolicy> for Device<B, SLOTS> {
             }
             Ok(PolicySet { slot: cmd.slot, policy_hash: policy_hash(&cmd.policy)? })
         })
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Handle<ImportMark> for Device<B, SLOTS> {
+    fn run(&mut self, cmd: &ImportMark, body: &[u8]) -> Result<MarkImported, DeviceError> {
+        // The device's own statement raises its own mark (one it had);
+        // anything else only on the admin's word.
+        let digest = cmd.statement.digest(&self.config.device_id);
+        let own =
+            self.identity().is_some_and(|id| cmd.signature.recover_address(&digest) == Ok(id));
+        if !own {
+            return self.admin(cmd, body, |d| d.raise_mark(cmd));
+        }
+        let result = self.raise_mark(cmd);
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Refused(*e),
+        };
+        let s = &cmd.statement;
+        self.log(ImportMark::CODE, cmd.slot, s.sequence, s.commitment, outcome, result.is_ok());
+        result
+    }
+}
+
+impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// Raises slot `cmd.slot`'s mark to the statement's, if the statement's
+    /// key is the slot's and its mark is higher.
+    #[inline(never)]
+    fn raise_mark(&mut self, cmd: &ImportMark) -> Result<MarkImported, DeviceError> {
+        let n = cmd.slot;
+        let s = &cmd.statement;
+        let Device { slots, backend, .. } = self;
+        let slot = slots.get_mut(usize::from(n)).ok_or(DeviceError::NoSuchSlot)?;
+        if slot.key.as_ref().map(|k| k.key.address()) != Some(s.key) {
+            return Err(DeviceError::OtherKey);
+        }
+        let last = slot.high_water.map(|h| h.value);
+        if !s.has_mark() || last.is_some_and(|l| l >= s.sequence) {
+            return Ok(MarkImported { slot: n, sequence: last, raised: false });
+        }
+        let mark = HighWater { value: s.sequence, digest: s.commitment };
+        commit_above(backend, CounterId::Slot(n), last, &mark, Record::Plain)?;
+        slot.high_water = Some(mark);
+        Ok(MarkImported { slot: n, sequence: Some(s.sequence), raised: true })
     }
 }

@@ -217,6 +217,13 @@ pub trait AuditStore {
 
 /// Everything a device needs from the world it runs in.
 pub trait Backend: Rng + Clock + KeyStore + CounterStore + QuoteSource + AuditStore {
+    /// Whether the device takes `ImportMark` (marks carried from another
+    /// state directory or host). A board whose flash has no room for it
+    /// says `false`: the command is then answered `Unsupported` and its code
+    /// is not in the image (a microcontroller's marks live in its own flash,
+    /// which no host puts back).
+    const IMPORTS_MARKS: bool = true;
+
     /// What `DeviceInfo` reports.
     fn kind(&self) -> BackendKind;
     /// [`crate::protocol::capability`] bits.

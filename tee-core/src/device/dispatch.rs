@@ -273,6 +273,10 @@ macro_rules! dispatch {
     ($($c:path),* $(,)?) => {
         impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             fn dispatch(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
+                // Resolved at build time: without it, no ImportMark code.
+                if !B::IMPORTS_MARKS && h.command == <crate::protocol::ImportMark as Command>::CODE {
+                    return respond::<()>(h, Err(DeviceError::Unsupported), out);
+                }
                 match h.command {
                     $(<$c as Command>::CODE => self.on::<$c>(h, body, out),)*
                     _ => respond::<()>(h, Err(DeviceError::UnknownCommand), out),

@@ -11,15 +11,18 @@ use crate::primitives::{Address, B256, keccak256};
 use crate::signer::Signature;
 
 const ADMIN_STATE_TYPE: &[u8] = b"AdminState(bytes32 nonce,uint64 lastCounter,bytes32 lastPayload,\
-uint8 slot,address key,bytes32 policyHash)";
+uint8 slot,address key,bytes32 policyHash,uint64 sequence,bytes32 commitment)";
 
 /// `0x0D` AdminState: the last admin counter the device accepted and the
-/// payload hash of that command, and one slot's key and policy hash, signed
+/// payload hash of that command, and one slot's key, policy hash and
+/// anti-replay mark (the highest sequence signed and its commitment), signed
 /// by the device's identity key over the reader's `nonce`
 /// ([`AdminStatement`]). An admin tool reads the counter to use next (the
 /// device accepts only the one after it) and, after a command, confirms it
 /// took effect; a middleman can neither forge the answer nor replay an old
-/// one. `Unsupported` on a device without an identity key.
+/// one. The slot's mark in a statement is what `tee-signer marks export`
+/// carries to another state directory or host ([`super::ImportMark`]).
+/// `Unsupported` on a device without an identity key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminState {
     /// The slot whose key and policy to state ([`super::DEVICE_SLOT`]: none).
@@ -30,8 +33,8 @@ pub struct AdminState {
 
 /// What the identity key signs: an EIP-712 `AdminState(bytes32
 /// nonce,uint64 lastCounter,bytes32 lastPayload,uint8 slot,address
-/// key,bytes32 policyHash)` in the device's admin domain, so any EIP-712
-/// library can check it.
+/// key,bytes32 policyHash,uint64 sequence,bytes32 commitment)` in the
+/// device's admin domain, so any EIP-712 library can check it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminStatement {
     /// The reader's nonce, echoed.
@@ -48,6 +51,12 @@ pub struct AdminStatement {
     /// keccak-256 of the slot's policy's canonical encoding (zero for an
     /// empty slot).
     pub policy_hash: B256,
+    /// The slot's anti-replay mark: the highest sequence its key signed at
+    /// (zero, with a zero commitment, for a slot without a mark).
+    pub sequence: u64,
+    /// What the mark commits to ([`crate::device::retry_commitment`] of the
+    /// key and the action's digest; zero: no mark).
+    pub commitment: B256,
 }
 
 impl AdminStatement {
@@ -55,6 +64,12 @@ impl AdminStatement {
     #[must_use]
     pub fn digest(&self, device_id: &B256) -> B256 {
         typed_data_digest(&admin_domain_separator(device_id), &self.struct_hash())
+    }
+
+    /// Whether the statement names a mark (a slot that has signed).
+    #[must_use]
+    pub fn has_mark(&self) -> bool {
+        self.commitment != B256::ZERO
     }
 
     /// `hashStruct(AdminState)`.
@@ -68,6 +83,8 @@ impl AdminStatement {
         h.update(word::uint(u64::from(self.slot)));
         h.update(word::address(&self.key));
         h.update(self.policy_hash.0);
+        h.update(word::uint(self.sequence));
+        h.update(self.commitment.0);
         B256(h.finalize().into())
     }
 }

@@ -33,6 +33,7 @@ mod get_evidence;
 mod get_policy;
 mod get_public_key;
 mod health;
+mod import_mark;
 mod set_policy;
 mod sign;
 
@@ -55,6 +56,7 @@ pub use get_evidence::{EvidenceChunk, EvidencePart, GetEvidence};
 pub use get_policy::GetPolicy;
 pub use get_public_key::{GetPublicKey, KeyOrigin, PublicKeyResponse};
 pub use health::{Health, HealthResponse, Probe, Replication};
+pub use import_mark::{ImportMark, MarkImported};
 pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit};
 pub use set_policy::{PolicySet, SetPolicy};
 pub use sign::{Sign, SignResponse};
@@ -72,7 +74,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 8;
+pub const PROTOCOL_VERSION: u8 = 9;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.
@@ -116,6 +118,7 @@ macro_rules! for_each_command {
             $crate::protocol::GetEvidence,
             $crate::protocol::AdminState,
             $crate::protocol::Health,
+            $crate::protocol::ImportMark,
         }
     };
 }
@@ -253,6 +256,9 @@ pub enum DeviceError {
         /// The device's time the rule read (unix seconds).
         device_time: u64,
     },
+    /// `ImportMark`: the statement's mark is of another key than the
+    /// slot's (or the slot is empty and the statement names a key).
+    OtherKey,
 }
 
 impl DeviceError {
