@@ -30,7 +30,8 @@ use std::io::{self, Read, Write};
 use tee_core::client::{decode_response, encode_request};
 use tee_core::frame::{Accumulator, Header};
 use tee_core::protocol::{
-    AdminCommand, Command, DeviceError, MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, authorize,
+    AdminCommand, Command, DeviceError, DeviceInfo, GetPublicKey, MAX_REQUEST_WIRE,
+    MAX_RESPONSE_FRAME, PublicKeyResponse, authorize,
 };
 use tee_core::{B256, SigningKey};
 
@@ -161,6 +162,21 @@ impl<S: Read + Write> Client<S> {
     pub fn call<C: Command>(&mut self, cmd: &C) -> Result<C::Response<'_>, ClientError> {
         self.request(cmd)?;
         self.last_response::<C>()
+    }
+
+    /// Every key the device holds (`GetPublicKey` of each slot, empty
+    /// slots left out), in slot order.
+    pub fn keys(&mut self) -> Result<Vec<PublicKeyResponse>, ClientError> {
+        let slots = self.call(&DeviceInfo)?.slots;
+        let mut keys = Vec::new();
+        for slot in 0..slots {
+            match self.call(&GetPublicKey { slot }) {
+                Ok(k) => keys.push(k),
+                Err(ClientError::Device(DeviceError::SlotEmpty)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(keys)
     }
 
     /// Authorizes `cmd` with the admin key for device `device_id` at

@@ -25,9 +25,7 @@
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
-use tee_core::protocol::{
-    AdminAuth, AdminStatement, DeviceInfo, GetPublicKey, ImportMark, MarkImported,
-};
+use tee_core::protocol::{AdminAuth, AdminStatement, DeviceInfo, ImportMark, MarkImported};
 use tee_core::signer::Signature;
 use tee_core::{Address, B256, SigningKey};
 
@@ -73,8 +71,8 @@ pub struct ExportedMark {
     pub last_payload: B256,
     /// The slot's policy hash.
     pub policy_hash: B256,
-    /// The identity's signature over the statement (65 bytes, `r ‖ s ‖ v`).
-    pub signature: String,
+    /// The identity's signature over the statement (`0x` ‖ `r ‖ s ‖ v` in hex).
+    pub signature: Signature,
 }
 
 /// Why an export cannot be read, or a mark not imported.
@@ -96,9 +94,6 @@ pub enum MarksError {
         /// The identity the export names.
         identity: Address,
     },
-    /// A signature that is not 65 hex bytes.
-    #[error("the mark of slot {0}: signature is not 65 bytes of hex")]
-    SignatureEncoding(u8),
     /// An export from another identity, and no admin key to authorize it.
     #[error(
         "the export is signed by identity {exporter} of device {device_id}, not by this signer \
@@ -160,14 +155,6 @@ impl ExportedMark {
             commitment: if self.sequence.is_some() { self.commitment } else { B256::ZERO },
         }
     }
-
-    fn signature(&self) -> Result<Signature, MarksError> {
-        let digits = self.signature.strip_prefix("0x").unwrap_or(&self.signature);
-        let mut b = [0u8; 65];
-        hex::decode_to_slice(digits, &mut b)
-            .map_err(|_| MarksError::SignatureEncoding(self.slot))?;
-        Signature::from_bytes(&b).map_err(|_| MarksError::SignatureEncoding(self.slot))
-    }
 }
 
 impl MarksExport {
@@ -186,7 +173,7 @@ impl MarksExport {
         }
         for m in &self.marks {
             let digest = m.statement().digest(&self.device_id);
-            if m.signature()?.recover_address(&digest) != Ok(self.identity) {
+            if m.signature.recover_address(&digest) != Ok(self.identity) {
                 return Err(MarksError::BadSignature {
                     slot: m.slot,
                     key: m.key,
@@ -229,7 +216,7 @@ impl<S: Read + Write> Client<S> {
                 last_counter: s.last_counter,
                 last_payload: s.last_payload,
                 policy_hash: s.policy_hash,
-                signature: format!("0x{}", hex::encode(r.signature.to_bytes())),
+                signature: r.signature,
             });
         }
         let identity = identity.or(trust.identity).unwrap_or(Address::ZERO);
@@ -261,14 +248,8 @@ impl<S: Read + Write> Client<S> {
         // Which slot holds which key (unauthenticated: the device itself
         // refuses a mark for another key, and the statement confirms).
         let mut holder = std::collections::HashMap::new();
-        for slot in 0..info.slots {
-            match self.call(&GetPublicKey { slot }) {
-                Ok(k) => {
-                    holder.entry(k.address).or_insert(slot);
-                }
-                Err(ClientError::Device(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+        for k in self.keys()? {
+            holder.entry(k.address).or_insert(k.slot);
         }
         let mut out = Vec::new();
         for m in &export.marks {
@@ -285,7 +266,7 @@ impl<S: Read + Write> Client<S> {
             let cmd = ImportMark {
                 slot,
                 statement: m.statement(),
-                signature: m.signature()?,
+                signature: m.signature,
                 auth: AdminAuth::UNSIGNED,
             };
             let (raised, after) = match admin.filter(|_| !own) {

@@ -350,16 +350,9 @@ pub(super) fn audit(c: &Audit) -> Result<ExitCode, Failure> {
 /// high-water mark and the kinds its policy allows (deny-all: none).
 pub(super) fn slots(c: &Slots) -> Result<ExitCode, Failure> {
     let mut client = client(&c.conn)?;
-    let count = client.call(&DeviceInfo)?.slots;
     let mut held = Vec::new();
-    for slot in 0..count {
-        let key = match client.call(&GetPublicKey { slot }) {
-            Ok(k) => k,
-            Err(tee_client::ClientError::Device(tee_core::protocol::DeviceError::SlotEmpty)) => {
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
+    for key in client.keys()? {
+        let slot = key.slot;
         let policy = client.call(&tee_core::protocol::GetPolicy { slot })?;
         let kinds: Vec<&str> = tee_core::ActionKind::ALL
             .iter()

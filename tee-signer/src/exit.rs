@@ -111,7 +111,7 @@ pub fn code_of(e: &(dyn std::error::Error + 'static)) -> u8 {
         use tee_client::marks::MarksError as M;
         return match e {
             M::Client(c) => client(c),
-            M::Format(_) | M::SignatureEncoding(_) | M::NeedsAdmin { .. } => INVALID,
+            M::Format(_) | M::NeedsAdmin { .. } => INVALID,
             M::BadSignature { .. } | M::NotRaised { .. } => FAILED,
         };
     }
