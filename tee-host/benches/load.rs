@@ -19,6 +19,7 @@
 //!
 //! ```text
 //! cargo bench -p tee-host --bench load            # LOAD_SECONDS=3 per row
+//! LOAD_CLIENTS=64 cargo bench -p tee-host --bench load   # that row alone
 //! source .ci/postgres && cargo bench -p tee-host --bench load; pg_stop
 //! ```
 #![allow(
@@ -238,8 +239,13 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(if quick { 0.2 } else { 3.0 });
     let raw = raw_rate(seconds.min(2.0));
+    // LOAD_CLIENTS=64 runs that row alone (to profile one load).
+    let only: Option<usize> = std::env::var("LOAD_CLIENTS").ok().and_then(|s| s.parse().ok());
     let mut rows = Vec::new();
     for clients in [1usize, 8, 64, 256] {
+        if only.is_some_and(|n| n != clients) {
+            continue;
+        }
         let slots = clients.min(HOST_SLOTS);
         let label = if clients <= slots {
             format!("{clients} client(s), each its own slot")
@@ -247,6 +253,10 @@ fn main() {
             format!("{clients} clients on {slots} slots (two share one)")
         };
         rows.push(run(&label, clients, slots, seconds));
+    }
+    if only.is_some() {
+        print_rows(raw, rows, Vec::new(), 1.0);
+        return;
     }
     rows.push(run("8 clients on one slot (sequence from the device)", 8, 1, seconds));
     // Replicas of one app (derived keys, simulated dstack), 64 clients on
@@ -271,6 +281,10 @@ fn main() {
         }
         Err(_) => println!("TEE_SIGNER_TEST_PG unset: no shared-marks rows (source .ci/postgres)"),
     }
+    print_rows(raw, rows, replica_rows, local_rate);
+}
+
+fn print_rows(raw: f64, rows: Vec<Row>, replica_rows: Vec<Row>, local_rate: f64) {
     println!("\nraw k256 signing (tables), one core: {raw:.0} signatures/s\n");
     println!(
         "| load (unix socket, fsynced state directory) | durable signatures/s | p50 (ms) | p99 (ms) | signatures per fsync | / raw k256, one core |"
@@ -286,6 +300,9 @@ fn main() {
             r.per_sync,
             r.rate / raw
         );
+    }
+    if replica_rows.is_empty() {
+        return;
     }
     println!(
         "\n| replicas (unix sockets, fsynced state directories) | durable signatures/s | p50 (ms) | p99 (ms) | / one replica, own marks |"

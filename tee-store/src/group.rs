@@ -9,13 +9,20 @@
 //!
 //! One waiter at a time is the leader: it syncs the journal (everything
 //! written so far, also what others wrote while it waited for the lock) and
-//! wakes the others; whoever's ticket the sync did not cover leads the next
-//! one. A failed sync fails every waiter and every later write: the state
-//! on disk is then unknown, so the signer signs nothing more until it is
-//! restarted and reads back what reached the disk.
+//! wakes only the waiters that sync covered, and one that it did not, to
+//! lead the next. Every waiter sleeps until there is something for it to
+//! do: on 2 cores under load, waking every waiter at every sync (a
+//! condition variable's `notify_all`) cost a third of the throughput
+//! (`docs/performance.md`). A failed sync fails every waiter it did not
+//! cover and every later write: the state on disk is then unknown, so the
+//! signer signs nothing more until it is restarted and reads back what
+//! reached the disk (a reply whose mark an earlier sync made durable may
+//! still leave).
 
 use std::fs::File;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::Thread;
 
 use tee_core::device::{BackendError, Ticket};
 
@@ -49,7 +56,22 @@ impl Head {
 #[derive(Debug)]
 pub struct GroupCommit {
     state: Mutex<Inner>,
-    synced: Condvar,
+}
+
+/// A request waiting for a sync: woken once, when the journal is durable
+/// up to its ticket, or to lead the next sync, or when syncing failed.
+#[derive(Debug)]
+struct Waiter {
+    ticket: u64,
+    thread: Thread,
+    woken: Arc<AtomicBool>,
+}
+
+impl Waiter {
+    fn wake(self) {
+        self.woken.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
 }
 
 #[derive(Debug)]
@@ -73,13 +95,17 @@ struct Inner {
     failed: bool,
     /// Syncs made (for tests and benchmarks: how many signatures shared one).
     syncs: u64,
+    /// Who waits while a sync runs, each woken only when there is
+    /// something for it to do (no herd woken at every sync).
+    waiters: Vec<Waiter>,
     fault: Option<Fault>,
 }
 
 /// A simulated power loss in the group commit, for crash tests: at the
 /// `n`th sync (counting from 1), before it reaches the disk or once it did
-/// but before anyone is told. From then on every write and wait fails, as
-/// if the machine were off; [`GroupCommit::crash_image_len`] says how much
+/// but before anyone is told. From then on every write fails, and every
+/// wait for a mark that no earlier sync made durable, as if the machine
+/// were off; [`GroupCommit::crash_image_len`] says how much
 /// of the journal file was durable at that moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -87,6 +113,25 @@ pub enum Fault {
     BeforeSync(u64),
     /// The `n`th sync completes, then power fails before any waiter wakes.
     AfterSync(u64),
+}
+
+impl Inner {
+    /// Wakes every waiter the durable journal covers (all of them once a
+    /// sync failed), and the first that it does not, to lead the next
+    /// sync; the rest sleep on.
+    fn wake_covered(&mut self) {
+        // A sync under way has its leader already.
+        let mut led = self.syncing;
+        for w in std::mem::take(&mut self.waiters) {
+            let done = self.failed || w.ticket <= self.durable;
+            if done || !led {
+                led |= !done;
+                w.wake();
+            } else {
+                self.waiters.push(w);
+            }
+        }
+    }
 }
 
 fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -107,9 +152,9 @@ impl GroupCommit {
                 syncing: false,
                 failed: false,
                 syncs: 0,
+                waiters: Vec::new(),
                 fault: None,
             }),
-            synced: Condvar::new(),
         }))
     }
 
@@ -152,14 +197,15 @@ impl GroupCommit {
         if strict {
             s.must_anchor = head;
         }
-        self.synced.notify_all();
+        s.wake_covered();
         Ok(())
     }
 
     /// A sync under the store failed.
     pub(super) fn fail(&self) {
-        lock(&self.state).failed = true;
-        self.synced.notify_all();
+        let mut s = lock(&self.state);
+        s.failed = true;
+        s.wake_covered();
     }
 
     /// Where writes reached, durable or not: a ticket that
@@ -181,14 +227,25 @@ impl GroupCommit {
     pub fn wait(&self, ticket: Ticket) -> Result<(), BackendError> {
         let mut s = lock(&self.state);
         loop {
-            if s.failed {
-                return Err(BackendError::Failed);
-            }
+            // A ticket made durable before a sync failed stays durable: its
+            // reply may leave. Any other fails once a sync failed.
             if s.durable >= ticket.0 {
                 return Ok(());
             }
+            if s.failed {
+                return Err(BackendError::Failed);
+            }
             if s.syncing {
-                s = self.synced.wait(s).unwrap_or_else(PoisonError::into_inner);
+                // Sleep until the leader says this ticket is durable, or
+                // that this waiter leads the next sync.
+                let woken = Arc::new(AtomicBool::new(false));
+                let thread = std::thread::current();
+                s.waiters.push(Waiter { ticket: ticket.0, thread, woken: woken.clone() });
+                drop(s);
+                while !woken.load(Ordering::Acquire) {
+                    std::thread::park();
+                }
+                s = lock(&self.state);
                 continue;
             }
             // Lead: sync what is written now, without the lock, so writes
@@ -200,8 +257,8 @@ impl GroupCommit {
             if fault == Some(Fault::BeforeSync(s.syncs)) {
                 s.failed = true;
                 s.syncing = false;
-                self.synced.notify_all();
-                return Err(BackendError::Failed);
+                s.wake_covered();
+                continue;
             }
             drop(s);
             let synced = file.sync_data();
@@ -209,12 +266,15 @@ impl GroupCommit {
             s.syncing = false;
             match synced {
                 Ok(()) => {
-                    s.durable = s.durable.max(target);
                     if s.durable_head.behind(&target_head) {
                         s.durable_head = target_head;
                     }
                     if fault == Some(Fault::AfterSync(s.syncs)) {
+                        // On disk, but the power fails before anyone
+                        // hears: no reply it covered leaves.
                         s.failed = true;
+                    } else {
+                        s.durable = s.durable.max(target);
                     }
                 }
                 Err(e) => {
@@ -222,7 +282,7 @@ impl GroupCommit {
                     s.failed = true;
                 }
             }
-            self.synced.notify_all();
+            s.wake_covered();
         }
     }
 
