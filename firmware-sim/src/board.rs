@@ -137,7 +137,7 @@ mod tests {
     use tee_core::primitives::{Address, B256, U256};
     use tee_core::protocol::{
         Allow, AuditEntry, AuditLogResponse, DeviceError, KindSet, Outcome, Policy,
-        PolicyViolation, RateLimit,
+        PolicyViolation, RateLimit, SpendCap,
     };
 
     /// The largest responses a microcontroller sends fit the transmit buffer.
@@ -173,6 +173,7 @@ mod tests {
             max_deadline_ahead_secs: u64::MAX,
             rate_limit: Some(RateLimit { max: u32::MAX, window_secs: u32::MAX }),
             eip712_domains: Allow::Any,
+            spend_cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
         };
         let r: Result<_, DeviceError> = Ok(policy);
         assert!(frame::encode(&h, &r, &mut tx).is_ok());

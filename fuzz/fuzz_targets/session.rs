@@ -2,7 +2,8 @@
 //! (admin-signed key and policy changes, signing requests with colliding
 //! sequences, raw frames, attestations, clock moves, power losses), all
 //! through real frames. After every response: no two different signatures
-//! for one (slot, sequence), and every signature verifies for its slot.
+//! for one (slot, sequence), every signature verifies for its slot, and no
+//! slot's durable spend window holds more than the cap.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
@@ -42,8 +43,13 @@ fn policy(mask: u32) -> Policy {
         max_deadline_ahead_secs: 300,
         rate_limit: if mask & 1 == 1 { Some(RateLimit { max: 3, window_secs: 10 }) } else { None },
         eip712_domains: Allow::Any,
+        // Bit 23 (no action kind): a spend cap of two sample transfers a minute.
+        spend_cap: (mask & 1 << 23 != 0).then_some(SpendCap { max: CAP, window_secs: 60 }),
     }
 }
+
+/// The spend cap of a capped session policy: two of the sample transfer's value.
+const CAP: tee_core::U256 = tee_core::U256::from_u64(20_000_000_000_000_000);
 
 /// The messages a `personal_sign` action is varied over.
 const VARIED_MESSAGES: [&[u8]; 4] = [b"sign in 0", b"sign in 1", b"sign in 2", b"sign in 3"];
@@ -167,6 +173,12 @@ fuzz_target!(|data: &[u8]| {
                     if arg & 1 == 0 { PowerLoss::BeforeWrite } else { PowerLoss::AfterWrite };
                 let at = p.device.backend().write_steps + u64::from(arg >> 7);
                 p.device.backend_mut().power_loss = Some((at, mode));
+            }
+        }
+        for slot in 0..3 {
+            let window = tee_core::device::CounterStore::load_spend(p.device.backend_mut(), slot);
+            if let Ok(Some(w)) = window {
+                assert!(w.spent <= CAP, "slot {slot} reserved {} over the cap", w.spent);
             }
         }
         if p.device.backend().dead {

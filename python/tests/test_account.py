@@ -216,6 +216,43 @@ max_deadline_ahead_secs = 300
     assert e.value.reason == "ValueTooHigh"
 
 
+def test_a_spend_cap_stops_the_payment_that_would_pass_it(signer_endpoint, admin):
+    """web3.py's signing middleware pays from slot 6 under a daily spend cap
+    of 0.3 ether: 0.2 goes through and lands; the next 0.2 is refused with
+    what the day has left, and the chain never sees it; 0.1 still fits."""
+    from web3 import EthereumTesterProvider, Web3
+    from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+    w3 = Web3(EthereumTesterProvider())
+    chain_id = w3.eth.chain_id
+    admin.generate_key(
+        6,
+        "erc8004/capped-payments",
+        policy(
+            ["generic-tx"],
+            chain_id,
+            extra='max_value_wei = "1000000000000000000"\n'
+            'spend_cap = { max_wei = "300000000000000000", window_secs = 86400 }\n',
+        ).replace('max_value_wei = "0"\n', ""),
+    )
+    account = TeeAccount(signer_endpoint, 6)
+    funder = w3.eth.accounts[0]
+    w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_transaction({"from": funder, "to": account.address, "value": 10**18})
+    )
+    w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+    payee = to_checksum_address("0x" + "43" * 20)
+    pay = lambda wei: w3.eth.send_transaction({"from": account.address, "to": payee, "value": wei})  # noqa: E731
+    assert w3.eth.wait_for_transaction_receipt(pay(2 * 10**17))["status"] == 1
+    with pytest.raises(Refused) as e:
+        pay(2 * 10**17)
+    assert e.value.reason == "SpendCapExceeded"
+    assert "100000000000000000 wei" in str(e.value), str(e.value)
+    assert w3.eth.get_balance(payee) == 2 * 10**17
+    assert w3.eth.wait_for_transaction_receipt(pay(10**17))["status"] == 1
+    assert w3.eth.get_balance(payee) == 3 * 10**17
+
+
 def test_the_signer_verifies_its_own_signature_under_a_pinned_policy(signer_endpoint, account):
     account.sign_message(encode_defunct(text="attested"))
     # Unpinned: the verifier refuses to give a verdict.

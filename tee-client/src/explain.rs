@@ -17,8 +17,8 @@ fn allowed<T: std::fmt::Display, const N: usize>(a: &Allow<T, N>) -> String {
     }
 }
 
-/// Why `policy` refused `action` with `e` (a policy refusal: `Denied` or
-/// `DeniedAt`), naming the kind the action was read as, the value the
+/// Why `policy` refused `action` with `e` (a policy refusal: `Denied`,
+/// `DeniedAt` or `OverCap`), naming the kind the action was read as, the value the
 /// policy judged, its limit and, for a rule that reads the time, the
 /// device's time. Any other error is named as it is.
 #[must_use]
@@ -102,6 +102,24 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
                 or_unknown(device_time)
             ),
             None => "the rate limit".into(),
+        },
+        PolicyViolation::SpendCapExceeded => match (e, policy.spend_cap) {
+            (DeviceError::OverCap(c), Some(cap)) => format!(
+                "value {} wei above the {} wei the policy's spend_cap ({} wei per {} s) has \
+                 left in its window, which ends in {} s by the device's clock",
+                action.value(),
+                c.remaining(),
+                cap.max,
+                cap.window_secs,
+                c.ends_in
+            ),
+            (DeviceError::OverCap(c), None) => format!(
+                "value {} wei above the {} wei the spend cap has left for {} s",
+                action.value(),
+                c.remaining(),
+                c.ends_in
+            ),
+            _ => "the spend cap".into(),
         },
         other => format!("{other:?}"),
     };

@@ -12,12 +12,13 @@
 //! max_fee_per_gas_wei = "100000000000"
 //! max_deadline_ahead_secs = 300
 //! rate_limit = { max = 10, window_secs = 60 }   # optional
+//! spend_cap = { max_wei = "1000000000000000000", window_secs = 86400 }  # optional: value of all transactions per window
 //! eip712_domains = ["0x…"]       # optional: pre-hashed typed data only in these domains
 //! ```
 
 use serde::{Deserialize, Serialize};
 use tee_core::heapless;
-use tee_core::protocol::{Allow, KindSet, Policy, RateLimit};
+use tee_core::protocol::{Allow, KindSet, Policy, RateLimit, SpendCap};
 use tee_core::{ActionKind, Address, B256, U256};
 
 /// A list, or the word `"any"`.
@@ -90,6 +91,22 @@ pub struct PolicyFile {
     /// `"any"`.
     #[serde(default = "any_domain")]
     pub eip712_domains: ListOrAny<B256>,
+    /// Optional cap on the native value of all the slot's transactions per
+    /// window, reserved with each signature's mark (a signer whose marks
+    /// are shared by replicas, or a microcontroller, refuses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_cap: Option<SpendCapFile>,
+}
+
+/// `{ max_wei, window_secs }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendCapFile {
+    /// Wei per window (decimal).
+    #[serde(with = "dec")]
+    pub max_wei: u128,
+    /// Window in seconds.
+    pub window_secs: u32,
 }
 
 fn any_domain() -> ListOrAny<B256> {
@@ -127,6 +144,10 @@ pub enum PolicyFileError {
     /// A rate limit that allows nothing or has no window.
     #[error("rate_limit: max and window_secs must be at least 1")]
     BadRateLimit,
+    /// A spend cap without a window (each transaction would start a new
+    /// one: a cap per transaction, which `max_value_wei` already is).
+    #[error("spend_cap: window_secs must be at least 1")]
+    BadSpendCap,
     /// A device policy whose value a policy file cannot say (a number above
     /// 2^128: set through the protocol, not from a file).
     #[error("{0}: above what a policy file says (2^128)")]
@@ -211,6 +232,14 @@ impl PolicyFile {
                 .rate_limit
                 .map(|r| RateLimitFile { max: r.max, window_secs: r.window_secs }),
             eip712_domains: written("eip712_domains", &policy.eip712_domains, |d| Some(*d))?,
+            spend_cap: policy
+                .spend_cap
+                .map(|c| {
+                    let max_wei =
+                        u128_of(&c.max).ok_or(PolicyFileError::Unwritable("spend_cap.max_wei"))?;
+                    Ok(SpendCapFile { max_wei, window_secs: c.window_secs })
+                })
+                .transpose()?,
         })
     }
 
@@ -244,6 +273,13 @@ impl PolicyFile {
             }
             Some(r) => Some(RateLimit { max: r.max, window_secs: r.window_secs }),
         };
+        let spend_cap = match self.spend_cap {
+            None => None,
+            Some(c) if c.window_secs == 0 => return Err(PolicyFileError::BadSpendCap),
+            Some(c) => {
+                Some(SpendCap { max: U256::from_u128(c.max_wei), window_secs: c.window_secs })
+            }
+        };
         Ok(Policy {
             kinds,
             chains: list("chains", &self.chains, |c| *c)?,
@@ -258,6 +294,7 @@ impl PolicyFile {
             max_deadline_ahead_secs: self.max_deadline_ahead_secs,
             rate_limit,
             eip712_domains: list("eip712_domains", &self.eip712_domains, |d| *d)?,
+            spend_cap,
         })
     }
 }
@@ -321,6 +358,24 @@ rate_limit = { max = 10, window_secs = 60 }
         assert_eq!(e, PolicyFileError::TooMany { field: "chains", max: 4 });
         let e = with("max = 10", "max = 0").unwrap().to_policy().unwrap_err();
         assert_eq!(e, PolicyFileError::BadRateLimit);
+        let cap = "spend_cap = { max_wei = \"5\", window_secs = 0 }\n";
+        let e = PolicyFile::parse(&format!("{EXAMPLE}{cap}")).unwrap().to_policy().unwrap_err();
+        assert_eq!(e, PolicyFileError::BadSpendCap);
+    }
+
+    #[test]
+    fn a_spend_cap_reads_and_writes_back() {
+        let cap = "spend_cap = { max_wei = \"1000000000000000000\", window_secs = 86400 }\n";
+        let policy = PolicyFile::parse(&format!("{EXAMPLE}{cap}")).unwrap().to_policy().unwrap();
+        let want = SpendCap { max: U256::from_u128(1_000_000_000_000_000_000), window_secs: 86400 };
+        assert_eq!(policy.spend_cap, Some(want));
+        let text = PolicyFile::from_policy(&policy).unwrap().to_toml().unwrap();
+        assert!(text.contains("max_wei = \"1000000000000000000\""), "{text}");
+        assert_eq!(PolicyFile::parse(&text).unwrap().to_policy().unwrap(), policy, "{text}");
+        // Without a cap, the file says nothing of one.
+        let none = PolicyFile::parse(EXAMPLE).unwrap().to_policy().unwrap();
+        let text = PolicyFile::from_policy(&none).unwrap().to_toml().unwrap();
+        assert!(!text.contains("spend_cap"), "{text}");
     }
 
     /// A device policy written back as a file makes the same policy: what

@@ -2,9 +2,11 @@
 //! its key sign an action now, rate-limit window included. The policy type
 //! itself is a wire type ([`crate::protocol::Policy`]).
 
+use serde::{Deserialize, Serialize};
+
 use crate::action::Action;
-use crate::primitives::Address;
-use crate::protocol::{Policy, PolicyViolation, RateLimit};
+use crate::primitives::{Address, U256};
+use crate::protocol::{CapRefusal, DeviceError, Policy, PolicyViolation, RateLimit, SpendCap};
 
 /// A slot's rate-limit window: when it started and how many signatures it
 /// has seen. Volatile: a restart starts a new window.
@@ -30,7 +32,63 @@ impl RateWindow {
     }
 }
 
+/// A slot's spend window: when it started and the native value its
+/// signatures reserved in it. Durable: committed with each signature's mark
+/// ([`crate::device::AuditedMark::spend`]), read back when the device loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SpendWindow {
+    /// When the window started (unix seconds).
+    pub start: u64,
+    /// Wei reserved in it.
+    pub spent: U256,
+}
+
+impl SpendWindow {
+    /// Reserves `value` under `cap` at `now`: the window with it, or the
+    /// refusal. A window ends `cap.window_secs` after it started and the
+    /// next starts at the first reservation after that; a clock that went
+    /// back never starts one (the window only moves forward).
+    pub fn reserve(
+        &self,
+        cap: &SpendCap,
+        value: &U256,
+        now: u64,
+    ) -> Result<SpendWindow, CapRefusal> {
+        let ends = self.start.saturating_add(u64::from(cap.window_secs));
+        let window =
+            if now >= ends { SpendWindow { start: now, spent: U256::ZERO } } else { *self };
+        match window.spent.checked_add(value) {
+            Some(spent) if spent <= cap.max => Ok(SpendWindow { start: window.start, spent }),
+            _ => {
+                let remaining = cap.max.saturating_sub(&window.spent).to_u128();
+                let ends = window.start.saturating_add(u64::from(cap.window_secs));
+                let ends_in = u32::try_from(ends.saturating_sub(now)).unwrap_or(u32::MAX);
+                Err(CapRefusal::new(remaining.unwrap_or(u128::MAX), ends_in))
+            }
+        }
+    }
+}
+
 impl Policy {
+    /// The spend window after `action` under the policy's `spend_cap`, from
+    /// `window` at `now`: `None` when the policy has no cap or the action
+    /// carries no value (nothing to reserve).
+    pub fn spend(
+        &self,
+        window: &SpendWindow,
+        action: &Action<'_>,
+        now: Option<u64>,
+    ) -> Result<Option<SpendWindow>, DeviceError> {
+        let Some(cap) = &self.spend_cap else { return Ok(None) };
+        let value = action.value();
+        if value.is_zero() {
+            return Ok(None);
+        }
+        let now = now.ok_or(DeviceError::Denied(PolicyViolation::NoClock))?;
+        window.reserve(cap, &value, now).map(Some).map_err(DeviceError::OverCap)
+    }
+
     /// Decides whether `action`, signed by `signer` at unix time `now`, is
     /// allowed, and counts it in the slot's rate `window` if so.
     pub fn admit(

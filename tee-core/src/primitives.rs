@@ -130,6 +130,35 @@ impl U256 {
         U256(out)
     }
 
+    /// `self + other`, or `None` past 2^256 - 1.
+    #[must_use]
+    pub fn checked_add(&self, other: &U256) -> Option<U256> {
+        let mut out = [0u8; 32];
+        let mut carry = 0u16;
+        for ((o, a), b) in out.iter_mut().zip(&self.0).zip(&other.0).rev() {
+            let sum = u16::from(*a) + u16::from(*b) + carry;
+            *o = (sum & 0xff) as u8;
+            carry = sum >> 8;
+        }
+        (carry == 0).then_some(U256(out))
+    }
+
+    /// `self - other`, or zero if `other` is larger.
+    #[must_use]
+    pub fn saturating_sub(&self, other: &U256) -> U256 {
+        if other >= self {
+            return U256::ZERO;
+        }
+        let mut out = [0u8; 32];
+        let mut borrow = 0i16;
+        for ((o, a), b) in out.iter_mut().zip(&self.0).zip(&other.0).rev() {
+            let diff = i16::from(*a) - i16::from(*b) - borrow;
+            borrow = i16::from(diff < 0);
+            *o = (diff + (borrow << 8)) as u8;
+        }
+        U256(out)
+    }
+
     /// The value as `u64`, if it fits.
     #[must_use]
     pub fn to_u64(&self) -> Option<u64> {

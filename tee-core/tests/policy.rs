@@ -33,6 +33,7 @@ fn policy_rules_each_allowed_and_refused() {
         max_deadline_ahead_secs: 300,
         rate_limit: None,
         eip712_domains: Allow::default(),
+        spend_cap: None,
     };
     let mut seq = 0;
     let mut check = |policy: Policy, action: Action<'_>, expect: Result<(), V>| {

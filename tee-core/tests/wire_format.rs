@@ -159,6 +159,7 @@ fn generated() -> String {
         max_deadline_ahead_secs: 300,
         rate_limit: Some(RateLimit { max: 60, window_secs: 3600 }),
         eip712_domains: Allow::default(),
+        spend_cap: None,
     };
     let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
     authorize(&mut set, &admin, &tee_testkit::DEVICE_ID, 2).unwrap();
@@ -332,6 +333,10 @@ fn generated() -> String {
         (
             DeviceError::OtherKey,
             "`ImportMark`: the statement's key is not the slot's (or the slot is empty)",
+        ),
+        (
+            DeviceError::OverCap(CapRefusal::new(300, 3_600)),
+            "`Sign`: the value would pass the policy's `spend_cap`; carries what the window has left (wei, u128 big-endian, 16 bytes) and the seconds until it ends by the device's clock (varint)",
         ),
     ];
     for (e, what) in errors {

@@ -15,6 +15,7 @@ use tee_core::device::{
     AuditStore, AuditedMark, Backend, BackendError, Clock, CounterId, CounterStore, Device,
     DeviceConfig, EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, SignClaim,
 };
+use tee_core::policy::SpendWindow;
 use tee_core::protocol::{
     AuditEntry, BackendKind, DeviceError, HealthResponse, Probe, Replication, capability,
 };
@@ -381,6 +382,18 @@ impl KeyStore for HostBackend {
 impl CounterStore for HostBackend {
     fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError> {
         self.store.load_counter(id)
+    }
+
+    /// The state journal keeps a slot's spend window in the record of its
+    /// mark. Replicas sharing their marks do not share their windows (each
+    /// would reserve in its own), so a signer with shared marks takes no
+    /// spend cap.
+    fn reserves_spend(&self) -> bool {
+        self.shared.is_none()
+    }
+
+    fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+        self.store.load_spend(slot)
     }
 
     /// The journal's writes not yet durable; or, when they all are but an

@@ -78,6 +78,13 @@ fn reason(d: &DeviceError) -> Value {
         DeviceError::DeniedAt { device_time, .. } => {
             json!({ "reason": name, "device": format!("{d:?}"), "deviceTime": device_time })
         }
+        // Wei as decimal strings (above 2^53), as the Ethereum JSON-RPC does.
+        DeviceError::OverCap(c) => json!({
+            "reason": name,
+            "device": format!("{d:?}"),
+            "remaining": c.remaining().to_string(),
+            "endsIn": c.ends_in,
+        }),
         _ => json!({ "reason": name, "device": format!("{d:?}") }),
     }
 }

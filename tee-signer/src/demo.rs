@@ -88,6 +88,7 @@ pub fn demo_policy(kind: ActionKind) -> Policy {
         max_deadline_ahead_secs: 300,
         rate_limit: Some(tee_core::protocol::RateLimit { max: 100, window_secs: 60 }),
         eip712_domains: Allow::Any,
+        spend_cap: None,
     }
 }
 

@@ -27,6 +27,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tee_core::device::{CounterId, HighWater};
+use tee_core::policy::SpendWindow;
 use tee_core::protocol::AuditEntry;
 use tee_core::{Address, B256, codec};
 use zeroize::Zeroizing;
@@ -79,11 +80,31 @@ pub(super) struct Genesis {
     pub admin: Address,
 }
 
-/// A counter record.
+/// A counter record: the mark, and for a signature that reserved value
+/// under its slot's spend cap, the slot's spend window after it (in the
+/// same record, so a restart finds both or neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct CounterRecord {
     pub id: CounterId,
     pub mark: HighWater,
+    pub spend: Option<SpendWindow>,
+}
+
+/// A counter record as journals before spend caps wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct CounterRecordV1 {
+    id: CounterId,
+    mark: HighWater,
+}
+
+impl CounterRecord {
+    /// Decodes a counter record of either layout.
+    pub(super) fn decode(payload: &[u8]) -> Option<CounterRecord> {
+        decode(payload).or_else(|| {
+            let v1: CounterRecordV1 = decode(payload)?;
+            Some(CounterRecord { id: v1.id, mark: v1.mark, spend: None })
+        })
+    }
 }
 
 /// An audit record: the entry and the chain hash before it.

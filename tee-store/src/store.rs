@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tee_core::device::{AuditedMark, BackendError, CounterId, HighWater, Ticket};
+use tee_core::policy::SpendWindow;
 use tee_core::protocol::{AuditEntry, MAX_SLOTS};
 use tee_core::{Address, B256};
 use zeroize::Zeroizing;
@@ -127,6 +128,8 @@ struct State {
     genesis: Genesis,
     slots: BTreeMap<u8, Zeroizing<Vec<u8>>>,
     counters: BTreeMap<Option<u8>, HighWater>,
+    /// Each slot's spend window, as its last mark that reserved value left it.
+    spends: BTreeMap<u8, SpendWindow>,
     audit: Vec<AuditRecord>,
 }
 
@@ -139,7 +142,13 @@ fn counter_key(id: CounterId) -> Option<u8> {
 
 impl State {
     fn new(genesis: Genesis) -> State {
-        State { genesis, slots: BTreeMap::new(), counters: BTreeMap::new(), audit: Vec::new() }
+        State {
+            genesis,
+            slots: BTreeMap::new(),
+            counters: BTreeMap::new(),
+            spends: BTreeMap::new(),
+            audit: Vec::new(),
+        }
     }
 
     /// The state a replayed journal records; fails on a record whose MAC
@@ -175,7 +184,7 @@ impl State {
                 self.slots.insert(slot, record);
             }
             Kind::Counter => {
-                let c: CounterRecord = journal::decode(payload)?;
+                let c = CounterRecord::decode(payload)?;
                 let key = counter_key(c.id);
                 if key.is_some_and(|n| usize::from(n) >= MAX_SLOTS)
                     || self.counters.get(&key).is_some_and(|old| c.mark.value <= old.value)
@@ -183,6 +192,14 @@ impl State {
                     return None;
                 }
                 self.counters.insert(key, c.mark);
+                match (key, c.spend) {
+                    (Some(slot), Some(spend)) => {
+                        self.spends.insert(slot, spend);
+                    }
+                    // The admin counter reserves nothing.
+                    (None, Some(_)) => return None,
+                    (_, None) => {}
+                }
             }
             Kind::Audit => {
                 let a: AuditRecord = journal::decode(payload)?;
@@ -447,12 +464,19 @@ impl FileStore {
         Ok(self.state.counters.get(&counter_key(id)).copied())
     }
 
+    /// Slot `slot`'s spend window as its marks left it
+    /// (`CounterStore::load_spend`).
+    pub fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+        check_slot(slot)?;
+        Ok(self.state.spends.get(&slot).copied())
+    }
+
     /// Commits a counter durably (`CounterStore::commit_counter`). The
     /// device commits only values above the last one (it checks that
     /// itself, for every backend), and a journal whose marks do not rise
     /// does not open.
     pub fn commit_counter(&mut self, id: CounterId, value: &HighWater) -> Result<(), BackendError> {
-        self.commit(id, value, None)
+        self.commit(id, value, None, None)
     }
 
     /// A mark and its audit entry in one durable write.
@@ -461,7 +485,8 @@ impl FileStore {
         id: CounterId,
         m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
-        self.commit(id, m.mark, Some(AuditRecord { entry: *m.entry, prev: *m.prev }))
+        let audit = AuditRecord { entry: *m.entry, prev: *m.prev };
+        self.commit(id, m.mark, Some(audit), m.spend.copied())
     }
 
     fn commit(
@@ -469,7 +494,11 @@ impl FileStore {
         id: CounterId,
         mark: &HighWater,
         audit: Option<AuditRecord>,
+        spend: Option<SpendWindow>,
     ) -> Result<(), BackendError> {
+        if spend.is_some() && id == CounterId::Admin {
+            return Err(BackendError::Failed);
+        }
         if let CounterId::Slot(n) = id {
             check_slot(n)?;
         }
@@ -477,7 +506,7 @@ impl FileStore {
         if let Some(a) = &audit {
             records.push((Kind::Audit, journal::encode(a)));
         }
-        records.push((Kind::Counter, journal::encode(&CounterRecord { id, mark: *mark })));
+        records.push((Kind::Counter, journal::encode(&CounterRecord { id, mark: *mark, spend })));
         // Durable with its group: the reply waits for its ticket (and an
         // admin change's for the rollback anchor).
         self.append(&records, false, id == CounterId::Admin)

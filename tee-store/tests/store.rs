@@ -8,11 +8,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tee_core::device::{AuditedMark, CounterId, HighWater};
+use tee_core::policy::SpendWindow;
 use tee_core::protocol::{AuditEntry, Outcome};
 use tee_core::{Address, B256};
 use tee_store::store::{FileStore, JOURNAL, KEY_FILE, MAX_JOURNAL, StateKey, StoreError};
 
 const ADMIN: Address = Address([0xad; 20]);
+
+/// A spend window with `wei` reserved.
+fn spent(wei: u64) -> SpendWindow {
+    SpendWindow { start: 1_767_225_000, spent: tee_core::U256::from_u64(wei) }
+}
+
+/// The audit chain's hash after `entry(i)` (its first entry's chain).
+fn chain(i: u64) -> B256 {
+    tee_core::device::audit_chain_hash(&B256::ZERO, &entry(i))
+}
 
 /// A private state directory inside a temp dir (temp dirs may be created
 /// with the umask's mode, which the store refuses).
@@ -58,7 +69,13 @@ fn records_marks_and_audit_survive_reopening() {
     s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
     s.commit_counter_audited(
         CounterId::Slot(1),
-        AuditedMark { mark: &hw(4), entry: &entry(0), prev: &B256::ZERO },
+        AuditedMark { mark: &hw(4), entry: &entry(0), prev: &B256::ZERO, spend: Some(&spent(5)) },
+    )
+    .unwrap();
+    // A mark that reserved nothing leaves the window as it was.
+    s.commit_counter_audited(
+        CounterId::Slot(1),
+        AuditedMark { mark: &hw(5), entry: &entry(1), prev: &chain(0), spend: None },
     )
     .unwrap();
     s.commit_counter(CounterId::Admin, &hw(9)).unwrap();
@@ -70,7 +87,9 @@ fn records_marks_and_audit_survive_reopening() {
     let n = s.load_slot(1, &mut buf).unwrap().unwrap();
     assert_eq!(&buf[..n], b"record two");
     assert_eq!(s.load_slot(2, &mut buf).unwrap(), None);
-    assert_eq!(s.load_counter(CounterId::Slot(1)).unwrap(), Some(hw(4)));
+    assert_eq!(s.load_counter(CounterId::Slot(1)).unwrap(), Some(hw(5)));
+    assert_eq!(s.load_spend(1).unwrap(), Some(spent(5)));
+    assert_eq!(s.load_spend(2).unwrap(), None);
     assert_eq!(s.load_counter(CounterId::Admin).unwrap(), Some(hw(9)));
     assert_eq!(s.audit_entry(0), Some((entry(0), B256::ZERO)));
     // The secret record is sealed: its bytes are nowhere in the journal.
@@ -116,7 +135,7 @@ fn compaction_keeps_the_state_and_the_audit_chain_head() {
         let e = entry(i);
         s.commit_counter_audited(
             CounterId::Slot(3),
-            AuditedMark { mark: &hw(i + 1), entry: &e, prev: &prev },
+            AuditedMark { mark: &hw(i + 1), entry: &e, prev: &prev, spend: Some(&spent(i)) },
         )
         .unwrap();
         prev = tee_core::device::audit_chain_hash(&prev, &e);
@@ -129,6 +148,11 @@ fn compaction_keeps_the_state_and_the_audit_chain_head() {
     drop(s);
     let mut s = open(dir.path());
     assert_eq!(s.load_counter(CounterId::Slot(3)).unwrap(), Some(hw(i)));
+    assert_eq!(
+        s.load_spend(3).unwrap(),
+        Some(spent(i - 1)),
+        "the spend window survives compaction"
+    );
     assert_eq!(s.audit_head(), Some((i, prev)));
     let mut buf = [0u8; 700];
     assert_eq!(s.load_slot(3, &mut buf).unwrap(), Some(600));

@@ -27,6 +27,7 @@ use tee_core::device::{
     DeviceConfig, EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, audit_chain_hash,
 };
 use tee_core::frame::{Accumulator, Header};
+use tee_core::policy::SpendWindow;
 use tee_core::primitives::{B256, keccak256};
 use tee_core::protocol::{
     AdminCommand, Allow, AuditEntry, BackendKind, Command, DeviceError, KindSet, MAX_REQUEST_FRAME,
@@ -50,6 +51,7 @@ pub struct MemBackend {
     kind: BackendKind,
     slots: [Option<Vec<u8>>; NUM_SLOTS],
     counters: [Option<HighWater>; NUM_SLOTS + 1],
+    spends: [Option<SpendWindow>; NUM_SLOTS],
     seed: [u8; 32],
     draws: u64,
     quote_buf: Vec<u8>,
@@ -73,6 +75,9 @@ pub struct MemBackend {
     pub power_loss: Option<(u64, PowerLoss)>,
     /// Power is lost: every operation fails until [`MemBackend::restart`].
     pub dead: bool,
+    /// Whether the store keeps spend windows with the marks (a
+    /// microcontroller's does not: it refuses spend caps).
+    pub reserves_spend: bool,
 }
 
 impl MemBackend {
@@ -83,6 +88,7 @@ impl MemBackend {
             kind: BackendKind::Simulated,
             slots: Default::default(),
             counters: [None; NUM_SLOTS + 1],
+            spends: [None; NUM_SLOTS],
             seed: [seed; 32],
             draws: 0,
             quote_buf: Vec::new(),
@@ -96,6 +102,7 @@ impl MemBackend {
             write_steps: 0,
             power_loss: None,
             dead: false,
+            reserves_spend: true,
         }
     }
 
@@ -108,6 +115,7 @@ impl MemBackend {
             derive_root: None,
             quotes: false,
             keeps_audit: false,
+            reserves_spend: false,
             ..MemBackend::new(seed)
         }
     }
@@ -201,6 +209,18 @@ impl KeyStore for MemBackend {
 }
 
 impl CounterStore for MemBackend {
+    /// The spend window is kept with the mark, in the same write step.
+    fn reserves_spend(&self) -> bool {
+        self.reserves_spend
+    }
+
+    fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+        if self.dead {
+            return Err(BackendError::Failed);
+        }
+        Ok(self.spends.get(usize::from(slot)).copied().flatten())
+    }
+
     fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError> {
         if self.dead {
             return Err(BackendError::Failed);
@@ -224,13 +244,16 @@ impl CounterStore for MemBackend {
         id: CounterId,
         m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
-        let AuditedMark { mark: value, entry, prev } = m;
+        let AuditedMark { mark: value, entry, prev, spend } = m;
         let i = match id {
             CounterId::Slot(n) => usize::from(n),
             CounterId::Admin => NUM_SLOTS,
         };
         let returns = self.write_step()?;
         *self.counters.get_mut(i).ok_or(BackendError::Failed)? = Some(*value);
+        if let Some(spend) = spend {
+            *self.spends.get_mut(i).ok_or(BackendError::Failed)? = Some(*spend);
+        }
         if self.keeps_audit {
             self.audit.push((*entry, *prev));
         }
@@ -345,6 +368,7 @@ pub fn typed_policy() -> Policy {
         max_deadline_ahead_secs: 300,
         rate_limit: None,
         eip712_domains: Allow::default(),
+        spend_cap: None,
     }
 }
 

@@ -68,6 +68,9 @@ fn max_policy() -> Policy {
             ])
             .unwrap(),
         ),
+        // A microcontroller keeps no spend window (`reserves_spend` false): it
+        // refuses a policy with a cap.
+        spend_cap: None,
     }
 }
 

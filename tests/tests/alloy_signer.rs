@@ -58,6 +58,7 @@ fn policy() -> Policy {
         max_deadline_ahead_secs: 300,
         rate_limit: None,
         eip712_domains: Allow::default(),
+        spend_cap: None,
     }
 }
 

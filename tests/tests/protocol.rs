@@ -51,6 +51,9 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 .prop_map(|(max, window_secs)| RateLimit { max, window_secs }),
         ),
         arb_allow::<tee_core::B256, 4>(tee_tests::arb_b256()),
+        proptest::option::of(
+            (arb_u256(), any::<u32>()).prop_map(|(max, window_secs)| SpendCap { max, window_secs }),
+        ),
     )
         .prop_map(
             |(
@@ -62,6 +65,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 (gas, fee, ahead),
                 rate_limit,
                 eip712_domains,
+                spend_cap,
             )| Policy {
                 kinds: KindSet(kinds),
                 chains,
@@ -73,6 +77,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 max_deadline_ahead_secs: ahead,
                 rate_limit,
                 eip712_domains,
+                spend_cap,
             },
         )
 }
@@ -102,6 +107,8 @@ fn arb_device_error() -> impl Strategy<Value = DeviceError> {
         proptest::sample::select(violations.to_vec()).prop_map(D::Denied),
         any::<u64>().prop_map(|high_water| D::Replay { high_water }),
         any::<u64>().prop_map(|last| D::AdminReplay { last }),
+        (any::<u128>(), any::<u32>())
+            .prop_map(|(remaining, ends_in)| D::OverCap(CapRefusal::new(remaining, ends_in))),
         proptest::sample::select(vec![
             D::UnknownCommand,
             D::NoSuchSlot,

@@ -311,3 +311,29 @@ fn a_claim_waiting_on_the_database_does_not_hold_the_device() {
     lock.commit().unwrap();
     waiting.join().unwrap().unwrap();
 }
+
+/// Replicas keep their spend windows apart, so each would reserve in its
+/// own and N replicas could spend N caps: a signer with shared marks
+/// refuses a capped policy before it spends the admin's counter.
+#[test]
+fn a_replica_with_shared_marks_refuses_a_spend_cap() {
+    use tee_host::backend::open_device;
+    use tee_tests::signer::{config, derive_typed};
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let url = pg_database("replicas_cap");
+    let mut p = tee_testkit::Pair::with(
+        open_device(&config(&dir.path().join("a"), &dstack, Some(&url))).unwrap(),
+    );
+    derive_typed(&mut p);
+    let mut policy = tee_testkit::typed_policy();
+    policy.spend_cap = Some(SpendCap { max: tee_core::U256::from_u64(1), window_secs: 60 });
+    let device_id = p.call(&DeviceInfo).unwrap().device_id;
+    let admin = tee_core::SigningKey::from_bytes(&tee_testkit::ADMIN_SECRET).unwrap();
+    let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
+    authorize(&mut set, &admin, &device_id, 3).unwrap();
+    assert_eq!(p.call(&set).map(|_| ()), Err(DeviceError::Unsupported));
+    // The counter was not spent: the next command takes 3.
+    let state = p.call(&AdminState { slot: DEVICE_SLOT, nonce: tee_core::B256([1; 32]) }).unwrap();
+    assert_eq!(state.statement.last_counter, 2);
+}

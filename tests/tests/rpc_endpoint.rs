@@ -83,11 +83,16 @@ struct Rig {
 }
 
 fn rig_with(options: impl FnOnce(&mut Options)) -> Rig {
+    rig_under(&tee_testkit::typed_policy(), options)
+}
+
+/// [`rig_with`], slot 0 under `policy`.
+fn rig_under(policy: &tee_core::protocol::Policy, options: impl FnOnce(&mut Options)) -> Rig {
     let signer = setup();
     let endpoint = signer.server.endpoints()[0].clone();
     let admin = PhalaDstackProvider::new(endpoint.clone(), verifier(signer.kms_root))
         .with_admin(SigningKey::from_bytes(&ADMIN_SECRET).unwrap());
-    let key = admin.generate_key(0, "agent/rpc", &tee_testkit::typed_policy()).unwrap();
+    let key = admin.generate_key(0, "agent/rpc", policy).unwrap();
     let node = Recorder::start();
     let config =
         Config { signer: endpoint, slots: vec![0], upstream: Some(node.url.clone()), keep: 8 };
@@ -203,6 +208,36 @@ fn the_policy_refuses_with_the_device_reason_and_nothing_is_forwarded() {
     assert!(expired["error"]["data"]["deviceTime"].as_u64().unwrap() > 1_000, "{expired}");
     // The node was asked the chain (to fill the transaction), never to send.
     assert_eq!(r.node.methods(), ["eth_chainId"]);
+}
+
+#[test]
+fn a_spend_cap_refusal_says_what_the_window_has_left_and_when_it_ends() {
+    let mut policy = tee_testkit::typed_policy();
+    policy.kinds = policy.kinds.with(ActionKind::GenericTx);
+    policy.max_value = tee_core::U256::from_u64(u64::MAX);
+    let max = tee_core::U256::from_u64(1_000);
+    policy.spend_cap = Some(tee_core::protocol::SpendCap { max, window_secs: 3_600 });
+    let r = rig_under(&policy, |_| {});
+    let url = r.server.url();
+    let pay = |nonce: u64| {
+        json!([{
+            "from": r.address, "to": "0x000000000000000000000000000000000000dEaD",
+            "value": "0x258", "gas": "0x5208", "nonce": format!("0x{nonce:x}"),
+            "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1",
+            "chainId": format!("0x{:x}", sample::CHAIN_ID),
+        }])
+    };
+    // 600 of 1,000 wei: signed. 600 more: refused, 400 left.
+    let first = call(url, "eth_signTransaction", pay(0));
+    assert!(first["result"].is_string(), "{first}");
+    let second = call(url, "eth_signTransaction", pay(1));
+    assert_eq!(second["error"]["code"], 4001, "{second}");
+    let data = &second["error"]["data"];
+    assert_eq!(data["reason"], "SpendCapExceeded", "{second}");
+    assert_eq!(data["remaining"], "400", "{second}");
+    let ends_in = data["endsIn"].as_u64().unwrap();
+    assert!(ends_in > 3_500 && ends_in <= 3_600, "{second}");
+    assert!(r.node.methods().iter().all(|m| m != "eth_sendRawTransaction"));
 }
 
 #[test]

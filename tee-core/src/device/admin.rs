@@ -4,7 +4,7 @@
 //! changes, burns its counter durably, and is audited either way.
 
 use super::backend::{Backend, CounterId, HighWater};
-use super::record::{self, Secret, SlotRecord, StoredKey};
+use super::record::{self, Secret, StoredKey};
 use super::reply::Handle;
 use super::slot::{LoadedKey, Record, Slot, commit_above};
 use super::{Device, map_backend};
@@ -96,11 +96,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     #[inline(never)]
     fn install(&mut self, n: u8, stored: StoredKey, key: SigningKey) -> Result<(), DeviceError> {
         let origin = stored.origin();
-        record::store(
-            &mut self.backend,
-            n,
-            &SlotRecord { key: stored, policy: Policy::default() },
-        )?;
+        record::store(&mut self.backend, n, &stored, &Policy::default())?;
         let slot = self.slots.get_mut(usize::from(n)).ok_or(DeviceError::NoSuchSlot)?;
         *slot = Slot {
             key: Some(LoadedKey { key, origin }),
@@ -211,14 +207,18 @@ impl<B: Backend, const SLOTS: usize> Handle<SetPolicy> for Device<B, SLOTS> {
         if self.slot(cmd.slot)?.key.is_none() {
             return Err(DeviceError::SlotEmpty);
         }
+        // A cap whose reservations the store would not keep could be spent
+        // again after a restart: refused before the counter is spent.
+        if cmd.policy.spend_cap.is_some() && !self.backend.reserves_spend() {
+            return Err(DeviceError::Unsupported);
+        }
         self.admin(cmd, body, |d| {
             let loaded = d
                 .slots
                 .get(usize::from(cmd.slot))
                 .and_then(|s| s.key.as_ref())
                 .ok_or(DeviceError::SlotEmpty)?;
-            let record = SlotRecord { key: StoredKey::of(loaded), policy: cmd.policy.clone() };
-            record::store(&mut d.backend, cmd.slot, &record)?;
+            record::store(&mut d.backend, cmd.slot, &StoredKey::of(loaded), &cmd.policy)?;
             if let Some(slot) = d.slots.get_mut(usize::from(cmd.slot)) {
                 slot.policy = cmd.policy.clone();
                 slot.window = Default::default();

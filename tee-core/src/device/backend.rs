@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::policy::SpendWindow;
 use crate::primitives::{Address, B256};
 use crate::protocol::{AuditEntry, BackendKind};
 
@@ -91,6 +92,11 @@ pub struct AuditedMark<'a> {
     pub entry: &'a AuditEntry,
     /// The audit chain's hash before the entry.
     pub prev: &'a B256,
+    /// A signature's spend window with its value reserved, where the slot's
+    /// policy caps spending: committed in the same write as the mark, so a
+    /// restart finds the reservation wherever it finds the mark. Only a
+    /// store that [`CounterStore::reserves_spend`] is given one.
+    pub spend: Option<&'a SpendWindow>,
 }
 
 /// Durable, monotonic counters.
@@ -130,6 +136,21 @@ pub trait CounterStore {
     ) -> Result<(), BackendError> {
         let _ = signer;
         self.commit_counter_audited(CounterId::Slot(slot), m)
+    }
+
+    /// Whether the store commits [`AuditedMark::spend`] with the mark and
+    /// reads it back ([`CounterStore::load_spend`]): only then does the
+    /// device take a policy with a spend cap (`Unsupported` otherwise). By
+    /// default not: a store that dropped the reservation would let a
+    /// restart spend the window again.
+    fn reserves_spend(&self) -> bool {
+        false
+    }
+
+    /// Slot `slot`'s spend window as last committed with its mark.
+    fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+        let _ = slot;
+        Ok(None)
     }
 
     /// The last committed value, if any.

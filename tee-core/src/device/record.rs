@@ -10,11 +10,8 @@ use super::backend::{Backend, KeyStore};
 use super::map_backend;
 use super::slot::LoadedKey;
 use crate::codec;
-use crate::limits::{
-    MAX_PATH_LEN, MAX_POLICY_AGENTS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_SLOT_RECORD,
-};
-use crate::primitives::{Address, U256};
-use crate::protocol::{Allow, DeviceError, KeyOrigin, KindSet, Policy, RateLimit};
+use crate::limits::{MAX_PATH_LEN, MAX_SLOT_RECORD};
+use crate::protocol::{DeviceError, KeyOrigin, Policy};
 use crate::signer::SigningKey;
 
 /// 32 secret bytes that are zeroized on drop.
@@ -60,50 +57,26 @@ pub(super) struct SlotRecord {
 }
 
 impl SlotRecord {
-    /// Decodes a stored record: the current layout, or a record stored
-    /// before policies had `eip712_domains` (protocol version 1), whose
-    /// pre-hashed typed data kind, if named, allowed every domain.
-    fn decode(bytes: &[u8]) -> Result<SlotRecord, DeviceError> {
-        if let Ok(record) = codec::decode(bytes) {
-            return Ok(record);
+    /// Decodes the stored record `buf[..len]`: the current layout, or one
+    /// stored before a field was appended, read as if it held that field's
+    /// default: a record of protocol versions 2 to 9 has no `spend_cap`
+    /// (`None`, `00`), one of version 1 neither `eip712_domains` (its
+    /// pre-hashed kind, if named, allowed every domain: `Any`, `01`). The
+    /// default's bytes are written after the record in `buf` and the one
+    /// decoder reads them (a second decoder per layout would cost a
+    /// microcontroller's flash).
+    #[inline(never)]
+    fn decode(buf: &mut [u8], len: usize) -> Result<SlotRecord, DeviceError> {
+        for missing in [&[][..], &[0x00], &[0x01, 0x00]] {
+            let end = len + missing.len();
+            let Some(tail) = buf.get_mut(len..end) else { break };
+            tail.copy_from_slice(missing);
+            if let Ok(record) = codec::decode(buf.get(..end).unwrap_or_default()) {
+                return Ok(record);
+            }
         }
-        let v1: SlotRecordV1 = codec::decode(bytes).map_err(|_| DeviceError::Storage)?;
-        let p = v1.policy;
-        let policy = Policy {
-            kinds: p.kinds,
-            chains: p.chains,
-            contracts: p.contracts,
-            agents: p.agents,
-            max_value: p.max_value,
-            max_gas_limit: p.max_gas_limit,
-            max_fee_per_gas: p.max_fee_per_gas,
-            max_deadline_ahead_secs: p.max_deadline_ahead_secs,
-            rate_limit: p.rate_limit,
-            eip712_domains: Allow::Any,
-        };
-        Ok(SlotRecord { key: v1.key, policy })
+        Err(DeviceError::Storage)
     }
-}
-
-/// A slot record as protocol version 1 stored it.
-#[derive(Serialize, Deserialize)]
-struct SlotRecordV1 {
-    key: StoredKey,
-    policy: PolicyV1,
-}
-
-/// [`Policy`] before `eip712_domains`.
-#[derive(Serialize, Deserialize)]
-struct PolicyV1 {
-    kinds: KindSet,
-    chains: Allow<u64, MAX_POLICY_CHAINS>,
-    contracts: Allow<Address, MAX_POLICY_CONTRACTS>,
-    agents: Allow<U256, MAX_POLICY_AGENTS>,
-    max_value: U256,
-    max_gas_limit: u64,
-    max_fee_per_gas: u128,
-    max_deadline_ahead_secs: u64,
-    rate_limit: Option<RateLimit>,
 }
 
 /// Reads slot `n`'s record and loads its key (deriving a derived key
@@ -117,8 +90,7 @@ pub(super) fn load<B: Backend>(
     let Some(len) = backend.load_slot(n, &mut buf[..]).map_err(|_| DeviceError::Storage)? else {
         return Ok(None);
     };
-    let bytes = buf.get(..len).ok_or(DeviceError::Storage)?;
-    let record = SlotRecord::decode(bytes)?;
+    let record = SlotRecord::decode(&mut buf[..], len)?;
     let key = match &record.key {
         StoredKey::Generated(secret) => {
             SigningKey::from_bytes(&secret.0).map_err(|_| DeviceError::Storage)?
@@ -132,21 +104,81 @@ pub(super) fn load<B: Backend>(
     Ok(Some((LoadedKey { key, origin }, record.policy.clone())))
 }
 
-/// Makes slot `n`'s record durable; the caller updates the slot after.
+/// A [`SlotRecord`] to store, by reference (the same encoding: postcard
+/// writes a reference as what it points to), so storing a policy does not
+/// copy it onto the stack first.
+#[derive(Serialize)]
+struct SlotRecordRef<'a> {
+    key: &'a StoredKey,
+    policy: &'a Policy,
+}
+
+/// Makes slot `n`'s record (`key`, `policy`) durable; the caller updates
+/// the slot after.
 pub(super) fn store<B: KeyStore>(
     backend: &mut B,
     n: u8,
-    record: &SlotRecord,
+    key: &StoredKey,
+    policy: &Policy,
 ) -> Result<(), DeviceError> {
     let mut buf = Zeroizing::new([0u8; MAX_SLOT_RECORD]);
-    let bytes = codec::encode(record, &mut buf[..]).map_err(|_| DeviceError::Storage)?;
+    let record = SlotRecordRef { key, policy };
+    let bytes = codec::encode(&record, &mut buf[..]).map_err(|_| DeviceError::Storage)?;
     backend.store_slot(n, bytes).map_err(|_| DeviceError::Storage)
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use crate::limits::{
+        MAX_POLICY_AGENTS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS,
+    };
+    use crate::primitives::{Address, B256, U256};
+    use crate::protocol::{Allow, KindSet, RateLimit};
+
+    /// A slot record as protocol versions 2 to 9 stored it.
+    #[derive(Serialize, Deserialize)]
+    struct SlotRecordV2 {
+        key: StoredKey,
+        policy: PolicyV2,
+    }
+
+    /// [`Policy`] before `spend_cap`: version 1's fields, then the domains
+    /// (postcard writes a struct's fields one after another, so a nested
+    /// struct reads the same bytes).
+    #[derive(Serialize, Deserialize)]
+    struct PolicyV2 {
+        v1: PolicyV1,
+        eip712_domains: Allow<B256, MAX_POLICY_DOMAINS>,
+    }
+
+    /// A slot record as protocol version 1 stored it.
+    #[derive(Serialize, Deserialize)]
+    struct SlotRecordV1 {
+        key: StoredKey,
+        policy: PolicyV1,
+    }
+
+    /// [`Policy`] before `eip712_domains`.
+    #[derive(Serialize, Deserialize)]
+    struct PolicyV1 {
+        kinds: KindSet,
+        chains: Allow<u64, MAX_POLICY_CHAINS>,
+        contracts: Allow<Address, MAX_POLICY_CONTRACTS>,
+        agents: Allow<U256, MAX_POLICY_AGENTS>,
+        max_value: U256,
+        max_gas_limit: u64,
+        max_fee_per_gas: u128,
+        max_deadline_ahead_secs: u64,
+        rate_limit: Option<RateLimit>,
+    }
+
+    fn decode(bytes: &[u8]) -> Result<SlotRecord, DeviceError> {
+        let mut buf = [0u8; MAX_SLOT_RECORD];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        SlotRecord::decode(&mut buf, bytes.len())
+    }
 
     /// A record stored under protocol version 1 (no `eip712_domains`)
     /// still loads, its pre-hashed kind allowing every domain as it did;
@@ -169,13 +201,44 @@ mod tests {
         };
         let mut buf = [0u8; MAX_SLOT_RECORD];
         let bytes = codec::encode(&v1, &mut buf).unwrap().to_vec();
-        let r = SlotRecord::decode(&bytes).unwrap();
+        let r = decode(&bytes).unwrap();
         assert_eq!(r.policy.eip712_domains, Allow::Any);
         assert_eq!((r.policy.kinds, r.policy.max_gas_limit), (KindSet(0xffff), 21_000));
         assert_eq!(r.key.origin(), KeyOrigin::Derived(String::try_from("erc8004/agent").unwrap()));
         let now = SlotRecord { key: r.key, policy: Policy::default() };
         let bytes = codec::encode(&now, &mut buf).unwrap().to_vec();
-        assert_eq!(SlotRecord::decode(&bytes).unwrap().policy, Policy::default());
-        assert!(SlotRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(decode(&bytes).unwrap().policy, Policy::default());
+        // Without its last byte (the cap's `None`) a record is one of
+        // versions 2 to 9, which had no cap; two bytes short it is nothing.
+        assert_eq!(decode(&bytes[..bytes.len() - 1]).unwrap().policy, Policy::default());
+        assert!(decode(&bytes[..bytes.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn records_of_protocol_versions_2_to_9_load_without_a_cap() {
+        let domains = Allow::Only(heapless::Vec::from_slice(&[B256([7; 32])]).unwrap());
+        let v2 = SlotRecordV2 {
+            key: StoredKey::Derived(String::try_from("erc8004/agent").unwrap()),
+            policy: PolicyV2 {
+                v1: PolicyV1 {
+                    kinds: KindSet(0xffff),
+                    chains: Allow::Any,
+                    contracts: Allow::Any,
+                    agents: Allow::Any,
+                    max_value: U256::from_u64(5),
+                    max_gas_limit: 21_000,
+                    max_fee_per_gas: 1,
+                    max_deadline_ahead_secs: 300,
+                    rate_limit: None,
+                },
+                eip712_domains: domains.clone(),
+            },
+        };
+        let mut buf = [0u8; MAX_SLOT_RECORD];
+        let bytes = codec::encode(&v2, &mut buf).unwrap().to_vec();
+        let r = decode(&bytes).unwrap();
+        assert_eq!(r.policy.eip712_domains, domains);
+        assert_eq!(r.policy.spend_cap, None);
+        assert_eq!(r.policy.max_value, U256::from_u64(5));
     }
 }

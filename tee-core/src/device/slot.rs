@@ -6,7 +6,7 @@ use sha3::{Digest, Keccak256};
 use super::Device;
 use super::backend::{AuditedMark, Backend, BackendError, CounterId, CounterStore, HighWater};
 use super::reply::Handle;
-use crate::policy::RateWindow;
+use crate::policy::{RateWindow, SpendWindow};
 use crate::primitives::{Address, B256};
 use crate::protocol::{
     AuditEntry, Command, DeviceError, KeyOrigin, Outcome, Policy, Sign, SignResponse,
@@ -20,6 +20,9 @@ pub(super) struct LoadedKey {
 }
 
 /// A slot: its key, its policy, its high-water mark and its rate window.
+/// Its spend window is the store's, read when a capped action needs it
+/// ([`CounterStore::load_spend`]): a device whose store keeps none (a
+/// microcontroller's) carries nothing for it.
 #[derive(Default)]
 pub(super) struct Slot {
     pub(super) key: Option<LoadedKey>,
@@ -55,6 +58,28 @@ impl Slot {
         }
         self.policy.admit(window, &req.action, signer, now).map_err(|v| DeviceError::denied(v, now))
     }
+
+    /// The spend window after `req`'s value is reserved under the policy's
+    /// cap (`None`: no cap, or nothing to reserve), from the window `store`
+    /// committed last, on a store that commits it with the mark (a cap
+    /// elsewhere is `Unsupported`; where `reserves_spend` is a constant
+    /// `false`, as on a microcontroller, none of this is in the image).
+    fn reserve<S: CounterStore>(
+        &self,
+        slot: u8,
+        req: &Sign<'_>,
+        now: Option<u64>,
+        store: &mut S,
+    ) -> Result<Option<SpendWindow>, DeviceError> {
+        if self.policy.spend_cap.is_none() {
+            return Ok(None);
+        }
+        if !store.reserves_spend() {
+            return Err(DeviceError::Unsupported);
+        }
+        let window = store.load_spend(slot).map_err(|_| DeviceError::Storage)?;
+        self.policy.spend(&window.unwrap_or_default(), &req.action, now)
+    }
 }
 
 /// What a `Sign` would claim in a store the replicas of one key share
@@ -75,9 +100,10 @@ pub(super) enum Record<'a> {
     /// The counter alone (the admin counter: its statement records it).
     Plain,
     /// A signature's mark, by `signer`, with the audit entry that records
-    /// it (and the chain hash before it), in one write; claimed in a store
-    /// that replicas share where there is one.
-    Signature(&'a Address, &'a AuditEntry, &'a B256),
+    /// it (and the chain hash before it) and the spend window it reserved
+    /// in, in one write; claimed in a store that replicas share where there
+    /// is one.
+    Signature(&'a Address, &'a AuditEntry, &'a B256, Option<&'a SpendWindow>),
 }
 
 /// Commits `mark` as counter `id`, whose last value is `last`, with what
@@ -96,11 +122,11 @@ pub(super) fn commit_above<S: CounterStore>(
         return Err(DeviceError::Storage);
     }
     match (record, id) {
-        (Record::Signature(signer, entry, prev), CounterId::Slot(slot)) => {
-            store.commit_signature_mark(slot, signer, AuditedMark { mark, entry, prev })
+        (Record::Signature(signer, entry, prev, spend), CounterId::Slot(slot)) => {
+            store.commit_signature_mark(slot, signer, AuditedMark { mark, entry, prev, spend })
         }
-        (Record::Signature(_, entry, prev), CounterId::Admin) => {
-            store.commit_counter_audited(id, AuditedMark { mark, entry, prev })
+        (Record::Signature(_, entry, prev, _), CounterId::Admin) => {
+            store.commit_counter_audited(id, AuditedMark { mark, entry, prev, spend: None })
         }
         (Record::Plain, _) => store.commit_counter(id, mark),
     }
@@ -155,11 +181,13 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let req = &decoded.request;
         self.config.bounds.check(&req.action, decoded.action_len).ok()?;
         let now = self.backend.now();
-        let slot = self.slots.get(usize::from(req.slot))?;
+        let Device { slots, backend, .. } = self;
+        let slot = slots.get(usize::from(req.slot))?;
         let signer = slot.key.as_ref()?.key.address();
         // The same rule `decide_sign` applies, on a copy of the window.
         let mut window = slot.window;
         slot.admit_new(&mut window, req, &signer, now).ok()?;
+        slot.reserve(req.slot, req, now, backend).ok()?;
         let commitment = retry_commitment(&signer, &decoded.digest);
         Some(SignClaim { signer, sequence: req.sequence, commitment })
     }
@@ -213,12 +241,17 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let admitted = slot.admit_new(&mut window, req, &address, now);
         slot.window = window;
         admitted?;
+        // The value reserved under the cap, if any: committed with the mark
+        // or not at all, so a refusal or a failed write reserves nothing.
+        let spend = slot.reserve(req.slot, req, now, backend)?;
         let mark = HighWater { value: req.sequence, digest: commitment };
         let last = slot.high_water.map(|h| h.value);
-        // The mark and the entry that records it go to disk in one write.
+        // The mark, the entry that records it and the reservation go to
+        // disk in one write.
         let (entry, prev) = audit.next(Sign::CODE, req.slot, req.sequence, *digest, Outcome::Ok);
         let id = CounterId::Slot(req.slot);
-        commit_above(backend, id, last, &mark, Record::Signature(&address, &entry, &prev))?;
+        let record = Record::Signature(&address, &entry, &prev, spend.as_ref());
+        commit_above(backend, id, last, &mark, record)?;
         audit.push(entry);
         slot.high_water = Some(mark);
         Ok((loaded.key.duplicate(), Signed::Committed))

@@ -57,7 +57,7 @@ pub use get_policy::GetPolicy;
 pub use get_public_key::{GetPublicKey, KeyOrigin, PublicKeyResponse};
 pub use health::{Health, HealthResponse, Probe, Replication};
 pub use import_mark::{ImportMark, MarkImported};
-pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit};
+pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit, SpendCap};
 pub use set_policy::{PolicySet, SetPolicy};
 pub use sign::{Sign, SignResponse};
 
@@ -74,7 +74,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 9;
+pub const PROTOCOL_VERSION: u8 = 10;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.
@@ -259,6 +259,41 @@ pub enum DeviceError {
     /// `ImportMark`: the statement's mark is of another key than the
     /// slot's (or the slot is empty and the statement names a key).
     OtherKey,
+    /// `Sign`: the transaction's value would take the slot's spend window
+    /// past the policy's `spend_cap` (protocol version 10). Nothing was
+    /// reserved or signed.
+    OverCap(CapRefusal),
+}
+
+/// What a spend cap's refusal reports: what the window has left and how
+/// long, by the device's clock, until it ends (the value asked is the
+/// client's own action's). Small on purpose, 20 bytes aligned to 4: every
+/// `Result<_, DeviceError>` on a microcontroller's stack is as large as the
+/// largest error, and this keeps it at 24 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CapRefusal {
+    /// What the window has left, in wei: a `u128`, big-endian
+    /// ([`CapRefusal::remaining`]; a cap above 2^128 wei reports that much
+    /// left while it has more).
+    pub remaining_be: [u8; 16],
+    /// Seconds from the device's time it read until the window ends and the
+    /// cap is whole again (at most `u32::MAX`).
+    pub ends_in: u32,
+}
+
+impl CapRefusal {
+    /// `remaining` wei left, `ends_in` seconds to go.
+    #[must_use]
+    pub const fn new(remaining: u128, ends_in: u32) -> CapRefusal {
+        CapRefusal { remaining_be: remaining.to_be_bytes(), ends_in }
+    }
+
+    /// What the window has left, in wei.
+    #[must_use]
+    pub const fn remaining(&self) -> u128 {
+        u128::from_be_bytes(self.remaining_be)
+    }
 }
 
 impl DeviceError {
@@ -281,6 +316,7 @@ impl DeviceError {
     pub fn violation(&self) -> Option<PolicyViolation> {
         match self {
             DeviceError::Denied(v) | DeviceError::DeniedAt { violation: v, .. } => Some(*v),
+            DeviceError::OverCap(_) => Some(PolicyViolation::SpendCapExceeded),
             _ => None,
         }
     }

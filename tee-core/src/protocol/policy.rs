@@ -4,8 +4,8 @@
 //! The default policy refuses everything. An admin allows action kinds
 //! (blind kinds only by naming them), chains, contracts and agents by list
 //! or explicitly as `Any`, and caps value, gas, fees, how far ahead an
-//! `AgentWalletSet` deadline may lie, and how many signatures a time window
-//! may see.
+//! `AgentWalletSet` deadline may lie, how many signatures a time window
+//! may see, and how much native value all of them may carry per window.
 
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,19 @@ pub struct RateLimit {
     pub window_secs: u32,
 }
 
+/// At most `max` wei of native value in all the transactions a slot signs
+/// per window of `window_secs`. Each signature's value is reserved in the
+/// same durable commit as its mark, before the signature leaves, so no
+/// number of concurrent requests and no crash takes the slot past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SpendCap {
+    /// Wei per window.
+    pub max: U256,
+    /// Window length in seconds.
+    pub window_secs: u32,
+}
+
 /// A slot's policy. `Policy::default()` refuses everything.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -113,6 +126,11 @@ pub struct Policy {
     /// registry's domain, for an SDK that hands over `AgentWalletSet` only
     /// as its two hashes, without allowing blind typed data in general).
     pub eip712_domains: Allow<B256, MAX_POLICY_DOMAINS>,
+    /// Optional cap on the native value all the slot's transactions carry
+    /// per window (protocol version 10). Only a device whose store commits
+    /// the reservation with the mark takes one
+    /// ([`CounterStore::reserves_spend`](crate::device::CounterStore::reserves_spend)).
+    pub spend_cap: Option<SpendCap>,
 }
 
 /// Why a policy refused an action.
@@ -147,6 +165,10 @@ pub enum PolicyViolation {
     /// Pre-hashed typed data of a domain the policy's `eip712_domains`
     /// does not name.
     DomainNotAllowed,
+    /// The transaction's value would take the slot's spend window past its
+    /// `spend_cap` (the refusal, [`DeviceError::OverCap`](crate::protocol::DeviceError::OverCap),
+    /// says what remains and when the window ends).
+    SpendCapExceeded,
 }
 
 impl PolicyViolation {

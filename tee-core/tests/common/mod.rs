@@ -31,6 +31,7 @@ pub fn permissive() -> Policy {
         max_deadline_ahead_secs: 300,
         rate_limit: None,
         eip712_domains: Allow::Any,
+        spend_cap: None,
     }
 }
 

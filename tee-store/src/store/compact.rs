@@ -63,7 +63,8 @@ impl FileStore {
         }
         for (key, mark) in &s.counters {
             let id = key.map_or(CounterId::Admin, CounterId::Slot);
-            let rec = journal::encode(&CounterRecord { id, mark: *mark });
+            let spend = key.and_then(|slot| s.spends.get(&slot).copied());
+            let rec = journal::encode(&CounterRecord { id, mark: *mark, spend });
             head = k.write(&head, Kind::Counter, &rec, &mut out);
         }
         let keep = s.audit.len().saturating_sub(KEEP_AUDIT);
