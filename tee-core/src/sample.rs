@@ -203,6 +203,19 @@ pub fn with_nonce(mut action: Action<'_>, nonce: u64) -> Action<'_> {
     action
 }
 
+/// The sample transfer (a generic transaction) of `wei`, its nonce
+/// `nonce`: payments for the spend-cap tests.
+#[must_use]
+pub fn transfer(wei: U256, nonce: u64) -> Action<'static> {
+    let mut action = with_nonce(self::action(ActionKind::GenericTx), nonce);
+    if let Action::Transaction(t) = &mut action
+        && let TxBody::Generic(g) = &mut t.body
+    {
+        g.value = wei;
+    }
+    action
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

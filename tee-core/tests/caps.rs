@@ -10,7 +10,6 @@
 mod common;
 
 use common::{NOW, open, permissive, sign};
-use tee_core::action::TxBody;
 use tee_core::device::Device;
 use tee_core::policy::SpendWindow;
 use tee_core::protocol::*;
@@ -27,16 +26,9 @@ fn capped() -> Policy {
     }
 }
 
-/// A transfer of `wei` (the sample generic transaction, its nonce `nonce`).
+/// A transfer of `wei`, its nonce `nonce`.
 fn pay(wei: u64, nonce: u64) -> Action<'static> {
-    let Action::Transaction(mut t) =
-        sample::with_nonce(sample::action(ActionKind::GenericTx), nonce)
-    else {
-        unreachable!()
-    };
-    let TxBody::Generic(g) = &mut t.body else { unreachable!() };
-    g.value = U256::from_u64(wei);
-    Action::Transaction(t)
+    sample::transfer(U256::from_u64(wei), nonce)
 }
 
 fn ready(backend: MemBackend) -> Pair<MemBackend> {
@@ -85,13 +77,7 @@ fn the_cap_holds_to_the_wei_and_a_refusal_says_what_remains() {
     let mut p = open(MemBackend::new(3));
     p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: huge, auth: AdminAuth::UNSIGNED }).unwrap();
-    let mut big = pay(0, 1);
-    if let Action::Transaction(t) = &mut big
-        && let TxBody::Generic(g) = &mut t.body
-    {
-        g.value = U256([0xff; 32]);
-    }
-    sign(&mut p, 1, big).unwrap();
+    sign(&mut p, 1, sample::transfer(U256([0xff; 32]), 1)).unwrap();
     assert!(
         matches!(sign(&mut p, 2, pay(1, 2)), Err(DeviceError::OverCap(c)) if c.remaining() == 0)
     );

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod arb;
+pub mod crash;
 pub mod footprint;
 pub mod netfault;
 pub mod postgres;

@@ -13,30 +13,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tee_client::{Client, ClientError};
-use tee_core::protocol::{
-    AdminAuth, BackendKind, DeviceError, GenerateKey, GetPublicKey, SetPolicy, Sign,
-};
+use tee_client::ClientError;
+use tee_core::protocol::{AdminAuth, DeviceError, GenerateKey, GetPublicKey, SetPolicy, Sign};
 use tee_core::{Action, ActionKind, B256};
-use tee_host::backend::{HOST_SLOTS, HostBackend, HostDevice};
-use tee_host::server::{Limits, serve};
-use tee_store::store::{Fault, FileStore, GroupCommit, JOURNAL, KEY_FILE, StateKey};
-use tee_testkit::{Pair, sample};
-use tee_transport::{Endpoint, connect};
+use tee_store::store::Fault;
+use tee_testkit::sample;
+use tee_tests::crash::{images, open, race};
 
 const SLOTS: u8 = 4;
 
 fn action(client: u64, sequence: u64) -> Action<'static> {
     sample::with_nonce(sample::action(ActionKind::SetAgentUri), client * 1_000 + sequence)
-}
-
-fn open(state: &Path) -> (Pair<HostBackend, HOST_SLOTS>, Arc<GroupCommit>) {
-    let store = FileStore::open(state, StateKey::File, Some(tee_testkit::config().admin)).unwrap();
-    let group = store.group();
-    let backend = HostBackend::new(store, None, BackendKind::Simulated);
-    (Pair::with(HostDevice::open(backend, tee_testkit::config()).unwrap()), group)
 }
 
 /// (slot, sequence) -> (action's client, digest, signature bytes)
@@ -54,48 +42,31 @@ fn sign_until_the_crash(dir: &Path, fault_at: u64, after: bool) -> (Released, us
     }
     let n = group.syncs() + fault_at;
     group.inject(if after { Fault::AfterSync(n) } else { Fault::BeforeSync(n) });
-    let socket = Endpoint::Unix(dir.join("signer.sock"));
-    let server = serve(Arc::new(Mutex::new(p.device)), &[socket], Limits::default()).unwrap();
-    let endpoint = server.endpoints()[0].clone();
     let released = Arc::new(Mutex::new(Released::new()));
+    let log = released.clone();
     // Clients 0-3 on their own slots; 4 and 5 race 0 and 1 for theirs.
-    let threads: Vec<_> = (0..6u64)
-        .map(|client| {
-            let (endpoint, released) = (endpoint.clone(), released.clone());
-            std::thread::spawn(move || {
-                let mut c = Client::new(connect(&endpoint, Duration::from_secs(10)).unwrap());
-                let slot = (client % u64::from(SLOTS)) as u8;
-                let mut sequence = 1;
-                while sequence <= 40 {
-                    let sign = Sign { slot, sequence, action: action(client, sequence) };
-                    match c.call(&sign) {
-                        Ok(r) => {
-                            let entry = (client, r.digest, r.signature.to_bytes());
-                            released
-                                .lock()
-                                .unwrap()
-                                .entry((slot, sequence))
-                                .or_default()
-                                .push(entry);
-                            sequence += 1;
-                        }
-                        Err(ClientError::Device(DeviceError::Replay { high_water })) => {
-                            sequence = high_water + 1;
-                        }
-                        // The power is off: nothing more comes out.
-                        Err(ClientError::Device(DeviceError::Storage)) => return,
-                        Err(e) => panic!("client {client}: {e}"),
-                    }
+    let (_, durable) = race(dir, p.device, &group, 6, move |client, c| {
+        let slot = (client % u64::from(SLOTS)) as u8;
+        let mut sequence = 1;
+        while sequence <= 40 {
+            let sign = Sign { slot, sequence, action: action(client, sequence) };
+            match c.call(&sign) {
+                Ok(r) => {
+                    let entry = (client, r.digest, r.signature.to_bytes());
+                    log.lock().unwrap().entry((slot, sequence)).or_default().push(entry);
+                    sequence += 1;
                 }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    drop(server);
+                Err(ClientError::Device(DeviceError::Replay { high_water })) => {
+                    sequence = high_water + 1;
+                }
+                // The power is off: nothing more comes out.
+                Err(ClientError::Device(DeviceError::Storage)) => return,
+                Err(e) => panic!("client {client}: {e}"),
+            }
+        }
+    });
     let r = released.lock().unwrap().clone();
-    (r, usize::try_from(group.crash_image_len()).unwrap())
+    (r, durable)
 }
 
 #[test]
@@ -106,15 +77,7 @@ fn a_crash_at_any_step_of_a_group_commit_loses_no_released_mark() {
             let (released, durable) = sign_until_the_crash(dir.path(), fault_at, after);
             assert!(!released.is_empty() || fault_at == 1, "something was signed first");
             // The disk at the crash: the durable part, then a prefix of the rest.
-            let store_dir = dir.path().join("state");
-            let journal = std::fs::read(store_dir.join(JOURNAL)).unwrap();
-            for (i, tail) in
-                [0, (journal.len() - durable) / 2, journal.len() - durable].into_iter().enumerate()
-            {
-                let image = dir.path().join(format!("image-{i}"));
-                tee_store::store::create_private_dir(&image).unwrap();
-                std::fs::copy(store_dir.join(KEY_FILE), image.join(KEY_FILE)).unwrap();
-                std::fs::write(image.join(JOURNAL), &journal[..durable + tail]).unwrap();
+            for (tail, image) in images(dir.path(), &dir.path().join("state"), durable) {
                 check(&image, &released, fault_at, after, tail);
             }
         }

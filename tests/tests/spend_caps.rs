@@ -7,57 +7,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tee_client::{Client, ClientError};
-use tee_core::action::TxBody;
+use tee_client::ClientError;
 use tee_core::protocol::{
-    AdminAuth, Allow, BackendKind, DeviceError, GenerateKey, KindSet, Policy, SetPolicy, Sign,
-    SpendCap,
+    AdminAuth, DeviceError, GenerateKey, KindSet, Policy, SetPolicy, Sign, SpendCap,
 };
-use tee_core::{Action, ActionKind, U256};
-use tee_host::backend::{HOST_SLOTS, HostBackend, HostDevice};
-use tee_host::server::{Limits, serve};
-use tee_store::store::{Fault, FileStore, GroupCommit, JOURNAL, KEY_FILE, StateKey};
-use tee_testkit::{Pair, sample};
-use tee_transport::{Endpoint, connect};
+use tee_core::{ActionKind, U256};
+use tee_store::store::{Fault, FileStore, StateKey};
+use tee_testkit::sample;
+use tee_tests::crash::{images, open, race};
 
 const CAP: u64 = 1_000_000;
-
-/// A transfer of `wei` with nonce `nonce`.
-fn pay(wei: u64, nonce: u64) -> Action<'static> {
-    let Action::Transaction(mut t) =
-        sample::with_nonce(sample::action(ActionKind::GenericTx), nonce)
-    else {
-        unreachable!()
-    };
-    let TxBody::Generic(g) = &mut t.body else { unreachable!() };
-    g.value = U256::from_u64(wei);
-    Action::Transaction(t)
-}
 
 fn capped() -> Policy {
     Policy {
         kinds: KindSet::NONE.with(ActionKind::GenericTx),
-        chains: Allow::Any,
-        contracts: Allow::Any,
-        agents: Allow::Any,
         max_value: U256([0xff; 32]),
-        max_gas_limit: u64::MAX,
-        max_fee_per_gas: u128::MAX,
-        max_deadline_ahead_secs: 300,
-        rate_limit: None,
-        eip712_domains: Allow::default(),
         spend_cap: Some(SpendCap { max: U256::from_u64(CAP), window_secs: 86_400 }),
+        ..tee_testkit::typed_policy()
     }
-}
-
-fn open(state: &Path) -> (Pair<HostBackend, HOST_SLOTS>, Arc<GroupCommit>) {
-    let store = FileStore::open(state, StateKey::File, Some(tee_testkit::config().admin)).unwrap();
-    let group = store.group();
-    let backend = HostBackend::new(store, None, BackendKind::Simulated);
-    (Pair::with(HostDevice::open(backend, tee_testkit::config()).unwrap()), group)
 }
 
 /// The spend window the state directory `state` holds for slot 0.
@@ -71,7 +39,7 @@ fn spent(state: &Path) -> U256 {
 /// the next sequence from the device, until the cap refuses them or the
 /// power fails (`fault`); returns the values released and how much of the
 /// journal was durable when the power failed (all of it, without a fault).
-fn race(dir: &Path, clients: u64, fault: Option<Fault>) -> (Vec<u64>, usize) {
+fn pay(dir: &Path, clients: u64, fault: Option<Fault>) -> (Vec<u64>, usize) {
     let (mut p, group) = open(&dir.join("state"));
     p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: capped(), auth: AdminAuth::UNSIGNED }).unwrap();
@@ -82,58 +50,42 @@ fn race(dir: &Path, clients: u64, fault: Option<Fault>) -> (Vec<u64>, usize) {
             Fault::AfterSync(n) => Fault::AfterSync(at + n),
         });
     }
-    let socket = Endpoint::Unix(dir.join("signer.sock"));
-    let limits = Limits { max_connections: 256, max_per_peer: 256, ..Limits::default() };
-    let server = serve(Arc::new(Mutex::new(p.device)), &[socket], limits).unwrap();
-    let endpoint = server.endpoints()[0].clone();
-    let released = Arc::new(Mutex::new(Vec::new()));
-    let threads: Vec<_> = (0..clients)
-        .map(|client| {
-            let (endpoint, released) = (endpoint.clone(), released.clone());
-            std::thread::spawn(move || {
-                let mut c = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
-                // Amounts that do not divide the cap evenly: the last
-                // payments meet it part-way.
-                let wei = 7_919 + client * 13;
-                let mut sequence = 1;
-                // More payments than the cap could ever take from one
-                // client: a signer that kept no window fails here, not hangs.
-                for _ in 0..=CAP / wei + 64 {
-                    let sign =
-                        Sign { slot: 0, sequence, action: pay(wei, client << 32 | sequence) };
-                    match c.call(&sign) {
-                        Ok(r) => {
-                            released.lock().unwrap().push(wei);
-                            sequence = r.sequence + 1;
-                        }
-                        Err(ClientError::Device(DeviceError::Replay { high_water })) => {
-                            sequence = high_water + 1;
-                        }
-                        Err(ClientError::Device(DeviceError::OverCap(c))) => {
-                            assert!(c.remaining() < u128::from(wei), "refused with room left");
-                            return;
-                        }
-                        // The power is off: nothing more comes out.
-                        Err(ClientError::Device(DeviceError::Storage)) => return,
-                        Err(e) => panic!("client {client}: {e}"),
-                    }
+    let (paid, durable) = race(dir, p.device, &group, clients, |client, c| {
+        // Amounts that do not divide the cap evenly: the last payments
+        // meet it part-way.
+        let wei = 7_919 + client * 13;
+        let mut paid = Vec::new();
+        let mut sequence = 1;
+        // More payments than the cap could ever take from one client: a
+        // signer that kept no window fails here, not hangs.
+        for _ in 0..=CAP / wei + 64 {
+            let action = sample::transfer(U256::from_u64(wei), client << 32 | sequence);
+            match c.call(&Sign { slot: 0, sequence, action }) {
+                Ok(r) => {
+                    paid.push(wei);
+                    sequence = r.sequence + 1;
                 }
-                panic!("client {client}: paid past the cap without a refusal");
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    drop(server);
-    let r = released.lock().unwrap().clone();
-    (r, usize::try_from(group.crash_image_len()).unwrap())
+                Err(ClientError::Device(DeviceError::Replay { high_water })) => {
+                    sequence = high_water + 1;
+                }
+                Err(ClientError::Device(DeviceError::OverCap(c))) => {
+                    assert!(c.remaining() < u128::from(wei), "refused with room left");
+                    return paid;
+                }
+                // The power is off: nothing more comes out.
+                Err(ClientError::Device(DeviceError::Storage)) => return paid,
+                Err(e) => panic!("client {client}: {e}"),
+            }
+        }
+        panic!("client {client}: paid past the cap without a refusal");
+    });
+    (paid.into_iter().flatten().collect(), durable)
 }
 
 #[test]
 fn sixty_four_clients_never_pass_the_cap_by_one_wei() {
     let dir = tempfile::tempdir().unwrap();
-    let (released, _) = race(dir.path(), 64, None);
+    let (released, _) = pay(dir.path(), 64, None);
     let total: u64 = released.iter().sum();
     assert!(total <= CAP, "released {total} wei, the cap is {CAP}");
     // Every client stopped at the cap: what is left is less than the
@@ -147,20 +99,12 @@ fn a_power_loss_at_any_sync_gives_no_reservation_back() {
     for n in [1u64, 2, 3, 5, 8, 13, 21] {
         for fault in [Fault::BeforeSync(n), Fault::AfterSync(n)] {
             let dir = tempfile::tempdir().unwrap();
-            let (released, durable) = race(dir.path(), 8, Some(fault));
+            let (released, durable) = pay(dir.path(), 8, Some(fault));
             let total: u64 = released.iter().sum();
             assert!(total <= CAP, "{fault:?}: released {total} wei");
             // The disk at the crash: the durable part, then none, half or
             // all of what was written after it.
-            let state = dir.path().join("state");
-            let journal = std::fs::read(state.join(JOURNAL)).unwrap();
-            for (i, tail) in
-                [0, (journal.len() - durable) / 2, journal.len() - durable].into_iter().enumerate()
-            {
-                let image = dir.path().join(format!("image-{i}"));
-                tee_store::store::create_private_dir(&image).unwrap();
-                std::fs::copy(state.join(KEY_FILE), image.join(KEY_FILE)).unwrap();
-                std::fs::write(image.join(JOURNAL), &journal[..durable + tail]).unwrap();
+            for (tail, image) in images(dir.path(), &dir.path().join("state"), durable) {
                 let reserved = spent(&image);
                 assert!(
                     reserved >= U256::from_u64(total),
