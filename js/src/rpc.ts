@@ -21,6 +21,11 @@ export interface ErrorData {
   reason?: string;
   /** The device's time the rule read (unix seconds), for time rules. */
   deviceTime?: number;
+  /** `SpendCapExceeded`: the wei the slot's spend window has left (a
+   * decimal string: it may pass 2^53). */
+  remaining?: string;
+  /** `SpendCapExceeded`: seconds until the window ends, by the device's clock. */
+  endsIn?: number;
   /** The device's answer, as the signer printed it. */
   device?: string;
   [key: string]: unknown;

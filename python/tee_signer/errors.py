@@ -20,8 +20,9 @@ class TeeSignerError(Exception):
 
 class Refused(TeeSignerError):
     """The device refused: its policy (`reason` is the violation, e.g.
-    `"KindNotAllowed"`), a used sequence (`"Replay { .. }"`), a malformed
-    action."""
+    `"KindNotAllowed"`; `"SpendCapExceeded"` for a spend cap, whose message
+    says what the window has left and when it ends), a used sequence
+    (`"Replay { .. }"`), a malformed action."""
 
 
 class InvalidRequest(TeeSignerError):
