@@ -174,6 +174,7 @@ mod tests {
             rate_limit: Some(RateLimit { max: u32::MAX, window_secs: u32::MAX }),
             eip712_domains: Allow::Any,
             spend_cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
+            valid_until: 0,
         };
         let r: Result<_, DeviceError> = Ok(policy);
         assert!(frame::encode(&h, &r, &mut tx).is_ok());

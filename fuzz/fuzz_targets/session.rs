@@ -45,6 +45,8 @@ fn policy(mask: u32) -> Policy {
         eip712_domains: Allow::Any,
         // Bit 23 (no action kind): a spend cap of two sample transfers a minute.
         spend_cap: (mask & 1 << 23 != 0).then_some(SpendCap { max: CAP, window_secs: 60 }),
+        // Bit 22: a policy that ends within the session's clock moves.
+        valid_until: if mask & 1 << 22 != 0 { 1_767_225_000 + 600 } else { 0 },
     }
 }
 

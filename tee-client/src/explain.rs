@@ -103,6 +103,11 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
             ),
             None => "the rate limit".into(),
         },
+        PolicyViolation::PolicyExpired => format!(
+            "the policy ended at its valid_until {}, before the device's time {}",
+            policy.valid_until,
+            or_unknown(device_time)
+        ),
         PolicyViolation::SpendCapExceeded => match (e, policy.spend_cap) {
             (DeviceError::OverCap(c), Some(cap)) => format!(
                 "value {} wei above the {} wei the policy's spend_cap ({} wei per {} s) has \

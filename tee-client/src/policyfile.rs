@@ -13,6 +13,7 @@
 //! max_deadline_ahead_secs = 300
 //! rate_limit = { max = 10, window_secs = 60 }   # optional
 //! spend_cap = { max_wei = "1000000000000000000", window_secs = 86400 }  # optional: value of all transactions per window
+//! valid_until = 1798761600        # optional: the unix time after which the policy refuses everything
 //! eip712_domains = ["0x…"]       # optional: pre-hashed typed data only in these domains
 //! ```
 
@@ -96,6 +97,10 @@ pub struct PolicyFile {
     /// are shared by replicas, or a microcontroller, refuses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend_cap: Option<SpendCapFile>,
+    /// Optional: the unix time after which the policy refuses everything
+    /// (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<u64>,
 }
 
 /// `{ max_wei, window_secs }`.
@@ -240,6 +245,7 @@ impl PolicyFile {
                     Ok(SpendCapFile { max_wei, window_secs: c.window_secs })
                 })
                 .transpose()?,
+            valid_until: (policy.valid_until != 0).then_some(policy.valid_until),
         })
     }
 
@@ -295,6 +301,7 @@ impl PolicyFile {
             rate_limit,
             eip712_domains: list("eip712_domains", &self.eip712_domains, |d| *d)?,
             spend_cap,
+            valid_until: self.valid_until.unwrap_or(0),
         })
     }
 }
@@ -372,10 +379,16 @@ rate_limit = { max = 10, window_secs = 60 }
         let text = PolicyFile::from_policy(&policy).unwrap().to_toml().unwrap();
         assert!(text.contains("max_wei = \"1000000000000000000\""), "{text}");
         assert_eq!(PolicyFile::parse(&text).unwrap().to_policy().unwrap(), policy, "{text}");
-        // Without a cap, the file says nothing of one.
+        // Without a cap or an end, the file says nothing of either.
         let none = PolicyFile::parse(EXAMPLE).unwrap().to_policy().unwrap();
         let text = PolicyFile::from_policy(&none).unwrap().to_toml().unwrap();
-        assert!(!text.contains("spend_cap"), "{text}");
+        assert!(!text.contains("spend_cap") && !text.contains("valid_until"), "{text}");
+        // An end reads and writes back.
+        let ends = PolicyFile::parse(&format!("{EXAMPLE}valid_until = 1798761600\n")).unwrap();
+        let policy = ends.to_policy().unwrap();
+        assert_eq!(policy.valid_until, 1_798_761_600);
+        let text = PolicyFile::from_policy(&policy).unwrap().to_toml().unwrap();
+        assert_eq!(PolicyFile::parse(&text).unwrap().to_policy().unwrap(), policy, "{text}");
     }
 
     /// A device policy written back as a file makes the same policy: what

@@ -111,6 +111,9 @@ impl Policy {
         now: Option<u64>,
     ) -> Result<(), PolicyViolation> {
         use PolicyViolation as V;
+        if self.valid_until != 0 && now.ok_or(V::NoClock)? > self.valid_until {
+            return Err(V::PolicyExpired);
+        }
         if !self.kinds.contains(action.kind()) {
             return Err(V::KindNotAllowed);
         }

@@ -34,6 +34,7 @@ fn policy_rules_each_allowed_and_refused() {
         rate_limit: None,
         eip712_domains: Allow::default(),
         spend_cap: None,
+        valid_until: 0,
     };
     let mut seq = 0;
     let mut check = |policy: Policy, action: Action<'_>, expect: Result<(), V>| {
@@ -203,4 +204,33 @@ fn rate_limit() {
     // Exact retries do not count against the limit.
     assert!(sign(&mut p, 3, a(3)).is_ok());
     assert!(sign(&mut p, 4, a(4)).is_ok());
+}
+
+/// A policy with an end refuses everything after it, with the device's
+/// time, and everything where the device has no clock; the end is the
+/// policy's own, so the admin's next policy starts afresh.
+#[test]
+fn a_policy_ends_at_its_valid_until() {
+    let mut policy = permissive();
+    policy.valid_until = NOW + 10;
+    let (mut p, _) = ready(policy.clone());
+    let a = |n: u8| sample::with_nonce(sample::action(ActionKind::RevokeFeedback), u64::from(n));
+    assert!(sign(&mut p, 1, a(1)).is_ok());
+    p.device.backend_mut().now = Some(NOW + 10);
+    assert!(sign(&mut p, 2, a(2)).is_ok(), "valid through its last second");
+    p.device.backend_mut().now = Some(NOW + 11);
+    let ended =
+        DeviceError::DeniedAt { violation: PolicyViolation::PolicyExpired, device_time: NOW + 11 };
+    assert_eq!(sign(&mut p, 3, a(3)), Err(ended));
+    // Every kind is refused; the exact retry of a signature made before
+    // the end is still answered (it releases nothing new).
+    assert_eq!(sign(&mut p, 3, wallet_set(Address([1; 20]))).map(|_| ()), Err(ended));
+    assert!(sign(&mut p, 2, a(2)).is_ok(), "an exact retry releases nothing new");
+    p.device.backend_mut().now = None;
+    assert_eq!(sign(&mut p, 3, a(3)), Err(DeviceError::Denied(PolicyViolation::NoClock)));
+    // The admin sets another policy: it signs again.
+    p.device.backend_mut().now = Some(NOW + 11);
+    policy.valid_until = NOW + 3_600;
+    p.admin(SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED }).unwrap();
+    assert!(sign(&mut p, 3, a(3)).is_ok());
 }

@@ -160,6 +160,7 @@ fn generated() -> String {
         rate_limit: Some(RateLimit { max: 60, window_secs: 3600 }),
         eip712_domains: Allow::default(),
         spend_cap: None,
+        valid_until: 0,
     };
     let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
     authorize(&mut set, &admin, &tee_testkit::DEVICE_ID, 2).unwrap();

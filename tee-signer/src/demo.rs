@@ -89,6 +89,7 @@ pub fn demo_policy(kind: ActionKind) -> Policy {
         rate_limit: Some(tee_core::protocol::RateLimit { max: 100, window_secs: 60 }),
         eip712_domains: Allow::Any,
         spend_cap: None,
+        valid_until: 0,
     }
 }
 

@@ -369,6 +369,7 @@ pub fn typed_policy() -> Policy {
         rate_limit: None,
         eip712_domains: Allow::default(),
         spend_cap: None,
+        valid_until: 0,
     }
 }
 

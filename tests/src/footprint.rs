@@ -71,6 +71,7 @@ fn max_policy() -> Policy {
         // A microcontroller keeps no spend window (`reserves_spend` false): it
         // refuses a policy with a cap.
         spend_cap: None,
+        valid_until: 0,
     }
 }
 

@@ -59,6 +59,7 @@ fn policy() -> Policy {
         rate_limit: None,
         eip712_domains: Allow::default(),
         spend_cap: None,
+        valid_until: 0,
     }
 }
 

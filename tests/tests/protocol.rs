@@ -51,8 +51,12 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 .prop_map(|(max, window_secs)| RateLimit { max, window_secs }),
         ),
         arb_allow::<tee_core::B256, 4>(tee_tests::arb_b256()),
-        proptest::option::of(
-            (arb_u256(), any::<u32>()).prop_map(|(max, window_secs)| SpendCap { max, window_secs }),
+        (
+            proptest::option::of(
+                (arb_u256(), any::<u32>())
+                    .prop_map(|(max, window_secs)| SpendCap { max, window_secs }),
+            ),
+            any::<u64>(),
         ),
     )
         .prop_map(
@@ -65,7 +69,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 (gas, fee, ahead),
                 rate_limit,
                 eip712_domains,
-                spend_cap,
+                (spend_cap, valid_until),
             )| Policy {
                 kinds: KindSet(kinds),
                 chains,
@@ -78,6 +82,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 rate_limit,
                 eip712_domains,
                 spend_cap,
+                valid_until,
             },
         )
 }

@@ -60,14 +60,15 @@ impl SlotRecord {
     /// Decodes the stored record `buf[..len]`: the current layout, or one
     /// stored before a field was appended, read as if it held that field's
     /// default: a record of protocol versions 2 to 9 has no `spend_cap`
-    /// (`None`, `00`), one of version 1 neither `eip712_domains` (its
-    /// pre-hashed kind, if named, allowed every domain: `Any`, `01`). The
+    /// (`None`, `00`) and no `valid_until` (never, `00`), one of version 1
+    /// neither `eip712_domains` (its pre-hashed kind, if named, allowed
+    /// every domain: `Any`, `01`). The
     /// default's bytes are written after the record in `buf` and the one
     /// decoder reads them (a second decoder per layout would cost a
     /// microcontroller's flash).
     #[inline(never)]
     fn decode(buf: &mut [u8], len: usize) -> Result<SlotRecord, DeviceError> {
-        for missing in [&[][..], &[0x00], &[0x01, 0x00]] {
+        for missing in [&[][..], &[0x00, 0x00], &[0x01, 0x00, 0x00]] {
             let end = len + missing.len();
             let Some(tail) = buf.get_mut(len..end) else { break };
             tail.copy_from_slice(missing);
@@ -208,10 +209,11 @@ mod tests {
         let now = SlotRecord { key: r.key, policy: Policy::default() };
         let bytes = codec::encode(&now, &mut buf).unwrap().to_vec();
         assert_eq!(decode(&bytes).unwrap().policy, Policy::default());
-        // Without its last byte (the cap's `None`) a record is one of
-        // versions 2 to 9, which had no cap; two bytes short it is nothing.
-        assert_eq!(decode(&bytes[..bytes.len() - 1]).unwrap().policy, Policy::default());
-        assert!(decode(&bytes[..bytes.len() - 2]).is_err());
+        // Without its last two bytes (no cap, no end) a record is one of
+        // versions 2 to 9; one or three bytes short it is nothing.
+        assert_eq!(decode(&bytes[..bytes.len() - 2]).unwrap().policy, Policy::default());
+        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode(&bytes[..bytes.len() - 3]).is_err());
     }
 
     #[test]
@@ -238,7 +240,7 @@ mod tests {
         let bytes = codec::encode(&v2, &mut buf).unwrap().to_vec();
         let r = decode(&bytes).unwrap();
         assert_eq!(r.policy.eip712_domains, domains);
-        assert_eq!(r.policy.spend_cap, None);
+        assert_eq!((r.policy.spend_cap, r.policy.valid_until), (None, 0));
         assert_eq!(r.policy.max_value, U256::from_u64(5));
     }
 }

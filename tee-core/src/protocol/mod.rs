@@ -304,9 +304,10 @@ impl DeviceError {
     pub fn denied(violation: PolicyViolation, now: Option<u64>) -> DeviceError {
         use PolicyViolation as V;
         match (violation, now) {
-            (V::DeadlineExpired | V::DeadlineTooFar | V::RateLimited, Some(device_time)) => {
-                DeviceError::DeniedAt { violation, device_time }
-            }
+            (
+                V::DeadlineExpired | V::DeadlineTooFar | V::RateLimited | V::PolicyExpired,
+                Some(device_time),
+            ) => DeviceError::DeniedAt { violation, device_time },
             _ => DeviceError::Denied(violation),
         }
     }

@@ -131,6 +131,10 @@ pub struct Policy {
     /// the reservation with the mark takes one
     /// ([`CounterStore::reserves_spend`](crate::device::CounterStore::reserves_spend)).
     pub spend_cap: Option<SpendCap>,
+    /// The unix time after which the policy refuses everything (0: never;
+    /// protocol version 10): a policy that ends by itself, for an agent
+    /// let loose for a while. The host sets the clock (`docs/security.md`).
+    pub valid_until: u64,
 }
 
 /// Why a policy refused an action.
@@ -169,6 +173,8 @@ pub enum PolicyViolation {
     /// `spend_cap` (the refusal, [`DeviceError::OverCap`](crate::protocol::DeviceError::OverCap),
     /// says what remains and when the window ends).
     SpendCapExceeded,
+    /// The policy's `valid_until` has passed.
+    PolicyExpired,
 }
 
 impl PolicyViolation {

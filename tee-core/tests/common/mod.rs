@@ -32,6 +32,7 @@ pub fn permissive() -> Policy {
         rate_limit: None,
         eip712_domains: Allow::Any,
         spend_cap: None,
+        valid_until: 0,
     }
 }
 
