@@ -54,8 +54,9 @@ async function node(url, method, params) {
 }
 
 /** The rig: `{ chain, endpoint, address, stop() }`; `kinds` are what the
- * slot's policy allows. */
-export async function rig(kinds) {
+ * slot's policy allows; `policy` replaces or adds policy file lines by key
+ * (`{ contracts: '"any"' }`). */
+export async function rig(kinds, policy = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tee-signer-js-'));
   const procs = [];
   try {
@@ -73,24 +74,23 @@ export async function rig(kinds) {
     const keyFile = join(dir, 'admin.key');
     writeFileSync(keyFile, ADMIN_KEY);
     chmodSync(keyFile, 0o600);
-    const policy = join(dir, 'policy.toml');
-    writeFileSync(
-      policy,
-      [
-        `kinds = ${JSON.stringify(kinds)}`,
-        `chains = [${chain.chainId}]`,
-        `contracts = ${JSON.stringify([chain.identity, chain.reputation, chain.validation])}`,
-        'agents = "any"',
-        'max_value_wei = "0"',
-        'max_gas_limit = 3000000',
-        'max_fee_per_gas_wei = "1000000000000"',
-        'max_deadline_ahead_secs = 300',
-      ].join('\n'),
-    );
+    const policyFile = join(dir, 'policy.toml');
+    const lines = {
+      kinds: JSON.stringify(kinds),
+      chains: `[${chain.chainId}]`,
+      contracts: JSON.stringify([chain.identity, chain.reputation, chain.validation]),
+      agents: '"any"',
+      max_value_wei: '"0"',
+      max_gas_limit: '3000000',
+      max_fee_per_gas_wei: '"1000000000000"',
+      max_deadline_ahead_secs: '300',
+      ...policy,
+    };
+    writeFileSync(policyFile, Object.entries(lines).map(([k, v]) => `${k} = ${v}`).join('\n'));
     for (const [slot, path] of [['0', 'agent/ts'], ['1', 'agent/ts-wallet']]) {
       const admin = ['--connect', `unix:${sock}`, '--slot', slot, '--admin-key-file', keyFile];
       execFileSync(bin, ['derive-key', ...admin, '--path', path], { stdio: 'pipe' });
-      execFileSync(bin, ['set-policy', ...admin, '--policy', policy], { stdio: 'pipe' });
+      execFileSync(bin, ['set-policy', ...admin, '--policy', policyFile], { stdio: 'pipe' });
     }
     const rpc = await start(
       bin,
