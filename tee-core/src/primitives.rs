@@ -130,7 +130,8 @@ impl U256 {
         U256(out)
     }
 
-    /// `self + other`, or `None` past 2^256 - 1.
+    /// `self + other`, or `None` past 2^256 - 1 (a test checks carries
+    /// across every byte against `u128` arithmetic).
     #[must_use]
     pub fn checked_add(&self, other: &U256) -> Option<U256> {
         let mut out = [0u8; 32];
@@ -334,6 +335,39 @@ mod tests {
     use super::*;
     use std::format;
     use std::string::ToString;
+
+    #[test]
+    fn u256_add_and_sub_carry_across_every_byte() {
+        let values = [0u128, 1, 0xff, 0x100, 0xffff_ffff, u128::MAX / 3, u128::MAX - 1, u128::MAX];
+        for &a in &values {
+            for &b in &values {
+                let (x, y) = (U256::from_u128(a), U256::from_u128(b));
+                let sum = x.checked_add(&y).unwrap();
+                match a.checked_add(b) {
+                    Some(s) => assert_eq!(sum, U256::from_u128(s), "{a} + {b}"),
+                    // Past 2^128: the carry reaches the high half.
+                    None => {
+                        assert_eq!(sum.0[15], 1, "{a} + {b}");
+                        assert_eq!(sum.to_u128(), None);
+                        assert_eq!(&sum.0[16..], &a.wrapping_add(b).to_be_bytes());
+                    }
+                }
+                let want = U256::from_u128(a.saturating_sub(b));
+                assert_eq!(x.saturating_sub(&y), want, "{a} - {b}");
+            }
+        }
+        let max = U256([0xff; 32]);
+        assert_eq!(max.checked_add(&U256::from_u64(1)), None);
+        assert_eq!(max.checked_add(&U256::ZERO), Some(max));
+        assert_eq!(max.saturating_sub(&U256::from_u64(1)).0[31], 0xfe);
+        assert_eq!(U256::from_u64(1).saturating_sub(&max), U256::ZERO);
+        // A borrow through every byte: 2^255 - 1.
+        let mut high = [0u8; 32];
+        high[0] = 0x80;
+        let mut want = [0xff; 32];
+        want[0] = 0x7f;
+        assert_eq!(U256(high).saturating_sub(&U256::from_u64(1)), U256(want));
+    }
 
     #[test]
     fn eip55_checksum() {

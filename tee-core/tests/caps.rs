@@ -203,3 +203,21 @@ fn no_power_loss_gives_a_reservation_back() {
     }
     assert!(points >= 10, "the power failed inside the run: {points}");
 }
+
+/// A payment the cap refuses is not a signature: it takes nothing from the
+/// rate limit either.
+#[test]
+fn a_refusal_by_the_cap_counts_nothing_against_the_rate_limit() {
+    let mut p = open(MemBackend::new(1));
+    p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
+    let policy = Policy { rate_limit: Some(RateLimit { max: 2, window_secs: 60 }), ..capped() };
+    p.admin(SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED }).unwrap();
+    sign(&mut p, 1, pay(1_000, 1)).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(sign(&mut p, 2, pay(1, 2)), Err(DeviceError::OverCap(_))));
+    }
+    sign(&mut p, 2, sample::action(ActionKind::SetAgentUri)).unwrap();
+    let limited =
+        DeviceError::DeniedAt { violation: PolicyViolation::RateLimited, device_time: NOW };
+    assert_eq!(sign(&mut p, 3, sample::action(ActionKind::RevokeFeedback)), Err(limited));
+}

@@ -238,12 +238,12 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             return Ok((loaded.key.duplicate(), Signed::Retry));
         }
         let mut window = slot.window;
-        let admitted = slot.admit_new(&mut window, req, &address, now);
-        slot.window = window;
-        admitted?;
+        slot.admit_new(&mut window, req, &address, now)?;
         // The value reserved under the cap, if any: committed with the mark
-        // or not at all, so a refusal or a failed write reserves nothing.
+        // or not at all, so a refusal or a failed write reserves nothing
+        // (and a refusal by the cap counts nothing in the rate window).
         let spend = slot.reserve(req.slot, req, now, backend)?;
+        slot.window = window;
         let mark = HighWater { value: req.sequence, digest: commitment };
         let last = slot.high_water.map(|h| h.value);
         // The mark, the entry that records it and the reservation go to
