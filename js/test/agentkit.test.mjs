@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { ViemWalletProvider } from '@coinbase/agentkit';
-import { createWalletClient, defineChain, encodeFunctionData, http, verifyTypedData } from 'viem';
+import { createWalletClient, encodeFunctionData, http, verifyTypedData } from 'viem';
 
 import { TeeRefusedError, getAttestation, teeAccount } from '../dist/index.js';
-import { IDENTITY_ABI, agentWalletSet, chainState, rig } from './rig.mjs';
+import { IDENTITY_ABI, agentWalletSet, chainState, rig, viemChain } from './rig.mjs';
 
 // Each AgentKit wallet provider posts an analytics event with the wallet's
 // address to https://cca-lite.coinbase.com when it is created (no opt-out;
@@ -24,12 +24,7 @@ let r;
 let provider;
 before(async () => {
   r = await rig(['register(string)', 'AgentWalletSet']);
-  const chain = defineChain({
-    id: r.chain.chainId,
-    name: 'eth-tester',
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [r.chain.url] } },
-  });
+  const chain = viemChain(r.chain);
   const client = createWalletClient({ account: await teeAccount(r.endpoint), chain, transport: http(r.chain.url) });
   provider = new ViemWalletProvider(client);
 });

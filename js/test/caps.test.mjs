@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { createPublicClient, createWalletClient, defineChain, http } from 'viem';
+import { createPublicClient, createWalletClient, http } from 'viem';
 
 import { TeeRefusedError, teeAccount } from '../dist/index.js';
-import { chainState, rig } from './rig.mjs';
+import { chainState, rig, viemChain } from './rig.mjs';
 
 let r;
 let chain;
@@ -17,12 +17,7 @@ before(async () => {
     max_value_wei: '"1000000000000000000"',
     spend_cap: '{ max_wei = "300", window_secs = 86400 }',
   });
-  chain = defineChain({
-    id: r.chain.chainId,
-    name: 'eth-tester',
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [r.chain.url] } },
-  });
+  chain = viemChain(r.chain);
 });
 after(() => r?.stop());
 

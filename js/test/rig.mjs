@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { defineChain } from 'viem';
+
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = process.env.TEE_SIGNER_BIN ?? join(root, 'target/debug/tee-signer');
 const python = process.env.CHAIN_PYTHON ?? join(root, '.venv/bin/python');
@@ -161,4 +163,14 @@ export async function agentWalletSet(chain, agentId, wallet, owner) {
     primaryType: 'AgentWalletSet',
     message: { agentId, newWallet: wallet, owner, deadline },
   };
+}
+
+/** The rig's chain node (`r.chain`) as a viem chain. */
+export function viemChain(chain) {
+  return defineChain({
+    id: chain.chainId,
+    name: 'eth-tester',
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [chain.url] } },
+  });
 }

@@ -3,21 +3,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { createPublicClient, createWalletClient, custom, defineChain, http, parseEventLogs, verifyTypedData } from 'viem';
+import { createPublicClient, createWalletClient, custom, http, parseEventLogs, verifyTypedData } from 'viem';
 
 import { TeeRefusedError, getAttestation, teeAccount, teeProvider } from '../dist/index.js';
-import { IDENTITY_ABI, agentWalletSet, chainState, rig } from './rig.mjs';
+import { IDENTITY_ABI, agentWalletSet, chainState, rig, viemChain } from './rig.mjs';
 
 let r;
 let chain;
 before(async () => {
   r = await rig(['register(string)', 'setAgentWallet', 'AgentWalletSet']);
-  chain = defineChain({
-    id: r.chain.chainId,
-    name: 'eth-tester',
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [r.chain.url] } },
-  });
+  chain = viemChain(r.chain);
 });
 after(() => r?.stop());
 
