@@ -34,7 +34,8 @@ impl RateWindow {
 
 /// A slot's spend window: when it started and the native value its
 /// signatures reserved in it. Durable: committed with each signature's mark
-/// ([`crate::device::AuditedMark::spend`]), read back when the device loads.
+/// ([`crate::device::AuditedMark::spend`]) and read from the store when a
+/// capped action needs it ([`crate::device::CounterStore::load_spend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SpendWindow {

@@ -62,10 +62,9 @@ impl SlotRecord {
     /// default: a record of protocol versions 2 to 9 has no `spend_cap`
     /// (`None`, `00`) and no `valid_until` (never, `00`), one of version 1
     /// neither `eip712_domains` (its pre-hashed kind, if named, allowed
-    /// every domain: `Any`, `01`). The
-    /// default's bytes are written after the record in `buf` and the one
-    /// decoder reads them (a second decoder per layout would cost a
-    /// microcontroller's flash).
+    /// every domain: `Any`, `01`). The defaults' bytes are written after
+    /// the record in `buf` and the one decoder reads them (a second decoder
+    /// per layout would cost a microcontroller's flash).
     #[inline(never)]
     fn decode(buf: &mut [u8], len: usize) -> Result<SlotRecord, DeviceError> {
         for missing in [&[][..], &[0x00, 0x00], &[0x01, 0x00, 0x00]] {
