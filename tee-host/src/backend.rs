@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tee_core::device::{
     AuditStore, AuditedMark, Backend, BackendError, Clock, CounterId, CounterStore, Device,
-    DeviceConfig, EvidenceRef, HighWater, KeyStore, QuoteSource, Rng, SignClaim,
+    DeviceConfig, EvidenceRef, HighWater, KeyStore, QuoteSource, Rng,
 };
 use tee_core::policy::SpendWindow;
 use tee_core::protocol::{
@@ -385,14 +385,19 @@ impl CounterStore for HostBackend {
     }
 
     /// The state journal keeps a slot's spend window in the record of its
-    /// mark. Replicas sharing their marks do not share their windows (each
-    /// would reserve in its own), so a signer with shared marks takes no
-    /// spend cap.
+    /// mark; with shared marks, the window is the key's in the marks
+    /// database, reserved in the claim's transaction
+    /// ([`crate::marks::pool::Claims`]).
     fn reserves_spend(&self) -> bool {
-        self.shared.is_none()
+        true
     }
 
+    /// The journal's window; with shared marks none (the claim decided the
+    /// reservation on the database's window).
     fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+        if self.shared.is_some() {
+            return Ok(None);
+        }
         self.store.load_spend(slot)
     }
 
@@ -428,18 +433,21 @@ impl CounterStore for HostBackend {
         &mut self,
         slot: u8,
         signer: &Address,
-        m: AuditedMark<'_>,
+        mut m: AuditedMark<'_>,
     ) -> Result<(), BackendError> {
         let value = m.mark;
         if let Some(shared) = &self.shared {
-            // Claimed outside the lock by the server (never here, under it).
-            let claim =
-                SignClaim { signer: *signer, sequence: value.value, commitment: value.digest };
-            match shared.take(&claim) {
+            // Claimed outside the lock by the server (never here, under it),
+            // its value reserved in the shared window with it.
+            match shared.take(signer, value.value, &value.digest) {
                 Claimed::Ok => {}
                 Claimed::Used(stored) => return Err(BackendError::Used { stored }),
+                Claimed::OverCap(refusal) => return Err(BackendError::OverCap(refusal)),
                 Claimed::Failed => return Err(BackendError::Failed),
             }
+            // The window is the database's: the journal keeps its own
+            // (unused while marks are shared) as it was.
+            m.spend = None;
         }
         self.store.commit_counter_audited(CounterId::Slot(slot), m)
     }

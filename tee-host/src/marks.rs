@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use tee_core::protocol::Replication;
+use tee_core::device::SpendAsk;
+use tee_core::protocol::{CapRefusal, Replication};
 use tee_core::{Address, B256};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
@@ -45,6 +46,7 @@ pub mod anchor;
 mod conn;
 pub mod pool;
 pub mod replication;
+mod spend;
 mod sql;
 
 use replication::ReplicationRule;
@@ -72,6 +74,10 @@ pub struct Mark<'a> {
     pub value: u64,
     /// What the sequence was used for.
     pub commitment: B256,
+    /// The value to reserve under the key's cap in `space`'s shared spend
+    /// window with the mark ([`spend`]): a new mark over the cap is
+    /// [`Outcome::OverCap`] and raises nothing.
+    pub spend: Option<SpendAsk>,
 }
 
 /// What became of one mark of a group.
@@ -94,6 +100,9 @@ pub enum Outcome {
     /// operator clears it (and restarts the replicas that saw the higher
     /// row).
     Tampered,
+    /// The mark was new, but its value is more than the key's shared spend
+    /// window has left: nothing was raised or reserved.
+    OverCap(CapRefusal),
 }
 
 /// Why the shared marks could not be used. Every one of them means: refuse,
@@ -174,9 +183,26 @@ impl From<tokio_postgres::Error> for MarksError {
     }
 }
 
-/// The rows this signer last saw committed, authentic: (key, space) →
-/// (value, commitment, MAC).
-type KnownRows = HashMap<(Address, String), (u64, B256, [u8; 32])>;
+/// The rows this signer last saw committed, authentic.
+#[derive(Debug, Default)]
+pub(crate) struct KnownRows {
+    /// The marks: (key, space) → (value, commitment, MAC).
+    marks: HashMap<(Address, String), (u64, B256, [u8; 32])>,
+    /// The spend windows: (key, space) → the highest `mark` seen
+    /// ([`spend`]).
+    spends: HashMap<(Address, String), u64>,
+}
+
+impl KnownRows {
+    /// Takes in what a transaction learned.
+    fn learn(&mut self, learned: sql::Learned) {
+        self.marks.extend(learned.marks);
+        for (key, mark) in learned.spends {
+            let seen = self.spends.entry(key).or_default();
+            *seen = (*seen).max(mark);
+        }
+    }
+}
 
 /// [`KnownRows`], shared by a pool's connections.
 pub(crate) type Known = Arc<Mutex<KnownRows>>;
@@ -407,7 +433,11 @@ impl PgMarks {
     /// locking transaction decides.
     fn raise_known(&mut self, m: &Mark<'_>) -> Result<Option<Outcome>, MarksError> {
         let key = (m.signer, m.space.to_owned());
-        let Some((value, commitment, mac)) = self.known().get(&key).copied() else {
+        // A capped mark reserves in its window: the locking transaction.
+        if m.spend.is_some() {
+            return Ok(None);
+        }
+        let Some((value, commitment, mac)) = self.known().marks.get(&key).copied() else {
             return Ok(None);
         };
         if m.value <= value {
@@ -441,7 +471,7 @@ impl PgMarks {
         if raised != 1 {
             return Ok(None);
         }
-        self.known().insert(key, (m.value, m.commitment, new_mac));
+        self.known().marks.insert(key, (m.value, m.commitment, new_mac));
         Ok(Some(Outcome::Raised))
     }
 
@@ -454,7 +484,11 @@ impl PgMarks {
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                let seen = known.get(&(m.signer, m.space.to_owned())).map(|k| k.0);
+                let key = (m.signer, m.space.to_owned());
+                let seen = sql::Seen {
+                    mark: known.marks.get(&key).map(|k| k.0),
+                    spend: known.spends.get(&key).copied(),
+                };
                 (i, m, self.mac(&m.signer, m.space, m.value, &m.commitment), seen)
             })
             .collect();
@@ -464,7 +498,7 @@ impl PgMarks {
         let (client, mac_key) = (&mut self.client, &self.mac_key);
         let (mut outcomes, learned) =
             deadline(&self.runtime, decide(client, mac_key, order, marks.len()))?;
-        self.known().extend(learned);
+        self.known().learn(learned);
         outcomes.sort_by_key(|(i, _)| *i);
         Ok(outcomes.into_iter().map(|(_, o)| o).collect())
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tee_client::{Client, ClientError};
-use tee_core::protocol::{Command, DeviceError, Sign, SignResponse};
+use tee_core::protocol::{AdminAuth, Command, DeviceError, Policy, SetPolicy, Sign, SignResponse};
 use tee_core::{Action, ActionKind};
 use tee_host::backend::{HostDevice, OpenError, SignerConfig, open_device};
 use tee_host::server::{Limits, ServerHandle, serve};
@@ -17,7 +17,7 @@ use tee_sim::{SimDstack, SimServer};
 use tee_testkit::{Pair, sample};
 use tee_transport::{Endpoint, Stream, connect};
 
-use crate::signer::{config, derive_typed};
+use crate::signer::{admin, config, derive_typed};
 
 /// A replica: its device behind a server on a socket of its own (where
 /// marks are shared, the server claims a signature's mark in the database
@@ -84,6 +84,22 @@ pub fn replica_with(dir: &Path, name: &str, config: &SignerConfig) -> Replica {
     served(dir, name, p.device)
 }
 
+/// [`replica`] with slot 0 under `policy` (set by the admin, as an
+/// operator sets it on every replica).
+#[must_use]
+pub fn replica_under(
+    dir: &Path,
+    name: &str,
+    dstack: &SimServer,
+    marks: Option<&str>,
+    policy: Policy,
+) -> Replica {
+    let mut p = Pair::with(open_device(&config(&dir.join(name), dstack, marks)).unwrap());
+    derive_typed(&mut p);
+    admin(&mut p, SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED });
+    served(dir, name, p.device)
+}
+
 /// Replica `name` started again on the state directory of `config` as it
 /// is (its slots as they were left): what opening it said.
 pub fn reopen(dir: &Path, name: &str, config: &SignerConfig) -> Result<Replica, OpenError> {
@@ -93,7 +109,9 @@ pub fn reopen(dir: &Path, name: &str, config: &SignerConfig) -> Result<Replica, 
 fn served(dir: &Path, name: &str, device: HostDevice) -> Replica {
     let device = Arc::new(Mutex::new(device));
     let endpoint = Endpoint::Unix(dir.join(format!("{name}.sock")));
-    let server = serve(device.clone(), std::slice::from_ref(&endpoint), Limits::default()).unwrap();
+    // As many clients of one test as it runs (one peer: the test).
+    let limits = Limits { max_connections: 128, max_per_peer: 64, ..Limits::default() };
+    let server = serve(device.clone(), std::slice::from_ref(&endpoint), limits).unwrap();
     let client = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
     Replica { device, endpoint, client, server: Some(server) }
 }

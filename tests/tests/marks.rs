@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 
-use tee_core::{Address, B256};
+use tee_core::device::SpendAsk;
+use tee_core::protocol::{CapRefusal, SpendCap};
+use tee_core::{Address, B256, U256};
 use tee_host::marks::replication::ReplicationRule;
 use tee_host::marks::{Mark, MarksError, Outcome, PgMarks, SCHEMA_VERSION};
 use zeroize::Zeroizing;
@@ -30,7 +32,13 @@ fn marks(url: &str) -> PgMarks {
 }
 
 fn mark(signer: u8, value: u64, what: u8) -> Mark<'static> {
-    Mark { signer: Address([signer; 20]), space: "actions", value, commitment: B256([what; 32]) }
+    Mark {
+        signer: Address([signer; 20]),
+        space: "actions",
+        value,
+        commitment: B256([what; 32]),
+        spend: None,
+    }
 }
 
 #[test]
@@ -335,4 +343,111 @@ fn a_database_that_stops_answering_costs_a_call_its_deadline_never_a_hang() {
     assert!(matches!(again[..], [Outcome::Raised | Outcome::Retry]), "{again:?}");
     assert_eq!(store.raise(&[mark(1, 2, 3)]).unwrap(), [Outcome::Used { stored: 2 }]);
     assert_eq!(store.load(&Address([1; 20]), "actions").unwrap(), Some((2, B256([2; 32]))));
+}
+
+/// A capped mark of key `signer`: `wei` reserved under a cap of 10 wei a
+/// minute, at `now`.
+fn capped(signer: u8, value: u64, what: u8, wei: u64, now: u64) -> Mark<'static> {
+    let cap = SpendCap { max: U256::from_u64(10), window_secs: 60 };
+    Mark {
+        spend: Some(SpendAsk { value: U256::from_u64(wei), cap, now }),
+        ..mark(signer, value, what)
+    }
+}
+
+/// Key `signer`'s window as stored: (start, spent, mark).
+fn window(db: &mut postgres::Client, signer: u8) -> Option<(String, String, String)> {
+    db.query_opt(
+        "SELECT start::text, spent::text, mark::text FROM tee_signer_spend WHERE signer = $1",
+        &[&[signer; 20].as_slice()],
+    )
+    .unwrap()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+}
+
+#[test]
+fn a_capped_mark_reserves_with_its_claim_on_every_replica_and_a_refusal_raises_nothing() {
+    let url = database("marks_caps");
+    let (mut a, mut b) = (marks(&url), marks(&url));
+    assert_eq!(a.raise(&[capped(1, 1, 0xa1, 6, 1_000)]).unwrap(), [Outcome::Raised]);
+    // The other replica reserves in the same window: 4 left, 59 s to go.
+    let over = b.raise(&[capped(1, 2, 0xb2, 5, 1_001)]).unwrap();
+    assert_eq!(over, [Outcome::OverCap(CapRefusal::new(4, 59))]);
+    // The refusal raised nothing: sequence 2 is still free.
+    assert_eq!(b.raise(&[capped(1, 2, 0xb2, 4, 1_001)]).unwrap(), [Outcome::Raised]);
+    // An exact retry, on either replica, reserves nothing again (the
+    // window is full: a second reservation would be refused).
+    assert_eq!(a.raise(&[capped(1, 2, 0xb2, 4, 1_002)]).unwrap(), [Outcome::Retry]);
+    // A used sequence is a replay, whatever its value.
+    assert_eq!(a.raise(&[capped(1, 2, 0xcc, 1, 1_002)]).unwrap(), [Outcome::Used { stored: 2 }]);
+    assert_eq!(
+        a.raise(&[capped(1, 3, 0xa3, 1, 1_002)]).unwrap(),
+        [Outcome::OverCap(CapRefusal::new(0, 58))]
+    );
+    let mut db = raw(&url);
+    assert_eq!(window(&mut db, 1), Some(("1000".into(), "10".into(), "2".into())));
+    // The next window, then a replica whose clock is behind: nothing reopens.
+    assert_eq!(a.raise(&[capped(1, 3, 0xa3, 10, 1_060)]).unwrap(), [Outcome::Raised]);
+    assert_eq!(
+        b.raise(&[capped(1, 4, 0xb4, 1, 900)]).unwrap(),
+        [Outcome::OverCap(CapRefusal::new(0, 220))]
+    );
+    // An uncapped mark of the key (a replica without the cap) reserves
+    // nothing and leaves the window as it was.
+    assert_eq!(b.raise(&[mark(1, 4, 0xb4)]).unwrap(), [Outcome::Raised]);
+    assert_eq!(window(&mut db, 1), Some(("1060".into(), "10".into(), "3".into())));
+    // Windows are per key.
+    assert_eq!(b.raise(&[capped(2, 1, 0xb1, 10, 1_060)]).unwrap(), [Outcome::Raised]);
+}
+
+/// The database operator attacks the windows: rewrites one, puts an older
+/// authentic one back, puts the mark back under it, deletes it. Each stops
+/// the key where the attack can be seen: a MAC that fails, or a mark under
+/// its window, on every replica; a window below (or gone since) one a
+/// replica saw, on that replica.
+#[test]
+fn a_window_the_database_rewrote_or_put_back_stops_the_key() {
+    let url = database("marks_caps_tamper");
+    let mut db = raw(&url);
+    let mut a = marks(&url);
+    let mac = |db: &mut postgres::Client, table: &str| -> Vec<u8> {
+        let sql = format!("SELECT mac FROM {table}");
+        db.query_one(&sql, &[]).unwrap().get(0)
+    };
+    assert_eq!(a.raise(&[capped(1, 1, 1, 6, 1_000)]).unwrap(), [Outcome::Raised]);
+    let (window_1, mark_1) = (mac(&mut db, "tee_signer_spend"), mac(&mut db, "tee_signer_marks"));
+    // Rewritten: the cap given back.
+    db.execute("UPDATE tee_signer_spend SET spent = 0", &[]).unwrap();
+    assert_eq!(a.raise(&[capped(1, 2, 2, 1, 1_000)]).unwrap(), [Outcome::Tampered]);
+    assert_eq!(marks(&url).raise(&[capped(1, 2, 2, 1, 1_000)]).unwrap(), [Outcome::Tampered]);
+    db.execute("UPDATE tee_signer_spend SET spent = 6", &[]).unwrap();
+    assert_eq!(a.raise(&[capped(1, 2, 2, 1, 1_000)]).unwrap(), [Outcome::Raised]);
+    let (window_2, mark_2) = (mac(&mut db, "tee_signer_spend"), mac(&mut db, "tee_signer_marks"));
+    // The older authentic window put back alone (6 wei at sequence 1, not
+    // 7 at 2): the replica that saw the later one refuses it.
+    let back = |db: &mut postgres::Client, spent: i32, mark: i32, mac: &[u8]| {
+        let n = db
+            .execute(
+                "UPDATE tee_signer_spend SET spent = $1::int4, mark = $2::int4, mac = $3",
+                &[&spent, &mark, &mac],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    };
+    back(&mut db, 6, 1, &window_1);
+    assert_eq!(a.raise(&[capped(1, 3, 3, 1, 1_000)]).unwrap(), [Outcome::Tampered]);
+    // The window at sequence 2 again, and the mark row put back alone under
+    // it: a replica that never saw either refuses too.
+    back(&mut db, 7, 2, &window_2);
+    let mark_back = "UPDATE tee_signer_marks SET value = $2::int4, commitment = $3, mac = $1";
+    let commitment = |what: u8| [what; 32].to_vec();
+    db.execute(mark_back, &[&mark_1, &1i32, &commitment(1)]).unwrap();
+    assert_eq!(marks(&url).raise(&[capped(1, 3, 3, 1, 1_000)]).unwrap(), [Outcome::Tampered]);
+    db.execute(mark_back, &[&mark_2, &2i32, &commitment(2)]).unwrap();
+    let mut fresh = marks(&url);
+    assert_eq!(fresh.raise(&[capped(1, 3, 3, 1, 1_000)]).unwrap(), [Outcome::Raised]);
+    // Deleted: the replicas that saw it refuse.
+    db.execute("DELETE FROM tee_signer_spend", &[]).unwrap();
+    assert_eq!(fresh.raise(&[capped(1, 4, 4, 1, 1_000)]).unwrap(), [Outcome::Tampered]);
+    assert_eq!(a.raise(&[capped(1, 4, 4, 1, 1_000)]).unwrap(), [Outcome::Tampered]);
 }

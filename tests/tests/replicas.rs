@@ -312,28 +312,54 @@ fn a_claim_waiting_on_the_database_does_not_hold_the_device() {
     waiting.join().unwrap().unwrap();
 }
 
-/// Replicas keep their spend windows apart, so each would reserve in its
-/// own and N replicas could spend N caps: a signer with shared marks
-/// refuses a capped policy before it spends the admin's counter.
+/// Power lost on a replica after the database committed a capped claim
+/// (the value reserved, the sequence spent) and before its journal made the
+/// mark durable: no signature left. The other replica cannot spend the
+/// reservation; the restarted replica's exact retry finds its claim and
+/// signs, reserving nothing again; the window counts the value once.
 #[test]
-fn a_replica_with_shared_marks_refuses_a_spend_cap() {
-    use tee_host::backend::open_device;
-    use tee_tests::signer::{config, derive_typed};
+fn a_reservation_made_before_a_power_loss_is_kept_and_retried_once() {
+    use tee_core::U256;
+    use tee_store::store::{Fault, JOURNAL};
+    use tee_testkit::sample;
+    use tee_tests::replica::{reopen, replica_under};
+    use tee_tests::signer::config;
     let dir = tempfile::tempdir().unwrap();
     let dstack = app(dir.path());
-    let url = pg_database("replicas_cap");
-    let mut p = tee_testkit::Pair::with(
-        open_device(&config(&dir.path().join("a"), &dstack, Some(&url))).unwrap(),
-    );
-    derive_typed(&mut p);
-    let mut policy = tee_testkit::typed_policy();
-    policy.spend_cap = Some(SpendCap { max: tee_core::U256::from_u64(1), window_secs: 60 });
-    let device_id = p.call(&DeviceInfo).unwrap().device_id;
-    let admin = tee_core::SigningKey::from_bytes(&tee_testkit::ADMIN_SECRET).unwrap();
-    let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
-    authorize(&mut set, &admin, &device_id, 3).unwrap();
-    assert_eq!(p.call(&set).map(|_| ()), Err(DeviceError::Unsupported));
-    // The counter was not spent: the next command takes 3.
-    let state = p.call(&AdminState { slot: DEVICE_SLOT, nonce: tee_core::B256([1; 32]) }).unwrap();
-    assert_eq!(state.statement.last_counter, 2);
+    let url = pg_database("replicas_cap_crash");
+    let policy = Policy {
+        kinds: KindSet::NONE.with(tee_core::ActionKind::GenericTx),
+        max_value: U256([0xff; 32]),
+        spend_cap: Some(SpendCap { max: U256::from_u64(10), window_secs: 3_600 }),
+        ..tee_testkit::typed_policy()
+    };
+    let pay = |sequence: u64, wei: u64| Sign {
+        slot: 0,
+        sequence,
+        action: sample::transfer(U256::from_u64(wei), sequence),
+    };
+    let left = |r: Result<SignResponse, DeviceError>| match r {
+        Err(DeviceError::OverCap(c)) => c.remaining(),
+        other => panic!("not a cap refusal: {other:?}"),
+    };
+    let mut a = replica_under(dir.path(), "a", &dstack, Some(&url), policy.clone());
+    let mut b = replica_under(dir.path(), "b", &dstack, Some(&url), policy);
+    let group = a.device.lock().unwrap().backend().metered().0.unwrap();
+    group.inject(Fault::BeforeSync(group.syncs() + 1));
+    assert_eq!(a.call(&pay(1, 6)), Err(DeviceError::Storage));
+    let durable = group.crash_image_len();
+    assert_eq!(left(b.call(&pay(2, 5))), 4, "the other replica spent the reservation");
+    // The restart finds the journal as the power loss left it.
+    drop(a);
+    let journal = std::fs::OpenOptions::new().write(true).open(dir.path().join("a").join(JOURNAL));
+    journal.unwrap().set_len(durable).unwrap();
+    let mut a =
+        reopen(dir.path(), "a2", &config(&dir.path().join("a"), &dstack, Some(&url))).unwrap();
+    a.call(&pay(1, 6)).unwrap();
+    a.call(&pay(2, 4)).unwrap();
+    assert_eq!(left(b.call(&pay(3, 1))), 0);
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let spent: String =
+        db.query_one("SELECT spent::text FROM tee_signer_spend", &[]).unwrap().get(0);
+    assert_eq!(spent, "10");
 }

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use tee_client::ClientError;
+use tee_client::{Client, ClientError};
 use tee_core::protocol::{
     AdminAuth, DeviceError, GenerateKey, KindSet, Policy, SetPolicy, Sign, SpendCap,
 };
@@ -16,6 +16,9 @@ use tee_core::{ActionKind, U256};
 use tee_store::store::{Fault, FileStore, StateKey};
 use tee_testkit::sample;
 use tee_tests::crash::{images, open, race};
+use tee_tests::replica::{Replica, app, replica_under};
+use tee_tests::signer::pg_database;
+use tee_transport::Stream;
 
 const CAP: u64 = 1_000_000;
 
@@ -50,36 +53,42 @@ fn pay(dir: &Path, clients: u64, fault: Option<Fault>) -> (Vec<u64>, usize) {
             Fault::AfterSync(n) => Fault::AfterSync(at + n),
         });
     }
-    let (paid, durable) = race(dir, p.device, &group, clients, |client, c| {
-        // Amounts that do not divide the cap evenly: the last payments
-        // meet it part-way.
-        let wei = 7_919 + client * 13;
-        let mut paid = Vec::new();
-        let mut sequence = 1;
-        // More payments than the cap could ever take from one client: a
-        // signer that kept no window fails here, not hangs.
-        for _ in 0..=CAP / wei + 64 {
-            let action = sample::transfer(U256::from_u64(wei), client << 32 | sequence);
-            match c.call(&Sign { slot: 0, sequence, action }) {
-                Ok(r) => {
-                    paid.push(wei);
-                    sequence = r.sequence + 1;
-                }
-                Err(ClientError::Device(DeviceError::Replay { high_water })) => {
-                    sequence = high_water + 1;
-                }
-                Err(ClientError::Device(DeviceError::OverCap(c))) => {
-                    assert!(c.remaining() < u128::from(wei), "refused with room left");
-                    return paid;
-                }
-                // The power is off: nothing more comes out.
-                Err(ClientError::Device(DeviceError::Storage)) => return paid,
-                Err(e) => panic!("client {client}: {e}"),
-            }
-        }
-        panic!("client {client}: paid past the cap without a refusal");
-    });
+    let (paid, durable) = race(dir, p.device, &group, clients, payments);
     (paid.into_iter().flatten().collect(), durable)
+}
+
+/// Client `client` pays into slot 0 on `c` until the cap refuses it (or the
+/// power fails), taking the next sequence from the signer's answers: the
+/// values released.
+fn payments(client: u64, c: &mut Client<Box<dyn Stream>>) -> Vec<u64> {
+    // Amounts that do not divide the cap evenly: the last payments meet it
+    // part-way.
+    let wei = 7_919 + client * 13;
+    let mut paid = Vec::new();
+    let mut sequence = 1;
+    // More tries than the cap could ever take from one client, with room
+    // for the sequences other clients take first: a signer that kept no
+    // window fails here, not hangs.
+    for _ in 0..=(CAP / wei) * 64 {
+        let action = sample::transfer(U256::from_u64(wei), client << 32 | sequence);
+        match c.call(&Sign { slot: 0, sequence, action }) {
+            Ok(r) => {
+                paid.push(wei);
+                sequence = r.sequence + 1;
+            }
+            Err(ClientError::Device(DeviceError::Replay { high_water })) => {
+                sequence = high_water + 1;
+            }
+            Err(ClientError::Device(DeviceError::OverCap(c))) => {
+                assert!(c.remaining() < u128::from(wei), "refused with room left");
+                return paid;
+            }
+            // The power is off: nothing more comes out.
+            Err(ClientError::Device(DeviceError::Storage)) => return paid,
+            Err(e) => panic!("client {client}: {e}"),
+        }
+    }
+    panic!("client {client}: paid past the cap without a refusal");
 }
 
 #[test]
@@ -114,4 +123,33 @@ fn a_power_loss_at_any_sync_gives_no_reservation_back() {
             }
         }
     }
+}
+
+/// Two replicas of one app, sharing their marks in PostgreSQL, share the
+/// key's spend window there: 64 clients, half on each replica, pay from the
+/// one key at once, and the signatures both release add up to no more than
+/// the cap, not by one wei; the database's window holds exactly what they
+/// released.
+#[test]
+fn sixty_four_clients_on_two_replicas_never_pass_the_cap_by_one_wei() {
+    let dir = tempfile::tempdir().unwrap();
+    let dstack = app(dir.path());
+    let url = pg_database("caps_replicas");
+    let replicas: Vec<Replica> = (0..2)
+        .map(|r| replica_under(dir.path(), &format!("r{r}"), &dstack, Some(&url), capped()))
+        .collect();
+    let threads: Vec<_> = (0..64u64)
+        .map(|client| {
+            let mut c = replicas[usize::try_from(client % 2).unwrap()].client();
+            std::thread::spawn(move || payments(client, &mut c))
+        })
+        .collect();
+    let released: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let total: u64 = released.iter().sum();
+    assert!(total <= CAP, "released {total} wei, the cap is {CAP}");
+    assert!(CAP - total < 7_919, "stopped {} wei short of the cap", CAP - total);
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let spent: String =
+        db.query_one("SELECT spent::text FROM tee_signer_spend", &[]).unwrap().get(0);
+    assert_eq!(spent, total.to_string(), "the shared window against what was released");
 }

@@ -26,6 +26,10 @@ pub enum BackendError {
         /// The shared mark.
         stored: u64,
     },
+    /// A counter store whose spend windows replicas share refused the
+    /// mark's reservation ([`crate::device::SignClaim::spend`]): the
+    /// window has less than the action's value left. Nothing was raised.
+    OverCap(crate::protocol::CapRefusal),
 }
 
 /// Randomness for key generation.
@@ -139,15 +143,22 @@ pub trait CounterStore {
     }
 
     /// Whether the store commits [`AuditedMark::spend`] with the mark and
-    /// reads it back ([`CounterStore::load_spend`]): only then does the
-    /// device take a policy with a spend cap (`Unsupported` otherwise). By
-    /// default not: a store that dropped the reservation would let a
-    /// restart spend the window again.
+    /// reads it back ([`CounterStore::load_spend`]), or keeps the spend
+    /// window where the replicas of a key share it and decides the
+    /// reservation there with the mark's claim
+    /// ([`crate::device::SignClaim::spend`], refused with
+    /// [`BackendError::OverCap`]): only then does the device take a policy
+    /// with a spend cap (`Unsupported` otherwise). By default not: a store
+    /// that dropped the reservation would let a restart spend the window
+    /// again.
     fn reserves_spend(&self) -> bool {
         false
     }
 
-    /// Slot `slot`'s spend window as last committed with its mark.
+    /// Slot `slot`'s spend window as last committed with its mark. A store
+    /// whose windows are shared answers `None` (a fresh window: the device
+    /// then refuses only a value above the cap by itself) and decides the
+    /// reservation with the claim.
     fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
         let _ = slot;
         Ok(None)

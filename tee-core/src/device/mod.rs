@@ -40,7 +40,7 @@ pub use backend::{
 };
 pub use dispatch::{DecodedSign, Incoming, PendingSign, Step};
 pub use reply::Reply;
-pub use slot::{SignClaim, retry_commitment};
+pub use slot::{SignClaim, SpendAsk, retry_commitment};
 
 use crate::action::ActionBounds;
 use crate::limits::{MAX_SLOTS, NUM_SLOTS};
@@ -100,6 +100,7 @@ fn map_backend(e: BackendError) -> DeviceError {
         BackendError::Unsupported => DeviceError::Unsupported,
         BackendError::Failed => DeviceError::Backend,
         BackendError::Used { stored } => DeviceError::Replay { high_water: stored },
+        BackendError::OverCap(refusal) => DeviceError::OverCap(refusal),
     }
 }
 

@@ -84,7 +84,8 @@ impl Slot {
 
 /// What a `Sign` would claim in a store the replicas of one key share
 /// ([`super::Device::sign_claim`]): the signer, the sequence and the retry
-/// commitment its mark would carry.
+/// commitment its mark would carry, and what it would reserve under the
+/// slot's spend cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignClaim {
     /// The slot's key's address.
@@ -93,6 +94,23 @@ pub struct SignClaim {
     pub sequence: u64,
     /// [`retry_commitment`] of the signer and the action's digest.
     pub commitment: B256,
+    /// The value to reserve in the key's shared spend window, in the same
+    /// transaction as the mark (`None`: no cap, or no value).
+    pub spend: Option<SpendAsk>,
+}
+
+/// A capped signature's reservation where the spend window is shared
+/// ([`SignClaim::spend`]): the store reserves `value` under `cap` at `now`
+/// with [`SpendWindow::reserve`], or refuses the claim with the
+/// [`crate::protocol::CapRefusal`] and raises nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SpendAsk {
+    /// The action's native value (wei).
+    pub value: crate::U256,
+    /// The slot's cap.
+    pub cap: crate::protocol::SpendCap,
+    /// The device's clock when the claim was made.
+    pub now: u64,
 }
 
 /// What records a committed mark.
@@ -132,6 +150,7 @@ pub(super) fn commit_above<S: CounterStore>(
     }
     .map_err(|e| match e {
         BackendError::Used { stored } => DeviceError::Replay { high_water: stored },
+        BackendError::OverCap(refusal) => DeviceError::OverCap(refusal),
         _ => DeviceError::Storage,
     })
 }
@@ -189,7 +208,12 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         slot.admit_new(&mut window, req, &signer, now).ok()?;
         slot.reserve(req.slot, req, now, backend).ok()?;
         let commitment = retry_commitment(&signer, &decoded.digest);
-        Some(SignClaim { signer, sequence: req.sequence, commitment })
+        let value = req.action.value();
+        let spend = match (slot.policy.spend_cap, now) {
+            (Some(cap), Some(now)) if !value.is_zero() => Some(SpendAsk { value, cap, now }),
+            _ => None,
+        };
+        Some(SignClaim { signer, sequence: req.sequence, commitment, spend })
     }
 
     /// Decides a `Sign` whose action's digest is `digest` and canonical
@@ -243,7 +267,6 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         // or not at all, so a refusal or a failed write reserves nothing
         // (and a refusal by the cap counts nothing in the rate window).
         let spend = slot.reserve(req.slot, req, now, backend)?;
-        slot.window = window;
         let mark = HighWater { value: req.sequence, digest: commitment };
         let last = slot.high_water.map(|h| h.value);
         // The mark, the entry that records it and the reservation go to
@@ -252,6 +275,9 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let id = CounterId::Slot(req.slot);
         let record = Record::Signature(&address, &entry, &prev, spend.as_ref());
         commit_above(backend, id, last, &mark, record)?;
+        // Counted in the rate window only once committed: a mark the
+        // store refused (used elsewhere, over a shared cap) counts nothing.
+        slot.window = window;
         audit.push(entry);
         slot.high_water = Some(mark);
         Ok((loaded.key.duplicate(), Signed::Committed))

@@ -22,6 +22,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use tee_core::device::SignClaim;
+use tee_core::protocol::CapRefusal;
+use tee_core::{Address, B256};
 use zeroize::Zeroizing;
 
 use tee_core::protocol::Replication;
@@ -148,6 +150,9 @@ pub enum Claimed {
     Ok,
     /// Another action holds this sequence (the stored mark).
     Used(u64),
+    /// The key's shared spend window has less than the action's value
+    /// left: nothing raised, nothing reserved.
+    OverCap(CapRefusal),
     /// The row fails its MAC, or the database failed: refuse.
     Failed,
 }
@@ -159,7 +164,15 @@ pub enum Claimed {
 pub struct Claims {
     pool: Arc<MarksPool>,
     space: &'static str,
-    made: Mutex<HashMap<SignClaim, Claimed>>,
+    made: Mutex<HashMap<Key, Claimed>>,
+}
+
+/// A claim as the device's commit finds it again: (signer, sequence,
+/// commitment).
+type Key = (Address, u64, B256);
+
+fn key(c: &SignClaim) -> Key {
+    (c.signer, c.sequence, c.commitment)
 }
 
 /// A claim made and not yet used: forgotten when dropped.
@@ -167,7 +180,7 @@ pub struct Claims {
 #[must_use = "the claim is forgotten when this is dropped"]
 pub struct Held<'a> {
     claims: &'a Claims,
-    claim: SignClaim,
+    claim: Key,
 }
 
 impl Held<'_> {
@@ -178,6 +191,7 @@ impl Held<'_> {
         match self.claims.made.lock().unwrap_or_else(PoisonError::into_inner).get(&self.claim) {
             Some(Claimed::Ok) => "ok",
             Some(Claimed::Used(_)) => "used",
+            Some(Claimed::OverCap(_)) => "over_cap",
             Some(Claimed::Failed) | None => "failed",
         }
     }
@@ -200,11 +214,11 @@ impl Claims {
     /// forgets it.
     pub fn claim(&self, c: SignClaim) -> Held<'_> {
         let outcome = self.raise(&c);
-        self.made.lock().unwrap_or_else(PoisonError::into_inner).insert(c, outcome);
-        Held { claims: self, claim: c }
+        self.made.lock().unwrap_or_else(PoisonError::into_inner).insert(key(&c), outcome);
+        Held { claims: self, claim: key(&c) }
     }
 
-    /// The outcome of claim `c`, made before by [`Claims::claim`] (and no
+    /// The outcome of the claim of (`signer`, `sequence`, `commitment`), made before by [`Claims::claim`] (and no
     /// longer held). A claim not made before is [`Claimed::Failed`] and
     /// nothing is asked of the database: the caller holds the device's
     /// lock, and a database round trip there would stall every request
@@ -212,10 +226,11 @@ impl Claims {
     /// changed between the server's two looks (a policy or key set in
     /// between): the request is refused, nothing is consumed, and the same
     /// request again is claimed as usual.
-    pub fn take(&self, c: &SignClaim) -> Claimed {
-        let made = self.made.lock().unwrap_or_else(PoisonError::into_inner).remove(c);
+    pub fn take(&self, signer: &Address, sequence: u64, commitment: &B256) -> Claimed {
+        let mut made = self.made.lock().unwrap_or_else(PoisonError::into_inner);
+        let made = made.remove(&(*signer, sequence, *commitment));
         made.unwrap_or_else(|| {
-            tracing::warn!(signer = %c.signer, sequence = c.sequence, "a signature's mark was not claimed before the device committed it: refused");
+            tracing::warn!(%signer, sequence, "a signature's mark was not claimed before the device committed it: refused");
             Claimed::Failed
         })
     }
@@ -239,10 +254,12 @@ impl Claims {
             space: self.space,
             value: c.sequence,
             commitment: c.commitment,
+            spend: c.spend,
         };
         match self.pool.raise(&[mark]).as_deref() {
             Ok([Outcome::Raised | Outcome::Retry]) => Claimed::Ok,
             Ok([Outcome::Used { stored }]) => Claimed::Used(*stored),
+            Ok([Outcome::OverCap(refusal)]) => Claimed::OverCap(*refusal),
             Ok(outcome) => {
                 tracing::error!(signer = %c.signer, ?outcome, "shared mark tampered with (fails its MAC, or below a row this signer saw): signing with this key stops");
                 Claimed::Failed

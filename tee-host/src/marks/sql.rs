@@ -9,89 +9,178 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{Mark, MarksError, Outcome, SCHEMA_LOCK, SCHEMA_VERSION, TIMEOUT, authentic};
+use super::{Mark, MarksError, Outcome, SCHEMA_LOCK, SCHEMA_VERSION, TIMEOUT, authentic, spend};
+
+/// The highest rows this signer saw committed for a mark's key: its mark
+/// row's value and its spend window's `mark` ([`super::spend`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Seen {
+    pub(super) mark: Option<u64>,
+    pub(super) spend: Option<u64>,
+}
 
 /// A mark in the order its row is locked: its index in the group, the
-/// mark, its MAC, and the highest row this signer saw committed for its key.
-pub(super) type Ordered<'m, 's> = (usize, &'m Mark<'s>, [u8; 32], Option<u64>);
+/// mark, its MAC, and the highest rows this signer saw committed for its key.
+pub(super) type Ordered<'m, 's> = (usize, &'m Mark<'s>, [u8; 32], Seen);
 
-/// A row this signer now knows: (key, space) and (value, commitment, MAC).
-pub(super) type Learned = ((Address, String), (u64, B256, [u8; 32]));
+/// A mark row this signer now knows: (key, space) and (value, commitment,
+/// MAC).
+pub(super) type KnownMark = ((Address, String), (u64, B256, [u8; 32]));
+
+/// What a transaction taught this signer of the rows, once it committed:
+/// authentic mark rows ((key, space) → (value, commitment, MAC)) and the
+/// spend windows' `mark`s.
+#[derive(Debug, Default)]
+pub(super) struct Learned {
+    pub(super) marks: Vec<KnownMark>,
+    pub(super) spends: Vec<((Address, String), u64)>,
+}
 
 /// The locking transaction of [`super::PgMarks::raise`]: each mark's outcome (by
 /// its index in the group) and the authentic rows it leaves, once it
-/// committed.
+/// committed. A capped mark is decided in a savepoint of its own with its
+/// key's spend window ([`super::spend`]): over the cap, the savepoint is
+/// rolled back and nothing of it stays.
 pub(super) async fn decide(
     client: &mut Client,
     mac_key: &[u8; 32],
     order: Vec<Ordered<'_, '_>>,
     n: usize,
-) -> Result<(Vec<(usize, Outcome)>, Vec<Learned>), MarksError> {
+) -> Result<(Vec<(usize, Outcome)>, Learned), MarksError> {
     let mut outcomes = Vec::with_capacity(n);
-    let mut learned = Vec::with_capacity(n);
-    let tx = client.transaction().await?;
+    let mut learned = Learned::default();
+    let mut tx = client.transaction().await?;
     for (i, m, mac, seen) in order {
-        // The row this mark writes, as the INSERT and the UPDATE bind it.
-        let value = m.value.to_string();
-        let row_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&m.signer.0.as_slice(), &m.space, &value, &m.commitment.0.as_slice(), &mac.as_slice()];
-        let stored = loop {
-            if let Some(row) = read(&tx, &m.signer, m.space, true).await? {
-                break Some(row);
-            }
-            if seen.is_some() {
-                break None;
-            }
-            // No row yet: insert; a replica that inserted meanwhile makes
-            // this insert do nothing, and the row is read again.
-            let inserted = tx
-                .execute(
-                    "INSERT INTO tee_signer_marks (signer, space, value, commitment, mac)
-                     VALUES ($1, $2, $3::text::numeric, $4, $5)
-                     ON CONFLICT (signer, space) DO NOTHING",
-                    &row_params,
-                )
-                .await?;
-            if inserted == 1 {
-                break None;
-            }
-        };
-        let key = (m.signer, m.space.to_owned());
-        let stored_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
-        let outcome = match stored {
-            // Deleted since this signer saw it.
-            None if seen.is_some() => Outcome::Tampered,
-            None => {
-                learned.push((key, (m.value, m.commitment, mac)));
-                Outcome::Raised
-            }
-            Some(row) if !authentic(mac_key, &m.signer, m.space, &row) => Outcome::Tampered,
-            // An older authentic row put back.
-            Some(row) if seen.is_some_and(|seen| row.value < seen) => Outcome::Tampered,
-            Some(row) if row.value == m.value && row.commitment == m.commitment => {
-                learned.extend(stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))));
-                Outcome::Retry
-            }
-            Some(row) if row.value >= m.value => {
-                learned.extend(stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac))));
-                Outcome::Used { stored: row.value }
-            }
-            Some(_) => {
-                tx.execute(
-                    "UPDATE tee_signer_marks
-                     SET value = $3::text::numeric, commitment = $4, mac = $5
-                     WHERE signer = $1 AND space = $2",
-                    &row_params,
-                )
-                .await?;
-                learned.push((key, (m.value, m.commitment, mac)));
-                Outcome::Raised
+        let outcome = match &m.spend {
+            None => mark(&tx, mac_key, m, &mac, seen.mark, &mut learned).await?.0,
+            Some(ask) => {
+                let sp = tx.transaction().await?;
+                let mut found = Learned::default();
+                let outcome = capped(&sp, mac_key, (m, &mac, ask), seen, &mut found).await?;
+                if let Outcome::Raised | Outcome::Retry | Outcome::Used { .. } = outcome {
+                    sp.commit().await?;
+                    learned.marks.extend(found.marks);
+                    learned.spends.extend(found.spends);
+                } else {
+                    // Over the cap, or a window the database put back:
+                    // nothing of it stays.
+                    sp.rollback().await?;
+                }
+                outcome
             }
         };
         outcomes.push((i, outcome));
     }
     tx.commit().await?;
     Ok((outcomes, learned))
+}
+
+/// A capped mark: its key's window locked first, then the mark decided,
+/// then (a new mark) the value reserved, or [`Outcome::OverCap`] for the
+/// caller to roll back.
+async fn capped(
+    tx: &Transaction<'_>,
+    mac_key: &[u8; 32],
+    (m, mac, ask): (&Mark<'_>, &[u8; 32], &tee_core::device::SpendAsk),
+    seen: Seen,
+    learned: &mut Learned,
+) -> Result<Outcome, MarksError> {
+    let key = (m.signer, m.space.to_owned());
+    let window = match spend::lock(tx, mac_key, m, seen.spend).await? {
+        spend::Locked::Window(w) => w,
+        spend::Locked::Tampered => return Ok(Outcome::Tampered),
+    };
+    let (outcome, before) = mark(tx, mac_key, m, mac, seen.mark, learned).await?;
+    // A window reserved at a sequence the key's mark never reached: the
+    // mark row was put back (or deleted) without it.
+    if window.mark > before.unwrap_or(0) {
+        return Ok(Outcome::Tampered);
+    }
+    learned.spends.push((key.clone(), window.mark));
+    if outcome != Outcome::Raised {
+        return Ok(outcome);
+    }
+    match spend::reserve(&window, m, ask) {
+        Ok(row) => {
+            spend::write(tx, mac_key, m, &row, false).await?;
+            learned.spends.push((key, row.mark));
+            Ok(Outcome::Raised)
+        }
+        Err(refusal) => Ok(Outcome::OverCap(refusal)),
+    }
+}
+
+/// One mark decided on its locked row (inserted if there was none): its
+/// outcome, and the value of the authentic row it found (`None`: none).
+async fn mark(
+    tx: &Transaction<'_>,
+    mac_key: &[u8; 32],
+    m: &Mark<'_>,
+    mac: &[u8; 32],
+    seen: Option<u64>,
+    learned: &mut Learned,
+) -> Result<(Outcome, Option<u64>), MarksError> {
+    // The row this mark writes, as the INSERT and the UPDATE bind it.
+    let value = m.value.to_string();
+    let row_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&m.signer.0.as_slice(), &m.space, &value, &m.commitment.0.as_slice(), &mac.as_slice()];
+    let stored = loop {
+        if let Some(row) = read(tx, &m.signer, m.space, true).await? {
+            break Some(row);
+        }
+        if seen.is_some() {
+            break None;
+        }
+        // No row yet: insert; a replica that inserted meanwhile makes
+        // this insert do nothing, and the row is read again.
+        let inserted = tx
+            .execute(
+                "INSERT INTO tee_signer_marks (signer, space, value, commitment, mac)
+                 VALUES ($1, $2, $3::text::numeric, $4, $5)
+                 ON CONFLICT (signer, space) DO NOTHING",
+                &row_params,
+            )
+            .await?;
+        if inserted == 1 {
+            break None;
+        }
+    };
+    let key = (m.signer, m.space.to_owned());
+    let stored_mac = |row: &Row| <[u8; 32]>::try_from(row.mac.as_slice()).ok();
+    let before = stored.as_ref().map(|row| row.value);
+    let outcome = match stored {
+        // Deleted since this signer saw it.
+        None if seen.is_some() => Outcome::Tampered,
+        None => {
+            learned.marks.push((key, (m.value, m.commitment, *mac)));
+            Outcome::Raised
+        }
+        Some(row) if !authentic(mac_key, &m.signer, m.space, &row) => Outcome::Tampered,
+        // An older authentic row put back.
+        Some(row) if seen.is_some_and(|seen| row.value < seen) => Outcome::Tampered,
+        Some(row) if row.value == m.value && row.commitment == m.commitment => {
+            let known = stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac)));
+            learned.marks.extend(known);
+            Outcome::Retry
+        }
+        Some(row) if row.value >= m.value => {
+            let known = stored_mac(&row).map(|mac| (key, (row.value, row.commitment, mac)));
+            learned.marks.extend(known);
+            Outcome::Used { stored: row.value }
+        }
+        Some(_) => {
+            tx.execute(
+                "UPDATE tee_signer_marks
+                 SET value = $3::text::numeric, commitment = $4, mac = $5
+                 WHERE signer = $1 AND space = $2",
+                &row_params,
+            )
+            .await?;
+            learned.marks.push((key, (m.value, m.commitment, *mac)));
+            Outcome::Raised
+        }
+    };
+    Ok((outcome, before))
 }
 
 /// Creates the schema if the database has none; refuses a newer one.
@@ -131,6 +220,8 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), MarksError> {
     // The rollback anchors came later in version 1: a table of its own,
     // which a signer that predates it never reads.
     tx.batch_execute(super::anchor::CREATE).await?;
+    // So did the shared spend windows.
+    tx.batch_execute(spend::CREATE).await?;
     tx.commit().await?;
     Ok(())
 }
