@@ -15,7 +15,10 @@
 //! 64 keys spread over them: one replica with its own marks (the baseline
 //! of that table), and 1, 2 and 3 replicas sharing their marks in the
 //! PostgreSQL server at TEE_SIGNER_TEST_PG (`source .ci/postgres` starts
-//! one), each signature's mark claimed there in its own transaction.
+//! one), each signature's mark claimed there in its own transaction; and
+//! two replicas signing 1-wei transfers without and with a spend cap (a
+//! capped claim reserves in the key's shared window in the same
+//! transaction).
 //!
 //! ```text
 //! cargo bench -p tee-host --bench load            # LOAD_SECONDS=3 per row
@@ -34,8 +37,10 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use tee_client::{Client, ClientError};
-use tee_core::protocol::{AdminAuth, BackendKind, DeviceError, GenerateKey, SetPolicy, Sign};
-use tee_core::{ActionKind, B256, SigningKey};
+use tee_core::protocol::{
+    AdminAuth, BackendKind, DeviceError, GenerateKey, KindSet, Policy, SetPolicy, Sign, SpendCap,
+};
+use tee_core::{Action, ActionKind, B256, SigningKey, U256};
 use tee_host::backend::{HOST_SLOTS, HostBackend, HostDevice};
 use tee_host::server::{Limits, serve};
 use tee_store::store::{FileStore, StateKey};
@@ -63,6 +68,29 @@ struct Row {
     per_sync: f64,
 }
 
+/// What the clients sign, under which policy.
+struct Payload {
+    policy: Policy,
+    action: Action<'static>,
+}
+
+/// Typed registry calls (`setAgentUri`) under the testkit's typed policy.
+fn typed() -> Payload {
+    Payload { policy: tee_testkit::typed_policy(), action: sample::action(ActionKind::SetAgentUri) }
+}
+
+/// Transfers of one wei, under a spend cap no run reaches (or none): what a
+/// capped claim costs against an uncapped one.
+fn payments(cap: bool) -> Payload {
+    let policy = Policy {
+        kinds: KindSet::NONE.with(ActionKind::GenericTx),
+        max_value: U256([0xff; 32]),
+        spend_cap: cap.then_some(SpendCap { max: U256([0xff; 32]), window_secs: 86_400 }),
+        ..tee_testkit::typed_policy()
+    };
+    Payload { policy, action: sample::transfer(U256::from_u64(1), 1) }
+}
+
 /// `clients` clients on `slots` slots (client i on slot i % slots) for
 /// `seconds`, against a fresh server on a state directory.
 fn run(label: &str, clients: usize, slots: usize, seconds: f64) -> Row {
@@ -80,7 +108,8 @@ fn run(label: &str, clients: usize, slots: usize, seconds: f64) -> Row {
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));
     let server = serve(Arc::new(Mutex::new(p.device)), &[socket], limits()).unwrap();
     let syncs_before = group.syncs();
-    let (latencies, elapsed) = drive(&[server.endpoints()[0].clone()], clients, slots, seconds);
+    let endpoints = [server.endpoints()[0].clone()];
+    let (latencies, elapsed) = drive(&endpoints, clients, slots, seconds, &typed().action);
     let syncs = group.syncs() - syncs_before;
     drop(server);
     row(label, latencies, elapsed, Some(syncs))
@@ -96,7 +125,7 @@ fn limits() -> Limits {
 /// keys); client i signs on replica i % replicas, slot i % slots.
 fn run_replicas(
     label: &str,
-    replicas: usize,
+    (replicas, payload): (usize, &Payload),
     marks: Option<&str>,
     clients: usize,
     slots: usize,
@@ -130,7 +159,7 @@ fn run_replicas(
                     DeriveKey { slot, path, replace: false, auth: AdminAuth::UNSIGNED },
                     counter,
                 );
-                let policy = tee_testkit::typed_policy();
+                let policy = payload.policy.clone();
                 counter += 1;
                 admin(&mut p, SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }, counter);
             }
@@ -139,7 +168,7 @@ fn run_replicas(
         })
         .collect();
     let endpoints: Vec<_> = servers.iter().map(|s| s.endpoints()[0].clone()).collect();
-    let (latencies, elapsed) = drive(&endpoints, clients, slots, seconds);
+    let (latencies, elapsed) = drive(&endpoints, clients, slots, seconds, &payload.action);
     drop(servers);
     row(label, latencies, elapsed, None)
 }
@@ -166,16 +195,17 @@ fn drive(
     clients: usize,
     slots: usize,
     seconds: f64,
+    action: &Action<'static>,
 ) -> (Vec<Duration>, Duration) {
     let start_line = Arc::new(Barrier::new(clients + 1));
     let threads: Vec<_> = (0..clients)
         .map(|i| {
             let endpoint = endpoints[i % endpoints.len()].clone();
             let start_line = start_line.clone();
+            let action = action.clone();
             std::thread::spawn(move || {
                 let mut client = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
                 let slot = (i % slots) as u8;
-                let action = sample::action(ActionKind::SetAgentUri);
                 let mut sequence = 1u64;
                 let mut latencies = Vec::new();
                 start_line.wait();
@@ -263,7 +293,7 @@ fn main() {
     // 64 keys: their own marks each, then the marks shared in PostgreSQL.
     let local = run_replicas(
         "64 clients, 1 replica, its own marks (derived keys)",
-        1,
+        (1, &typed()),
         None,
         64,
         64,
@@ -276,7 +306,33 @@ fn main() {
             for n in 1..=3 {
                 let marks = pg_schema(&url, &format!("bench_replicas_{n}"));
                 let label = format!("64 clients, {n} replica(s), marks shared in PostgreSQL");
-                replica_rows.push(run_replicas(&label, n, Some(&marks), 64, 64, seconds));
+                replica_rows.push(run_replicas(
+                    &label,
+                    (n, &typed()),
+                    Some(&marks),
+                    64,
+                    64,
+                    seconds,
+                ));
+            }
+            // Transfers on two replicas, without and with a spend cap: a
+            // capped claim reserves in the key's shared window, in the
+            // locking transaction.
+            for cap in [false, true] {
+                let marks = pg_schema(&url, &format!("bench_replicas_cap_{cap}"));
+                let label = format!(
+                    "64 clients, 2 replicas, shared marks, 1-wei transfers, {}",
+                    if cap { "spend cap (reserved in PostgreSQL)" } else { "no cap" }
+                );
+                let payload = payments(cap);
+                replica_rows.push(run_replicas(
+                    &label,
+                    (2, &payload),
+                    Some(&marks),
+                    64,
+                    64,
+                    seconds,
+                ));
             }
         }
         Err(_) => println!("TEE_SIGNER_TEST_PG unset: no shared-marks rows (source .ci/postgres)"),
