@@ -504,6 +504,16 @@ impl PgMarks {
     }
 }
 
+/// An HMAC under the app's marks key, begun with `domain` (what kind of
+/// row it authenticates).
+fn keyed(key: &[u8; 32], domain: &[u8]) -> Hmac<Sha256> {
+    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(&key[..]) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    m.update(domain);
+    m
+}
+
 /// The MAC of a row under the app's marks key.
 fn row_mac(
     key: &[u8; 32],
@@ -512,10 +522,7 @@ fn row_mac(
     value: u64,
     commitment: &B256,
 ) -> [u8; 32] {
-    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(&key[..]) else {
-        unreachable!("HMAC takes keys of any length")
-    };
-    m.update(b"tee-signer marks v1");
+    let mut m = keyed(key, b"tee-signer marks v1");
     m.update(&SCHEMA_VERSION.to_be_bytes());
     m.update(signer.0.as_slice());
     m.update(&(space.len() as u64).to_be_bytes());

@@ -27,8 +27,7 @@
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use tee_core::B256;
 use tee_core::device::BackendError;
 use tee_store::group::{GroupCommit, Head};
@@ -126,10 +125,7 @@ impl PgMarks {
 
 /// The MAC of an anchor row under the app's marks key.
 fn anchor_mac(key: &[u8; 32], device: &B256, head: &Head) -> [u8; 32] {
-    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(&key[..]) else {
-        unreachable!("HMAC takes keys of any length")
-    };
-    m.update(b"tee-signer anchor v1");
+    let mut m = super::keyed(key, b"tee-signer anchor v1");
     m.update(&SCHEMA_VERSION.to_be_bytes());
     m.update(device.0.as_slice());
     m.update(&head.generation.to_be_bytes());

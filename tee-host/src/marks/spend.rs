@@ -22,8 +22,7 @@
 //! stayed; the whole database put back to an older authentic state is the
 //! marks' own limit (docs/security.md).
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use tee_core::device::SpendAsk;
 use tee_core::policy::SpendWindow;
 use tee_core::{Address, U256};
@@ -154,10 +153,7 @@ async fn read(tx: &Transaction<'_>, m: &Mark<'_>) -> Result<Option<(Stored, Vec<
 
 /// The MAC of a window row under the app's marks key.
 fn mac(key: &[u8; 32], signer: &Address, space: &str, row: &Stored) -> [u8; 32] {
-    let Ok(mut h) = <Hmac<Sha256> as KeyInit>::new_from_slice(&key[..]) else {
-        unreachable!("HMAC takes keys of any length")
-    };
-    h.update(b"tee-signer spend v1");
+    let mut h = super::keyed(key, b"tee-signer spend v1");
     h.update(&SCHEMA_VERSION.to_be_bytes());
     h.update(signer.0.as_slice());
     h.update(&(space.len() as u64).to_be_bytes());
