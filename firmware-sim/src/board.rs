@@ -137,7 +137,7 @@ mod tests {
     use tee_core::primitives::{Address, B256, U256};
     use tee_core::protocol::{
         Allow, AuditEntry, AuditLogResponse, DeviceError, KindSet, Outcome, Policy,
-        PolicyViolation, RateLimit, SpendCap,
+        PolicyViolation, RateLimit, SpendCap, TokenRule,
     };
 
     /// The largest responses a microcontroller sends fit the transmit buffer.
@@ -175,6 +175,12 @@ mod tests {
             eip712_domains: Allow::Any,
             spend_cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
             valid_until: 0,
+            tokens: heapless::Vec::from_slice(
+                &[TokenRule { token: Address([0xff; 20]), max_amount: U256([0xff; 32]) }; 4],
+            )
+            .unwrap(),
+            recipients: Allow::Only(heapless::Vec::from_slice(&[Address([0xff; 20]); 4]).unwrap()),
+            unlimited_approvals: true,
         };
         let r: Result<_, DeviceError> = Ok(policy);
         assert!(frame::encode(&h, &r, &mut tx).is_ok());

@@ -47,6 +47,19 @@ fn policy(mask: u32) -> Policy {
         spend_cap: (mask & 1 << 23 != 0).then_some(SpendCap { max: CAP, window_secs: 60 }),
         // Bit 22: a policy that ends within the session's clock moves.
         valid_until: if mask & 1 << 22 != 0 { 1_767_225_000 + 600 } else { 0 },
+        // USDC at most one sample transfer's amount a time; bit 24: only
+        // the sample's payee as a recipient.
+        tokens: tee_core::heapless::Vec::from_slice(&[TokenRule {
+            token: sample::USDC,
+            max_amount: tee_core::U256::from_u64(1_000_000),
+        }])
+        .unwrap(),
+        recipients: if mask & 1 << 24 != 0 {
+            Allow::Only(tee_core::heapless::Vec::from_slice(&[sample::OWNER]).unwrap())
+        } else {
+            Allow::Any
+        },
+        unlimited_approvals: false,
     }
 }
 
@@ -72,6 +85,7 @@ fn action(kind: u8, variant: u8) -> Action<'static> {
         Action::PersonalMessage(m) => m.message = VARIED_MESSAGES[usize::from(variant % 4)],
         Action::Eip712Prehashed(p) => p.struct_hash.0[0] = variant,
         Action::TaskReceipt(r) => r.result_hash.0[0] = variant,
+        Action::TokenAuthorization(t) => t.nonce.0[0] = variant,
     }
     a
 }

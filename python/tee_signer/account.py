@@ -178,8 +178,11 @@ class TeeAccount(LocalAccount):
         full_message: dict[str, Any] | None = None,
     ) -> SignedMessage:
         """Signs EIP-712 typed data, whole (`full_message`) or in parts: the
-        identity registry's `AgentWalletSet` in its domain is the typed
-        action; other typed data is the pre-hashed (blind) action."""
+        identity registry's `AgentWalletSet` in its domain, a `TaskReceipt`,
+        and an EIP-3009 `TransferWithAuthorization` or
+        `ReceiveWithAuthorization` in a token's domain (an x402 payment) are
+        typed actions under the slot's rules; other typed data is the
+        pre-hashed (blind) action."""
         if full_message is None:
             if domain_data is None or message_types is None or message_data is None:
                 raise InvalidRequest("give full_message, or domain_data, message_types and message_data")

@@ -37,7 +37,7 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
             kind.name()
         ),
         ActionKind::Eip712Prehashed => {
-            format!("{} (typed data other than the registry's: blind)", kind.name())
+            format!("{} (typed data of no type the signer knows: blind)", kind.name())
         }
         k => k.name().to_owned(),
     };
@@ -125,6 +125,36 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
                 c.ends_in
             ),
             _ => "the spend cap".into(),
+        },
+        PolicyViolation::TokenNotAllowed => format!(
+            "token {} is not among the policy's tokens [{}]",
+            action.token_move().map_or("none".into(), |m| m.token.to_string()),
+            policy.tokens.iter().map(|r| r.token.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        PolicyViolation::TokenAmountTooHigh => match action.token_move() {
+            Some(m) => format!(
+                "amount {} of token {} above the policy's max_amount {} for it",
+                m.amount,
+                m.token,
+                policy.token_rule(m.token).map_or("?".into(), |r| r.max_amount.to_string())
+            ),
+            None => "the token's max_amount".into(),
+        },
+        PolicyViolation::RecipientNotAllowed => format!(
+            "recipient {} is not among the policy's recipients {}",
+            action.token_move().map_or("none".into(), |m| m.recipient.to_string()),
+            allowed(&policy.recipients)
+        ),
+        PolicyViolation::UnlimitedApproval => {
+            "an unlimited approval (2^256 - 1), which the policy's unlimited_approvals does not \
+             allow"
+                .into()
+        }
+        PolicyViolation::PayerIsNotSigner => match action {
+            Action::TokenAuthorization(a) => {
+                format!("the authorization pays from {}, not from this slot's address", a.from)
+            }
+            _ => "the payer is not the signer".into(),
         },
         other => format!("{other:?}"),
     };

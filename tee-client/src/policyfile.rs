@@ -15,11 +15,17 @@
 //! spend_cap = { max_wei = "1000000000000000000", window_secs = 86400 }  # optional: value of all transactions per window
 //! valid_until = 1798761600        # optional: the unix time after which the policy refuses everything
 //! eip712_domains = ["0x…"]       # optional: pre-hashed typed data only in these domains
+//! # optional: the tokens ERC-20 calls and EIP-3009 authorizations (x402) may use, each with
+//! # the most one action may move (token units, decimal); absent: none
+//! tokens = [{ token = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", max_amount = "5000000" }]
+//! recipients = ["0x…"]            # optional: whom token actions may pay or approve (absent: "any")
+//! unlimited_approvals = false     # optional: approve(spender, 2^256 - 1)
 //! ```
 
 use serde::{Deserialize, Serialize};
 use tee_core::heapless;
-use tee_core::protocol::{Allow, KindSet, Policy, RateLimit, SpendCap};
+use tee_core::limits::MAX_POLICY_TOKENS;
+use tee_core::protocol::{Allow, KindSet, Policy, RateLimit, SpendCap, TokenRule};
 use tee_core::{ActionKind, Address, B256, U256};
 
 /// A list, or the word `"any"`.
@@ -101,6 +107,43 @@ pub struct PolicyFile {
     /// (absent: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<u64>,
+    /// The tokens token actions may use (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenRuleFile>,
+    /// Whom token actions may pay or approve (absent: `"any"`).
+    #[serde(default = "any_address")]
+    pub recipients: ListOrAny<Address>,
+    /// Whether `approve(spender, 2^256 - 1)` is allowed (absent: no).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unlimited_approvals: bool,
+}
+
+/// `{ token, max_amount }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRuleFile {
+    /// The token contract.
+    pub token: Address,
+    /// The most one action may move, in the token's smallest unit (decimal).
+    #[serde(with = "dec256")]
+    pub max_amount: U256,
+}
+
+mod dec256 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tee_core::U256;
+    pub fn serialize<S: Serializer>(v: &U256, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<U256, D::Error> {
+        let s = String::deserialize(d)?;
+        U256::from_decimal(s.trim())
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a decimal below 2^256")))
+    }
+}
+
+fn any_address() -> ListOrAny<Address> {
+    ListOrAny::Any(AnyWord::Any)
 }
 
 /// `{ max_wei, window_secs }`.
@@ -246,6 +289,13 @@ impl PolicyFile {
                 })
                 .transpose()?,
             valid_until: (policy.valid_until != 0).then_some(policy.valid_until),
+            tokens: policy
+                .tokens
+                .iter()
+                .map(|r| TokenRuleFile { token: r.token, max_amount: r.max_amount })
+                .collect(),
+            recipients: written("recipients", &policy.recipients, |a| Some(*a))?,
+            unlimited_approvals: policy.unlimited_approvals,
         })
     }
 
@@ -286,6 +336,12 @@ impl PolicyFile {
                 Some(SpendCap { max: U256::from_u128(c.max_wei), window_secs: c.window_secs })
             }
         };
+        let mut tokens = heapless::Vec::new();
+        for r in &self.tokens {
+            tokens.push(TokenRule { token: r.token, max_amount: r.max_amount }).map_err(|_| {
+                PolicyFileError::TooMany { field: "tokens", max: MAX_POLICY_TOKENS }
+            })?;
+        }
         Ok(Policy {
             kinds,
             chains: list("chains", &self.chains, |c| *c)?,
@@ -302,6 +358,9 @@ impl PolicyFile {
             eip712_domains: list("eip712_domains", &self.eip712_domains, |d| *d)?,
             spend_cap,
             valid_until: self.valid_until.unwrap_or(0),
+            tokens,
+            recipients: list("recipients", &self.recipients, |a| *a)?,
+            unlimited_approvals: self.unlimited_approvals,
         })
     }
 }
@@ -348,6 +407,43 @@ rate_limit = { max = 10, window_secs = 60 }
         // The same policy as JSON.
         let json = serde_json::to_string(&PolicyFile::parse(EXAMPLE).unwrap()).unwrap();
         assert_eq!(PolicyFile::parse(&json).unwrap().to_policy().unwrap(), p);
+    }
+
+    /// Token rules in the file: the tokens with their bounds (decimals up
+    /// to 2^256 - 1), the recipients (absent: any), unlimited approvals; and
+    /// back to the same file.
+    #[test]
+    fn token_rules_both_ways() {
+        let usdc = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
+        let text = format!(
+            "{EXAMPLE}tokens = [{{ token = \"{usdc}\", max_amount = \"5000000\" }}, \
+             {{ token = \"0x{}\", max_amount = \"{}\" }}]\nunlimited_approvals = true\n",
+            "11".repeat(20),
+            U256([0xff; 32])
+        );
+        let file = PolicyFile::parse(&text).unwrap();
+        let p = file.to_policy().unwrap();
+        assert_eq!(p.tokens.len(), 2);
+        assert_eq!(p.tokens[0].max_amount, U256::from_u64(5_000_000));
+        assert_eq!(p.tokens[1].max_amount, U256([0xff; 32]));
+        assert_eq!((p.recipients.clone(), p.unlimited_approvals), (Allow::Any, true));
+        assert_eq!(PolicyFile::from_policy(&p).unwrap(), file);
+        let toml = PolicyFile::from_policy(&p).unwrap().to_toml().unwrap();
+        assert_eq!(PolicyFile::parse(&toml).unwrap().to_policy().unwrap(), p);
+        // Without token lines: no token, any recipient, no unlimited approval.
+        let none = PolicyFile::parse(EXAMPLE).unwrap().to_policy().unwrap();
+        assert!(none.tokens.is_empty() && !none.unlimited_approvals);
+        // Five tokens is one more than a device holds; a bound is a decimal.
+        let five = (0..5)
+            .map(|i| {
+                format!("{{ token = \"0x{}\", max_amount = \"1\" }}", format!("{i:02}").repeat(20))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let e = PolicyFile::parse(&format!("{EXAMPLE}tokens = [{five}]\n")).unwrap().to_policy();
+        assert_eq!(e, Err(PolicyFileError::TooMany { field: "tokens", max: 4 }));
+        let hex = format!("{EXAMPLE}tokens = [{{ token = \"{usdc}\", max_amount = \"0x10\" }}]\n");
+        assert!(matches!(PolicyFile::parse(&hex), Err(PolicyFileError::Syntax(_))));
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //!
 //! postcard itself is lenient (it accepts non-minimal varints such as
 //! `80 00` for zero, and `from_bytes` ignores trailing bytes). So decoding
-//! here is: postcard decode, reject trailing bytes, then serialize the value
-//! again and compare byte for byte with the input. The comparison runs as a
-//! postcard output flavor, so it needs no buffer.
+//! here is: postcard decode, reject trailing bytes, then measure the value's
+//! canonical encoding, which is as long as the input only if it is the input
+//! (see [`decode`]). The measure runs as a postcard output flavor, so it
+//! needs no buffer.
 
 use postcard::ser_flavors::Flavor;
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,14 @@ where
     if !rest.is_empty() {
         return Err(Error::TrailingBytes);
     }
-    if !encodes_to(&value, bytes) {
+    // The value's canonical encoding is as long as the input exactly when
+    // it is the input: postcard refuses every other malformed byte (a
+    // varint's overflow bits, a bool or an Option tag above 1), so the one
+    // leniency left is a varint longer than it needs to be, which makes the
+    // input longer. Measuring (not comparing) shares the code that sizes
+    // an action for the bounds check: on a microcontroller every
+    // serializer instantiated per type costs flash.
+    if encoded_len(&value)? != bytes.len() {
         return Err(Error::NonCanonical);
     }
     Ok(value)

@@ -19,6 +19,16 @@ pub const AGENT_WALLET_SET_TYPEHASH: B256 =
 pub const TASK_RECEIPT_TYPEHASH: B256 =
     B256(hex_literal::hex!("c5a5ab5f9572126243bb3aa38bdd9c894befba4d007efe294122d08bb0f64cd5"));
 
+/// `keccak256("TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)")`,
+/// EIP-3009's `TRANSFER_WITH_AUTHORIZATION_TYPEHASH`.
+pub const TRANSFER_WITH_AUTHORIZATION_TYPEHASH: B256 =
+    B256(hex_literal::hex!("7c7c6cdb67a18743f49ec6fa9b35f50d52ed05cbed4cc592e13b44501c1a2267"));
+
+/// `keccak256("ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)")`,
+/// EIP-3009's `RECEIVE_WITH_AUTHORIZATION_TYPEHASH`.
+pub const RECEIVE_WITH_AUTHORIZATION_TYPEHASH: B256 =
+    B256(hex_literal::hex!("d099cc98ef71107a616c4f0f941f04c322d8e254fe26b3c6668db87aae413de8"));
+
 /// A task receipt's EIP-712 domain name.
 pub const TASK_RECEIPT_NAME: &str = "ERC8004TaskReceipt";
 /// A task receipt's EIP-712 domain version.
@@ -129,6 +139,19 @@ mod tests {
                 b"AgentWalletSet(uint256 agentId,address newWallet,address owner,uint256 deadline)"
             )
         );
+        for (typehash, kind) in [
+            (TRANSFER_WITH_AUTHORIZATION_TYPEHASH, "Transfer"),
+            (RECEIVE_WITH_AUTHORIZATION_TYPEHASH, "Receive"),
+        ] {
+            let ty = [
+                kind,
+                "WithAuthorization(address from,address to,uint256 value,",
+                "uint256 validAfter,uint256 validBefore,bytes32 nonce)",
+            ];
+            let mut h = Keccak256::new();
+            ty.iter().for_each(|part| h.update(part.as_bytes()));
+            assert_eq!(typehash, B256(h.finalize().into()));
+        }
         assert_eq!(IDENTITY_REGISTRY_NAME_HASH, keccak256(IDENTITY_REGISTRY_NAME.as_bytes()));
         assert_eq!(IDENTITY_REGISTRY_VERSION_HASH, keccak256(IDENTITY_REGISTRY_VERSION.as_bytes()));
         let a = Address([0x11; 20]);

@@ -64,9 +64,15 @@ pub const MAX_POLICY_CONTRACTS: usize = 8;
 pub const MAX_POLICY_AGENTS: usize = 4;
 /// Entries in a policy's EIP-712 domain list.
 pub const MAX_POLICY_DOMAINS: usize = 4;
+/// Tokens a policy names.
+pub const MAX_POLICY_TOKENS: usize = 4;
+/// Entries in a policy's recipient list.
+pub const MAX_POLICY_RECIPIENTS: usize = 4;
 /// Upper bound of an encoded slot record (key and policy), as the device
 /// stores it through its key store.
-pub const MAX_SLOT_RECORD: usize = 640;
+/// (the largest, a derived key's longest path with every policy list full,
+/// is 957 bytes; a test holds it within).
+pub const MAX_SLOT_RECORD: usize = 960;
 
 /// Upper bound of any request body of a device with `bounds` (the largest
 /// is `Sign`: slot, sequence, action).
@@ -134,7 +140,13 @@ pub const fn action_len(b: &ActionBounds) -> usize {
     let generic_body = 20 + 32 + pc_bytes(calldata);
     // The envelope's tag and the larger envelope, the body's tag and body.
     let transaction = 1 + TX_PARAMS_LEN + 1 + max(registry_body, generic_body);
-    1 + max(max(AGENT_WALLET_SET_LEN, transaction), max(pc_bytes(message), EIP712_PREHASHED_LEN))
+    // EIP-3009: kind, chain, token, name, version, from, to, value,
+    // validAfter, validBefore, nonce.
+    let authorization = 1 + 10 + 20 + 2 * pc_bytes(MAX_TAG_LEN) + 20 + 20 + 32 + 10 + 10 + 32;
+    1 + max(
+        max(max(AGENT_WALLET_SET_LEN, transaction), authorization),
+        max(pc_bytes(message), EIP712_PREHASHED_LEN),
+    )
 }
 
 /// Upper bound of the ABI calldata of any registry call within `b`.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::action::Action;
+use crate::action::{Action, TokenMove};
 use crate::primitives::{Address, U256};
 use crate::protocol::{CapRefusal, DeviceError, Policy, PolicyViolation, RateLimit, SpendCap};
 
@@ -121,7 +121,9 @@ impl Policy {
         if action.chain_id().is_some_and(|c| !self.chains.permits(&c)) {
             return Err(V::ChainNotAllowed);
         }
-        if action.contract().is_some_and(|a| !self.contracts.permits(a)) {
+        if let Some(m) = action.token_move() {
+            self.check_token(&m, action, signer)?;
+        } else if action.contract().is_some_and(|a| !self.contracts.permits(a)) {
             return Err(V::ContractNotAllowed);
         }
         if action.agent_id().is_some_and(|id| !self.agents.permits(id)) {
@@ -156,6 +158,35 @@ impl Policy {
             if deadline - now > self.max_deadline_ahead_secs {
                 return Err(V::DeadlineTooFar);
             }
+        }
+        Ok(())
+    }
+
+    /// A token action's rules: the token named, the amount under its
+    /// bound (or an unlimited approval allowed), the recipient allowed,
+    /// an authorization's payer the signer.
+    fn check_token(
+        &self,
+        m: &TokenMove<'_>,
+        action: &Action<'_>,
+        signer: &Address,
+    ) -> Result<(), PolicyViolation> {
+        use PolicyViolation as V;
+        let rule = self.token_rule(m.token).ok_or(V::TokenNotAllowed)?;
+        if m.unlimited {
+            if !self.unlimited_approvals {
+                return Err(V::UnlimitedApproval);
+            }
+        } else if *m.amount > rule.max_amount {
+            return Err(V::TokenAmountTooHigh);
+        }
+        if !self.recipients.permits(m.recipient) {
+            return Err(V::RecipientNotAllowed);
+        }
+        if let Action::TokenAuthorization(a) = action
+            && a.from != *signer
+        {
+            return Err(V::PayerIsNotSigner);
         }
         Ok(())
     }

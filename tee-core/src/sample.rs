@@ -7,9 +7,9 @@
 use hex_literal::hex;
 
 use crate::action::{
-    Action, ActionKind, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams,
-    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TaskReceipt, Transaction, TxBody,
-    TxParams,
+    Action, ActionKind, AgentWalletSet, AuthorizationKind, Eip712Prehashed, Envelope, GenericTx,
+    LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TaskReceipt,
+    TokenAuthorization, TokenCall, TokenTx, Transaction, TxBody, TxParams,
 };
 use crate::primitives::{Address, B256, U256};
 
@@ -29,6 +29,12 @@ pub const AGENT_WALLET: Address = Address(hex!("f39Fd6e51aad88F6F4ce6aB8827279cf
 pub const OWNER: Address = Address(hex!("70997970C51812dc3A010C7d01b50e0d17dc79C8"));
 /// The agent id of the samples.
 pub const AGENT_ID: u64 = 42;
+/// USDC on Base (Circle's FiatTokenV2_2: EIP-3009 in domain `USD Coin`, `2`).
+pub const USDC: Address = Address(hex!("833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"));
+/// USDC's EIP-712 domain name on Base.
+pub const USDC_NAME: &str = "USD Coin";
+/// USDC's EIP-712 domain version.
+pub const USDC_VERSION: &str = "2";
 
 fn tx(nonce: u64) -> TxParams {
     TxParams {
@@ -79,6 +85,37 @@ pub fn action(kind: ActionKind) -> Action<'static> {
                     "a9059cbb00000000000000000000000070997970c51812dc3a010c7d01b50e0d17dc79c800000000000000000000000000000000000000000000000000000000000f4240"
                 ),
             }));
+        }
+        K::TokenTransfer | K::TokenApprove | K::TokenTransferFrom => {
+            // One USDC (six decimals).
+            let amount = U256::from_u64(1_000_000);
+            let call = match kind {
+                K::TokenTransfer => TokenCall::Transfer { to: OWNER, amount },
+                K::TokenApprove => TokenCall::Approve { spender: OWNER, amount },
+                _ => TokenCall::TransferFrom { from: OWNER, to: AGENT_WALLET, amount },
+            };
+            return transaction(TxBody::Token(TokenTx { token: USDC, call }));
+        }
+        K::TransferWithAuthorization | K::ReceiveWithAuthorization => {
+            return Action::TokenAuthorization(TokenAuthorization {
+                kind: if kind == K::TransferWithAuthorization {
+                    AuthorizationKind::Transfer
+                } else {
+                    AuthorizationKind::Receive
+                },
+                chain_id: CHAIN_ID,
+                token: USDC,
+                name: USDC_NAME,
+                version: USDC_VERSION,
+                from: AGENT_WALLET,
+                to: OWNER,
+                value: U256::from_u64(10_000),
+                valid_after: 1_767_224_700,
+                valid_before: 1_767_225_600,
+                nonce: B256(hex!(
+                    "3c1d8f0e2b4a69587d6c5b4a39281706f5e4d3c2b1a0918f7e6d5c4b3a291807"
+                )),
+            });
         }
         K::PersonalMessage => {
             return Action::PersonalMessage(PersonalMessage {
@@ -187,6 +224,31 @@ pub fn legacy<'a>(action: &Action<'a>) -> Option<Action<'a>> {
         Envelope::Legacy(_) => t.envelope,
     };
     Some(Action::Transaction(Transaction { envelope, body: t.body.clone() }))
+}
+
+/// `action` made valid at unix time `now` for the key of address `signer`:
+/// a wallet binding names the signer, an EIP-3009 authorization pays from
+/// it, and their deadlines (and `setAgentWallet`'s) lie two minutes ahead.
+#[must_use]
+pub fn made_valid(mut action: Action<'_>, signer: Address, now: u64) -> Action<'_> {
+    match &mut action {
+        Action::AgentWalletSet(w) => {
+            w.new_wallet = signer;
+            w.deadline = now + 120;
+        }
+        Action::TokenAuthorization(a) => {
+            a.from = signer;
+            a.valid_after = now.saturating_sub(600);
+            a.valid_before = now + 120;
+        }
+        _ => {
+            if let Some(RegistryCall::SetAgentWallet { deadline, .. }) = action.registry_call_mut()
+            {
+                *deadline = now + 120;
+            }
+        }
+    }
+    action
 }
 
 /// `action` at another nonce, whatever its envelope (anything but a

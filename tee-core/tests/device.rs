@@ -3,7 +3,6 @@
 //! restarts (the policy rules are in `policy.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use tee_core::action::RegistryCall;
 use tee_core::binding::{self, Purpose};
 use tee_core::client::decode_response;
 use tee_core::device::{CounterId, audit_chain_hash};
@@ -37,17 +36,7 @@ fn device_info_and_echo() {
 fn every_sample_action_signs_and_recovers() {
     let (mut p, address) = ready(permissive());
     for (i, kind) in ActionKind::ALL.iter().copied().enumerate() {
-        let action = match kind {
-            ActionKind::AgentWalletSet => wallet_set(address),
-            ActionKind::SetAgentWallet => {
-                let mut a = sample::action(kind);
-                if let Some(RegistryCall::SetAgentWallet { deadline, .. }) = a.registry_call_mut() {
-                    *deadline = NOW + 60;
-                }
-                a
-            }
-            _ => sample::action(kind),
-        };
+        let action = sample::made_valid(sample::action(kind), address, NOW);
         let r = sign(&mut p, i as u64, action.clone()).unwrap_or_else(|e| panic!("{kind}: {e:?}"));
         assert_eq!(r.digest, action.digest());
         assert_eq!(r.sequence, i as u64);

@@ -35,6 +35,9 @@ fn policy_rules_each_allowed_and_refused() {
         eip712_domains: Allow::default(),
         spend_cap: None,
         valid_until: 0,
+        tokens: tee_core::heapless::Vec::new(),
+        recipients: Allow::default(),
+        unlimited_approvals: false,
     };
     let mut seq = 0;
     let mut check = |policy: Policy, action: Action<'_>, expect: Result<(), V>| {

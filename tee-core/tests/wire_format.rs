@@ -161,6 +161,9 @@ fn generated() -> String {
         eip712_domains: Allow::default(),
         spend_cap: None,
         valid_until: 0,
+        tokens: heapless::Vec::new(),
+        recipients: Allow::default(),
+        unlimited_approvals: false,
     };
     let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
     authorize(&mut set, &admin, &tee_testkit::DEVICE_ID, 2).unwrap();

@@ -106,7 +106,7 @@ fn run(label: &str, clients: usize, slots: usize, seconds: f64) -> Row {
         p.admin(SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }).unwrap();
     }
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));
-    let server = serve(Arc::new(Mutex::new(p.device)), &[socket], limits()).unwrap();
+    let server = serve(Arc::new(Mutex::new(*p.device)), &[socket], limits()).unwrap();
     let syncs_before = group.syncs();
     let endpoints = [server.endpoints()[0].clone()];
     let (latencies, elapsed) = drive(&endpoints, clients, slots, seconds, &typed().action);
@@ -164,7 +164,7 @@ fn run_replicas(
                 admin(&mut p, SetPolicy { slot, policy, auth: AdminAuth::UNSIGNED }, counter);
             }
             let socket = Endpoint::Unix(dir.path().join(format!("signer-{r}.sock")));
-            serve(Arc::new(Mutex::new(p.device)), &[socket], limits()).unwrap()
+            serve(Arc::new(Mutex::new(*p.device)), &[socket], limits()).unwrap()
         })
         .collect();
     let endpoints: Vec<_> = servers.iter().map(|s| s.endpoints()[0].clone()).collect();

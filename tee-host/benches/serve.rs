@@ -41,7 +41,7 @@ fn ready<B: Backend>(backend: B) -> Device<B> {
     p.admin(GenerateKey { slot: 0, replace: false, auth: AdminAuth::UNSIGNED }).unwrap();
     p.admin(SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED })
         .unwrap();
-    p.device
+    *p.device
 }
 
 fn request(sequence: u64) -> Vec<u8> {

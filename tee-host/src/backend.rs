@@ -127,8 +127,10 @@ pub struct SignerConfig {
 
 /// Opens the signer: takes the state directory, reads or makes its
 /// provisioning, connects dstack and loads the device (deriving every
-/// derived slot's key again).
-pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
+/// derived slot's key again). Boxed, and loaded in place: a device of 255
+/// slots is about 330 KB, which a debug build would otherwise copy onto
+/// the stack once per frame it passes through.
+pub fn open_device(config: &SignerConfig) -> Result<Box<HostDevice>, OpenError> {
     let dstack = match config.dstack.as_deref() {
         Some(e) => Some(with_state_api(&config.state, Dstack::new(Some(e))?)?),
         None => None,
@@ -178,7 +180,10 @@ pub fn open_device(config: &SignerConfig) -> Result<HostDevice, OpenError> {
         admin: p.admin,
         bounds: tee_core::action::ActionBounds::HOST,
     };
-    let mut device = Device::open(backend, config).map_err(OpenError::Device)?;
+    let mut device = Box::new(Device::new(backend, config));
+    if let Err(e) = device.load() {
+        return Err(OpenError::Device(e));
+    }
     device.set_identity(identity);
     Ok(device)
 }

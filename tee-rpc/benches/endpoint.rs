@@ -94,7 +94,7 @@ fn main() {
     })
     .unwrap();
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));
-    let server = serve(Arc::new(Mutex::new(device)), &[socket], Limits::default()).unwrap();
+    let server = serve(Arc::new(Mutex::new(*device)), &[socket], Limits::default()).unwrap();
     let signer = server.endpoints()[0].clone();
     let provisioner =
         PhalaDstackProvider::new(signer.clone(), Verifier::default()).with_admin(admin);

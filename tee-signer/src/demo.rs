@@ -11,11 +11,11 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use tee_core::action::{RegistryCall, tx};
+use tee_core::action::tx;
 use tee_core::limits::MAX_SIGNED_TX_LEN;
 use tee_core::primitives::Hex;
 use tee_core::protocol::{
-    Allow, BackendKind, DEVICE_SLOT, GetAuditLog, KindSet, Outcome, Policy, Sign,
+    Allow, BackendKind, DEVICE_SLOT, GetAuditLog, KindSet, Outcome, Policy, Sign, TokenRule,
 };
 use tee_core::sample;
 use tee_core::{Action, ActionKind, Address, B256, Signature, SigningKey, U256, heapless};
@@ -68,7 +68,8 @@ fn setup<E: std::fmt::Display>(e: E) -> DemoError {
 /// The agent's policy: every typed kind (and `kind`, named, if it is
 /// blind), on the sample chain, to the ERC-8004 registries only (any
 /// contract for a generic transaction), capped value, gas and fees,
-/// wallet-binding deadlines within 300 s, 100 signatures a minute.
+/// wallet-binding deadlines within 300 s, 100 signatures a minute; token
+/// actions in USDC only, at most 5 USDC each, to the sample's two parties.
 #[must_use]
 pub fn demo_policy(kind: ActionKind) -> Policy {
     let registries =
@@ -90,6 +91,15 @@ pub fn demo_policy(kind: ActionKind) -> Policy {
         eip712_domains: Allow::Any,
         spend_cap: None,
         valid_until: 0,
+        tokens: heapless::Vec::from_slice(&[TokenRule {
+            token: sample::USDC,
+            max_amount: U256::from_u64(5_000_000),
+        }])
+        .unwrap_or_default(),
+        recipients: Allow::Only(
+            heapless::Vec::from_slice(&[sample::OWNER, sample::AGENT_WALLET]).unwrap_or_default(),
+        ),
+        unlimited_approvals: false,
     }
 }
 
@@ -97,20 +107,7 @@ pub fn demo_policy(kind: ActionKind) -> Policy {
 /// binding names the signer and a deadline two minutes ahead.
 #[must_use]
 pub fn demo_action(kind: ActionKind, signer: Address, now: u64) -> Action<'static> {
-    let mut action = sample::action(kind);
-    match &mut action {
-        Action::AgentWalletSet(w) => {
-            w.new_wallet = signer;
-            w.deadline = now + 120;
-        }
-        _ => {
-            if let Some(RegistryCall::SetAgentWallet { deadline, .. }) = action.registry_call_mut()
-            {
-                *deadline = now + 120;
-            }
-        }
-    }
-    action
+    sample::made_valid(sample::action(kind), signer, now)
 }
 
 /// Runs the demo for `kind`; returns what it shows.
@@ -145,7 +142,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
     let api = device.backend().dstack().map(|d| d.api());
     let endpoint = Endpoint::Unix(dir.path().join("signer.sock"));
     let server =
-        serve(Arc::new(Mutex::new(device)), std::slice::from_ref(&endpoint), Limits::default())
+        serve(Arc::new(Mutex::new(*device)), std::slice::from_ref(&endpoint), Limits::default())
             .map_err(setup)?;
     line("simulated dstack", &dstack.endpoint());
     if let Some(api) = api {
@@ -333,11 +330,8 @@ mod tests {
             );
             assert!(report.contains("replay at sequence 1: refused"), "{report}");
             assert!(report.contains("(blind, not named): refused"), "{report}");
-            assert_eq!(
-                report.contains("signed tx"),
-                kind.registry().is_some() || kind == ActionKind::GenericTx,
-                "{kind}"
-            );
+            let is_transaction = sample::action(kind).is_transaction();
+            assert_eq!(report.contains("signed tx"), is_transaction, "{kind}");
             assert_eq!(kind_by_name(kind.name()), Some(kind));
         }
         assert_eq!(kind_by_name("setagenturi"), Some(ActionKind::SetAgentUri));

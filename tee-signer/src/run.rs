@@ -192,7 +192,7 @@ pub(super) fn serve(c: Serve) -> Result<ExitCode, Failure> {
     let identity = device.identity().map(|a| a.to_string()).unwrap_or_default();
     let api = device.backend().dstack().map_or("none", |d| d.api().name());
     let metrics = c.metrics.as_ref().map(|_| Metrics::new());
-    let device = Arc::new(Mutex::new(device));
+    let device = Arc::new(Mutex::new(*device));
     let server = serve_metered(device, &c.listen, &c.admin_listen, limits, metrics.clone())?;
     let _metrics = match (&c.metrics, metrics) {
         (Some(at), Some(m)) => Some(serve_metrics(m, at)?),

@@ -48,6 +48,9 @@ const MIN_GENESIS: usize = 1 + 1 + 32 + 32 + 20;
 /// tail that does not read is an edit, not a torn write.
 pub const MAX_APPEND: usize = 2 * (HEAD + MAX_PAYLOAD + MAC);
 
+// A sealed slot record (slot, nonce, record, tag) is one record's payload.
+const _: () = assert!(1 + 12 + tee_core::limits::MAX_SLOT_RECORD + 16 <= MAX_PAYLOAD);
+
 /// What a record holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

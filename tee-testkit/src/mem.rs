@@ -13,6 +13,7 @@
     reason = "test support: a broken test setup should fail loudly"
 )]
 
+use std::boxed::Box;
 use std::vec;
 use std::vec::Vec;
 
@@ -31,8 +32,8 @@ use tee_core::policy::SpendWindow;
 use tee_core::primitives::{B256, keccak256};
 use tee_core::protocol::{
     AdminCommand, Allow, AuditEntry, BackendKind, Command, DeviceError, KindSet, MAX_REQUEST_FRAME,
-    MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS, Policy, authorize,
-    capability,
+    MAX_REQUEST_WIRE, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, NUM_SLOTS, Policy, TokenRule,
+    authorize, capability,
 };
 use tee_core::signer::SigningKey;
 
@@ -370,6 +371,13 @@ pub fn typed_policy() -> Policy {
         eip712_domains: Allow::default(),
         spend_cap: None,
         valid_until: 0,
+        tokens: tee_core::heapless::Vec::from_slice(&[TokenRule {
+            token: tee_core::sample::USDC,
+            max_amount: tee_core::U256([0xff; 32]),
+        }])
+        .unwrap_or_default(),
+        recipients: Allow::Any,
+        unlimited_approvals: false,
     }
 }
 
@@ -377,7 +385,7 @@ pub fn typed_policy() -> Policy {
 #[derive(Debug)]
 pub struct Pair<B: Backend, const S: usize = NUM_SLOTS> {
     /// The device.
-    pub device: Device<B, S>,
+    pub device: Box<Device<B, S>>,
     rx: Accumulator<MAX_REQUEST_FRAME>,
     tx: Vec<u8>,
     host_rx: Accumulator<MAX_RESPONSE_FRAME>,
@@ -396,10 +404,12 @@ impl<B: Backend> Pair<B> {
 }
 
 impl<B: Backend, const S: usize> Pair<B, S> {
-    /// A pair around `device`, of any slot count.
-    pub fn with(device: Device<B, S>) -> Self {
+    /// A pair around `device`, of any slot count (a host's device of 255
+    /// slots is a few hundred KiB: given boxed, it is never copied onto a
+    /// test thread's stack).
+    pub fn with(device: impl Into<Box<Device<B, S>>>) -> Self {
         Pair {
-            device,
+            device: device.into(),
             rx: Accumulator::new(),
             tx: vec![0; MAX_RESPONSE_WIRE],
             host_rx: Accumulator::new(),

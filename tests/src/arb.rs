@@ -10,9 +10,9 @@
 
 use proptest::prelude::*;
 use tee_core::action::{
-    ActionBounds, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams,
-    MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TaskReceipt, Transaction, TxBody,
-    TxParams,
+    ActionBounds, AgentWalletSet, AuthorizationKind, Eip712Prehashed, Envelope, GenericTx,
+    LegacyTxParams, MetadataEntry, PersonalMessage, RegistryCall, RegistryTx, TaskReceipt,
+    TokenAuthorization, TokenCall, TokenTx, Transaction, TxBody, TxParams,
 };
 use tee_core::heapless;
 use tee_core::limits::*;
@@ -243,7 +243,12 @@ fn arb_call(kind: ActionKind) -> BoxedStrategy<RegistryCall<'static>> {
         | K::GenericTx
         | K::PersonalMessage
         | K::Eip712Prehashed
-        | K::TaskReceipt => {
+        | K::TaskReceipt
+        | K::TokenTransfer
+        | K::TokenApprove
+        | K::TokenTransferFrom
+        | K::TransferWithAuthorization
+        | K::ReceiveWithAuthorization => {
             panic!("{kind} is not a registry call")
         }
     }
@@ -287,6 +292,50 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action<'static>> {
         ),
         K::PersonalMessage => arb_slice(B.message)
             .prop_map(|message| Action::PersonalMessage(PersonalMessage { message }))
+            .boxed(),
+        K::TokenTransfer | K::TokenApprove | K::TokenTransferFrom => {
+            let amount = prop_oneof![arb_u256(), Just(U256([0xff; 32]))];
+            arb_transaction((arb_address(), arb_address(), arb_address(), amount).prop_map(
+                move |(token, a, b, amount)| {
+                    let call = match kind {
+                        K::TokenTransfer => TokenCall::Transfer { to: a, amount },
+                        K::TokenApprove => TokenCall::Approve { spender: a, amount },
+                        _ => TokenCall::TransferFrom { from: a, to: b, amount },
+                    };
+                    TxBody::Token(TokenTx { token, call })
+                },
+            ))
+        }
+        K::TransferWithAuthorization | K::ReceiveWithAuthorization => (
+            (arb_u64(), arb_address(), arb_str(B.tag), arb_str(B.tag)),
+            (arb_address(), arb_address(), arb_u256()),
+            (arb_u64(), arb_u64(), arb_b256()),
+        )
+            .prop_map(
+                move |(
+                    (chain_id, token, name, version),
+                    (from, to, value),
+                    (valid_after, valid_before, nonce),
+                )| {
+                    Action::TokenAuthorization(TokenAuthorization {
+                        kind: if kind == K::TransferWithAuthorization {
+                            AuthorizationKind::Transfer
+                        } else {
+                            AuthorizationKind::Receive
+                        },
+                        chain_id,
+                        token,
+                        name,
+                        version,
+                        from,
+                        to,
+                        value,
+                        valid_after,
+                        valid_before,
+                        nonce,
+                    })
+                },
+            )
             .boxed(),
         K::Eip712Prehashed => (arb_b256(), arb_b256())
             .prop_map(|(domain_separator, struct_hash)| {
@@ -369,6 +418,37 @@ pub fn max_action_within(kind: ActionKind, b: &ActionBounds) -> Action<'static> 
         }
         K::PersonalMessage => {
             return Action::PersonalMessage(PersonalMessage { message: full_bytes(b.message) });
+        }
+        K::TokenTransfer => {
+            let call = TokenCall::Transfer { to: a, amount: id };
+            return tx(TxBody::Token(TokenTx { token: a, call }));
+        }
+        K::TokenApprove => {
+            let call = TokenCall::Approve { spender: a, amount: id };
+            return tx(TxBody::Token(TokenTx { token: a, call }));
+        }
+        K::TokenTransferFrom => {
+            let call = TokenCall::TransferFrom { from: a, to: a, amount: id };
+            return tx(TxBody::Token(TokenTx { token: a, call }));
+        }
+        K::TransferWithAuthorization | K::ReceiveWithAuthorization => {
+            return Action::TokenAuthorization(TokenAuthorization {
+                kind: if kind == K::TransferWithAuthorization {
+                    AuthorizationKind::Transfer
+                } else {
+                    AuthorizationKind::Receive
+                },
+                chain_id: u64::MAX,
+                token: a,
+                name: tag,
+                version: tag,
+                from: a,
+                to: a,
+                value: id,
+                valid_after: u64::MAX,
+                valid_before: u64::MAX,
+                nonce: h,
+            });
         }
         K::Eip712Prehashed => {
             return Action::Eip712Prehashed(Eip712Prehashed {

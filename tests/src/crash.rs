@@ -32,14 +32,14 @@ pub fn open(state: &Path) -> (Pair<HostBackend, HOST_SLOTS>, Arc<GroupCommit>) {
 /// injected into `group`).
 pub fn race<T: Send + 'static>(
     dir: &Path,
-    device: HostDevice,
+    device: Box<HostDevice>,
     group: &GroupCommit,
     clients: u64,
     client: impl Fn(u64, &mut Client<Box<dyn Stream>>) -> T + Send + Sync + 'static,
 ) -> (Vec<T>, usize) {
     let socket = Endpoint::Unix(dir.join("signer.sock"));
     let limits = Limits { max_connections: 256, max_per_peer: 256, ..Limits::default() };
-    let server = serve(Arc::new(Mutex::new(device)), &[socket], limits).unwrap();
+    let server = serve(Arc::new(Mutex::new(*device)), &[socket], limits).unwrap();
     let endpoint = server.endpoints()[0].clone();
     let client = Arc::new(client);
     let threads: Vec<_> = (0..clients)

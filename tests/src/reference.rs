@@ -4,7 +4,7 @@
 
 use alloy_primitives as ap;
 use alloy_sol_types::{SolCall, SolStruct, eip712_domain};
-use tee_core::action::{Envelope, RegistryCall, TxBody};
+use tee_core::action::{AuthorizationKind, Envelope, RegistryCall, TokenCall, TxBody};
 use tee_core::{Action, Address, B256, U256};
 
 /// The ERC-8004 v2.0.0 registry functions, as their Solidity sources
@@ -21,6 +21,10 @@ pub mod typed {
         struct AgentWalletSet { uint256 agentId; address newWallet; address owner; uint256 deadline; }
         /// An agent's receipt for a task (domain `ERC8004TaskReceipt`).
         struct TaskReceipt { uint256 agentId; bytes32 taskHash; bytes32 resultHash; uint256 completedAt; }
+        /// EIP-3009's payment authorizations (a token's own domain).
+        struct TransferWithAuthorization { address from; address to; uint256 value; uint256 validAfter; uint256 validBefore; bytes32 nonce; }
+        /// EIP-3009's receive authorization.
+        struct ReceiveWithAuthorization { address from; address to; uint256 value; uint256 validAfter; uint256 validBefore; bytes32 nonce; }
         /// The device's admin authorization message.
         struct AdminCommand { uint8 command; uint64 counter; bytes32 payload; }
         /// The device's signed admin state.
@@ -145,6 +149,23 @@ pub fn alloy_calldata(call: &RegistryCall<'_>) -> Vec<u8> {
     }
 }
 
+/// alloy's ABI encoding of an ERC-20 call.
+pub fn alloy_token_calldata(call: &TokenCall) -> Vec<u8> {
+    use tee_client::actions::calldata::IERC20 as E;
+    match *call {
+        TokenCall::Transfer { to, amount } => {
+            E::transferCall { to: addr(&to), amount: u256(&amount) }.abi_encode()
+        }
+        TokenCall::Approve { spender, amount } => {
+            E::approveCall { spender: addr(&spender), amount: u256(&amount) }.abi_encode()
+        }
+        TokenCall::TransferFrom { from, to, amount } => {
+            E::transferFromCall { from: addr(&from), to: addr(&to), amount: u256(&amount) }
+                .abi_encode()
+        }
+    }
+}
+
 /// alloy's transaction (EIP-1559 or legacy) for a transaction action.
 pub fn alloy_tx(action: &Action<'_>) -> Option<alloy_consensus::TypedTransaction> {
     use alloy_consensus::{TxEip1559, TxLegacy, TypedTransaction};
@@ -152,6 +173,7 @@ pub fn alloy_tx(action: &Action<'_>) -> Option<alloy_consensus::TypedTransaction
     let (to, value, input) = match &t.body {
         TxBody::Registry(r) => (&r.registry, ap::U256::ZERO, alloy_calldata(&r.call)),
         TxBody::Generic(g) => (&g.to, u256(&g.value), g.data.to_vec()),
+        TxBody::Token(k) => (&k.token, ap::U256::ZERO, alloy_token_calldata(&k.call)),
     };
     let to = ap::TxKind::Call(addr(to));
     Some(match t.envelope {
@@ -211,6 +233,38 @@ pub fn alloy_digest(action: &Action<'_>) -> ap::B256 {
                 completedAt: ap::U256::from(r.completed_at),
             }
             .eip712_signing_hash(&domain)
+        }
+        Action::TokenAuthorization(a) => {
+            let domain = eip712_domain! {
+                name: a.name.to_owned(),
+                version: a.version.to_owned(),
+                chain_id: a.chain_id,
+                verifying_contract: addr(&a.token),
+            };
+            let (from, to, value) = (addr(&a.from), addr(&a.to), u256(&a.value));
+            let (valid_after, valid_before) =
+                (ap::U256::from(a.valid_after), ap::U256::from(a.valid_before));
+            let nonce = ap::B256::from(a.nonce.0);
+            match a.kind {
+                AuthorizationKind::Transfer => typed::TransferWithAuthorization {
+                    from,
+                    to,
+                    value,
+                    validAfter: valid_after,
+                    validBefore: valid_before,
+                    nonce,
+                }
+                .eip712_signing_hash(&domain),
+                AuthorizationKind::Receive => typed::ReceiveWithAuthorization {
+                    from,
+                    to,
+                    value,
+                    validAfter: valid_after,
+                    validBefore: valid_before,
+                    nonce,
+                }
+                .eip712_signing_hash(&domain),
+            }
         }
         Action::Transaction(_) => alloy_tx(action).unwrap().signature_hash(),
         Action::PersonalMessage(m) => ap::eip191_hash_message(m.message),

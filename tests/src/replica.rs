@@ -106,8 +106,8 @@ pub fn reopen(dir: &Path, name: &str, config: &SignerConfig) -> Result<Replica, 
     Ok(served(dir, name, open_device(config)?))
 }
 
-fn served(dir: &Path, name: &str, device: HostDevice) -> Replica {
-    let device = Arc::new(Mutex::new(device));
+fn served(dir: &Path, name: &str, device: Box<HostDevice>) -> Replica {
+    let device = Arc::new(Mutex::new(*device));
     let endpoint = Endpoint::Unix(dir.join(format!("{name}.sock")));
     // As many clients of one test as it runs (one peer: the test).
     let limits = Limits { max_connections: 128, max_per_peer: 64, ..Limits::default() };

@@ -43,7 +43,7 @@ pub fn setup() -> Setup {
     let dstack = SimServer::start(sim, &Endpoint::Unix(dir.path().join("dstack.sock"))).unwrap();
     let device = open_device(&config(&dir.path().join("state"), &dstack, None)).unwrap();
     let server = serve(
-        Arc::new(Mutex::new(device)),
+        Arc::new(Mutex::new(*device)),
         &[Endpoint::Unix(dir.path().join("signer.sock"))],
         Limits::default(),
     )

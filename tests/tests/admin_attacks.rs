@@ -189,7 +189,7 @@ fn rig() -> Rig {
     .unwrap();
     let identity = device.identity();
     let socket = dir.path().join("signer.sock");
-    let device = Arc::new(Mutex::new(device));
+    let device = Arc::new(Mutex::new(*device));
     let server = serve(device, &[Endpoint::Unix(socket.clone())], Limits::default()).unwrap();
     let signer = Endpoint::Unix(socket.clone());
     let mut c = client(&signer);

@@ -60,6 +60,9 @@ fn policy() -> Policy {
         eip712_domains: Allow::default(),
         spend_cap: None,
         valid_until: 0,
+        tokens: tee_core::heapless::Vec::new(),
+        recipients: Allow::default(),
+        unlimited_approvals: false,
     }
 }
 

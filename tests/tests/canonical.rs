@@ -230,7 +230,7 @@ fn typed_errors() {
     assert_eq!(Action::decode(&[2, 2, b'h', b'i', 0]), Err(Error::TrailingBytes));
     assert_eq!(Action::decode(&[2, 2, b'h']), Err(Error::Truncated));
     assert_eq!(Action::decode(&[]), Err(Error::Truncated));
-    assert_eq!(Action::decode(&[5]), Err(Error::UnknownVariant), "one past the last action");
+    assert_eq!(Action::decode(&[6]), Err(Error::UnknownVariant), "one past the last action");
     assert_eq!(Action::decode(&[0x80, 0x01]), Err(Error::UnknownVariant));
     // More metadata entries than an action holds: register(string,
     // (string,bytes)[]) with five empty entries.

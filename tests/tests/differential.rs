@@ -60,11 +60,12 @@ fn check(action: &Action<'_>, secret: &[u8; 32]) -> Result<(), TestCaseError> {
         prop_assert_eq!(decoded.recover_signer().unwrap(), reference.address());
         prop_assert_eq!(decoded.chain_id(), action.chain_id());
         // Our strict decoder reads alloy's bytes back (either envelope),
-        // for generic txs; a registry call's calldata reads back as bytes.
+        // for generic txs; a registry or token call's calldata reads back
+        // as bytes.
         let (back, sig) = tee_core::action::Transaction::decode_signed(&alloy_raw).unwrap();
         prop_assert_eq!(sig, signed.signature);
         prop_assert_eq!(back.envelope, action.envelope().copied().unwrap());
-        if action.registry_call().is_none() {
+        if action.kind() == ActionKind::GenericTx {
             prop_assert_eq!(&Action::Transaction(back), action);
         }
     }
@@ -104,6 +105,11 @@ differential! {
     personal_message => ActionKind::PersonalMessage,
     eip712_prehashed => ActionKind::Eip712Prehashed,
     task_receipt => ActionKind::TaskReceipt,
+    token_transfer => ActionKind::TokenTransfer,
+    token_approve => ActionKind::TokenApprove,
+    token_transfer_from => ActionKind::TokenTransferFrom,
+    transfer_with_authorization => ActionKind::TransferWithAuthorization,
+    receive_with_authorization => ActionKind::ReceiveWithAuthorization,
 }
 
 proptest! {
@@ -155,5 +161,5 @@ proptest! {
 /// Every kind has a test above: a new kind without one fails here.
 #[test]
 fn every_kind_is_covered() {
-    assert_eq!(ActionKind::ALL.len(), 17);
+    assert_eq!(ActionKind::ALL.len(), 22);
 }

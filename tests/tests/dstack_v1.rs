@@ -116,7 +116,7 @@ fn the_signer_runs_on_a_v1_only_guest_agent() {
         "v1\n"
     );
     let server = serve(
-        Arc::new(Mutex::new(device)),
+        Arc::new(Mutex::new(*device)),
         &[Endpoint::Unix(dir.path().join("signer.sock"))],
         Limits::default(),
     )

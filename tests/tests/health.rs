@@ -31,7 +31,7 @@ fn health_says_what_signing_needs_as_it_goes_away_and_comes_back() {
     let mut p = Pair::with(open_device(&cfg).unwrap());
     derive_typed(&mut p);
     let endpoint = Endpoint::Unix(dir.path().join("signer.sock"));
-    let device = Arc::new(Mutex::new(p.device));
+    let device = Arc::new(Mutex::new(*p.device));
     let _server = serve(device, std::slice::from_ref(&endpoint), Limits::default()).unwrap();
     let mut c = Client::new(connect(&endpoint, Duration::from_secs(30)).unwrap());
     let sign = |c: &mut Client<_>, sequence| {

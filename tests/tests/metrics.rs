@@ -66,7 +66,7 @@ fn a_scrape_counts_what_was_served_and_health_follows_the_database() {
     derive_typed(&mut p);
     let metrics = Metrics::new();
     let socket = Endpoint::Unix(dir.path().join("signer.sock"));
-    let device = Arc::new(Mutex::new(p.device));
+    let device = Arc::new(Mutex::new(*p.device));
     let limits = Limits { max_connections: 4, max_per_peer: 4, ..Limits::default() };
     let _server =
         serve_metered(device, std::slice::from_ref(&socket), &[], limits, Some(metrics.clone()))

@@ -58,6 +58,15 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
             ),
             any::<u64>(),
         ),
+        (
+            proptest::collection::vec(
+                (arb_address(), arb_u256())
+                    .prop_map(|(token, max_amount)| TokenRule { token, max_amount }),
+                0..=MAX_POLICY_TOKENS,
+            ),
+            arb_allow::<Address, MAX_POLICY_RECIPIENTS>(arb_address()),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
@@ -70,6 +79,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 rate_limit,
                 eip712_domains,
                 (spend_cap, valid_until),
+                (tokens, recipients, unlimited_approvals),
             )| Policy {
                 kinds: KindSet(kinds),
                 chains,
@@ -83,6 +93,9 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 eip712_domains,
                 spend_cap,
                 valid_until,
+                tokens: heapless::Vec::from_slice(&tokens).unwrap(),
+                recipients,
+                unlimited_approvals,
             },
         )
 }

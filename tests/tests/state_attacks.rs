@@ -49,7 +49,7 @@ fn action(nonce: u64) -> Action<'static> {
     sample::with_nonce(sample::action(ActionKind::SetAgentUri), nonce)
 }
 
-fn reopen(dir: &Path, dstack: &SimServer, admin: bool) -> Result<HostDevice, OpenError> {
+fn reopen(dir: &Path, dstack: &SimServer, admin: bool) -> Result<Box<HostDevice>, OpenError> {
     open_device(&config(dir, dstack, admin))
 }
 
@@ -101,8 +101,12 @@ fn deleting_or_editing_the_state_never_lowers_a_mark() {
         match reopen(dir.path(), &dstack, false) {
             Err(OpenError::Store(StoreError::Journal { .. })) => {}
             Ok(d) if at >= tail => {
+                // The journal up to the edit: every mark after it is cut
+                // (all five when the edit is in the policy's record, which
+                // lies within one write's length of the end), as a host
+                // truncating the file cuts them.
                 let hw = Pair::with(d).call(&GetPublicKey { slot: 0 }).unwrap().high_water;
-                assert!(matches!(hw, Some(1..=5)), "byte {at}: {hw:?}");
+                assert!(matches!(hw, None | Some(1..=5)), "byte {at}: {hw:?}");
             }
             Ok(_) => panic!("byte {at}: an edit opened"),
             Err(e) => panic!("byte {at}: {e}"),

@@ -43,7 +43,7 @@ fn one_device_over_unix_tcp_and_serial_at_once() {
     let device = open_device(&config(&dir.path().join("state"), &dstack, None)).unwrap();
     let info = device.backend().dstack().map(|d| d.endpoint().to_owned());
     assert_eq!(info.as_deref(), Some(dstack.endpoint()));
-    let device = Arc::new(Mutex::new(device));
+    let device = Arc::new(Mutex::new(*device));
 
     let (master, slave) = serialport::TTYPort::pair().unwrap();
     let slave_path = slave.name().unwrap();
@@ -234,7 +234,7 @@ fn take_every_place(e: &Endpoint) -> [Client<Box<dyn Stream>>; 2] {
 
 /// The signer on `dir`'s state directory, to serve.
 fn shared(dir: &std::path::Path, dstack: &SimServer) -> Arc<Mutex<HostDevice>> {
-    Arc::new(Mutex::new(open_device(&config(&dir.join("state"), dstack, None)).unwrap()))
+    Arc::new(Mutex::new(*open_device(&config(&dir.join("state"), dstack, None)).unwrap()))
 }
 
 fn heapless_path(p: &str) -> tee_core::heapless::String<MAX_PATH_LEN> {

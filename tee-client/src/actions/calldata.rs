@@ -8,7 +8,7 @@
 //! against the action before it is sent.
 
 use alloy_sol_types::{SolCall, sol};
-use tee_core::action::{MetadataEntry, Registry, RegistryCall};
+use tee_core::action::{MetadataEntry, Registry, RegistryCall, TokenCall};
 use tee_core::{Address, B256, U256};
 
 sol! {
@@ -33,6 +33,12 @@ sol! {
     interface IValidationRegistry {
         function validationRequest(address validatorAddress, uint256 agentId, string requestURI, bytes32 requestHash) external;
         function validationResponse(bytes32 requestHash, uint8 response, string responseURI, bytes32 responseHash, string tag) external;
+    }
+    /// ERC-20's transfers and approvals.
+    interface IERC20 {
+        function transfer(address to, uint256 amount) external returns (bool);
+        function approve(address spender, uint256 amount) external returns (bool);
+        function transferFrom(address from, address to, uint256 amount) external returns (bool);
     }
 }
 
@@ -82,6 +88,31 @@ pub enum CalldataError {
 
 fn u256(v: alloy_sol_types::private::U256) -> U256 {
     U256(v.to_be_bytes())
+}
+
+/// ERC-20 calldata as the typed token call, when it is exactly the
+/// canonical encoding of `transfer`, `approve` or `transferFrom`; `None`
+/// for anything else (the transaction is then a generic one).
+#[must_use]
+pub fn token_call(data: &[u8]) -> Option<TokenCall> {
+    let a = |v: alloy_sol_types::private::Address| Address(v.0.0);
+    let call = match data.get(..4)? {
+        s if s == IERC20::transferCall::SELECTOR => {
+            let c = IERC20::transferCall::abi_decode(data).ok()?;
+            TokenCall::Transfer { to: a(c.to), amount: u256(c.amount) }
+        }
+        s if s == IERC20::approveCall::SELECTOR => {
+            let c = IERC20::approveCall::abi_decode(data).ok()?;
+            TokenCall::Approve { spender: a(c.spender), amount: u256(c.amount) }
+        }
+        s if s == IERC20::transferFromCall::SELECTOR => {
+            let c = IERC20::transferFromCall::abi_decode(data).ok()?;
+            TokenCall::TransferFrom { from: a(c.from), to: a(c.to), amount: u256(c.amount) }
+        }
+        _ => return None,
+    };
+    let mut buf = [0u8; 100];
+    call.calldata(&mut buf).is_ok_and(|b| b == data).then_some(call)
 }
 
 /// Decodes `data` sent to a `registry` into its typed call, which `then`

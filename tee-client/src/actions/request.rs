@@ -3,8 +3,9 @@
 use alloy_dyn_abi::TypedData;
 use serde_json::{Map, Value};
 use tee_core::action::{
-    Action, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams, PersonalMessage,
-    Registry, RegistryCall, RegistryTx, TaskReceipt, Transaction, TxBody, TxParams,
+    Action, AgentWalletSet, AuthorizationKind, Eip712Prehashed, Envelope, GenericTx,
+    LegacyTxParams, PersonalMessage, Registry, RegistryCall, RegistryTx, TaskReceipt,
+    TokenAuthorization, TokenTx, Transaction, TxBody, TxParams,
 };
 use tee_core::{Address, U256};
 
@@ -179,9 +180,11 @@ pub fn no_duplicate_keys(json: &str) -> Result<(), JsonActionError> {
 }
 
 /// `eth_signTypedData_v4`'s typed data: the identity registry's
-/// `AgentWalletSet` in its domain becomes the typed action (and must hash as
-/// the registry's type does); any other is hashed here into the pre-hashed
-/// (blind) action, its domain separator and struct hash.
+/// `AgentWalletSet` in its domain, a `TaskReceipt`, and an EIP-3009
+/// `TransferWithAuthorization` / `ReceiveWithAuthorization` in a token's
+/// domain (name, version, chain, contract) become the typed actions (and
+/// must hash as those types do); any other is hashed here into the
+/// pre-hashed (blind) action, its domain separator and struct hash.
 fn typed_data(v: Value, from: Option<Address>) -> Result<Request, JsonActionError> {
     // Typed data given as a string is JSON of its own.
     if let Value::String(text) = &v {
@@ -193,7 +196,31 @@ fn typed_data(v: Value, from: Option<Address>) -> Result<Request, JsonActionErro
     let domain_name = td.domain.name.as_deref();
     let is_registry = domain_name == Some(tee_core::eip712::IDENTITY_REGISTRY_NAME);
     let is_receipt = domain_name == Some(tee_core::eip712::TASK_RECEIPT_NAME);
-    let action = if td.primary_type == "TaskReceipt" && is_receipt {
+    let authorization = match td.primary_type.as_str() {
+        "TransferWithAuthorization" => Some(AuthorizationKind::Transfer),
+        "ReceiveWithAuthorization" => Some(AuthorizationKind::Receive),
+        _ => None,
+    };
+    let action = if let (Some(kind), Some(name), Some(version)) =
+        (authorization, td.domain.name.as_deref(), td.domain.version.as_deref())
+    {
+        let (chain_id, token) = chain_and_contract(&td)?;
+        let m = &td.message;
+        let get = |name: &'static str| m.get(name).ok_or(JsonActionError::Missing(name));
+        Action::TokenAuthorization(TokenAuthorization {
+            kind,
+            chain_id,
+            token,
+            name,
+            version,
+            from: address("from", get("from")?)?,
+            to: address("to", get("to")?)?,
+            value: quantity("value", get("value")?)?,
+            valid_after: small("validAfter", get("validAfter")?)?,
+            valid_before: small("validBefore", get("validBefore")?)?,
+            nonce: bytes32("nonce", get("nonce")?)?,
+        })
+    } else if td.primary_type == "TaskReceipt" && is_receipt {
         let (chain_id, identity_registry) = chain_and_contract(&td)?;
         let m = &td.message;
         let get = |name: &'static str| m.get(name).ok_or(JsonActionError::Missing(name));
@@ -365,7 +392,9 @@ pub struct TxRequest {
 impl TxRequest {
     /// The action: sent to an ERC-8004 registry (deployed on the chain,
     /// or one of `registries`), the typed registry call, its calldata
-    /// decoded strictly; otherwise the generic (blind) transaction.
+    /// decoded strictly; an ERC-20 `transfer`, `approve` or `transferFrom`
+    /// without value, the typed token call; otherwise the generic (blind)
+    /// transaction.
     pub fn into_action(&self, registries: &[Address]) -> Result<OwnedAction, JsonActionError> {
         let TxRequest { fees, chain_id, nonce, gas_limit, to, value, ref data } = *self;
         let candidates: Vec<Registry> = match registries::deployed(chain_id, &to) {
@@ -393,7 +422,12 @@ impl TxRequest {
             }
             return Ok(result?);
         }
-        let body = TxBody::Generic(GenericTx { to, value, data });
+        // An ERC-20 call (not payable, its calldata canonical) is the typed
+        // token action, under the policy's token rules; anything else is blind.
+        let body = match calldata::token_call(data) {
+            Some(call) if value == U256::ZERO => TxBody::Token(TokenTx { token: to, call }),
+            _ => TxBody::Generic(GenericTx { to, value, data }),
+        };
         Ok(OwnedAction::new(&fees.action(chain_id, nonce, gas_limit, body)))
     }
 }

@@ -242,6 +242,56 @@ fn task_receipts_are_typed() {
     );
 }
 
+/// An ERC-20 call without value is the typed token action, whatever the
+/// token; with value, or calldata that is not exactly the call's canonical
+/// encoding, it stays blind. An EIP-3009 authorization (x402's typed data)
+/// is the typed action, hashed as the typed data hashes, and one of another
+/// shape under its name is refused.
+#[test]
+fn token_calls_and_authorizations_are_typed() {
+    let transfer = tee_testkit::sample::action(ActionKind::TokenTransfer);
+    let json = to_json(&transfer).unwrap();
+    let r = from_json(&json.to_string(), &[]).unwrap();
+    assert_eq!(r.action.view(), transfer);
+    let mut paid = json.clone();
+    paid["value"] = "1".into();
+    let r = from_json(&paid.to_string(), &[]).unwrap();
+    assert_eq!(r.action.view().kind(), ActionKind::GenericTx);
+    let mut longer = json.clone();
+    longer["data"] = format!("{}00", json["data"].as_str().unwrap()).into();
+    assert_eq!(
+        from_json(&longer.to_string(), &[]).unwrap().action.view().kind(),
+        ActionKind::GenericTx
+    );
+    // A dirty address word (high bytes set) is not the canonical encoding.
+    let mut dirty = json.clone();
+    let data = json["data"].as_str().unwrap();
+    dirty["data"] = format!("{}ff{}", &data[..10], &data[12..]).into();
+    assert_eq!(
+        from_json(&dirty.to_string(), &[]).unwrap().action.view().kind(),
+        ActionKind::GenericTx
+    );
+
+    let payment = tee_testkit::sample::action(ActionKind::TransferWithAuthorization);
+    let json = to_json(&payment).unwrap();
+    let r = from_json(&json.to_string(), &[]).unwrap();
+    assert_eq!(r.action.view(), payment);
+    let td: TypedData = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(r.action.view().digest().0, td.eip712_signing_hash().unwrap().0);
+    let mut other = json.clone();
+    other["types"]["TransferWithAuthorization"][2]["type"] = "uint128".into();
+    assert!(matches!(
+        from_json(&other.to_string(), &[]),
+        Err(JsonActionError::Field { field: "types", .. })
+    ));
+    let mut far = json;
+    far["message"]["validBefore"] = "18446744073709551616".into();
+    assert!(matches!(
+        from_json(&far.to_string(), &[]),
+        Err(JsonActionError::Field { field: "validBefore", .. })
+    ));
+}
+
 #[test]
 fn personal_sign_takes_text_or_hex() {
     let m = |p: Value| from_json(&json!({"method": "personal_sign", "params": p}).to_string(), &[]);

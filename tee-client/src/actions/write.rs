@@ -2,7 +2,7 @@
 //! [`from_json`](super::from_json), which the round-trip tests hold it to.
 
 use serde_json::{Map, Value};
-use tee_core::action::{Action, Envelope, RegistryCall, TxBody};
+use tee_core::action::{Action, AuthorizationKind, Envelope, RegistryCall, TxBody};
 use tee_core::eip712;
 use tee_core::{Address, U256};
 
@@ -56,6 +56,10 @@ pub fn to_json(action: &Action<'_>) -> Option<Value> {
         Action::Transaction(t) => match &t.body {
             TxBody::Registry(r) => registry_tx(&t.envelope, &r.registry, &r.call)?,
             TxBody::Generic(g) => tx(&t.envelope, &g.to, &g.value, g.data),
+            TxBody::Token(k) => {
+                let mut buf = [0u8; 100];
+                tx(&t.envelope, &k.token, &U256::ZERO, k.call.calldata(&mut buf).ok()?)
+            }
         },
         Action::PersonalMessage(m) => serde_json::json!({
             "method": "personal_sign",
@@ -84,6 +88,23 @@ pub fn to_json(action: &Action<'_>) -> Option<Value> {
             (eip712::TASK_RECEIPT_NAME, eip712::TASK_RECEIPT_VERSION),
             r.chain_id,
             &r.identity_registry,
+        ),
+        Action::TokenAuthorization(a) => typed_data(
+            match a.kind {
+                AuthorizationKind::Transfer => "TransferWithAuthorization",
+                AuthorizationKind::Receive => "ReceiveWithAuthorization",
+            },
+            &[
+                ("from", "address", a.from.to_string().into()),
+                ("to", "address", a.to.to_string().into()),
+                ("value", "uint256", a.value.to_string().into()),
+                ("validAfter", "uint256", number(a.valid_after)),
+                ("validBefore", "uint256", number(a.valid_before)),
+                ("nonce", "bytes32", a.nonce.to_string().into()),
+            ],
+            (a.name, a.version),
+            a.chain_id,
+            &a.token,
         ),
         Action::Eip712Prehashed(_) => return None,
     })

@@ -17,7 +17,7 @@ use crate::limits::{
 pub struct ActionBounds {
     /// `agentURI`, `newURI`, `endpoint`, `feedbackURI`, `responseURI`, `requestURI`.
     pub uri: u32,
-    /// `tag1`, `tag2`, `tag`.
+    /// `tag1`, `tag2`, `tag`, and an EIP-3009 token domain's `name` and `version`.
     pub tag: u32,
     /// `metadataKey`.
     pub metadata_key: u32,
@@ -151,6 +151,11 @@ impl ActionBounds {
                 over(F::Calldata, t.data.len(), self.calldata)?;
             }
             Action::PersonalMessage(m) => over(F::Message, m.message.len(), self.message)?,
+            // A token's domain name and version are bounded as tags.
+            Action::TokenAuthorization(a) => {
+                over(F::Tag, a.name.len(), self.tag)?;
+                over(F::Tag, a.version.len(), self.tag)?;
+            }
             _ => {}
         }
         if let Some(call) = action.registry_call() {

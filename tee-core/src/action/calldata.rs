@@ -1,11 +1,11 @@
-//! Solidity ABI calldata of the registry calls.
+//! Solidity ABI calldata of the registry calls and the ERC-20 calls.
 //!
-//! Only what the ERC-8004 registry functions need: static words, `string` and
+//! Only what the ERC-8004 registry functions and ERC-20 need: static words, `string` and
 //! `bytes`, and the `(string,bytes)[]` metadata array. The encoder streams
 //! into a [`Sink`] and computes lengths arithmetically, so the transaction
 //! digest is computed without ever materialising the calldata.
 
-use super::types::{MetadataEntry, RegistryCall};
+use super::types::{MetadataEntry, RegistryCall, TokenCall};
 use crate::abi::word;
 use crate::error::Result;
 use crate::limits::abi_tail;
@@ -39,6 +39,12 @@ pub mod selector {
     pub const VALIDATION_REQUEST: [u8; 4] = [0xaa, 0xf4, 0x00, 0xc4];
     /// `validationResponse(bytes32,uint8,string,bytes32,string)`
     pub const VALIDATION_RESPONSE: [u8; 4] = [0x3d, 0x65, 0x9a, 0x96];
+    /// ERC-20 `transfer(address,uint256)`
+    pub const TRANSFER: [u8; 4] = [0xa9, 0x05, 0x9c, 0xbb];
+    /// ERC-20 `approve(address,uint256)`
+    pub const APPROVE: [u8; 4] = [0x09, 0x5e, 0xa7, 0xb3];
+    /// ERC-20 `transferFrom(address,address,uint256)`
+    pub const TRANSFER_FROM: [u8; 4] = [0x23, 0xb8, 0x72, 0xdd];
 }
 
 /// One argument of a call, typed: the calldata encoder writes it, and the
@@ -261,6 +267,60 @@ impl RegistryCall<'_> {
     /// Length of the calldata (selector included).
     #[must_use]
     pub fn calldata_len(&self) -> usize {
+        AbiCall::Registry(self).calldata_len()
+    }
+
+    /// Writes the calldata into `buf` ([`Self::calldata_len`] bytes) and
+    /// returns it.
+    pub fn calldata<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
+        AbiCall::Registry(self).calldata(buf)
+    }
+}
+
+impl TokenCall {
+    /// Calls `f` with the function's selector and name and the arguments
+    /// in ABI order, as [`RegistryCall::with_args`].
+    pub(super) fn with_args<R>(&self, f: impl FnOnce([u8; 4], &str, &[Arg<'_>]) -> R) -> R {
+        use Arg as A;
+        match self {
+            TokenCall::Transfer { to, amount } => {
+                f(selector::TRANSFER, "transfer", &[A::Address(to), A::U256(amount)])
+            }
+            TokenCall::Approve { spender, amount } => {
+                f(selector::APPROVE, "approve", &[A::Address(spender), A::U256(amount)])
+            }
+            TokenCall::TransferFrom { from, to, amount } => f(
+                selector::TRANSFER_FROM,
+                "transferFrom",
+                &[A::Address(from), A::Address(to), A::U256(amount)],
+            ),
+        }
+    }
+
+    /// Writes the calldata into `buf` (at most 100 bytes) and returns it.
+    pub fn calldata<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
+        AbiCall::Token(self).calldata(buf)
+    }
+}
+
+/// A call whose calldata the core writes from its typed fields: a
+/// registry function or an ERC-20 one.
+#[derive(Clone, Copy)]
+pub(crate) enum AbiCall<'a> {
+    Registry(&'a RegistryCall<'a>),
+    Token(&'a TokenCall),
+}
+
+impl AbiCall<'_> {
+    fn with_args<R>(&self, f: impl FnOnce([u8; 4], &str, &[Arg<'_>]) -> R) -> R {
+        match self {
+            AbiCall::Registry(c) => c.with_args(f),
+            AbiCall::Token(c) => c.with_args(f),
+        }
+    }
+
+    /// Length of the calldata (selector included).
+    pub(crate) fn calldata_len(&self) -> usize {
         self.with_args(|_, _, args| 4 + body_len(args))
     }
 
@@ -271,9 +331,7 @@ impl RegistryCall<'_> {
         });
     }
 
-    /// Writes the calldata into `buf` ([`Self::calldata_len`] bytes) and
-    /// returns it.
-    pub fn calldata<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
+    fn calldata<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8]> {
         let mut w = SliceWriter::new(buf);
         self.write_calldata(&mut w);
         w.finish()
@@ -307,6 +365,9 @@ mod tests {
                 "validationResponse(bytes32,uint8,string,bytes32,string)",
                 selector::VALIDATION_RESPONSE,
             ),
+            ("transfer(address,uint256)", selector::TRANSFER),
+            ("approve(address,uint256)", selector::APPROVE),
+            ("transferFrom(address,address,uint256)", selector::TRANSFER_FROM),
         ] {
             assert_eq!(keccak256(sig.as_bytes()).0[..4], sel, "{sig}");
         }
@@ -339,7 +400,7 @@ mod tests {
             .unwrap(),
         };
         let mut c = Counter::default();
-        call.write_calldata(&mut c);
+        AbiCall::Registry(&call).write_calldata(&mut c);
         assert_eq!(c.0, call.calldata_len());
         assert_eq!(call.calldata(&mut [0u8; 16]), Err(crate::Error::BufferTooSmall));
     }

@@ -5,10 +5,11 @@
 use sha3::{Digest, Keccak256};
 
 use super::tx::{TxView, signing_hash};
-use super::types::{Action, AgentWalletSet, TaskReceipt};
+use super::types::{Action, AgentWalletSet, AuthorizationKind, TaskReceipt, TokenAuthorization};
 use crate::abi::word;
 use crate::eip712::{
-    AGENT_WALLET_SET_TYPEHASH, TASK_RECEIPT_TYPEHASH, identity_registry_domain,
+    AGENT_WALLET_SET_TYPEHASH, RECEIVE_WITH_AUTHORIZATION_TYPEHASH, TASK_RECEIPT_TYPEHASH,
+    TRANSFER_WITH_AUTHORIZATION_TYPEHASH, domain_separator, identity_registry_domain,
     personal_message_digest, task_receipt_domain, typed_data_digest,
 };
 use crate::error::Result;
@@ -27,6 +28,7 @@ impl Action<'_> {
             Action::PersonalMessage(m) => personal_message_digest(m.message),
             Action::Eip712Prehashed(p) => typed_data_digest(&p.domain_separator, &p.struct_hash),
             Action::TaskReceipt(r) => r.digest(),
+            Action::TokenAuthorization(a) => a.digest(),
         }
     }
 }
@@ -79,6 +81,38 @@ impl TaskReceipt {
     }
 
     /// The EIP-712 digest the agent signs.
+    #[must_use]
+    pub fn digest(&self) -> B256 {
+        typed_data_digest(&self.domain_separator(), &self.struct_hash())
+    }
+}
+
+impl TokenAuthorization<'_> {
+    /// `hashStruct(TransferWithAuthorization)` or `hashStruct(ReceiveWithAuthorization)`.
+    #[must_use]
+    pub fn struct_hash(&self) -> B256 {
+        let mut h = Keccak256::new();
+        h.update(match self.kind {
+            AuthorizationKind::Transfer => TRANSFER_WITH_AUTHORIZATION_TYPEHASH.0,
+            AuthorizationKind::Receive => RECEIVE_WITH_AUTHORIZATION_TYPEHASH.0,
+        });
+        h.update(word::address(&self.from));
+        h.update(word::address(&self.to));
+        h.update(self.value.0);
+        h.update(word::uint(self.valid_after));
+        h.update(word::uint(self.valid_before));
+        h.update(self.nonce.0);
+        B256(h.finalize().into())
+    }
+
+    /// The token's EIP-712 domain separator (its name and version, this
+    /// chain, the token as the verifying contract).
+    #[must_use]
+    pub fn domain_separator(&self) -> B256 {
+        domain_separator(self.name, self.version, self.chain_id, &self.token)
+    }
+
+    /// The EIP-712 digest the payer signs.
     #[must_use]
     pub fn digest(&self) -> B256 {
         typed_data_digest(&self.domain_separator(), &self.struct_hash())

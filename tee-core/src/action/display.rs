@@ -6,7 +6,10 @@ use core::fmt;
 
 use super::calldata::Arg;
 use super::kind::ActionKind;
-use super::types::{Action, Envelope, LegacyTxParams, RegistryCall, Transaction, TxBody, TxParams};
+use super::types::{
+    Action, AuthorizationKind, Envelope, LegacyTxParams, RegistryCall, TokenCall, Transaction,
+    TxBody, TxParams,
+};
 use crate::primitives::Hex;
 
 impl fmt::Display for ActionKind {
@@ -57,19 +60,28 @@ impl fmt::Display for LegacyTxParams {
     }
 }
 
+/// `name(arg, ...)`: numbers in decimal, addresses EIP-55, hashes and
+/// bytes in hex, strings quoted and escaped.
+fn call(f: &mut fmt::Formatter<'_>, name: &str, args: &[Arg<'_>]) -> fmt::Result {
+    write!(f, "{name}(")?;
+    for (i, a) in args.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        write!(f, "{sep}{a}")?;
+    }
+    f.write_str(")")
+}
+
 impl fmt::Display for RegistryCall<'_> {
-    /// `name(arg, ...)`, from the same table as the calldata
-    /// ([`RegistryCall::with_args`]): numbers in decimal, addresses EIP-55,
-    /// hashes and bytes in hex, strings quoted and escaped.
+    /// The call, from the same table as the calldata ([`RegistryCall::with_args`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.with_args(|_, name, args| {
-            write!(f, "{name}(")?;
-            for (i, a) in args.iter().enumerate() {
-                let sep = if i == 0 { "" } else { ", " };
-                write!(f, "{sep}{a}")?;
-            }
-            f.write_str(")")
-        })
+        self.with_args(|_, name, args| call(f, name, args))
+    }
+}
+
+impl fmt::Display for TokenCall {
+    /// The call, from the same table as the calldata.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.with_args(|_, name, args| call(f, name, args))
     }
 }
 
@@ -125,6 +137,25 @@ impl fmt::Display for Action<'_> {
                 r.identity_registry,
                 r.chain_id
             ),
+            Action::TokenAuthorization(a) => write!(
+                f,
+                "EIP-3009 {}WithAuthorization(from {}, to {}, value {}, validAfter {}, \
+                 validBefore {}, nonce {}) for token {} ({} version {}) on chain {}",
+                match a.kind {
+                    AuthorizationKind::Transfer => "Transfer",
+                    AuthorizationKind::Receive => "Receive",
+                },
+                a.from,
+                a.to,
+                a.value,
+                a.valid_after,
+                a.valid_before,
+                a.nonce,
+                a.token,
+                Escaped(a.name),
+                Escaped(a.version),
+                a.chain_id
+            ),
         }
     }
 }
@@ -152,6 +183,7 @@ impl fmt::Display for Transaction<'_> {
                 let (to, value) = (&t.to, &t.value);
                 write!(f, "{name} tx (blind) to {to} value {value} data {} ({e})", Hex(t.data))
             }
+            TxBody::Token(t) => write!(f, "{name} tx to token {}: {} ({e})", t.token, t.call),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use strum::EnumCount;
 
-use super::types::{Action, Envelope, RegistryCall, TxBody};
+use super::types::{Action, Envelope, RegistryCall, TokenCall, TxBody};
 use crate::codec;
 use crate::error::{Error, Result};
 
@@ -65,9 +65,16 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
     if unknown(tag, Action::COUNT) {
         return Err(Error::UnknownVariant);
     }
+    // An EIP-3009 authorization: its kind's tag first.
+    if tag == 5 {
+        return match varint(&mut r) {
+            Some(kind) if unknown(kind, 2) => Err(Error::UnknownVariant),
+            _ => Ok(()),
+        };
+    }
     // A transaction: the envelope's tag and its varints (EIP-1559 five,
-    // legacy four), the body's tag, and for a registry body the registry
-    // (20 bytes) and the call's tag.
+    // legacy four), the body's tag, and for a registry or token body the
+    // contract (20 bytes) and the call's tag.
     if tag != 1 {
         return Ok(());
     }
@@ -87,11 +94,14 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
     if unknown(body, TxBody::COUNT) {
         return Err(Error::UnknownVariant);
     }
-    if body == 0 {
-        let Some(mut rest) = r.get(20..) else { return Ok(()) };
-        if varint(&mut rest).is_some_and(|call| unknown(call, RegistryCall::COUNT)) {
-            return Err(Error::UnknownVariant);
-        }
+    let calls = match body {
+        0 => RegistryCall::COUNT,
+        2 => TokenCall::COUNT,
+        _ => return Ok(()),
+    };
+    let Some(mut rest) = r.get(20..) else { return Ok(()) };
+    if varint(&mut rest).is_some_and(|call| unknown(call, calls)) {
+        return Err(Error::UnknownVariant);
     }
     Ok(())
 }
@@ -99,7 +109,10 @@ fn check_tags(bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{GenericTx, LegacyTxParams, RegistryTx, Transaction, TxParams};
+    use crate::action::{
+        AuthorizationKind, GenericTx, LegacyTxParams, RegistryTx, TokenAuthorization, TokenTx,
+        Transaction, TxParams,
+    };
     use crate::primitives::{Address, B256, U256};
 
     /// The tag positions `check_tags` relies on, and every tag one past the
@@ -116,32 +129,45 @@ mod tests {
         let registry = TxBody::Registry(RegistryTx { registry: Address::ZERO, call });
         let generic =
             TxBody::Generic(GenericTx { to: Address::ZERO, value: U256::ZERO, data: &[] });
-        let mut buf = [0u8; 128];
-        // The last action variant's tag.
-        let last = Action::TaskReceipt(crate::action::TaskReceipt {
+        let call =
+            TokenCall::TransferFrom { from: Address::ZERO, to: Address::ZERO, amount: U256::ZERO };
+        let token = TxBody::Token(TokenTx { token: Address::ZERO, call });
+        let mut buf = [0u8; 256];
+        // The last action variant's tag, and its kind's.
+        let last = Action::TokenAuthorization(TokenAuthorization {
+            kind: AuthorizationKind::Receive,
             chain_id: 0,
-            identity_registry: Address::ZERO,
-            agent_id: U256::ZERO,
-            task_hash: B256::ZERO,
-            result_hash: B256::ZERO,
-            completed_at: 0,
+            token: Address::ZERO,
+            name: "",
+            version: "",
+            from: Address::ZERO,
+            to: Address::ZERO,
+            value: U256::ZERO,
+            valid_after: 0,
+            valid_before: 0,
+            nonce: B256::ZERO,
         });
-        assert_eq!(usize::from(last.encode(&mut buf).unwrap()[0]), Action::COUNT - 1);
+        let enc = last.encode(&mut buf).unwrap().to_vec();
+        assert_eq!((usize::from(enc[0]), enc[1]), (Action::COUNT - 1, 1));
+        let mut e = enc.clone();
+        e[1] = 2;
+        assert_eq!(Action::decode(&e), Err(Error::UnknownVariant));
         // Each envelope with its tag and its number of varints.
         let envelopes = [
             (Envelope::Eip1559(TxParams::default()), 0, 5),
             (Envelope::Legacy(LegacyTxParams::default()), 1, 4),
         ];
         for (envelope, envelope_tag, params) in envelopes {
-            for body in [registry.clone(), generic.clone()] {
-                let is_registry = matches!(body, TxBody::Registry(_));
+            for (body_tag, body) in
+                [registry.clone(), generic.clone(), token.clone()].into_iter().enumerate()
+            {
                 let action = Action::Transaction(Transaction { envelope, body });
                 let enc = action.encode(&mut buf).unwrap();
                 // action tag, envelope tag, one-byte zero varints, body tag
                 let (at_envelope, at_body) = (1, 2 + params);
                 assert_eq!(enc[0], 1);
                 assert_eq!(enc[at_envelope], envelope_tag);
-                assert_eq!(usize::from(enc[at_body]), usize::from(!is_registry));
+                assert_eq!(usize::from(enc[at_body]), body_tag);
                 let wrong = |at: usize, tag: usize| {
                     let mut e = enc.to_vec();
                     e[at] = tag as u8;
@@ -150,10 +176,13 @@ mod tests {
                 wrong(0, Action::COUNT);
                 wrong(at_envelope, Envelope::COUNT);
                 wrong(at_body, TxBody::COUNT);
-                if is_registry {
-                    let at_call = at_body + 1 + 20;
+                let at_call = at_body + 1 + 20;
+                if body_tag == 0 {
                     assert_eq!(usize::from(enc[at_call]), RegistryCall::COUNT - 1);
                     wrong(at_call, RegistryCall::COUNT);
+                } else if body_tag == 2 {
+                    assert_eq!(usize::from(enc[at_call]), TokenCall::COUNT - 1);
+                    wrong(at_call, TokenCall::COUNT);
                 }
             }
         }

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use strum::VariantArray;
 
-use super::types::{Action, Envelope, Registry, RegistryCall, Transaction, TxBody};
+use super::types::{
+    Action, AuthorizationKind, Envelope, Registry, RegistryCall, TokenCall, Transaction, TxBody,
+};
 use crate::primitives::{Address, U256};
 
 /// The flat list of action kinds a policy allows or refuses, with a stable
@@ -50,6 +52,16 @@ pub enum ActionKind {
     Eip712Prehashed = 15,
     /// EIP-712 `TaskReceipt`.
     TaskReceipt = 16,
+    /// ERC-20 `transfer`.
+    TokenTransfer = 17,
+    /// ERC-20 `approve`.
+    TokenApprove = 18,
+    /// ERC-20 `transferFrom`.
+    TokenTransferFrom = 19,
+    /// EIP-3009 `TransferWithAuthorization` (x402's `exact` payment).
+    TransferWithAuthorization = 20,
+    /// EIP-3009 `ReceiveWithAuthorization`.
+    ReceiveWithAuthorization = 21,
 }
 
 impl ActionKind {
@@ -90,7 +102,12 @@ impl ActionKind {
             | K::GenericTx
             | K::PersonalMessage
             | K::Eip712Prehashed
-            | K::TaskReceipt => None,
+            | K::TaskReceipt
+            | K::TokenTransfer
+            | K::TokenApprove
+            | K::TokenTransferFrom
+            | K::TransferWithAuthorization
+            | K::ReceiveWithAuthorization => None,
         }
     }
 
@@ -116,6 +133,11 @@ impl ActionKind {
             K::PersonalMessage => "personal_sign",
             K::Eip712Prehashed => "eip712-prehashed",
             K::TaskReceipt => "TaskReceipt",
+            K::TokenTransfer => "transfer",
+            K::TokenApprove => "approve",
+            K::TokenTransferFrom => "transferFrom",
+            K::TransferWithAuthorization => "TransferWithAuthorization",
+            K::ReceiveWithAuthorization => "ReceiveWithAuthorization",
         }
     }
 }
@@ -170,6 +192,50 @@ impl RegistryCall<'_> {
             | RegistryCall::ValidationResponse { .. } => None,
         }
     }
+}
+
+impl TokenCall {
+    /// The flat kind of this call.
+    #[must_use]
+    pub const fn kind(&self) -> ActionKind {
+        match self {
+            TokenCall::Transfer { .. } => ActionKind::TokenTransfer,
+            TokenCall::Approve { .. } => ActionKind::TokenApprove,
+            TokenCall::TransferFrom { .. } => ActionKind::TokenTransferFrom,
+        }
+    }
+
+    /// The amount of the token the call moves or lets move.
+    #[must_use]
+    pub const fn amount(&self) -> &U256 {
+        match self {
+            TokenCall::Transfer { amount, .. }
+            | TokenCall::Approve { amount, .. }
+            | TokenCall::TransferFrom { amount, .. } => amount,
+        }
+    }
+
+    /// Who receives the tokens, or the right to take them (the spender).
+    #[must_use]
+    pub const fn recipient(&self) -> &Address {
+        match self {
+            TokenCall::Transfer { to, .. } | TokenCall::TransferFrom { to, .. } => to,
+            TokenCall::Approve { spender, .. } => spender,
+        }
+    }
+}
+
+/// What a token action moves: which token, how much, to whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenMove<'a> {
+    /// The token contract.
+    pub token: &'a Address,
+    /// The amount (token units).
+    pub amount: &'a U256,
+    /// The payee, or the spender an approval names.
+    pub recipient: &'a Address,
+    /// Whether it is an unlimited approval (`approve` of 2^256 - 1).
+    pub unlimited: bool,
 }
 
 impl Envelope {
@@ -227,6 +293,7 @@ impl<'a> TxBody<'a> {
         match self {
             TxBody::Registry(t) => t.call.kind(),
             TxBody::Generic(_) => ActionKind::GenericTx,
+            TxBody::Token(t) => t.call.kind(),
         }
     }
 
@@ -236,6 +303,7 @@ impl<'a> TxBody<'a> {
         match self {
             TxBody::Registry(t) => &t.registry,
             TxBody::Generic(t) => &t.to,
+            TxBody::Token(t) => &t.token,
         }
     }
 
@@ -243,7 +311,7 @@ impl<'a> TxBody<'a> {
     #[must_use]
     pub const fn value(&self) -> U256 {
         match self {
-            TxBody::Registry(_) => U256::ZERO,
+            TxBody::Registry(_) | TxBody::Token(_) => U256::ZERO,
             TxBody::Generic(t) => t.value,
         }
     }
@@ -253,7 +321,7 @@ impl<'a> TxBody<'a> {
     pub const fn registry_call(&self) -> Option<&RegistryCall<'a>> {
         match self {
             TxBody::Registry(t) => Some(&t.call),
-            TxBody::Generic(_) => None,
+            TxBody::Generic(_) | TxBody::Token(_) => None,
         }
     }
 }
@@ -269,6 +337,10 @@ impl<'a> Action<'a> {
             Action::PersonalMessage(_) => ActionKind::PersonalMessage,
             Action::Eip712Prehashed(_) => ActionKind::Eip712Prehashed,
             Action::TaskReceipt(_) => ActionKind::TaskReceipt,
+            Action::TokenAuthorization(a) => match a.kind {
+                AuthorizationKind::Transfer => ActionKind::TransferWithAuthorization,
+                AuthorizationKind::Receive => ActionKind::ReceiveWithAuthorization,
+            },
         }
     }
 
@@ -287,6 +359,7 @@ impl<'a> Action<'a> {
         match self {
             Action::AgentWalletSet(a) => Some(a.chain_id),
             Action::TaskReceipt(r) => Some(r.chain_id),
+            Action::TokenAuthorization(a) => Some(a.chain_id),
             Action::Transaction(t) => Some(t.envelope.chain_id()),
             Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
@@ -299,6 +372,7 @@ impl<'a> Action<'a> {
         match self {
             Action::AgentWalletSet(a) => Some(&a.identity_registry),
             Action::TaskReceipt(r) => Some(&r.identity_registry),
+            Action::TokenAuthorization(a) => Some(&a.token),
             Action::Transaction(t) => Some(t.body.to()),
             Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
         }
@@ -314,7 +388,9 @@ impl<'a> Action<'a> {
                 Some(call) => call.agent_id(),
                 None => None,
             },
-            Action::PersonalMessage(_) | Action::Eip712Prehashed(_) => None,
+            Action::PersonalMessage(_)
+            | Action::Eip712Prehashed(_)
+            | Action::TokenAuthorization(_) => None,
         }
     }
 
@@ -327,12 +403,35 @@ impl<'a> Action<'a> {
         }
     }
 
+    /// What a token action moves (an ERC-20 call or an EIP-3009
+    /// authorization); `None` for every other action.
+    #[must_use]
+    pub fn token_move(&self) -> Option<TokenMove<'_>> {
+        match self {
+            Action::Transaction(Transaction { body: TxBody::Token(t), .. }) => Some(TokenMove {
+                token: &t.token,
+                amount: t.call.amount(),
+                recipient: t.call.recipient(),
+                unlimited: matches!(t.call, TokenCall::Approve { amount, .. } if amount.0 == [0xff; 32]),
+            }),
+            Action::TokenAuthorization(a) => Some(TokenMove {
+                token: &a.token,
+                amount: &a.value,
+                recipient: &a.to,
+                unlimited: false,
+            }),
+            _ => None,
+        }
+    }
+
     /// The deadline the action carries (unix seconds), which the policy's
-    /// time rules judge: `AgentWalletSet`'s and `setAgentWallet`'s.
+    /// time rules judge: `AgentWalletSet`'s and `setAgentWallet`'s, an
+    /// EIP-3009 authorization's `validBefore`.
     #[must_use]
     pub const fn deadline(&self) -> Option<u64> {
         match self {
             Action::AgentWalletSet(a) => Some(a.deadline),
+            Action::TokenAuthorization(a) => Some(a.valid_before),
             _ => match self.registry_call() {
                 Some(RegistryCall::SetAgentWallet { deadline, .. }) => Some(*deadline),
                 _ => None,

@@ -33,9 +33,9 @@ pub mod tx;
 
 pub use bounds::{ActionBounds, BoundField, OverBound};
 pub use calldata::selector;
-pub use kind::ActionKind;
+pub use kind::{ActionKind, TokenMove};
 pub use types::{
-    Action, AgentWalletSet, Eip712Prehashed, Envelope, GenericTx, LegacyTxParams, Metadata,
-    MetadataEntry, PersonalMessage, Registry, RegistryCall, RegistryTx, TaskReceipt, Transaction,
-    TxBody, TxParams,
+    Action, AgentWalletSet, AuthorizationKind, Eip712Prehashed, Envelope, GenericTx,
+    LegacyTxParams, Metadata, MetadataEntry, PersonalMessage, Registry, RegistryCall, RegistryTx,
+    TaskReceipt, TokenAuthorization, TokenCall, TokenTx, Transaction, TxBody, TxParams,
 };

@@ -12,9 +12,8 @@
 
 use sha3::{Digest, Keccak256};
 
-use super::types::{
-    Action, Envelope, GenericTx, LegacyTxParams, RegistryCall, Transaction, TxBody, TxParams,
-};
+use super::calldata::AbiCall;
+use super::types::{Action, Envelope, GenericTx, LegacyTxParams, Transaction, TxBody, TxParams};
 use crate::error::{Error, Result};
 use crate::primitives::{Address, B256, U256};
 use crate::rlp::{self, Reader};
@@ -24,11 +23,11 @@ use crate::sink::{Sink, SliceWriter};
 /// The EIP-2718 type byte of EIP-1559 transactions.
 pub const TX_TYPE_EIP1559: u8 = 0x02;
 
-/// Calldata: raw bytes, or a registry call encoded on the fly.
+/// Calldata: raw bytes, or a typed call encoded on the fly.
 #[derive(Clone, Copy)]
 pub(crate) enum CallData<'a> {
     Raw(&'a [u8]),
-    Registry(&'a RegistryCall<'a>),
+    Abi(AbiCall<'a>),
 }
 
 /// The fields of a transaction action, borrowed.
@@ -44,8 +43,9 @@ impl<'a> TxView<'a> {
     /// A transaction's fields, whatever its envelope and body.
     pub(crate) fn new(tx: &'a Transaction<'a>) -> Self {
         let data = match &tx.body {
-            TxBody::Registry(r) => CallData::Registry(&r.call),
+            TxBody::Registry(r) => CallData::Abi(AbiCall::Registry(&r.call)),
             TxBody::Generic(g) => CallData::Raw(g.data),
+            TxBody::Token(t) => CallData::Abi(AbiCall::Token(&t.call)),
         };
         TxView { params: &tx.envelope, to: tx.body.to(), value: tx.body.value(), data }
     }
@@ -57,8 +57,8 @@ impl<'a> TxView<'a> {
     fn data_field_len(&self) -> usize {
         match self.data {
             CallData::Raw(b) => rlp::bytes_len(b),
-            // Registry calldata is at least a 4-byte selector, never one byte.
-            CallData::Registry(c) => {
+            // Typed calldata is at least a 4-byte selector, never one byte.
+            CallData::Abi(c) => {
                 let n = c.calldata_len();
                 rlp::header_len(n) + n
             }
@@ -68,7 +68,7 @@ impl<'a> TxView<'a> {
     fn put_data<S: Sink>(&self, s: &mut S) {
         match self.data {
             CallData::Raw(b) => rlp::put_bytes(s, b),
-            CallData::Registry(c) => {
+            CallData::Abi(c) => {
                 rlp::put_string_header(s, c.calldata_len());
                 c.write_calldata(s);
             }

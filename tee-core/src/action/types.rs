@@ -255,9 +255,51 @@ pub struct GenericTx<'a> {
     pub data: &'a [u8],
 }
 
+/// A call to an ERC-20 token's function, fields in ABI order: what a policy
+/// bounds by the token's rule (`Policy::tokens`) and its recipients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TokenCall {
+    /// `transfer(address to, uint256 amount)`.
+    Transfer {
+        /// `to`.
+        to: Address,
+        /// `amount`, in the token's smallest unit.
+        amount: U256,
+    },
+    /// `approve(address spender, uint256 amount)`; an amount of 2^256 - 1
+    /// is an unlimited approval.
+    Approve {
+        /// `spender`.
+        spender: Address,
+        /// `amount`.
+        amount: U256,
+    },
+    /// `transferFrom(address from, address to, uint256 amount)`: moves
+    /// tokens `from` approved this key to spend.
+    TransferFrom {
+        /// `from`.
+        from: Address,
+        /// `to`.
+        to: Address,
+        /// `amount`.
+        amount: U256,
+    },
+}
+
+/// A call to an ERC-20 token. Token functions are not payable here: the
+/// value is always zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TokenTx {
+    /// The token contract (`to`).
+    pub token: Address,
+    /// The function and its arguments.
+    pub call: TokenCall,
+}
+
 /// What a transaction does, whatever its envelope. A new registry call is a
-/// [`RegistryCall`] variant; a new kind of call (a token transfer, say) is a
-/// variant here.
+/// [`RegistryCall`] variant; a new kind of call is a variant here.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TxBody<'a> {
@@ -267,6 +309,8 @@ pub enum TxBody<'a> {
     /// A generic call (blind).
     #[serde(borrow)]
     Generic(GenericTx<'a>),
+    /// A call to an ERC-20 token (protocol version 11).
+    Token(TokenTx),
 }
 
 /// A transaction: a body under a fee envelope.
@@ -298,6 +342,51 @@ pub struct Eip712Prehashed {
     pub struct_hash: B256,
 }
 
+/// Which EIP-3009 authorization a [`TokenAuthorization`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AuthorizationKind {
+    /// `TransferWithAuthorization`: anyone may submit it (what x402's
+    /// `exact` scheme signs).
+    Transfer,
+    /// `ReceiveWithAuthorization`: only the payee `to` may submit it.
+    Receive,
+}
+
+/// EIP-3009 `TransferWithAuthorization` / `ReceiveWithAuthorization(address
+/// from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)`
+/// in the token's own EIP-712 domain (name, version, chain, the token as the
+/// verifying contract; USDC's is `USD Coin`, `2`): a payment of `value` of
+/// the token from this key, which the token executes once (its `nonce`)
+/// between `validAfter` and `validBefore`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TokenAuthorization<'a> {
+    /// Transfer or receive.
+    pub kind: AuthorizationKind,
+    /// Domain `chainId`.
+    pub chain_id: u64,
+    /// Domain `verifyingContract`: the token.
+    pub token: Address,
+    /// Domain `name` (bounded as a tag).
+    pub name: &'a str,
+    /// Domain `version` (bounded as a tag).
+    pub version: &'a str,
+    /// The payer: the signer itself.
+    pub from: Address,
+    /// The payee.
+    pub to: Address,
+    /// The amount, in the token's smallest unit.
+    pub value: U256,
+    /// Unix time after which the token executes it (a `uint256` on chain).
+    pub valid_after: u64,
+    /// Unix time before which the token executes it: the deadline a
+    /// policy judges.
+    pub valid_before: u64,
+    /// The authorization's unique nonce.
+    pub nonce: B256,
+}
+
 /// Everything the signer signs. One action has exactly one encoding
 /// ([`Action::decode`]) and so exactly one digest ([`Action::digest`]).
 ///
@@ -325,6 +414,9 @@ pub enum Action<'a> {
     Eip712Prehashed(Eip712Prehashed),
     /// EIP-712 `TaskReceipt`.
     TaskReceipt(TaskReceipt),
+    /// EIP-3009 typed data in a token's domain (protocol version 11).
+    #[serde(borrow)]
+    TokenAuthorization(TokenAuthorization<'a>),
 }
 
 /// Which ERC-8004 registry a call goes to.

@@ -59,15 +59,21 @@ pub(super) struct SlotRecord {
 impl SlotRecord {
     /// Decodes the stored record `buf[..len]`: the current layout, or one
     /// stored before a field was appended, read as if it held that field's
-    /// default: a record of protocol versions 2 to 9 has no `spend_cap`
-    /// (`None`, `00`) and no `valid_until` (never, `00`), one of version 1
-    /// neither `eip712_domains` (its pre-hashed kind, if named, allowed
-    /// every domain: `Any`, `01`). The defaults' bytes are written after
+    /// default: a record of protocol version 10 has no `tokens` (none,
+    /// `00`), `recipients` (none, `00 00`) or `unlimited_approvals` (no,
+    /// `00`); one of versions 2 to 9 neither `spend_cap` (`None`, `00`) nor
+    /// `valid_until` (never, `00`); one of version 1 neither
+    /// `eip712_domains` (its pre-hashed kind, if named, allowed every
+    /// domain: `Any`, `01`). Each shorter layout fails to decode with a
+    /// longer one's tail (too few bytes), so the first that decodes is it. The defaults' bytes are written after
     /// the record in `buf` and the one decoder reads them (a second decoder
     /// per layout would cost a microcontroller's flash).
     #[inline(never)]
     fn decode(buf: &mut [u8], len: usize) -> Result<SlotRecord, DeviceError> {
-        for missing in [&[][..], &[0x00, 0x00], &[0x01, 0x00, 0x00]] {
+        const V10: [u8; 4] = [0; 4];
+        const V2: [u8; 6] = [0; 6];
+        const V1: [u8; 7] = [0x01, 0, 0, 0, 0, 0, 0];
+        for missing in [&[][..], &V10, &V2, &V1] {
             let end = len + missing.len();
             let Some(tail) = buf.get_mut(len..end) else { break };
             tail.copy_from_slice(missing);
@@ -174,6 +180,49 @@ mod tests {
         rate_limit: Option<RateLimit>,
     }
 
+    /// The largest record (a derived key's longest path, every list of the
+    /// policy full, every number at its longest) fits `MAX_SLOT_RECORD`.
+    #[test]
+    fn the_largest_record_fits() {
+        use crate::limits::{MAX_PATH_LEN, MAX_POLICY_RECIPIENTS, MAX_POLICY_TOKENS};
+        use crate::protocol::{SpendCap, TokenRule};
+        let a = Address([0xff; 20]);
+        let policy = Policy {
+            kinds: KindSet(u32::MAX),
+            chains: Allow::Only(heapless::Vec::from_slice(&[u64::MAX; MAX_POLICY_CHAINS]).unwrap()),
+            contracts: Allow::Only(heapless::Vec::from_slice(&[a; MAX_POLICY_CONTRACTS]).unwrap()),
+            agents: Allow::Only(
+                heapless::Vec::from_slice(&[U256([0xff; 32]); MAX_POLICY_AGENTS]).unwrap(),
+            ),
+            max_value: U256([0xff; 32]),
+            max_gas_limit: u64::MAX,
+            max_fee_per_gas: u128::MAX,
+            max_deadline_ahead_secs: u64::MAX,
+            rate_limit: Some(RateLimit { max: u32::MAX, window_secs: u32::MAX }),
+            eip712_domains: Allow::Only(
+                heapless::Vec::from_slice(&[B256([0xff; 32]); MAX_POLICY_DOMAINS]).unwrap(),
+            ),
+            spend_cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
+            valid_until: u64::MAX,
+            tokens: heapless::Vec::from_slice(
+                &[TokenRule { token: a, max_amount: U256([0xff; 32]) }; MAX_POLICY_TOKENS],
+            )
+            .unwrap(),
+            recipients: Allow::Only(
+                heapless::Vec::from_slice(&[a; MAX_POLICY_RECIPIENTS]).unwrap(),
+            ),
+            unlimited_approvals: true,
+        };
+        let path = String::try_from("p".repeat(MAX_PATH_LEN).as_str()).unwrap();
+        let record = SlotRecord { key: StoredKey::Derived(path), policy };
+        let len = codec::encoded_len(&record).unwrap();
+        assert_eq!(len, 957);
+        assert!(len <= MAX_SLOT_RECORD);
+        let mut buf = [0u8; MAX_SLOT_RECORD];
+        let bytes = codec::encode(&record, &mut buf).unwrap().to_vec();
+        assert_eq!(decode(&bytes).unwrap().policy, record.policy);
+    }
+
     fn decode(bytes: &[u8]) -> Result<SlotRecord, DeviceError> {
         let mut buf = [0u8; MAX_SLOT_RECORD];
         buf[..bytes.len()].copy_from_slice(bytes);
@@ -208,11 +257,15 @@ mod tests {
         let now = SlotRecord { key: r.key, policy: Policy::default() };
         let bytes = codec::encode(&now, &mut buf).unwrap().to_vec();
         assert_eq!(decode(&bytes).unwrap().policy, Policy::default());
-        // Without its last two bytes (no cap, no end) a record is one of
-        // versions 2 to 9; one or three bytes short it is nothing.
-        assert_eq!(decode(&bytes[..bytes.len() - 2]).unwrap().policy, Policy::default());
-        assert!(decode(&bytes[..bytes.len() - 1]).is_err());
-        assert!(decode(&bytes[..bytes.len() - 3]).is_err());
+        // Without its last four bytes (no tokens, recipients or unlimited
+        // approvals) a record is one of version 10; without six (no cap, no
+        // end either) one of versions 2 to 9; otherwise short it is nothing.
+        for short in [4, 6] {
+            assert_eq!(decode(&bytes[..bytes.len() - short]).unwrap().policy, Policy::default());
+        }
+        for short in [1, 2, 3, 5, 7] {
+            assert!(decode(&bytes[..bytes.len() - short]).is_err(), "{short}");
+        }
     }
 
     #[test]

@@ -57,16 +57,16 @@ pub use get_policy::GetPolicy;
 pub use get_public_key::{GetPublicKey, KeyOrigin, PublicKeyResponse};
 pub use health::{Health, HealthResponse, Probe, Replication};
 pub use import_mark::{ImportMark, MarkImported};
-pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit, SpendCap};
+pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit, SpendCap, TokenRule};
 pub use set_policy::{PolicySet, SetPolicy};
 pub use sign::{Sign, SignResponse};
 
 /// The wire's size bounds (defined, with every other bound, in [`crate::limits`]).
 pub use crate::limits::{
     AUDIT_BATCH, MAX_ECHO_LEN, MAX_EVIDENCE_CHUNK, MAX_PATH_LEN, MAX_POLICY_AGENTS,
-    MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS, MAX_QUOTE_LEN, MAX_REQUEST_BODY,
-    MAX_REQUEST_FRAME, MAX_REQUEST_WIRE, MAX_RESPONSE_BODY, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE,
-    MAX_SLOTS, NUM_SLOTS,
+    MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS, MAX_POLICY_RECIPIENTS,
+    MAX_POLICY_TOKENS, MAX_QUOTE_LEN, MAX_REQUEST_BODY, MAX_REQUEST_FRAME, MAX_REQUEST_WIRE,
+    MAX_RESPONSE_BODY, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, MAX_SLOTS, NUM_SLOTS,
 };
 
 use crate::codec;
@@ -74,7 +74,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 10;
+pub const PROTOCOL_VERSION: u8 = 11;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.

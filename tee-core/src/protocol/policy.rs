@@ -6,6 +6,9 @@
 //! or explicitly as `Any`, and caps value, gas, fees, how far ahead an
 //! `AgentWalletSet` deadline may lie, how many signatures a time window
 //! may see, and how much native value all of them may carry per window.
+//! Token actions (ERC-20 calls, EIP-3009 authorizations) go only to the
+//! tokens the policy names, each with the most one action may move, and
+//! only to the recipients it allows.
 
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
@@ -15,6 +18,7 @@ use strum::VariantArray;
 use crate::action::ActionKind;
 use crate::limits::{
     MAX_POLICY_AGENTS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS,
+    MAX_POLICY_RECIPIENTS, MAX_POLICY_TOKENS,
 };
 use crate::primitives::{Address, B256, U256};
 
@@ -95,6 +99,18 @@ pub struct SpendCap {
     pub window_secs: u32,
 }
 
+/// A token the slot's token actions may use, and the most one action may
+/// move of it (or approve: an unlimited approval is the policy's
+/// `unlimited_approvals`, not this bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TokenRule {
+    /// The token contract.
+    pub token: Address,
+    /// The most one action may move, in the token's smallest unit.
+    pub max_amount: U256,
+}
+
 /// A slot's policy. `Policy::default()` refuses everything.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -135,6 +151,24 @@ pub struct Policy {
     /// protocol version 10): a policy that ends by itself, for an agent
     /// let loose for a while. The host sets the clock (`docs/security.md`).
     pub valid_until: u64,
+    /// The tokens token actions may use (protocol version 11): an ERC-20
+    /// call to, or an EIP-3009 authorization in the domain of, a token not
+    /// named here is refused, whatever `contracts` says.
+    pub tokens: Vec<TokenRule, MAX_POLICY_TOKENS>,
+    /// Who token actions may pay or approve (protocol version 11): the
+    /// `to` of a transfer or authorization, the `spender` of an approval.
+    pub recipients: Allow<Address, MAX_POLICY_RECIPIENTS>,
+    /// Whether an `approve` of 2^256 - 1 (unlimited) is allowed (protocol
+    /// version 11); any other approval is bounded by its token's `max_amount`.
+    pub unlimited_approvals: bool,
+}
+
+impl Policy {
+    /// The rule of `token`, if the policy names it.
+    #[must_use]
+    pub fn token_rule(&self, token: &Address) -> Option<&TokenRule> {
+        self.tokens.iter().find(|r| r.token == *token)
+    }
 }
 
 /// Why a policy refused an action.
@@ -175,6 +209,17 @@ pub enum PolicyViolation {
     SpendCapExceeded,
     /// The policy's `valid_until` has passed.
     PolicyExpired,
+    /// A token action for a token the policy's `tokens` does not name.
+    TokenNotAllowed,
+    /// A token action moving more than its token's `max_amount`.
+    TokenAmountTooHigh,
+    /// A token action paying or approving someone `recipients` does not name.
+    RecipientNotAllowed,
+    /// An unlimited `approve` the policy's `unlimited_approvals` does not allow.
+    UnlimitedApproval,
+    /// An EIP-3009 authorization whose `from` is not the slot's address: its
+    /// signature could not move that account's tokens.
+    PayerIsNotSigner,
 }
 
 impl PolicyViolation {

@@ -33,6 +33,13 @@ pub fn permissive() -> Policy {
         eip712_domains: Allow::Any,
         spend_cap: None,
         valid_until: 0,
+        tokens: tee_core::heapless::Vec::from_slice(&[TokenRule {
+            token: sample::USDC,
+            max_amount: U256([0xff; 32]),
+        }])
+        .unwrap_or_default(),
+        recipients: Allow::Any,
+        unlimited_approvals: false,
     }
 }
 
