@@ -176,7 +176,11 @@ mod tests {
             spend_cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
             valid_until: 0,
             tokens: heapless::Vec::from_slice(
-                &[TokenRule { token: Address([0xff; 20]), max_amount: U256([0xff; 32]) }; 4],
+                &[TokenRule {
+                    token: Address([0xff; 20]),
+                    max_amount: U256([0xff; 32]),
+                    cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
+                }; tee_core::limits::MAX_POLICY_TOKENS],
             )
             .unwrap(),
             recipients: Allow::Only(heapless::Vec::from_slice(&[Address([0xff; 20]); 4]).unwrap()),

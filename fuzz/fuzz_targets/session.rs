@@ -49,9 +49,11 @@ fn policy(mask: u32) -> Policy {
         valid_until: if mask & 1 << 22 != 0 { 1_767_225_000 + 600 } else { 0 },
         // USDC at most one sample transfer's amount a time; bit 24: only
         // the sample's payee as a recipient.
+        // Bit 25: a cap of two sample token transfers a minute.
         tokens: tee_core::heapless::Vec::from_slice(&[TokenRule {
             token: sample::USDC,
             max_amount: tee_core::U256::from_u64(1_000_000),
+            cap: (mask & 1 << 25 != 0).then_some(SpendCap { max: TOKEN_CAP, window_secs: 60 }),
         }])
         .unwrap(),
         recipients: if mask & 1 << 24 != 0 {
@@ -65,6 +67,8 @@ fn policy(mask: u32) -> Policy {
 
 /// The spend cap of a capped session policy: two of the sample transfer's value.
 const CAP: tee_core::U256 = tee_core::U256::from_u64(20_000_000_000_000_000);
+/// The token cap of a session policy that caps USDC: two sample token transfers.
+const TOKEN_CAP: tee_core::U256 = tee_core::U256::from_u64(2_000_000);
 
 /// The messages a `personal_sign` action is varied over.
 const VARIED_MESSAGES: [&[u8]; 4] = [b"sign in 0", b"sign in 1", b"sign in 2", b"sign in 3"];
@@ -191,10 +195,14 @@ fuzz_target!(|data: &[u8]| {
                 p.device.backend_mut().power_loss = Some((at, mode));
             }
         }
+        // Neither wei's window nor the token's ever holds more than its cap.
         for slot in 0..3 {
-            let window = tee_core::device::CounterStore::load_spend(p.device.backend_mut(), slot);
-            if let Ok(Some(w)) = window {
-                assert!(w.spent <= CAP, "slot {slot} reserved {} over the cap", w.spent);
+            for (asset, cap) in [(None, CAP), (Some(sample::USDC), TOKEN_CAP)] {
+                let b = p.device.backend_mut();
+                let window = tee_core::device::CounterStore::load_spend(b, slot, asset.as_ref());
+                if let Ok(Some(w)) = window {
+                    assert!(w.spent <= cap, "slot {slot} reserved {} over the cap", w.spent);
+                }
             }
         }
         if p.device.backend().dead {

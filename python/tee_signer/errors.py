@@ -20,9 +20,11 @@ class TeeSignerError(Exception):
 
 class Refused(TeeSignerError):
     """The device refused: its policy (`reason` is the violation, e.g.
-    `"KindNotAllowed"`; `"SpendCapExceeded"` for a spend cap, whose message
-    says what the window has left and when it ends), a used sequence
-    (`"Replay { .. }"`), a malformed action."""
+    `"KindNotAllowed"`; `"SpendCapExceeded"` for a spend cap or a token's
+    cap, whose message says what the window has left and when it ends;
+    `"TokenNotAllowed"`, `"TokenAmountTooHigh"`, `"RecipientNotAllowed"`,
+    `"UnlimitedApproval"`, `"PayerIsNotSigner"` for the token rules), a used
+    sequence (`"Replay { .. }"`), a malformed action."""
 
 
 class InvalidRequest(TeeSignerError):

@@ -41,6 +41,8 @@ TOKEN = json.loads((ROOT / "contracts" / "artifacts.json").read_text())["contrac
 USDC = 10**6
 #: The most one payment may move: five USDC.
 MAX = 5 * USDC
+#: The most all payments may move in a day: ten USDC.
+CAP = 10 * USDC
 PAYEE = Web3.to_checksum_address("0x" + "5a" * 20)
 STRANGER = Web3.to_checksum_address("0x" + "5e" * 20)
 
@@ -64,7 +66,8 @@ def chain():
 @pytest.fixture(scope="module")
 def payer(signer_endpoint, chain):
     """Slot 1: x402 payments and ERC-20 transfers of the token only, at most
-    five USDC each, to PAYEE only; funded with 100 USDC and gas."""
+    five USDC each and ten a day, to PAYEE only; funded with 100 USDC and
+    gas."""
     w3, token, _ = chain
     admin = Signer(signer_endpoint, admin_key=ADMIN_KEY)
     admin.generate_key(
@@ -73,7 +76,8 @@ def payer(signer_endpoint, chain):
         policy(
             ["TransferWithAuthorization", "transfer"],
             w3.eth.chain_id,
-            extra=f'tokens = [{{ token = "{token.address}", max_amount = "{MAX}" }}]\n'
+            extra=f'tokens = [{{ token = "{token.address}", max_amount = "{MAX}", '
+            f'cap = {{ max = "{CAP}", window_secs = 86400 }} }}]\n'
             f'recipients = ["{PAYEE}"]\n',
         ),
     )
@@ -111,6 +115,17 @@ def required(w3, token, amount, pay_to=PAYEE):
     )
 
 
+def facilitator_on(w3, node):
+    """x402's own facilitator: its key pays the gas, its checks verify."""
+    operator = Account.create()
+    fund(w3, operator.address)
+    return register_exact_evm_facilitator(
+        x402FacilitatorSync(),
+        FacilitatorWeb3Signer(private_key=operator.key.hex(), rpc_url=node.url),
+        networks=f"eip155:{w3.eth.chain_id}",
+    )
+
+
 def test_an_x402_payment_signed_in_the_tee_verifies_and_settles_with_x402s_facilitator(
     chain, payer
 ):
@@ -122,14 +137,7 @@ def test_an_x402_payment_signed_in_the_tee_verifies_and_settles_with_x402s_facil
     assert auth["from"] == payer.address and auth["to"] == PAYEE
     assert payer.last_signature["kind"] == "TransferWithAuthorization"
 
-    # x402's own facilitator: its key pays the gas, its checks verify.
-    operator = Account.create()
-    fund(w3, operator.address)
-    facilitator = register_exact_evm_facilitator(
-        x402FacilitatorSync(),
-        FacilitatorWeb3Signer(private_key=operator.key.hex(), rpc_url=node.url),
-        networks=f"eip155:{w3.eth.chain_id}",
-    )
+    facilitator = facilitator_on(w3, node)
     requirements = payment.accepted
     verdict = facilitator.verify(payment, requirements)
     assert verdict.is_valid, verdict
@@ -191,3 +199,21 @@ def test_an_erc20_transfer_is_the_typed_transfer_under_the_same_rule(chain, paye
         assert token.functions.balanceOf(STRANGER).call() == 0
     finally:
         w3.middleware_onion.remove("tee")
+
+
+def test_the_days_cap_stops_the_next_payment(chain, payer):
+    """Every payment so far went to PAYEE: what the day has left is the cap
+    less PAYEE's balance. A payment of exactly that settles; the next,
+    of one unit, is refused with nothing left, and never reaches the chain."""
+    w3, token, node = chain
+    left = CAP - token.functions.balanceOf(PAYEE).call()
+    assert 0 < left <= MAX
+    client = x402_client(payer)
+    payment = client.create_payment_payload(required(w3, token, left))
+    facilitator = facilitator_on(w3, node)
+    assert facilitator.settle(payment, payment.accepted).success
+    assert token.functions.balanceOf(PAYEE).call() == CAP
+    with pytest.raises(Refused) as e:
+        client.create_payment_payload(required(w3, token, 1))
+    assert e.value.reason == "SpendCapExceeded", str(e.value)
+    assert "0 of" in str(e.value) or "above the 0" in str(e.value), str(e.value)

@@ -108,6 +108,23 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
             policy.valid_until,
             or_unknown(device_time)
         ),
+        PolicyViolation::SpendCapExceeded if action.token_move().is_some() => {
+            let m = action.token_move();
+            let cap = m.and_then(|m| policy.token_rule(m.token)).and_then(|r| r.cap);
+            match (e, m, cap) {
+                (DeviceError::OverCap(c), Some(m), Some(cap)) => format!(
+                    "amount {} of token {} above the {} its cap ({} per {} s) has left in its \
+                     window, which ends in {} s by the device's clock",
+                    m.amount,
+                    m.token,
+                    c.remaining(),
+                    cap.max,
+                    cap.window_secs,
+                    c.ends_in
+                ),
+                _ => "the token's cap".into(),
+            }
+        }
         PolicyViolation::SpendCapExceeded => match (e, policy.spend_cap) {
             (DeviceError::OverCap(c), Some(cap)) => format!(
                 "value {} wei above the {} wei the policy's spend_cap ({} wei per {} s) has \

@@ -17,7 +17,8 @@
 //! eip712_domains = ["0x…"]       # optional: pre-hashed typed data only in these domains
 //! # optional: the tokens ERC-20 calls and EIP-3009 authorizations (x402) may use, each with
 //! # the most one action may move (token units, decimal); absent: none
-//! tokens = [{ token = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", max_amount = "5000000" }]
+//! tokens = [{ token = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", max_amount = "5000000",
+//!             cap = { max = "20000000", window_secs = 86400 } }]   # cap: optional, per window
 //! recipients = ["0x…"]            # optional: whom token actions may pay or approve (absent: "any")
 //! unlimited_approvals = false     # optional: approve(spender, 2^256 - 1)
 //! ```
@@ -118,7 +119,7 @@ pub struct PolicyFile {
     pub unlimited_approvals: bool,
 }
 
-/// `{ token, max_amount }`.
+/// `{ token, max_amount, cap }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRuleFile {
@@ -127,6 +128,21 @@ pub struct TokenRuleFile {
     /// The most one action may move, in the token's smallest unit (decimal).
     #[serde(with = "dec256")]
     pub max_amount: U256,
+    /// Optional: the most all of the slot's token actions may move per
+    /// window, reserved with each signature's mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<TokenCapFile>,
+}
+
+/// `{ max, window_secs }` of a token (its smallest unit, decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCapFile {
+    /// Token units per window (decimal).
+    #[serde(with = "dec256")]
+    pub max: U256,
+    /// Window in seconds.
+    pub window_secs: u32,
 }
 
 mod dec256 {
@@ -192,9 +208,10 @@ pub enum PolicyFileError {
     /// A rate limit that allows nothing or has no window.
     #[error("rate_limit: max and window_secs must be at least 1")]
     BadRateLimit,
-    /// A spend cap without a window (each transaction would start a new
-    /// one: a cap per transaction, which `max_value_wei` already is).
-    #[error("spend_cap: window_secs must be at least 1")]
+    /// A spend cap (or a token's cap) without a window (each transaction
+    /// would start a new one: a cap per transaction, which `max_value_wei`
+    /// or `max_amount` already is).
+    #[error("spend_cap and a token's cap: window_secs must be at least 1")]
     BadSpendCap,
     /// A device policy whose value a policy file cannot say (a number above
     /// 2^128: set through the protocol, not from a file).
@@ -292,7 +309,11 @@ impl PolicyFile {
             tokens: policy
                 .tokens
                 .iter()
-                .map(|r| TokenRuleFile { token: r.token, max_amount: r.max_amount })
+                .map(|r| TokenRuleFile {
+                    token: r.token,
+                    max_amount: r.max_amount,
+                    cap: r.cap.map(|c| TokenCapFile { max: c.max, window_secs: c.window_secs }),
+                })
                 .collect(),
             recipients: written("recipients", &policy.recipients, |a| Some(*a))?,
             unlimited_approvals: policy.unlimited_approvals,
@@ -338,9 +359,13 @@ impl PolicyFile {
         };
         let mut tokens = heapless::Vec::new();
         for r in &self.tokens {
-            tokens.push(TokenRule { token: r.token, max_amount: r.max_amount }).map_err(|_| {
-                PolicyFileError::TooMany { field: "tokens", max: MAX_POLICY_TOKENS }
-            })?;
+            let cap = match r.cap {
+                Some(c) if c.window_secs == 0 => return Err(PolicyFileError::BadSpendCap),
+                c => c.map(|c| SpendCap { max: c.max, window_secs: c.window_secs }),
+            };
+            tokens.push(TokenRule { token: r.token, max_amount: r.max_amount, cap }).map_err(
+                |_| PolicyFileError::TooMany { field: "tokens", max: MAX_POLICY_TOKENS },
+            )?;
         }
         Ok(Policy {
             kinds,
@@ -367,7 +392,7 @@ impl PolicyFile {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     const EXAMPLE: &str = r#"
@@ -416,7 +441,8 @@ rate_limit = { max = 10, window_secs = 60 }
     fn token_rules_both_ways() {
         let usdc = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913";
         let text = format!(
-            "{EXAMPLE}tokens = [{{ token = \"{usdc}\", max_amount = \"5000000\" }}, \
+            "{EXAMPLE}tokens = [{{ token = \"{usdc}\", max_amount = \"5000000\", \
+             cap = {{ max = \"20000000\", window_secs = 86400 }} }}, \
              {{ token = \"0x{}\", max_amount = \"{}\" }}]\nunlimited_approvals = true\n",
             "11".repeat(20),
             U256([0xff; 32])
@@ -426,6 +452,8 @@ rate_limit = { max = 10, window_secs = 60 }
         assert_eq!(p.tokens.len(), 2);
         assert_eq!(p.tokens[0].max_amount, U256::from_u64(5_000_000));
         assert_eq!(p.tokens[1].max_amount, U256([0xff; 32]));
+        let cap = SpendCap { max: U256::from_u64(20_000_000), window_secs: 86_400 };
+        assert_eq!((p.tokens[0].cap, p.tokens[1].cap), (Some(cap), None));
         assert_eq!((p.recipients.clone(), p.unlimited_approvals), (Allow::Any, true));
         assert_eq!(PolicyFile::from_policy(&p).unwrap(), file);
         let toml = PolicyFile::from_policy(&p).unwrap().to_toml().unwrap();
@@ -433,15 +461,15 @@ rate_limit = { max = 10, window_secs = 60 }
         // Without token lines: no token, any recipient, no unlimited approval.
         let none = PolicyFile::parse(EXAMPLE).unwrap().to_policy().unwrap();
         assert!(none.tokens.is_empty() && !none.unlimited_approvals);
-        // Five tokens is one more than a device holds; a bound is a decimal.
-        let five = (0..5)
+        // Three tokens is one more than a device holds; a bound is a decimal.
+        let three = (0..3)
             .map(|i| {
                 format!("{{ token = \"0x{}\", max_amount = \"1\" }}", format!("{i:02}").repeat(20))
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let e = PolicyFile::parse(&format!("{EXAMPLE}tokens = [{five}]\n")).unwrap().to_policy();
-        assert_eq!(e, Err(PolicyFileError::TooMany { field: "tokens", max: 4 }));
+        let e = PolicyFile::parse(&format!("{EXAMPLE}tokens = [{three}]\n")).unwrap().to_policy();
+        assert_eq!(e, Err(PolicyFileError::TooMany { field: "tokens", max: 2 }));
         let hex = format!("{EXAMPLE}tokens = [{{ token = \"{usdc}\", max_amount = \"0x10\" }}]\n");
         assert!(matches!(PolicyFile::parse(&hex), Err(PolicyFileError::Syntax(_))));
     }

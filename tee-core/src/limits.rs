@@ -64,14 +64,16 @@ pub const MAX_POLICY_CONTRACTS: usize = 8;
 pub const MAX_POLICY_AGENTS: usize = 4;
 /// Entries in a policy's EIP-712 domain list.
 pub const MAX_POLICY_DOMAINS: usize = 4;
-/// Tokens a policy names.
-pub const MAX_POLICY_TOKENS: usize = 4;
+/// Tokens a policy names: two, so that the largest slot record (every
+/// token with a cap) fits one journal record and a microcontroller's flash
+/// record (four would make it 1,105 bytes).
+pub const MAX_POLICY_TOKENS: usize = 2;
 /// Entries in a policy's recipient list.
 pub const MAX_POLICY_RECIPIENTS: usize = 4;
 /// Upper bound of an encoded slot record (key and policy), as the device
 /// stores it through its key store.
 /// (the largest, a derived key's longest path with every policy list full,
-/// is 957 bytes; a test holds it within).
+/// is 929 bytes; a test holds it within).
 pub const MAX_SLOT_RECORD: usize = 960;
 
 /// Upper bound of any request body of a device with `bounds` (the largest

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, TokenMove};
 use crate::primitives::{Address, U256};
-use crate::protocol::{CapRefusal, DeviceError, Policy, PolicyViolation, RateLimit, SpendCap};
+use crate::protocol::{CapRefusal, Policy, PolicyViolation, RateLimit, SpendCap};
 
 /// A slot's rate-limit window: when it started and how many signatures it
 /// has seen. Volatile: a restart starts a new window.
@@ -32,8 +32,20 @@ impl RateWindow {
     }
 }
 
-/// A slot's spend window: when it started and the native value its
-/// signatures reserved in it. Durable: committed with each signature's mark
+/// What a capped action reserves ([`Policy::reservation`]): in which
+/// window (the native value's, or a token's), how much, under which cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reservation {
+    /// `None` for the native value (wei), else the token.
+    pub asset: Option<Address>,
+    /// Wei, or the token's smallest unit.
+    pub amount: U256,
+    /// The cap of that window.
+    pub cap: SpendCap,
+}
+
+/// A slot's spend window: when it started and the native value (or, for a
+/// token's window, the token amount) its signatures reserved in it. Durable: committed with each signature's mark
 /// ([`crate::device::AuditedMark::spend`]) and read from the store when a
 /// capped action needs it ([`crate::device::CounterStore::load_spend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -72,24 +84,17 @@ impl SpendWindow {
 }
 
 impl Policy {
-    /// The spend window after `action` under the policy's `spend_cap`, from
-    /// `window` at `now`: `None` when the policy has no cap or the action
-    /// carries no value (nothing to reserve).
-    pub fn spend(
-        &self,
-        window: &SpendWindow,
-        action: &Action<'_>,
-        now: Option<u64>,
-    ) -> Result<Option<SpendWindow>, DeviceError> {
-        let Some(cap) = &self.spend_cap else { return Ok(None) };
-        let value = action.value();
-        if value.is_zero() {
-            return Ok(None);
-        }
-        let now = now.ok_or(DeviceError::Denied(PolicyViolation::NoClock))?;
-        window.reserve(cap, &value, now).map(Some).map_err(DeviceError::OverCap)
+    /// What `action` would reserve: its native value under `spend_cap`, or
+    /// a token action's amount under its token's `cap`, each in a window of
+    /// its own; `None` when that is uncapped or nothing (zero).
+    #[must_use]
+    pub fn reservation(&self, action: &Action<'_>) -> Option<Reservation> {
+        let (asset, amount, cap) = match action.token_move() {
+            Some(m) => (Some(*m.token), *m.amount, self.token_rule(m.token)?.cap?),
+            None => (None, action.value(), self.spend_cap?),
+        };
+        (!amount.is_zero()).then_some(Reservation { asset, amount, cap })
     }
-
     /// Decides whether `action`, signed by `signer` at unix time `now`, is
     /// allowed, and counts it in the slot's rate `window` if so.
     pub fn admit(

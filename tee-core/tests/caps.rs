@@ -180,7 +180,7 @@ fn no_power_loss_gives_a_reservation_back() {
         let window: Option<SpendWindow> = {
             let mut b = p.device.into_backend();
             b.restart();
-            tee_core::device::CounterStore::load_spend(&mut b, 0).unwrap()
+            tee_core::device::CounterStore::load_spend(&mut b, 0, None).unwrap()
         };
         (total, window, crashes, released.len())
     };

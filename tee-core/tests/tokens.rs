@@ -42,6 +42,7 @@ fn policy() -> Policy {
         tokens: HVec::from_slice(&[TokenRule {
             token: sample::USDC,
             max_amount: U256::from_u64(MAX),
+            cap: None,
         }])
         .unwrap(),
         recipients: Allow::Only(HVec::from_slice(&[PAYEE]).unwrap()),
@@ -192,4 +193,123 @@ fn a_token_call_signs_the_same_transaction_as_its_calldata() {
         t.body = TxBody::Generic(GenericTx { to: sample::USDC, value: U256::ZERO, data });
         assert_eq!(typed.digest(), Action::Transaction(t).digest(), "{typed}");
     }
+}
+
+/// Twenty USDC a day for the token, and a wei cap beside it.
+const DAY: u32 = 86_400;
+
+fn capped_tokens() -> Policy {
+    let mut p = policy();
+    p.tokens[0].cap = Some(SpendCap { max: U256::from_u64(4 * MAX), window_secs: DAY });
+    p.kinds = p.kinds.with(ActionKind::GenericTx);
+    p.contracts = Allow::Any;
+    p.max_value = U256::from_u64(1_000);
+    p.spend_cap = Some(SpendCap { max: U256::from_u64(1_000), window_secs: DAY });
+    p
+}
+
+fn refusal(remaining: u64, ends_in: u32) -> DeviceError {
+    DeviceError::OverCap(CapRefusal::new(u128::from(remaining), ends_in))
+}
+
+fn reopen(
+    p: tee_testkit::Pair<tee_testkit::MemBackend>,
+) -> tee_testkit::Pair<tee_testkit::MemBackend> {
+    let counter = p.admin_counter;
+    let mut backend = p.device.into_backend();
+    backend.restart();
+    let device = tee_core::device::Device::open(backend, tee_testkit::config()).unwrap();
+    let mut p = tee_testkit::Pair::new(device);
+    p.admin_counter = counter;
+    p
+}
+
+/// A token's cap is a window of its own, shared by every kind of token
+/// action (a transfer, an approval, an x402 authorization) and apart from
+/// wei's: over it by one unit is refused with what remains, a restart keeps
+/// it, and a token without a cap is bounded per action only.
+#[test]
+fn a_token_cap_holds_to_the_unit_across_kinds_and_restarts() {
+    let (mut p, address) = ready(capped_tokens());
+    let mut seq = 0;
+    let mut sign_next = |p: &mut tee_testkit::Pair<tee_testkit::MemBackend>, a: Action<'_>| {
+        seq += 1;
+        sign(p, seq, a)
+    };
+    sign_next(&mut p, transfer(PAYEE, MAX)).unwrap();
+    let approve =
+        erc20(sample::USDC, TokenCall::Approve { spender: PAYEE, amount: U256::from_u64(MAX) });
+    sign_next(&mut p, approve).unwrap();
+    sign_next(&mut p, Action::TokenAuthorization(authorization(address, MAX - 1))).unwrap();
+    sign_next(&mut p, transfer(PAYEE, MAX)).unwrap();
+    // Wei's window is another: a payment in wei does not touch the token's.
+    sign_next(&mut p, sample::transfer(U256::from_u64(1_000), 99)).unwrap();
+    // One unit left of twenty USDC: two are over by one.
+    assert_eq!(sign_next(&mut p, transfer(PAYEE, 2)), Err(refusal(1, DAY)));
+    let mut p = reopen(p);
+    assert_eq!(sign_next(&mut p, transfer(PAYEE, 2)), Err(refusal(1, DAY)));
+    let auth = Action::TokenAuthorization(authorization(address, 2));
+    assert_eq!(sign_next(&mut p, auth), Err(refusal(1, DAY)));
+    sign_next(&mut p, transfer(PAYEE, 1)).unwrap();
+    assert_eq!(sign_next(&mut p, sample::transfer(U256::from_u64(1), 98)), Err(refusal(0, DAY)));
+    // An unlimited approval never fits a capped token.
+    let mut unlimited = capped_tokens();
+    unlimited.unlimited_approvals = true;
+    let (mut p, _) = ready(unlimited);
+    let approve =
+        erc20(sample::USDC, TokenCall::Approve { spender: PAYEE, amount: U256([0xff; 32]) });
+    assert!(matches!(sign(&mut p, 1, approve), Err(DeviceError::OverCap(_))));
+}
+
+/// Power fails at every write step of a run of token payments; the device
+/// restarts and the client goes on. The amounts released never add up to
+/// more than the token's cap, and its durable window holds every one.
+#[test]
+fn no_power_loss_gives_a_token_reservation_back() {
+    use tee_testkit::{MemBackend, Pair, PowerLoss};
+    let cap = 4 * MAX;
+    let payments = [MAX, 4_000_000, 3_000_000, 3_000_000, 2_000_000, 2_000_000, 1_500_000];
+    let run = |fault: Option<(u64, PowerLoss)>| {
+        let (p, _) = ready(capped_tokens());
+        let setup = p.device.backend().write_steps;
+        let mut backend = p.device.into_backend();
+        backend.power_loss = fault.map(|(at, mode)| (setup + at, mode));
+        let mut p =
+            Pair::new(tee_core::device::Device::open(backend, tee_testkit::config()).unwrap());
+        let (mut released, mut crashes) = (0u64, 0);
+        for (i, &amount) in payments.iter().enumerate() {
+            let sequence = i as u64 + 1;
+            loop {
+                let action = sample::with_nonce(transfer(PAYEE, amount), sequence);
+                if sign(&mut p, sequence, action).is_ok() {
+                    released += amount;
+                }
+                if !p.device.backend().dead {
+                    break;
+                }
+                crashes += 1;
+                p = reopen(p);
+            }
+        }
+        let mut b: MemBackend = p.device.into_backend();
+        b.restart();
+        let usdc = sample::USDC;
+        let window = tee_core::device::CounterStore::load_spend(&mut b, 0, Some(&usdc)).unwrap();
+        (released, window.map_or(U256::ZERO, |w| w.spent), crashes)
+    };
+    let (clean, window, _) = run(None);
+    assert_eq!((clean, window), (19_000_000, U256::from_u64(19_000_000)));
+    let mut points = 0;
+    for at in 0..16 {
+        for mode in [PowerLoss::BeforeWrite, PowerLoss::AfterWrite] {
+            let (released, reserved, crashes) = run(Some((at, mode)));
+            assert!(released <= cap, "released {released} over the cap ({at}, {mode:?})");
+            assert!(
+                reserved >= U256::from_u64(released),
+                "{released} > {reserved} ({at}, {mode:?})"
+            );
+            points += usize::from(crashes > 0);
+        }
+    }
+    assert!(points >= 10, "the power failed inside the run: {points}");
 }

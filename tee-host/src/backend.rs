@@ -399,11 +399,15 @@ impl CounterStore for HostBackend {
 
     /// The journal's window; with shared marks none (the claim decided the
     /// reservation on the database's window).
-    fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+    fn load_spend(
+        &mut self,
+        slot: u8,
+        asset: Option<&Address>,
+    ) -> Result<Option<SpendWindow>, BackendError> {
         if self.shared.is_some() {
             return Ok(None);
         }
-        self.store.load_spend(slot)
+        self.store.load_spend(slot, asset)
     }
 
     /// The journal's writes not yet durable; or, when they all are but an

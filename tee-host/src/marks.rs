@@ -487,7 +487,7 @@ impl PgMarks {
                 let key = (m.signer, m.space.to_owned());
                 let seen = sql::Seen {
                     mark: known.marks.get(&key).map(|k| k.0),
-                    spend: known.spends.get(&key).copied(),
+                    spend: known.spends.get(&(m.signer, spend::budget(m))).copied(),
                 };
                 (i, m, self.mac(&m.signer, m.space, m.value, &m.commitment), seen)
             })

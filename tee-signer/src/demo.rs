@@ -94,6 +94,7 @@ pub fn demo_policy(kind: ActionKind) -> Policy {
         tokens: heapless::Vec::from_slice(&[TokenRule {
             token: sample::USDC,
             max_amount: U256::from_u64(5_000_000),
+            cap: None,
         }])
         .unwrap_or_default(),
         recipients: Allow::Only(

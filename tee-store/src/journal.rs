@@ -59,11 +59,16 @@ pub(super) enum Kind {
     Slot = 2,
     Counter = 3,
     Audit = 4,
+    /// A token's spend window ([`SpendRecord`]), written just before the
+    /// counter record of the signature that reserved in it.
+    Spend = 5,
 }
 
 impl Kind {
     fn from_u8(b: u8) -> Option<Kind> {
-        [Kind::Genesis, Kind::Slot, Kind::Counter, Kind::Audit].into_iter().find(|k| *k as u8 == b)
+        [Kind::Genesis, Kind::Slot, Kind::Counter, Kind::Audit, Kind::Spend]
+            .into_iter()
+            .find(|k| *k as u8 == b)
     }
 }
 
@@ -108,6 +113,17 @@ impl CounterRecord {
             Some(CounterRecord { id: v1.id, mark: v1.mark, spend: None })
         })
     }
+}
+
+/// A slot's spend window of a token, in the same write as (and before) the
+/// counter record of the signature that reserved in it: a torn write that
+/// keeps the mark keeps the reservation (the other way round, a
+/// reservation kept without its mark, only spends the window early).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct SpendRecord {
+    pub slot: u8,
+    pub token: Address,
+    pub window: SpendWindow,
 }
 
 /// An audit record: the entry and the chain hash before it.

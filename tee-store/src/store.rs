@@ -32,7 +32,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tee_core::device::{AuditedMark, BackendError, CounterId, HighWater, Ticket};
+use tee_core::device::{AuditedMark, BackendError, CounterId, HighWater, Spent, Ticket};
 use tee_core::policy::SpendWindow;
 use tee_core::protocol::{AuditEntry, MAX_SLOTS};
 use tee_core::{Address, B256};
@@ -42,6 +42,7 @@ pub use super::group::{Fault, GroupCommit, Head};
 pub use super::journal::MAX_APPEND;
 use super::journal::{
     self, AuditRecord, CounterRecord, FORMAT, Genesis, JournalError, Keys, Kind, Replay,
+    SpendRecord,
 };
 
 use crate::compaction::Compaction;
@@ -128,8 +129,9 @@ struct State {
     genesis: Genesis,
     slots: BTreeMap<u8, Zeroizing<Vec<u8>>>,
     counters: BTreeMap<Option<u8>, HighWater>,
-    /// Each slot's spend window, as its last mark that reserved value left it.
-    spends: BTreeMap<u8, SpendWindow>,
+    /// Each slot's spend windows (wei's, `None`; each token's), as the last
+    /// mark that reserved in each left it.
+    spends: BTreeMap<(u8, Option<Address>), SpendWindow>,
     audit: Vec<AuditRecord>,
 }
 
@@ -194,12 +196,19 @@ impl State {
                 self.counters.insert(key, c.mark);
                 match (key, c.spend) {
                     (Some(slot), Some(spend)) => {
-                        self.spends.insert(slot, spend);
+                        self.spends.insert((slot, None), spend);
                     }
                     // The admin counter reserves nothing.
                     (None, Some(_)) => return None,
                     (_, None) => {}
                 }
+            }
+            Kind::Spend => {
+                let r: SpendRecord = journal::decode(payload)?;
+                if usize::from(r.slot) >= MAX_SLOTS {
+                    return None;
+                }
+                self.spends.insert((r.slot, Some(r.token)), r.window);
             }
             Kind::Audit => {
                 let a: AuditRecord = journal::decode(payload)?;
@@ -464,11 +473,15 @@ impl FileStore {
         Ok(self.state.counters.get(&counter_key(id)).copied())
     }
 
-    /// Slot `slot`'s spend window as its marks left it
-    /// (`CounterStore::load_spend`).
-    pub fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+    /// Slot `slot`'s spend window of `asset` (`None`: wei) as its marks
+    /// left it (`CounterStore::load_spend`).
+    pub fn load_spend(
+        &mut self,
+        slot: u8,
+        asset: Option<&Address>,
+    ) -> Result<Option<SpendWindow>, BackendError> {
         check_slot(slot)?;
-        Ok(self.state.spends.get(&slot).copied())
+        Ok(self.state.spends.get(&(slot, asset.copied())).copied())
     }
 
     /// Commits a counter durably (`CounterStore::commit_counter`). The
@@ -494,18 +507,31 @@ impl FileStore {
         id: CounterId,
         mark: &HighWater,
         audit: Option<AuditRecord>,
-        spend: Option<SpendWindow>,
+        spent: Option<Spent>,
     ) -> Result<(), BackendError> {
-        if spend.is_some() && id == CounterId::Admin {
-            return Err(BackendError::Failed);
-        }
+        let slot = match id {
+            CounterId::Slot(n) => n,
+            CounterId::Admin if spent.is_some() => return Err(BackendError::Failed),
+            CounterId::Admin => 0,
+        };
         if let CounterId::Slot(n) = id {
             check_slot(n)?;
         }
-        let mut records = Vec::with_capacity(2);
+        let mut records = Vec::with_capacity(3);
         if let Some(a) = &audit {
             records.push((Kind::Audit, journal::encode(a)));
         }
+        // Wei's window rides in the counter record; a token's in its own
+        // record, before the counter's, in the same write.
+        let spend = match spent {
+            Some(Spent { asset: Some(token), window }) => {
+                let r = SpendRecord { slot, token, window };
+                records.push((Kind::Spend, journal::encode(&r)));
+                None
+            }
+            Some(Spent { asset: None, window }) => Some(window),
+            None => None,
+        };
         records.push((Kind::Counter, journal::encode(&CounterRecord { id, mark: *mark, spend })));
         // Durable with its group: the reply waits for its ticket (and an
         // admin change's for the rollback anchor).

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use tee_core::device::{AuditedMark, CounterId, HighWater};
+use tee_core::device::{AuditedMark, CounterId, HighWater, Spent};
 use tee_core::policy::SpendWindow;
 use tee_core::protocol::{AuditEntry, Outcome};
 use tee_core::{Address, B256};
@@ -59,6 +59,18 @@ fn entry(index: u64) -> AuditEntry {
     }
 }
 
+const TOKEN: Address = Address([0x70; 20]);
+
+/// A window reserved in wei.
+fn wei(n: u64) -> Spent {
+    Spent { asset: None, window: spent(n) }
+}
+
+/// Wei's window for even `n`, TOKEN's for odd.
+fn by_turns(n: u64) -> Spent {
+    Spent { asset: (n % 2 == 1).then_some(TOKEN), window: spent(n) }
+}
+
 #[test]
 fn records_marks_and_audit_survive_reopening() {
     let dir = Private::new();
@@ -69,13 +81,20 @@ fn records_marks_and_audit_survive_reopening() {
     s.commit_counter(CounterId::Slot(1), &hw(3)).unwrap();
     s.commit_counter_audited(
         CounterId::Slot(1),
-        AuditedMark { mark: &hw(4), entry: &entry(0), prev: &B256::ZERO, spend: Some(&spent(5)) },
+        AuditedMark { mark: &hw(4), entry: &entry(0), prev: &B256::ZERO, spend: Some(&wei(5)) },
     )
     .unwrap();
     // A mark that reserved nothing leaves the window as it was.
     s.commit_counter_audited(
         CounterId::Slot(1),
         AuditedMark { mark: &hw(5), entry: &entry(1), prev: &chain(0), spend: None },
+    )
+    .unwrap();
+    // A token's window is its own: the wei window stays.
+    let token = Spent { asset: Some(TOKEN), window: spent(7) };
+    s.commit_counter_audited(
+        CounterId::Slot(1),
+        AuditedMark { mark: &hw(6), entry: &entry(2), prev: &chain(1), spend: Some(&token) },
     )
     .unwrap();
     s.commit_counter(CounterId::Admin, &hw(9)).unwrap();
@@ -87,9 +106,11 @@ fn records_marks_and_audit_survive_reopening() {
     let n = s.load_slot(1, &mut buf).unwrap().unwrap();
     assert_eq!(&buf[..n], b"record two");
     assert_eq!(s.load_slot(2, &mut buf).unwrap(), None);
-    assert_eq!(s.load_counter(CounterId::Slot(1)).unwrap(), Some(hw(5)));
-    assert_eq!(s.load_spend(1).unwrap(), Some(spent(5)));
-    assert_eq!(s.load_spend(2).unwrap(), None);
+    assert_eq!(s.load_counter(CounterId::Slot(1)).unwrap(), Some(hw(6)));
+    assert_eq!(s.load_spend(1, None).unwrap(), Some(spent(5)));
+    assert_eq!(s.load_spend(1, Some(&TOKEN)).unwrap(), Some(spent(7)));
+    assert_eq!(s.load_spend(1, Some(&Address([1; 20]))).unwrap(), None);
+    assert_eq!(s.load_spend(2, None).unwrap(), None);
     assert_eq!(s.load_counter(CounterId::Admin).unwrap(), Some(hw(9)));
     assert_eq!(s.audit_entry(0), Some((entry(0), B256::ZERO)));
     // The secret record is sealed: its bytes are nowhere in the journal.
@@ -135,7 +156,8 @@ fn compaction_keeps_the_state_and_the_audit_chain_head() {
         let e = entry(i);
         s.commit_counter_audited(
             CounterId::Slot(3),
-            AuditedMark { mark: &hw(i + 1), entry: &e, prev: &prev, spend: Some(&spent(i)) },
+            // Wei's window and a token's, by turns.
+            AuditedMark { mark: &hw(i + 1), entry: &e, prev: &prev, spend: Some(&by_turns(i)) },
         )
         .unwrap();
         prev = tee_core::device::audit_chain_hash(&prev, &e);
@@ -148,11 +170,14 @@ fn compaction_keeps_the_state_and_the_audit_chain_head() {
     drop(s);
     let mut s = open(dir.path());
     assert_eq!(s.load_counter(CounterId::Slot(3)).unwrap(), Some(hw(i)));
-    assert_eq!(
-        s.load_spend(3).unwrap(),
-        Some(spent(i - 1)),
-        "the spend window survives compaction"
-    );
+    let last = |asset: Option<Address>| (0..i).rev().find(|k| by_turns(*k).asset == asset);
+    for asset in [None, Some(TOKEN)] {
+        assert_eq!(
+            s.load_spend(3, asset.as_ref()).unwrap(),
+            last(asset).map(spent),
+            "the spend windows survive compaction"
+        );
+    }
     assert_eq!(s.audit_head(), Some((i, prev)));
     let mut buf = [0u8; 700];
     assert_eq!(s.load_slot(3, &mut buf).unwrap(), Some(600));

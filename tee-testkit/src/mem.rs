@@ -52,7 +52,7 @@ pub struct MemBackend {
     kind: BackendKind,
     slots: [Option<Vec<u8>>; NUM_SLOTS],
     counters: [Option<HighWater>; NUM_SLOTS + 1],
-    spends: [Option<SpendWindow>; NUM_SLOTS],
+    spends: std::collections::BTreeMap<(usize, Option<tee_core::Address>), SpendWindow>,
     seed: [u8; 32],
     draws: u64,
     quote_buf: Vec<u8>,
@@ -89,7 +89,7 @@ impl MemBackend {
             kind: BackendKind::Simulated,
             slots: Default::default(),
             counters: [None; NUM_SLOTS + 1],
-            spends: [None; NUM_SLOTS],
+            spends: std::collections::BTreeMap::new(),
             seed: [seed; 32],
             draws: 0,
             quote_buf: Vec::new(),
@@ -215,11 +215,15 @@ impl CounterStore for MemBackend {
         self.reserves_spend
     }
 
-    fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
+    fn load_spend(
+        &mut self,
+        slot: u8,
+        asset: Option<&tee_core::Address>,
+    ) -> Result<Option<SpendWindow>, BackendError> {
         if self.dead {
             return Err(BackendError::Failed);
         }
-        Ok(self.spends.get(usize::from(slot)).copied().flatten())
+        Ok(self.spends.get(&(usize::from(slot), asset.copied())).copied())
     }
 
     fn load_counter(&mut self, id: CounterId) -> Result<Option<HighWater>, BackendError> {
@@ -253,7 +257,7 @@ impl CounterStore for MemBackend {
         let returns = self.write_step()?;
         *self.counters.get_mut(i).ok_or(BackendError::Failed)? = Some(*value);
         if let Some(spend) = spend {
-            *self.spends.get_mut(i).ok_or(BackendError::Failed)? = Some(*spend);
+            self.spends.insert((i, spend.asset), spend.window);
         }
         if self.keeps_audit {
             self.audit.push((*entry, *prev));
@@ -374,6 +378,7 @@ pub fn typed_policy() -> Policy {
         tokens: tee_core::heapless::Vec::from_slice(&[TokenRule {
             token: tee_core::sample::USDC,
             max_amount: tee_core::U256([0xff; 32]),
+            cap: None,
         }])
         .unwrap_or_default(),
         recipients: Allow::Any,

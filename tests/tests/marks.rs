@@ -350,7 +350,7 @@ fn a_database_that_stops_answering_costs_a_call_its_deadline_never_a_hang() {
 fn capped(signer: u8, value: u64, what: u8, wei: u64, now: u64) -> Mark<'static> {
     let cap = SpendCap { max: U256::from_u64(10), window_secs: 60 };
     Mark {
-        spend: Some(SpendAsk { value: U256::from_u64(wei), cap, now }),
+        spend: Some(SpendAsk { asset: None, value: U256::from_u64(wei), cap, now }),
         ..mark(signer, value, what)
     }
 }

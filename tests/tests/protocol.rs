@@ -60,8 +60,19 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         ),
         (
             proptest::collection::vec(
-                (arb_address(), arb_u256())
-                    .prop_map(|(token, max_amount)| TokenRule { token, max_amount }),
+                (
+                    arb_address(),
+                    arb_u256(),
+                    proptest::option::of(
+                        (arb_u256(), any::<u32>())
+                            .prop_map(|(max, window_secs)| SpendCap { max, window_secs }),
+                    ),
+                )
+                    .prop_map(|(token, max_amount, cap)| TokenRule {
+                        token,
+                        max_amount,
+                        cap,
+                    }),
                 0..=MAX_POLICY_TOKENS,
             ),
             arb_allow::<Address, MAX_POLICY_RECIPIENTS>(arb_address()),

@@ -209,7 +209,7 @@ impl<B: Backend, const SLOTS: usize> Handle<SetPolicy> for Device<B, SLOTS> {
         }
         // A cap whose reservations the store would not keep could be spent
         // again after a restart: refused before the counter is spent.
-        if cmd.policy.spend_cap.is_some() && !self.backend.reserves_spend() {
+        if cmd.policy.capped() && !self.backend.reserves_spend() {
             return Err(DeviceError::Unsupported);
         }
         self.admin(cmd, body, |d| {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::slot::Spent;
 use crate::policy::SpendWindow;
 use crate::primitives::{Address, B256};
 use crate::protocol::{AuditEntry, BackendKind};
@@ -96,11 +97,12 @@ pub struct AuditedMark<'a> {
     pub entry: &'a AuditEntry,
     /// The audit chain's hash before the entry.
     pub prev: &'a B256,
-    /// A signature's spend window with its value reserved, where the slot's
-    /// policy caps spending: committed in the same write as the mark, so a
-    /// restart finds the reservation wherever it finds the mark. Only a
-    /// store that [`CounterStore::reserves_spend`] is given one.
-    pub spend: Option<&'a SpendWindow>,
+    /// A signature's spend window (the native value's or a token's) with
+    /// its reservation in it, where the slot's policy caps spending:
+    /// committed in the same write as the mark, so a restart finds the
+    /// reservation wherever it finds the mark. Only a store that
+    /// [`CounterStore::reserves_spend`] is given one.
+    pub spend: Option<&'a Spent>,
 }
 
 /// Durable, monotonic counters.
@@ -155,12 +157,17 @@ pub trait CounterStore {
         false
     }
 
-    /// Slot `slot`'s spend window as last committed with its mark. A store
-    /// whose windows are shared answers `None` (a fresh window: the device
-    /// then refuses only a value above the cap by itself) and decides the
-    /// reservation with the claim.
-    fn load_spend(&mut self, slot: u8) -> Result<Option<SpendWindow>, BackendError> {
-        let _ = slot;
+    /// Slot `slot`'s spend window of `asset` (`None`: wei; else a token's)
+    /// as last committed with its mark. A store whose windows are shared
+    /// answers `None` (a fresh window: the device then refuses only an
+    /// amount above the cap by itself) and decides the reservation with
+    /// the claim.
+    fn load_spend(
+        &mut self,
+        slot: u8,
+        asset: Option<&Address>,
+    ) -> Result<Option<SpendWindow>, BackendError> {
+        let _ = (slot, asset);
         Ok(None)
     }
 

@@ -40,7 +40,7 @@ pub use backend::{
 };
 pub use dispatch::{DecodedSign, Incoming, PendingSign, Step};
 pub use reply::Reply;
-pub use slot::{SignClaim, SpendAsk, retry_commitment};
+pub use slot::{SignClaim, SpendAsk, Spent, retry_commitment};
 
 use crate::action::ActionBounds;
 use crate::limits::{MAX_SLOTS, NUM_SLOTS};

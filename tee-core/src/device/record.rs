@@ -205,7 +205,11 @@ mod tests {
             spend_cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
             valid_until: u64::MAX,
             tokens: heapless::Vec::from_slice(
-                &[TokenRule { token: a, max_amount: U256([0xff; 32]) }; MAX_POLICY_TOKENS],
+                &[TokenRule {
+                    token: a,
+                    max_amount: U256([0xff; 32]),
+                    cap: Some(SpendCap { max: U256([0xff; 32]), window_secs: u32::MAX }),
+                }; MAX_POLICY_TOKENS],
             )
             .unwrap(),
             recipients: Allow::Only(
@@ -216,7 +220,7 @@ mod tests {
         let path = String::try_from("p".repeat(MAX_PATH_LEN).as_str()).unwrap();
         let record = SlotRecord { key: StoredKey::Derived(path), policy };
         let len = codec::encoded_len(&record).unwrap();
-        assert_eq!(len, 957);
+        assert_eq!(len, 929);
         assert!(len <= MAX_SLOT_RECORD);
         let mut buf = [0u8; MAX_SLOT_RECORD];
         let bytes = codec::encode(&record, &mut buf).unwrap().to_vec();

@@ -59,26 +59,27 @@ impl Slot {
         self.policy.admit(window, &req.action, signer, now).map_err(|v| DeviceError::denied(v, now))
     }
 
-    /// The spend window after `req`'s value is reserved under the policy's
-    /// cap (`None`: no cap, or nothing to reserve), from the window `store`
-    /// committed last, on a store that commits it with the mark (a cap
-    /// elsewhere is `Unsupported`; where `reserves_spend` is a constant
-    /// `false`, as on a microcontroller, none of this is in the image).
+    /// The spend window (the native value's or the token's) after `req`
+    /// reserves in it under its cap (`None`: no cap, or nothing to
+    /// reserve), from the window `store` committed last, on a store that
+    /// commits it with the mark (a cap elsewhere is `Unsupported`; where
+    /// `reserves_spend` is a constant `false`, as on a microcontroller,
+    /// none of this is in the image).
     fn reserve<S: CounterStore>(
         &self,
         slot: u8,
         req: &Sign<'_>,
         now: Option<u64>,
         store: &mut S,
-    ) -> Result<Option<SpendWindow>, DeviceError> {
-        if self.policy.spend_cap.is_none() {
-            return Ok(None);
-        }
+    ) -> Result<Option<Spent>, DeviceError> {
         if !store.reserves_spend() {
-            return Err(DeviceError::Unsupported);
+            return if self.policy.capped() { Err(DeviceError::Unsupported) } else { Ok(None) };
         }
-        let window = store.load_spend(slot).map_err(|_| DeviceError::Storage)?;
-        self.policy.spend(&window.unwrap_or_default(), &req.action, now)
+        let Some(r) = self.policy.reservation(&req.action) else { return Ok(None) };
+        let now = now.ok_or(DeviceError::Denied(crate::protocol::PolicyViolation::NoClock))?;
+        let window = store.load_spend(slot, r.asset.as_ref()).map_err(|_| DeviceError::Storage)?;
+        let window = window.unwrap_or_default().reserve(&r.cap, &r.amount, now);
+        window.map(|window| Some(Spent { asset: r.asset, window })).map_err(DeviceError::OverCap)
     }
 }
 
@@ -99,13 +100,26 @@ pub struct SignClaim {
     pub spend: Option<SpendAsk>,
 }
 
+/// A window with a signature's reservation in it: the native value's
+/// (`asset` `None`) or a token's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Spent {
+    /// `None` for wei, else the token.
+    pub asset: Option<Address>,
+    /// The window after the reservation.
+    pub window: SpendWindow,
+}
+
 /// A capped signature's reservation where the spend window is shared
 /// ([`SignClaim::spend`]): the store reserves `value` under `cap` at `now`
-/// with [`SpendWindow::reserve`], or refuses the claim with the
-/// [`crate::protocol::CapRefusal`] and raises nothing.
+/// in the key's window of `asset` with [`SpendWindow::reserve`], or
+/// refuses the claim with the [`crate::protocol::CapRefusal`] and raises
+/// nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SpendAsk {
-    /// The action's native value (wei).
+    /// The window: `None` for wei, else the token.
+    pub asset: Option<Address>,
+    /// The action's native value (wei) or token amount.
     pub value: crate::U256,
     /// The slot's cap.
     pub cap: crate::protocol::SpendCap,
@@ -121,7 +135,7 @@ pub(super) enum Record<'a> {
     /// it (and the chain hash before it) and the spend window it reserved
     /// in, in one write; claimed in a store that replicas share where there
     /// is one.
-    Signature(&'a Address, &'a AuditEntry, &'a B256, Option<&'a SpendWindow>),
+    Signature(&'a Address, &'a AuditEntry, &'a B256, Option<&'a Spent>),
 }
 
 /// Commits `mark` as counter `id`, whose last value is `last`, with what
@@ -208,9 +222,10 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         slot.admit_new(&mut window, req, &signer, now).ok()?;
         slot.reserve(req.slot, req, now, backend).ok()?;
         let commitment = retry_commitment(&signer, &decoded.digest);
-        let value = req.action.value();
-        let spend = match (slot.policy.spend_cap, now) {
-            (Some(cap), Some(now)) if !value.is_zero() => Some(SpendAsk { value, cap, now }),
+        let spend = match (slot.policy.reservation(&req.action), now) {
+            (Some(r), Some(now)) => {
+                Some(SpendAsk { asset: r.asset, value: r.amount, cap: r.cap, now })
+            }
             _ => None,
         };
         Some(SignClaim { signer, sequence: req.sequence, commitment, spend })

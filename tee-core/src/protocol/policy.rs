@@ -99,9 +99,10 @@ pub struct SpendCap {
     pub window_secs: u32,
 }
 
-/// A token the slot's token actions may use, and the most one action may
-/// move of it (or approve: an unlimited approval is the policy's
-/// `unlimited_approvals`, not this bound).
+/// A token the slot's token actions may use, the most one action may move
+/// of it (or approve: an unlimited approval is the policy's
+/// `unlimited_approvals`, not this bound), and optionally the most all of
+/// them may move per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TokenRule {
@@ -109,6 +110,10 @@ pub struct TokenRule {
     pub token: Address,
     /// The most one action may move, in the token's smallest unit.
     pub max_amount: U256,
+    /// The most the slot's token actions may move (or approve) of it per
+    /// window, in the token's smallest unit: reserved with each signature's
+    /// mark, in a window of the token's own, as `spend_cap` is for wei.
+    pub cap: Option<SpendCap>,
 }
 
 /// A slot's policy. `Policy::default()` refuses everything.
@@ -169,6 +174,13 @@ impl Policy {
     pub fn token_rule(&self, token: &Address) -> Option<&TokenRule> {
         self.tokens.iter().find(|r| r.token == *token)
     }
+
+    /// Whether a window of the policy (native or a token's) needs a store
+    /// that reserves with the mark.
+    #[must_use]
+    pub fn capped(&self) -> bool {
+        self.spend_cap.is_some() || self.tokens.iter().any(|r| r.cap.is_some())
+    }
 }
 
 /// Why a policy refused an action.
@@ -204,7 +216,8 @@ pub enum PolicyViolation {
     /// does not name.
     DomainNotAllowed,
     /// The transaction's value would take the slot's spend window past its
-    /// `spend_cap` (the refusal, [`DeviceError::OverCap`](crate::protocol::DeviceError::OverCap),
+    /// `spend_cap`, or a token action's amount its token's window past the
+    /// token's `cap` (the refusal, [`DeviceError::OverCap`](crate::protocol::DeviceError::OverCap),
     /// says what remains and when the window ends).
     SpendCapExceeded,
     /// The policy's `valid_until` has passed.

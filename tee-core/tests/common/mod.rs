@@ -36,6 +36,7 @@ pub fn permissive() -> Policy {
         tokens: tee_core::heapless::Vec::from_slice(&[TokenRule {
             token: sample::USDC,
             max_amount: U256([0xff; 32]),
+            cap: None,
         }])
         .unwrap_or_default(),
         recipients: Allow::Any,

@@ -45,6 +45,16 @@ pub(super) const CREATE: &str = "CREATE TABLE IF NOT EXISTS tee_signer_spend (
  COMMENT ON TABLE tee_signer_spend IS
      'tee-signer spend windows: reserved with the mark of each capped signature, MACed by the app key';";
 
+/// The window a mark's reservation goes to: the key's wei window is keyed
+/// by the mark's space (`actions`), a token's by the space and the token
+/// (`actions/0x…`, lowercase hex), so each has a row (and a MAC) of its own.
+pub(super) fn budget(m: &Mark<'_>) -> String {
+    match m.spend.and_then(|ask| ask.asset) {
+        None => m.space.to_owned(),
+        Some(token) => format!("{}/0x{}", m.space, hex::encode(token.0)),
+    }
+}
+
 /// A key's window as stored: the window and the sequence that last
 /// reserved in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +92,7 @@ pub(super) async fn lock(
         write(tx, mac_key, m, &fresh, true).await?;
     };
     let (row, stored_mac) = stored;
-    if !super::subtle_eq::ct_eq(&mac(mac_key, &m.signer, m.space, &row), &stored_mac)
+    if !super::subtle_eq::ct_eq(&mac(mac_key, &m.signer, &budget(m), &row), &stored_mac)
         || seen.is_some_and(|seen| row.mark < seen)
     {
         return Ok(Locked::Tampered);
@@ -120,27 +130,29 @@ pub(super) async fn write(
              mac = $6
          WHERE signer = $1 AND space = $2"
     };
-    let tag = mac(mac_key, &m.signer, m.space, row);
+    let space = budget(m);
+    let tag = mac(mac_key, &m.signer, &space, row);
     let (start, spent, mark) =
         (row.window.start.to_string(), row.window.spent.to_string(), row.mark.to_string());
-    tx.execute(sql, &[&m.signer.0.as_slice(), &m.space, &start, &spent, &mark, &tag.as_slice()])
+    tx.execute(sql, &[&m.signer.0.as_slice(), &space, &start, &spent, &mark, &tag.as_slice()])
         .await?;
     Ok(())
 }
 
 /// `m`'s key's window, locked, with its stored MAC.
 async fn read(tx: &Transaction<'_>, m: &Mark<'_>) -> Result<Option<(Stored, Vec<u8>)>, MarksError> {
+    let space = budget(m);
     let Some(row) = tx
         .query_opt(
             "SELECT start::text, spent::text, mark::text, mac FROM tee_signer_spend
              WHERE signer = $1 AND space = $2 FOR UPDATE",
-            &[&m.signer.0.as_slice(), &m.space],
+            &[&m.signer.0.as_slice(), &space],
         )
         .await?
     else {
         return Ok(None);
     };
-    let malformed = || MarksError::Malformed { signer: m.signer, space: m.space.to_owned() };
+    let malformed = || MarksError::Malformed { signer: m.signer, space: space.clone() };
     let (start, spent, mark): (String, String, String) =
         (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
     let window = SpendWindow {

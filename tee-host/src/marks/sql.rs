@@ -85,7 +85,7 @@ async fn capped(
     seen: Seen,
     learned: &mut Learned,
 ) -> Result<Outcome, MarksError> {
-    let key = (m.signer, m.space.to_owned());
+    let key = (m.signer, spend::budget(m));
     let window = match spend::lock(tx, mac_key, m, seen.spend).await? {
         spend::Locked::Window(w) => w,
         spend::Locked::Tampered => return Ok(Outcome::Tampered),

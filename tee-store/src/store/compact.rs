@@ -11,7 +11,7 @@ use tee_core::device::CounterId;
 use super::{FileStore, JOURNAL, KEEP_AUDIT};
 use crate::compaction::{Compaction, CompactionStep};
 use crate::files::create_append_only;
-use crate::journal::{self, CounterRecord, Genesis, Kind};
+use crate::journal::{self, CounterRecord, Genesis, Kind, SpendRecord};
 
 impl FileStore {
     /// Compacts when the journal passes `bytes` instead of [`MAX_JOURNAL`]
@@ -63,9 +63,16 @@ impl FileStore {
         }
         for (key, mark) in &s.counters {
             let id = key.map_or(CounterId::Admin, CounterId::Slot);
-            let spend = key.and_then(|slot| s.spends.get(&slot).copied());
+            let spend = key.and_then(|slot| s.spends.get(&(slot, None)).copied());
             let rec = journal::encode(&CounterRecord { id, mark: *mark, spend });
             head = k.write(&head, Kind::Counter, &rec, &mut out);
+        }
+        for ((slot, asset), window) in &s.spends {
+            if let Some(token) = asset {
+                let rec =
+                    journal::encode(&SpendRecord { slot: *slot, token: *token, window: *window });
+                head = k.write(&head, Kind::Spend, &rec, &mut out);
+            }
         }
         let keep = s.audit.len().saturating_sub(KEEP_AUDIT);
         for a in s.audit.get(keep..).unwrap_or_default() {
