@@ -98,11 +98,7 @@ pub fn action(kind: ActionKind) -> Action<'static> {
         }
         K::TransferWithAuthorization | K::ReceiveWithAuthorization => {
             return Action::TokenAuthorization(TokenAuthorization {
-                kind: if kind == K::TransferWithAuthorization {
-                    AuthorizationKind::Transfer
-                } else {
-                    AuthorizationKind::Receive
-                },
+                kind: AuthorizationKind::of(kind).unwrap_or(AuthorizationKind::Transfer),
                 chain_id: CHAIN_ID,
                 token: USDC,
                 name: USDC_NAME,

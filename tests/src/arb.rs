@@ -318,11 +318,7 @@ pub fn arb_action_of(kind: ActionKind) -> BoxedStrategy<Action<'static>> {
                     (valid_after, valid_before, nonce),
                 )| {
                     Action::TokenAuthorization(TokenAuthorization {
-                        kind: if kind == K::TransferWithAuthorization {
-                            AuthorizationKind::Transfer
-                        } else {
-                            AuthorizationKind::Receive
-                        },
+                        kind: AuthorizationKind::of(kind).unwrap(),
                         chain_id,
                         token,
                         name,
@@ -433,11 +429,7 @@ pub fn max_action_within(kind: ActionKind, b: &ActionBounds) -> Action<'static> 
         }
         K::TransferWithAuthorization | K::ReceiveWithAuthorization => {
             return Action::TokenAuthorization(TokenAuthorization {
-                kind: if kind == K::TransferWithAuthorization {
-                    AuthorizationKind::Transfer
-                } else {
-                    AuthorizationKind::Receive
-                },
+                kind: AuthorizationKind::of(kind).unwrap(),
                 chain_id: u64::MAX,
                 token: a,
                 name: tag,

@@ -245,25 +245,23 @@ pub fn alloy_digest(action: &Action<'_>) -> ap::B256 {
             let (valid_after, valid_before) =
                 (ap::U256::from(a.valid_after), ap::U256::from(a.valid_before));
             let nonce = ap::B256::from(a.nonce.0);
+            // The two types differ only in their name (part of the type hash).
+            macro_rules! signing_hash {
+                ($t:ident) => {
+                    typed::$t {
+                        from,
+                        to,
+                        value,
+                        validAfter: valid_after,
+                        validBefore: valid_before,
+                        nonce,
+                    }
+                    .eip712_signing_hash(&domain)
+                };
+            }
             match a.kind {
-                AuthorizationKind::Transfer => typed::TransferWithAuthorization {
-                    from,
-                    to,
-                    value,
-                    validAfter: valid_after,
-                    validBefore: valid_before,
-                    nonce,
-                }
-                .eip712_signing_hash(&domain),
-                AuthorizationKind::Receive => typed::ReceiveWithAuthorization {
-                    from,
-                    to,
-                    value,
-                    validAfter: valid_after,
-                    validBefore: valid_before,
-                    nonce,
-                }
-                .eip712_signing_hash(&domain),
+                AuthorizationKind::Transfer => signing_hash!(TransferWithAuthorization),
+                AuthorizationKind::Receive => signing_hash!(ReceiveWithAuthorization),
             }
         }
         Action::Transaction(_) => alloy_tx(action).unwrap().signature_hash(),

@@ -194,6 +194,18 @@ impl RegistryCall<'_> {
     }
 }
 
+impl AuthorizationKind {
+    /// The authorization of an EIP-3009 kind; `None` for any other kind.
+    #[must_use]
+    pub const fn of(kind: ActionKind) -> Option<AuthorizationKind> {
+        match kind {
+            ActionKind::TransferWithAuthorization => Some(AuthorizationKind::Transfer),
+            ActionKind::ReceiveWithAuthorization => Some(AuthorizationKind::Receive),
+            _ => None,
+        }
+    }
+}
+
 impl TokenCall {
     /// The flat kind of this call.
     #[must_use]
