@@ -45,7 +45,8 @@ pub struct Reservation {
 }
 
 /// A slot's spend window: when it started and the native value (or, for a
-/// token's window, the token amount) its signatures reserved in it. Durable: committed with each signature's mark
+/// token's window, the token amount) its signatures reserved in it.
+/// Durable: committed with each signature's mark
 /// ([`crate::device::AuditedMark::spend`]) and read from the store when a
 /// capped action needs it ([`crate::device::CounterStore::load_spend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -95,6 +96,7 @@ impl Policy {
         };
         (!amount.is_zero()).then_some(Reservation { asset, amount, cap })
     }
+
     /// Decides whether `action`, signed by `signer` at unix time `now`, is
     /// allowed, and counts it in the slot's rate `window` if so.
     pub fn admit(

@@ -6,7 +6,7 @@ use sha3::{Digest, Keccak256};
 use super::Device;
 use super::backend::{AuditedMark, Backend, BackendError, CounterId, CounterStore, HighWater};
 use super::reply::Handle;
-use crate::policy::{RateWindow, SpendWindow};
+use crate::policy::{RateWindow, Reservation, SpendWindow};
 use crate::primitives::{Address, B256};
 use crate::protocol::{
     AuditEntry, Command, DeviceError, KeyOrigin, Outcome, Policy, Sign, SignResponse,
@@ -71,7 +71,7 @@ impl Slot {
         req: &Sign<'_>,
         now: Option<u64>,
         store: &mut S,
-    ) -> Result<Option<Spent>, DeviceError> {
+    ) -> Result<Option<(Reservation, Spent)>, DeviceError> {
         if !store.reserves_spend() {
             return if self.policy.capped() { Err(DeviceError::Unsupported) } else { Ok(None) };
         }
@@ -79,7 +79,9 @@ impl Slot {
         let now = now.ok_or(DeviceError::Denied(crate::protocol::PolicyViolation::NoClock))?;
         let window = store.load_spend(slot, r.asset.as_ref()).map_err(|_| DeviceError::Storage)?;
         let window = window.unwrap_or_default().reserve(&r.cap, &r.amount, now);
-        window.map(|window| Some(Spent { asset: r.asset, window })).map_err(DeviceError::OverCap)
+        window
+            .map(|window| Some((r, Spent { asset: r.asset, window })))
+            .map_err(DeviceError::OverCap)
     }
 }
 
@@ -220,10 +222,11 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         // The same rule `decide_sign` applies, on a copy of the window.
         let mut window = slot.window;
         slot.admit_new(&mut window, req, &signer, now).ok()?;
-        slot.reserve(req.slot, req, now, backend).ok()?;
+        let reserved = slot.reserve(req.slot, req, now, backend).ok()?;
         let commitment = retry_commitment(&signer, &decoded.digest);
-        let spend = match (slot.policy.reservation(&req.action), now) {
-            (Some(r), Some(now)) => {
+        // A reservation was made only with a clock (`reserve` refuses without).
+        let spend = match (reserved, now) {
+            (Some((r, _)), Some(now)) => {
                 Some(SpendAsk { asset: r.asset, value: r.amount, cap: r.cap, now })
             }
             _ => None,
@@ -281,7 +284,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         // The value reserved under the cap, if any: committed with the mark
         // or not at all, so a refusal or a failed write reserves nothing
         // (and a refusal by the cap counts nothing in the rate window).
-        let spend = slot.reserve(req.slot, req, now, backend)?;
+        let spend = slot.reserve(req.slot, req, now, backend)?.map(|(_, spent)| spent);
         let mark = HighWater { value: req.sequence, digest: commitment };
         let last = slot.high_water.map(|h| h.value);
         // The mark, the entry that records it and the reservation go to
