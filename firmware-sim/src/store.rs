@@ -80,9 +80,28 @@ pub struct FlashStore<F> {
     index: heapless::Vec<Entry, MAX_KEYS>,
 }
 
-/// A buffer for one record: header, largest payload, CRC, padding.
-const RECORD_BUF: usize = RECORD_HEADER + MAX_PAYLOAD + CRC_LEN + 4;
-type RecordBuf = [u8; RECORD_BUF];
+/// Bytes a record is read and written in: records stream through a buffer
+/// this size (and the CRC), never through one the size of the largest
+/// payload (two of those were 2 KiB of a microcontroller's stack on every
+/// write).
+const CHUNK: usize = 64;
+
+/// Where a record's payload comes from: the caller's bytes, or a record
+/// already on flash (compaction copies it without a buffer of its size).
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Ram(&'a [u8]),
+    Flash { at: u32, len: usize },
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Ram(b) => b.len(),
+            Payload::Flash { len, .. } => *len,
+        }
+    }
+}
 
 /// A slice of `buf`, or `TooLarge`.
 fn part(buf: &[u8], r: core::ops::Range<usize>) -> Result<&[u8], StoreError> {
@@ -220,7 +239,6 @@ impl<F: NorFlash> FlashStore<F> {
         self.index.clear();
         let base = self.page_base(self.active);
         let mut at = PAGE_HEADER;
-        let mut buf: RecordBuf = [0; RECORD_BUF];
         self.write_at = None;
         while at + RECORD_HEADER <= self.page {
             let mut h = [0u8; RECORD_HEADER];
@@ -238,10 +256,8 @@ impl<F: NorFlash> FlashStore<F> {
             if len_us > MAX_PAYLOAD || at + size > self.page {
                 return Ok(()); // garbage: the page is closed
             }
-            let rec = part_mut(&mut buf, 0..RECORD_HEADER + len_us + CRC_LEN)?;
-            self.read(base + at as u32, rec)?;
-            let (body, crc) = rec.split_at(RECORD_HEADER + len_us);
-            if CRC32.checksum(body) != le32(crc) {
+            let payload = Payload::Flash { at: base + (at + RECORD_HEADER) as u32, len: len_us };
+            if !self.crc_holds(&h, payload)? {
                 return Ok(()); // a torn record: the page is closed
             }
             self.remember(Entry { kind, id, at: at as u32, len })?;
@@ -249,6 +265,28 @@ impl<F: NorFlash> FlashStore<F> {
             at += size;
         }
         Ok(())
+    }
+
+    /// Whether the CRC stored after a record's payload on flash is that of
+    /// its header and payload.
+    fn crc_holds(
+        &mut self,
+        header: &[u8; RECORD_HEADER],
+        payload: Payload<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut crc = CRC32.digest();
+        crc.update(header);
+        let mut buf = [0u8; CHUNK];
+        let (len, mut done) = (payload.len(), 0);
+        while done < len {
+            let chunk = part_mut(&mut buf, 0..CHUNK.min(len - done))?;
+            self.read_payload(payload, done, chunk)?;
+            crc.update(chunk);
+            done += chunk.len();
+        }
+        let mut stored = [0u8; CRC_LEN];
+        self.read_payload(payload, len, &mut stored)?;
+        Ok(crc.finalize() == le32(&stored))
     }
 
     fn remember(&mut self, e: Entry) -> Result<(), StoreError> {
@@ -285,7 +323,8 @@ impl<F: NorFlash> FlashStore<F> {
         match self.write_at {
             Some(at) if at as usize + size <= self.page => {
                 let page = self.active;
-                self.append(page, at, kind, id, payload).inspect_err(|_| self.write_at = None)?;
+                self.append(page, at, kind, id, Payload::Ram(payload))
+                    .inspect_err(|_| self.write_at = None)?;
                 self.write_at = Some(at + size as u32);
                 self.remember(Entry { kind, id, at, len: payload.len() as u16 })
             }
@@ -293,31 +332,60 @@ impl<F: NorFlash> FlashStore<F> {
         }
     }
 
+    /// Writes a record at `at` of `page`: its header, its payload in
+    /// chunks, and the CRC and padding with the payload's last chunk, each
+    /// write read back. The record is valid only once its CRC is on flash.
     fn append(
         &mut self,
         page: u32,
         at: u32,
         kind: u8,
         id: u8,
-        payload: &[u8],
+        payload: Payload<'_>,
     ) -> Result<(), StoreError> {
         self.seq = self.seq.wrapping_add(1);
         let len = payload.len();
-        let mut buf: RecordBuf = [0xff; RECORD_BUF];
         let s = self.seq.to_le_bytes();
-        let l = (len as u16).to_le_bytes();
-        part_mut(&mut buf, 0..RECORD_HEADER)?
-            .copy_from_slice(&[kind, id, l[0], l[1], s[0], s[1], s[2], s[3]]);
-        part_mut(&mut buf, RECORD_HEADER..RECORD_HEADER + len)?.copy_from_slice(payload);
-        let crc = CRC32.checksum(part(&buf, 0..RECORD_HEADER + len)?);
-        part_mut(&mut buf, RECORD_HEADER + len..RECORD_HEADER + len + CRC_LEN)?
-            .copy_from_slice(&crc.to_le_bytes());
-        let base = self.page_base(page);
-        let record = part(&buf, 0..record_size(len))?;
-        // The buffer is copied so `write_verified` may borrow self mutably.
-        let mut copy: RecordBuf = [0xff; RECORD_BUF];
-        part_mut(&mut copy, 0..record.len())?.copy_from_slice(record);
-        self.write_verified(base + at, part(&copy, 0..record_size(len))?)
+        let l = u16::try_from(len).map_err(|_| StoreError::TooLarge)?.to_le_bytes();
+        let header = [kind, id, l[0], l[1], s[0], s[1], s[2], s[3]];
+        let mut crc = CRC32.digest();
+        crc.update(&header);
+        let base = self.page_base(page) + at;
+        self.write_verified(base, &header)?;
+        // Whole chunks, keeping the last (at most one chunk) for the tail.
+        let mut buf = [0xffu8; CHUNK + CRC_LEN];
+        let mut done = 0;
+        while len - done > CHUNK {
+            let chunk = part_mut(&mut buf, 0..CHUNK)?;
+            self.read_payload(payload, done, chunk)?;
+            crc.update(chunk);
+            self.write_verified(base + (RECORD_HEADER + done) as u32, chunk)?;
+            done += CHUNK;
+        }
+        let rest = len - done;
+        buf.fill(0xff);
+        let last = part_mut(&mut buf, 0..rest)?;
+        self.read_payload(payload, done, last)?;
+        crc.update(last);
+        part_mut(&mut buf, rest..rest + CRC_LEN)?.copy_from_slice(&crc.finalize().to_le_bytes());
+        let tail = part(&buf, 0..(rest + CRC_LEN).next_multiple_of(4))?;
+        self.write_verified(base + (RECORD_HEADER + done) as u32, tail)
+    }
+
+    /// Reads `dst.len()` bytes of `payload` from `offset`.
+    fn read_payload(
+        &mut self,
+        payload: Payload<'_>,
+        offset: usize,
+        dst: &mut [u8],
+    ) -> Result<(), StoreError> {
+        match payload {
+            Payload::Ram(b) => {
+                dst.copy_from_slice(part(b, offset..offset + dst.len())?);
+                Ok(())
+            }
+            Payload::Flash { at, .. } => self.read(at + offset as u32, dst),
+        }
     }
 
     /// Copies every current record (with `payload` for (`kind`, `id`)) into
@@ -338,17 +406,15 @@ impl<F: NorFlash> FlashStore<F> {
         self.erase_page(target)?;
         let mut at = PAGE_HEADER as u32;
         let mut moved: heapless::Vec<Entry, MAX_KEYS> = heapless::Vec::new();
-        let mut data = [0u8; MAX_PAYLOAD];
         let entries = self.index.clone();
         for e in entries.iter().filter(|e| (e.kind, e.id) != (kind, id)) {
             let len = usize::from(e.len);
             let from = self.page_base(self.active) + e.at + RECORD_HEADER as u32;
-            self.read(from, part_mut(&mut data, 0..len)?)?;
-            self.append(target, at, e.kind, e.id, part(&data, 0..len)?)?;
+            self.append(target, at, e.kind, e.id, Payload::Flash { at: from, len })?;
             let _ = moved.push(Entry { at, ..*e });
             at += record_size(len) as u32;
         }
-        self.append(target, at, kind, id, payload)?;
+        self.append(target, at, kind, id, Payload::Ram(payload))?;
         let _ = moved.push(Entry { kind, id, at, len: payload.len() as u16 });
         at += record_size(payload.len()) as u32;
         // The commit point.
@@ -442,6 +508,30 @@ mod tests {
         // spread over every page in turn.
         let (_, epoch) = s.position();
         assert!(epoch > 4, "pages rotated {epoch} times");
+    }
+
+    /// Records stream through a chunk buffer: every length around a chunk
+    /// boundary reads back (and its CRC holds) after a reopen and after
+    /// compaction copies it flash to flash.
+    #[test]
+    fn payloads_of_every_length_around_a_chunk_read_back() {
+        let lens = [0, 1, 3, 4, 5, 59, 60, 63, 64, 65, 127, 128, 129, 200];
+        let payload = |n: usize| (0..n).map(|i| (i * 7 + n) as u8).collect::<std::vec::Vec<u8>>();
+        for n in lens {
+            let mut s = store();
+            s.put(1, 1, &payload(n)).unwrap();
+            let mut s = reopen(s);
+            assert_eq!(get(&mut s, 1, 1), Some(payload(n)), "{n} bytes after a reopen");
+            // Fill the page until it compacts: the record is copied.
+            let (_, epoch) = s.position();
+            let mut i = 0u32;
+            while s.position().1 == epoch {
+                s.put(2, 0, &i.to_le_bytes()).unwrap();
+                i += 1;
+            }
+            let mut s = reopen(s);
+            assert_eq!(get(&mut s, 1, 1), Some(payload(n)), "{n} bytes after compaction");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use tee_core::binding::{self, Purpose};
 use tee_core::client::decode_response;
 use tee_core::device::{CounterId, audit_chain_hash};
 use tee_core::frame::{self, FrameError, Header};
+use tee_core::primitives::keccak256;
 use tee_core::protocol::*;
 use tee_core::{ActionKind, Address, B256, Error, SigningKey, codec};
 use tee_testkit::sample;
@@ -261,6 +262,95 @@ fn admin_authorization() {
     authorize(&mut widen, &stranger, &DEVICE_ID, 100).unwrap();
     assert_eq!(p.call(&widen), Err(DeviceError::Unauthorized));
     assert_eq!(p.call(&GetPolicy { slot: 0 }).unwrap(), Policy::default());
+}
+
+mod erased {
+    /// A command's canonical encoding, whatever its type.
+    pub trait Encode {
+        fn bytes(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Encode for T {
+        fn bytes(&self) -> Vec<u8> {
+            let mut buf = vec![0u8; 4096];
+            let n = tee_core::codec::encode(self, &mut buf).unwrap().len();
+            buf.truncate(n);
+            buf
+        }
+    }
+}
+
+/// A `SetPolicy`'s signature is checked from the body's end before its
+/// policy is decoded: the split is exact for every admin command, and a
+/// policy altered under a genuine signature, a signature for another
+/// policy or command, or a tail that is not an authorization never gets a
+/// policy set or a counter spent.
+#[test]
+fn set_policy_is_authorized_before_its_policy_is_read() {
+    let admin = SigningKey::from_bytes(&tee_testkit::ADMIN_SECRET).unwrap();
+    let mut policies = vec![Policy::default(), permissive(), tee_testkit::typed_policy()];
+    let mut p2 = permissive();
+    p2.unlimited_approvals = true;
+    p2.valid_until = u64::MAX;
+    policies.push(p2);
+    let encode = |cmd: &dyn erased::Encode| cmd.bytes();
+    for (i, policy) in policies.iter().enumerate() {
+        let mut cmd = SetPolicy { slot: 0, policy: policy.clone(), auth: AdminAuth::UNSIGNED };
+        authorize(&mut cmd, &admin, &DEVICE_ID, 1 + i as u64 * 1000).unwrap();
+        let body = encode(&cmd);
+        let (prefix, auth) = split_auth(&body).expect("splits");
+        assert_eq!(auth, cmd.auth, "policy {i}");
+        assert_eq!(keccak256(prefix), admin_payload_hash(&body, &cmd), "policy {i}");
+    }
+    for path in ["", "m/44'/60'/0'/0/0", &"é".repeat(32)] {
+        let path = tee_core::heapless::String::try_from(path).unwrap();
+        for replace in [false, true] {
+            let mut cmd =
+                DeriveKey { slot: 3, path: path.clone(), replace, auth: AdminAuth::UNSIGNED };
+            authorize(&mut cmd, &admin, &DEVICE_ID, u64::MAX).unwrap();
+            let body = encode(&cmd);
+            assert_eq!(split_auth(&body).map(|(_, a)| a), Some(cmd.auth));
+        }
+    }
+
+    let (mut p, _) = ready(Policy::default());
+    let counter = || 3;
+    // A genuine signature over one policy, the body carrying another.
+    let mut cmd =
+        SetPolicy { slot: 0, policy: tee_testkit::typed_policy(), auth: AdminAuth::UNSIGNED };
+    authorize(&mut cmd, &admin, &DEVICE_ID, counter()).unwrap();
+    let swapped = SetPolicy { policy: permissive(), ..cmd.clone() };
+    assert_eq!(p.call(&swapped), Err(DeviceError::Unauthorized));
+    // The same signature for another command code.
+    let mut derive =
+        DeriveKey { slot: 0, path: Default::default(), replace: false, auth: AdminAuth::UNSIGNED };
+    authorize(&mut derive, &admin, &DEVICE_ID, counter()).unwrap();
+    assert_eq!(
+        p.call(&SetPolicy { auth: derive.auth, ..cmd.clone() }),
+        Err(DeviceError::Unauthorized)
+    );
+    // Tails that are not an authorization: cut, extended, garbage.
+    let body = encode(&cmd);
+    for bad in [
+        &body[..body.len() - 1],
+        &body[..10],
+        &[body.as_slice(), &[0]].concat()[..],
+        &[0xff; 80][..],
+    ] {
+        let header = Header { version: PROTOCOL_VERSION, command: SetPolicy::CODE, request_id: 9 };
+        let mut out = [0u8; 4096];
+        let f = frame::encode_raw(&header, bad, &mut out).unwrap().to_vec();
+        let response = p.send_raw(&f).pop().unwrap();
+        let (_, r) = Header::split(&response).unwrap();
+        let r = codec::decode::<Result<PolicySet, DeviceError>>(r).unwrap();
+        assert!(
+            matches!(r, Err(DeviceError::Malformed(_)) | Err(DeviceError::Unauthorized)),
+            "{r:?}"
+        );
+    }
+    assert_eq!(p.call(&GetPolicy { slot: 0 }).unwrap(), Policy::default());
+    // Nothing spent: the genuine command is taken at the next counter.
+    assert!(p.call(&cmd).is_ok());
+    assert_eq!(p.call(&GetPolicy { slot: 0 }).unwrap(), tee_testkit::typed_policy());
 }
 
 /// The device's admin state, signed by its identity key: what an admin tool

@@ -14,7 +14,7 @@ use crate::primitives::{Address, B256, keccak256};
 use crate::protocol::{
     AdminAuth, AdminCommand, AdminState, AdminStateResponse, AdminStatement, Command, DEVICE_SLOT,
     DeriveKey, DeviceError, GenerateKey, ImportMark, KeyOrigin, MarkImported, Outcome, Policy,
-    PolicySet, PublicKeyResponse, SetPolicy, admin_digest, admin_payload_hash,
+    PolicySet, PublicKeyResponse, SetPolicy, admin_digest, admin_payload_hash, split_auth,
 };
 use crate::signer::SigningKey;
 
@@ -41,21 +41,23 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         payload: B256,
     ) -> Result<(), DeviceError> {
         let counter = auth.counter;
-        let digest = admin_digest(&self.config.device_id, code, counter, &payload);
-        let r = match auth.signature.recover_address(&digest) {
-            Ok(who) if who == self.config.admin => {
-                // Exactly the next counter: no replay, and no jump that
-                // could lock the admin out (a counter at u64::MAX).
-                let last = self.admin_mark.map(|m| m.value);
-                if Some(counter) != last.unwrap_or(0).checked_add(1) {
-                    Err(DeviceError::AdminReplay { last: last.unwrap_or(0) })
-                } else {
-                    let mark = HighWater { value: counter, digest: payload };
-                    commit_above(&mut self.backend, CounterId::Admin, last, &mark, Record::Plain)
-                        .map(|()| mark)
-                }
-            }
-            _ => Err(DeviceError::Unauthorized),
+        let by_admin = if code == SetPolicy::CODE {
+            // Checked before the policy was decoded, and only then.
+            self.pre_auth.take() == Some((code, counter, payload))
+        } else {
+            self.signed_by_admin(code, auth, &payload)
+        };
+        // Exactly the next counter: no replay, and no jump that could lock
+        // the admin out (a counter at u64::MAX).
+        let last = self.admin_mark.map(|m| m.value);
+        let r = if !by_admin {
+            Err(DeviceError::Unauthorized)
+        } else if Some(counter) != last.unwrap_or(0).checked_add(1) {
+            Err(DeviceError::AdminReplay { last: last.unwrap_or(0) })
+        } else {
+            let mark = HighWater { value: counter, digest: payload };
+            commit_above(&mut self.backend, CounterId::Admin, last, &mark, Record::Plain)
+                .map(|()| mark)
         };
         match r {
             Ok(mark) => {
@@ -67,6 +69,31 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                 Err(e)
             }
         }
+    }
+
+    /// Whether `auth`'s signature over command `code` with `payload` is the
+    /// admin's. Not inlined: the recovery's deep stack is its own frame.
+    #[inline(never)]
+    fn signed_by_admin(&self, code: u8, auth: &AdminAuth, payload: &B256) -> bool {
+        let digest = admin_digest(&self.config.device_id, code, auth.counter, payload);
+        auth.signature.recover_address(&digest).is_ok_and(|who| who == self.config.admin)
+    }
+
+    /// Checks a `SetPolicy` frame's admin signature before the policy is
+    /// decoded ([`split_auth`]) and keeps the answer for its authorization
+    /// ([`Device::authorize`]): the recovery's stack and the decoded policy
+    /// are never on the stack together (on a microcontroller they would not
+    /// fit with the slots' policies).
+    #[inline(never)]
+    pub(super) fn pre_authorize(&mut self, body: &[u8]) {
+        self.pre_auth = split_auth(body).and_then(|(prefix, auth)| {
+            let payload = keccak256(prefix);
+            self.signed_by_admin(SetPolicy::CODE, &auth, &payload).then_some((
+                SetPolicy::CODE,
+                auth.counter,
+                payload,
+            ))
+        });
     }
 
     /// Runs an admin command's change after authorizing it, and audits the

@@ -277,6 +277,10 @@ macro_rules! dispatch {
                 if !B::IMPORTS_MARKS && h.command == <crate::protocol::ImportMark as Command>::CODE {
                     return respond::<()>(h, Err(DeviceError::Unsupported), out);
                 }
+                // Its signature before its policy (see `pre_authorize`).
+                if h.command == <crate::protocol::SetPolicy as Command>::CODE {
+                    self.pre_authorize(body);
+                }
                 match h.command {
                     $(<$c as Command>::CODE => self.on::<$c>(h, body, out),)*
                     _ => respond::<()>(h, Err(DeviceError::UnknownCommand), out),

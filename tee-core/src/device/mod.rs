@@ -83,6 +83,11 @@ pub struct Device<B: Backend, const SLOTS: usize = NUM_SLOTS> {
     /// (a quote made by the backend itself borrowed it when the entry was
     /// made); handed over before the next request.
     unsynced: Option<(AuditEntry, B256)>,
+    /// A `SetPolicy`'s admin signature, checked before its policy was
+    /// decoded ([`Device::pre_authorize`]): the command code, counter and
+    /// payload hash the admin signed, if the admin did. Set for every
+    /// `SetPolicy` frame, read by its authorization only.
+    pre_auth: Option<(u8, u64, B256)>,
 }
 
 impl<B: Backend, const SLOTS: usize> core::fmt::Debug for Device<B, SLOTS> {
@@ -129,6 +134,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             identity: None,
             audit: AuditLog::new(),
             unsynced: None,
+            pre_auth: None,
         }
     }
 

@@ -107,7 +107,7 @@ pub(super) fn load<B: Backend>(
         }
     };
     let origin = record.key.origin();
-    Ok(Some((LoadedKey { key, origin }, record.policy.clone())))
+    Ok(Some((LoadedKey { key, origin }, record.policy)))
 }
 
 /// A [`SlotRecord`] to store, by reference (the same encoding: postcard

@@ -136,6 +136,34 @@ pub fn admin_payload_hash<C: AdminCommand>(body: &[u8], cmd: &C) -> B256 {
     keccak256(body.get(..body.len().saturating_sub(auth_len)).unwrap_or(&[]))
 }
 
+/// Splits an admin command's body into what the admin's signature covers
+/// and its [`AdminAuth`], from the end, without decoding the command: the
+/// signature is the last 65 bytes, the counter the varint before them. A
+/// device checks a large command's signature this way before decoding it,
+/// so the signature check's deep stack and the decoded command (a policy)
+/// are never on the stack together. Exact for every admin command, whose
+/// field before `auth` ends in a byte below 0x80 (a varint's last byte, a
+/// bool, an option's tag; a test holds every command to it); the device
+/// still decodes the whole body and takes it only if its `auth` is this.
+#[must_use]
+pub fn split_auth(body: &[u8]) -> Option<(&[u8], AdminAuth)> {
+    const SIGNATURE_LEN: usize = 65;
+    const MAX_VARINT: usize = 10;
+    let rest = body.get(..body.len().checked_sub(SIGNATURE_LEN)?)?;
+    let mut start = rest.len().checked_sub(1)?;
+    if rest.get(start)? & 0x80 != 0 {
+        return None;
+    }
+    while start > 0
+        && rest.len() - start < MAX_VARINT
+        && rest.get(start - 1).is_some_and(|b| b & 0x80 != 0)
+    {
+        start -= 1;
+    }
+    let (prefix, tail) = body.split_at_checked(start)?;
+    Some((prefix, codec::decode(tail).ok()?))
+}
+
 /// Fills in `cmd`'s authorization: `counter`, and the admin's signature
 /// for the device `device_id`. The client side of admin commands. Returns
 /// the payload hash signed, which `AdminState` states once the device has

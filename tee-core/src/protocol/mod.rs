@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::primitives::FixedBytes;
 pub use admin::{
     AdminAuth, AdminCommand, admin_action, admin_digest, admin_domain_separator,
-    admin_payload_hash, admin_struct_hash, authorize,
+    admin_payload_hash, admin_struct_hash, authorize, split_auth,
 };
 pub use admin_state::{AdminState, AdminStateResponse, AdminStatement};
 pub use attest::{Attest, AttestResponse};
