@@ -119,6 +119,8 @@ impl<F, E> QuoteSource for McuBackend<F, E> {
 impl<F: NorFlash, E: Rng> Backend for McuBackend<F, E> {
     // 90 KiB of flash are kept for the policy's rules.
     const IMPORTS_MARKS: bool = false;
+    /// No trusted clock to bound an approval's life, and no flash to spare.
+    const APPROVALS: bool = false;
 
     fn kind(&self) -> BackendKind {
         BackendKind::Mcu

@@ -185,6 +185,7 @@ mod tests {
             .unwrap(),
             recipients: Allow::Only(heapless::Vec::from_slice(&[Address([0xff; 20]); 4]).unwrap()),
             unlimited_approvals: true,
+            approvals: None,
         };
         let r: Result<_, DeviceError> = Ok(policy);
         assert!(frame::encode(&h, &r, &mut tx).is_ok());

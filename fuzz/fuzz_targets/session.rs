@@ -62,7 +62,24 @@ fn policy(mask: u32) -> Policy {
             Allow::Any
         },
         unlimited_approvals: false,
+        // Bit 26: transactions with value and `setAgentURI` wait for one of
+        // two approvers (keys 0xa1.. and 0xa2..), approvals good for 10 min.
+        approvals: (mask & 1 << 26 != 0).then(|| ApprovalRule {
+            approvers: APPROVERS.iter().take(2).map(|k| approver(*k).address()).collect(),
+            threshold: 1,
+            kinds: KindSet::NONE.with(ActionKind::SetAgentUri),
+            above_value: Some(tee_core::U256::ZERO),
+            above_amount: None,
+            max_ttl_secs: 600,
+        }),
     }
+}
+
+/// The approvers' keys, and a stranger's.
+const APPROVERS: [u8; 3] = [0xa1, 0xa2, 0x5e];
+
+fn approver(k: u8) -> tee_core::SigningKey {
+    tee_core::SigningKey::from_bytes(&[k; 32]).unwrap()
 }
 
 /// The spend cap of a capped session policy: two of the sample transfer's value.
@@ -136,8 +153,35 @@ fuzz_target!(|data: &[u8]| {
                 let variant = input.byte().unwrap_or(0) % 4;
                 let action = action(kind, variant);
                 requested.insert((slot, sequence, action.digest()));
-                let r = p.call(&Sign { slot, sequence, action });
+                let was = released.get(&(slot, sequence)).copied();
+                let r = if op % 9 == 4 {
+                    // With approvals: by which keys (bits 0-2), expiring when
+                    // (bits 3-6, in minutes; bit 7: already expired).
+                    let by = input.byte().unwrap_or(0);
+                    let signer = p.call(&GetPublicKey { slot }).map(|k| k.address);
+                    let now = p.device.backend().now.unwrap_or(0);
+                    let ahead = u64::from(by >> 3 & 0x0f) * 60;
+                    let expires = if by & 0x80 != 0 { now - 1 } else { now + ahead };
+                    let digest = action.digest();
+                    let approval =
+                        approval_action(&signer.unwrap_or_default(), sequence, &digest, expires);
+                    let approvals: Vec<u8> = (0..3)
+                        .filter(|i| by & 1 << i != 0)
+                        .flat_map(|i| {
+                            approver(APPROVERS[i]).sign(&approval).unwrap().signature.to_bytes()
+                        })
+                        .collect();
+                    p.call(&SignApproved { slot, sequence, expires, approvals: &approvals, action: action.clone() })
+                } else {
+                    p.call(&Sign { slot, sequence, action: action.clone() })
+                };
                 if let Ok(r) = r {
+                    // A plain Sign never gets an action the policy holds for
+                    // approval (but for the exact retry of one signed before).
+                    if op % 9 == 3 && was.is_none_or(|(_, d)| d != r.digest) {
+                        let policy = p.call(&GetPolicy { slot }).unwrap();
+                        assert!(policy.approval_rule(&action).is_none(), "signed without approvals");
+                    }
                     if let Some((prev, _)) =
                         released.insert((slot, sequence), (r.signature, r.digest))
                     {

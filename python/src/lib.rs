@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use tee_client::actions::OwnedAction;
+use tee_client::approval::{ApprovalRequest, Approvals};
 use tee_client::policyfile::PolicyFile;
 use tee_client::provider::{PhalaDstackProvider, ProviderError, SignedJson};
 use tee_core::action::{Eip712Prehashed, PersonalMessage};
@@ -47,6 +48,21 @@ fn provider_err(py: Python<'_>, e: ProviderError) -> PyErr {
                 None => format!("{d:?}"),
             };
             raise(py, "Refused", message, Some(reason))
+        }
+        // What the approvers sign rides on the exception (`request`).
+        ProviderError::ApprovalRequired(r) => {
+            let request = serde_json::json!({
+                "approvalRequest": r,
+                "typedData": r.typed_data(),
+            });
+            let made = py
+                .import("tee_signer.errors")
+                .and_then(|m| m.getattr("ApprovalRequired"))
+                .and_then(|c| c.call1((message.clone(), "ApprovalRequired", request.to_string())));
+            match made {
+                Ok(e) => PyErr::from_value(e),
+                Err(_) => PyRuntimeError::new_err(message),
+            }
         }
         ProviderError::Client { .. } => raise(py, "Unavailable", message, None),
         ProviderError::Evidence { .. } => raise(py, "AttestationError", message, None),
@@ -184,6 +200,33 @@ impl Signer {
         let (p, request) = (Arc::clone(&self.provider), request.to_owned());
         let signed = py
             .detach(move || p.sign_json(slot, &request, sequence))
+            .map_err(|e| provider_err(py, e))?;
+        json_out(py, &signed.to_json())
+    }
+
+    /// [`Signer::sign_json`] with the approvals the slot's policy asked for:
+    /// `approval_request` the request (`ApprovalRequired.request`, JSON),
+    /// `signatures` the approvers' 65-byte signatures over its typed data.
+    fn sign_json_approved(
+        &self,
+        py: Python<'_>,
+        slot: u8,
+        request: &str,
+        approval_request: &str,
+        signatures: Vec<Vec<u8>>,
+    ) -> PyResult<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(approval_request).map_err(|e| invalid(py, e))?;
+        let inner = v.get("approvalRequest").cloned().unwrap_or(v);
+        let asked: ApprovalRequest = serde_json::from_value(inner).map_err(|e| invalid(py, e))?;
+        let signatures = signatures
+            .into_iter()
+            .map(|s| <[u8; 65]>::try_from(s).map_err(|_| invalid(py, "an approval is 65 bytes")))
+            .collect::<PyResult<Vec<_>>>()?;
+        let approvals = Approvals::of(&asked, signatures);
+        let (p, request) = (Arc::clone(&self.provider), request.to_owned());
+        let signed = py
+            .detach(move || p.sign_json_approved(slot, &request, &approvals))
             .map_err(|e| provider_err(py, e))?;
         json_out(py, &signed.to_json())
     }

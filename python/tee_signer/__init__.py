@@ -19,6 +19,7 @@ from .route import TeeKey, use_with
 from .tee import PhalaDstackTEE
 from . import onchain
 from .errors import (
+    ApprovalRequired,
     AttestationError,
     InvalidRequest,
     Refused,
@@ -29,6 +30,7 @@ from .errors import (
 
 __all__ = [
     "PROVIDER_NAME",
+    "ApprovalRequired",
     "AttestationError",
     "InvalidRequest",
     "PhalaDstackTEE",

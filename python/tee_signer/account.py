@@ -69,6 +69,19 @@ class TeeAccount(LocalAccount):
         self._publicapi = None
         #: The last signature's JSON (digest, signature, attestation, ...).
         self.last_signature: dict[str, Any] | None = None
+        self._approvals: tuple[str, list[bytes]] | None = None
+
+    def approved(self, request: Mapping[str, Any], signatures: list[Any]) -> TeeAccount:
+        """This account, for one signature the slot's policy held for
+        approval: `request` is `ApprovalRequired.request`, `signatures` the
+        approvers' signatures over its `typedData` (bytes or hex). Sign the
+        same transaction or typed data again with the account returned; the
+        approvals name the sequence, so they are good for that one
+        signature."""
+        account = TeeAccount.__new__(TeeAccount)
+        account.__dict__.update(self.__dict__)
+        account._approvals = (json.dumps(dict(request)), [bytes(HexBytes(s)) for s in signatures])
+        return account
 
     @property
     def address(self) -> str:  # type: ignore[override]
@@ -111,7 +124,13 @@ class TeeAccount(LocalAccount):
         raise UnsupportedOperation("EIP-7702 authorizations are not signed")
 
     def _sign(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        out = json.loads(self._signer.sign_json(self._slot, json.dumps(request)))
+        if self._approvals is None:
+            out = json.loads(self._signer.sign_json(self._slot, json.dumps(request)))
+        else:
+            asked, signatures = self._approvals
+            out = json.loads(
+                self._signer.sign_json_approved(self._slot, json.dumps(request), asked, signatures)
+            )
         self.last_signature = out
         return out
 

@@ -23,8 +23,27 @@ class Refused(TeeSignerError):
     `"KindNotAllowed"`; `"SpendCapExceeded"` for a spend cap or a token's
     cap, whose message says what the window has left and when it ends;
     `"TokenNotAllowed"`, `"TokenAmountTooHigh"`, `"RecipientNotAllowed"`,
-    `"UnlimitedApproval"`, `"PayerIsNotSigner"` for the token rules), a used
+    `"UnlimitedApproval"`, `"PayerIsNotSigner"` for the token rules;
+    `"ApprovalRequired"` is raised as `ApprovalRequired`, and
+    `"ApprovalExpired"`, `"ApprovalTooLong"` refuse approvals), a used
     sequence (`"Replay { .. }"`), a malformed action."""
+
+
+class ApprovalRequired(Refused):
+    """The slot's policy holds the action until enough of its approvers
+    approve it. `request` is what they sign: `request["typedData"]` is
+    EIP-712 typed data any wallet signs (eth-account's
+    `Account.sign_typed_data(key, full_message=...)`), and
+    `request["approvalRequest"]` says who may approve, how many must, the
+    sequence and the expiry. Sign again with their signatures:
+    `account.approved(error.request, signatures).sign_transaction(tx)`."""
+
+    def __init__(self, message: str, reason: str | None = None, request: str | None = None) -> None:
+        super().__init__(message, reason)
+        import json
+
+        #: The approval request and its typed data.
+        self.request: dict = json.loads(request) if request else {}
 
 
 class InvalidRequest(TeeSignerError):

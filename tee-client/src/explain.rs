@@ -18,7 +18,7 @@ fn allowed<T: std::fmt::Display, const N: usize>(a: &Allow<T, N>) -> String {
 }
 
 /// Why `policy` refused `action` with `e` (a policy refusal: `Denied`,
-/// `DeniedAt` or `OverCap`), naming the kind the action was read as, the value the
+/// `DeniedAt`, `OverCap` or `ApprovalRequired`), naming the kind the action was read as, the value the
 /// policy judged, its limit and, for a rule that reads the time, the
 /// device's time. Any other error is named as it is.
 #[must_use]
@@ -173,6 +173,30 @@ pub fn refusal(action: &Action<'_>, policy: &Policy, e: DeviceError) -> String {
             }
             _ => "the payer is not the signer".into(),
         },
+        PolicyViolation::ApprovalRequired => match (e, &policy.approvals) {
+            (DeviceError::ApprovalRequired(n), Some(rule)) => {
+                let approvers: Vec<String> =
+                    rule.approvers.iter().map(ToString::to_string).collect();
+                format!(
+                    "it waits for {} of the approvers [{}] ({} approved), each approval an \
+                     EIP-712 signature expiring by {} on the device's clock (`tee-signer \
+                     approve`)",
+                    n.need,
+                    approvers.join(", "),
+                    n.have,
+                    n.expires_by()
+                )
+            }
+            _ => "it waits for approvals".into(),
+        },
+        PolicyViolation::ApprovalExpired => {
+            format!("the approvals' expiry has passed (device time {})", or_unknown(device_time))
+        }
+        PolicyViolation::ApprovalTooLong => format!(
+            "the approvals expire more than the rule's max_ttl_secs {} after the device's time {}",
+            policy.approvals.as_ref().map_or("?".into(), |r| r.max_ttl_secs.to_string()),
+            or_unknown(device_time)
+        ),
         other => format!("{other:?}"),
     };
     format!("refused by the slot's policy ({v:?}): the action was read as {read_as}; {limit}")

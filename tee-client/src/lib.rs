@@ -14,6 +14,7 @@ pub mod actions;
 pub mod admin;
 pub mod alloy;
 mod answers;
+pub mod approval;
 mod error;
 pub mod explain;
 pub mod marks;

@@ -21,12 +21,18 @@
 //!             cap = { max = "20000000", window_secs = 86400 } }]   # cap: optional, per window
 //! recipients = ["0x…"]            # optional: whom token actions may pay or approve (absent: "any")
 //! unlimited_approvals = false     # optional: approve(spender, 2^256 - 1)
+//! # optional: actions that wait for m of n approvers' EIP-712 signatures (`tee-signer approve`)
+//! approvals = { approvers = ["0x…", "0x…", "0x…"], threshold = 2,
+//!               kinds = ["generic-tx"],                    # these kinds always wait
+//!               above_value_wei = "100000000000000000",    # transactions above this wait
+//!               above_amount = "1000000",                  # token actions above this wait
+//!               max_ttl_secs = 3600 }                      # how long an approval stays good
 //! ```
 
 use serde::{Deserialize, Serialize};
 use tee_core::heapless;
-use tee_core::limits::MAX_POLICY_TOKENS;
-use tee_core::protocol::{Allow, KindSet, Policy, RateLimit, SpendCap, TokenRule};
+use tee_core::limits::{MAX_POLICY_APPROVERS, MAX_POLICY_TOKENS};
+use tee_core::protocol::{Allow, ApprovalRule, KindSet, Policy, RateLimit, SpendCap, TokenRule};
 use tee_core::{ActionKind, Address, B256, U256};
 
 /// A list, or the word `"any"`.
@@ -117,6 +123,44 @@ pub struct PolicyFile {
     /// Whether `approve(spender, 2^256 - 1)` is allowed (absent: no).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unlimited_approvals: bool,
+    /// Which actions wait for m of n approvals (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<ApprovalRuleFile>,
+}
+
+/// `{ approvers, threshold, kinds, above_value_wei, above_amount, max_ttl_secs }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRuleFile {
+    /// Who may approve.
+    pub approvers: Vec<Address>,
+    /// How many distinct approvers must (1 to the number of approvers).
+    pub threshold: u8,
+    /// Kinds that always wait (names, as `kinds`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// Transactions carrying more wei than this wait (decimal).
+    #[serde(default, with = "dec256_opt", skip_serializing_if = "Option::is_none")]
+    pub above_value_wei: Option<U256>,
+    /// Token actions moving more than this (token units, decimal) wait.
+    #[serde(default, with = "dec256_opt", skip_serializing_if = "Option::is_none")]
+    pub above_amount: Option<U256>,
+    /// How far ahead of the device's clock an approval may expire.
+    pub max_ttl_secs: u32,
+}
+
+mod dec256_opt {
+    use serde::{Deserializer, Serializer};
+    use tee_core::U256;
+    pub fn serialize<S: Serializer>(v: &Option<U256>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::dec256::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<U256>, D::Error> {
+        super::dec256::deserialize(d).map(Some)
+    }
 }
 
 /// `{ token, max_amount, cap }`.
@@ -213,6 +257,16 @@ pub enum PolicyFileError {
     /// or `max_amount` already is).
     #[error("spend_cap and a token's cap: window_secs must be at least 1")]
     BadSpendCap,
+    /// An approval rule no number of approvals meets, or that needs none:
+    /// `threshold` must be 1 to the number of approvers, and an approval
+    /// must be able to live (`max_ttl_secs` at least 1).
+    #[error(
+        "approvals: threshold must be 1 to the number of approvers (at most {max}), max_ttl_secs at least 1"
+    )]
+    BadApprovals {
+        /// The most approvers a rule names.
+        max: usize,
+    },
     /// A device policy whose value a policy file cannot say (a number above
     /// 2^128: set through the protocol, not from a file).
     #[error("{0}: above what a policy file says (2^128)")]
@@ -226,6 +280,20 @@ fn u128_of(v: &U256) -> Option<u128> {
         return None;
     }
     Some(u128::from_be_bytes(low.try_into().ok()?))
+}
+
+/// The names of the kinds in `set`, in kind order.
+fn kind_names(set: KindSet) -> Vec<String> {
+    ActionKind::ALL.iter().filter(|k| set.contains(**k)).map(|k| k.name().to_owned()).collect()
+}
+
+/// The set of kinds named (`ActionKind::name`, or the Rust name).
+fn kind_set(names: &[String]) -> Result<KindSet, PolicyFileError> {
+    names.iter().try_fold(KindSet::NONE, |set, name| {
+        kind_by_name(name)
+            .map(|k| set.with(k))
+            .ok_or_else(|| PolicyFileError::UnknownKind(name.clone()))
+    })
 }
 
 /// Finds an action kind by its name (`setAgentURI`) or its Rust name
@@ -274,11 +342,7 @@ impl PolicyFile {
     /// The file that makes `policy` (what `tee-signer get-policy --toml`
     /// prints, and `set-policy` takes back): `to_policy` of it is `policy`.
     pub fn from_policy(policy: &Policy) -> Result<PolicyFile, PolicyFileError> {
-        let kinds = ActionKind::ALL
-            .iter()
-            .filter(|k| policy.kinds.contains(**k))
-            .map(|k| k.name().to_owned())
-            .collect();
+        let kinds = kind_names(policy.kinds);
         let agent = |a: &U256| {
             let v = u128_of(a)?;
             Some(u64::try_from(v).map_or(AgentId::Text(v), AgentId::Number))
@@ -317,6 +381,14 @@ impl PolicyFile {
                 .collect(),
             recipients: written("recipients", &policy.recipients, |a| Some(*a))?,
             unlimited_approvals: policy.unlimited_approvals,
+            approvals: policy.approvals.as_ref().map(|r| ApprovalRuleFile {
+                approvers: r.approvers.to_vec(),
+                threshold: r.threshold,
+                kinds: kind_names(r.kinds),
+                above_value_wei: r.above_value,
+                above_amount: r.above_amount,
+                max_ttl_secs: r.max_ttl_secs,
+            }),
         })
     }
 
@@ -337,12 +409,7 @@ impl PolicyFile {
 
     /// The device policy.
     pub fn to_policy(&self) -> Result<Policy, PolicyFileError> {
-        let mut kinds = KindSet::NONE;
-        for name in &self.kinds {
-            kinds = kinds.with(
-                kind_by_name(name).ok_or_else(|| PolicyFileError::UnknownKind(name.clone()))?,
-            );
-        }
+        let kinds = kind_set(&self.kinds)?;
         let rate_limit = match self.rate_limit {
             None => None,
             Some(r) if r.max == 0 || r.window_secs == 0 => {
@@ -386,7 +453,28 @@ impl PolicyFile {
             tokens,
             recipients: list("recipients", &self.recipients, |a| *a)?,
             unlimited_approvals: self.unlimited_approvals,
+            approvals: self.approvals.as_ref().map(ApprovalRuleFile::to_rule).transpose()?,
         })
+    }
+}
+
+impl ApprovalRuleFile {
+    /// The device's rule.
+    fn to_rule(&self) -> Result<ApprovalRule, PolicyFileError> {
+        let bad = PolicyFileError::BadApprovals { max: MAX_POLICY_APPROVERS };
+        let approvers = heapless::Vec::from_slice(&self.approvers).map_err(|_| bad.clone())?;
+        let rule = ApprovalRule {
+            approvers,
+            threshold: self.threshold,
+            kinds: kind_set(&self.kinds)?,
+            above_value: self.above_value_wei,
+            above_amount: self.above_amount,
+            max_ttl_secs: self.max_ttl_secs,
+        };
+        if !rule.well_formed() || rule.max_ttl_secs == 0 {
+            return Err(bad);
+        }
+        Ok(rule)
     }
 }
 

@@ -20,11 +20,12 @@ use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
     Attest, AttestAction, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError, DeviceInfoResponse,
     EvidencePart, GetPolicy, GetPublicKey, KeyOrigin, MAX_PATH_LEN, Policy, SetPolicy, Sign,
-    capability,
+    SignApproved, capability,
 };
 use tee_core::{Action, Address, B256, SigningKey};
 
 use crate::actions::OwnedAction;
+use crate::approval::{ApprovalRequest, Approvals};
 
 use super::ClientError;
 use super::admin::Trust;
@@ -65,6 +66,17 @@ pub enum ProviderError {
         /// What the action was read as, the rule's limit and the device's time.
         why: String,
     },
+    /// The slot's policy holds the action until enough of its approvers
+    /// approve it: the request they sign ([`crate::approval`]); sign it
+    /// again with their signatures (`sign_*_approved`).
+    #[error(
+        "the signer holds this action for approval: {have} of {need} approvers have approved \
+         (approvers {approvers:?}); have them sign the approval of digest {digest} at sequence \
+         {sequence}, expiring {expires} (`tee-signer approve`), then sign again with them",
+        have = .0.have, need = .0.need, approvers = .0.approvers, digest = .0.digest,
+        sequence = .0.sequence, expires = .0.expires
+    )]
+    ApprovalRequired(Box<ApprovalRequest>),
     /// Generating a key needs the admin key, which this provider lacks.
     #[error("generate_key needs the signer's admin key (PhalaDstackProvider::with_admin)")]
     NotAdmin,
@@ -306,10 +318,34 @@ impl PhalaDstackProvider {
         json: &str,
         sequence: Option<u64>,
     ) -> Result<SignedJson, ProviderError> {
+        self.sign_json_with(slot, json, sequence, None)
+    }
+
+    /// [`PhalaDstackProvider::sign_json`] with the approvals the slot's
+    /// policy asked for (at their sequence).
+    pub fn sign_json_approved(
+        &self,
+        slot: u8,
+        json: &str,
+        approvals: &Approvals,
+    ) -> Result<SignedJson, ProviderError> {
+        self.sign_json_with(slot, json, Some(approvals.sequence), Some(approvals))
+    }
+
+    fn sign_json_with(
+        &self,
+        slot: u8,
+        json: &str,
+        sequence: Option<u64>,
+        approvals: Option<&Approvals>,
+    ) -> Result<SignedJson, ProviderError> {
         let mut s = self.session();
         let pk = self.public_key(&mut s, slot)?;
         let action = self.decode_json(&mut s, slot, &pk, json)?;
-        let signed = self.sign_only(&mut s, slot, &action.view(), sequence, Some(pk))?;
+        let at = Sequence { at: sequence, approvals };
+        let signed = self
+            .sign_only(&mut s, slot, &action.view(), at, Some(pk))
+            .map_err(|e| with_action(e, json))?;
         let signature = self.attest_signed(&mut s, slot, &action.view(), signed)?;
         Ok(SignedJson { action, signature })
     }
@@ -355,7 +391,22 @@ impl PhalaDstackProvider {
         sequence: Option<u64>,
     ) -> Result<TeeSignature, ProviderError> {
         let mut s = self.session();
-        let signed = self.sign_only(&mut s, slot, action, sequence, None)?;
+        let at = Sequence { at: sequence, approvals: None };
+        let signed = self.sign_only(&mut s, slot, action, at, None)?;
+        self.attest_signed(&mut s, slot, action, signed)
+    }
+
+    /// [`PhalaDstackProvider::sign_slot`] with the approvals the slot's
+    /// policy asked for (at their sequence).
+    pub fn sign_slot_approved(
+        &self,
+        slot: u8,
+        action: &Action<'_>,
+        approvals: &Approvals,
+    ) -> Result<TeeSignature, ProviderError> {
+        let mut s = self.session();
+        let at = Sequence { at: Some(approvals.sequence), approvals: Some(approvals) };
+        let signed = self.sign_only(&mut s, slot, action, at, None)?;
         self.attest_signed(&mut s, slot, action, signed)
     }
 
@@ -367,7 +418,8 @@ impl PhalaDstackProvider {
         action: &Action<'_>,
         sequence: Option<u64>,
     ) -> Result<Signed, ProviderError> {
-        Ok(self.sign_only(&mut self.session(), slot, action, sequence, None)?.0)
+        let at = Sequence { at: sequence, approvals: None };
+        Ok(self.sign_only(&mut self.session(), slot, action, at, None)?.0)
     }
 
     /// The policy of `slot`.
@@ -388,7 +440,7 @@ impl PhalaDstackProvider {
         s: &mut Session,
         slot: u8,
         action: &Action<'_>,
-        sequence: Option<u64>,
+        Sequence { at: sequence, approvals }: Sequence<'_>,
         pk: Option<Key>,
     ) -> Result<(Signed, Key), ProviderError> {
         // A field over the signer's bounds is named here, not refused there
@@ -403,7 +455,17 @@ impl PhalaDstackProvider {
         let mut tries = 0;
         loop {
             let at = sequence.unwrap_or_else(|| pk.high_water.map_or(1, |h| h + 1));
-            match s.call(&Sign { slot, sequence: at, action: action.clone() }) {
+            let answer = match approvals {
+                None => s.call(&Sign { slot, sequence: at, action: action.clone() }),
+                Some(a) => s.call(&SignApproved {
+                    slot,
+                    sequence: at,
+                    expires: a.expires,
+                    approvals: &a.bytes(),
+                    action: action.clone(),
+                }),
+            };
+            match answer {
                 Err(ClientError::Device(DeviceError::Replay { .. }))
                     if tries < 3 && sequence.is_none() =>
                 {
@@ -414,6 +476,15 @@ impl PhalaDstackProvider {
                     let signed =
                         Signed { sequence: r.sequence, digest: r.digest, signature: r.signature };
                     return Ok((signed, pk));
+                }
+                Err(ClientError::Device(DeviceError::ApprovalRequired(need))) => {
+                    let policy = s.call(&GetPolicy { slot }).map_err(|e| self.err(e))?;
+                    let approvers =
+                        policy.approvals.map(|r| r.approvers.to_vec()).unwrap_or_default();
+                    let digest = action.digest();
+                    let request =
+                        ApprovalRequest::new(slot, pk.address, at, digest, need, approvers);
+                    return Err(ProviderError::ApprovalRequired(Box::new(request)));
                 }
                 Err(ClientError::Device(reason)) if reason.violation().is_some() => {
                     let why = match s.call(&GetPolicy { slot }) {
@@ -540,6 +611,26 @@ impl PhalaDstackProvider {
             key_chain,
             backend: format!("{backend:?}"),
         })
+    }
+}
+
+/// Which sequence to sign at (`None`: the one after the slot's mark), and
+/// the approvals that name it, if any.
+#[derive(Debug, Clone, Copy)]
+struct Sequence<'a> {
+    at: Option<u64>,
+    approvals: Option<&'a Approvals>,
+}
+
+/// An approval request from a JSON action carries the JSON, for the
+/// approvers to read.
+fn with_action(e: ProviderError, json: &str) -> ProviderError {
+    match e {
+        ProviderError::ApprovalRequired(mut r) => {
+            r.action = serde_json::from_str(json).ok();
+            ProviderError::ApprovalRequired(r)
+        }
+        e => e,
     }
 }
 

@@ -70,11 +70,14 @@ pub const MAX_POLICY_DOMAINS: usize = 4;
 pub const MAX_POLICY_TOKENS: usize = 2;
 /// Entries in a policy's recipient list.
 pub const MAX_POLICY_RECIPIENTS: usize = 4;
+/// Approvers a policy's approval rule names (the n of m-of-n), and the
+/// most approvals a `SignApproved` carries.
+pub const MAX_POLICY_APPROVERS: usize = 3;
 /// Upper bound of an encoded slot record (key and policy), as the device
 /// stores it through its key store.
-/// (the largest, a derived key's longest path with every policy list full,
-/// is 929 bytes; a test holds it within).
-pub const MAX_SLOT_RECORD: usize = 960;
+/// (the largest, a derived key's longest path with every policy list full
+/// and an approval rule, is 1,068 bytes; a test holds it within).
+pub const MAX_SLOT_RECORD: usize = 1088;
 
 /// Upper bound of any request body of a device with `bounds` (the largest
 /// is `Sign`: slot, sequence, action).

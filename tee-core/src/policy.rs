@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, TokenMove};
 use crate::primitives::{Address, U256};
-use crate::protocol::{CapRefusal, Policy, PolicyViolation, RateLimit, SpendCap};
+use crate::protocol::{ApprovalRule, CapRefusal, Policy, PolicyViolation, RateLimit, SpendCap};
 
 /// A slot's rate-limit window: when it started and how many signatures it
 /// has seen. Volatile: a restart starts a new window.
@@ -98,7 +98,8 @@ impl Policy {
     }
 
     /// Decides whether `action`, signed by `signer` at unix time `now`, is
-    /// allowed, and counts it in the slot's rate `window` if so.
+    /// allowed, and counts it in the slot's rate `window` if so. (The
+    /// device also asks [`Policy::approval_rule`] in between.)
     pub fn admit(
         &self,
         window: &mut RateWindow,
@@ -107,7 +108,28 @@ impl Policy {
         now: Option<u64>,
     ) -> Result<(), PolicyViolation> {
         self.check(action, signer, now)?;
+        self.count(window, now)
+    }
+
+    /// Counts one signature in the slot's rate `window`, or refuses it.
+    pub fn count(&self, window: &mut RateWindow, now: Option<u64>) -> Result<(), PolicyViolation> {
         window.admit(self.rate_limit, now)
+    }
+
+    /// The approval rule `action` waits for, if it flags it: a kind it
+    /// names, a transaction's value above its `above_value`, a token
+    /// action's amount above its `above_amount` (an unlimited approval is
+    /// above any).
+    #[must_use]
+    pub fn approval_rule(&self, action: &Action<'_>) -> Option<&ApprovalRule> {
+        let rule = self.approvals.as_ref()?;
+        let above = |bound: Option<U256>, amount: &U256| bound.is_some_and(|b| *amount > b);
+        let flagged = rule.kinds.contains(action.kind())
+            || (action.envelope().is_some() && above(rule.above_value, &action.value()))
+            || action.token_move().is_some_and(|m| {
+                rule.above_amount.is_some() && (m.unlimited || above(rule.above_amount, m.amount))
+            });
+        flagged.then_some(rule)
     }
 
     /// Checks `action`, to be signed by `signer`, at unix time `now`:

@@ -38,6 +38,7 @@ fn policy_rules_each_allowed_and_refused() {
         tokens: tee_core::heapless::Vec::new(),
         recipients: Allow::default(),
         unlimited_approvals: false,
+        approvals: None,
     };
     let mut seq = 0;
     let mut check = |policy: Policy, action: Action<'_>, expect: Result<(), V>| {

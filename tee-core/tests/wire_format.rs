@@ -164,6 +164,7 @@ fn generated() -> String {
         tokens: heapless::Vec::new(),
         recipients: Allow::default(),
         unlimited_approvals: false,
+        approvals: None,
     };
     let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
     authorize(&mut set, &admin, &tee_testkit::DEVICE_ID, 2).unwrap();
@@ -257,6 +258,53 @@ fn generated() -> String {
         &ImportMark { slot: 0, statement, signature, auth: AdminAuth::UNSIGNED },
     );
 
+    // Approvals: the policy above with an approval rule for `setAgentURI`,
+    // a plain `Sign` refused for want of them, then the same action with two
+    // approvers' signatures.
+    let approvers = [[0xa1; 32], [0xa2; 32]].map(|k| tee_core::SigningKey::from_bytes(&k).unwrap());
+    let mut policy = d.pair.call(&GetPolicy { slot: 0 }).unwrap();
+    policy.approvals = Some(ApprovalRule {
+        approvers: heapless::Vec::from_slice(&approvers.each_ref().map(|k| k.address())).unwrap(),
+        threshold: 2,
+        kinds: KindSet::NONE.with(ActionKind::SetAgentUri),
+        above_value: None,
+        above_amount: None,
+        max_ttl_secs: 3600,
+    });
+    let mut set = SetPolicy { slot: 0, policy, auth: AdminAuth::UNSIGNED };
+    authorize(&mut set, &admin, &tee_testkit::DEVICE_ID, 3).unwrap();
+    d.example(
+        "SetPolicy (approvals)",
+        "The policy above with an approval rule: `setAgentURI` waits for 2 of the approvers \
+         `0xa1…`'s and `0xa2…`'s keys' addresses, each approval good for at most an hour; admin \
+         counter 3.",
+        &set,
+    );
+    let flagged = Sign { slot: 0, sequence: 10, action: sample::action(ActionKind::SetAgentUri) };
+    d.example(
+        "Sign (approvals required)",
+        "The sample `setAgentURI` at sequence 10: refused with `ApprovalRequired`, 0 of 2 \
+         approvals, the latest expiry the device takes now (its clock plus an hour).",
+        &flagged,
+    );
+    let expires = 1_767_225_000 + 600;
+    let approval = approval_action(&key, 10, &flagged.action.digest(), expires);
+    let approvals: Vec<u8> =
+        approvers.iter().flat_map(|k| k.sign(&approval).unwrap().signature.to_bytes()).collect();
+    d.example(
+        "SignApproved",
+        "The same action at sequence 10 with both approvers' signatures over the EIP-712 \
+         `Approval(signer, 10, digest, expires)` (`expires` 600 s after the device's clock): \
+         signed, and audited as `Approved(0b11)`.",
+        &SignApproved {
+            slot: 0,
+            sequence: 10,
+            expires,
+            approvals: &approvals,
+            action: flagged.action.clone(),
+        },
+    );
+
     // A frame that cannot be read.
     let mut buf = [0u8; 64];
     let mut bad = encode_request(99, &DeviceInfo, &mut buf).unwrap().to_vec();
@@ -341,6 +389,14 @@ fn generated() -> String {
         (
             DeviceError::OverCap(CapRefusal::new(300, 3_600)),
             "`Sign`: the value would pass the policy's `spend_cap`; carries what the window has left (wei, u128 big-endian, 16 bytes) and the seconds until it ends by the device's clock (varint)",
+        ),
+        (
+            DeviceError::ApprovalRequired(ApprovalNeed {
+                have: 1,
+                need: 2,
+                expires_by_be: 1_767_228_600u64.to_be_bytes(),
+            }),
+            "`Sign`, `SignApproved`: the action waits for approvals; carries how many verified, how many must, and the latest `expires` the device takes now (unix seconds, u64 big-endian, 8 bytes)",
         ),
     ];
     for (e, what) in errors {

@@ -95,6 +95,17 @@ impl From<ProviderError> for Failure {
         let with = |code, data| Failure { code, message: message.clone(), data: Some(data) };
         match &e {
             ProviderError::Denied { reason: d, .. } => with(REJECTED, reason(d)),
+            // What the approvers sign, as EIP-712 typed data: the agent
+            // hands it to them and sends the action again with their
+            // signatures (`tee_signApproved`).
+            ProviderError::ApprovalRequired(r) => with(
+                REJECTED,
+                json!({
+                    "reason": "ApprovalRequired",
+                    "approvalRequest": r,
+                    "typedData": r.typed_data(),
+                }),
+            ),
             ProviderError::Refused(d) => {
                 let code = match d {
                     DeviceError::OverBound(_) | DeviceError::Malformed(_) => INVALID_PARAMS,

@@ -12,13 +12,16 @@
 //! | `eth_sendTransaction` `[tx]` | filled, signed, `eth_sendRawTransaction` to the node: the hash |
 //! | `tee_getAttestation` `[signatureOrTxHash]` | the signature with its attestation (the last `keep`) |
 //! | `tee_accounts` | `[{address, slot}]` |
+//! | `tee_signApproved` `[method, params, {approvalRequest, signatures}]` | what `method` answers, signed with the approvals a 4001 `ApprovalRequired` asked for |
 //! | other `eth_sign*`, `personal_*`, `wallet_*`, `admin_*`, `miner_*` | 4200, never forwarded |
 //! | anything else | forwarded to the upstream node unchanged |
 //!
 //! Every signature goes through the device's policy, as the signer's own
 //! protocol does: the JSON is decoded by the one decoder the CLI uses
 //! ([`tee_client::actions::from_json`]), and a refused request is answered
-//! with error 4001 and the device's reason in `data`, and never forwarded.
+//! with error 4001 and the device's reason in `data`, and never forwarded
+//! (an action the policy holds for approval: `reason` `ApprovalRequired`,
+//! the `approvalRequest` and the `typedData` its approvers sign).
 //! The endpoint holds no key and takes no admin command. Errors:
 //! [`failure`].
 
@@ -33,6 +36,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Value, json};
 use tee_client::actions::no_duplicate_keys;
+use tee_client::approval::{ApprovalRequest, Approvals, signature_from_hex};
 use tee_client::onchain::rpc::Rpc;
 use tee_client::provider::{PhalaDstackProvider, ProviderError};
 use tee_core::Address;
@@ -253,7 +257,8 @@ impl Gateway {
                 let s = self.sign(account, &json!({ "method": method, "params": params }))?;
                 Ok(hex0x(&s.signature.0))
             }
-            "eth_signTransaction" | "eth_sendTransaction" => self.transaction(method, params),
+            "eth_signTransaction" | "eth_sendTransaction" => self.transaction(method, params, None),
+            "tee_signApproved" => self.approved(params),
             m => Err(Failure::new(
                 UNSUPPORTED,
                 format!("{m}: not a method this signer serves (and never forwarded)"),
@@ -282,17 +287,83 @@ impl Gateway {
             })
     }
 
+    /// `tee_signApproved`: `[method, params, approval]` signs what
+    /// `method` (`eth_signTransaction`, `eth_sendTransaction`,
+    /// `eth_signTypedData_v4`, `personal_sign`) with `params` would, with
+    /// the approvals the slot's policy asked for (`approval`: `{
+    /// approvalRequest, signatures }`, the request the refusal's `data`
+    /// carried and the approvers' signatures over its `typedData`), and
+    /// answers as `method` does. A transaction must be whole (nonce, gas,
+    /// fees): the approvals are of its digest.
+    fn approved(&self, params: &[Value]) -> Result<Value, Failure> {
+        let [Value::String(method), Value::Array(inner), approval] = params else {
+            return Err(Failure::params(
+                "params: [method, params, { approvalRequest, signatures }]",
+            ));
+        };
+        let request = approval
+            .get("approvalRequest")
+            .cloned()
+            .ok_or_else(|| Failure::params("params[2].approvalRequest is missing"))?;
+        let request: ApprovalRequest = serde_json::from_value(request)
+            .map_err(|e| Failure::params(format!("params[2].approvalRequest: {e}")))?;
+        let signatures = approval
+            .get("signatures")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Failure::params("params[2].signatures: an array of 0x-hex signatures"))?
+            .iter()
+            .map(|s| {
+                s.as_str().and_then(signature_from_hex).ok_or_else(|| {
+                    Failure::params("params[2].signatures: each a 65-byte 0x-hex signature")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let approvals = Approvals::of(&request, signatures);
+        let approvals = Some(&approvals);
+        match method.as_str() {
+            "eth_signTransaction" | "eth_sendTransaction" => {
+                self.transaction(method, inner, approvals)
+            }
+            "personal_sign" | "eth_signTypedData_v4" => {
+                let at = if method == "personal_sign" { inner.get(1) } else { inner.first() };
+                let account = self.account(at)?;
+                let json = json!({ "method": method, "params": inner });
+                Ok(hex0x(&self.sign_with(account, &json, approvals)?.signature.0))
+            }
+            m => Err(Failure::params(format!("params[0]: {m} is not a signing method"))),
+        }
+    }
+
     /// Signs a JSON request (the form [`tee_client::actions::from_json`]
     /// takes) with `account`, keeping its attestation.
     fn sign(&self, account: &Account, request: &Value) -> Result<TeeSignature, Failure> {
-        let signed = account.provider.sign_json(account.slot, &request.to_string(), None)?;
+        self.sign_with(account, request, None)
+    }
+
+    /// [`Gateway::sign`] with the approvals the slot's policy asked for.
+    fn sign_with(
+        &self,
+        account: &Account,
+        request: &Value,
+        approvals: Option<&Approvals>,
+    ) -> Result<TeeSignature, Failure> {
+        let text = request.to_string();
+        let signed = match approvals {
+            Some(a) => account.provider.sign_json_approved(account.slot, &text, a)?,
+            None => account.provider.sign_json(account.slot, &text, None)?,
+        };
         let s = signed.signature;
         tracing::info!(slot = account.slot, sequence = s.sequence, "signed {}", s.digest);
         self.kept.keep(s.clone());
         Ok(s)
     }
 
-    fn transaction(&self, method: &str, params: &[Value]) -> Result<Value, Failure> {
+    fn transaction(
+        &self,
+        method: &str,
+        params: &[Value],
+        approvals: Option<&Approvals>,
+    ) -> Result<Value, Failure> {
         let [Value::Object(tx)] = params else {
             return Err(Failure::params("params: [transaction object]"));
         };
@@ -314,7 +385,8 @@ impl Gateway {
         if let Some(node) = node {
             fill::fill(&mut tx, account.address, node)?;
         }
-        let s = self.sign(account, &json!({ "method": "eth_signTransaction", "params": [tx] }))?;
+        let request = json!({ "method": "eth_signTransaction", "params": [tx] });
+        let s = self.sign_with(account, &request, approvals)?;
         let raw = s.raw_transaction.as_deref().ok_or_else(|| internal(&"no raw transaction"))?;
         match node {
             Some(node) if send => node

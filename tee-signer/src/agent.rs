@@ -16,8 +16,9 @@ use super::exit::Invalid;
 use super::{At, Conn, Failure, client, json, now_secs};
 use crate::demo::demo_action;
 use tee_client::actions::OwnedAction;
+use tee_client::approval::{ApprovalRequest, Approvals, signature_from_hex};
 use tee_client::policyfile::kind_by_name;
-use tee_client::provider::PhalaDstackProvider;
+use tee_client::provider::{PhalaDstackProvider, ProviderError};
 use tee_core::protocol::DeviceError;
 use tee_verify::Verifier;
 
@@ -43,6 +44,55 @@ pub(super) struct Sign {
     /// same JSON without `attestation`.
     #[arg(long)]
     no_attest: bool,
+    /// With `--json`: the approval request this action got (what `sign`
+    /// printed when the slot's policy held it), to sign it with the
+    /// approvals below, at the request's sequence.
+    #[arg(long, requires_all = ["json", "approval"], conflicts_with_all = ["sequence", "no_attest"])]
+    request: Option<PathBuf>,
+    /// An approver's signature over the request (`approve`'s `signature`,
+    /// or a wallet's over its `typedData`), hex; once per approver.
+    #[arg(long, requires = "request")]
+    approval: Vec<String>,
+}
+
+/// The approvals `--request` and `--approval` give.
+fn approvals_of(c: &Sign) -> Result<Option<Approvals>, Failure> {
+    let Some(path) = &c.request else { return Ok(None) };
+    let text: serde_json::Value = serde_json::from_str(&super::read(path)?)?;
+    let inner = text.get("approvalRequest").cloned().unwrap_or(text);
+    let request: ApprovalRequest = serde_json::from_value(inner)?;
+    let signatures = c
+        .approval
+        .iter()
+        .map(|a| {
+            signature_from_hex(a)
+                .ok_or_else(|| Invalid(format!("--approval {a}: not a 65-byte hex signature")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Approvals::of(&request, signatures)))
+}
+
+/// A `sign` the policy held for approval prints the request (with the
+/// typed data its approvers sign) and exits refused; anything else is the
+/// failure it was.
+fn held(r: Result<ExitCode, Failure>) -> Result<ExitCode, Failure> {
+    match r {
+        Err(e) => match e.downcast::<ProviderError>() {
+            Ok(p) => match *p {
+                ProviderError::ApprovalRequired(request) => {
+                    json(&serde_json::json!({
+                        "approvalRequest": request,
+                        "typedData": request.typed_data(),
+                    }))?;
+                    eprintln!("tee-signer: {}", ProviderError::ApprovalRequired(request));
+                    Ok(super::exit::status(super::exit::REFUSED))
+                }
+                other => Err(other.into()),
+            },
+            Err(e) => Err(e),
+        },
+        ok => ok,
+    }
 }
 
 /// The JSON action in `path` (`-`: stdin).
@@ -237,6 +287,10 @@ pub(super) fn pubkey(c: &Pubkey) -> Result<ExitCode, Failure> {
 
 /// One provider, so one connection, for the whole command.
 pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
+    held(sign_held(c))
+}
+
+fn sign_held(c: Sign) -> Result<ExitCode, Failure> {
     let slot = c.at.slot;
     let p = PhalaDstackProvider::new(c.at.conn.connect.clone(), Verifier::default());
     if let Some(path) = &c.json
@@ -245,7 +299,11 @@ pub(super) fn sign(c: Sign) -> Result<ExitCode, Failure> {
         let request = read_json(path)?;
         // A policy refusal's message says what the action was read as and
         // the limit it met (`ProviderError::Denied`).
-        return json(&p.sign_json(slot, &request, c.sequence)?.to_json());
+        let signed = match approvals_of(&c)? {
+            Some(approvals) => p.sign_json_approved(slot, &request, &approvals)?,
+            None => p.sign_json(slot, &request, c.sequence)?,
+        };
+        return json(&signed.to_json());
     }
     let owned: OwnedAction = match (c.json, c.action, c.sample) {
         (Some(path), _, _) => p.json_action(slot, &read_json(&path)?)?,

@@ -101,6 +101,7 @@ pub fn demo_policy(kind: ActionKind) -> Policy {
             heapless::Vec::from_slice(&[sample::OWNER, sample::AGENT_WALLET]).unwrap_or_default(),
         ),
         unlimited_approvals: false,
+        approvals: None,
     }
 }
 
@@ -296,6 +297,7 @@ pub fn run(kind: ActionKind) -> Result<String, DemoError> {
             Outcome::Ok => "ok".to_owned(),
             Outcome::Retry => "retry".to_owned(),
             Outcome::Refused(r) => format!("refused ({r:?})"),
+            Outcome::Approved(by) => format!("approved (approvers {by:#05b})"),
         };
         let _ = writeln!(
             out,

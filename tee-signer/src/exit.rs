@@ -68,7 +68,9 @@ fn client(e: &ClientError) -> u8 {
 
 fn provider(e: &ProviderError) -> u8 {
     match e {
-        ProviderError::Refused(_) | ProviderError::Denied { .. } => REFUSED,
+        ProviderError::Refused(_)
+        | ProviderError::Denied { .. }
+        | ProviderError::ApprovalRequired(_) => REFUSED,
         ProviderError::Client { source, .. } => client(source),
         ProviderError::AttestationFailed { source, .. } => provider(source),
         ProviderError::NotAdmin

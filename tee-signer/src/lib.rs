@@ -34,6 +34,7 @@ pub mod exit;
 
 mod admin;
 mod agent;
+mod approve;
 mod marks;
 mod onchain;
 mod out;
@@ -133,6 +134,10 @@ enum Command {
     /// Sign an action (its canonical encoding in hex, or a sample kind) at
     /// the next sequence, with a per-action attestation; prints JSON.
     Sign(agent::Sign),
+    /// (approver) Approve an action a slot's policy holds for approval:
+    /// reads the approval request `sign` printed, shows the action, checks
+    /// it hashes to the request's digest, and prints your EIP-712 approval.
+    Approve(approve::Approve),
     /// A quote binding a slot's key to a challenge, with its evidence; prints JSON.
     Attest(agent::Attest),
     /// Write a verifier policy pinned to a deployment (its compose hash, app
@@ -196,6 +201,7 @@ pub fn main() -> ExitCode {
         Command::SetPolicy(c) => admin::set_policy(c),
         Command::GetPolicy(c) => admin::get_policy(c),
         Command::Sign(c) => agent::sign(c),
+        Command::Approve(c) => approve::approve(&c),
         Command::Attest(c) => agent::attest(c),
         Command::Policy(c) => verify::pin_policy(c),
         Command::ComposeHash(c) => verify::compose_hash(&c),
@@ -230,17 +236,21 @@ fn client(c: &Conn) -> Result<Client<Box<dyn Stream>>, Failure> {
 fn read_admin(a: &AdminKey) -> Result<SigningKey, Failure> {
     // The key that rules every slot: a file others can read is a key others
     // may have.
+    read_secret_key(&a.admin_key_file, "admin key")
+}
+
+/// A secret key (hex) from a file only its owner may read or write.
+fn read_secret_key(path: &Path, what: &str) -> Result<SigningKey, Failure> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let path = &a.admin_key_file;
         let mode = std::fs::metadata(path)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .permissions()
             .mode();
         if mode & 0o077 != 0 {
             return Err(exit::Invalid(format!(
-                "{}: the admin key file is readable or writable by others (mode {:o}); \
+                "{}: the {what} file is readable or writable by others (mode {:o}); \
                  chmod 600 it",
                 path.display(),
                 mode & 0o777
@@ -249,15 +259,13 @@ fn read_admin(a: &AdminKey) -> Result<SigningKey, Failure> {
         }
     }
     let text = Zeroizing::new(
-        std::fs::read_to_string(&a.admin_key_file)
-            .map_err(|e| format!("{}: {e}", a.admin_key_file.display()))?,
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
     );
     let digits = text.trim();
     let digits = digits.strip_prefix("0x").unwrap_or(digits);
     let mut key = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(digits, &mut key[..]).map_err(|_| {
-        exit::Invalid(format!("{}: not a 32-byte hex key", a.admin_key_file.display()))
-    })?;
+    hex::decode_to_slice(digits, &mut key[..])
+        .map_err(|_| exit::Invalid(format!("{}: not a 32-byte hex key", path.display())))?;
     Ok(SigningKey::from_bytes(&key)?)
 }
 

@@ -383,6 +383,7 @@ pub fn typed_policy() -> Policy {
         .unwrap_or_default(),
         recipients: Allow::Any,
         unlimited_approvals: false,
+        approvals: None,
     }
 }
 

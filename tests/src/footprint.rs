@@ -99,6 +99,7 @@ fn max_policy() -> Policy {
             .unwrap(),
         ),
         unlimited_approvals: true,
+        approvals: None,
     }
 }
 

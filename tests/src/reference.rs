@@ -29,6 +29,8 @@ pub mod typed {
         struct AdminCommand { uint8 command; uint64 counter; bytes32 payload; }
         /// The device's signed admin state.
         struct AdminState { bytes32 nonce; uint64 lastCounter; bytes32 lastPayload; uint8 slot; address key; bytes32 policyHash; uint64 sequence; bytes32 commitment; }
+        /// An approver's approval of one action (domain `ERC8004TeeSignerApproval`).
+        struct Approval { address signer; uint64 sequence; bytes32 action; uint64 expires; }
     }
 }
 

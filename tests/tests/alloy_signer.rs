@@ -63,6 +63,7 @@ fn policy() -> Policy {
         tokens: tee_core::heapless::Vec::new(),
         recipients: Allow::default(),
         unlimited_approvals: false,
+        approvals: None,
     }
 }
 

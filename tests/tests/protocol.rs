@@ -78,6 +78,26 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
             arb_allow::<Address, MAX_POLICY_RECIPIENTS>(arb_address()),
             any::<bool>(),
         ),
+        proptest::option::of(
+            (
+                proptest::collection::vec(arb_address(), 0..=MAX_POLICY_APPROVERS),
+                any::<u8>(),
+                any::<u32>(),
+                proptest::option::of(arb_u256()),
+                proptest::option::of(arb_u256()),
+                any::<u32>(),
+            )
+                .prop_map(
+                    |(approvers, threshold, kinds, above_value, above_amount, ttl)| ApprovalRule {
+                        approvers: heapless::Vec::from_slice(&approvers).unwrap(),
+                        threshold,
+                        kinds: KindSet(kinds),
+                        above_value,
+                        above_amount,
+                        max_ttl_secs: ttl,
+                    },
+                ),
+        ),
     )
         .prop_map(
             |(
@@ -91,6 +111,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 eip712_domains,
                 (spend_cap, valid_until),
                 (tokens, recipients, unlimited_approvals),
+                approvals,
             )| Policy {
                 kinds: KindSet(kinds),
                 chains,
@@ -107,6 +128,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 tokens: heapless::Vec::from_slice(&tokens).unwrap(),
                 recipients,
                 unlimited_approvals,
+                approvals,
             },
         )
 }
@@ -138,6 +160,9 @@ fn arb_device_error() -> impl Strategy<Value = DeviceError> {
         any::<u64>().prop_map(|last| D::AdminReplay { last }),
         (any::<u128>(), any::<u32>())
             .prop_map(|(remaining, ends_in)| D::OverCap(CapRefusal::new(remaining, ends_in))),
+        (any::<u8>(), any::<u8>(), any::<u64>()).prop_map(|(have, need, by)| {
+            D::ApprovalRequired(ApprovalNeed { have, need, expires_by_be: by.to_be_bytes() })
+        }),
         proptest::sample::select(vec![
             D::UnknownCommand,
             D::NoSuchSlot,
@@ -261,7 +286,7 @@ proptest! {
                 slot,
                 sequence,
                 digest,
-                outcome: if index % 3 == 0 { Outcome::Ok } else if index % 3 == 1 { Outcome::Retry } else { Outcome::Refused(err) },
+                outcome: match index % 4 { 0 => Outcome::Ok, 1 => Outcome::Retry, 2 => Outcome::Approved(index as u8), _ => Outcome::Refused(err) },
             })
             .collect();
         round_trip(&AuditLogResponse {
@@ -297,6 +322,17 @@ proptest! {
         prop_assert_eq!(admin_action(&device_id, command, counter, &payload).digest(), admin_digest(&device_id, command, counter, &payload));
     }
 
+    /// An approval is plain EIP-712: alloy (and so any wallet) computes
+    /// the digest the device recovers approvers from.
+    #[test]
+    fn approval_digest_matches_alloy(signer in arb_address(), sequence in any::<u64>(), action in arb_b256(), expires in any::<u64>()) {
+        let domain = eip712_domain! { name: "ERC8004TeeSignerApproval", version: "1", };
+        let msg = typed::Approval { signer: addr(&signer), sequence, action: b256(&action), expires };
+        let digest = approval_digest(&signer, sequence, &action, expires);
+        prop_assert_eq!(digest.0, msg.eip712_signing_hash(&domain).0);
+        prop_assert_eq!(approval_action(&signer, sequence, &action, expires).digest(), digest);
+    }
+
     /// The identity's AdminState statement is plain EIP-712 in the admin
     /// domain: any EIP-712 library checks it.
     #[test]
@@ -314,5 +350,5 @@ proptest! {
 
 #[test]
 fn command_codes_are_unique_and_stable() {
-    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    assert_eq!(COMMAND_CODES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
 }

@@ -396,3 +396,62 @@ fn beyond_loopback_it_needs_a_token_and_a_lost_signer_is_its_own_error() {
     assert_eq!(lost["error"]["code"], -32002, "{lost}");
     drop(server);
 }
+
+/// An action the policy holds for approval: 4001 with the request and the
+/// typed data its approvers sign (here with alloy's local signer over the
+/// typed data as JSON, as any wallet would), then `tee_signApproved` with
+/// two of three signatures signs it; one is not enough.
+#[test]
+fn an_approval_request_comes_back_as_typed_data_and_two_approvals_sign() {
+    use alloy_signer::SignerSync;
+    let approvers: Vec<alloy_signer_local::PrivateKeySigner> = (1..=3u8)
+        .map(|i| alloy_signer_local::PrivateKeySigner::from_bytes(&[i; 32].into()).unwrap())
+        .collect();
+    let mut policy = tee_testkit::typed_policy();
+    policy.kinds = policy.kinds.with(ActionKind::GenericTx);
+    policy.max_value = tee_core::U256::from_u64(u64::MAX);
+    policy.approvals = Some(tee_core::protocol::ApprovalRule {
+        approvers: approvers.iter().map(|a| tee_core::Address(a.address().0.0)).collect(),
+        threshold: 2,
+        kinds: tee_core::protocol::KindSet::NONE,
+        above_value: Some(tee_core::U256::from_u64(1_000)),
+        above_amount: None,
+        max_ttl_secs: 600,
+    });
+    let r = rig_under(&policy, |_| {});
+    let url = r.server.url();
+    let tx = json!({
+        "from": r.address, "to": "0x000000000000000000000000000000000000dEaD",
+        "value": "0x2710", "gas": "0x5208", "nonce": "0x0",
+        "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x1",
+        "chainId": format!("0x{:x}", sample::CHAIN_ID),
+    });
+    let held = call(url, "eth_signTransaction", json!([tx]));
+    assert_eq!(held["error"]["code"], 4001, "{held}");
+    let data = &held["error"]["data"];
+    assert_eq!(data["reason"], "ApprovalRequired", "{held}");
+    assert_eq!(data["approvalRequest"]["need"], 2, "{held}");
+    let typed: alloy_dyn_abi::TypedData =
+        serde_json::from_value(data["typedData"].clone()).unwrap();
+    let hash = typed.eip712_signing_hash().unwrap();
+    let approve = |a: &alloy_signer_local::PrivateKeySigner| {
+        format!("0x{}", hex::encode(a.sign_hash_sync(&hash).unwrap().as_bytes()))
+    };
+    let with = |signatures: Vec<String>| {
+        let approval =
+            json!({ "approvalRequest": data["approvalRequest"], "signatures": signatures });
+        call(url, "tee_signApproved", json!(["eth_signTransaction", [tx], approval]))
+    };
+    let one = with(vec![approve(&approvers[0])]);
+    assert_eq!(one["error"]["data"]["approvalRequest"]["have"], 1, "{one}");
+    let two = with(vec![approve(&approvers[2]), approve(&approvers[0])]);
+    let raw = two["result"].as_str().unwrap_or_else(|| panic!("{two}"));
+    let kept = call(url, "tee_getAttestation", json!([raw_hash(&two["result"])]))["result"].clone();
+    assert_eq!(kept["sequence"], data["approvalRequest"]["sequence"], "{kept:#}");
+    assert!(raw.starts_with("0x02"));
+    // Malformed approvals are invalid params, not a refusal.
+    let bad =
+        call(url, "tee_signApproved", json!(["eth_signTransaction", [tx], { "signatures": [] }]));
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    assert!(r.node.methods().iter().all(|m| m != "eth_sendRawTransaction"));
+}

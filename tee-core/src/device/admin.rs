@@ -239,6 +239,17 @@ impl<B: Backend, const SLOTS: usize> Handle<SetPolicy> for Device<B, SLOTS> {
         if cmd.policy.capped() && !self.backend.reserves_spend() {
             return Err(DeviceError::Unsupported);
         }
+        // An approval rule no number of approvals meets (or none needs);
+        // one on a device without a clock, which could not bound an
+        // approval's life (a microcontroller's).
+        if let Some(rule) = &cmd.policy.approvals {
+            if !rule.well_formed() {
+                return Err(DeviceError::Malformed(crate::Error::Malformed));
+            }
+            if !B::APPROVALS || self.backend.now().is_none() {
+                return Err(DeviceError::Unsupported);
+            }
+        }
         self.admin(cmd, body, |d| {
             let loaded = d
                 .slots

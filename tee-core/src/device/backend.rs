@@ -263,6 +263,13 @@ pub trait Backend: Rng + Clock + KeyStore + CounterStore + QuoteSource + AuditSt
     /// which no host puts back).
     const IMPORTS_MARKS: bool = true;
 
+    /// Whether the device takes approvals (`SignApproved`, a policy's
+    /// approval rule), which need a trusted clock to bound them. A board
+    /// without one says `false`: `SignApproved` is answered `Unsupported`,
+    /// a policy with an approval rule is refused, and none of that code is
+    /// in the image.
+    const APPROVALS: bool = true;
+
     /// What `DeviceInfo` reports.
     fn kind(&self) -> BackendKind;
     /// [`crate::protocol::capability`] bits.

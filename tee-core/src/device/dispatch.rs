@@ -13,7 +13,9 @@ use super::reply::{Handle, Reply, respond};
 use super::slot::respond_sign;
 use crate::frame::{FrameError, Header};
 use crate::primitives::B256;
-use crate::protocol::{Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION, Sign};
+use crate::protocol::{
+    Approvals, Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION, Sign, SignApproved,
+};
 use crate::signer::SigningKey;
 
 /// A request frame read once, before the device is asked about it: its
@@ -41,19 +43,33 @@ pub enum Incoming<'f> {
 pub struct DecodedSign<'f> {
     pub(super) header: Header,
     pub(super) request: Sign<'f>,
+    /// A `SignApproved`'s approvals (`None` for a `Sign`).
+    pub(super) approvals: Option<Approvals<'f>>,
     pub(super) digest: B256,
     /// The action's canonical length (what [`crate::action::ActionBounds::action`] bounds).
     pub(super) action_len: usize,
 }
 
 impl<'f> DecodedSign<'f> {
-    /// Decodes a `Sign` body and hashes its action.
+    /// Decodes a `Sign` or `SignApproved` body and hashes its action.
     pub(super) fn decode(header: Header, body: &'f [u8]) -> Result<Self, DeviceError> {
-        let request = Sign::decode(body).map_err(DeviceError::Malformed)?;
+        use crate::codec::encoded_len;
+        let (request, approvals) = if header.command == SignApproved::CODE {
+            let r = SignApproved::decode(body).map_err(DeviceError::Malformed)?;
+            let approvals = Approvals { expires: r.expires, signatures: r.approvals };
+            (Sign { slot: r.slot, sequence: r.sequence, action: r.action }, Some(approvals))
+        } else {
+            (Sign::decode(body).map_err(DeviceError::Malformed)?, None)
+        };
         let digest = request.action.digest();
-        // The slot and the sequence prefix the action: one byte and a varint.
-        let prefix = 1 + crate::codec::encoded_len(&request.sequence).unwrap_or(0);
-        Ok(DecodedSign { header, request, digest, action_len: body.len().saturating_sub(prefix) })
+        // What precedes the action: the slot (a byte), the sequence (a
+        // varint), and a `SignApproved`'s expiry and approvals.
+        let mut prefix = 1 + encoded_len(&request.sequence).unwrap_or(0);
+        if let Some(a) = &approvals {
+            prefix += encoded_len(&(a.expires, a.signatures)).unwrap_or(0);
+        }
+        let action_len = body.len().saturating_sub(prefix);
+        Ok(DecodedSign { header, request, approvals, digest, action_len })
     }
 
     /// The request.
@@ -73,6 +89,15 @@ impl<'f> Incoming<'f> {
     /// Reads a received frame (or the reason it could not be read).
     #[must_use]
     pub fn read(frame: Result<&'f [u8], FrameError>) -> Incoming<'f> {
+        Incoming::read_with(frame, true)
+    }
+
+    /// [`Incoming::read`], reading a `SignApproved` as a `Sign` with
+    /// approvals only if `approvals` (a device's `Backend::APPROVALS`;
+    /// otherwise it stays `Other`, which the device answers `Unsupported`,
+    /// and its decoder is not in the image).
+    #[must_use]
+    pub fn read_with(frame: Result<&'f [u8], FrameError>, approvals: bool) -> Incoming<'f> {
         let unknown = Header { version: PROTOCOL_VERSION, command: 0, request_id: 0 };
         let payload = match frame {
             Ok(p) => p,
@@ -86,7 +111,7 @@ impl<'f> Incoming<'f> {
             let e = DeviceError::UnsupportedVersion { supported: PROTOCOL_VERSION };
             return Incoming::Refused(h, e);
         }
-        if h.command == Sign::CODE {
+        if h.command == Sign::CODE || approvals && h.command == SignApproved::CODE {
             return match DecodedSign::decode(h, body) {
                 Ok(s) => Incoming::Sign(s),
                 Err(e) => Incoming::Refused(h, e),
@@ -155,10 +180,14 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// [`Device::begin`] and [`Reply`] instead.
     pub fn handle(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> usize {
         self.sync_audit();
-        let reply = match Incoming::read(frame) {
+        let reply = match Incoming::read_with(frame, B::APPROVALS) {
             Incoming::Refused(h, e) => {
                 let len = respond::<()>(&h, Err(e), out);
                 self.reply(h, len)
+            }
+            Incoming::Sign(s) if !B::APPROVALS && s.approvals.is_some() => {
+                let len = respond::<()>(&s.header, Err(DeviceError::Unsupported), out);
+                self.reply(s.header, len)
             }
             Incoming::Sign(s) => self.handle_sign(&s, out),
             Incoming::Other(h, body) => {
@@ -175,7 +204,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// temporaries) is not on the stack of every other command.
     #[inline(never)]
     fn handle_sign(&mut self, s: &DecodedSign<'_>, out: &mut [u8]) -> Reply {
-        let r = self.admit_sign(&s.request, &s.digest, s.action_len);
+        let r = self.admit_sign(&s.request, s.approvals.as_ref(), &s.digest, s.action_len);
         let r = r.and_then(|key| respond_sign(&key, &s.digest, s.request.sequence));
         let len = respond(&s.header, r, out);
         self.reply(s.header, len)
@@ -194,7 +223,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// admitted comes back as [`Step::Sign`] (the caller computes the
     /// signature, [`PendingSign::finish`]). Every response is a [`Reply`].
     pub fn begin(&mut self, frame: Result<&[u8], FrameError>, out: &mut [u8]) -> Step {
-        self.begin_incoming(Incoming::read(frame), out)
+        self.begin_incoming(Incoming::read_with(frame, B::APPROVALS), out)
     }
 
     /// [`Device::begin`] of a frame already read ([`Incoming::read`]): a
@@ -208,8 +237,13 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                 let len = respond::<()>(&h, Err(e), out);
                 return Step::Done(self.reply(h, len));
             }
+            Incoming::Sign(s) if !B::APPROVALS && s.approvals.is_some() => {
+                let len = respond::<()>(&s.header, Err(DeviceError::Unsupported), out);
+                return Step::Done(self.reply(s.header, len));
+            }
             Incoming::Sign(s) => {
-                return match self.admit_sign(&s.request, &s.digest, s.action_len) {
+                let approvals = s.approvals.as_ref();
+                return match self.admit_sign(&s.request, approvals, &s.digest, s.action_len) {
                     Ok(key) => Step::Sign(PendingSign {
                         header: s.header,
                         key,
@@ -274,7 +308,9 @@ macro_rules! dispatch {
         impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             fn dispatch(&mut self, h: &Header, body: &[u8], out: &mut [u8]) -> usize {
                 // Resolved at build time: without it, no ImportMark code.
-                if !B::IMPORTS_MARKS && h.command == <crate::protocol::ImportMark as Command>::CODE {
+                if !B::IMPORTS_MARKS && h.command == <crate::protocol::ImportMark as Command>::CODE
+                    || !B::APPROVALS && h.command == SignApproved::CODE
+                {
                     return respond::<()>(h, Err(DeviceError::Unsupported), out);
                 }
                 // Its signature before its policy (see `pre_authorize`).

@@ -59,7 +59,8 @@ pub(super) struct SlotRecord {
 impl SlotRecord {
     /// Decodes the stored record `buf[..len]`: the current layout, or one
     /// stored before a field was appended, read as if it held that field's
-    /// default: a record of protocol version 10 has no `tokens` (none,
+    /// default: a record of protocol version 11 has no `approvals` (`None`,
+    /// `00`); one of version 10 no `tokens` (none,
     /// `00`), `recipients` (none, `00 00`) or `unlimited_approvals` (no,
     /// `00`); one of versions 2 to 9 neither `spend_cap` (`None`, `00`) nor
     /// `valid_until` (never, `00`); one of version 1 neither
@@ -70,10 +71,11 @@ impl SlotRecord {
     /// per layout would cost a microcontroller's flash).
     #[inline(never)]
     fn decode(buf: &mut [u8], len: usize) -> Result<SlotRecord, DeviceError> {
-        const V10: [u8; 4] = [0; 4];
-        const V2: [u8; 6] = [0; 6];
-        const V1: [u8; 7] = [0x01, 0, 0, 0, 0, 0, 0];
-        for missing in [&[][..], &V10, &V2, &V1] {
+        const V11: [u8; 1] = [0];
+        const V10: [u8; 5] = [0; 5];
+        const V2: [u8; 7] = [0; 7];
+        const V1: [u8; 8] = [0x01, 0, 0, 0, 0, 0, 0, 0];
+        for missing in [&[][..], &V11, &V10, &V2, &V1] {
             let end = len + missing.len();
             let Some(tail) = buf.get_mut(len..end) else { break };
             tail.copy_from_slice(missing);
@@ -184,8 +186,10 @@ mod tests {
     /// policy full, every number at its longest) fits `MAX_SLOT_RECORD`.
     #[test]
     fn the_largest_record_fits() {
-        use crate::limits::{MAX_PATH_LEN, MAX_POLICY_RECIPIENTS, MAX_POLICY_TOKENS};
-        use crate::protocol::{SpendCap, TokenRule};
+        use crate::limits::{
+            MAX_PATH_LEN, MAX_POLICY_APPROVERS, MAX_POLICY_RECIPIENTS, MAX_POLICY_TOKENS,
+        };
+        use crate::protocol::{ApprovalRule, SpendCap, TokenRule};
         let a = Address([0xff; 20]);
         let policy = Policy {
             kinds: KindSet(u32::MAX),
@@ -216,11 +220,19 @@ mod tests {
                 heapless::Vec::from_slice(&[a; MAX_POLICY_RECIPIENTS]).unwrap(),
             ),
             unlimited_approvals: true,
+            approvals: Some(ApprovalRule {
+                approvers: heapless::Vec::from_slice(&[a; MAX_POLICY_APPROVERS]).unwrap(),
+                threshold: u8::MAX,
+                kinds: KindSet(u32::MAX),
+                above_value: Some(U256([0xff; 32])),
+                above_amount: Some(U256([0xff; 32])),
+                max_ttl_secs: u32::MAX,
+            }),
         };
         let path = String::try_from("p".repeat(MAX_PATH_LEN).as_str()).unwrap();
         let record = SlotRecord { key: StoredKey::Derived(path), policy };
         let len = codec::encoded_len(&record).unwrap();
-        assert_eq!(len, 929);
+        assert_eq!(len, 1068);
         assert!(len <= MAX_SLOT_RECORD);
         let mut buf = [0u8; MAX_SLOT_RECORD];
         let bytes = codec::encode(&record, &mut buf).unwrap().to_vec();
@@ -261,13 +273,14 @@ mod tests {
         let now = SlotRecord { key: r.key, policy: Policy::default() };
         let bytes = codec::encode(&now, &mut buf).unwrap().to_vec();
         assert_eq!(decode(&bytes).unwrap().policy, Policy::default());
-        // Without its last four bytes (no tokens, recipients or unlimited
-        // approvals) a record is one of version 10; without six (no cap, no
+        // Without its last byte (no approval rule) a record is one of
+        // version 11; without five (no tokens, recipients or unlimited
+        // approvals either) one of version 10; without seven (no cap, no
         // end either) one of versions 2 to 9; otherwise short it is nothing.
-        for short in [4, 6] {
+        for short in [1, 5, 7] {
             assert_eq!(decode(&bytes[..bytes.len() - short]).unwrap().policy, Policy::default());
         }
-        for short in [1, 2, 3, 5, 7] {
+        for short in [2, 3, 4, 6, 8] {
             assert!(decode(&bytes[..bytes.len() - short]).is_err(), "{short}");
         }
     }

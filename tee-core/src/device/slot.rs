@@ -9,9 +9,10 @@ use super::reply::Handle;
 use crate::policy::{RateWindow, Reservation, SpendWindow};
 use crate::primitives::{Address, B256};
 use crate::protocol::{
-    AuditEntry, Command, DeviceError, KeyOrigin, Outcome, Policy, Sign, SignResponse,
+    APPROVAL_LEN, ApprovalNeed, ApprovalRule, Approvals, AuditEntry, Command, DeviceError,
+    KeyOrigin, Outcome, Policy, PolicyViolation, Sign, SignApproved, SignResponse, approval_digest,
 };
-use crate::signer::SigningKey;
+use crate::signer::{Signature, SigningKey};
 
 /// A slot's key, ready to sign.
 pub(super) struct LoadedKey {
@@ -44,19 +45,35 @@ impl Slot {
     /// The rule for a new mark: `req`'s sequence above the high-water mark,
     /// and its action within the policy (rate window `window`). What
     /// `Device::decide_sign` applies, and `Device::sign_claim` asks.
+    ///
+    /// An action the policy's approval rule flags needs its approvals
+    /// (`approved`'s answer: which approvers approved, `None` when the rule
+    /// does not flag it).
     fn admit_new(
         &self,
         window: &mut RateWindow,
         req: &Sign<'_>,
-        signer: &Address,
+        signed: (&Address, &B256),
+        (approvals, takes_approvals): (Option<&Approvals<'_>>, bool),
         now: Option<u64>,
-    ) -> Result<(), DeviceError> {
+    ) -> Result<Option<u8>, DeviceError> {
+        let (signer, digest) = signed;
         if let Some(hw) = self.high_water
             && req.sequence <= hw.value
         {
             return Err(DeviceError::Replay { high_water: hw.value });
         }
-        self.policy.admit(window, &req.action, signer, now).map_err(|v| DeviceError::denied(v, now))
+        let denied = |v| DeviceError::denied(v, now);
+        self.policy.check(&req.action, signer, now).map_err(denied)?;
+        // Where the backend takes none, no policy holds a rule (`SetPolicy`
+        // refuses it) and none of this is in the image.
+        let rule = if takes_approvals { self.policy.approval_rule(&req.action) } else { None };
+        let approved = match rule {
+            Some(rule) => Some(approved(rule, approvals, signer, req.sequence, digest, now)?),
+            None => None,
+        };
+        self.policy.count(window, now).map_err(denied)?;
+        Ok(approved)
     }
 
     /// The spend window (the native value's or the token's) after `req`
@@ -83,6 +100,53 @@ impl Slot {
             .map(|window| Some((r, Spent { asset: r.asset, window })))
             .map_err(DeviceError::OverCap)
     }
+}
+
+/// Which of `rule`'s approvers approved the action whose digest is
+/// `digest`, to be signed by `signer` at `sequence` (one bit each, by their
+/// place in the rule's list), or the refusal: `ApprovalRequired` with how
+/// many verified and how many must, an expiry passed or further ahead than
+/// the rule allows. Needs the device's clock. Signatures that do not
+/// recover to an approver, or repeat one, count nothing. Not inlined: the
+/// recoveries' stack is its own frame.
+#[inline(never)]
+fn approved(
+    rule: &ApprovalRule,
+    approvals: Option<&Approvals<'_>>,
+    signer: &Address,
+    sequence: u64,
+    digest: &B256,
+    now: Option<u64>,
+) -> Result<u8, DeviceError> {
+    let now = now.ok_or(DeviceError::Denied(PolicyViolation::NoClock))?;
+    let expires_by = now.saturating_add(u64::from(rule.max_ttl_secs));
+    let need = |have: u32| {
+        let have = u8::try_from(have).unwrap_or(u8::MAX);
+        let expires_by_be = expires_by.to_be_bytes();
+        DeviceError::ApprovalRequired(ApprovalNeed { have, need: rule.threshold, expires_by_be })
+    };
+    let Some(a) = approvals else { return Err(need(0)) };
+    if a.expires < now {
+        return Err(DeviceError::denied(PolicyViolation::ApprovalExpired, Some(now)));
+    }
+    if a.expires > expires_by {
+        return Err(DeviceError::denied(PolicyViolation::ApprovalTooLong, Some(now)));
+    }
+    let message = approval_digest(signer, sequence, digest, a.expires);
+    let mut by = 0u8;
+    for bytes in a.signatures.chunks_exact(APPROVAL_LEN) {
+        let who = <&[u8; APPROVAL_LEN]>::try_from(bytes)
+            .ok()
+            .and_then(|b| Signature::from_bytes(b).ok())
+            .and_then(|sig| sig.recover_address(&message).ok());
+        if let Some(i) = who.and_then(|w| rule.approvers.iter().position(|a| *a == w)) {
+            by |= 1 << i;
+        }
+    }
+    if by.count_ones() < u32::from(rule.threshold) {
+        return Err(need(by.count_ones()));
+    }
+    Ok(by)
 }
 
 /// What a `Sign` would claim in a store the replicas of one key share
@@ -183,11 +247,18 @@ enum Signed {
 /// in fact reads a `Sign` through [`super::Incoming`], which decodes and
 /// hashes it once.
 impl<B: Backend, const SLOTS: usize> Handle<Sign<'static>> for Device<B, SLOTS> {
-    #[inline(never)]
     fn run(&mut self, req: &Sign<'_>, _: &[u8]) -> Result<SignResponse, DeviceError> {
-        let digest = req.action.digest();
-        let key = self.admit_sign(req, &digest, req.action.encoded_len())?;
-        respond_sign(&key, &digest, req.sequence)
+        self.sign_from_table(req, None)
+    }
+}
+
+/// As for `Sign`: every path reads a `SignApproved` through
+/// [`super::Incoming`].
+impl<B: Backend, const SLOTS: usize> Handle<SignApproved<'static>> for Device<B, SLOTS> {
+    fn run(&mut self, req: &SignApproved<'_>, _: &[u8]) -> Result<SignResponse, DeviceError> {
+        let sign = Sign { slot: req.slot, sequence: req.sequence, action: req.action.clone() };
+        let approvals = Approvals { expires: req.expires, signatures: req.approvals };
+        self.sign_from_table(&sign, Some(&approvals))
     }
 }
 
@@ -202,6 +273,18 @@ pub(super) fn respond_sign(
 }
 
 impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
+    /// The table's `Sign` and `SignApproved`: one copy of the path.
+    #[inline(never)]
+    fn sign_from_table(
+        &mut self,
+        req: &Sign<'_>,
+        approvals: Option<&Approvals<'_>>,
+    ) -> Result<SignResponse, DeviceError> {
+        let digest = req.action.digest();
+        let key = self.admit_sign(req, approvals, &digest, req.action.encoded_len())?;
+        respond_sign(&key, &digest, req.sequence)
+    }
+
     /// For a host whose marks are shared with other replicas: the claim a
     /// decoded `Sign` ([`super::Incoming::read`]) would make if the device
     /// signed it now (a new mark: not a replay, not an exact retry, within
@@ -221,7 +304,9 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let signer = slot.key.as_ref()?.key.address();
         // The same rule `decide_sign` applies, on a copy of the window.
         let mut window = slot.window;
-        slot.admit_new(&mut window, req, &signer, now).ok()?;
+        let approvals = decoded.approvals.as_ref();
+        let approvals = (approvals, B::APPROVALS);
+        slot.admit_new(&mut window, req, (&signer, &decoded.digest), approvals, now).ok()?;
         let reserved = slot.reserve(req.slot, req, now, backend).ok()?;
         let commitment = retry_commitment(&signer, &decoded.digest);
         // A reservation was made only with a clock (`reserve` refuses without).
@@ -243,13 +328,15 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     pub(super) fn admit_sign(
         &mut self,
         req: &Sign<'_>,
+        approvals: Option<&Approvals<'_>>,
         digest: &B256,
         action_len: usize,
     ) -> Result<SigningKey, DeviceError> {
         let result = match self.config.bounds.check(&req.action, action_len) {
-            Ok(()) => self.decide_sign(req, digest),
+            Ok(()) => self.decide_sign(req, approvals, digest),
             Err(over) => Err(DeviceError::OverBound(over)),
         };
+        let code = if approvals.is_some() { SignApproved::CODE } else { Sign::CODE };
         let outcome = match &result {
             // Already on the record, with the mark.
             Ok((_, Signed::Committed)) => None,
@@ -257,7 +344,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             Err(e) => Some(Outcome::Refused(*e)),
         };
         if let Some(outcome) = outcome {
-            self.log(Sign::CODE, req.slot, req.sequence, *digest, outcome, false);
+            self.log(code, req.slot, req.sequence, *digest, outcome, false);
         }
         result.map(|(key, _)| key)
     }
@@ -266,6 +353,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     fn decide_sign(
         &mut self,
         req: &Sign<'_>,
+        approvals: Option<&Approvals<'_>>,
         digest: &B256,
     ) -> Result<(SigningKey, Signed), DeviceError> {
         let now = self.backend.now();
@@ -280,7 +368,8 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
             return Ok((loaded.key.duplicate(), Signed::Retry));
         }
         let mut window = slot.window;
-        slot.admit_new(&mut window, req, &address, now)?;
+        let asked = (approvals, B::APPROVALS);
+        let approved = slot.admit_new(&mut window, req, (&address, digest), asked, now)?;
         // The value reserved under the cap, if any: committed with the mark
         // or not at all, so a refusal or a failed write reserves nothing
         // (and a refusal by the cap counts nothing in the rate window).
@@ -289,7 +378,12 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let last = slot.high_water.map(|h| h.value);
         // The mark, the entry that records it and the reservation go to
         // disk in one write.
-        let (entry, prev) = audit.next(Sign::CODE, req.slot, req.sequence, *digest, Outcome::Ok);
+        let (code, outcome) = match (approvals, approved) {
+            (_, Some(by)) => (SignApproved::CODE, Outcome::Approved(by)),
+            (Some(_), None) => (SignApproved::CODE, Outcome::Ok),
+            (None, None) => (Sign::CODE, Outcome::Ok),
+        };
+        let (entry, prev) = audit.next(code, req.slot, req.sequence, *digest, outcome);
         let id = CounterId::Slot(req.slot);
         let record = Record::Signature(&address, &entry, &prev, spend.as_ref());
         commit_above(backend, id, last, &mark, record)?;

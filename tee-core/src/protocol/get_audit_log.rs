@@ -24,6 +24,10 @@ pub enum Outcome {
     Retry,
     /// Refused, and why.
     Refused(DeviceError),
+    /// Signed with approvals (`SignApproved`, protocol version 12): which
+    /// of the policy's approvers approved, one bit each by their place in
+    /// the rule's list.
+    Approved(u8),
 }
 
 /// One audit log entry.

@@ -36,6 +36,7 @@ mod health;
 mod import_mark;
 mod set_policy;
 mod sign;
+mod sign_approved;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,16 +58,24 @@ pub use get_policy::GetPolicy;
 pub use get_public_key::{GetPublicKey, KeyOrigin, PublicKeyResponse};
 pub use health::{Health, HealthResponse, Probe, Replication};
 pub use import_mark::{ImportMark, MarkImported};
-pub use policy::{Allow, KindSet, Policy, PolicyViolation, RateLimit, SpendCap, TokenRule};
+pub use policy::{
+    Allow, ApprovalRule, KindSet, Policy, PolicyViolation, RateLimit, SpendCap, TokenRule,
+};
 pub use set_policy::{PolicySet, SetPolicy};
 pub use sign::{Sign, SignResponse};
+pub use sign_approved::{
+    APPROVAL_DOMAIN_NAME, APPROVAL_DOMAIN_VERSION, APPROVAL_LEN, APPROVAL_TYPE, ApprovalNeed,
+    Approvals, SignApproved, approval_action, approval_digest, approval_domain_separator,
+    approval_struct_hash,
+};
 
 /// The wire's size bounds (defined, with every other bound, in [`crate::limits`]).
 pub use crate::limits::{
     AUDIT_BATCH, MAX_ECHO_LEN, MAX_EVIDENCE_CHUNK, MAX_PATH_LEN, MAX_POLICY_AGENTS,
-    MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS, MAX_POLICY_RECIPIENTS,
-    MAX_POLICY_TOKENS, MAX_QUOTE_LEN, MAX_REQUEST_BODY, MAX_REQUEST_FRAME, MAX_REQUEST_WIRE,
-    MAX_RESPONSE_BODY, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, MAX_SLOTS, NUM_SLOTS,
+    MAX_POLICY_APPROVERS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS,
+    MAX_POLICY_RECIPIENTS, MAX_POLICY_TOKENS, MAX_QUOTE_LEN, MAX_REQUEST_BODY, MAX_REQUEST_FRAME,
+    MAX_REQUEST_WIRE, MAX_RESPONSE_BODY, MAX_RESPONSE_FRAME, MAX_RESPONSE_WIRE, MAX_SLOTS,
+    NUM_SLOTS,
 };
 
 use crate::codec;
@@ -74,7 +83,7 @@ use crate::error::{Error, Result};
 use crate::frame::FrameError;
 
 /// The protocol version in every frame header.
-pub const PROTOCOL_VERSION: u8 = 11;
+pub const PROTOCOL_VERSION: u8 = 12;
 
 /// `Attest` at this slot binds the device's identity key (purpose
 /// [`crate::binding::Purpose::Device`]) instead of a slot's key.
@@ -119,6 +128,7 @@ macro_rules! for_each_command {
             $crate::protocol::AdminState,
             $crate::protocol::Health,
             $crate::protocol::ImportMark,
+            $crate::protocol::SignApproved<'static>,
         }
     };
 }
@@ -263,6 +273,10 @@ pub enum DeviceError {
     /// past the policy's `spend_cap` (protocol version 10). Nothing was
     /// reserved or signed.
     OverCap(CapRefusal),
+    /// `Sign`, `SignApproved`: the policy allows the action once enough of
+    /// its approvers approve it (protocol version 12); nothing was signed
+    /// or reserved, and the sequence is still free.
+    ApprovalRequired(ApprovalNeed),
 }
 
 /// What a spend cap's refusal reports: what the window has left and how
@@ -305,7 +319,12 @@ impl DeviceError {
         use PolicyViolation as V;
         match (violation, now) {
             (
-                V::DeadlineExpired | V::DeadlineTooFar | V::RateLimited | V::PolicyExpired,
+                V::DeadlineExpired
+                | V::DeadlineTooFar
+                | V::RateLimited
+                | V::PolicyExpired
+                | V::ApprovalExpired
+                | V::ApprovalTooLong,
                 Some(device_time),
             ) => DeviceError::DeniedAt { violation, device_time },
             _ => DeviceError::Denied(violation),
@@ -318,6 +337,7 @@ impl DeviceError {
         match self {
             DeviceError::Denied(v) | DeviceError::DeniedAt { violation: v, .. } => Some(*v),
             DeviceError::OverCap(_) => Some(PolicyViolation::SpendCapExceeded),
+            DeviceError::ApprovalRequired(_) => Some(PolicyViolation::ApprovalRequired),
             _ => None,
         }
     }

@@ -17,8 +17,8 @@ use strum::VariantArray;
 
 use crate::action::ActionKind;
 use crate::limits::{
-    MAX_POLICY_AGENTS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS, MAX_POLICY_DOMAINS,
-    MAX_POLICY_RECIPIENTS, MAX_POLICY_TOKENS,
+    MAX_POLICY_AGENTS, MAX_POLICY_APPROVERS, MAX_POLICY_CHAINS, MAX_POLICY_CONTRACTS,
+    MAX_POLICY_DOMAINS, MAX_POLICY_RECIPIENTS, MAX_POLICY_TOKENS,
 };
 use crate::primitives::{Address, B256, U256};
 
@@ -116,6 +116,42 @@ pub struct TokenRule {
     pub cap: Option<SpendCap>,
 }
 
+/// Actions that wait for approvals (protocol version 12): those of the
+/// kinds named here, transactions carrying more native value than
+/// `above_value`, and token actions moving more than `above_amount` (or
+/// approving without limit, when `above_amount` is set). The policy's other
+/// rules still apply: approvals add a condition, they lift none. An action
+/// flagged here is signed only with `threshold` distinct approvers'
+/// signatures over it ([`super::SignApproved`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ApprovalRule {
+    /// Who may approve (n).
+    pub approvers: Vec<Address, MAX_POLICY_APPROVERS>,
+    /// How many distinct approvers must (m: 1 to n; a device refuses a
+    /// policy with another).
+    pub threshold: u8,
+    /// Kinds that always wait for approvals.
+    pub kinds: KindSet,
+    /// A transaction carrying more wei than this waits (`None`: none by value).
+    pub above_value: Option<U256>,
+    /// A token action moving (or approving) more than this, in its token's
+    /// smallest unit, waits: one bound for every token the policy names
+    /// (`None`: none by amount).
+    pub above_amount: Option<U256>,
+    /// The longest an approval may stay good: its `expires` at most this
+    /// far ahead of the device's clock.
+    pub max_ttl_secs: u32,
+}
+
+impl ApprovalRule {
+    /// Whether the rule can be met: 1 to n approvals of n approvers.
+    #[must_use]
+    pub fn well_formed(&self) -> bool {
+        self.threshold >= 1 && usize::from(self.threshold) <= self.approvers.len()
+    }
+}
+
 /// A slot's policy. `Policy::default()` refuses everything.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -166,6 +202,9 @@ pub struct Policy {
     /// Whether an `approve` of 2^256 - 1 (unlimited) is allowed (protocol
     /// version 11); any other approval is bounded by its token's `max_amount`.
     pub unlimited_approvals: bool,
+    /// Which actions wait for m-of-n approvals (protocol version 12;
+    /// `None`: none).
+    pub approvals: Option<ApprovalRule>,
 }
 
 impl Policy {
@@ -233,6 +272,14 @@ pub enum PolicyViolation {
     /// An EIP-3009 authorization whose `from` is not the slot's address: its
     /// signature could not move that account's tokens.
     PayerIsNotSigner,
+    /// The action waits for approvals the request did not carry enough of
+    /// (the refusal, [`DeviceError::ApprovalRequired`](crate::protocol::DeviceError::ApprovalRequired),
+    /// says how many verified, how many must, and until when they may run).
+    ApprovalRequired,
+    /// The approvals' `expires` has passed.
+    ApprovalExpired,
+    /// The approvals' `expires` is further ahead than the rule's `max_ttl_secs`.
+    ApprovalTooLong,
 }
 
 impl PolicyViolation {

@@ -41,6 +41,7 @@ pub fn permissive() -> Policy {
         .unwrap_or_default(),
         recipients: Allow::Any,
         unlimited_approvals: false,
+        approvals: None,
     }
 }
 
