@@ -138,7 +138,7 @@ fuzz_target!(|data: &[u8]| {
                     arg,
                     input.byte().unwrap_or(0),
                     input.byte().unwrap_or(0),
-                    0,
+                    input.byte().unwrap_or(0),
                 ]);
                 let _ = p.admin(SetPolicy {
                     slot: arg % 9,
@@ -171,7 +171,13 @@ fuzz_target!(|data: &[u8]| {
                             approver(APPROVERS[i]).sign(&approval).unwrap().signature.to_bytes()
                         })
                         .collect();
-                    p.call(&SignApproved { slot, sequence, expires, approvals: &approvals, action: action.clone() })
+                    p.call(&SignApproved {
+                        slot,
+                        sequence,
+                        expires,
+                        approvals: &approvals,
+                        action: action.clone(),
+                    })
                 } else {
                     p.call(&Sign { slot, sequence, action: action.clone() })
                 };
@@ -180,7 +186,10 @@ fuzz_target!(|data: &[u8]| {
                     // approval (but for the exact retry of one signed before).
                     if op % 9 == 3 && was.is_none_or(|(_, d)| d != r.digest) {
                         let policy = p.call(&GetPolicy { slot }).unwrap();
-                        assert!(policy.approval_rule(&action).is_none(), "signed without approvals");
+                        assert!(
+                            policy.approval_rule(&action).is_none(),
+                            "signed without approvals"
+                        );
                     }
                     if let Some((prev, _)) =
                         released.insert((slot, sequence), (r.signature, r.digest))

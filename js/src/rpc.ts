@@ -54,6 +54,35 @@ export class TeeRefusedError extends TeeSignerError {
   }
 }
 
+/** What a held action's approvers sign, and who they are (`tee-signer sign`
+ * prints the same). */
+export interface ApprovalRequest {
+  slot: number;
+  signer: `0x${string}`;
+  sequence: number;
+  digest: `0x${string}`;
+  expires: number;
+  need: number;
+  have: number;
+  approvers: `0x${string}`[];
+  action?: unknown;
+}
+
+/** The slot's policy holds the action until `need` of its approvers approve
+ * it (4001, reason `ApprovalRequired`): each signs `typedData` (EIP-712, any
+ * wallet: viem's `signTypedData`), then {@link signApproved} signs the same
+ * request with their signatures. */
+export class TeeApprovalRequiredError extends TeeRefusedError {
+  readonly request: ApprovalRequest;
+  readonly typedData: Record<string, unknown>;
+  constructor(code: number, message: string, data: ErrorData) {
+    super(code, message, data);
+    this.name = 'TeeApprovalRequiredError';
+    this.request = data.approvalRequest as ApprovalRequest;
+    this.typedData = data.typedData as Record<string, unknown>;
+  }
+}
+
 /** The signer (-32002) or the chain node behind the endpoint (4901), or the
  * endpoint itself, could not be reached. */
 export class TeeUnavailableError extends TeeSignerError {
@@ -75,6 +104,7 @@ export class TeeInvalidError extends TeeSignerError {
 /** The typed error of a JSON-RPC error object. */
 export function errorOf(error: { code: number; message: string; data?: ErrorData }): TeeSignerError {
   const { code, message, data } = error;
+  if (code === 4001 && data?.reason === 'ApprovalRequired') return new TeeApprovalRequiredError(code, message, data);
   if (code === 4001 || code === 4100) return new TeeRefusedError(code, message, data);
   if (code === -32002 || code === 4900 || code === 4901) return new TeeUnavailableError(code, message, data);
   if (code === -32602 || code === -32600 || code === -32700) return new TeeInvalidError(code, message, data);
@@ -131,6 +161,21 @@ export interface TeeSignature {
  * its transaction's hash; `null` if the endpoint no longer keeps it. */
 export async function getAttestation(endpoint: Endpoint, signatureOrTxHash: string): Promise<TeeSignature | null> {
   return call<TeeSignature | null>(endpoint, 'tee_getAttestation', [signatureOrTxHash]);
+}
+
+/** `tee_signApproved`: what `method` (`eth_signTransaction`,
+ * `eth_sendTransaction`, `eth_signTypedData_v4`, `personal_sign`) answers for
+ * `params`, signed with the approvers' `signatures` over the typed data a
+ * {@link TeeApprovalRequiredError} carried. A transaction must be whole
+ * (nonce, gas, fees): the approvals are of its digest. */
+export async function signApproved<T = `0x${string}`>(
+  endpoint: Endpoint,
+  method: string,
+  params: unknown[],
+  request: ApprovalRequest,
+  signatures: `0x${string}`[],
+): Promise<T> {
+  return call<T>(endpoint, 'tee_signApproved', [method, params, { approvalRequest: request, signatures }]);
 }
 
 /** The accounts the endpoint serves, with their slots. */

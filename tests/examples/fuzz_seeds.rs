@@ -14,7 +14,7 @@ use std::path::Path;
 use tee_core::action::tx;
 use tee_core::device::Device;
 use tee_core::limits::{MAX_ACTION_LEN, MAX_SIGNED_TX_LEN};
-use tee_core::protocol::AdminAuth;
+use tee_core::protocol::{APPROVAL_LEN, AdminAuth, SignApproved};
 use tee_core::protocol::{
     Command, DeviceInfo, Echo, GenerateKey, GetAuditLog, GetPolicy, GetPublicKey, MAX_REQUEST_WIRE,
     SetPolicy, Sign,
@@ -80,6 +80,16 @@ fn requests(root: &Path) {
     let mut body = vec![5u8]; // Sign's decoder
     body.extend_from_slice(codec::encode(&sign, &mut buf).unwrap());
     write(&root.join("request_decode"), "seed-sign", &body);
+    let approved = SignApproved {
+        slot: 0,
+        sequence: 7,
+        expires: 1_767_225_600,
+        approvals: &[0x11; 2 * APPROVAL_LEN],
+        action: sample::action(ActionKind::GenericTx),
+    };
+    let mut body = vec![15u8]; // SignApproved's decoder
+    body.extend_from_slice(codec::encode(&approved, &mut buf).unwrap());
+    write(&root.join("request_decode"), "seed-sign-approved", &body);
     let mut body = vec![7u8]; // GetAuditLog's decoder
     body.extend_from_slice(codec::encode(&GetAuditLog { from: 300 }, &mut buf).unwrap());
     write(&root.join("request_decode"), "seed-audit", &body);
@@ -208,7 +218,7 @@ fn sessions(root: &Path) {
     // sequences, attest, read the log, lose power, sign again.
     let script: &[u8] = &[
         1, 0, // GenerateKey slot 0
-        2, 0, 0xfe, 0x1f, 0x00, // SetPolicy slot 0, typed kinds
+        2, 0, 0xfe, 0x1f, 0x00, 0x00, // SetPolicy slot 0, typed kinds
         3, 0, 1, 4, 0, // Sign slot 0 seq 1 setAgentURI
         3, 0, 1, 4, 0, // exact retry
         3, 0, 1, 8, 1, // other action, same sequence
@@ -220,6 +230,19 @@ fn sessions(root: &Path) {
         3, 0, 2, 9, 2, // retry after restart
     ];
     write(&root.join("session"), "seed-basic", script);
+    // An approval rule (bit 26): setAgentURI refused alone, then with a
+    // stranger's approval, an expired one, and an approver's.
+    let script: &[u8] = &[
+        1, 0, // GenerateKey slot 0
+        2, 0, 0xfe, 0x1f, 0x00, 0x04, // SetPolicy slot 0, typed kinds, approvals
+        3, 0, 1, 4, 0, // Sign slot 0 seq 1 setAgentURI: ApprovalRequired
+        4, 0, 1, 4, 0, 0x0c, // SignApproved by the stranger, 1 min
+        4, 0, 1, 4, 0, 0x81, // SignApproved by approver 0, expired
+        4, 0, 1, 4, 0, 0x09, // SignApproved by approver 0, 1 min: signed
+        3, 0, 1, 4, 0, // the exact retry, without approvals
+        6, 0, // audit log
+    ];
+    write(&root.join("session"), "seed-approvals", script);
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {

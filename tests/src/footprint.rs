@@ -18,15 +18,19 @@ use tee_testkit::{ADMIN_SECRET, DEVICE_ID};
 
 /// Instructions per SysTick tick under `-icount shift=0`.
 pub const INSTRUCTIONS_PER_TICK: u64 = 40;
-/// The flash budget (image): 94 KiB of the board's 96. It was 90 KiB, the
+/// The flash budget (image): 95.5 KiB of the board's 96. It was 90 KiB, the
 /// rest kept for the next policy rules; the token rules (protocol 11: two
 /// action types, five kinds, the policy's tokens and recipients) took 4.6
-/// KiB of it, and 1 KiB went on RAM: `SetPolicy`'s signature checked
-/// before its policy is decoded, flash records streamed through a 64-byte
-/// buffer (1.1 KiB off the stack's high-water mark, 2 KiB off every
-/// write's). Work that needs more raises it here, with the footprint table
-/// in docs/performance.md saying what for.
-pub const FLASH_BUDGET: u64 = 94 * 1024;
+/// KiB of it, 1 KiB went on RAM (`SetPolicy`'s signature checked before
+/// its policy is decoded, flash records streamed through a 64-byte buffer:
+/// 1.1 KiB off the stack's high-water mark, 2 KiB off every write's), and
+/// protocol 12's approval rule 2 KiB (the policy type's new field, 1.1 KiB
+/// of its encoder, decoder and copy, though a board without a clock
+/// refuses the rule and has none of its checks: `Backend::APPROVALS`).
+/// The board is now full: the next rule on it needs flash reclaimed first
+/// (docs/performance.md names where). Work that needs more raises it here,
+/// with the footprint table in docs/performance.md saying what for.
+pub const FLASH_BUDGET: u64 = 95 * 1024 + 512;
 /// The RAM budget (static RAM and the stack's high-water mark): 22 KiB of
 /// the board's 24. It was 20 KiB; the token rules' policy fields (in each
 /// of the four slots and in the `SetPolicy` being decoded) and the larger

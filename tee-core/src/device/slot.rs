@@ -332,6 +332,8 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         digest: &B256,
         action_len: usize,
     ) -> Result<SigningKey, DeviceError> {
+        // Resolved at build time: without approvals, none of their code.
+        let approvals = if B::APPROVALS { approvals } else { None };
         let result = match self.config.bounds.check(&req.action, action_len) {
             Ok(()) => self.decide_sign(req, approvals, digest),
             Err(over) => Err(DeviceError::OverBound(over)),
