@@ -390,10 +390,7 @@ impl PhalaDstackProvider {
         action: &Action<'_>,
         sequence: Option<u64>,
     ) -> Result<TeeSignature, ProviderError> {
-        let mut s = self.session();
-        let at = Sequence { at: sequence, approvals: None };
-        let signed = self.sign_only(&mut s, slot, action, at, None)?;
-        self.attest_signed(&mut s, slot, action, signed)
+        self.sign_attested(slot, action, Sequence { at: sequence, approvals: None })
     }
 
     /// [`PhalaDstackProvider::sign_slot`] with the approvals the slot's
@@ -404,8 +401,18 @@ impl PhalaDstackProvider {
         action: &Action<'_>,
         approvals: &Approvals,
     ) -> Result<TeeSignature, ProviderError> {
-        let mut s = self.session();
         let at = Sequence { at: Some(approvals.sequence), approvals: Some(approvals) };
+        self.sign_attested(slot, action, at)
+    }
+
+    /// Signs at `at` and attests the signature, on one connection.
+    fn sign_attested(
+        &self,
+        slot: u8,
+        action: &Action<'_>,
+        at: Sequence<'_>,
+    ) -> Result<TeeSignature, ProviderError> {
+        let mut s = self.session();
         let signed = self.sign_only(&mut s, slot, action, at, None)?;
         self.attest_signed(&mut s, slot, action, signed)
     }
