@@ -97,20 +97,6 @@ impl Policy {
         (!amount.is_zero()).then_some(Reservation { asset, amount, cap })
     }
 
-    /// Decides whether `action`, signed by `signer` at unix time `now`, is
-    /// allowed, and counts it in the slot's rate `window` if so. (The
-    /// device also asks [`Policy::approval_rule`] in between.)
-    pub fn admit(
-        &self,
-        window: &mut RateWindow,
-        action: &Action<'_>,
-        signer: &Address,
-        now: Option<u64>,
-    ) -> Result<(), PolicyViolation> {
-        self.check(action, signer, now)?;
-        self.count(window, now)
-    }
-
     /// Counts one signature in the slot's rate `window`, or refuses it.
     pub fn count(&self, window: &mut RateWindow, now: Option<u64>) -> Result<(), PolicyViolation> {
         window.admit(self.rate_limit, now)
@@ -133,7 +119,8 @@ impl Policy {
     }
 
     /// Checks `action`, to be signed by `signer`, at unix time `now`:
-    /// every rule but the rate limit, which [`Policy::admit`] counts.
+    /// every rule but the rate limit, which [`Policy::count`] counts (the
+    /// device asks [`Policy::approval_rule`] in between).
     pub fn check(
         &self,
         action: &Action<'_>,
