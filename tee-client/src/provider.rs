@@ -16,11 +16,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tee_core::action::tx;
-use tee_core::primitives::FixedBytes;
 use tee_core::protocol::{
-    Attest, AttestAction, BackendKind, DEVICE_SLOT, DeriveKey, DeviceError, DeviceInfoResponse,
-    EvidencePart, GetPolicy, GetPublicKey, KeyOrigin, MAX_PATH_LEN, Policy, SetPolicy, Sign,
-    SignApproved, capability,
+    BackendKind, DeriveKey, DeviceError, DeviceInfoResponse, GetPolicy, GetPublicKey, KeyOrigin,
+    Policy, SetPolicy, Sign, SignApproved, capability,
 };
 use tee_core::{Action, Address, B256, SigningKey};
 
@@ -29,106 +27,20 @@ use crate::approval::{ApprovalRequest, Approvals};
 
 use super::ClientError;
 use super::admin::Trust;
-use super::answers::{Key, Quoted, fetch};
+use super::answers::Key;
 use super::session::{DEFAULT_TIMEOUT, Session, Stats};
 pub use super::signed::{SignedJson, TeeKey};
 use tee_transport::Endpoint;
-use tee_verify::{Attestation, Bound, Report, TeeSignature, Verifier};
+use tee_verify::{Attestation, TeeSignature, Verifier};
 
+mod attest;
+mod error;
 mod tcb;
+
+pub use error::ProviderError;
 
 /// The provider's name, as agent SDKs know it.
 pub const PROVIDER_NAME: &str = "phala-dstack";
-
-/// Why a provider call failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProviderError {
-    /// The signer could not be reached or answered nonsense.
-    #[error("signer at {endpoint}: {source}")]
-    Client {
-        /// Where.
-        endpoint: String,
-        /// Why.
-        source: ClientError,
-    },
-    /// The signer refused, with its typed reason.
-    #[error("the signer refused: {0:?}")]
-    Refused(DeviceError),
-    /// The slot's policy refused the action: the device's typed reason
-    /// (`Denied` or `DeniedAt`) and, in words, what the action was read as
-    /// and the limit it met ([`crate::explain::refusal`], from the slot's
-    /// policy read back on the same connection).
-    #[error("the signer {why}")]
-    Denied {
-        /// The device's answer.
-        reason: DeviceError,
-        /// What the action was read as, the rule's limit and the device's time.
-        why: String,
-    },
-    /// The slot's policy holds the action until enough of its approvers
-    /// approve it: the request they sign ([`crate::approval`]); sign it
-    /// again with their signatures (`sign_*_approved`).
-    #[error(
-        "the signer holds this action for approval: {have} of {need} approvers have approved \
-         (approvers {approvers:?}); have them sign the approval of digest {digest} at sequence \
-         {sequence}, expiring {expires} (`tee-signer approve`), then sign again with them",
-        have = .0.have, need = .0.need, approvers = .0.approvers, digest = .0.digest,
-        sequence = .0.sequence, expires = .0.expires
-    )]
-    ApprovalRequired(Box<ApprovalRequest>),
-    /// Generating a key needs the admin key, which this provider lacks.
-    #[error("generate_key needs the signer's admin key (PhalaDstackProvider::with_admin)")]
-    NotAdmin,
-    /// A derivation path longer than the signer takes.
-    #[error("derivation path is longer than {MAX_PATH_LEN} bytes")]
-    PathTooLong,
-    /// An action with a field longer than the signer takes (its
-    /// `DeviceInfo` bounds: a microcontroller's are smaller than the std
-    /// signer's); a message longer than its `message` bound among them.
-    #[error("the signer takes {} up to {} (DeviceInfo bounds); this action's is {}", .0.field, .0.max, .0.len)]
-    OverBound(tee_core::action::OverBound),
-    /// A JSON action that is not one the signer takes.
-    #[error("{0}")]
-    Action(#[from] crate::actions::JsonActionError),
-    /// A request naming another signer than the slot's (`from`).
-    #[error("the request is from {from}, slot {slot} is {address}")]
-    NotFrom {
-        /// The request's `from`.
-        from: Address,
-        /// The slot.
-        slot: u8,
-        /// The slot's address.
-        address: Address,
-    },
-    /// A signed transaction that cannot be encoded (its action is not one).
-    #[error("the signed transaction cannot be encoded: {0}")]
-    Transaction(tee_core::Error),
-    /// Signed at `sequence`, then the attestation failed: the sequence is
-    /// spent; asking again at it gets the same signature (an exact retry).
-    #[error(
-        "signed at sequence {sequence}; attestation failed: {source}; retry with --sequence \
-         {sequence} (the same request gets the same signature)"
-    )]
-    AttestationFailed {
-        /// The sequence signed at.
-        sequence: u64,
-        /// Why the attestation failed.
-        source: Box<ProviderError>,
-    },
-    /// Evidence that does not parse.
-    #[error("the signer's {what} does not parse: {message}")]
-    Evidence {
-        /// Which evidence.
-        what: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// The TCB could not be read: no collateral, or the PCCS did not
-    /// answer ([`PhalaDstackProvider::tcb`]).
-    #[error("the TCB: {0}")]
-    Tcb(tee_verify::Failure),
-}
 
 /// The `phala-dstack` provider over a signer at an endpoint. It keeps one
 /// [`Session`] (one connection, the device's facts asked once) across
@@ -503,121 +415,6 @@ impl PhalaDstackProvider {
                 Err(e) => return Err(self.err(e)),
             }
         }
-    }
-
-    /// Attests `signed` ([`PhalaDstackProvider::sign_only`]'s) on `s`.
-    fn attest_signed(
-        &self,
-        s: &mut Session,
-        slot: u8,
-        action: &Action<'_>,
-        (signed, pk): (Signed, Key),
-    ) -> Result<TeeSignature, ProviderError> {
-        let request = AttestAction { slot, sequence: signed.sequence, digest: signed.digest };
-        let bound = Bound::ActionDigest(signed.digest);
-        // The sequence is spent once signed: a failure from here on says
-        // which, so the caller retries there (the exact retry gets the same
-        // signature) instead of losing it.
-        let attestation = s
-            .call(&request)
-            .map_err(|e| self.err(e))
-            .map(Quoted::from)
-            .and_then(|quote| self.attestation(s, slot, quote, bound, Some(&pk.origin)))
-            .map_err(|e| ProviderError::AttestationFailed {
-                sequence: signed.sequence,
-                source: Box::new(e),
-            })?;
-        let (raw_transaction, transaction_hash) = signed.transaction(action)?.unzip();
-        Ok(TeeSignature {
-            provider: PROVIDER_NAME.to_owned(),
-            slot,
-            sequence: signed.sequence,
-            digest: signed.digest,
-            // `to_bytes` gives v = 27 + y parity, as Ethereum tools take it.
-            signature: FixedBytes(signed.signature.to_bytes()),
-            address: attestation.address,
-            raw_transaction,
-            transaction_hash,
-            attestation,
-        })
-    }
-
-    /// `get_attestation_report`: a quote binding `slot`'s address to
-    /// `challenge`, with the event log and key chain. At [`DEVICE_SLOT`],
-    /// the signer's identity key's address (bound for purpose "device").
-    pub fn get_attestation_report(
-        &self,
-        slot: u8,
-        challenge: B256,
-    ) -> Result<Attestation, ProviderError> {
-        self.attest_in(&mut self.session(), slot, challenge, None)
-    }
-
-    fn attest_in(
-        &self,
-        s: &mut Session,
-        slot: u8,
-        challenge: B256,
-        origin: Option<&KeyOrigin>,
-    ) -> Result<Attestation, ProviderError> {
-        let quote = Quoted::from(s.call(&Attest { slot, challenge }).map_err(|e| self.err(e))?);
-        let bound = if slot == DEVICE_SLOT {
-            Bound::Device(challenge)
-        } else {
-            Bound::Challenge(challenge)
-        };
-        self.attestation(s, slot, quote, bound, origin)
-    }
-
-    /// `verify_attestation`: every check of the verifier on the signature's
-    /// attestation, at unix time `now` (`None`: the system clock), plus that
-    /// the signature recovers to the attested address.
-    #[must_use]
-    pub fn verify_attestation(&self, signature: &TeeSignature, now: Option<u64>) -> Report {
-        self.verifier.verify_tee_signature(signature, now.unwrap_or_else(now_secs))
-    }
-
-    /// Completes an `Attest`/`AttestAction` response with its evidence.
-    /// `origin` is the slot key's, if the caller knows it.
-    fn attestation(
-        &self,
-        s: &mut Session,
-        slot: u8,
-        quoted: Quoted,
-        bound: Bound,
-        origin: Option<&KeyOrigin>,
-    ) -> Result<Attestation, ProviderError> {
-        let Quoted { address, report_data, quote } = quoted;
-        let log = fetch(s, slot, EvidencePart::EventLog).map_err(|e| self.err(e))?;
-        let event_log = serde_json::from_slice(&log)
-            .map_err(|e| ProviderError::Evidence { what: "event log", message: e.to_string() })?;
-        // The identity key has no key chain; a slot's derived key has.
-        let derived = match (slot, origin) {
-            (DEVICE_SLOT, _) => false,
-            (_, Some(origin)) => matches!(origin, KeyOrigin::Derived(_)),
-            (slot, None) => matches!(self.public_key(s, slot)?.origin, KeyOrigin::Derived(_)),
-        };
-        let key_chain = match derived {
-            false => None,
-            true => {
-                let chain = fetch(s, slot, EvidencePart::KeyChain).map_err(|e| self.err(e))?;
-                Some(serde_json::from_slice(&chain).map_err(|e| ProviderError::Evidence {
-                    what: "key chain",
-                    message: e.to_string(),
-                })?)
-            }
-        };
-        let backend = s.info().map_err(|e| self.err(e))?.backend;
-        Ok(Attestation {
-            provider: PROVIDER_NAME.to_owned(),
-            address,
-            bound,
-            report_data,
-            quote,
-            event_log,
-            key_chain,
-            backend: format!("{backend:?}"),
-        })
     }
 }
 
