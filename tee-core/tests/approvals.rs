@@ -232,3 +232,105 @@ fn an_approval_rule_must_be_meetable_and_timed() {
     let mut p = open(p.device.into_backend());
     assert_eq!(p.call(&GetPolicy { slot: 0 }).unwrap(), policy());
 }
+
+/// The payload of the first frame on `wire`.
+fn unframe<const N: usize>(wire: &[u8]) -> Vec<u8> {
+    let mut acc = tee_core::frame::Accumulator::<N>::new();
+    let mut input = wire;
+    loop {
+        let (frame, rest) = acc.feed(input);
+        if let Some(frame) = frame {
+            return frame.unwrap().to_vec();
+        }
+        assert!(!rest.is_empty(), "a whole frame");
+        input = rest;
+    }
+}
+
+/// A `SignApproved` as a host reads it (decoded once, borrowing `payload`).
+fn decoded(payload: &[u8]) -> tee_core::device::DecodedSign<'_> {
+    match tee_core::device::Incoming::read(Ok(payload)) {
+        tee_core::device::Incoming::Sign(s) => s,
+        _ => panic!("a SignApproved"),
+    }
+}
+
+/// The device's answer to `s`, begun as a host begins it.
+fn answer(
+    p: &mut Pair<MemBackend>,
+    s: tee_core::device::DecodedSign<'_>,
+) -> Result<SignResponse, DeviceError> {
+    use tee_core::device::{Incoming, Step};
+    let mut out = vec![0u8; MAX_RESPONSE_WIRE];
+    let reply = match p.device.begin_incoming(Incoming::Sign(s), &mut out) {
+        Step::Sign(pending) => pending.finish(&mut out),
+        Step::Done(reply) => reply,
+        Step::Quote(_) => panic!("no quote"),
+    };
+    let len = reply.release(Ok(()), &mut out);
+    let frame = unframe::<MAX_RESPONSE_FRAME>(&out[..len]);
+    let (_, body) = tee_core::frame::Header::split(&frame).unwrap();
+    tee_core::codec::decode::<Result<SignResponse, DeviceError>>(body).unwrap()
+}
+
+/// A `SignApproved` read by a host: the host recovers its approvals outside
+/// the device's lock, for the key the slot holds then
+/// ([`tee_core::device::DecodedSign::recover_approvals`]), and the device
+/// counts what it recovered. Recovered for any other key (one the host
+/// chose, or the slot's before an admin replaced it in between), they
+/// count for nothing: the device recovers them again for the key that
+/// signs, so nothing recovered elsewhere lets an approval for one key
+/// approve another's action.
+#[test]
+fn approvals_recovered_outside_the_lock_count_only_for_the_key_that_signs() {
+    /// Recovers `payload`'s approvals for `recover_for` (or for the slot's
+    /// key, as the host does), then has the device answer.
+    fn host(
+        p: &mut Pair<MemBackend>,
+        payload: &[u8],
+        recover_for: Option<Address>,
+    ) -> Result<SignResponse, DeviceError> {
+        let mut s = decoded(payload);
+        assert!(s.has_approvals());
+        let signer = recover_for.or_else(|| p.device.approvals_signer(&s));
+        s.recover_approvals(&signer.unwrap());
+        answer(p, s)
+    }
+    let (mut p, signer) = ready(policy());
+    let [a, b, _, stranger] = keys();
+    let uri = sample::action(ActionKind::SetAgentUri);
+    let exp = NOW + 600;
+    let req = |seq, approvals: &[u8]| {
+        let action = uri.clone();
+        let cmd = SignApproved { slot: 0, sequence: seq, expires: exp, approvals, action };
+        let mut buf = vec![0u8; MAX_REQUEST_WIRE];
+        let wire = tee_core::client::encode_request(7, &cmd, &mut buf).unwrap().to_vec();
+        unframe::<MAX_REQUEST_FRAME>(&wire)
+    };
+
+    // The key the approvals must name is the slot's.
+    assert_eq!(p.device.approvals_signer(&decoded(&req(1, &[]))), Some(signer));
+    // Recovered for the slot's key: counted, and signed.
+    let ok1 = approvals(&[&a, &b], &signer, 1, &uri, exp);
+    assert!(host(&mut p, &req(1, &ok1), None).is_ok());
+
+    // Approvals of an action for the stranger's key, recovered for the
+    // stranger's key (what a lying host would pass): the device recovers
+    // them again for the slot's key, and they name nobody.
+    let theirs = approvals(&[&a, &b], &stranger.address(), 2, &uri, exp);
+    assert_eq!(host(&mut p, &req(2, &theirs), Some(stranger.address())), Err(need(0)));
+    // Genuine approvals recovered for another key are recovered again:
+    // they count for the key that signs.
+    let ok2 = approvals(&[&a, &b], &signer, 2, &uri, exp);
+    assert!(host(&mut p, &req(2, &ok2), Some(stranger.address())).is_ok());
+
+    // Recovered for the slot's key, then the admin replaces the key before
+    // the device answers: the approvals named the old key and count
+    // nothing for the new one.
+    let payload3 = req(3, &approvals(&[&a, &b], &signer, 3, &uri, exp));
+    let mut s = decoded(&payload3);
+    s.recover_approvals(&signer);
+    p.admin(GenerateKey { slot: 0, replace: true, auth: AdminAuth::UNSIGNED }).unwrap();
+    p.admin(SetPolicy { slot: 0, policy: policy(), auth: AdminAuth::UNSIGNED }).unwrap();
+    assert_eq!(answer(&mut p, s), Err(need(0)));
+}

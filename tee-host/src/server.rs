@@ -524,7 +524,19 @@ fn answer<B: Served, const S: usize>(
     // before the database is.
     // The frame is read once: a `Sign` is decoded and hashed here, outside
     // the lock, and the claim and the device read the same decoded request.
-    let incoming = Incoming::read(frame);
+    let mut incoming = Incoming::read(frame);
+    // A `SignApproved`'s approvals are recovered here, outside the lock
+    // (each is an elliptic-curve operation), for the key its slot holds
+    // now; the device counts them only if that key still signs.
+    if let Incoming::Sign(s) = &mut incoming
+        && s.has_approvals()
+    {
+        // The guard goes at the end of this statement, before the recovery.
+        let signer = lock()?.approvals_signer(s);
+        if let Some(signer) = signer {
+            s.recover_approvals(&signer);
+        }
+    }
     let command = match &incoming {
         Incoming::Refused(h, _) | Incoming::Other(h, _) => h.command,
         Incoming::Sign(_) => tee_core::protocol::Sign::CODE,

@@ -10,9 +10,9 @@ use super::Device;
 use super::attest::PendingQuote;
 use super::backend::{Backend, Ticket};
 use super::reply::{Handle, Reply, respond};
-use super::slot::respond_sign;
+use super::slot::{Asked, Recovered, respond_sign};
 use crate::frame::{FrameError, Header};
-use crate::primitives::B256;
+use crate::primitives::{Address, B256};
 use crate::protocol::{
     Approvals, Attest, AttestAction, Command, DeviceError, PROTOCOL_VERSION, Sign, SignApproved,
 };
@@ -45,6 +45,9 @@ pub struct DecodedSign<'f> {
     pub(super) request: Sign<'f>,
     /// A `SignApproved`'s approvals (`None` for a `Sign`).
     pub(super) approvals: Option<Approvals<'f>>,
+    /// Who signed them, if the host recovered them outside the device's
+    /// lock ([`DecodedSign::recover_approvals`]).
+    pub(super) recovered: Option<Recovered>,
     pub(super) digest: B256,
     /// The action's canonical length (what [`crate::action::ActionBounds::action`] bounds).
     pub(super) action_len: usize,
@@ -69,7 +72,7 @@ impl<'f> DecodedSign<'f> {
             prefix += encoded_len(&(a.expires, a.signatures)).unwrap_or(0);
         }
         let action_len = body.len().saturating_sub(prefix);
-        Ok(DecodedSign { header, request, approvals, digest, action_len })
+        Ok(DecodedSign { header, request, approvals, recovered: None, digest, action_len })
     }
 
     /// The request.
@@ -82,6 +85,30 @@ impl<'f> DecodedSign<'f> {
     #[must_use]
     pub fn digest(&self) -> &B256 {
         &self.digest
+    }
+
+    /// Whether it carries approvals (a `SignApproved`).
+    #[must_use]
+    pub fn has_approvals(&self) -> bool {
+        self.approvals.is_some()
+    }
+
+    /// Recovers who signed its approvals for the key `signer` (the slot's,
+    /// [`Device::approvals_signer`]), for a host to do outside the device's
+    /// lock: each recovery is an elliptic-curve operation, and an agent
+    /// sending approvals should not hold every other client's signatures
+    /// up. The device uses them only if the slot's key is still `signer`,
+    /// and recovers them itself otherwise.
+    pub fn recover_approvals(&mut self, signer: &Address) {
+        if let Some(a) = &self.approvals {
+            self.recovered = Some(Recovered::of(a, signer, self.request.sequence, &self.digest));
+        }
+    }
+
+    /// Its approvals as the device checks them.
+    pub(super) fn asked(&self) -> Option<Asked<'_>> {
+        let approvals = self.approvals.as_ref()?;
+        Some(Asked { approvals, recovered: self.recovered.as_ref() })
     }
 }
 
@@ -204,7 +231,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     /// temporaries) is not on the stack of every other command.
     #[inline(never)]
     fn handle_sign(&mut self, s: &DecodedSign<'_>, out: &mut [u8]) -> Reply {
-        let r = self.admit_sign(&s.request, s.approvals.as_ref(), &s.digest, s.action_len);
+        let r = self.admit_sign(&s.request, s.asked(), &s.digest, s.action_len);
         let r = r.and_then(|key| respond_sign(&key, &s.digest, s.request.sequence));
         let len = respond(&s.header, r, out);
         self.reply(s.header, len)
@@ -242,8 +269,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
                 return Step::Done(self.reply(s.header, len));
             }
             Incoming::Sign(s) => {
-                let approvals = s.approvals.as_ref();
-                return match self.admit_sign(&s.request, approvals, &s.digest, s.action_len) {
+                return match self.admit_sign(&s.request, s.asked(), &s.digest, s.action_len) {
                     Ok(key) => Step::Sign(PendingSign {
                         header: s.header,
                         key,

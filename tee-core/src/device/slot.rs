@@ -10,7 +10,8 @@ use crate::policy::{RateWindow, Reservation, SpendWindow};
 use crate::primitives::{Address, B256};
 use crate::protocol::{
     APPROVAL_LEN, ApprovalNeed, ApprovalRule, Approvals, AuditEntry, Command, DeviceError,
-    KeyOrigin, Outcome, Policy, PolicyViolation, Sign, SignApproved, SignResponse, approval_digest,
+    KeyOrigin, MAX_POLICY_APPROVERS, Outcome, Policy, PolicyViolation, Sign, SignApproved,
+    SignResponse, approval_digest,
 };
 use crate::signer::{Signature, SigningKey};
 
@@ -54,7 +55,7 @@ impl Slot {
         window: &mut RateWindow,
         req: &Sign<'_>,
         signed: (&Address, &B256),
-        (approvals, takes_approvals): (Option<&Approvals<'_>>, bool),
+        (asked, takes_approvals): (Option<Asked<'_>>, bool),
         now: Option<u64>,
     ) -> Result<Option<u8>, DeviceError> {
         let (signer, digest) = signed;
@@ -69,7 +70,7 @@ impl Slot {
         // refuses it) and none of this is in the image.
         let rule = if takes_approvals { self.policy.approval_rule(&req.action) } else { None };
         let approved = match rule {
-            Some(rule) => Some(approved(rule, approvals, signer, req.sequence, digest, now)?),
+            Some(rule) => Some(approved(rule, asked, signer, req.sequence, digest, now)?),
             None => None,
         };
         self.policy.count(window, now).map_err(denied)?;
@@ -102,17 +103,60 @@ impl Slot {
     }
 }
 
+/// A request's approvals and, where the host recovered them outside the
+/// device's lock ([`super::DecodedSign::recover_approvals`]), who signed
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Asked<'a> {
+    pub(super) approvals: &'a Approvals<'a>,
+    pub(super) recovered: Option<&'a Recovered>,
+}
+
+/// Who signed a request's approvals (one address per signature that
+/// recovers, in their order), for the key `signer`: what the device counts
+/// against the rule's approvers. Recovered once per request, outside the
+/// device's lock where the host can; the device recovers them itself for
+/// any other key (a key replaced in between) or when nobody did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Recovered {
+    signer: Address,
+    who: [Option<Address>; MAX_POLICY_APPROVERS],
+}
+
+impl Recovered {
+    /// Recovers `approvals` of the action whose digest is `digest`, to be
+    /// signed by `signer` at `sequence`. Malformed signatures recover to
+    /// nobody.
+    pub(super) fn of(
+        approvals: &Approvals<'_>,
+        signer: &Address,
+        sequence: u64,
+        digest: &B256,
+    ) -> Recovered {
+        let message = approval_digest(signer, sequence, digest, approvals.expires);
+        let mut who = [None; MAX_POLICY_APPROVERS];
+        for (w, bytes) in who.iter_mut().zip(approvals.signatures.chunks_exact(APPROVAL_LEN)) {
+            *w = <&[u8; APPROVAL_LEN]>::try_from(bytes)
+                .ok()
+                .and_then(|b| Signature::from_bytes(b).ok())
+                .and_then(|sig| sig.recover_address(&message).ok());
+        }
+        Recovered { signer: *signer, who }
+    }
+}
+
 /// Which of `rule`'s approvers approved the action whose digest is
 /// `digest`, to be signed by `signer` at `sequence` (one bit each, by their
 /// place in the rule's list), or the refusal: `ApprovalRequired` with how
 /// many verified and how many must, an expiry passed or further ahead than
 /// the rule allows. Needs the device's clock. Signatures that do not
-/// recover to an approver, or repeat one, count nothing. Not inlined: the
-/// recoveries' stack is its own frame.
+/// recover to an approver, or repeat one, count nothing; signatures the
+/// host recovered count only for the key they were recovered for. Not
+/// inlined: the recoveries' stack is its own frame.
 #[inline(never)]
 fn approved(
     rule: &ApprovalRule,
-    approvals: Option<&Approvals<'_>>,
+    asked: Option<Asked<'_>>,
     signer: &Address,
     sequence: u64,
     digest: &B256,
@@ -125,21 +169,21 @@ fn approved(
         let expires_by_be = expires_by.to_be_bytes();
         DeviceError::ApprovalRequired(ApprovalNeed { have, need: rule.threshold, expires_by_be })
     };
-    let Some(a) = approvals else { return Err(need(0)) };
+    let Some(asked) = asked else { return Err(need(0)) };
+    let a = asked.approvals;
     if a.expires < now {
         return Err(DeviceError::denied(PolicyViolation::ApprovalExpired, Some(now)));
     }
     if a.expires > expires_by {
         return Err(DeviceError::denied(PolicyViolation::ApprovalTooLong, Some(now)));
     }
-    let message = approval_digest(signer, sequence, digest, a.expires);
+    let recovered = match asked.recovered {
+        Some(r) if r.signer == *signer => *r,
+        _ => Recovered::of(a, signer, sequence, digest),
+    };
     let mut by = 0u8;
-    for bytes in a.signatures.chunks_exact(APPROVAL_LEN) {
-        let who = <&[u8; APPROVAL_LEN]>::try_from(bytes)
-            .ok()
-            .and_then(|b| Signature::from_bytes(b).ok())
-            .and_then(|sig| sig.recover_address(&message).ok());
-        if let Some(i) = who.and_then(|w| rule.approvers.iter().position(|a| *a == w)) {
+    for w in recovered.who.iter().flatten() {
+        if let Some(i) = rule.approvers.iter().position(|a| a == w) {
             by |= 1 << i;
         }
     }
@@ -258,7 +302,7 @@ impl<B: Backend, const SLOTS: usize> Handle<SignApproved<'static>> for Device<B,
     fn run(&mut self, req: &SignApproved<'_>, _: &[u8]) -> Result<SignResponse, DeviceError> {
         let sign = Sign { slot: req.slot, sequence: req.sequence, action: req.action.clone() };
         let approvals = Approvals { expires: req.expires, signatures: req.approvals };
-        self.sign_from_table(&sign, Some(&approvals))
+        self.sign_from_table(&sign, Some(Asked { approvals: &approvals, recovered: None }))
     }
 }
 
@@ -278,11 +322,25 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     fn sign_from_table(
         &mut self,
         req: &Sign<'_>,
-        approvals: Option<&Approvals<'_>>,
+        approvals: Option<Asked<'_>>,
     ) -> Result<SignResponse, DeviceError> {
         let digest = req.action.digest();
         let key = self.admit_sign(req, approvals, &digest, req.action.encoded_len())?;
         respond_sign(&key, &digest, req.sequence)
+    }
+
+    /// The address of the key a request with approvals would be signed by
+    /// (its slot's), for the host to recover the approvals with outside
+    /// the device's lock ([`super::DecodedSign::recover_approvals`]);
+    /// `None` for a request without approvals, a slot without a key, or a
+    /// device that takes no approvals.
+    #[must_use]
+    pub fn approvals_signer(&self, decoded: &super::DecodedSign<'_>) -> Option<Address> {
+        if !B::APPROVALS || !decoded.has_approvals() {
+            return None;
+        }
+        let slot = self.slots.get(usize::from(decoded.request.slot))?;
+        slot.key.as_ref().map(|k| k.key.address())
     }
 
     /// For a host whose marks are shared with other replicas: the claim a
@@ -304,8 +362,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
         let signer = slot.key.as_ref()?.key.address();
         // The same rule `decide_sign` applies, on a copy of the window.
         let mut window = slot.window;
-        let approvals = decoded.approvals.as_ref();
-        let approvals = (approvals, B::APPROVALS);
+        let approvals = (decoded.asked(), B::APPROVALS);
         slot.admit_new(&mut window, req, (&signer, &decoded.digest), approvals, now).ok()?;
         let reserved = slot.reserve(req.slot, req, now, backend).ok()?;
         let commitment = retry_commitment(&signer, &decoded.digest);
@@ -328,7 +385,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     pub(super) fn admit_sign(
         &mut self,
         req: &Sign<'_>,
-        approvals: Option<&Approvals<'_>>,
+        approvals: Option<Asked<'_>>,
         digest: &B256,
         action_len: usize,
     ) -> Result<SigningKey, DeviceError> {
@@ -355,7 +412,7 @@ impl<B: Backend, const SLOTS: usize> Device<B, SLOTS> {
     fn decide_sign(
         &mut self,
         req: &Sign<'_>,
-        approvals: Option<&Approvals<'_>>,
+        approvals: Option<Asked<'_>>,
         digest: &B256,
     ) -> Result<(SigningKey, Signed), DeviceError> {
         let now = self.backend.now();
