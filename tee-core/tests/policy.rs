@@ -31,14 +31,7 @@ fn policy_rules_each_allowed_and_refused() {
         max_gas_limit: 300_000,
         max_fee_per_gas: 3_000_000_000,
         max_deadline_ahead_secs: 300,
-        rate_limit: None,
-        eip712_domains: Allow::default(),
-        spend_cap: None,
-        valid_until: 0,
-        tokens: tee_core::heapless::Vec::new(),
-        recipients: Allow::default(),
-        unlimited_approvals: false,
-        approvals: None,
+        ..Policy::default()
     };
     let mut seq = 0;
     let mut check = |policy: Policy, action: Action<'_>, expect: Result<(), V>| {

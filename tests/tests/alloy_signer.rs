@@ -56,14 +56,7 @@ fn policy() -> Policy {
         max_gas_limit: 1_000_000,
         max_fee_per_gas: 100_000_000_000,
         max_deadline_ahead_secs: 300,
-        rate_limit: None,
-        eip712_domains: Allow::default(),
-        spend_cap: None,
-        valid_until: 0,
-        tokens: tee_core::heapless::Vec::new(),
-        recipients: Allow::default(),
-        unlimited_approvals: false,
-        approvals: None,
+        ..Policy::default()
     }
 }
 
