@@ -45,6 +45,9 @@ use tee_transport::{Endpoint, open_serial};
 
 /// How often blocked threads look at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
+/// How much later than its deadline a connection may be closed (the read
+/// timeout is not set again for less).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
 
 /// Resource limits of a server.
 #[derive(Debug, Clone, Copy)]
@@ -441,6 +444,8 @@ fn serve_stream<B: Served, const S: usize, T: Timed>(
     let mut chunk = [0u8; 4096];
     let mut last_request = Instant::now();
     let mut frame_start: Option<Instant> = None;
+    // The read timeout set on the stream, if any.
+    let mut read_timeout: Option<Duration> = None;
     loop {
         if ctx.stop.load(Ordering::SeqCst) {
             return End::Stopped;
@@ -458,9 +463,18 @@ fn serve_stream<B: Served, const S: usize, T: Timed>(
             (None, Some(idle)) => idle.saturating_sub(last_request.elapsed()),
             (None, None) => POLL,
         };
-        if let Err(e) = io.wait_at_most(next) {
-            tracing::debug!(error = %e, "cannot set the read timeout");
-            return End::Io;
+        // Each read waits at most the timeout set. One that waits too long
+        // keeps a connection past its deadline; one far too short wakes the
+        // thread for nothing. So it is set again only when the one set is
+        // longer than `next` by more than a millisecond, or shorter than
+        // half of it: between requests it stays the idle timeout, and a
+        // request costs no `setsockopt`.
+        if read_timeout.is_none_or(|set| set > next + TIMEOUT_SLACK || set < next / 2) {
+            if let Err(e) = io.wait_at_most(next) {
+                tracing::debug!(error = %e, "cannot set the read timeout");
+                return End::Io;
+            }
+            read_timeout = Some(next);
         }
         let n = match io.read(&mut chunk) {
             Ok(0) => return End::Closed,
