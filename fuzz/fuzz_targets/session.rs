@@ -18,6 +18,49 @@ use tee_testkit::{MemBackend, Pair, PowerLoss};
 
 struct Input<'a>(&'a [u8]);
 
+/// `cmd` as the std server serves it: the frame read once, the approvals
+/// recovered outside the device for `recover_for` (`None`: the slot's key,
+/// as the server does), then begun and finished.
+fn as_host(
+    p: &mut Pair<MemBackend>,
+    cmd: &SignApproved<'_>,
+    recover_for: Option<tee_core::Address>,
+) -> Result<SignResponse, DeviceError> {
+    use tee_core::device::{Incoming, Step};
+    use tee_core::frame::{Accumulator, Header};
+    fn unframe<const N: usize>(wire: &[u8]) -> Vec<u8> {
+        let mut acc = Accumulator::<N>::new();
+        let mut input = wire;
+        loop {
+            let (frame, rest) = acc.feed(input);
+            if let Some(frame) = frame {
+                return frame.expect("a well-formed frame").to_vec();
+            }
+            assert!(!rest.is_empty(), "a whole frame");
+            input = rest;
+        }
+    }
+    let mut buf = vec![0u8; MAX_REQUEST_WIRE];
+    let wire = tee_core::client::encode_request(1, cmd, &mut buf).unwrap().to_vec();
+    let payload = unframe::<MAX_REQUEST_FRAME>(&wire);
+    let mut incoming = Incoming::read(Ok(&payload));
+    if let Incoming::Sign(s) = &mut incoming {
+        if let Some(signer) = recover_for.or_else(|| p.device.approvals_signer(s)) {
+            s.recover_approvals(&signer);
+        }
+    }
+    let mut out = vec![0u8; MAX_RESPONSE_WIRE];
+    let reply = match p.device.begin_incoming(incoming, &mut out) {
+        Step::Sign(pending) => pending.finish(&mut out),
+        Step::Done(reply) => reply,
+        Step::Quote(_) => panic!("a quote for a SignApproved"),
+    };
+    let len = reply.release(Ok(()), &mut out);
+    let frame = unframe::<MAX_RESPONSE_FRAME>(&out[..len]);
+    let (_, body) = Header::split(&frame).unwrap();
+    tee_core::codec::decode::<Result<SignResponse, DeviceError>>(body).expect("canonical")
+}
+
 impl Input<'_> {
     fn byte(&mut self) -> Option<u8> {
         let (&b, rest) = self.0.split_first()?;
@@ -150,7 +193,8 @@ fuzz_target!(|data: &[u8]| {
                 let slot = arg % 3;
                 let sequence = u64::from(input.byte().unwrap_or(0) % 8);
                 let kind = input.byte().unwrap_or(0);
-                let variant = input.byte().unwrap_or(0) % 4;
+                let variant_byte = input.byte().unwrap_or(0);
+                let variant = variant_byte % 4;
                 let action = action(kind, variant);
                 requested.insert((slot, sequence, action.digest()));
                 let was = released.get(&(slot, sequence)).copied();
@@ -171,13 +215,24 @@ fuzz_target!(|data: &[u8]| {
                             approver(APPROVERS[i]).sign(&approval).unwrap().signature.to_bytes()
                         })
                         .collect();
-                    p.call(&SignApproved {
+                    let cmd = SignApproved {
                         slot,
                         sequence,
                         expires,
                         approvals: &approvals,
                         action: action.clone(),
-                    })
+                    };
+                    // Bits 2-3 of the variant byte: as a host serves it,
+                    // with the approvals recovered outside the device for
+                    // the slot's key (or for an approver's, a key they do
+                    // not name), or through the device alone.
+                    match variant_byte >> 2 & 3 {
+                        0 => p.call(&cmd),
+                        how => {
+                            let stranger = approver(APPROVERS[0]).address();
+                            as_host(&mut p, &cmd, (how == 2).then_some(stranger))
+                        }
+                    }
                 } else {
                     p.call(&Sign { slot, sequence, action: action.clone() })
                 };
